@@ -1,0 +1,397 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * emuhba: a vfio-pci variant driver for NVMe SR-IOV virtual functions that
+ * keeps the guest on native passthrough and can hand the device over to a
+ * software model of the same controller, so that the VM can be migrated.
+ *
+ * This file is the PCI/VFIO glue and the adapter registry.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/module.h>
+#include <linux/pci.h>
+#include <linux/vfio.h>
+#include <linux/vfio_pci_core.h>
+#include <linux/xarray.h>
+
+#include "emuhba.h"
+
+/* Adapters by id; the xarray's own lock makes lookups safe against removal. */
+static DEFINE_XARRAY_ALLOC(emuhba_adapters);
+
+static struct emuhba_adapter *to_adapter(struct vfio_device *vdev)
+{
+	return container_of(vdev, struct emuhba_adapter, core.vdev);
+}
+
+static bool emuhba_adapter_tryget(struct emuhba_adapter *a)
+{
+	return a && !READ_ONCE(a->removing) &&
+	       get_device(&a->core.vdev.device);
+}
+
+struct emuhba_adapter *emuhba_adapter_get(u32 id)
+{
+	struct emuhba_adapter *a;
+
+	xa_lock(&emuhba_adapters);
+	a = xa_load(&emuhba_adapters, id);
+	if (!emuhba_adapter_tryget(a))
+		a = NULL;
+	xa_unlock(&emuhba_adapters);
+	return a;
+}
+
+/* Returns the adapter with the smallest id >= *id and sets *id to it. */
+struct emuhba_adapter *emuhba_adapter_get_next(u32 *id)
+{
+	unsigned long index = *id;
+	struct emuhba_adapter *a;
+
+	xa_lock(&emuhba_adapters);
+	xa_for_each_start(&emuhba_adapters, index, a, *id) {
+		if (emuhba_adapter_tryget(a)) {
+			*id = index;
+			xa_unlock(&emuhba_adapters);
+			return a;
+		}
+	}
+	xa_unlock(&emuhba_adapters);
+	return NULL;
+}
+
+struct emuhba_adapter *emuhba_adapter_get_by_bdf(const char *bdf)
+{
+	struct emuhba_adapter *a;
+	unsigned long index;
+
+	xa_lock(&emuhba_adapters);
+	xa_for_each(&emuhba_adapters, index, a) {
+		if (!strcmp(pci_name(a->core.pdev), bdf) &&
+		    emuhba_adapter_tryget(a)) {
+			xa_unlock(&emuhba_adapters);
+			return a;
+		}
+	}
+	xa_unlock(&emuhba_adapters);
+	return NULL;
+}
+
+void emuhba_adapter_put(struct emuhba_adapter *a)
+{
+	vfio_put_device(&a->core.vdev);
+}
+
+void emuhba_adapter_snapshot(struct emuhba_adapter *a,
+			     struct emuhba_snapshot *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->id = a->id;
+	strscpy(s->bdf, pci_name(a->core.pdev), sizeof(s->bdf));
+	s->personality = EMUHBA_PERS_NVME;
+	mutex_lock(&a->state_lock);
+	s->mode = a->mode;
+	s->mig_state = a->mig_state;
+	s->open = a->open;
+	strscpy(s->backend, a->backend, sizeof(s->backend));
+	s->policy = a->policy;
+	s->counters = a->counters;
+	s->last_switch = a->last_switch;
+	mutex_unlock(&a->state_lock);
+}
+
+int emuhba_adapter_set_backend(struct emuhba_adapter *a, const char *path,
+			       struct netlink_ext_ack *extack)
+{
+	if (strcmp(path, "auto") && path[0] != '/') {
+		NL_SET_ERR_MSG(extack, "backend must be an absolute path or \"auto\"");
+		return -EINVAL;
+	}
+	if (strlen(path) >= sizeof(a->backend)) {
+		NL_SET_ERR_MSG(extack, "backend path too long");
+		return -ENAMETOOLONG;
+	}
+	mutex_lock(&a->state_lock);
+	if (a->mode != EMUHBA_MODE_DIRECT) {
+		mutex_unlock(&a->state_lock);
+		NL_SET_ERR_MSG(extack, "backend can only change in direct mode");
+		return -EBUSY;
+	}
+	strscpy(a->backend, path, sizeof(a->backend));
+	mutex_unlock(&a->state_lock);
+	return 0;
+}
+
+int emuhba_adapter_set_policy(struct emuhba_adapter *a,
+			      const struct emuhba_policy *p,
+			      struct netlink_ext_ack *extack)
+{
+	if (p->switch_timeout_ms < EMUHBA_SWITCH_TIMEOUT_MIN_MS ||
+	    p->switch_timeout_ms > EMUHBA_SWITCH_TIMEOUT_MAX_MS) {
+		NL_SET_ERR_MSG(extack, "switch timeout out of range");
+		return -ERANGE;
+	}
+	mutex_lock(&a->state_lock);
+	a->policy = *p;
+	mutex_unlock(&a->state_lock);
+	return 0;
+}
+
+int emuhba_adapter_switch(struct emuhba_adapter *a, enum emuhba_mode to,
+			  struct emuhba_switch_timing *timing,
+			  struct netlink_ext_ack *extack)
+{
+	memset(timing, 0, sizeof(*timing));
+	if (to != EMUHBA_MODE_DIRECT && to != EMUHBA_MODE_EMULATED) {
+		NL_SET_ERR_MSG(extack, "target mode must be direct or emulated");
+		return -EINVAL;
+	}
+	NL_SET_ERR_MSG(extack, "mode switching is not available in this build");
+	emuhba_genl_notify_error(a, -EOPNOTSUPP,
+				 "mode switching is not available in this build");
+	return -EOPNOTSUPP;
+}
+
+static struct file *
+emuhba_migration_set_state(struct vfio_device *vdev,
+			   enum vfio_device_mig_state new_state)
+{
+	struct emuhba_adapter *a = to_adapter(vdev);
+
+	mutex_lock(&a->state_lock);
+	if (new_state == a->mig_state) {
+		mutex_unlock(&a->state_lock);
+		return NULL;
+	}
+	mutex_unlock(&a->state_lock);
+	return ERR_PTR(-EOPNOTSUPP);
+}
+
+static int emuhba_migration_get_state(struct vfio_device *vdev,
+				      enum vfio_device_mig_state *state)
+{
+	struct emuhba_adapter *a = to_adapter(vdev);
+
+	mutex_lock(&a->state_lock);
+	*state = a->mig_state;
+	mutex_unlock(&a->state_lock);
+	return 0;
+}
+
+static int emuhba_migration_get_data_size(struct vfio_device *vdev,
+					  unsigned long *stop_copy_length)
+{
+	return -EOPNOTSUPP;
+}
+
+static const struct vfio_migration_ops emuhba_mig_ops = {
+	.migration_set_state = emuhba_migration_set_state,
+	.migration_get_state = emuhba_migration_get_state,
+	.migration_get_data_size = emuhba_migration_get_data_size,
+};
+
+static int emuhba_log_start(struct vfio_device *vdev,
+			    struct rb_root_cached *ranges, u32 nnodes,
+			    u64 *page_size)
+{
+	return -EOPNOTSUPP;
+}
+
+static int emuhba_log_stop(struct vfio_device *vdev)
+{
+	return 0;
+}
+
+static int emuhba_log_read_and_clear(struct vfio_device *vdev,
+				     unsigned long iova, unsigned long length,
+				     struct iova_bitmap *dirty)
+{
+	return -EOPNOTSUPP;
+}
+
+static const struct vfio_log_ops emuhba_log_ops = {
+	.log_start = emuhba_log_start,
+	.log_stop = emuhba_log_stop,
+	.log_read_and_clear = emuhba_log_read_and_clear,
+};
+
+static int emuhba_init_dev(struct vfio_device *vdev)
+{
+	struct emuhba_adapter *a = to_adapter(vdev);
+	int ret;
+
+	ret = vfio_pci_core_init_dev(vdev);
+	if (ret)
+		return ret;
+
+	mutex_init(&a->state_lock);
+	a->mode = EMUHBA_MODE_DIRECT;
+	a->mig_state = VFIO_DEVICE_STATE_RUNNING;
+	strscpy(a->backend, "auto", sizeof(a->backend));
+	a->policy.auto_switch = true;
+	a->policy.switch_timeout_ms = EMUHBA_SWITCH_TIMEOUT_DEFAULT_MS;
+
+	vdev->migration_flags = VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P |
+				VFIO_MIGRATION_PRE_COPY;
+	vdev->mig_ops = &emuhba_mig_ops;
+	vdev->log_ops = &emuhba_log_ops;
+	return 0;
+}
+
+static void emuhba_release_dev(struct vfio_device *vdev)
+{
+	struct emuhba_adapter *a = to_adapter(vdev);
+
+	mutex_destroy(&a->state_lock);
+	vfio_pci_core_release_dev(vdev);
+}
+
+static int emuhba_open_device(struct vfio_device *vdev)
+{
+	struct emuhba_adapter *a = to_adapter(vdev);
+	int ret;
+
+	ret = vfio_pci_core_enable(&a->core);
+	if (ret)
+		return ret;
+
+	mutex_lock(&a->state_lock);
+	a->mig_state = VFIO_DEVICE_STATE_RUNNING;
+	a->mode = EMUHBA_MODE_DIRECT;
+	a->open = true;
+	mutex_unlock(&a->state_lock);
+
+	vfio_pci_core_finish_enable(&a->core);
+	return 0;
+}
+
+static void emuhba_close_device(struct vfio_device *vdev)
+{
+	struct emuhba_adapter *a = to_adapter(vdev);
+
+	mutex_lock(&a->state_lock);
+	a->open = false;
+	a->mig_state = VFIO_DEVICE_STATE_RUNNING;
+	mutex_unlock(&a->state_lock);
+	vfio_pci_core_close_device(vdev);
+}
+
+static const struct vfio_device_ops emuhba_vfio_ops = {
+	.name = "emuhba-vfio-pci",
+	.init = emuhba_init_dev,
+	.release = emuhba_release_dev,
+	.open_device = emuhba_open_device,
+	.close_device = emuhba_close_device,
+	.ioctl = vfio_pci_core_ioctl,
+	.device_feature = vfio_pci_core_ioctl_feature,
+	.read = vfio_pci_core_read,
+	.write = vfio_pci_core_write,
+	.mmap = vfio_pci_core_mmap,
+	.request = vfio_pci_core_request,
+	.match = vfio_pci_core_match,
+	.bind_iommufd = vfio_iommufd_physical_bind,
+	.unbind_iommufd = vfio_iommufd_physical_unbind,
+	.attach_ioas = vfio_iommufd_physical_attach_ioas,
+	.detach_ioas = vfio_iommufd_physical_detach_ioas,
+};
+
+static int emuhba_probe(struct pci_dev *pdev, const struct pci_device_id *id)
+{
+	struct emuhba_adapter *a;
+	int ret;
+
+	if (!pdev->is_virtfn) {
+		pci_info(pdev, "not an SR-IOV virtual function; use vfio-pci\n");
+		return -ENODEV;
+	}
+
+	a = vfio_alloc_device(emuhba_adapter, core.vdev, &pdev->dev,
+			      &emuhba_vfio_ops);
+	if (IS_ERR(a))
+		return PTR_ERR(a);
+
+	dev_set_drvdata(&pdev->dev, &a->core);
+	ret = xa_alloc(&emuhba_adapters, &a->id, a, xa_limit_31b, GFP_KERNEL);
+	if (ret)
+		goto out_put;
+
+	ret = vfio_pci_core_register_device(&a->core);
+	if (ret)
+		goto out_erase;
+
+	emuhba_genl_notify_adapter(a, true);
+	pci_info(pdev, "emuhba adapter %u (direct mode)\n", a->id);
+	return 0;
+
+out_erase:
+	xa_erase(&emuhba_adapters, a->id);
+out_put:
+	vfio_put_device(&a->core.vdev);
+	pci_err(pdev, "probe failed: %pe\n", ERR_PTR(ret));
+	return ret;
+}
+
+static void emuhba_remove(struct pci_dev *pdev)
+{
+	struct vfio_pci_core_device *core = dev_get_drvdata(&pdev->dev);
+	struct emuhba_adapter *a = container_of(core, struct emuhba_adapter,
+						core);
+
+	WRITE_ONCE(a->removing, true);
+	vfio_pci_core_unregister_device(core);
+	emuhba_genl_notify_adapter(a, false);
+	xa_erase(&emuhba_adapters, a->id);
+	vfio_put_device(&core->vdev);
+}
+
+static const struct pci_device_id emuhba_pci_table[] = {
+	{
+		/* Any NVMe function, but only when chosen by driver_override. */
+		.vendor = PCI_ANY_ID, .device = PCI_ANY_ID,
+		.subvendor = PCI_ANY_ID, .subdevice = PCI_ANY_ID,
+		.class = PCI_CLASS_STORAGE_EXPRESS, .class_mask = 0xffffff,
+		.override_only = PCI_ID_F_VFIO_DRIVER_OVERRIDE,
+	},
+	{}
+};
+MODULE_DEVICE_TABLE(pci, emuhba_pci_table);
+
+static struct pci_driver emuhba_pci_driver = {
+	.name = KBUILD_MODNAME,
+	.id_table = emuhba_pci_table,
+	.probe = emuhba_probe,
+	.remove = emuhba_remove,
+	.err_handler = &vfio_pci_core_err_handlers,
+	.driver_managed_dma = true,
+};
+
+static int __init emuhba_init(void)
+{
+	int ret;
+
+	ret = emuhba_genl_init();
+	if (ret)
+		return ret;
+
+	ret = pci_register_driver(&emuhba_pci_driver);
+	if (ret)
+		goto out_genl;
+	return 0;
+
+out_genl:
+	emuhba_genl_exit();
+	return ret;
+}
+
+static void __exit emuhba_exit(void)
+{
+	pci_unregister_driver(&emuhba_pci_driver);
+	emuhba_genl_exit();
+	WARN_ON(!xa_empty(&emuhba_adapters));
+}
+
+module_init(emuhba_init);
+module_exit(emuhba_exit);
+
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("Live-migratable vfio-pci variant driver for NVMe SR-IOV VFs");

@@ -1,0 +1,264 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * An emuhba-bound VF seen through the VFIO group/container API exactly as
+ * QEMU sees it: identity, regions, interrupts and the migration features.
+ *
+ * Usage: vfio_device_test   (EMUHBA_VF=<bdf> in the environment)
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <linux/pci_regs.h>
+#include <linux/vfio.h>
+
+#include "kselftest_harness.h"
+
+static long sysfs_read_hex(const char *bdf, const char *attr)
+{
+	char path[PATH_MAX], buf[64];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/%s", bdf, attr);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	return strtol(buf, NULL, 0);
+}
+
+static int vf_iommu_group(const char *bdf)
+{
+	char path[PATH_MAX], link[PATH_MAX];
+	ssize_t n;
+	char *slash;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/iommu_group", bdf);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0)
+		return -1;
+	link[n] = 0;
+	slash = strrchr(link, '/');
+	return slash ? atoi(slash + 1) : -1;
+}
+
+FIXTURE(vf) {
+	const char *bdf;
+	int container;
+	int group;
+	int device;
+	struct vfio_device_info info;
+};
+
+FIXTURE_SETUP(vf)
+{
+	struct vfio_group_status status = { .argsz = sizeof(status) };
+	char path[64];
+	int nr;
+
+	self->bdf = getenv("EMUHBA_VF");
+	ASSERT_NE(NULL, self->bdf) TH_LOG("set EMUHBA_VF to the VF's address");
+
+	self->container = open("/dev/vfio/vfio", O_RDWR);
+	ASSERT_LE(0, self->container) TH_LOG("open /dev/vfio/vfio: %s", strerror(errno));
+	ASSERT_EQ(VFIO_API_VERSION, ioctl(self->container, VFIO_GET_API_VERSION));
+	ASSERT_EQ(1, ioctl(self->container, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU));
+
+	nr = vf_iommu_group(self->bdf);
+	ASSERT_LE(0, nr) TH_LOG("%s has no IOMMU group", self->bdf);
+	snprintf(path, sizeof(path), "/dev/vfio/%d", nr);
+	self->group = open(path, O_RDWR);
+	ASSERT_LE(0, self->group) TH_LOG("open %s: %s", path, strerror(errno));
+	ASSERT_EQ(0, ioctl(self->group, VFIO_GROUP_GET_STATUS, &status));
+	ASSERT_TRUE(status.flags & VFIO_GROUP_FLAGS_VIABLE);
+	ASSERT_EQ(0, ioctl(self->group, VFIO_GROUP_SET_CONTAINER, &self->container));
+	ASSERT_EQ(0, ioctl(self->container, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU));
+
+	self->device = ioctl(self->group, VFIO_GROUP_GET_DEVICE_FD, self->bdf);
+	ASSERT_LE(0, self->device) TH_LOG("GET_DEVICE_FD %s: %s", self->bdf, strerror(errno));
+	self->info.argsz = sizeof(self->info);
+	ASSERT_EQ(0, ioctl(self->device, VFIO_DEVICE_GET_INFO, &self->info));
+}
+
+FIXTURE_TEARDOWN(vf)
+{
+	if (self->device >= 0)
+		close(self->device);
+	if (self->group >= 0)
+		close(self->group);
+	if (self->container >= 0)
+		close(self->container);
+}
+
+static uint64_t region_offset(struct __test_metadata *_metadata, int device,
+			      unsigned int index, uint64_t *size, uint32_t *flags)
+{
+	struct vfio_region_info ri = { .argsz = sizeof(ri), .index = index };
+
+	EXPECT_EQ(0, ioctl(device, VFIO_DEVICE_GET_REGION_INFO, &ri));
+	if (size)
+		*size = ri.size;
+	if (flags)
+		*flags = ri.flags;
+	return ri.offset;
+}
+
+static uint32_t cfg_read(int device, uint64_t cfg_off, unsigned int reg, int len)
+{
+	uint32_t v = 0;
+
+	if (pread(device, &v, len, cfg_off + reg) != len)
+		return UINT32_MAX;
+	return v;
+}
+
+TEST_F(vf, device_info)
+{
+	EXPECT_TRUE(self->info.flags & VFIO_DEVICE_FLAGS_PCI);
+	EXPECT_TRUE(self->info.flags & VFIO_DEVICE_FLAGS_RESET)
+		TH_LOG("a VF with FLR must advertise reset");
+	EXPECT_LE(VFIO_PCI_NUM_REGIONS, self->info.num_regions);
+	EXPECT_LE(VFIO_PCI_NUM_IRQS, self->info.num_irqs);
+}
+
+TEST_F(vf, config_space_ids)
+{
+	uint64_t off = region_offset(_metadata, self->device,
+				     VFIO_PCI_CONFIG_REGION_INDEX, NULL, NULL);
+	uint32_t class = cfg_read(self->device, off, PCI_CLASS_REVISION, 4) >> 8;
+
+	EXPECT_EQ(sysfs_read_hex(self->bdf, "vendor"),
+		  cfg_read(self->device, off, PCI_VENDOR_ID, 2));
+	EXPECT_EQ(sysfs_read_hex(self->bdf, "device"),
+		  cfg_read(self->device, off, PCI_DEVICE_ID, 2));
+	EXPECT_EQ(0x010802, class) TH_LOG("class 0x%06x is not NVMe", class);
+	EXPECT_EQ(sysfs_read_hex(self->bdf, "class"), class);
+}
+
+TEST_F(vf, bar0_region)
+{
+	uint32_t flags = 0, cap_lo = 0, vs = 0;
+	uint64_t size = 0, off;
+	char path[PATH_MAX];
+	unsigned long long start, end;
+	FILE *f;
+
+	off = region_offset(_metadata, self->device, VFIO_PCI_BAR0_REGION_INDEX,
+			    &size, &flags);
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/resource", self->bdf);
+	f = fopen(path, "r");
+	ASSERT_NE(NULL, f);
+	ASSERT_EQ(2, fscanf(f, "%llx %llx", &start, &end));
+	fclose(f);
+	EXPECT_EQ(end - start + 1, size);
+	EXPECT_TRUE(flags & VFIO_REGION_INFO_FLAG_READ);
+	EXPECT_TRUE(flags & VFIO_REGION_INFO_FLAG_WRITE);
+	EXPECT_TRUE(flags & VFIO_REGION_INFO_FLAG_MMAP);
+
+	/* Memory decode must be on for BAR access through the region. */
+	ASSERT_EQ(4, pread(self->device, &cap_lo, 4, off + 0x0)) TH_LOG("CAP read");
+	ASSERT_EQ(4, pread(self->device, &vs, 4, off + 0x8)) TH_LOG("VS read");
+	EXPECT_NE(0, cap_lo & 0xffff) TH_LOG("CAP.MQES is 0");
+	EXPECT_LE(0x10000, vs) TH_LOG("VS 0x%x is not NVMe 1.x or later", vs);
+}
+
+TEST_F(vf, msix_vectors)
+{
+	struct vfio_irq_info irq = { .argsz = sizeof(irq),
+				     .index = VFIO_PCI_MSIX_IRQ_INDEX };
+	uint64_t off = region_offset(_metadata, self->device,
+				     VFIO_PCI_CONFIG_REGION_INDEX, NULL, NULL);
+	unsigned int pos, table_size = 0, guard = 0;
+
+	ASSERT_EQ(0, ioctl(self->device, VFIO_DEVICE_GET_IRQ_INFO, &irq));
+	/* Walk the capability list for MSI-X to know what to expect. */
+	pos = cfg_read(self->device, off, PCI_CAPABILITY_LIST, 1);
+	while (pos && guard++ < 48) {
+		if (cfg_read(self->device, off, pos, 1) == PCI_CAP_ID_MSIX) {
+			table_size = (cfg_read(self->device, off,
+					       pos + PCI_MSIX_FLAGS, 2) &
+				      PCI_MSIX_FLAGS_QSIZE) + 1;
+			break;
+		}
+		pos = cfg_read(self->device, off, pos + 1, 1);
+	}
+	ASSERT_NE(0, table_size) TH_LOG("no MSI-X capability");
+	EXPECT_EQ(table_size, irq.count);
+	EXPECT_TRUE(irq.flags & VFIO_IRQ_INFO_EVENTFD);
+}
+
+TEST_F(vf, migration_features)
+{
+	struct {
+		struct vfio_device_feature hdr;
+		union {
+			struct vfio_device_feature_migration mig;
+			struct vfio_device_feature_mig_state state;
+		};
+	} f;
+
+	memset(&f, 0, sizeof(f));
+	f.hdr.argsz = sizeof(f);
+	f.hdr.flags = VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIGRATION;
+	ASSERT_EQ(0, ioctl(self->device, VFIO_DEVICE_FEATURE, &f.hdr))
+		TH_LOG("FEATURE_MIGRATION: %s", strerror(errno));
+	EXPECT_TRUE(f.mig.flags & VFIO_MIGRATION_STOP_COPY);
+	EXPECT_TRUE(f.mig.flags & VFIO_MIGRATION_P2P);
+	EXPECT_TRUE(f.mig.flags & VFIO_MIGRATION_PRE_COPY);
+
+	memset(&f, 0, sizeof(f));
+	f.hdr.argsz = sizeof(f);
+	f.hdr.flags = VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE;
+	ASSERT_EQ(0, ioctl(self->device, VFIO_DEVICE_FEATURE, &f.hdr));
+	EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING, f.state.device_state);
+
+	/* DMA logging is what lets QEMU migrate without IOMMU dirty tracking. */
+	memset(&f, 0, sizeof(f));
+	f.hdr.argsz = sizeof(f.hdr);
+	f.hdr.flags = VFIO_DEVICE_FEATURE_PROBE | VFIO_DEVICE_FEATURE_SET |
+		      VFIO_DEVICE_FEATURE_DMA_LOGGING_START;
+	EXPECT_EQ(0, ioctl(self->device, VFIO_DEVICE_FEATURE, &f.hdr))
+		TH_LOG("DMA logging probe: %s", strerror(errno));
+}
+
+TEST_F(vf, dma_map_unmap)
+{
+	size_t len = 2 << 20;
+	void *mem = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct vfio_iommu_type1_dma_map map = {
+		.argsz = sizeof(map),
+		.flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
+		.iova = 1 << 30, .size = len,
+	};
+	struct vfio_iommu_type1_dma_unmap unmap = {
+		.argsz = sizeof(unmap), .iova = 1 << 30, .size = len,
+	};
+
+	ASSERT_NE(MAP_FAILED, mem);
+	map.vaddr = (uintptr_t)mem;
+	EXPECT_EQ(0, ioctl(self->container, VFIO_IOMMU_MAP_DMA, &map))
+		TH_LOG("MAP_DMA: %s", strerror(errno));
+	EXPECT_EQ(0, ioctl(self->container, VFIO_IOMMU_UNMAP_DMA, &unmap));
+	EXPECT_EQ(len, unmap.size);
+	munmap(mem, len);
+}
+
+TEST_F(vf, device_reset)
+{
+	EXPECT_EQ(0, ioctl(self->device, VFIO_DEVICE_RESET))
+		TH_LOG("VFIO_DEVICE_RESET: %s", strerror(errno));
+}
+
+TEST_HARNESS_MAIN
