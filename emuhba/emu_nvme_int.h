@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* emuhba NVMe model: definitions shared by the model's own files only. */
+#ifndef EMU_NVME_INT_H
+#define EMU_NVME_INT_H
+
+#include "emu_nvme.h"
+
+/* Admin opcodes */
+#define EMU_ADM_DELETE_SQ	0x00
+#define EMU_ADM_CREATE_SQ	0x01
+#define EMU_ADM_GET_LOG		0x02
+#define EMU_ADM_DELETE_CQ	0x04
+#define EMU_ADM_CREATE_CQ	0x05
+#define EMU_ADM_IDENTIFY	0x06
+#define EMU_ADM_ABORT		0x08
+#define EMU_ADM_SET_FEAT	0x09
+#define EMU_ADM_GET_FEAT	0x0a
+#define EMU_ADM_AER		0x0c
+#define EMU_ADM_KEEP_ALIVE	0x18
+#define EMU_ADM_DBBUF		0x7c
+
+/* NVM opcodes */
+#define EMU_IO_FLUSH		0x00
+#define EMU_IO_WRITE		0x01
+#define EMU_IO_READ		0x02
+#define EMU_IO_COMPARE		0x05
+#define EMU_IO_WRITE_ZEROES	0x08
+#define EMU_IO_DSM		0x09
+
+/* Asynchronous event types */
+#define EMU_AET_ERROR		0
+#define EMU_AET_SMART		1
+#define EMU_AET_NOTICE		2
+
+/* Identify Controller offsets the model interprets */
+#define EMU_IDC_MDTS		77
+#define EMU_IDC_OACS		256
+#define EMU_IDC_ACL		258
+#define EMU_IDC_AERL		259
+#define EMU_IDC_FRMW		260
+#define EMU_IDC_LPA		261
+#define EMU_IDC_ELPE		262
+#define EMU_IDC_APSTA		265
+#define EMU_IDC_HCTMA		322
+#define EMU_IDC_SQES		512
+#define EMU_IDC_CQES		513
+#define EMU_IDC_NN		516
+#define EMU_IDC_ONCS		520
+#define EMU_IDC_VWC		525
+#define EMU_IDC_SGLS		536
+#define EMU_IDC_FR		64
+
+#define EMU_OACS_DBBUF		EMU_BIT(8)
+#define EMU_ONCS_COMPARE	EMU_BIT(0)
+#define EMU_ONCS_DSM		EMU_BIT(2)
+#define EMU_ONCS_WRITE_ZEROES	EMU_BIT(3)
+#define EMU_ONCS_SAVE		EMU_BIT(4)
+#define EMU_ONCS_TIMESTAMP	EMU_BIT(6)
+
+#define EMU_CNS_NS		0x00
+#define EMU_CNS_CTRL		0x01
+#define EMU_CNS_NS_LIST		0x02
+#define EMU_CNS_NS_DESC		0x03
+
+enum emu_req_state {
+	EMU_REQ_FREE = 0,
+	EMU_REQ_BLK,		/* owned by the backend */
+};
+
+struct emu_nvme_req {
+	struct emu_blk_req blk;	/* first: the host hands this pointer back */
+	u8 sqe[EMU_NVME_SQE];
+	u16 sqid;
+	u16 next_free;
+	u8 state;
+	u8 aborted;
+	u16 range_idx;
+	u16 nr_ranges;
+	u16 rsvd;
+	u32 xfer;		/* guest data bytes */
+	u32 buf_len;
+};
+
+struct emu_nvme_nsrt {
+	u32 nsid;
+	u8 lba_shift;
+	u8 usable;		/* no metadata, so the model can serve it */
+	u8 rsvd[2];
+	u64 nsze;
+};
+
+struct emu_nvme_vec {
+	u32 pending;		/* completions not yet signalled */
+	u64 first_ns;
+};
+
+struct emu_nvme_ctrl {
+	const struct emu_host_ops *ops;
+	void *host;
+	u32 mode;
+	u32 nr_inflight;
+	struct emu_nvme_state st;
+	struct emu_nvme_state stage;	/* state image decode target */
+
+	/* runtime, derived or transient: never migrated */
+	u16 sq_inflight[EMU_NVME_NR_Q];
+	u16 cq_reserved[EMU_NVME_NR_Q];
+	u8 sq_deleting[EMU_NVME_NR_Q];
+	u16 sq_del_cid[EMU_NVME_NR_Q];
+	struct emu_nvme_vec vec[EMU_NVME_MAX_VEC];
+	struct emu_nvme_nsrt ns[EMU_NVME_MAX_NS];
+	u32 nr_ns;
+	u32 mdts_bytes;		/* 0: unlimited */
+	u32 oacs;
+	u32 oncs;
+	u32 sgls;
+	u8 aerl;		/* 0's based */
+	u8 elpe;
+	u8 resetting;		/* CC.EN cleared, waiting for the backend */
+	u8 shutting;		/* CC.SHN set, waiting for the backend */
+	u8 nssr_pending;
+	u8 rsvd[3];
+	u16 rr_next;
+	u16 free_head;
+	u64 cmds;
+	u8 scratch[EMU_NVME_PAGE];
+	u8 sqe_buf[EMU_NVME_SQE * 8];
+	u8 db_buf[8 * EMU_NVME_NR_Q];
+	struct emu_nvme_req reqs[EMU_NVME_MAX_REQS];
+};
+
+/* emu_nvme.c */
+bool emu_nvme_cq_post(struct emu_nvme_ctrl *ctrl, u16 sqid, u16 cid,
+		      u16 status, u32 dw0);
+void emu_nvme_cq_release(struct emu_nvme_ctrl *ctrl, u16 sqid);
+void emu_nvme_irq_flush(struct emu_nvme_ctrl *ctrl);
+void emu_nvme_refresh_identity(struct emu_nvme_ctrl *ctrl);
+struct emu_nvme_idpage *emu_nvme_find_id(struct emu_nvme_state *st, u8 cns,
+					 u8 csi, u32 nsid);
+int emu_nvme_store_id(struct emu_nvme_state *st, u8 cns, u8 csi, u32 nsid,
+		      u16 cntid, const void *page);
+void emu_nvme_queue_reset(struct emu_nvme_ctrl *ctrl);
+void emu_nvme_feat_defaults(struct emu_nvme_ctrl *ctrl);
+struct emu_nvme_req *emu_nvme_req_get(struct emu_nvme_ctrl *ctrl);
+void emu_nvme_req_put(struct emu_nvme_ctrl *ctrl, struct emu_nvme_req *req);
+void emu_nvme_aer_process(struct emu_nvme_ctrl *ctrl);
+void emu_nvme_log_error(struct emu_nvme_ctrl *ctrl, u16 sqid, u16 cid,
+			u16 status);
+const struct emu_nvme_nsrt *emu_nvme_ns(const struct emu_nvme_ctrl *ctrl,
+					u32 nsid);
+
+/* emu_nvme_admin.c */
+/* Returns true when the command completed (CQE posted or queued). */
+void emu_nvme_admin_exec(struct emu_nvme_ctrl *ctrl, const u8 *sqe);
+void emu_nvme_sq_deleted(struct emu_nvme_ctrl *ctrl, u16 sqid);
+
+/* emu_nvme_io.c */
+/* Returns -EAGAIN when resources are short: leave the command queued. */
+int emu_nvme_io_exec(struct emu_nvme_ctrl *ctrl, u16 sqid, const u8 *sqe);
+void emu_nvme_io_done(struct emu_nvme_ctrl *ctrl, struct emu_nvme_req *req,
+		      int status);
+u16 emu_nvme_xfer(struct emu_nvme_ctrl *ctrl, const u8 *sqe, bool admin,
+		  void *buf, u32 len, bool to_guest);
+
+/* Small portable message formatting for rejection reasons. */
+void emu_msg(char *err, size_t errlen, const char *field, const char *why,
+	     u64 val);
+
+static inline u32 emu_sqe_dw(const u8 *sqe, int n)
+{
+	return emu_get_le32(sqe + 4 * n);
+}
+
+static inline u16 emu_sqe_cid(const u8 *sqe)
+{
+	return emu_get_le16(sqe + 2);
+}
+
+static inline u32 emu_sqe_nsid(const u8 *sqe)
+{
+	return emu_get_le32(sqe + 4);
+}
+
+static inline u32 emu_mps(const struct emu_nvme_ctrl *ctrl)
+{
+	return 1U << (12 + ((ctrl->st.regs.cc >> 7) & 0xf));
+}
+
+static inline u32 emu_mqes(const struct emu_nvme_state *st)
+{
+	return (u32)(st->id.cap & 0xffff) + 1;
+}
+
+#endif /* EMU_NVME_INT_H */
