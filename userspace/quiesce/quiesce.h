@@ -4,11 +4,147 @@
 #define QUIESCE_H
 
 #include <stdbool.h>
+#include <stdint.h>
+#include <netinet/in.h>
 
 /*
  * Entry point of "hbamig quiesce ..."; argv[0] is "quiesce".
  * Returns a process exit code (see hbamig(8), EXIT STATUS).
  */
 int quiesce_main(int argc, char **argv, bool json);
+
+/* Exit codes of quiesce_main(). */
+enum {
+	QUIESCE_EXIT_OK		= 0,
+	QUIESCE_EXIT_FAIL	= 1,	/* the pause could not be established */
+	QUIESCE_EXIT_USAGE	= 2,
+	QUIESCE_EXIT_NOTFOUND	= 3,	/* no connection matched the selection */
+	QUIESCE_EXIT_BUDGET	= 4,	/* refused: a session timer is shorter */
+};
+
+/* Longest lease anyone may ask for, and the default one. */
+#define QUIESCE_LEASE_MAX_MS	300000
+#define QUIESCE_LEASE_DEF_MS	10000
+
+/* --- Connection selection (INET_DIAG) ------------------------------------ */
+
+struct quiesce_conn {
+	int		family;		/* AF_INET or AF_INET6 */
+	uint8_t		laddr[16];
+	uint8_t		raddr[16];
+	uint16_t	lport;		/* host byte order */
+	uint16_t	rport;
+	uint8_t		state;		/* TCP_ESTABLISHED, ... */
+	/* From tcp_info, at the time of the dump. */
+	uint32_t	snd_wnd;	/* the peer's advertised window */
+	uint32_t	rcv_wnd;	/* ours */
+	uint64_t	bytes_received;
+	uint64_t	bytes_acked;
+	uint32_t	rtt_us;
+	uint8_t		probes;
+	uint8_t		backoff;
+	/* What selected it, for the report and the timer budget. */
+	char		origin[64];
+};
+
+struct quiesce_sel {
+	int		family;		/* 0: any */
+	bool		has_laddr, has_raddr;
+	uint8_t		laddr[16];
+	uint8_t		raddr[16];
+	uint16_t	lport, rport;	/* 0: any */
+	char		origin[64];
+};
+
+#define QUIESCE_MAX_SEL		64
+
+struct quiesce_selection {
+	struct quiesce_sel	sel[QUIESCE_MAX_SEL];
+	int			nr;
+	/* Session identities, for the timer budget. */
+	const char		*nvme_nqn[8];
+	int			nr_nvme;
+	const char		*iscsi_iqn[8];
+	int			nr_iscsi;
+};
+
+int quiesce_sel_parse_conn(struct quiesce_selection *s, const char *arg);
+int quiesce_sel_add_nvme(struct quiesce_selection *s, const char *nqn);
+int quiesce_sel_add_iscsi(struct quiesce_selection *s, const char *iqn);
+/* Dump established TCP sockets of the current netns matching @s. */
+int quiesce_conns_find(const struct quiesce_selection *s,
+		       struct quiesce_conn *out, int max);
+void quiesce_conn_str(const struct quiesce_conn *c, bool local, char *buf,
+		      size_t len);
+
+int quiesce_read_attr(const char *dir, const char *name, char *buf,
+		      size_t len);
+
+/* --- Timer budget ---------------------------------------------------------- */
+
+#define QUIESCE_MAX_TIMERS	32
+
+struct quiesce_timer {
+	char		name[96];	/* "nvme0 kato", "session1 noop_out_timeout" */
+	char		path[160];	/* where it lives, to extend and restore */
+	long		value;		/* in the file's own unit */
+	long		budget_ms;	/* the pause it allows */
+	long		scale_ms;	/* ms per unit of value */
+	bool		extendable;
+};
+
+struct quiesce_budget {
+	struct quiesce_timer	t[QUIESCE_MAX_TIMERS];
+	int			nr;
+};
+
+int quiesce_budget_collect(const struct quiesce_selection *s,
+			   const struct quiesce_conn *conns, int nr,
+			   struct quiesce_budget *b);
+/* The binding timer, or NULL when nothing limits the pause. */
+const struct quiesce_timer *quiesce_budget_min(const struct quiesce_budget *b);
+/* Raise every extendable timer so it allows @pause_ms; restore undoes it. */
+int quiesce_budget_extend(struct quiesce_budget *b, long pause_ms);
+void quiesce_budget_restore(struct quiesce_budget *b);
+
+/* --- TCP zero-window lease ------------------------------------------------- */
+
+struct quiesce_tcp;
+
+struct quiesce_tcp_report {
+	double		pause_ms;	/* request to every peer told "window 0" */
+	double		resume_ms;	/* request to every window update sent */
+	int		nr;
+	int		confirmed;	/* connections whose peer saw window 0 */
+	int		reopened;	/* connections sent a window update */
+};
+
+/*
+ * Start a zero-window lease on the connections @conns leaving through
+ * @ifname. The lease ends by itself after @lease_ms, or when this process
+ * dies, whichever comes first.
+ */
+int quiesce_tcp_pause(const char *ifname, const struct quiesce_conn *conns,
+		      int nr, long lease_ms, struct quiesce_tcp **out,
+		      struct quiesce_tcp_report *rep);
+int quiesce_tcp_resume(struct quiesce_tcp *q, struct quiesce_tcp_report *rep);
+/* Per-connection counters (segments rewritten) after pause or resume. */
+uint64_t quiesce_tcp_zeroed(struct quiesce_tcp *q, int i);
+void quiesce_tcp_free(struct quiesce_tcp *q);
+
+/* --- Helpers shared by the quiescers ---------------------------------------- */
+
+uint64_t quiesce_now_ns(void);
+double quiesce_ms_since(uint64_t t0);
+/* Wait @ms or until SIGINT/SIGTERM/SIGUSR1; returns the signal or 0. */
+int quiesce_hold(long ms);
+void quiesce_block_signals(void);
+void quiesce_json_str(const char *s);
+
+int quiesce_tcp_main(int argc, char **argv, bool json);
+int quiesce_conns_main(int argc, char **argv, bool json);
+int quiesce_budget_main(int argc, char **argv, bool json);
+int quiesce_pfc_main(int argc, char **argv, bool json);
+int quiesce_rnr_main(int argc, char **argv, bool json);
 
 #endif

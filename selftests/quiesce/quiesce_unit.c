@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* Unit tests of the quiescers' parsing and helpers (no privileges needed). */
+#include <arpa/inet.h>
+#include <string.h>
+
+#include "kselftest_harness.h"
+#include "quiesce.h"
+
+TEST(conn_v4)
+{
+	struct quiesce_selection s = {};
+	uint8_t a[4] = { 10, 0, 0, 2 };
+
+	ASSERT_EQ(0, quiesce_sel_parse_conn(&s, "10.0.0.1:5000,10.0.0.2:4420"));
+	ASSERT_EQ(1, s.nr);
+	EXPECT_EQ(AF_INET, s.sel[0].family);
+	EXPECT_EQ(5000, s.sel[0].lport);
+	EXPECT_EQ(4420, s.sel[0].rport);
+	EXPECT_TRUE(s.sel[0].has_laddr);
+	EXPECT_EQ(0, memcmp(a, s.sel[0].raddr, 4));
+}
+
+TEST(conn_wildcards)
+{
+	struct quiesce_selection s = {};
+
+	ASSERT_EQ(0, quiesce_sel_parse_conn(&s, "*,*:4420"));
+	EXPECT_FALSE(s.sel[0].has_laddr);
+	EXPECT_FALSE(s.sel[0].has_raddr);
+	EXPECT_EQ(0, s.sel[0].lport);
+	EXPECT_EQ(4420, s.sel[0].rport);
+	ASSERT_EQ(0, quiesce_sel_parse_conn(&s, "[fd00::1]:1,fd00::2"));
+	EXPECT_EQ(AF_INET6, s.sel[1].family);
+	EXPECT_EQ(1, s.sel[1].lport);
+	EXPECT_EQ(0, s.sel[1].rport);
+	EXPECT_TRUE(s.sel[1].has_raddr);
+}
+
+TEST(conn_bad)
+{
+	struct quiesce_selection s = {};
+
+	EXPECT_NE(0, quiesce_sel_parse_conn(&s, "10.0.0.1:5000"));
+	EXPECT_NE(0, quiesce_sel_parse_conn(&s, "10.0.0.1:70000,*"));
+	EXPECT_NE(0, quiesce_sel_parse_conn(&s, "10.0.0.1:x,*"));
+	EXPECT_NE(0, quiesce_sel_parse_conn(&s, "10.0.0.1,fd00::1"));
+	EXPECT_NE(0, quiesce_sel_parse_conn(&s, "nonsense,*"));
+	EXPECT_EQ(0, s.nr);
+}
+
+TEST(budget_min)
+{
+	struct quiesce_budget b = {};
+
+	EXPECT_EQ(NULL, quiesce_budget_min(&b));
+	b.nr = 3;
+	b.t[0].budget_ms = 30000;
+	b.t[1].budget_ms = 5000;
+	b.t[2].budget_ms = 15000;
+	EXPECT_EQ(&b.t[1], quiesce_budget_min(&b));
+}
+
+TEST(budget_refuses_fixed_timer)
+{
+	struct quiesce_budget b = {};
+
+	b.nr = 1;
+	strcpy(b.t[0].name, "nvme0 kato");
+	b.t[0].budget_ms = 5000;
+	b.t[0].scale_ms = 1000;
+	b.t[0].extendable = false;
+	EXPECT_EQ(-EPERM, quiesce_budget_extend(&b, 8000));
+	/* A timer already long enough needs no change. */
+	EXPECT_EQ(0, quiesce_budget_extend(&b, 3000));
+}
+
+TEST_HARNESS_MAIN

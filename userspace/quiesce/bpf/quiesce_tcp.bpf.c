@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Zero-window rewrite for chosen TCP connections, attached on egress of the
+ * interface they leave through. The peer sees a receive window of 0 and
+ * stops sending (it keeps the connection alive with zero-window probes).
+ *
+ * The pause is a lease twice over: the helper holds the attachment through
+ * a BPF link fd, so the program goes away when the helper dies, and the
+ * program stops rewriting by itself once quiesce_deadline_ns has passed,
+ * even if something else kept it attached (a pinned link, a leaked fd).
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/tcp.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "../quiesce_tcp_shared.h"
+
+/* Rewrite only while active, before the deadline. */
+__u32 quiesce_active;
+__u64 quiesce_deadline_ns;
+/* Segments the helper itself sends carry this mark and are never touched. */
+__u32 quiesce_mark;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, QUIESCE_TCP_MAX_CONNS);
+	__type(key, struct quiesce_tcp_key);
+	__type(value, struct quiesce_tcp_val);
+} quiesce_conns SEC(".maps");
+
+#define VLAN_HLEN	4
+#define TCP_WIN_OFF	14
+#define TCP_CSUM_OFF	16
+
+static __always_inline int seq_after(__u32 a, __u32 b)
+{
+	return (__s32)(a - b) > 0;
+}
+
+SEC("tc")
+int quiesce_tcp_egress(struct __sk_buff *skb)
+{
+	struct quiesce_tcp_key key = {};
+	struct quiesce_tcp_val *val;
+	__u32 off = ETH_HLEN, l4, payload, seq, ack, end;
+	struct tcphdr th;
+	__u16 proto, win, zero = 0;
+	__u64 now;
+
+	if (bpf_skb_load_bytes(skb, 12, &proto, sizeof(proto)))
+		return TC_ACT_UNSPEC;
+	if (proto == bpf_htons(ETH_P_8021Q)) {
+		if (bpf_skb_load_bytes(skb, 16, &proto, sizeof(proto)))
+			return TC_ACT_UNSPEC;
+		off += VLAN_HLEN;
+	}
+
+	if (proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr ip;
+
+		if (bpf_skb_load_bytes(skb, off, &ip, sizeof(ip)))
+			return TC_ACT_UNSPEC;
+		if (ip.protocol != IPPROTO_TCP ||
+		    (ip.frag_off & bpf_htons(0x3fff)) || ip.ihl < 5)
+			return TC_ACT_UNSPEC;
+		key.family = 2;	/* AF_INET */
+		__builtin_memcpy(key.saddr, &ip.saddr, 4);
+		__builtin_memcpy(key.daddr, &ip.daddr, 4);
+		l4 = off + ip.ihl * 4;
+		payload = bpf_ntohs(ip.tot_len) - ip.ihl * 4;
+	} else if (proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr ip6;
+
+		if (bpf_skb_load_bytes(skb, off, &ip6, sizeof(ip6)))
+			return TC_ACT_UNSPEC;
+		/* Extension headers are not used by iSCSI or NVMe/TCP. */
+		if (ip6.nexthdr != IPPROTO_TCP)
+			return TC_ACT_UNSPEC;
+		key.family = 10;	/* AF_INET6 */
+		__builtin_memcpy(key.saddr, &ip6.saddr, 16);
+		__builtin_memcpy(key.daddr, &ip6.daddr, 16);
+		l4 = off + sizeof(ip6);
+		payload = bpf_ntohs(ip6.payload_len);
+	} else {
+		return TC_ACT_UNSPEC;
+	}
+
+	if (bpf_skb_load_bytes(skb, l4, &th, sizeof(th)))
+		return TC_ACT_UNSPEC;
+	key.sport = th.source;
+	key.dport = th.dest;
+	val = bpf_map_lookup_elem(&quiesce_conns, &key);
+	if (!val)
+		return TC_ACT_UNSPEC;
+
+	now = bpf_ktime_get_ns();
+	seq = bpf_ntohl(th.seq);
+	ack = bpf_ntohl(th.ack_seq);
+	/* GSO super-packets carry their whole length in the IP header. */
+	end = seq + payload - th.doff * 4 + th.syn + th.fin;
+	if (!val->seen || seq_after(end, val->seq_next))
+		val->seq_next = end;
+	if (th.ack && (!val->seen || seq_after(ack, val->ack)))
+		val->ack = ack;
+	win = bpf_ntohs(th.window);
+	val->win = win;
+	val->last_ns = now;
+	__sync_fetch_and_add(&val->seen, 1);
+
+	if (!quiesce_active || now >= quiesce_deadline_ns ||
+	    (quiesce_mark && skb->mark == quiesce_mark) ||
+	    th.syn || th.rst || !th.ack) {
+		if (val->zeroed && !val->first_open_ns)
+			val->first_open_ns = now;
+		return TC_ACT_UNSPEC;
+	}
+	if (!win)
+		return TC_ACT_UNSPEC;
+
+	/*
+	 * The checksum helper copes with CHECKSUM_PARTIAL skbs (it leaves
+	 * the field to the device or the software fallback) as well as with
+	 * complete checksums, so offloads need no special case here.
+	 */
+	if (bpf_l4_csum_replace(skb, l4 + TCP_CSUM_OFF, th.window, zero,
+				sizeof(zero)))
+		return TC_ACT_UNSPEC;
+	if (bpf_skb_store_bytes(skb, l4 + TCP_WIN_OFF, &zero, sizeof(zero), 0))
+		return TC_ACT_UNSPEC;
+	if (!val->zeroed)
+		val->first_zero_ns = now;
+	__sync_fetch_and_add(&val->zeroed, 1);
+	return TC_ACT_UNSPEC;
+}
+
+char LICENSE[] SEC("license") = "GPL";

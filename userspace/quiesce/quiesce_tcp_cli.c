@@ -1,0 +1,354 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* "hbamig quiesce tcp|conns|budget": command line of the TCP quiescer. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "quiesce.h"
+
+#define MAX_CONNS	64
+
+struct tcp_args {
+	struct quiesce_selection	sel;
+	const char			*dev;
+	long				for_ms;		/* -1: until a signal */
+	long				lease_ms;	/* 0: default */
+	bool				extend;
+};
+
+enum { OPT_NVME = 256, OPT_ISCSI, OPT_CONN, OPT_DEV, OPT_FOR, OPT_LEASE,
+       OPT_EXTEND };
+
+static const struct option tcp_opts[] = {
+	{ "nvme-tcp",		required_argument, NULL, OPT_NVME },
+	{ "iscsi",		required_argument, NULL, OPT_ISCSI },
+	{ "conn",		required_argument, NULL, OPT_CONN },
+	{ "dev",		required_argument, NULL, OPT_DEV },
+	{ "for",		required_argument, NULL, OPT_FOR },
+	{ "lease",		required_argument, NULL, OPT_LEASE },
+	{ "extend-timers",	no_argument,	   NULL, OPT_EXTEND },
+	{ NULL, 0, NULL, 0 }
+};
+
+static int parse_ms(const char *s, long *v)
+{
+	char *end;
+
+	errno = 0;
+	*v = strtol(s, &end, 10);
+	if (errno || *end || *v < 0 || *v > QUIESCE_LEASE_MAX_MS)
+		return -EINVAL;
+	return 0;
+}
+
+static int parse_tcp_args(int argc, char **argv, struct tcp_args *a)
+{
+	int c;
+
+	memset(a, 0, sizeof(*a));
+	a->for_ms = -1;
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "", tcp_opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_NVME:
+			quiesce_sel_add_nvme(&a->sel, optarg);
+			break;
+		case OPT_ISCSI:
+			quiesce_sel_add_iscsi(&a->sel, optarg);
+			break;
+		case OPT_CONN:
+			if (quiesce_sel_parse_conn(&a->sel, optarg)) {
+				fprintf(stderr,
+					"hbamig: quiesce: bad --conn \"%s\"\n",
+					optarg);
+				return QUIESCE_EXIT_USAGE;
+			}
+			break;
+		case OPT_DEV:
+			a->dev = optarg;
+			break;
+		case OPT_FOR:
+			if (parse_ms(optarg, &a->for_ms))
+				goto range;
+			break;
+		case OPT_LEASE:
+			if (parse_ms(optarg, &a->lease_ms) || !a->lease_ms)
+				goto range;
+			break;
+		case OPT_EXTEND:
+			a->extend = true;
+			break;
+		default:
+			return QUIESCE_EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "hbamig: quiesce: unexpected \"%s\"\n",
+			argv[optind]);
+		return QUIESCE_EXIT_USAGE;
+	}
+	if (!a->lease_ms)
+		a->lease_ms = a->for_ms >= 0 ? a->for_ms + 1000 :
+					       QUIESCE_LEASE_DEF_MS;
+	if (a->lease_ms > QUIESCE_LEASE_MAX_MS)
+		a->lease_ms = QUIESCE_LEASE_MAX_MS;
+	if (a->for_ms > a->lease_ms) {
+		fprintf(stderr, "hbamig: quiesce: --for %ld exceeds the lease %ld ms\n",
+			a->for_ms, a->lease_ms);
+		return QUIESCE_EXIT_USAGE;
+	}
+	return 0;
+range:
+	fprintf(stderr, "hbamig: quiesce: bad duration \"%s\" (0..%d ms)\n",
+		optarg, QUIESCE_LEASE_MAX_MS);
+	return QUIESCE_EXIT_USAGE;
+}
+
+static int find(struct tcp_args *a, struct quiesce_conn *conns)
+{
+	int n;
+
+	if (!a->sel.nr) {
+		if (a->sel.nr_nvme || a->sel.nr_iscsi)
+			fprintf(stderr,
+				"hbamig: quiesce: no TCP session found for the target\n");
+		else
+			fprintf(stderr,
+				"hbamig: quiesce: select connections with --nvme-tcp, --iscsi or --conn\n");
+		return -ENOENT;
+	}
+	n = quiesce_conns_find(&a->sel, conns, MAX_CONNS);
+	if (n < 0) {
+		fprintf(stderr, "hbamig: quiesce: sock_diag: %s\n",
+			strerror(-n));
+		return n;
+	}
+	if (!n) {
+		fprintf(stderr,
+			"hbamig: quiesce: no established connection matches\n");
+		return -ENOENT;
+	}
+	return n;
+}
+
+static void print_conn_json(const struct quiesce_conn *c)
+{
+	char l[64], r[64];
+
+	quiesce_conn_str(c, true, l, sizeof(l));
+	quiesce_conn_str(c, false, r, sizeof(r));
+	printf("{\"local\":\"%s\",\"remote\":\"%s\",\"origin\":", l, r);
+	quiesce_json_str(c->origin);
+	printf(",\"snd_wnd\":%u,\"rcv_wnd\":%u,\"bytes_received\":%llu,"
+	       "\"bytes_acked\":%llu,\"rtt_us\":%u,\"probes\":%u,\"backoff\":%u}",
+	       c->snd_wnd, c->rcv_wnd, (unsigned long long)c->bytes_received,
+	       (unsigned long long)c->bytes_acked, c->rtt_us, c->probes,
+	       c->backoff);
+}
+
+int quiesce_conns_main(int argc, char **argv, bool json)
+{
+	struct quiesce_conn conns[MAX_CONNS];
+	struct tcp_args a;
+	int i, n, ret;
+
+	ret = parse_tcp_args(argc, argv, &a);
+	if (ret)
+		return ret;
+	n = find(&a, conns);
+	if (n < 0)
+		return n == -ENOENT ? QUIESCE_EXIT_NOTFOUND : QUIESCE_EXIT_FAIL;
+	if (json)
+		printf("[");
+	for (i = 0; i < n; i++) {
+		const struct quiesce_conn *c = &conns[i];
+		char l[64], r[64];
+
+		if (json) {
+			printf(i ? "," : "");
+			print_conn_json(c);
+			continue;
+		}
+		quiesce_conn_str(c, true, l, sizeof(l));
+		quiesce_conn_str(c, false, r, sizeof(r));
+		printf("%s %s (%s) snd_wnd %u rcv_wnd %u bytes_received %llu bytes_acked %llu rtt %u us probes %u backoff %u\n",
+		       l, r, c->origin, c->snd_wnd, c->rcv_wnd,
+		       (unsigned long long)c->bytes_received,
+		       (unsigned long long)c->bytes_acked, c->rtt_us,
+		       c->probes, c->backoff);
+	}
+	if (json)
+		printf("]\n");
+	return QUIESCE_EXIT_OK;
+}
+
+static void print_budget(const struct quiesce_budget *b, bool json)
+{
+	const struct quiesce_timer *m = quiesce_budget_min(b);
+	int i;
+
+	if (!json) {
+		for (i = 0; i < b->nr; i++)
+			printf("timer %s %ld ms%s%s\n", b->t[i].name,
+			       b->t[i].budget_ms,
+			       b->t[i].extendable ? " extendable" : "",
+			       &b->t[i] == m ? " (limits the pause)" : "");
+		return;
+	}
+	printf("\"budget_ms\":%ld,\"timers\":[", m ? m->budget_ms : -1L);
+	for (i = 0; i < b->nr; i++) {
+		printf(i ? "," : "");
+		printf("{\"name\":");
+		quiesce_json_str(b->t[i].name);
+		printf(",\"path\":");
+		quiesce_json_str(b->t[i].path);
+		printf(",\"ms\":%ld,\"extendable\":%s}", b->t[i].budget_ms,
+		       b->t[i].extendable ? "true" : "false");
+	}
+	printf("]");
+}
+
+int quiesce_budget_main(int argc, char **argv, bool json)
+{
+	struct quiesce_budget b;
+	struct tcp_args a;
+	int ret;
+
+	ret = parse_tcp_args(argc, argv, &a);
+	if (ret)
+		return ret;
+	quiesce_budget_collect(&a.sel, NULL, 0, &b);
+	if (json) {
+		printf("{");
+		print_budget(&b, true);
+		printf("}\n");
+	} else {
+		print_budget(&b, false);
+	}
+	return QUIESCE_EXIT_OK;
+}
+
+/* Refuse (or extend) when a session timer is shorter than the lease. */
+static int check_budget(struct tcp_args *a, struct quiesce_budget *b)
+{
+	const struct quiesce_timer *m;
+	int err;
+
+	quiesce_budget_collect(&a->sel, NULL, 0, b);
+	m = quiesce_budget_min(b);
+	if (!m || m->budget_ms > a->lease_ms)
+		return 0;
+	if (a->extend) {
+		err = quiesce_budget_extend(b, a->lease_ms);
+		if (!err)
+			return 0;
+		m = quiesce_budget_min(b);
+		fprintf(stderr,
+			"hbamig: quiesce: refused: lease %ld ms exceeds %s (%ld ms), which cannot be raised on a live session (%s)\n",
+			a->lease_ms, m->name, m->budget_ms,
+			err == -EPERM ? "set at connect time" : strerror(-err));
+		quiesce_budget_restore(b);
+		return QUIESCE_EXIT_BUDGET;
+	}
+	fprintf(stderr,
+		"hbamig: quiesce: refused: lease %ld ms exceeds %s (%ld ms at %s); shorten --lease/--for or use --extend-timers\n",
+		a->lease_ms, m->name, m->budget_ms, m->path);
+	return QUIESCE_EXIT_BUDGET;
+}
+
+int quiesce_tcp_main(int argc, char **argv, bool json)
+{
+	struct quiesce_conn conns[MAX_CONNS];
+	struct quiesce_tcp_report rep;
+	struct quiesce_budget b;
+	struct quiesce_tcp *q;
+	struct tcp_args a;
+	uint64_t t_paused;
+	double held_ms;
+	int i, n, ret, err, sig;
+
+	ret = parse_tcp_args(argc, argv, &a);
+	if (ret)
+		return ret;
+	if (!a.dev) {
+		fprintf(stderr,
+			"hbamig: quiesce: --dev IFNAME (the interface the connections leave through) is required\n");
+		return QUIESCE_EXIT_USAGE;
+	}
+	n = find(&a, conns);
+	if (n < 0)
+		return n == -ENOENT ? QUIESCE_EXIT_NOTFOUND : QUIESCE_EXIT_FAIL;
+	ret = check_budget(&a, &b);
+	if (ret)
+		return ret;
+
+	quiesce_block_signals();
+	err = quiesce_tcp_pause(a.dev, conns, n, a.lease_ms, &q, &rep);
+	if (err) {
+		fprintf(stderr, "hbamig: quiesce: pause on %s failed: %s\n",
+			a.dev, strerror(-err));
+		quiesce_budget_restore(&b);
+		return QUIESCE_EXIT_FAIL;
+	}
+	t_paused = quiesce_now_ns();
+	if (json) {
+		printf("{\"event\":\"paused\",\"kind\":\"tcp\",\"dev\":");
+		quiesce_json_str(a.dev);
+		printf(",\"lease_ms\":%ld,\"pause_ms\":%.3f,\"connections\":%d,\"confirmed\":%d}\n",
+		       a.lease_ms, rep.pause_ms, rep.nr, rep.confirmed);
+	} else {
+		printf("paused %d connection%s on %s in %.3f ms (%d confirmed), lease %ld ms\n",
+		       rep.nr, rep.nr == 1 ? "" : "s", a.dev, rep.pause_ms,
+		       rep.confirmed, a.lease_ms);
+	}
+	fflush(stdout);
+
+	sig = quiesce_hold(a.for_ms >= 0 ? a.for_ms : a.lease_ms);
+	held_ms = quiesce_ms_since(t_paused);
+	err = quiesce_tcp_resume(q, &rep);
+	quiesce_budget_restore(&b);
+
+	if (json) {
+		printf("{\"event\":\"resumed\",\"kind\":\"tcp\",\"dev\":");
+		quiesce_json_str(a.dev);
+		printf(",\"lease_ms\":%ld,\"pause_ms\":%.3f,\"held_ms\":%.3f,\"resume_ms\":%.3f,\"signal\":%d,\"reopened\":%d,",
+		       a.lease_ms, rep.pause_ms, held_ms, rep.resume_ms, sig,
+		       rep.reopened);
+		print_budget(&b, true);
+		printf(",\"connections\":[");
+		for (i = 0; i < n; i++) {
+			char l[64], r[64];
+
+			quiesce_conn_str(&conns[i], true, l, sizeof(l));
+			quiesce_conn_str(&conns[i], false, r, sizeof(r));
+			printf("%s{\"local\":\"%s\",\"remote\":\"%s\",\"origin\":",
+			       i ? "," : "", l, r);
+			quiesce_json_str(conns[i].origin);
+			printf(",\"zeroed\":%llu}",
+			       (unsigned long long)quiesce_tcp_zeroed(q, i));
+		}
+		printf("]}\n");
+	} else {
+		for (i = 0; i < n; i++) {
+			char l[64], r[64];
+
+			quiesce_conn_str(&conns[i], true, l, sizeof(l));
+			quiesce_conn_str(&conns[i], false, r, sizeof(r));
+			printf("  %s -> %s (%s): %llu segments zeroed\n", l, r,
+			       conns[i].origin,
+			       (unsigned long long)quiesce_tcp_zeroed(q, i));
+		}
+		printf("resumed %d connection%s in %.3f ms after %.1f ms (pause took %.3f ms)\n",
+		       rep.reopened, rep.reopened == 1 ? "" : "s",
+		       rep.resume_ms, held_ms, rep.pause_ms);
+	}
+	quiesce_tcp_free(q);
+	if (err)
+		fprintf(stderr,
+			"hbamig: quiesce: not every window update was seen leaving %s\n",
+			a.dev);
+	return err ? QUIESCE_EXIT_FAIL : QUIESCE_EXIT_OK;
+}
