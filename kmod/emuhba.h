@@ -6,15 +6,31 @@
 #ifndef EMUHBA_H
 #define EMUHBA_H
 
+#include <linux/atomic.h>
+#include <linux/eventfd.h>
+#include <linux/llist.h>
+#include <linux/spinlock.h>
 #include <linux/mutex.h>
 #include <linux/netlink.h>
+#include <linux/poll.h>
 #include <linux/types.h>
 #include <linux/vfio_pci_core.h>
+#include <linux/workqueue.h>
+#include <linux/xarray.h>
+
+#include "emu_nvme.h"
 
 #define EMUHBA_BACKEND_MAX	256
 #define EMUHBA_SWITCH_TIMEOUT_MIN_MS	10
 #define EMUHBA_SWITCH_TIMEOUT_MAX_MS	60000
 #define EMUHBA_SWITCH_TIMEOUT_DEFAULT_MS	2000
+
+/*
+ * The NVMe controller registers: never mapped to the user. Doorbells start
+ * at 4 KiB; with larger pages they share the first page and are trapped too.
+ */
+#define EMUHBA_REGS_SIZE	max_t(u64, SZ_4K, PAGE_SIZE)
+#define EMUHBA_MAX_VECTORS	2048
 
 enum emuhba_personality {
 	EMUHBA_PERS_NVME = 1,
@@ -67,9 +83,62 @@ struct emuhba_snapshot {
 	struct emuhba_switch_timing last_switch;
 };
 
+/* One MSI-X vector as the VFIO user last registered it. */
+struct emuhba_vector {
+	struct eventfd_ctx *trigger;
+};
+
+/*
+ * What the admin observer knows of the guest's admin queue in direct mode:
+ * the next completion to look at and the entries the VF has fetched.
+ */
+struct emuhba_observer {
+	u64 asq, acq;
+	u16 sq_size, cq_size;	/* entries */
+	u16 sq_head;		/* next SQ slot not yet read */
+	u16 cq_head;
+	bool phase;
+	bool enabled;		/* CC.EN observed set and admin queue known */
+	bool lost;		/* an observation failed: switch refused */
+	u8 *pending;		/* fetched SQEs by slot, sq_size * 64 bytes */
+	struct work_struct work;
+	/* hook on the admin vector's eventfd: completions wake the work */
+	wait_queue_entry_t wait;
+	poll_table pt;
+	wait_queue_head_t *wqh;
+	struct file *hooked;
+};
+
+/* Pages the model wrote while VFIO DMA logging is on. */
+struct emuhba_dirty_log {
+	spinlock_t lock;	/* protects running, overflow, page_shift */
+	bool running;
+	bool overflow;		/* a page could not be recorded: report all */
+	u8 page_shift;
+	struct xarray pages;	/* dirty page numbers */
+};
+
 struct emuhba_adapter {
 	struct vfio_pci_core_device core;
 	u32 id;			/* stable while bound; key of emuhba_adapters */
+	atomic64_t reg_traps;	/* accesses to the registers page */
+	/*
+	 * Serialises every call into the model and the observer state; taken
+	 * after state_lock when both are needed.
+	 */
+	struct mutex model_lock;
+	struct emu_nvme_ctrl *model;
+	struct emuhba_observer obs;
+	/* protects vectors[] and nr_vectors against SET_IRQS */
+	struct mutex irq_lock;
+	struct emuhba_vector *vectors;
+	u16 nr_vectors;
+	struct work_struct emul_work;	/* runs the model while emulated */
+	struct emuhba_dirty_log log;
+	struct file *backend_file;	/* open while emulated */
+	struct llist_head backend_done;	/* finished backend requests */
+	atomic_t backend_inflight;
+	struct dentry *debugfs;
 	/* serialises mode, migration state, policy, backend and switches */
 	struct mutex state_lock;
 	enum emuhba_mode mode;
@@ -100,6 +169,56 @@ int emuhba_adapter_set_policy(struct emuhba_adapter *a,
 int emuhba_adapter_switch(struct emuhba_adapter *a, enum emuhba_mode to,
 			  struct emuhba_switch_timing *timing,
 			  struct netlink_ext_ack *extack);
+
+static inline struct emuhba_adapter *emuhba_from_vdev(struct vfio_device *v)
+{
+	return container_of(v, struct emuhba_adapter, core.vdev);
+}
+
+/* Registers page and BAR0 (emuhba_regs.c). */
+long emuhba_get_region_info(struct emuhba_adapter *a, void __user *arg);
+ssize_t emuhba_read(struct vfio_device *vdev, char __user *buf, size_t count,
+		    loff_t *ppos);
+ssize_t emuhba_write(struct vfio_device *vdev, const char __user *buf,
+		     size_t count, loff_t *ppos);
+int emuhba_mmap(struct vfio_device *vdev, struct vm_area_struct *vma);
+bool emuhba_model_owns_regs(struct emuhba_adapter *a);
+
+/* Emulated mode host (emuhba_emul.c, emuhba_backend.c). */
+extern const struct emu_host_ops emuhba_host_ops;
+extern const struct vfio_log_ops emuhba_log_ops;
+int emuhba_doorbell_mmap(struct emuhba_adapter *a, struct vm_area_struct *vma);
+void emuhba_emul_kick(struct emuhba_adapter *a);
+void emuhba_emul_init(struct emuhba_adapter *a);
+void emuhba_emul_destroy(struct emuhba_adapter *a);
+int emuhba_backend_open(struct emuhba_adapter *a,
+			struct netlink_ext_ack *extack);
+void emuhba_backend_close(struct emuhba_adapter *a);
+int emuhba_backend_submit(struct emuhba_adapter *a, struct emu_blk_req *req);
+void emuhba_backend_reap(struct emuhba_adapter *a);
+
+/* Interrupts (emuhba_irq.c). */
+long emuhba_set_irqs(struct emuhba_adapter *a, void __user *arg);
+void emuhba_irq_release_all(struct emuhba_adapter *a);
+void emuhba_irq_signal(struct emuhba_adapter *a, u16 vector);
+
+/* Admin observer (emuhba_observe.c). */
+int emuhba_observer_init(struct emuhba_adapter *a);
+void emuhba_observer_reset(struct emuhba_adapter *a);
+void emuhba_observer_destroy(struct emuhba_adapter *a);
+void emuhba_observe_reg_done(struct emuhba_adapter *a, u32 off, u64 val,
+			     u32 size);
+void emuhba_observer_hook(struct emuhba_adapter *a, struct file *eventfd);
+
+/* sysfs and debugfs views (emuhba_sysfs.c). */
+extern const struct attribute_group *emuhba_dev_groups[];
+void emuhba_debugfs_add(struct emuhba_adapter *a);
+void emuhba_debugfs_remove(struct emuhba_adapter *a);
+void emuhba_debugfs_init(void);
+void emuhba_debugfs_exit(void);
+
+/* Identity of the VF, read at bind time (emuhba_ident.c). */
+int emuhba_ident_capture(struct emuhba_adapter *a);
 
 /* Control plane (emuhba_genl.c). Notifications may sleep. */
 int emuhba_genl_init(void);

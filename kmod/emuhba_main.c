@@ -96,6 +96,7 @@ void emuhba_adapter_snapshot(struct emuhba_adapter *a,
 	strscpy(s->backend, a->backend, sizeof(s->backend));
 	s->policy = a->policy;
 	s->counters = a->counters;
+	s->counters.reg_traps = atomic64_read(&a->reg_traps);
 	s->last_switch = a->last_switch;
 	mutex_unlock(&a->state_lock);
 }
@@ -190,31 +191,6 @@ static const struct vfio_migration_ops emuhba_mig_ops = {
 	.migration_get_data_size = emuhba_migration_get_data_size,
 };
 
-static int emuhba_log_start(struct vfio_device *vdev,
-			    struct rb_root_cached *ranges, u32 nnodes,
-			    u64 *page_size)
-{
-	return -EOPNOTSUPP;
-}
-
-static int emuhba_log_stop(struct vfio_device *vdev)
-{
-	return 0;
-}
-
-static int emuhba_log_read_and_clear(struct vfio_device *vdev,
-				     unsigned long iova, unsigned long length,
-				     struct iova_bitmap *dirty)
-{
-	return -EOPNOTSUPP;
-}
-
-static const struct vfio_log_ops emuhba_log_ops = {
-	.log_start = emuhba_log_start,
-	.log_stop = emuhba_log_stop,
-	.log_read_and_clear = emuhba_log_read_and_clear,
-};
-
 static int emuhba_init_dev(struct vfio_device *vdev)
 {
 	struct emuhba_adapter *a = to_adapter(vdev);
@@ -235,13 +211,44 @@ static int emuhba_init_dev(struct vfio_device *vdev)
 				VFIO_MIGRATION_PRE_COPY;
 	vdev->mig_ops = &emuhba_mig_ops;
 	vdev->log_ops = &emuhba_log_ops;
+
+	mutex_init(&a->model_lock);
+	mutex_init(&a->irq_lock);
+	atomic64_set(&a->reg_traps, 0);
+	init_llist_head(&a->backend_done);
+	atomic_set(&a->backend_inflight, 0);
+	emuhba_emul_init(a);
+	emuhba_observer_init(a);
+
+	a->model = kvzalloc(emu_nvme_ctrl_size(), GFP_KERNEL);
+	if (!a->model)
+		goto out_nomem;
+	emu_nvme_init(a->model, &emuhba_host_ops, a);
+
+	ret = pci_msix_vec_count(a->core.pdev);
+	a->nr_vectors = ret > 0 ? min(ret, EMUHBA_MAX_VECTORS) : 0;
+	a->vectors = kcalloc(max_t(u16, a->nr_vectors, 1),
+			     sizeof(*a->vectors), GFP_KERNEL);
+	if (!a->vectors)
+		goto out_nomem;
 	return 0;
+
+out_nomem:
+	kvfree(a->model);
+	a->model = NULL;
+	vfio_pci_core_release_dev(vdev);
+	return -ENOMEM;
 }
 
 static void emuhba_release_dev(struct vfio_device *vdev)
 {
 	struct emuhba_adapter *a = to_adapter(vdev);
 
+	emuhba_emul_destroy(a);
+	kfree(a->vectors);
+	kvfree(a->model);
+	mutex_destroy(&a->irq_lock);
+	mutex_destroy(&a->model_lock);
 	mutex_destroy(&a->state_lock);
 	vfio_pci_core_release_dev(vdev);
 }
@@ -269,11 +276,35 @@ static void emuhba_close_device(struct vfio_device *vdev)
 {
 	struct emuhba_adapter *a = to_adapter(vdev);
 
+	emuhba_observer_reset(a);
+	emuhba_irq_release_all(a);
 	mutex_lock(&a->state_lock);
 	a->open = false;
 	a->mig_state = VFIO_DEVICE_STATE_RUNNING;
 	mutex_unlock(&a->state_lock);
 	vfio_pci_core_close_device(vdev);
+}
+
+static long emuhba_ioctl(struct vfio_device *vdev, unsigned int cmd,
+			 unsigned long arg)
+{
+	struct emuhba_adapter *a = emuhba_from_vdev(vdev);
+	void __user *uarg = (void __user *)arg;
+
+	switch (cmd) {
+	case VFIO_DEVICE_GET_REGION_INFO:
+		return emuhba_get_region_info(a, uarg);
+	case VFIO_DEVICE_SET_IRQS:
+		return emuhba_set_irqs(a, uarg);
+	case VFIO_DEVICE_IOEVENTFD:
+		/* Kernel-side writes would bypass the registers page trap. */
+		return -ENOTTY;
+	case VFIO_DEVICE_RESET:
+		emuhba_observer_reset(a);
+		fallthrough;
+	default:
+		return vfio_pci_core_ioctl(vdev, cmd, arg);
+	}
 }
 
 static const struct vfio_device_ops emuhba_vfio_ops = {
@@ -282,11 +313,11 @@ static const struct vfio_device_ops emuhba_vfio_ops = {
 	.release = emuhba_release_dev,
 	.open_device = emuhba_open_device,
 	.close_device = emuhba_close_device,
-	.ioctl = vfio_pci_core_ioctl,
+	.ioctl = emuhba_ioctl,
 	.device_feature = vfio_pci_core_ioctl_feature,
-	.read = vfio_pci_core_read,
-	.write = vfio_pci_core_write,
-	.mmap = vfio_pci_core_mmap,
+	.read = emuhba_read,
+	.write = emuhba_write,
+	.mmap = emuhba_mmap,
 	.request = vfio_pci_core_request,
 	.match = vfio_pci_core_match,
 	.bind_iommufd = vfio_iommufd_physical_bind,
@@ -311,6 +342,12 @@ static int emuhba_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		return PTR_ERR(a);
 
 	dev_set_drvdata(&pdev->dev, &a->core);
+	ret = emuhba_ident_capture(a);
+	if (ret) {
+		pci_err(pdev, "cannot read the VF's identity: %pe\n", ERR_PTR(ret));
+		goto out_put;
+	}
+
 	ret = xa_alloc(&emuhba_adapters, &a->id, a, xa_limit_31b, GFP_KERNEL);
 	if (ret)
 		goto out_put;
@@ -319,6 +356,7 @@ static int emuhba_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	if (ret)
 		goto out_erase;
 
+	emuhba_debugfs_add(a);
 	emuhba_genl_notify_adapter(a, true);
 	pci_info(pdev, "emuhba adapter %u (direct mode)\n", a->id);
 	return 0;
@@ -339,6 +377,7 @@ static void emuhba_remove(struct pci_dev *pdev)
 
 	WRITE_ONCE(a->removing, true);
 	vfio_pci_core_unregister_device(core);
+	emuhba_debugfs_remove(a);
 	emuhba_genl_notify_adapter(a, false);
 	xa_erase(&emuhba_adapters, a->id);
 	vfio_put_device(&core->vdev);
@@ -363,6 +402,7 @@ static struct pci_driver emuhba_pci_driver = {
 	.remove = emuhba_remove,
 	.err_handler = &vfio_pci_core_err_handlers,
 	.driver_managed_dma = true,
+	.dev_groups = emuhba_dev_groups,
 };
 
 static int __init emuhba_init(void)
@@ -372,6 +412,7 @@ static int __init emuhba_init(void)
 	ret = emuhba_genl_init();
 	if (ret)
 		return ret;
+	emuhba_debugfs_init();
 
 	ret = pci_register_driver(&emuhba_pci_driver);
 	if (ret)
@@ -379,6 +420,7 @@ static int __init emuhba_init(void)
 	return 0;
 
 out_genl:
+	emuhba_debugfs_exit();
 	emuhba_genl_exit();
 	return ret;
 }
@@ -386,6 +428,7 @@ out_genl:
 static void __exit emuhba_exit(void)
 {
 	pci_unregister_driver(&emuhba_pci_driver);
+	emuhba_debugfs_exit();
 	emuhba_genl_exit();
 	WARN_ON(!xa_empty(&emuhba_adapters));
 }

@@ -1,0 +1,176 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The emulated mode's backend: a host block device that reaches the same
+ * namespace as the VF (the PF's path to the shared namespace, a multipath
+ * head, a fabric path). Requests are bios; completions come back in
+ * interrupt context and are handed to the model from the emulation work.
+ */
+#include <linux/bio.h>
+#include <linux/delay.h>
+#include <linux/blkdev.h>
+#include <linux/fs.h>
+#include <linux/llist.h>
+#include <linux/slab.h>
+#include <linux/vmalloc.h>
+
+#include "emuhba.h"
+
+struct emuhba_bio_ctx {
+	struct emuhba_adapter *a;
+	struct emu_blk_req *req;
+	struct llist_node node;
+	int status;
+};
+
+static void emuhba_bio_end_io(struct bio *bio)
+{
+	struct emuhba_bio_ctx *ctx = bio->bi_private;
+	struct emuhba_adapter *a = ctx->a;
+
+	ctx->status = blk_status_to_errno(bio->bi_status);
+	bio_put(bio);
+	llist_add(&ctx->node, &a->backend_done);
+	queue_work(system_highpri_wq, &a->emul_work);
+}
+
+/* Hand finished requests to the model. */
+void emuhba_backend_reap(struct emuhba_adapter *a)
+{
+	struct llist_node *list = llist_del_all(&a->backend_done);
+	struct emuhba_bio_ctx *ctx, *next;
+
+	list = llist_reverse_order(list);
+	llist_for_each_entry_safe(ctx, next, list, node) {
+		mutex_lock(&a->model_lock);
+		emu_nvme_blk_complete(a->model, ctx->req, ctx->status);
+		mutex_unlock(&a->model_lock);
+		atomic_dec(&a->backend_inflight);
+		kfree(ctx);
+	}
+}
+
+static int emuhba_bio_add_buf(struct bio *bio, void *buf, u32 len)
+{
+	while (len) {
+		u32 off = offset_in_page(buf);
+		u32 n = min_t(u32, len, PAGE_SIZE - off);
+		struct page *page = is_vmalloc_addr(buf) ?
+			vmalloc_to_page(buf) : virt_to_page(buf);
+
+		if (bio_add_page(bio, page, n, off) != n)
+			return -EIO;
+		buf += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int emuhba_backend_submit(struct emuhba_adapter *a, struct emu_blk_req *req)
+{
+	struct block_device *bdev;
+	struct emuhba_bio_ctx *ctx;
+	unsigned int nr_vecs = 0;
+	blk_opf_t opf;
+	struct bio *bio;
+	int ret;
+
+	if (!a->backend_file)
+		return -ENODEV;
+	bdev = file_bdev(a->backend_file);
+
+	switch (req->op) {
+	case EMU_BLK_READ:
+		opf = REQ_OP_READ;
+		break;
+	case EMU_BLK_WRITE:
+		opf = REQ_OP_WRITE;
+		break;
+	case EMU_BLK_FLUSH:
+		opf = REQ_OP_WRITE | REQ_PREFLUSH;
+		break;
+	case EMU_BLK_WRITE_ZEROES:
+		opf = REQ_OP_WRITE_ZEROES;
+		break;
+	case EMU_BLK_DISCARD:
+		opf = REQ_OP_DISCARD;
+		break;
+	default:
+		return -EOPNOTSUPP;
+	}
+	if (op_is_write(opf) && bdev_read_only(bdev))
+		return -EROFS;
+	if (req->op == EMU_BLK_READ || req->op == EMU_BLK_WRITE) {
+		if (!req->buf || req->len < ((u64)req->nlb << req->lba_shift))
+			return -EINVAL;
+		nr_vecs = DIV_ROUND_UP(req->len + offset_in_page(req->buf),
+				       PAGE_SIZE);
+	}
+
+	ctx = kzalloc(sizeof(*ctx), GFP_KERNEL);
+	if (!ctx)
+		return -EAGAIN;
+	bio = bio_alloc(bdev, nr_vecs, opf, GFP_KERNEL);
+	if (!bio) {
+		kfree(ctx);
+		return -EAGAIN;
+	}
+	ctx->a = a;
+	ctx->req = req;
+	bio->bi_private = ctx;
+	bio->bi_end_io = emuhba_bio_end_io;
+	/* Requests are in the namespace's LBAs; bios in 512-byte sectors. */
+	bio->bi_iter.bi_sector = req->slba << (req->lba_shift - SECTOR_SHIFT);
+	if (nr_vecs) {
+		ret = emuhba_bio_add_buf(bio, req->buf,
+					 req->nlb << req->lba_shift);
+		if (ret)
+			goto out_put;
+		if (is_vmalloc_addr(req->buf))
+			flush_kernel_vmap_range(req->buf, req->len);
+	} else if (req->op != EMU_BLK_FLUSH) {
+		bio->bi_iter.bi_size = req->nlb << req->lba_shift;
+	}
+	atomic_inc(&a->backend_inflight);
+	submit_bio(bio);
+	return 0;
+
+out_put:
+	bio_put(bio);
+	kfree(ctx);
+	return ret;
+}
+
+/* Open the configured backend; called before the model starts running. */
+int emuhba_backend_open(struct emuhba_adapter *a, struct netlink_ext_ack *extack)
+{
+	struct file *f;
+
+	if (a->backend_file)
+		return 0;
+	if (!strcmp(a->backend, "auto") || !a->backend[0]) {
+		NL_SET_ERR_MSG(extack,
+			       "no backend block device set for this adapter");
+		return -ENODEV;
+	}
+	f = bdev_file_open_by_path(a->backend, BLK_OPEN_READ | BLK_OPEN_WRITE,
+				   a, NULL);
+	if (IS_ERR(f)) {
+		NL_SET_ERR_MSG(extack, "cannot open the backend block device");
+		return PTR_ERR(f);
+	}
+	a->backend_file = f;
+	return 0;
+}
+
+/* Close it once no request is in flight. */
+void emuhba_backend_close(struct emuhba_adapter *a)
+{
+	while (atomic_read(&a->backend_inflight)) {
+		emuhba_backend_reap(a);
+		usleep_range(100, 200);
+	}
+	emuhba_backend_reap(a);
+	if (a->backend_file)
+		fput(a->backend_file);
+	a->backend_file = NULL;
+}

@@ -1,0 +1,279 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The admin observer. In direct mode the VF executes the guest's admin
+ * queue; the switch needs what the guest configured through it (I/O queue
+ * table, features, doorbell buffer, outstanding AERs). Every completion on
+ * the admin vector wakes a work item that reads the new admin completions
+ * and the submission entries the VF consumed from guest memory, and hands
+ * them to the model's observer. A submission slot cannot be reused before
+ * the guest wraps its admin queue, so reading after the interrupt is in
+ * time; an observation that fails marks the state lost and the switch is
+ * then refused rather than guessed.
+ */
+#include <linux/file.h>
+#include <linux/pci.h>
+#include <linux/unaligned.h>
+#include <linux/poll.h>
+#include <linux/slab.h>
+#include <linux/vfio.h>
+
+#include "emuhba.h"
+
+#define EMUHBA_SQE_SIZE		64
+#define EMUHBA_CQE_SIZE		16
+#define EMUHBA_OBS_BATCH	64
+
+/* NVMe register offsets the observer follows. */
+#define NVME_REG_CC_OFF		0x14
+#define NVME_REG_AQA_OFF	0x24
+#define NVME_REG_ASQ_OFF	0x28
+#define NVME_REG_ACQ_OFF	0x30
+
+/* Admin opcodes whose data the model wants to see. */
+#define NVME_ADM_GET_LOG_PAGE	0x02
+#define NVME_ADM_IDENTIFY	0x06
+#define NVME_ADM_GET_FEATURES	0x0a
+
+static int emuhba_obs_wakeup(wait_queue_entry_t *wait, unsigned int mode,
+			     int sync, void *key)
+{
+	struct emuhba_observer *obs = container_of(wait, struct emuhba_observer,
+						   wait);
+
+	if (key_to_poll(key) & EPOLLIN)
+		queue_work(system_highpri_wq, &obs->work);
+	return 0;
+}
+
+static void emuhba_obs_ptable(struct file *file, wait_queue_head_t *wqh,
+			      poll_table *pt)
+{
+	struct emuhba_observer *obs = container_of(pt, struct emuhba_observer,
+						   pt);
+
+	obs->wqh = wqh;
+	add_wait_queue(wqh, &obs->wait);
+}
+
+/* Hook the admin vector's eventfd (or unhook with NULL). */
+void emuhba_observer_hook(struct emuhba_adapter *a, struct file *eventfd)
+{
+	struct emuhba_observer *obs = &a->obs;
+
+	mutex_lock(&a->irq_lock);
+	if (obs->hooked) {
+		remove_wait_queue(obs->wqh, &obs->wait);
+		fput(obs->hooked);
+		obs->hooked = NULL;
+		obs->wqh = NULL;
+	}
+	if (eventfd) {
+		obs->hooked = get_file(eventfd);
+		vfs_poll(eventfd, &obs->pt);
+	}
+	mutex_unlock(&a->irq_lock);
+	if (eventfd)
+		queue_work(system_highpri_wq, &obs->work);
+}
+
+static int emuhba_obs_read(struct emuhba_adapter *a, u64 iova, void *buf,
+			   size_t len)
+{
+	return vfio_dma_rw(&a->core.vdev, iova, buf, len, false);
+}
+
+/* Length of the data a completed admin command returned, if any. */
+static u32 emuhba_obs_data_len(const u8 *sqe, u64 *prp1)
+{
+	u8 opc = sqe[0];
+
+	*prp1 = get_unaligned_le64(sqe + 24);
+	if (sqe[1] & 0xc0)	/* SGL: the model does not need these */
+		return 0;
+	if (opc != NVME_ADM_IDENTIFY && opc != NVME_ADM_GET_LOG_PAGE &&
+	    opc != NVME_ADM_GET_FEATURES)
+		return 0;
+	/* The first page is enough for everything the model learns. */
+	return SZ_4K - (*prp1 & (SZ_4K - 1));
+}
+
+static void emuhba_obs_complete(struct emuhba_adapter *a, const u8 *cqe,
+				u8 *data)
+{
+	struct emuhba_observer *obs = &a->obs;
+	u16 cid = get_unaligned_le16(cqe + 12);
+	u32 i, len = 0;
+	u64 prp1;
+	u8 *sqe;
+
+	/* The most recently fetched slot with this command identifier. */
+	for (i = 0; i < obs->sq_size; i++) {
+		u16 slot = (obs->sq_head + obs->sq_size - 1 - i) % obs->sq_size;
+
+		sqe = obs->pending + (size_t)slot * EMUHBA_SQE_SIZE;
+		if (get_unaligned_le16(sqe + 2) == cid && sqe[EMUHBA_SQE_SIZE - 1])
+			break;
+	}
+	if (i == obs->sq_size) {
+		obs->lost = true;
+		return;
+	}
+	sqe[EMUHBA_SQE_SIZE - 1] = 0;	/* see emuhba_obs_fetch() */
+
+	len = emuhba_obs_data_len(sqe, &prp1);
+	if (len && emuhba_obs_read(a, prp1, data, len))
+		len = 0;
+	emu_nvme_observe_admin(a->model, sqe, cqe, len ? data : NULL, len);
+}
+
+/*
+ * Read the submission entries the VF consumed up to new_head. The last byte
+ * of a copy (reserved in every admin command) marks it outstanding.
+ */
+static int emuhba_obs_fetch(struct emuhba_adapter *a, u16 new_head)
+{
+	struct emuhba_observer *obs = &a->obs;
+	u8 *sqe;
+	int ret;
+
+	while (obs->sq_head != new_head) {
+		sqe = obs->pending + (size_t)obs->sq_head * EMUHBA_SQE_SIZE;
+		ret = emuhba_obs_read(a, obs->asq + (u64)obs->sq_head *
+				      EMUHBA_SQE_SIZE, sqe, EMUHBA_SQE_SIZE);
+		if (ret)
+			return ret;
+		emu_nvme_observe_admin(a->model, sqe, NULL, NULL, 0);
+		sqe[EMUHBA_SQE_SIZE - 1] = 1;
+		obs->sq_head = (obs->sq_head + 1) % obs->sq_size;
+	}
+	return 0;
+}
+
+static void emuhba_obs_work(struct work_struct *work)
+{
+	struct emuhba_adapter *a = container_of(work, struct emuhba_adapter,
+						obs.work);
+	struct emuhba_observer *obs = &a->obs;
+	u8 cqe[EMUHBA_CQE_SIZE];
+	unsigned int n = 0;
+	u8 *data;
+	u16 sqhd;
+
+	data = kmalloc(SZ_4K, GFP_KERNEL);
+	if (!data)
+		return;
+
+	mutex_lock(&a->model_lock);
+	while (obs->enabled && !obs->lost && n++ < EMUHBA_OBS_BATCH) {
+		if (emuhba_obs_read(a, obs->acq + (u64)obs->cq_head *
+				    EMUHBA_CQE_SIZE, cqe, sizeof(cqe))) {
+			obs->lost = true;
+			break;
+		}
+		if ((get_unaligned_le16(cqe + 14) & 1) != obs->phase)
+			break;
+		sqhd = get_unaligned_le16(cqe + 8);
+		if (sqhd >= obs->sq_size || emuhba_obs_fetch(a, sqhd)) {
+			obs->lost = true;
+			break;
+		}
+		emuhba_obs_complete(a, cqe, data);
+		a->counters.admin_observed++;
+		if (++obs->cq_head == obs->cq_size) {
+			obs->cq_head = 0;
+			obs->phase = !obs->phase;
+		}
+	}
+	if (obs->lost)
+		dev_warn_ratelimited(&a->core.pdev->dev,
+				     "admin queue observation lost; switching will be refused until the guest resets the controller\n");
+	mutex_unlock(&a->model_lock);
+	kfree(data);
+	if (n > EMUHBA_OBS_BATCH)
+		queue_work(system_highpri_wq, &obs->work);
+}
+
+static void emuhba_obs_stop(struct emuhba_observer *obs)
+{
+	obs->enabled = false;
+	obs->lost = false;
+	kvfree(obs->pending);
+	obs->pending = NULL;
+}
+
+static void emuhba_obs_start(struct emuhba_adapter *a)
+{
+	struct emuhba_observer *obs = &a->obs;
+
+	emuhba_obs_stop(obs);
+	obs->sq_head = 0;
+	obs->cq_head = 0;
+	obs->phase = 1;
+	obs->pending = kvcalloc(obs->sq_size, EMUHBA_SQE_SIZE, GFP_KERNEL);
+	obs->enabled = obs->pending && obs->sq_size && obs->cq_size;
+	obs->lost = !obs->enabled;
+}
+
+/* After the VF accepted a register write in direct mode. */
+void emuhba_observe_reg_done(struct emuhba_adapter *a, u32 off, u64 val,
+			     u32 size)
+{
+	struct emuhba_observer *obs = &a->obs;
+	bool kick = false;
+
+	mutex_lock(&a->model_lock);
+	switch (off) {
+	case NVME_REG_AQA_OFF:
+		obs->sq_size = (val & 0xfff) + 1;
+		obs->cq_size = ((val >> 16) & 0xfff) + 1;
+		break;
+	case NVME_REG_ASQ_OFF:
+		obs->asq = size == 8 ? val : (obs->asq & ~0xffffffffULL) | (u32)val;
+		break;
+	case NVME_REG_ASQ_OFF + 4:
+		obs->asq = (obs->asq & 0xffffffffULL) | (val << 32);
+		break;
+	case NVME_REG_ACQ_OFF:
+		obs->acq = size == 8 ? val : (obs->acq & ~0xffffffffULL) | (u32)val;
+		break;
+	case NVME_REG_ACQ_OFF + 4:
+		obs->acq = (obs->acq & 0xffffffffULL) | (val << 32);
+		break;
+	case NVME_REG_CC_OFF:
+		if ((val & 1) && !obs->enabled) {
+			emuhba_obs_start(a);
+			kick = true;
+		} else if (!(val & 1) && obs->enabled) {
+			emuhba_obs_stop(obs);
+		}
+		break;
+	}
+	mutex_unlock(&a->model_lock);
+	if (kick)
+		queue_work(system_highpri_wq, &obs->work);
+}
+
+int emuhba_observer_init(struct emuhba_adapter *a)
+{
+	struct emuhba_observer *obs = &a->obs;
+
+	INIT_WORK(&obs->work, emuhba_obs_work);
+	init_waitqueue_func_entry(&obs->wait, emuhba_obs_wakeup);
+	init_poll_funcptr(&obs->pt, emuhba_obs_ptable);
+	return 0;
+}
+
+/* Device closed or reset: nothing of the old admin queue remains. */
+void emuhba_observer_reset(struct emuhba_adapter *a)
+{
+	emuhba_observer_hook(a, NULL);
+	cancel_work_sync(&a->obs.work);
+	mutex_lock(&a->model_lock);
+	emuhba_obs_stop(&a->obs);
+	mutex_unlock(&a->model_lock);
+}
+
+void emuhba_observer_destroy(struct emuhba_adapter *a)
+{
+	emuhba_observer_reset(a);
+}

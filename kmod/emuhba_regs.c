@@ -1,0 +1,190 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * BAR0 of an NVMe VF as the VFIO user sees it. The controller registers
+ * (the first 4 KiB) are never mapped into the user: every access traps here,
+ * so that the register state the switch needs is known and so that the
+ * registers can be emulated while the model owns the guest's device. The
+ * doorbells (from 4 KiB on) stay mapped straight to the VF: no trap per I/O.
+ */
+#include <linux/pci.h>
+#include <linux/uaccess.h>
+#include <linux/vfio.h>
+#include <linux/vfio_pci_core.h>
+
+#include "emuhba.h"
+
+static bool emuhba_is_regs(struct emuhba_adapter *a, loff_t pos, size_t count)
+{
+	u64 off = pos & VFIO_PCI_OFFSET_MASK;
+
+	return VFIO_PCI_OFFSET_TO_INDEX(pos) == VFIO_PCI_BAR0_REGION_INDEX &&
+	       off < EMUHBA_REGS_SIZE;
+}
+
+long emuhba_get_region_info(struct emuhba_adapter *a, void __user *arg)
+{
+	unsigned long minsz = offsetofend(struct vfio_region_info, offset);
+	struct vfio_pci_core_device *core = &a->core;
+	struct vfio_info_cap caps = { .buf = NULL, .size = 0 };
+	struct vfio_region_info_cap_sparse_mmap *sparse;
+	struct vfio_region_info info;
+	u64 bar_len;
+	size_t size;
+	int ret;
+
+	if (copy_from_user(&info, arg, minsz))
+		return -EFAULT;
+	if (info.argsz < minsz)
+		return -EINVAL;
+	bar_len = pci_resource_len(core->pdev, VFIO_PCI_BAR0_REGION_INDEX);
+	if (info.index != VFIO_PCI_BAR0_REGION_INDEX || !bar_len ||
+	    !core->bar_mmap_supported[VFIO_PCI_BAR0_REGION_INDEX] ||
+	    bar_len <= EMUHBA_REGS_SIZE)
+		return vfio_pci_core_ioctl(&core->vdev,
+					   VFIO_DEVICE_GET_REGION_INFO,
+					   (unsigned long)arg);
+
+	/* One mappable area: everything after the registers page. */
+	size = struct_size(sparse, areas, 1);
+	sparse = kzalloc(size, GFP_KERNEL);
+	if (!sparse)
+		return -ENOMEM;
+	sparse->header.id = VFIO_REGION_INFO_CAP_SPARSE_MMAP;
+	sparse->header.version = 1;
+	sparse->nr_areas = 1;
+	sparse->areas[0].offset = EMUHBA_REGS_SIZE;
+	sparse->areas[0].size = bar_len - EMUHBA_REGS_SIZE;
+	ret = vfio_info_add_capability(&caps, &sparse->header, size);
+	kfree(sparse);
+	if (ret)
+		return ret;
+
+	if (core->msix_bar == VFIO_PCI_BAR0_REGION_INDEX) {
+		struct vfio_info_cap_header header = {
+			.id = VFIO_REGION_INFO_CAP_MSIX_MAPPABLE,
+			.version = 1,
+		};
+
+		ret = vfio_info_add_capability(&caps, &header, sizeof(header));
+		if (ret)
+			goto out_free;
+	}
+
+	info.offset = VFIO_PCI_INDEX_TO_OFFSET(info.index);
+	info.size = bar_len;
+	info.flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE |
+		     VFIO_REGION_INFO_FLAG_MMAP | VFIO_REGION_INFO_FLAG_CAPS;
+	if (info.argsz < sizeof(info) + caps.size) {
+		info.argsz = sizeof(info) + caps.size;
+		info.cap_offset = 0;
+	} else {
+		vfio_info_cap_shift(&caps, sizeof(info));
+		if (copy_to_user(arg + sizeof(info), caps.buf, caps.size)) {
+			ret = -EFAULT;
+			goto out_free;
+		}
+		info.cap_offset = sizeof(info);
+	}
+	ret = copy_to_user(arg, &info, minsz) ? -EFAULT : 0;
+out_free:
+	kfree(caps.buf);
+	return ret;
+}
+
+int emuhba_mmap(struct vfio_device *vdev, struct vm_area_struct *vma)
+{
+	struct emuhba_adapter *a = emuhba_from_vdev(vdev);
+	unsigned int index;
+	u64 start;
+
+	index = vma->vm_pgoff >> (VFIO_PCI_OFFSET_SHIFT - PAGE_SHIFT);
+	start = ((u64)vma->vm_pgoff << PAGE_SHIFT) & VFIO_PCI_OFFSET_MASK;
+	if (index == VFIO_PCI_BAR0_REGION_INDEX && start < EMUHBA_REGS_SIZE)
+		return -EINVAL;
+	return emuhba_doorbell_mmap(a, vma);
+}
+
+/*
+ * Registers accesses are 4 or 8 bytes at a naturally aligned offset (NVMe
+ * 3.1.2); anything else is refused rather than half-emulated.
+ */
+static int emuhba_reg_access_ok(loff_t pos, size_t count)
+{
+	u64 off = pos & VFIO_PCI_OFFSET_MASK;
+
+	if (count != 4 && count != 8)
+		return -EINVAL;
+	if (off & (count - 1) || off + count > EMUHBA_REGS_SIZE)
+		return -EINVAL;
+	return 0;
+}
+
+ssize_t emuhba_read(struct vfio_device *vdev, char __user *buf, size_t count,
+		    loff_t *ppos)
+{
+	struct emuhba_adapter *a = emuhba_from_vdev(vdev);
+	u64 off = *ppos & VFIO_PCI_OFFSET_MASK;
+	u64 val;
+	int ret;
+
+	if (!emuhba_is_regs(a, *ppos, count))
+		return vfio_pci_core_read(vdev, buf, count, ppos);
+
+	atomic64_inc(&a->reg_traps);
+	ret = emuhba_reg_access_ok(*ppos, count);
+	if (ret)
+		return ret;
+
+	mutex_lock(&a->model_lock);
+	if (emuhba_model_owns_regs(a)) {
+		val = emu_nvme_reg_read(a->model, off, count);
+		mutex_unlock(&a->model_lock);
+		if (copy_to_user(buf, &val, count))
+			return -EFAULT;
+		*ppos += count;
+		return count;
+	}
+	mutex_unlock(&a->model_lock);
+	return vfio_pci_core_read(vdev, buf, count, ppos);
+}
+
+ssize_t emuhba_write(struct vfio_device *vdev, const char __user *buf,
+		     size_t count, loff_t *ppos)
+{
+	struct emuhba_adapter *a = emuhba_from_vdev(vdev);
+	u64 off = *ppos & VFIO_PCI_OFFSET_MASK;
+	u64 val = 0;
+	ssize_t ret;
+
+	if (!emuhba_is_regs(a, *ppos, count))
+		return vfio_pci_core_write(vdev, buf, count, ppos);
+
+	atomic64_inc(&a->reg_traps);
+	ret = emuhba_reg_access_ok(*ppos, count);
+	if (ret)
+		return ret;
+	if (copy_from_user(&val, buf, count))
+		return -EFAULT;
+
+	mutex_lock(&a->model_lock);
+	if (emuhba_model_owns_regs(a)) {
+		emu_nvme_reg_write(a->model, off, val, count);
+		mutex_unlock(&a->model_lock);
+		emuhba_emul_kick(a);
+		*ppos += count;
+		return count;
+	}
+
+	/*
+	 * Direct mode: the VF executes the write; the model observes it under
+	 * the same lock, so that a switch sees registers and observations
+	 * that agree.
+	 */
+	ret = vfio_pci_core_write(vdev, buf, count, ppos);
+	if (ret == count)
+		emu_nvme_observe_reg_write(a->model, off, val, count);
+	mutex_unlock(&a->model_lock);
+	if (ret == count)
+		emuhba_observe_reg_done(a, off, val, count);
+	return ret;
+}
