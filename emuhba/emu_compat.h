@@ -37,6 +37,10 @@ typedef long long s64;
 	typeof(a) _emu_a = (a);				\
 	typeof(b) _emu_b = (b);				\
 	_emu_a < _emu_b ? _emu_a : _emu_b; })
+#define EMU_MAX(a, b) ({				\
+	typeof(a) _emu_a = (a);				\
+	typeof(b) _emu_b = (b);				\
+	_emu_a > _emu_b ? _emu_a : _emu_b; })
 #define EMU_ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 #define EMU_BIT(n)		(1U << (n))
 

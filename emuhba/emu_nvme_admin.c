@@ -132,7 +132,7 @@ static u32 emu_build_log(struct emu_nvme_ctrl *ctrl, u8 lid, u8 *buf)
 	memset(buf, 0, EMU_NVME_PAGE);
 	switch (lid) {
 	case 0x01:
-		n = EMU_MIN((u32)ctrl->elpe + 1, EMU_NVME_PAGE / 64);
+		n = EMU_MIN((u32)ctrl->elpe + 1, (u32)EMU_NVME_PAGE / 64);
 		for (i = 0; i < n && i < EMU_NVME_MAX_ERRLOG; i++)
 			memcpy(buf + 64 * i, l->err[i], 64);
 		return n * 64;
@@ -505,8 +505,8 @@ static u16 emu_get_features(struct emu_nvme_ctrl *ctrl, const u8 *sqe,
 	if (!emu_feat_supported(ctrl, fid))
 		return EMU_SC_INVALID_FIELD;
 	if (fid == EMU_FEAT_IVC &&
-	    (dw11 & 0xffff) >= EMU_MIN(ctrl->st.id.nr_vectors,
-				       EMU_NVME_MAX_VEC))
+	    (dw11 & 0xffff) >= EMU_MIN((u32)ctrl->st.id.nr_vectors,
+				       (u32)EMU_NVME_MAX_VEC))
 		return EMU_SC_INVALID_FIELD;
 	switch (sel) {
 	case 0:	/* current */
