@@ -335,7 +335,7 @@ void emu_nvme_queue_reset(struct emu_nvme_ctrl *ctrl)
 	u32 i;
 
 	for (i = 0; i < EMU_NVME_MAX_REQS; i++)
-		if (ctrl->reqs[i].state == EMU_REQ_BLK)
+		if (ctrl->reqs[i].state != EMU_REQ_FREE)
 			ctrl->reqs[i].aborted = 1;
 	memset(st->sq, 0, sizeof(st->sq));
 	memset(st->cq, 0, sizeof(st->cq));
@@ -931,6 +931,9 @@ int emu_nvme_poll(struct emu_nvme_ctrl *ctrl, int budget)
 	bool progress = true;
 	u16 i, qid;
 
+	if (ctrl->nr_retry)
+		emu_nvme_io_retry(ctrl);
+	emu_settle(ctrl);
 	if (!emu_running(ctrl))
 		goto out;
 	if (st->dbbuf.enabled)
@@ -973,6 +976,9 @@ void emu_nvme_blk_complete(struct emu_nvme_ctrl *ctrl,
 		emu_nvme_req_put(ctrl, req);
 	else
 		emu_nvme_io_done(ctrl, req, status);
+	/* A completion frees backend capacity for a busy retry. */
+	if (ctrl->nr_retry)
+		emu_nvme_io_retry(ctrl);
 	emu_settle(ctrl);
 	emu_nvme_aer_process(ctrl);
 	emu_nvme_irq_flush(ctrl);

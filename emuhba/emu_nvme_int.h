@@ -65,6 +65,7 @@
 enum emu_req_state {
 	EMU_REQ_FREE = 0,
 	EMU_REQ_BLK,		/* owned by the backend */
+	EMU_REQ_RETRY,		/* the backend was busy: resubmit on poll */
 };
 
 struct emu_nvme_req {
@@ -122,6 +123,7 @@ struct emu_nvme_ctrl {
 	u8 rsvd[3];
 	u16 rr_next;
 	u16 free_head;
+	u32 nr_retry;
 	u64 cmds;
 	u8 scratch[EMU_NVME_PAGE];
 	u8 sqe_buf[EMU_NVME_SQE * 8];
@@ -159,6 +161,7 @@ void emu_nvme_sq_deleted(struct emu_nvme_ctrl *ctrl, u16 sqid);
 int emu_nvme_io_exec(struct emu_nvme_ctrl *ctrl, u16 sqid, const u8 *sqe);
 void emu_nvme_io_done(struct emu_nvme_ctrl *ctrl, struct emu_nvme_req *req,
 		      int status);
+void emu_nvme_io_retry(struct emu_nvme_ctrl *ctrl);
 u16 emu_nvme_xfer(struct emu_nvme_ctrl *ctrl, const u8 *sqe, bool admin,
 		  void *buf, u32 len, bool to_guest);
 

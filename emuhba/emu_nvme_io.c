@@ -384,6 +384,24 @@ static void emu_account(struct emu_nvme_ctrl *ctrl, u8 opc, u32 len)
 	}
 }
 
+void emu_nvme_io_retry(struct emu_nvme_ctrl *ctrl)
+{
+	u32 i;
+
+	for (i = 0; i < EMU_NVME_MAX_REQS && ctrl->nr_retry; i++) {
+		struct emu_nvme_req *req = &ctrl->reqs[i];
+
+		if (req->state != EMU_REQ_RETRY)
+			continue;
+		ctrl->nr_retry--;
+		req->state = EMU_REQ_BLK;
+		if (req->aborted)
+			emu_nvme_req_put(ctrl, req);
+		else
+			emu_nvme_io_done(ctrl, req, 1);
+	}
+}
+
 /*
  * status: 0 or -errno from the backend; 1 starts a Dataset Management
  * command's first range.
@@ -414,10 +432,16 @@ void emu_nvme_io_done(struct emu_nvme_ctrl *ctrl, struct emu_nvme_req *req,
 			ret = ctrl->ops->blk_submit(ctrl->host, &req->blk);
 			if (!ret)
 				return;
-			/*
-			 * Deallocation is advisory: a backend that cannot
-			 * take the range leaves the data as it was.
-			 */
+			if (ret == -EAGAIN) {
+				/* Busy: the same range again from poll. */
+				req->range_idx--;
+				req->state = EMU_REQ_RETRY;
+				ctrl->nr_retry++;
+				return;
+			}
+			/* DLFEAT promises zeroes: a lost range is an error. */
+			st = emu_errno_status(EMU_BLK_DISCARD, ret);
+			break;
 		}
 		goto post;
 	}

@@ -1,0 +1,227 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * emuhba model: Linux-style bring-up, then randomized multi-queue I/O
+ * against a reference copy; shadow doorbells, EventIdx and interrupts.
+ */
+#include "emu_test_stream.h"
+#include "kselftest_harness.h"
+
+FIXTURE(io) {
+	struct th th;
+	struct drv d;
+	struct stream s;
+};
+
+FIXTURE_SETUP(io)
+{
+	th_init(&self->th, 0x5eed + (unsigned int)getpid());
+	th_new_ctrl(&self->th);
+	th_load_identity(&self->th, 12, 2048, 16);
+	emu_nvme_start_disabled(self->th.ctrl);
+	memset(&self->d, 0, sizeof(self->d));
+	self->d.th = &self->th;
+	ASSERT_EQ(0, drv_enable(&self->d, 32));
+}
+
+FIXTURE_TEARDOWN(io)
+{
+	th_fini(&self->th);
+}
+
+static void run_stream(struct __test_metadata *_metadata, struct stream *s,
+		       int steps)
+{
+	int i;
+
+	for (i = 0; i < steps; i++)
+		stream_step(s, 1 + (int)(th_rand(s->d->th) % 8));
+	EXPECT_EQ(0, stream_finish(s)) {
+		TH_LOG("%s / %s", s->why, s->d->why);
+	}
+	EXPECT_GT(s->verified, 100);
+	EXPECT_EQ(0, (long)s->d->th->dma_errors);
+	EXPECT_EQ(0, (long)s->d->th->bufs);
+	stream_fini(s);
+}
+
+TEST_F(io, linux_bringup_identity)
+{
+	const struct emu_nvme_state *st;
+	u8 page[4096];
+	u8 sqe[64];
+	u64 buf;
+
+	ASSERT_EQ(0, drv_bringup(&self->d, 4, 64, 1, 1));
+	st = emu_nvme_state(self->th.ctrl);
+	EXPECT_EQ(1, st->dbbuf.enabled);
+	EXPECT_EQ(1, st->aer.nr_cid);
+	EXPECT_EQ(1000, st->aer.cid[0]);
+	EXPECT_EQ(64, st->sq[4].size);
+	EXPECT_EQ(4, st->sq[4].cqid);
+	EXPECT_EQ(4, st->cq[4].vector);
+	EXPECT_EQ(0, st->sq[5].valid);
+	/* The guest sees exactly the captured Identify page. */
+	buf = th_alloc(&self->th, 4096, 4096);
+	drv_sqe(sqe, 0x06, 0);
+	drv_set_dw(sqe, 10, 1);
+	drv_set_prp(sqe, buf, 0);
+	ASSERT_EQ(0, drv_admin(&self->d, sqe, NULL));
+	th_idctrl_page(page);
+	EXPECT_EQ(0, memcmp(page, th_ptr(&self->th, buf), 4096));
+	drv_sqe(sqe, 0x06, 1);
+	drv_set_prp(sqe, buf, 0);
+	ASSERT_EQ(0, drv_admin(&self->d, sqe, NULL));
+	th_idns_page(page, 12);
+	EXPECT_EQ(0, memcmp(page, th_ptr(&self->th, buf), 4096));
+	EXPECT_EQ(0, self->d.errors);
+}
+
+TEST_F(io, stream_prp_sgl_shadow_doorbells)
+{
+	ASSERT_EQ(0, drv_bringup(&self->d, 4, 64, 1, 1));
+	stream_init(&self->s, &self->d);
+	run_stream(_metadata, &self->s, 1500);
+	/* EventIdx let the guest skip most doorbell writes. */
+	EXPECT_LT(self->d.mmio_sq_doorbells, (u64)self->s.issued);
+}
+
+TEST_F(io, stream_mmio_doorbells_small_queues)
+{
+	ASSERT_EQ(0, drv_bringup(&self->d, 8, 8, 0, 1));
+	stream_init(&self->s, &self->d);
+	run_stream(_metadata, &self->s, 1500);
+}
+
+TEST_F(io, stream_sync_backend_with_eagain)
+{
+	self->th.sync = 1;
+	ASSERT_EQ(0, drv_bringup(&self->d, 3, 32, 1, 1));
+	self->th.eagain_pct = 20;
+	stream_init(&self->s, &self->d);
+	run_stream(_metadata, &self->s, 1000);
+}
+
+TEST_F(io, shadow_doorbell_without_mmio)
+{
+	u8 sqe[64];
+	u64 buf;
+	u8 *db, *ei;
+	struct drv_q *q;
+
+	ASSERT_EQ(0, drv_bringup(&self->d, 2, 16, 1, 1));
+	q = &self->d.q[2];
+	buf = th_alloc(&self->th, 4096, 4096);
+	drv_sqe(sqe, 0x02, 1);
+	drv_set_prp(sqe, buf, 0);
+	emu_put_le16(sqe + 2, 7);
+	memcpy(th_ptr(&self->th, q->sq), sqe, 64);
+	q->cmd[7].busy = 1;
+	q->outstanding++;
+	q->sq_tail = 1;
+	/* Only the shadow slot moves: the model must find it by polling. */
+	db = th_ptr(&self->th, self->d.dbs + 8 * 2);
+	emu_put_le32(db, 1);
+	emu_nvme_poll(self->th.ctrl, 16);
+	th_run_backend(&self->th, 16);
+	EXPECT_EQ(1, drv_reap(&self->d, 2));
+	EXPECT_EQ(0, q->cmd[7].status);
+	emu_nvme_poll(self->th.ctrl, 16);
+	/* EventIdx reports what the controller consumed. */
+	ei = th_ptr(&self->th, self->d.eis + 8 * 2);
+	EXPECT_EQ(1, emu_get_le32(ei));
+	EXPECT_EQ(1, emu_get_le32(ei + 4));
+	/* Out-of-range shadow values are ignored, not trusted. */
+	emu_put_le32(db, 999);
+	emu_nvme_poll(self->th.ctrl, 16);
+	EXPECT_EQ(1, emu_nvme_state(self->th.ctrl)->sq[2].tail);
+}
+
+static int io_burst(struct drv *d, u16 qid, int n)
+{
+	u64 buf = th_alloc(d->th, 4096, 4096);
+	u8 sqe[64];
+	int i;
+
+	for (i = 0; i < n; i++) {
+		drv_sqe(sqe, 0x02, 1);
+		drv_set_dw(sqe, 10, (u32)i);
+		drv_set_prp(sqe, buf, 0);
+		if (drv_submit(d, qid, sqe) < 0)
+			return -1;
+	}
+	return drv_drain(d, 10000);
+}
+
+TEST_F(io, interrupts_ien_and_coalescing)
+{
+	u8 sqe[64];
+
+	/* ien = 0: only queue 1 raises interrupts */
+	ASSERT_EQ(0, drv_bringup(&self->d, 3, 64, 0, 0));
+	memset(self->th.irqs, 0, sizeof(self->th.irqs));
+	ASSERT_EQ(0, io_burst(&self->d, 2, 40));
+	EXPECT_EQ(0, (long)self->th.irqs[2]);
+	ASSERT_EQ(0, io_burst(&self->d, 1, 40));
+	EXPECT_GT((long)self->th.irqs[1], 0);
+	EXPECT_LE((long)self->th.irqs[1], 40);
+
+	/* Aggregation threshold 8 (0's based 7), no time limit. */
+	drv_sqe(sqe, 0x09, 0);
+	drv_set_dw(sqe, 10, 0x08);
+	drv_set_dw(sqe, 11, 7);
+	ASSERT_EQ(0, drv_admin(&self->d, sqe, NULL));
+	self->th.sync = 1;
+	memset(self->th.irqs, 0, sizeof(self->th.irqs));
+	ASSERT_EQ(0, io_burst(&self->d, 1, 48));
+	EXPECT_GE((long)self->th.irqs[1], 1);
+	EXPECT_LE((long)self->th.irqs[1], 7);
+
+	/* Coalescing disabled for vector 1: one interrupt per poll batch. */
+	drv_sqe(sqe, 0x09, 0);
+	drv_set_dw(sqe, 10, 0x09);
+	drv_set_dw(sqe, 11, (1U << 16) | 1);
+	ASSERT_EQ(0, drv_admin(&self->d, sqe, NULL));
+	memset(self->th.irqs, 0, sizeof(self->th.irqs));
+	drv_sqe(sqe, 0x02, 1);
+	drv_set_prp(sqe, th_alloc(&self->th, 4096, 4096), 0);
+	drv_submit(&self->d, 1, sqe);
+	emu_nvme_poll(self->th.ctrl, 8);
+	EXPECT_EQ(1, (long)self->th.irqs[1]);
+	drv_reap(&self->d, 1);
+
+	/* INTMS holds the vector's interrupt until INTMC. */
+	drv_wreg(&self->d, EMU_REG_INTMS, 1U << 1, 4);
+	memset(self->th.irqs, 0, sizeof(self->th.irqs));
+	drv_submit(&self->d, 1, sqe);
+	emu_nvme_poll(self->th.ctrl, 8);
+	EXPECT_EQ(0, (long)self->th.irqs[1]);
+	EXPECT_EQ(2, (long)drv_reg(&self->d, EMU_REG_INTMS, 4));
+	drv_wreg(&self->d, EMU_REG_INTMC, 1U << 1, 4);
+	EXPECT_EQ(1, (long)self->th.irqs[1]);
+	drv_reap(&self->d, 1);
+	EXPECT_EQ(0, self->d.errors);
+}
+
+TEST_F(io, coalescing_time_limit)
+{
+	u8 sqe[64];
+
+	ASSERT_EQ(0, drv_bringup(&self->d, 1, 64, 0, 1));
+	/* threshold 64 entries, time 1 x 100 us */
+	drv_sqe(sqe, 0x09, 0);
+	drv_set_dw(sqe, 10, 0x08);
+	drv_set_dw(sqe, 11, (1U << 8) | 63);
+	ASSERT_EQ(0, drv_admin(&self->d, sqe, NULL));
+	self->th.sync = 1;
+	memset(self->th.irqs, 0, sizeof(self->th.irqs));
+	drv_sqe(sqe, 0x02, 1);
+	drv_set_prp(sqe, th_alloc(&self->th, 4096, 4096), 0);
+	drv_submit(&self->d, 1, sqe);
+	emu_nvme_poll(self->th.ctrl, 8);
+	EXPECT_EQ(0, (long)self->th.irqs[1]);
+	self->th.now += 200000;
+	emu_nvme_poll(self->th.ctrl, 8);
+	EXPECT_EQ(1, (long)self->th.irqs[1]);
+}
+
+TEST_HARNESS_MAIN
