@@ -3,7 +3,8 @@
  * TCP workload for the quiescer tests: "send PORT" serves a stream whose
  * every 8-byte word is its own offset; "recv ADDR PORT MS" reads it for MS
  * milliseconds, verifies every byte, and reports the stalls (intervals
- * longer than 100 ms without data) in CLOCK_MONOTONIC milliseconds.
+ * longer than 100 ms without data) in CLOCK_MONOTONIC milliseconds; "now"
+ * prints that clock.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -144,10 +145,14 @@ static int do_recv(const char *addr, const char *port, long ms)
 
 int main(int argc, char **argv)
 {
+	if (argc == 2 && !strcmp(argv[1], "now")) {
+		printf("%.3f\n", now_ms());
+		return 0;
+	}
 	if (argc == 3 && !strcmp(argv[1], "send"))
 		return do_send(argv[2]);
 	if (argc == 5 && !strcmp(argv[1], "recv"))
 		return do_recv(argv[2], argv[3], atol(argv[4]));
-	fprintf(stderr, "usage: %s send PORT | recv ADDR PORT MS\n", argv[0]);
+	fprintf(stderr, "usage: %s send PORT | recv ADDR PORT MS | now\n", argv[0]);
 	return 2;
 }

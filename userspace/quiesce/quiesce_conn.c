@@ -321,7 +321,10 @@ static int diag_dump(int family, const struct quiesce_selection *s,
 				break;
 			}
 			if (h->nlmsg_type == NLMSG_ERROR) {
-				ret = -EPROTO;
+				struct nlmsgerr *e = NLMSG_DATA(h);
+
+				/* ENOENT: no tcp_diag module for this family. */
+				ret = e->error ? e->error : -EPROTO;
 				goto out;
 			}
 			c.family = m->idiag_family;

@@ -17,10 +17,12 @@ struct tcp_args {
 	long				for_ms;		/* -1: until a signal */
 	long				lease_ms;	/* 0: default */
 	bool				extend;
+	long				interval_ms;	/* conns: sample period */
+	long				count;
 };
 
 enum { OPT_NVME = 256, OPT_ISCSI, OPT_CONN, OPT_DEV, OPT_FOR, OPT_LEASE,
-       OPT_EXTEND };
+       OPT_EXTEND, OPT_INTERVAL, OPT_COUNT };
 
 static const struct option tcp_opts[] = {
 	{ "nvme-tcp",		required_argument, NULL, OPT_NVME },
@@ -30,6 +32,8 @@ static const struct option tcp_opts[] = {
 	{ "for",		required_argument, NULL, OPT_FOR },
 	{ "lease",		required_argument, NULL, OPT_LEASE },
 	{ "extend-timers",	no_argument,	   NULL, OPT_EXTEND },
+	{ "interval",		required_argument, NULL, OPT_INTERVAL },
+	{ "count",		required_argument, NULL, OPT_COUNT },
 	{ NULL, 0, NULL, 0 }
 };
 
@@ -80,6 +84,13 @@ static int parse_tcp_args(int argc, char **argv, struct tcp_args *a)
 			break;
 		case OPT_EXTEND:
 			a->extend = true;
+			break;
+		case OPT_INTERVAL:
+			if (parse_ms(optarg, &a->interval_ms))
+				goto range;
+			break;
+		case OPT_COUNT:
+			a->count = atol(optarg);
 			break;
 		default:
 			return QUIESCE_EXIT_USAGE;
@@ -149,18 +160,16 @@ static void print_conn_json(const struct quiesce_conn *c)
 	       c->backoff);
 }
 
-int quiesce_conns_main(int argc, char **argv, bool json)
+static int conns_sample(struct tcp_args *a, bool json, bool stamped)
 {
 	struct quiesce_conn conns[MAX_CONNS];
-	struct tcp_args a;
-	int i, n, ret;
+	int i, n;
 
-	ret = parse_tcp_args(argc, argv, &a);
-	if (ret)
-		return ret;
-	n = find(&a, conns);
+	n = find(a, conns);
 	if (n < 0)
-		return n == -ENOENT ? QUIESCE_EXIT_NOTFOUND : QUIESCE_EXIT_FAIL;
+		return n;
+	if (stamped)
+		printf("{\"at_ms\":%.3f,\"conns\":", quiesce_now_ns() / 1e6);
 	if (json)
 		printf("[");
 	for (i = 0; i < n; i++) {
@@ -181,7 +190,39 @@ int quiesce_conns_main(int argc, char **argv, bool json)
 		       c->probes, c->backoff);
 	}
 	if (json)
-		printf("]\n");
+		printf("]");
+	if (stamped)
+		printf("}");
+	if (json)
+		printf("\n");
+	fflush(stdout);
+	return 0;
+}
+
+int quiesce_conns_main(int argc, char **argv, bool json)
+{
+	struct tcp_args a;
+	long i;
+	int ret;
+
+	ret = parse_tcp_args(argc, argv, &a);
+	if (ret)
+		return ret;
+	if (!a.interval_ms) {
+		ret = conns_sample(&a, json, false);
+		if (ret < 0)
+			return ret == -ENOENT ? QUIESCE_EXIT_NOTFOUND :
+						QUIESCE_EXIT_FAIL;
+		return QUIESCE_EXIT_OK;
+	}
+	/* Periodic samples, one JSON line each, timed on CLOCK_MONOTONIC. */
+	for (i = 0; !a.count || i < a.count; i++) {
+		uint64_t t0 = quiesce_now_ns();
+
+		conns_sample(&a, true, true);
+		while (quiesce_ms_since(t0) < a.interval_ms)
+			usleep(1000);
+	}
 	return QUIESCE_EXIT_OK;
 }
 
@@ -266,7 +307,7 @@ int quiesce_tcp_main(int argc, char **argv, bool json)
 	struct quiesce_budget b;
 	struct quiesce_tcp *q;
 	struct tcp_args a;
-	uint64_t t_paused;
+	uint64_t t_paused, t_resume;
 	double held_ms;
 	int i, n, ret, err, sig;
 
@@ -297,8 +338,9 @@ int quiesce_tcp_main(int argc, char **argv, bool json)
 	if (json) {
 		printf("{\"event\":\"paused\",\"kind\":\"tcp\",\"dev\":");
 		quiesce_json_str(a.dev);
-		printf(",\"lease_ms\":%ld,\"pause_ms\":%.3f,\"connections\":%d,\"confirmed\":%d}\n",
-		       a.lease_ms, rep.pause_ms, rep.nr, rep.confirmed);
+		printf(",\"lease_ms\":%ld,\"pause_ms\":%.3f,\"connections\":%d,\"confirmed\":%d,\"at_ms\":%.3f}\n",
+		       a.lease_ms, rep.pause_ms, rep.nr, rep.confirmed,
+		       t_paused / 1e6);
 	} else {
 		printf("paused %d connection%s on %s in %.3f ms (%d confirmed), lease %ld ms\n",
 		       rep.nr, rep.nr == 1 ? "" : "s", a.dev, rep.pause_ms,
@@ -308,15 +350,16 @@ int quiesce_tcp_main(int argc, char **argv, bool json)
 
 	sig = quiesce_hold(a.for_ms >= 0 ? a.for_ms : a.lease_ms);
 	held_ms = quiesce_ms_since(t_paused);
+	t_resume = quiesce_now_ns();
 	err = quiesce_tcp_resume(q, &rep);
 	quiesce_budget_restore(&b);
 
 	if (json) {
 		printf("{\"event\":\"resumed\",\"kind\":\"tcp\",\"dev\":");
 		quiesce_json_str(a.dev);
-		printf(",\"lease_ms\":%ld,\"pause_ms\":%.3f,\"held_ms\":%.3f,\"resume_ms\":%.3f,\"signal\":%d,\"reopened\":%d,",
+		printf(",\"lease_ms\":%ld,\"pause_ms\":%.3f,\"held_ms\":%.3f,\"resume_ms\":%.3f,\"signal\":%d,\"reopened\":%d,\"at_ms\":%.3f,",
 		       a.lease_ms, rep.pause_ms, held_ms, rep.resume_ms, sig,
-		       rep.reopened);
+		       rep.reopened, t_resume / 1e6);
 		print_budget(&b, true);
 		printf(",\"connections\":[");
 		for (i = 0; i < n; i++) {
