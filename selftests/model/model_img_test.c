@@ -1,0 +1,499 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * emuhba model: state image export/import in the middle of I/O streams,
+ * strict rejection of malformed images, golden images of older versions,
+ * the admin observer and takeover, and destination compatibility.
+ */
+#include <fcntl.h>
+#include <unistd.h>
+#include "emu_test_stream.h"
+#include "kselftest_harness.h"
+
+static u8 img[65536];
+
+FIXTURE(img) {
+	struct th th;
+	struct drv d;
+	struct stream s;
+	int len;
+};
+
+FIXTURE_SETUP(img)
+{
+	th_init(&self->th, 0xbeef + (unsigned int)getpid());
+	th_new_ctrl(&self->th);
+	th_load_identity(&self->th, 12, 2048, 16);
+	emu_nvme_start_disabled(self->th.ctrl);
+	memset(&self->d, 0, sizeof(self->d));
+	self->d.th = &self->th;
+	ASSERT_EQ(0, drv_enable(&self->d, 32));
+	ASSERT_EQ(0, drv_bringup(&self->d, 4, 64, 1, 1));
+	self->len = emu_img_export(self->th.ctrl, img, sizeof(img), 0);
+	ASSERT_GT(self->len, 0);
+}
+
+FIXTURE_TEARDOWN(img)
+{
+	th_fini(&self->th);
+}
+
+TEST_F(img, save_restore_mid_stream)
+{
+	int i, next, migrations = 0, len = 0;
+
+	stream_init(&self->s, &self->d);
+	next = 20 + (int)(th_rand(&self->th) % 80);
+	for (i = 0; i < 3000; i++) {
+		stream_step(&self->s, 1 + (int)(th_rand(&self->th) % 8));
+		if (i == next) {
+			ASSERT_EQ(0, stream_migrate(&self->s, &len)) {
+				TH_LOG("%s", self->s.why);
+			}
+			migrations++;
+			next = i + 1 + (int)(th_rand(&self->th) % 120);
+		}
+	}
+	EXPECT_EQ(0, stream_finish(&self->s)) {
+		TH_LOG("%s / %s", self->s.why, self->d.why);
+	}
+	EXPECT_GT(migrations, 20);
+	EXPECT_GT(self->s.verified, 500);
+	EXPECT_EQ(0, self->d.errors);
+	EXPECT_EQ(0, (long)self->th.dma_errors);
+	/* The AER armed at bring-up survived every migration. */
+	EXPECT_EQ(1, emu_nvme_state(self->th.ctrl)->aer.nr_cid);
+	stream_fini(&self->s);
+}
+
+TEST_F(img, export_refused_with_backend_requests)
+{
+	u8 sqe[64];
+
+	drv_sqe(sqe, 0x02, 1);
+	drv_set_prp(sqe, th_alloc(&self->th, 4096, 4096), 0);
+	ASSERT_GE(drv_submit(&self->d, 1, sqe), 0);
+	emu_nvme_poll(self->th.ctrl, 8);
+	ASSERT_EQ(1, self->th.npend);
+	EXPECT_EQ(-EBUSY, emu_img_export(self->th.ctrl, img, sizeof(img), 0));
+	EXPECT_EQ(-EBUSY, emu_img_import(self->th.ctrl, img, self->len, NULL,
+					 0));
+	EXPECT_EQ(-EBUSY, emu_nvme_handback(self->th.ctrl));
+	th_run_backend(&self->th, 1);
+	EXPECT_GT(emu_img_export(self->th.ctrl, img, sizeof(img), 0), 0);
+	EXPECT_EQ(-ENOSPC, emu_img_export(self->th.ctrl, img, 100, 0));
+}
+
+/* Walk to a section's payload; returns its offset or -1. */
+static int sec_find(u8 *b, int len, u16 type, u32 *slen)
+{
+	u32 n = emu_get_le32(b + 24), i, pos = 32;
+
+	for (i = 0; i < n && pos + 8 <= (u32)len; i++) {
+		u32 l = emu_get_le32(b + pos + 4);
+
+		if (emu_get_le16(b + pos) == type) {
+			*slen = l;
+			return (int)pos + 8;
+		}
+		pos += 8 + l;
+	}
+	return -1;
+}
+
+static void img_fix(u8 *b, int len)
+{
+	emu_put_le32(b + 16, (u32)len);
+	emu_put_le32(b + 20, 0);
+	emu_put_le32(b + 20, emu_crc32c(0, b, (size_t)len));
+}
+
+/* Import must fail naming field, and leave the controller untouched. */
+static int reject(struct th *th, u8 *b, int len, const char *field,
+		  char *err)
+{
+	static u8 before[sizeof(struct emu_nvme_state)];
+	const struct emu_nvme_state *st = emu_nvme_state(th->ctrl);
+	int ret;
+
+	memcpy(before, st, sizeof(*st));
+	ret = emu_img_import(th->ctrl, b, (size_t)len, err, 200);
+	if (!ret)
+		return -1;
+	if (memcmp(before, st, sizeof(*st)))
+		return -2;
+	if (!strstr(err, field))
+		return -3;
+	return 0;
+}
+
+TEST_F(img, rejects_malformed_images)
+{
+	static u8 b[65536];
+	char err[200];
+	int off, len = self->len, i;
+	u32 slen;
+
+#define MUTATE(expr, field) do {					\
+		memcpy(b, img, (size_t)len);				\
+		expr;							\
+		EXPECT_EQ(0, reject(&self->th, b, len, field, err)) {	\
+			TH_LOG("%s: got '%s'", field, err);		\
+		}							\
+	} while (0)
+#define MUTATE_FIX(expr, field) MUTATE({ expr; img_fix(b, len); }, field)
+
+	MUTATE(b[0] ^= 1, "header.magic");
+	MUTATE(emu_put_le16(b + 4, 2), "header.major");
+	MUTATE(emu_put_le32(b + 8, 7), "header.personality");
+	MUTATE(b[len - 1] ^= 0x40, "header.crc32c");
+	MUTATE(emu_put_le32(b + 16, (u32)len + 1), "header.length");
+	MUTATE_FIX(emu_put_le32(b + 12, 0x80), "header.flags");
+	/* Truncation anywhere: the header length catches it first... */
+	for (i = 0; i < len; i += 97) {
+		EXPECT_NE(0, emu_img_import(self->th.ctrl, img, (size_t)i,
+					    err, sizeof(err)));
+	}
+	/* ...and with a consistent header, the sections do. */
+	for (i = 32; i < len; i += 61) {
+		memcpy(b, img, (size_t)len);
+		img_fix(b, i);
+		EXPECT_NE(0, emu_img_import(self->th.ctrl, b, (size_t)i, err,
+					    sizeof(err)));
+	}
+
+	off = sec_find(img, len, EMU_IMG_SEC_QUEUES, &slen);
+	ASSERT_GT(off, 0);
+	/* CQ entries first (20 bytes each): 5 CQs, then 5 SQs. */
+	ASSERT_EQ(5, emu_get_le16(img + off));
+	ASSERT_EQ(5, emu_get_le16(img + off + 2));
+#define CQ(n) (off + 4 + 20 * (n))
+#define SQ(n) (off + 4 + 100 + 20 * (n))
+	MUTATE_FIX(emu_put_le16(b + CQ(2), 1), "queues.cq.qid");
+	MUTATE_FIX(emu_put_le16(b + SQ(3), 2), "queues.sq.qid");
+	MUTATE_FIX(emu_put_le16(b + SQ(2) + 2, 9), "queues.sq.cqid");
+	MUTATE_FIX(emu_put_le16(b + SQ(2) + 2, 0), "queues.sq.cqid");
+	MUTATE_FIX(emu_put_le16(b + SQ(1) + 4, 4096), "queues.sq.size");
+	MUTATE_FIX(emu_put_le16(b + CQ(1) + 2, 1), "queues.cq.size");
+	MUTATE_FIX(emu_put_le16(b + SQ(1) + 6, 64), "queues.sq.position");
+	MUTATE_FIX(emu_put_le16(b + CQ(1) + 8, 64), "queues.cq.position");
+	MUTATE_FIX(emu_put_le16(b + CQ(1) + 10, 9), "queues.cq.flags");
+	MUTATE_FIX(emu_put_le16(b + CQ(1) + 4, 40), "queues.cq.vector");
+	MUTATE_FIX(emu_put_le16(b + CQ(4), 200), "queues.cq.qid");
+	MUTATE_FIX(b[CQ(3) + 12] |= 0x10, "queues.cq.base");
+	MUTATE_FIX(emu_put_le16(b + off, 200), "queues.count");
+	MUTATE_FIX(emu_put_le16(b + CQ(0) + 2, 16), "queues.admin");
+
+	off = sec_find(img, len, EMU_IMG_SEC_REGS, &slen);
+	MUTATE_FIX(emu_put_le32(b + off + 4, 0x80000000), "regs.csts");
+	MUTATE_FIX(emu_put_le32(b + off, 0x80000000), "regs.cc");
+	off = sec_find(img, len, EMU_IMG_SEC_AER, &slen);
+	MUTATE_FIX(b[off] = 17, "aer.nr_cid");
+	off = sec_find(img, len, EMU_IMG_SEC_DBBUF, &slen);
+	MUTATE_FIX(b[off + 1] |= 1, "dbbuf.dbs");
+	MUTATE_FIX(b[off] = 2, "dbbuf.enabled");
+	off = sec_find(img, len, EMU_IMG_SEC_IDENTITY, &slen);
+	MUTATE_FIX(emu_put_le16(b + off + 12, 0), "identity.nr_vectors");
+	MUTATE_FIX(emu_put_le16(b + off + 14, 999), "identity.max_sqs");
+	MUTATE_FIX(emu_put_le16(b + off + 18, 99), "identity.nr_pages");
+	/* Duplicate and unknown sections, flags. */
+	off = sec_find(img, len, EMU_IMG_SEC_REGS, &slen);
+	MUTATE_FIX(emu_put_le16(b + off - 6, 0x10), "section.flags");
+	MUTATE_FIX(emu_put_le32(b + off - 4, 0x7fffffff), "section.length");
+	MUTATE_FIX(emu_put_le16(b + off - 8, 0x0033), "section");
+	MUTATE_FIX(emu_put_le32(b + 24, 99), "section");
+#undef MUTATE
+#undef MUTATE_FIX
+}
+
+TEST_F(img, unknown_sections_and_older_minor)
+{
+	static u8 b[65536];
+	char err[200];
+	int len = self->len;
+
+	/* An unknown optional section (a newer minor) is skipped. */
+	memcpy(b, img, (size_t)len);
+	emu_put_le16(b + len, 0x0040);
+	emu_put_le16(b + len + 2, 0);
+	emu_put_le32(b + len + 4, 3);
+	memcpy(b + len + 8, "new", 3);
+	emu_put_le32(b + 24, emu_get_le32(b + 24) + 1);
+	emu_put_le16(b + 6, EMU_IMG_MINOR + 1);
+	img_fix(b, len + 11);
+	EXPECT_EQ(0, emu_img_import(self->th.ctrl, b, (size_t)len + 11, err,
+				    sizeof(err))) {
+		TH_LOG("%s", err);
+	}
+	/* A basic section twice is refused. */
+	{
+		u32 slen;
+		int off = sec_find(img, len, EMU_IMG_SEC_DBBUF, &slen);
+
+		memcpy(b, img, (size_t)len);
+		memcpy(b + len, img + off - 8, slen + 8);
+		emu_put_le32(b + 24, emu_get_le32(b + 24) + 1);
+		img_fix(b, len + 8 + (int)slen);
+		EXPECT_EQ(0, reject(&self->th, b, len + 8 + (int)slen,
+				    "section: duplicate", err));
+		memcpy(b, img, (size_t)len);
+		emu_put_le16(b + len, 0x0040);
+		emu_put_le16(b + len + 2, 0);
+		emu_put_le32(b + len + 4, 3);
+		memcpy(b + len + 8, "new", 3);
+		emu_put_le32(b + 24, emu_get_le32(b + 24) + 1);
+	}
+	/* The same section marked critical is refused. */
+	emu_put_le16(b + len + 2, EMU_IMG_S_CRITICAL);
+	img_fix(b, len + 11);
+	EXPECT_EQ(0, reject(&self->th, b, len + 11, "unknown critical", err));
+
+	/* Exporting for a 1.0 destination drops the 1.1 section. */
+	len = emu_img_export(self->th.ctrl, b, sizeof(b), EMU_IMG_EXPORT_V1_0);
+	ASSERT_GT(len, 0);
+	EXPECT_EQ(0, emu_get_le16(b + 6));
+	EXPECT_LT(len, self->len);
+	EXPECT_EQ(0, emu_img_import(self->th.ctrl, b, (size_t)len, err,
+				    sizeof(err)));
+}
+
+static int read_file(const char *path, u8 *b, int cap)
+{
+	int fd = open(path, O_RDONLY), n;
+
+	if (fd < 0)
+		return -1;
+	n = (int)read(fd, b, (size_t)cap);
+	close(fd);
+	return n;
+}
+
+TEST_F(img, golden_images_decode)
+{
+	static const char *const files[] = {
+		"golden/nvme-v1.0.img", "golden/nvme-v1.1.img",
+	};
+	static u8 b[65536];
+	const struct emu_nvme_state *st;
+	char err[200];
+	unsigned int i;
+	int n;
+
+	for (i = 0; i < 2; i++) {
+		n = read_file(files[i], b, sizeof(b));
+		ASSERT_GT(n, 0) {
+			TH_LOG("missing %s", files[i]);
+		}
+		EXPECT_EQ(i, emu_get_le16(b + 6));
+		ASSERT_EQ(0, emu_img_import(self->th.ctrl, b, (size_t)n, err,
+					    sizeof(err))) {
+			TH_LOG("%s: %s", files[i], err);
+		}
+		st = emu_nvme_state(self->th.ctrl);
+		/* What golden-gen built: 4 queue pairs of 64, dbbuf, AER. */
+		EXPECT_EQ(64, st->sq[4].size);
+		EXPECT_EQ(1, st->dbbuf.enabled);
+		EXPECT_EQ(1, st->aer.nr_cid);
+		EXPECT_EQ(EMU_CSTS_RDY, st->regs.csts);
+		EXPECT_EQ(0, memcmp(emu_nvme_state(self->th.ctrl)->id.pages[0]
+				    .data + 4, "pf0 ", 4));
+		/* 1.0 had no log section: counters start from zero. */
+		if (i == 0) {
+			EXPECT_EQ(0, (long)st->logs.host_writes);
+		} else {
+			EXPECT_GT((long)st->logs.host_writes, 0);
+		}
+	}
+}
+
+TEST_F(img, compat_check_names_the_field)
+{
+	struct emu_nvme_limits lim;
+	static u8 stable[65536];
+	char err[200];
+	int n;
+
+	n = emu_img_export_stable(self->th.ctrl, stable, sizeof(stable));
+	ASSERT_GT(n, 0);
+	EXPECT_LT(n, self->len);
+	emu_nvme_get_limits(self->th.ctrl, &lim);
+	EXPECT_EQ(0, emu_img_check_compat(stable, (size_t)n, &lim, err,
+					  sizeof(err))) {
+		TH_LOG("%s", err);
+	}
+	EXPECT_EQ(0, emu_img_check_compat(img, (size_t)self->len, &lim, err,
+					  sizeof(err)));
+	/* A stable image cannot be loaded as controller state. */
+	EXPECT_EQ(0, reject(&self->th, stable, n, "header.flags", err));
+
+#define BAD(change, field, image, ilen) do {				\
+		struct emu_nvme_limits l = lim;				\
+		change;							\
+		EXPECT_NE(0, emu_img_check_compat(image, (size_t)ilen, &l, \
+						  err, sizeof(err)));	\
+		EXPECT_NE(NULL, strstr(err, field)) {			\
+			TH_LOG("%s: got '%s'", field, err);		\
+		}							\
+	} while (0)
+	/* The full image needs 4 queues; the stable one all 16. */
+	BAD(l.max_sqs = 3, "limits.max_sqs", img, self->len);
+	BAD(l.max_sqs = 8, "limits.max_sqs", stable, n);
+	BAD(l.max_cqs = 2, "limits.max_cqs", img, self->len);
+	BAD(l.mqes = 31, "limits.mqes", img, self->len);
+	BAD(l.nr_vectors = 2, "limits.nr_vectors", img, self->len);
+	BAD(l.mdts = 5, "limits.mdts", img, self->len);
+	BAD(l.sgls = 0, "limits.sgls", img, self->len);
+	BAD(l.oncs = 0x1, "limits.oncs", img, self->len);
+	BAD(l.oacs = 0, "limits.oacs", img, self->len);
+	BAD(l.ns[0].nguid[3] ^= 1, "namespace.nguid", img, self->len);
+	BAD(l.ns[0].eui64[0] ^= 1, "namespace.eui64", img, self->len);
+	BAD(l.ns[0].nsze--, "namespace.nsze", img, self->len);
+	BAD(l.ns[0].lba_shift = 9, "namespace.lba_format", img, self->len);
+	BAD(l.ns[0].nsid = 2, "namespace.nsid", img, self->len);
+	/* A cross-model destination with more of everything is fine. */
+	lim.max_sqs = 64;
+	lim.mqes = 4095;
+	lim.mdts = 9;
+	EXPECT_EQ(0, emu_img_check_compat(img, (size_t)self->len, &lim, err,
+					  sizeof(err)));
+#undef BAD
+}
+
+/* Observer: a second model learns from the first one's admin traffic. */
+static struct emu_nvme_ctrl *obs;
+static struct th *obs_th;
+
+static void obs_submit(struct drv *d, u16 qid, const u8 *sqe)
+{
+	if (!qid)
+		emu_nvme_observe_admin(obs, sqe, NULL, NULL, 0);
+}
+
+static void obs_done(struct drv *d, u16 qid, struct drv_cmd *c)
+{
+	u8 cqe[16];
+	u64 prp1 = emu_get_le64(c->sqe + 24);
+
+	if (qid)
+		return;
+	emu_put_le32(cqe, c->dw0);
+	emu_put_le32(cqe + 4, 0);
+	emu_put_le16(cqe + 8, d->q[0].last_sqhd);
+	emu_put_le16(cqe + 10, 0);
+	emu_put_le16(cqe + 12, emu_get_le16(c->sqe + 2));
+	emu_put_le16(cqe + 14, (u16)(c->status << 1));
+	/* The glue copies the returned data out of guest memory. */
+	emu_nvme_observe_admin(obs, c->sqe, cqe,
+			       prp1 ? th_ptr(obs_th, prp1) : NULL,
+			       prp1 ? 4096 : 0);
+}
+
+static void obs_wreg(struct drv *d, u32 off, u64 val, u32 size)
+{
+	emu_nvme_observe_reg_write(obs, off, val, size);
+}
+
+TEST(observe_then_takeover)
+{
+	struct th th;
+	struct drv d;
+	struct stream s;
+	struct emu_nvme_positions pos;
+	const struct emu_nvme_state *a, *b;
+	struct emu_nvme_ctrl *vf;
+	char err[200];
+	u8 sqe[64];
+	int i, q;
+
+	th_init(&th, 77);
+	vf = th_new_ctrl(&th);
+	th_load_identity(&th, 12, 2048, 16);
+	emu_nvme_start_disabled(vf);
+	obs = calloc(1, emu_nvme_ctrl_size());
+	obs_th = &th;
+	emu_nvme_init(obs, &th_ops, &th);
+	/* The glue reads CAP/VS and the MSI-X size from the VF itself. */
+	emu_nvme_set_hw(obs, emu_nvme_state(vf)->id.cap, 0x10400, 17, 16, 16);
+	memset(&d, 0, sizeof(d));
+	d.th = &th;
+	d.on_submit = obs_submit;
+	d.on_done = obs_done;
+	d.on_wreg = obs_wreg;
+	ASSERT_EQ(0, drv_enable(&d, 32));
+	ASSERT_EQ(0, drv_bringup(&d, 4, 64, 1, 1));
+	drv_sqe(sqe, 0x09, 0);
+	drv_set_dw(sqe, 10, 0x08);
+	drv_set_dw(sqe, 11, 0x0103);
+	ASSERT_EQ(0, drv_admin(&d, sqe, NULL));
+	/* Queue 4 goes away again: the observer must follow. */
+	drv_sqe(sqe, 0x00, 0);
+	drv_set_dw(sqe, 10, 4);
+	ASSERT_EQ(0, drv_admin(&d, sqe, NULL));
+	drv_sqe(sqe, 0x04, 0);
+	drv_set_dw(sqe, 10, 4);
+	ASSERT_EQ(0, drv_admin(&d, sqe, NULL));
+	d.nr_io = 3;
+	d.on_submit = NULL;
+	d.on_wreg = NULL;
+
+	/* Some I/O on the "VF", then stop it and take over. */
+	stream_init(&s, &d);
+	for (i = 0; i < 300; i++)
+		stream_step(&s, 4);
+	while (th.npend)
+		th_run_backend(&th, th.npend);
+	a = emu_nvme_state(vf);
+	b = emu_nvme_state(obs);
+	memset(&pos, 0, sizeof(pos));
+	for (q = 0; q < EMU_NVME_NR_Q; q++) {
+		EXPECT_EQ(a->sq[q].valid, b->sq[q].valid);
+		EXPECT_EQ(a->cq[q].valid, b->cq[q].valid);
+		EXPECT_EQ(a->sq[q].base, b->sq[q].base);
+		EXPECT_EQ(a->cq[q].vector, b->cq[q].vector);
+		EXPECT_EQ(a->sq[q].cqid, b->sq[q].cqid);
+		pos.q[q].sq_head = a->sq[q].head;
+		pos.q[q].sq_tail = a->sq[q].tail;
+		pos.q[q].cq_head = a->cq[q].head;
+		pos.q[q].cq_tail = a->cq[q].tail;
+		pos.q[q].cq_phase = a->cq[q].phase;
+	}
+	EXPECT_EQ(0, b->sq[4].valid);
+	EXPECT_EQ(a->feat.irq_coal, b->feat.irq_coal);
+	EXPECT_EQ(a->feat.nq, b->feat.nq);
+	EXPECT_EQ(a->feat.aec, b->feat.aec);
+	EXPECT_EQ(a->dbbuf.dbs, b->dbbuf.dbs);
+	EXPECT_EQ(1, b->dbbuf.enabled);
+	EXPECT_EQ(1, b->aer.nr_cid);
+	EXPECT_EQ(1000, b->aer.cid[0]);
+	EXPECT_EQ(a->regs.cc, b->regs.cc);
+	EXPECT_EQ(0, memcmp(a->id.pages[0].data, b->id.pages[0].data, 4096));
+
+	pos.q[1].sq_tail = 999;
+	EXPECT_EQ(-EINVAL, emu_nvme_takeover(obs, &pos, err, sizeof(err)));
+	EXPECT_NE(NULL, strstr(err, "sq position"));
+	pos.q[1].sq_tail = a->sq[1].tail;
+	ASSERT_EQ(0, emu_nvme_takeover(obs, &pos, err, sizeof(err))) {
+		TH_LOG("%s", err);
+	}
+	EXPECT_EQ(EMU_NVME_MODE_RUN, emu_nvme_get_mode(obs));
+	/* The guest never notices: the stream continues on the model. */
+	th.ctrl = obs;
+	d.on_done = NULL;
+	d.on_done = s.d->on_done;
+	stream_init(&s, &d);
+	for (i = 0; i < 400; i++)
+		stream_step(&s, 4);
+	EXPECT_EQ(0, stream_finish(&s)) {
+		TH_LOG("%s / %s", s.why, d.why);
+	}
+	EXPECT_GT(s.verified, 50);
+	/* Back to a VF: the glue programs it from the state. */
+	EXPECT_EQ(0, emu_nvme_handback(obs));
+	EXPECT_EQ(EMU_NVME_MODE_OBSERVE, emu_nvme_get_mode(obs));
+	EXPECT_EQ(-EINVAL, emu_nvme_takeover(vf, &pos, err, sizeof(err)));
+	stream_fini(&s);
+	free(obs);
+	th.ctrl = vf;
+	th_fini(&th);
+}
+
+TEST_HARNESS_MAIN
