@@ -210,7 +210,14 @@ static int emuhba_init_dev(struct vfio_device *vdev)
 	vdev->migration_flags = VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P |
 				VFIO_MIGRATION_PRE_COPY;
 	vdev->mig_ops = &emuhba_mig_ops;
-	vdev->log_ops = &emuhba_log_ops;
+	/*
+	 * Without IOMMUFD_DRIVER the iova_bitmap helpers are stubs and the
+	 * VFIO core fails every DMA logging report: advertising logging would
+	 * make QEMU choose it and fail at the first sync. The type1
+	 * container's dirty tracking is used instead.
+	 */
+	if (IS_ENABLED(CONFIG_IOMMUFD_DRIVER))
+		vdev->log_ops = &emuhba_log_ops;
 
 	mutex_init(&a->model_lock);
 	mutex_init(&a->irq_lock);

@@ -1,0 +1,809 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The miniature VMM (see minivmm.h). Everything goes through the VFIO uAPI
+ * exactly as QEMU uses it: registers through the region's read/write (they
+ * trap), doorbells through the mmap of the sparse area, interrupts through
+ * MSI-X eventfds, DMA through the type1 container.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/vfio.h>
+
+#include "minivmm.h"
+
+#define PAGE		4096u
+#define REG_CAP		0x00
+#define REG_VS		0x08
+#define REG_CC		0x14
+#define REG_CSTS	0x1c
+#define REG_AQA		0x24
+#define REG_ASQ		0x28
+#define REG_ACQ		0x30
+#define CC_EN		1u
+#define CC_IOSQES	(6u << 16)
+#define CC_IOCQES	(4u << 20)
+#define CSTS_RDY	1u
+#define CSTS_CFS	2u
+
+#define ADM_DELETE_SQ	0x00
+#define ADM_CREATE_SQ	0x01
+#define ADM_DELETE_CQ	0x04
+#define ADM_CREATE_CQ	0x05
+#define ADM_IDENTIFY	0x06
+#define ADM_SET_FEAT	0x09
+#define ADM_AER		0x0c
+#define ADM_DBBUF	0x7c
+#define IO_WRITE	0x01
+#define IO_READ		0x02
+
+#define BLOCK_MAGIC	0x6d766d6du	/* "mvmm" */
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000ull + ts.tv_nsec / 1000000;
+}
+
+static void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
+static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+static uint16_t get16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static uint64_t get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+
+int mvmm_attr(const char *bdf, const char *attr, char *buf, size_t len)
+{
+	char path[PATH_MAX];
+	ssize_t n;
+	int fd;
+
+	if (attr[0] == '/')
+		snprintf(path, sizeof(path), "%s", attr);
+	else
+		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/%s", bdf, attr);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -1;
+	buf[n] = 0;
+	return 0;
+}
+
+long long mvmm_attr_ll(const char *bdf, const char *attr)
+{
+	char buf[64];
+
+	if (mvmm_attr(bdf, attr, buf, sizeof(buf)))
+		return -1;
+	return strtoll(buf, NULL, 0);
+}
+
+uint32_t mvmm_reg_read32(struct mvmm *vm, uint32_t off)
+{
+	uint32_t v = ~0u;
+
+	if (pread(vm->device, &v, 4, vm->bar0_off + off) != 4)
+		return ~0u;
+	return v;
+}
+
+uint64_t mvmm_reg_read64(struct mvmm *vm, uint32_t off)
+{
+	/* As Linux does on 32-bit-safe paths: low half first. */
+	return mvmm_reg_read32(vm, off) |
+	       (uint64_t)mvmm_reg_read32(vm, off + 4) << 32;
+}
+
+void mvmm_reg_write32(struct mvmm *vm, uint32_t off, uint32_t val)
+{
+	if (pwrite(vm->device, &val, 4, vm->bar0_off + off) != 4)
+		fprintf(stderr, "# register write 0x%x failed: %s\n", off,
+			strerror(errno));
+}
+
+static void reg_write64(struct mvmm *vm, uint32_t off, uint64_t val)
+{
+	mvmm_reg_write32(vm, off, (uint32_t)val);
+	mvmm_reg_write32(vm, off + 4, val >> 32);
+}
+
+static uint64_t mem_alloc(struct mvmm *vm, size_t len, void **va)
+{
+	uint64_t off = vm->mem_used;
+
+	len = (len + PAGE - 1) & ~(size_t)(PAGE - 1);
+	if (off + len > vm->mem_size)
+		return 0;
+	vm->mem_used += len;
+	memset(vm->mem + off, 0, len);
+	*va = vm->mem + off;
+	return vm->mem_iova + off;
+}
+
+static int group_of(const char *bdf)
+{
+	char path[PATH_MAX], link[PATH_MAX];
+	ssize_t n;
+	char *s;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/iommu_group", bdf);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0)
+		return -1;
+	link[n] = 0;
+	s = strrchr(link, '/');
+	return s ? atoi(s + 1) : -1;
+}
+
+static int map_doorbells(struct mvmm *vm)
+{
+	struct vfio_region_info *ri;
+	struct vfio_info_cap_header *hdr;
+	struct vfio_region_info_cap_sparse_mmap *sp = NULL;
+	size_t sz = sizeof(*ri);
+	uint64_t off = 0, len = 0;
+	void *p;
+
+	ri = calloc(1, sz);
+	ri->argsz = sz;
+	ri->index = VFIO_PCI_BAR0_REGION_INDEX;
+	if (ioctl(vm->device, VFIO_DEVICE_GET_REGION_INFO, ri))
+		goto fail;
+	if (ri->argsz > sz) {
+		sz = ri->argsz;
+		ri = realloc(ri, sz);
+		memset(ri, 0, sz);
+		ri->argsz = sz;
+		ri->index = VFIO_PCI_BAR0_REGION_INDEX;
+		if (ioctl(vm->device, VFIO_DEVICE_GET_REGION_INFO, ri))
+			goto fail;
+	}
+	vm->bar0_off = ri->offset;
+	vm->bar0_size = ri->size;
+	if (ri->flags & VFIO_REGION_INFO_FLAG_CAPS && ri->cap_offset) {
+		hdr = (void *)((uint8_t *)ri + ri->cap_offset);
+		for (;;) {
+			if (hdr->id == VFIO_REGION_INFO_CAP_SPARSE_MMAP)
+				sp = (void *)hdr;
+			if (!hdr->next)
+				break;
+			hdr = (void *)((uint8_t *)ri + hdr->next);
+		}
+	}
+	/* The registers page must not be offered for mmap. */
+	if (!sp || sp->nr_areas != 1 || sp->areas[0].offset < PAGE) {
+		fprintf(stderr, "# BAR0 offers no doorbell-only mmap area\n");
+		goto fail;
+	}
+	off = sp->areas[0].offset;
+	len = sp->areas[0].size;
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, vm->device,
+		 vm->bar0_off + off);
+	if (p == MAP_FAILED)
+		goto fail;
+	/* Doorbells are addressed from BAR0 offset 0x1000. */
+	vm->db = (volatile uint32_t *)((uint8_t *)p + (0x1000 - off));
+	free(ri);
+	return 0;
+fail:
+	free(ri);
+	return -1;
+}
+
+static int enable_msix(struct mvmm *vm, int nvec)
+{
+	struct vfio_irq_info irq = { .argsz = sizeof(irq),
+				     .index = VFIO_PCI_MSIX_IRQ_INDEX };
+	size_t sz = sizeof(struct vfio_irq_set) + sizeof(int32_t) * nvec;
+	struct vfio_irq_set *set;
+	int i, ret;
+
+	if (ioctl(vm->device, VFIO_DEVICE_GET_IRQ_INFO, &irq))
+		return -errno;
+	if ((int)irq.count < nvec)
+		nvec = irq.count;
+	set = calloc(1, sz);
+	set->argsz = sz;
+	set->flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
+	set->index = VFIO_PCI_MSIX_IRQ_INDEX;
+	set->start = 0;
+	set->count = nvec;
+	for (i = 0; i < nvec; i++) {
+		vm->efd[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		((int32_t *)set->data)[i] = vm->efd[i];
+	}
+	ret = ioctl(vm->device, VFIO_DEVICE_SET_IRQS, set) ? -errno : 0;
+	free(set);
+	vm->nr_vectors = nvec;
+	return ret;
+}
+
+/* As a guest's driver does: memory decode and bus mastering on. */
+static int enable_bus_master(struct mvmm *vm)
+{
+	struct vfio_region_info ri = { .argsz = sizeof(ri),
+				       .index = VFIO_PCI_CONFIG_REGION_INDEX };
+	uint16_t cmd;
+
+	if (ioctl(vm->device, VFIO_DEVICE_GET_REGION_INFO, &ri))
+		return -errno;
+	if (pread(vm->device, &cmd, 2, ri.offset + 4) != 2)
+		return -EIO;
+	cmd |= 0x6;
+	if (pwrite(vm->device, &cmd, 2, ri.offset + 4) != 2)
+		return -EIO;
+	return 0;
+}
+
+int mvmm_open(struct mvmm *vm, const char *bdf, size_t mem_size)
+{
+	struct vfio_group_status st = { .argsz = sizeof(st) };
+	struct vfio_iommu_type1_dma_map map = { .argsz = sizeof(map) };
+	char path[64];
+	int i;
+
+	memset(vm, 0, sizeof(*vm));
+	for (i = 0; i <= MVMM_MAX_IOQ; i++)
+		vm->efd[i] = -1;
+	vm->bdf = bdf;
+	vm->container = open("/dev/vfio/vfio", O_RDWR);
+	if (vm->container < 0)
+		return -errno;
+	snprintf(path, sizeof(path), "/dev/vfio/%d", group_of(bdf));
+	vm->group = open(path, O_RDWR);
+	if (vm->group < 0)
+		return -errno;
+	if (ioctl(vm->group, VFIO_GROUP_GET_STATUS, &st) ||
+	    !(st.flags & VFIO_GROUP_FLAGS_VIABLE))
+		return -EBUSY;
+	if (ioctl(vm->group, VFIO_GROUP_SET_CONTAINER, &vm->container) ||
+	    ioctl(vm->container, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU))
+		return -errno;
+	vm->device = ioctl(vm->group, VFIO_GROUP_GET_DEVICE_FD, bdf);
+	if (vm->device < 0)
+		return -errno;
+
+	vm->mem_size = mem_size;
+	vm->mem = mmap(NULL, mem_size, PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (vm->mem == MAP_FAILED)
+		return -ENOMEM;
+	/* Guest physical addresses start at 1 MiB, as a guest's RAM would. */
+	vm->mem_iova = 1 << 20;
+	map.vaddr = (uintptr_t)vm->mem;
+	map.iova = vm->mem_iova;
+	map.size = mem_size;
+	map.flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE;
+	if (ioctl(vm->container, VFIO_IOMMU_MAP_DMA, &map))
+		return -errno;
+	if (map_doorbells(vm))
+		return -ENXIO;
+	return enable_bus_master(vm);
+}
+
+void mvmm_close(struct mvmm *vm)
+{
+	int i;
+
+	if (vm->device > 0)
+		close(vm->device);
+	if (vm->group > 0)
+		close(vm->group);
+	if (vm->container > 0)
+		close(vm->container);
+	for (i = 0; i <= MVMM_MAX_IOQ; i++)
+		if (vm->efd[i] >= 0)
+			close(vm->efd[i]);
+	if (vm->mem && vm->mem != MAP_FAILED)
+		munmap(vm->mem, vm->mem_size);
+	free(vm->gen);
+	vm->gen = NULL;
+}
+
+static int wait_csts(struct mvmm *vm, bool rdy)
+{
+	uint64_t deadline = now_ms() + 500 * (((vm->cap >> 24) & 0xff) + 1);
+	uint32_t csts;
+
+	for (;;) {
+		csts = mvmm_reg_read32(vm, REG_CSTS);
+		if (csts == ~0u || csts & CSTS_CFS)
+			return -EIO;
+		if (!!(csts & CSTS_RDY) == rdy)
+			return 0;
+		if (now_ms() > deadline)
+			return -ETIMEDOUT;
+		usleep(1000);
+	}
+}
+
+int mvmm_nvme_disable(struct mvmm *vm)
+{
+	mvmm_reg_write32(vm, REG_CC, 0);
+	return wait_csts(vm, false);
+}
+
+static volatile uint32_t *sq_db(struct mvmm *vm, uint16_t qid)
+{
+	return vm->db + (2 * qid) * (1u << vm->dstrd);
+}
+
+static volatile uint32_t *cq_db(struct mvmm *vm, uint16_t qid)
+{
+	return vm->db + (2 * qid + 1) * (1u << vm->dstrd);
+}
+
+/* Linux's nvme_dbbuf_need_event(). */
+static bool need_event(uint16_t event_idx, uint16_t new_idx, uint16_t old)
+{
+	return (uint16_t)(new_idx - event_idx - 1) < (uint16_t)(new_idx - old);
+}
+
+/* Ring a doorbell, through the shadow buffer when one is configured. */
+static void ring(struct mvmm *vm, uint16_t qid, bool cq, uint16_t value)
+{
+	uint32_t idx = (2 * qid + cq) * (1u << vm->dstrd);
+	uint16_t old;
+
+	if (vm->dbbuf && qid) {
+		old = vm->dbs[idx];
+		vm->dbs[idx] = value;
+		__sync_synchronize();
+		if (!need_event(vm->eis[idx], value, old))
+			return;
+	}
+	*(cq ? cq_db(vm, qid) : sq_db(vm, qid)) = value;
+}
+
+static void submit(struct mvmm *vm, struct mvmm_queue *q, const uint8_t *sqe)
+{
+	memcpy(q->sq + (size_t)q->sq_tail * 64, sqe, 64);
+	q->sq_tail = (q->sq_tail + 1) % q->depth;
+	__sync_synchronize();
+	ring(vm, q->qid, false, q->sq_tail);
+}
+
+/* Next completion of q, or NULL. */
+static uint8_t *cq_peek(struct mvmm_queue *q)
+{
+	uint8_t *cqe = q->cq + (size_t)q->cq_head * 16;
+
+	if ((get16(cqe + 14) & 1) != q->phase)
+		return NULL;
+	__sync_synchronize();
+	return cqe;
+}
+
+static void cq_pop(struct mvmm *vm, struct mvmm_queue *q)
+{
+	if (++q->cq_head == q->depth) {
+		q->cq_head = 0;
+		q->phase ^= 1;
+	}
+	ring(vm, q->qid, true, q->cq_head);
+}
+
+/* Wait for the queue's interrupt (or poll when it has none). */
+static int wait_irq(struct mvmm_queue *q, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = q->efd, .events = POLLIN };
+	uint64_t cnt;
+
+	if (q->efd < 0) {
+		usleep(1000);
+		return 0;
+	}
+	if (poll(&pfd, 1, timeout_ms) <= 0)
+		return -ETIMEDOUT;
+	if (read(q->efd, &cnt, sizeof(cnt)) != sizeof(cnt))
+		return -EIO;
+	return 0;
+}
+
+/* Wait for any I/O queue's interrupt. */
+static int wait_any(struct mvmm *vm, int timeout_ms)
+{
+	struct pollfd pfd[MVMM_MAX_IOQ];
+	uint64_t cnt;
+	int i, n = 0;
+
+	for (i = 0; i < vm->nr_ioq; i++) {
+		if (vm->ioq[i].efd < 0)
+			continue;
+		pfd[n].fd = vm->ioq[i].efd;
+		pfd[n].events = POLLIN;
+		n++;
+	}
+	if (!n || poll(pfd, n, timeout_ms) <= 0)
+		return -ETIMEDOUT;
+	for (i = 0; i < n; i++)
+		if (pfd[i].revents & POLLIN &&
+		    read(pfd[i].fd, &cnt, sizeof(cnt)) != sizeof(cnt))
+			return -EIO;
+	return 0;
+}
+
+int mvmm_admin(struct mvmm *vm, uint8_t *sqe, uint32_t *result)
+{
+	struct mvmm_queue *q = &vm->admin;
+	uint64_t deadline = now_ms() + 10000;
+	uint16_t cid = q->next_cid++ & 0x7fff;
+	uint8_t *cqe;
+	uint16_t status;
+
+	/* The AER's CID must never be reused by another admin command. */
+	if (cid == vm->aer_cid && vm->aer_cid)
+		cid = q->next_cid++ & 0x7fff;
+	put16(sqe + 2, cid);
+	submit(vm, q, sqe);
+	for (;;) {
+		while ((cqe = cq_peek(q))) {
+			uint16_t c = get16(cqe + 12);
+
+			status = get16(cqe + 14) >> 1;
+			if (c == cid && result)
+				*result = get32(cqe);
+			cq_pop(vm, q);
+			if (c == cid)
+				return status;
+			/* An AER completion: a real driver would re-arm it. */
+		}
+		if (now_ms() > deadline)
+			return -ETIMEDOUT;
+		wait_irq(q, 100);
+	}
+}
+
+static int identify(struct mvmm *vm, uint8_t cns, uint32_t nsid, uint64_t iova)
+{
+	uint8_t sqe[64] = { ADM_IDENTIFY };
+
+	put32(sqe + 4, nsid);
+	put64(sqe + 24, iova);
+	put32(sqe + 40, cns);
+	return mvmm_admin(vm, sqe, NULL);
+}
+
+static int create_queues(struct mvmm *vm, int idx, int vector)
+{
+	struct mvmm_queue *q = &vm->ioq[idx];
+	uint8_t sqe[64];
+	void *va = NULL;
+	int ret;
+
+	q->qid = idx + 1;
+	q->depth = MVMM_QDEPTH;
+	q->phase = 1;
+	q->vector = vector;
+	q->efd = vector < vm->nr_vectors ? vm->efd[vector] : -1;
+	q->cq_iova = mem_alloc(vm, q->depth * 16, &va);
+	q->cq = va;
+	q->sq_iova = mem_alloc(vm, q->depth * 64, &va);
+	q->sq = va;
+	if (!q->cq_iova || !q->sq_iova)
+		return -ENOMEM;
+
+	memset(sqe, 0, sizeof(sqe));
+	sqe[0] = ADM_CREATE_CQ;
+	put64(sqe + 24, q->cq_iova);
+	put32(sqe + 40, (uint32_t)(q->depth - 1) << 16 | q->qid);
+	put32(sqe + 44, (uint32_t)vector << 16 | 0x3);	/* IEN | PC */
+	ret = mvmm_admin(vm, sqe, NULL);
+	if (ret)
+		return ret > 0 ? -EIO : ret;
+
+	memset(sqe, 0, sizeof(sqe));
+	sqe[0] = ADM_CREATE_SQ;
+	put64(sqe + 24, q->sq_iova);
+	put32(sqe + 40, (uint32_t)(q->depth - 1) << 16 | q->qid);
+	put32(sqe + 44, (uint32_t)q->qid << 16 | 0x1);	/* CQID | PC */
+	ret = mvmm_admin(vm, sqe, NULL);
+	return ret > 0 ? -EIO : ret;
+}
+
+#define INIT_FAIL(step, err) do { \
+	fprintf(stderr, "# nvme init: %s failed (%d)\n", step, (int)(err)); \
+	return (err) > 0 ? -EIO : (err); \
+} while (0)
+
+int mvmm_nvme_init(struct mvmm *vm, int nr_ioq, bool dbbuf)
+{
+	uint8_t sqe[64];
+	uint32_t result = 0;
+	uint8_t *idp;
+	void *va = NULL;
+	uint64_t idp_iova;
+	int i, ret, flbas;
+
+	vm->cap = mvmm_reg_read64(vm, REG_CAP);
+	if (vm->cap == ~0ull)
+		return -ENODEV;
+	vm->dstrd = (vm->cap >> 32) & 0xf;
+	ret = mvmm_nvme_disable(vm);
+	if (ret)
+		INIT_FAIL("disable", ret);
+	ret = enable_msix(vm, nr_ioq + 1);
+	if (ret)
+		INIT_FAIL("MSI-X", ret);
+
+	vm->admin.qid = 0;
+	vm->admin.depth = MVMM_ADMIN_Q;
+	vm->admin.phase = 1;
+	vm->admin.efd = vm->efd[0];
+	vm->admin.next_cid = 1;
+	vm->admin.sq_iova = mem_alloc(vm, MVMM_ADMIN_Q * 64, &va);
+	vm->admin.sq = va;
+	vm->admin.cq_iova = mem_alloc(vm, MVMM_ADMIN_Q * 16, &va);
+	vm->admin.cq = va;
+	mvmm_reg_write32(vm, REG_AQA, (MVMM_ADMIN_Q - 1) << 16 | (MVMM_ADMIN_Q - 1));
+	reg_write64(vm, REG_ASQ, vm->admin.sq_iova);
+	reg_write64(vm, REG_ACQ, vm->admin.cq_iova);
+	mvmm_reg_write32(vm, REG_CC, CC_EN | CC_IOSQES | CC_IOCQES);
+	ret = wait_csts(vm, true);
+	if (ret)
+		INIT_FAIL("enable", ret);
+
+	idp_iova = mem_alloc(vm, PAGE, &va);
+	idp = va;
+	ret = identify(vm, 1, 0, idp_iova);
+	if (ret)
+		INIT_FAIL("identify controller", ret);
+	memcpy(vm->sn, idp + 4, 20);
+	memcpy(vm->mn, idp + 24, 40);
+	vm->cntlid = get16(idp + 78);
+	vm->mdts_bytes = idp[77] ? (PAGE << idp[77]) > 65535 ? 65535 :
+			 (PAGE << idp[77]) : 65535;
+	ret = identify(vm, 2, 0, idp_iova);
+	if (ret)
+		INIT_FAIL("identify ns list", ret);
+	vm->nsid = get32(idp);
+	if (!vm->nsid || identify(vm, 0, vm->nsid, idp_iova))
+		return -ENODEV;
+	vm->nsze = get64(idp);
+	flbas = idp[26] & 0xf;
+	vm->lba_shift = idp[128 + 4 * flbas + 2];
+
+	memset(sqe, 0, sizeof(sqe));
+	sqe[0] = ADM_SET_FEAT;
+	put32(sqe + 40, 0x07);
+	put32(sqe + 44, (uint32_t)(nr_ioq - 1) << 16 | (nr_ioq - 1));
+	ret = mvmm_admin(vm, sqe, &result);
+	if (ret)
+		INIT_FAIL("number of queues", ret);
+	if ((int)(result & 0xffff) + 1 < nr_ioq)
+		nr_ioq = (result & 0xffff) + 1;
+
+	if (dbbuf) {
+		vm->dbs_iova = mem_alloc(vm, PAGE, &va);
+		vm->dbs = va;
+		vm->eis_iova = mem_alloc(vm, PAGE, &va);
+		vm->eis = va;
+		memset(sqe, 0, sizeof(sqe));
+		sqe[0] = ADM_DBBUF;
+		put64(sqe + 24, vm->dbs_iova);
+		put64(sqe + 32, vm->eis_iova);
+		ret = mvmm_admin(vm, sqe, NULL);
+		if (ret)
+			INIT_FAIL("doorbell buffer config", ret);
+		vm->dbbuf = true;
+	}
+
+	for (i = 0; i < nr_ioq; i++) {
+		ret = create_queues(vm, i, vm->nr_vectors > 1 ?
+				    1 + i % (vm->nr_vectors - 1) : 0);
+		if (ret)
+			INIT_FAIL("create I/O queues", ret);
+	}
+	vm->nr_ioq = nr_ioq;
+
+	/* Async event configuration and one AER, as Linux keeps outstanding. */
+	memset(sqe, 0, sizeof(sqe));
+	sqe[0] = ADM_SET_FEAT;
+	put32(sqe + 40, 0x0b);
+	put32(sqe + 44, 0x100);
+	ret = mvmm_admin(vm, sqe, NULL);
+	if (ret)
+		INIT_FAIL("async event config", ret);
+	memset(sqe, 0, sizeof(sqe));
+	sqe[0] = ADM_AER;
+	vm->aer_cid = vm->admin.next_cid++ & 0x7fff;
+	put16(sqe + 2, vm->aer_cid);
+	submit(vm, &vm->admin, sqe);
+
+	vm->data_iova = mem_alloc(vm, (size_t)MVMM_MAX_IOQ * MVMM_QDEPTH * PAGE, &va);
+	vm->data = va;
+	return vm->data_iova ? 0 : -ENOMEM;
+}
+
+static uint32_t crc32(const uint8_t *p, size_t n)
+{
+	uint32_t c = ~0u;
+	int k;
+
+	while (n--) {
+		c ^= *p++;
+		for (k = 0; k < 8; k++)
+			c = c >> 1 ^ (0xedb88320u & -(c & 1));
+	}
+	return ~c;
+}
+
+static uint8_t *slot_buf(struct mvmm *vm, int qi, uint16_t cid)
+{
+	return vm->data + ((size_t)qi * MVMM_QDEPTH + cid) * PAGE;
+}
+
+static uint64_t slot_iova(struct mvmm *vm, int qi, uint16_t cid)
+{
+	return vm->data_iova + ((size_t)qi * MVMM_QDEPTH + cid) * PAGE;
+}
+
+/* A block that says which LBA and generation it is, and checks itself. */
+static void fill_block(uint8_t *b, size_t len, uint64_t lba, uint32_t gen)
+{
+	size_t i;
+
+	put32(b, BLOCK_MAGIC);
+	put64(b + 4, lba);
+	put32(b + 12, gen);
+	for (i = 20; i < len; i++)
+		b[i] = (uint8_t)(lba * 31 + gen * 7 + i);
+	put32(b + 16, crc32(b + 20, len - 20));
+}
+
+static bool check_block(const uint8_t *b, size_t len, uint64_t lba, uint32_t gen)
+{
+	if (!gen)	/* never written: anything goes */
+		return true;
+	return get32(b) == BLOCK_MAGIC && get64(b + 4) == lba &&
+	       get32(b + 12) == gen && get32(b + 16) == crc32(b + 20, len - 20);
+}
+
+/* busy[] holds lba + 1 with bit 63 set for a read. */
+#define BUSY_READ	(1ull << 63)
+
+static void complete_one(struct mvmm *vm, int qi, const uint8_t *cqe)
+{
+	struct mvmm_queue *q = &vm->ioq[qi];
+	uint16_t cid = get16(cqe + 12);
+	uint16_t status = get16(cqe + 14) >> 1;
+	size_t bs = (size_t)1 << vm->lba_shift;
+	uint64_t lba;
+
+	if (cid >= MVMM_QDEPTH || !q->busy[cid]) {
+		vm->duplicates++;
+		return;
+	}
+	lba = (q->busy[cid] & ~BUSY_READ) - 1;
+	if (status)
+		vm->errors++;
+	else if (q->busy[cid] & BUSY_READ &&
+		 !check_block(slot_buf(vm, qi, cid), bs, lba, vm->gen[lba]))
+		vm->mismatches++;
+	q->busy[cid] = 0;
+	q->nr_busy--;
+	vm->completions++;
+}
+
+static int reap(struct mvmm *vm, int qi)
+{
+	struct mvmm_queue *q = &vm->ioq[qi];
+	uint8_t *cqe;
+	int n = 0;
+
+	while ((cqe = cq_peek(q))) {
+		if (get16(cqe + 10) != q->qid)
+			vm->errors++;
+		complete_one(vm, qi, cqe);
+		cq_pop(vm, q);
+		n++;
+	}
+	return n;
+}
+
+static bool lba_busy(struct mvmm *vm, uint64_t lba)
+{
+	int qi, c;
+
+	for (qi = 0; qi < vm->nr_ioq; qi++)
+		for (c = 0; c < MVMM_QDEPTH; c++)
+			if (vm->ioq[qi].busy[c] &&
+			    ((vm->ioq[qi].busy[c] & ~BUSY_READ) - 1) == lba)
+				return true;
+	return false;
+}
+
+static void io_submit(struct mvmm *vm, int qi, uint64_t lba, bool read)
+{
+	struct mvmm_queue *q = &vm->ioq[qi];
+	size_t bs = (size_t)1 << vm->lba_shift;
+	uint8_t sqe[64] = { 0 };
+	uint16_t cid;
+
+	for (cid = 0; q->busy[cid]; cid++)
+		;
+	if (!read)
+		fill_block(slot_buf(vm, qi, cid), bs, lba, ++vm->gen[lba]);
+	else
+		memset(slot_buf(vm, qi, cid), 0, bs);
+	q->busy[cid] = (lba + 1) | (read ? BUSY_READ : 0);
+	q->nr_busy++;
+	sqe[0] = read ? IO_READ : IO_WRITE;
+	put16(sqe + 2, cid);
+	put32(sqe + 4, vm->nsid);
+	put64(sqe + 24, slot_iova(vm, qi, cid));
+	put64(sqe + 40, lba);
+	put32(sqe + 48, 0);	/* one block */
+	submit(vm, q, sqe);
+}
+
+int mvmm_io_run(struct mvmm *vm, uint64_t nr_ios, int qd)
+{
+	uint64_t submitted = 0, deadline;
+	unsigned int seed = 12345;
+	int qi, idle;
+
+	if (!vm->nr_ioq)
+		return -EINVAL;
+	if (qd > MVMM_QDEPTH - 1)
+		qd = MVMM_QDEPTH - 1;
+	if (!vm->gen) {
+		vm->nr_lbas = vm->nsze < 4096 ? vm->nsze : 4096;
+		vm->gen = calloc(vm->nr_lbas, sizeof(*vm->gen));
+	}
+	deadline = now_ms() + 120000;
+	while (submitted < nr_ios) {
+		idle = 1;
+		for (qi = 0; qi < vm->nr_ioq; qi++) {
+			struct mvmm_queue *q = &vm->ioq[qi];
+
+			if (reap(vm, qi))
+				idle = 0;
+			while (q->nr_busy < (uint32_t)qd && submitted < nr_ios) {
+				uint64_t lba = rand_r(&seed) % vm->nr_lbas;
+
+				if (lba_busy(vm, lba))
+					break;
+				/* Alternate: write a block, later read it back. */
+				io_submit(vm, qi, lba, vm->gen[lba] &&
+					  (rand_r(&seed) & 1));
+				submitted++;
+				idle = 0;
+			}
+		}
+		if (submitted >= nr_ios)
+			break;
+		if (idle && wait_any(vm, 100) && now_ms() > deadline)
+			return -ETIMEDOUT;
+	}
+	/* Drain. */
+	for (;;) {
+		uint32_t busy = 0;
+
+		for (qi = 0; qi < vm->nr_ioq; qi++) {
+			reap(vm, qi);
+			busy += vm->ioq[qi].nr_busy;
+		}
+		if (!busy)
+			break;
+		if (now_ms() > deadline)
+			return -ETIMEDOUT;
+		wait_any(vm, 10);
+	}
+	return 0;
+}

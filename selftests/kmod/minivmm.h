@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * A miniature VMM for the in-VM tests: "guest memory" mapped through a VFIO
+ * type1 container, an NVMe VF opened through VFIO, and a driver that brings
+ * the controller up the way Linux's nvme driver does (admin queue, Identify,
+ * Number of Queues, I/O queues with MSI-X eventfds, optional shadow
+ * doorbells with EventIdx, an outstanding AER), then runs checksummed I/O.
+ */
+#ifndef MINIVMM_H
+#define MINIVMM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+
+#define MVMM_MAX_IOQ	8
+#define MVMM_QDEPTH	32
+#define MVMM_ADMIN_Q	32
+
+struct mvmm_queue {
+	uint16_t qid;
+	uint16_t depth;
+	uint64_t sq_iova, cq_iova;
+	uint8_t *sq, *cq;
+	uint16_t sq_tail, cq_head;
+	uint8_t phase;
+	uint16_t vector;
+	int efd;		/* eventfd of the CQ's vector */
+	uint16_t next_cid;
+	/* outstanding commands by CID: LBA written or read, 0 = free */
+	uint64_t busy[MVMM_QDEPTH];
+	uint32_t nr_busy;
+};
+
+struct mvmm {
+	const char *bdf;
+	int container, group, device;
+	/* guest memory */
+	uint8_t *mem;
+	uint64_t mem_iova;
+	size_t mem_size, mem_used;
+	/* BAR0 */
+	uint64_t bar0_off;	/* region offset for pread/pwrite */
+	uint64_t bar0_size;
+	volatile uint32_t *db;	/* mmap of BAR0 from 4 KiB on */
+	uint64_t cap;
+	uint32_t dstrd;
+	/* MSI-X */
+	int nr_vectors;
+	int efd[MVMM_MAX_IOQ + 1];
+	/* controller */
+	struct mvmm_queue admin;
+	struct mvmm_queue ioq[MVMM_MAX_IOQ];
+	int nr_ioq;
+	bool dbbuf;
+	uint64_t dbs_iova, eis_iova;
+	uint32_t *dbs, *eis;
+	uint32_t nsid;
+	uint32_t lba_shift;
+	uint64_t nsze;
+	uint16_t mdts_bytes;
+	uint16_t aer_cid;
+	char sn[21], mn[41];
+	uint16_t cntlid;
+	/* data: one buffer page per queue slot */
+	uint64_t data_iova;
+	uint8_t *data;
+	/* reference of what each tested LBA must hold (generation) */
+	uint32_t *gen;
+	uint64_t nr_lbas;
+	uint64_t completions, mismatches, errors, duplicates;
+};
+
+int mvmm_open(struct mvmm *vm, const char *bdf, size_t mem_size);
+void mvmm_close(struct mvmm *vm);
+/* Bring the controller up as Linux does; returns 0 or a negative errno. */
+int mvmm_nvme_init(struct mvmm *vm, int nr_ioq, bool dbbuf);
+/* Disable the controller (CC.EN = 0) and wait for CSTS.RDY = 0. */
+int mvmm_nvme_disable(struct mvmm *vm);
+/*
+ * Run nr_ios checksummed writes and read-back verifications over nr_lbas
+ * blocks, spread over all I/O queues with up to qd commands each in flight.
+ */
+int mvmm_io_run(struct mvmm *vm, uint64_t nr_ios, int qd);
+/* Submit one admin command and wait for it; returns the NVMe status. */
+int mvmm_admin(struct mvmm *vm, uint8_t *sqe, uint32_t *result);
+uint32_t mvmm_reg_read32(struct mvmm *vm, uint32_t off);
+uint64_t mvmm_reg_read64(struct mvmm *vm, uint32_t off);
+void mvmm_reg_write32(struct mvmm *vm, uint32_t off, uint32_t val);
+/* Read a sysfs or debugfs attribute of the VF into buf; -1 on failure. */
+int mvmm_attr(const char *bdf, const char *attr, char *buf, size_t len);
+long long mvmm_attr_ll(const char *bdf, const char *attr);
+
+#endif
