@@ -1,0 +1,634 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * emuhba: the "emuhba" generic netlink family (control plane).
+ *
+ * The contract is include/uapi/linux/emuhba.h, generated from
+ * Documentation/netlink/specs/emuhba.yaml. The policies and the ops table
+ * between the "ynl-gen" markers below follow what ynl-gen-c.py produces
+ * from that spec; selftests/netlink/spec-check regenerates both and fails
+ * when they drift apart.
+ */
+
+#include <linux/slab.h>
+#include <linux/string.h>
+#include <net/genetlink.h>
+#include <net/netlink.h>
+
+#include "../include/uapi/linux/emuhba.h"
+#include "emuhba.h"
+
+static struct genl_family emuhba_nl_family;
+
+/* Whether the family is registered: the core may notify before or after. */
+static bool emuhba_genl_ready;
+
+/*
+ * policy-set is a read-modify-write of the adapter's policy; ops run in
+ * parallel (a switch can take up to its timeout), so concurrent policy
+ * updates are serialised here rather than under genl_mutex.
+ */
+static DEFINE_MUTEX(emuhba_genl_policy_lock);
+
+/* ynl-gen: begin policies */
+static const struct netlink_range_validation emuhba_a_policy_switch_timeout_range = {
+	.min	= 10ULL,
+	.max	= 60000ULL,
+};
+
+static const struct nla_policy emuhba_policy_nl_policy[EMUHBA_A_POLICY_SWITCH_TIMEOUT + 1] = {
+	[EMUHBA_A_POLICY_AUTO_SWITCH] = NLA_POLICY_MAX(NLA_U8, 1),
+	[EMUHBA_A_POLICY_QUIESCE_REQUIRED] = NLA_POLICY_MAX(NLA_U8, 1),
+	[EMUHBA_A_POLICY_SWITCH_TIMEOUT] =
+		NLA_POLICY_FULL_RANGE(NLA_U32, &emuhba_a_policy_switch_timeout_range),
+};
+
+static const struct nla_policy emuhba_adapter_get_nl_policy[EMUHBA_A_ADAPTER_BDF + 1] = {
+	[EMUHBA_A_ADAPTER_ID] = { .type = NLA_U32, },
+	[EMUHBA_A_ADAPTER_BDF] = { .type = NLA_NUL_STRING, .len = EMUHBA_BDF_MAX_LEN, },
+};
+
+static const struct nla_policy emuhba_backend_set_nl_policy[EMUHBA_A_ADAPTER_BACKEND + 1] = {
+	[EMUHBA_A_ADAPTER_ID] = { .type = NLA_U32, },
+	[EMUHBA_A_ADAPTER_BDF] = { .type = NLA_NUL_STRING, .len = EMUHBA_BDF_MAX_LEN, },
+	[EMUHBA_A_ADAPTER_BACKEND] = { .type = NLA_NUL_STRING, .len = EMUHBA_BACKEND_MAX_LEN, },
+};
+
+static const struct nla_policy emuhba_policy_set_nl_policy[EMUHBA_A_ADAPTER_POLICY + 1] = {
+	[EMUHBA_A_ADAPTER_ID] = { .type = NLA_U32, },
+	[EMUHBA_A_ADAPTER_BDF] = { .type = NLA_NUL_STRING, .len = EMUHBA_BDF_MAX_LEN, },
+	[EMUHBA_A_ADAPTER_POLICY] = NLA_POLICY_NESTED(emuhba_policy_nl_policy),
+};
+
+static const struct nla_policy emuhba_switch_nl_policy[EMUHBA_A_ADAPTER_MODE + 1] = {
+	[EMUHBA_A_ADAPTER_ID] = { .type = NLA_U32, },
+	[EMUHBA_A_ADAPTER_BDF] = { .type = NLA_NUL_STRING, .len = EMUHBA_BDF_MAX_LEN, },
+	[EMUHBA_A_ADAPTER_MODE] = NLA_POLICY_RANGE(NLA_U32, 1, 2),
+};
+
+/* ynl-gen: end policies */
+
+enum {
+	EMUHBA_NLGRP_EVENTS,
+};
+
+static const struct genl_multicast_group emuhba_nl_mcgrps[] = {
+	[EMUHBA_NLGRP_EVENTS] = { EMUHBA_MCGRP_EVENTS, },
+};
+
+/* Position of a dump: the next adapter id to emit. */
+struct emuhba_nl_dump_ctx {
+	u32 next_id;
+	bool done;
+};
+
+static const char *emuhba_nl_bdf(struct emuhba_adapter *a)
+{
+	return pci_name(a->core.pdev);
+}
+
+/*
+ * Resolve the adapter a request names, by id or by PCI address. Returns a
+ * referenced adapter or an ERR_PTR with the extack set.
+ */
+static struct emuhba_adapter *emuhba_nl_lookup(struct genl_info *info)
+{
+	struct nlattr *id_attr = info->attrs[EMUHBA_A_ADAPTER_ID];
+	struct nlattr *bdf_attr = info->attrs[EMUHBA_A_ADAPTER_BDF];
+	struct emuhba_adapter *a;
+
+	if (id_attr) {
+		a = emuhba_adapter_get(nla_get_u32(id_attr));
+		if (!a) {
+			NL_SET_ERR_MSG_ATTR(info->extack, id_attr,
+					    "no adapter with this id");
+			return ERR_PTR(-ENODEV);
+		}
+		if (bdf_attr && strcmp(nla_data(bdf_attr), emuhba_nl_bdf(a))) {
+			emuhba_adapter_put(a);
+			NL_SET_ERR_MSG_ATTR(info->extack, bdf_attr,
+					    "id and bdf name different adapters");
+			return ERR_PTR(-EINVAL);
+		}
+		return a;
+	}
+	if (bdf_attr) {
+		a = emuhba_adapter_get_by_bdf(nla_data(bdf_attr));
+		if (!a) {
+			NL_SET_ERR_MSG_ATTR(info->extack, bdf_attr,
+					    "no emuhba adapter at this PCI address");
+			return ERR_PTR(-ENODEV);
+		}
+		return a;
+	}
+	NL_SET_ERR_MSG(info->extack, "adapter id or bdf required");
+	NL_SET_ERR_ATTR_MISS(info->extack, NULL, EMUHBA_A_ADAPTER_ID);
+	return ERR_PTR(-EINVAL);
+}
+
+static int emuhba_nl_put_policy(struct sk_buff *skb,
+				const struct emuhba_policy *p)
+{
+	struct nlattr *nest;
+
+	nest = nla_nest_start(skb, EMUHBA_A_ADAPTER_POLICY);
+	if (!nest)
+		return -EMSGSIZE;
+	if (nla_put_u8(skb, EMUHBA_A_POLICY_AUTO_SWITCH, p->auto_switch) ||
+	    nla_put_u8(skb, EMUHBA_A_POLICY_QUIESCE_REQUIRED,
+		       p->quiesce_required) ||
+	    nla_put_u32(skb, EMUHBA_A_POLICY_SWITCH_TIMEOUT,
+			p->switch_timeout_ms)) {
+		nla_nest_cancel(skb, nest);
+		return -EMSGSIZE;
+	}
+	nla_nest_end(skb, nest);
+	return 0;
+}
+
+static int emuhba_nl_put_counters(struct sk_buff *skb,
+				  const struct emuhba_counters *c)
+{
+	const int pad = EMUHBA_A_COUNTERS_PAD;
+	struct nlattr *nest;
+
+	nest = nla_nest_start(skb, EMUHBA_A_ADAPTER_COUNTERS);
+	if (!nest)
+		return -EMSGSIZE;
+	if (nla_put_u64_64bit(skb, EMUHBA_A_COUNTERS_REG_TRAPS,
+			      c->reg_traps, pad) ||
+	    nla_put_u64_64bit(skb, EMUHBA_A_COUNTERS_ADMIN_OBSERVED,
+			      c->admin_observed, pad) ||
+	    nla_put_u64_64bit(skb, EMUHBA_A_COUNTERS_EMULATED_CMDS,
+			      c->emulated_cmds, pad) ||
+	    nla_put_u64_64bit(skb, EMUHBA_A_COUNTERS_SWITCHES,
+			      c->switches, pad) ||
+	    nla_put_u64_64bit(skb, EMUHBA_A_COUNTERS_SWITCH_FAILURES,
+			      c->switch_failures, pad) ||
+	    nla_put_u64_64bit(skb, EMUHBA_A_COUNTERS_DIRTY_PAGES,
+			      c->dirty_pages, pad)) {
+		nla_nest_cancel(skb, nest);
+		return -EMSGSIZE;
+	}
+	nla_nest_end(skb, nest);
+	return 0;
+}
+
+/* A timing with no source mode describes a switch that never ran. */
+static int emuhba_nl_put_timing(struct sk_buff *skb,
+				const struct emuhba_switch_timing *t)
+{
+	const int pad = EMUHBA_A_SWITCH_TIMING_PAD;
+	struct nlattr *nest;
+
+	if (!t->from_mode)
+		return 0;
+	nest = nla_nest_start(skb, EMUHBA_A_ADAPTER_LAST_SWITCH);
+	if (!nest)
+		return -EMSGSIZE;
+	if (nla_put_s32(skb, EMUHBA_A_SWITCH_TIMING_RESULT, t->result) ||
+	    nla_put_u32(skb, EMUHBA_A_SWITCH_TIMING_FROM_MODE, t->from_mode) ||
+	    nla_put_u32(skb, EMUHBA_A_SWITCH_TIMING_TO_MODE, t->to_mode) ||
+	    nla_put_u64_64bit(skb, EMUHBA_A_SWITCH_TIMING_STOP_NS,
+			      t->stop_ns, pad) ||
+	    nla_put_u64_64bit(skb, EMUHBA_A_SWITCH_TIMING_CAPTURE_NS,
+			      t->capture_ns, pad) ||
+	    nla_put_u64_64bit(skb, EMUHBA_A_SWITCH_TIMING_LOAD_NS,
+			      t->load_ns, pad) ||
+	    nla_put_u64_64bit(skb, EMUHBA_A_SWITCH_TIMING_REPOINT_NS,
+			      t->repoint_ns, pad) ||
+	    nla_put_u64_64bit(skb, EMUHBA_A_SWITCH_TIMING_TOTAL_NS,
+			      t->total_ns, pad)) {
+		nla_nest_cancel(skb, nest);
+		return -EMSGSIZE;
+	}
+	nla_nest_end(skb, nest);
+	return 0;
+}
+
+static int emuhba_nl_fill_adapter(struct sk_buff *skb,
+				  const struct emuhba_snapshot *s,
+				  u32 portid, u32 seq, int flags, u8 cmd)
+{
+	void *hdr;
+
+	hdr = genlmsg_put(skb, portid, seq, &emuhba_nl_family, flags, cmd);
+	if (!hdr)
+		return -EMSGSIZE;
+	if (nla_put_u32(skb, EMUHBA_A_ADAPTER_ID, s->id) ||
+	    nla_put_string(skb, EMUHBA_A_ADAPTER_BDF, s->bdf) ||
+	    nla_put_u32(skb, EMUHBA_A_ADAPTER_PERSONALITY, s->personality) ||
+	    nla_put_u32(skb, EMUHBA_A_ADAPTER_MODE, s->mode) ||
+	    nla_put_u32(skb, EMUHBA_A_ADAPTER_MIG_STATE, s->mig_state) ||
+	    nla_put_u8(skb, EMUHBA_A_ADAPTER_OPEN, s->open) ||
+	    nla_put_string(skb, EMUHBA_A_ADAPTER_BACKEND, s->backend) ||
+	    emuhba_nl_put_policy(skb, &s->policy) ||
+	    emuhba_nl_put_counters(skb, &s->counters) ||
+	    emuhba_nl_put_timing(skb, &s->last_switch)) {
+		genlmsg_cancel(skb, hdr);
+		return -EMSGSIZE;
+	}
+	genlmsg_end(skb, hdr);
+	return 0;
+}
+
+static int emuhba_nl_adapter_get_doit(struct sk_buff *skb,
+				      struct genl_info *info)
+{
+	struct emuhba_snapshot *s;
+	struct emuhba_adapter *a;
+	struct sk_buff *rsp;
+	int err;
+
+	a = emuhba_nl_lookup(info);
+	if (IS_ERR(a))
+		return PTR_ERR(a);
+
+	err = -ENOMEM;
+	s = kzalloc(sizeof(*s), GFP_KERNEL);
+	rsp = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	if (!s || !rsp)
+		goto err_free;
+	emuhba_adapter_snapshot(a, s);
+	err = emuhba_nl_fill_adapter(rsp, s, info->snd_portid, info->snd_seq,
+				     0, EMUHBA_CMD_ADAPTER_GET);
+	if (err) {
+		NL_SET_ERR_MSG(info->extack, "adapter does not fit a message");
+		goto err_free;
+	}
+	kfree(s);
+	emuhba_adapter_put(a);
+	return genlmsg_reply(rsp, info);
+
+err_free:
+	nlmsg_free(rsp);
+	kfree(s);
+	emuhba_adapter_put(a);
+	return err;
+}
+
+static int emuhba_nl_adapter_get_dumpit(struct sk_buff *skb,
+					struct netlink_callback *cb)
+{
+	struct emuhba_nl_dump_ctx *ctx = (void *)cb->ctx;
+	struct emuhba_snapshot *s;
+	struct emuhba_adapter *a;
+	u32 id = ctx->next_id;
+	int err = 0;
+
+	NL_ASSERT_DUMP_CTX_FITS(struct emuhba_nl_dump_ctx);
+	if (ctx->done)
+		return 0;
+	s = kmalloc(sizeof(*s), GFP_KERNEL);
+	if (!s)
+		return -ENOMEM;
+	while ((a = emuhba_adapter_get_next(&id))) {
+		memset(s, 0, sizeof(*s));
+		emuhba_adapter_snapshot(a, s);
+		emuhba_adapter_put(a);
+		/*
+		 * NLM_F_MULTI on every part: readers (libnl) that stop at the
+		 * first buffer without it would miss the rest of the dump.
+		 */
+		err = emuhba_nl_fill_adapter(skb, s,
+					     NETLINK_CB(cb->skb).portid,
+					     cb->nlh->nlmsg_seq, NLM_F_MULTI,
+					     EMUHBA_CMD_ADAPTER_GET);
+		if (err)
+			break;
+		if (id == U32_MAX) {
+			ctx->done = true;
+			break;
+		}
+		ctx->next_id = ++id;
+	}
+	kfree(s);
+	/* -EMSGSIZE with a non-empty skb: the core resumes at next_id. */
+	return err;
+}
+
+static int emuhba_nl_backend_set_doit(struct sk_buff *skb,
+				      struct genl_info *info)
+{
+	struct nlattr *attr;
+	struct emuhba_adapter *a;
+	const char *path;
+	int err;
+
+	if (GENL_REQ_ATTR_CHECK(info, EMUHBA_A_ADAPTER_BACKEND))
+		return -EINVAL;
+	attr = info->attrs[EMUHBA_A_ADAPTER_BACKEND];
+	path = nla_data(attr);
+	if (path[0] && path[0] != '/' && strcmp(path, "auto")) {
+		NL_SET_ERR_MSG_ATTR(info->extack, attr,
+				    "backend must be an absolute path, \"auto\" or empty");
+		return -EINVAL;
+	}
+
+	a = emuhba_nl_lookup(info);
+	if (IS_ERR(a))
+		return PTR_ERR(a);
+	err = emuhba_adapter_set_backend(a, path, info->extack);
+	if (err && !info->extack->_msg)
+		NL_SET_ERR_MSG_ATTR(info->extack, attr, "backend refused");
+	emuhba_adapter_put(a);
+	return err;
+}
+
+static int emuhba_nl_policy_set_doit(struct sk_buff *skb,
+				     struct genl_info *info)
+{
+	struct nlattr *tb[EMUHBA_A_POLICY_MAX + 1];
+	struct emuhba_snapshot *s;
+	struct emuhba_adapter *a;
+	struct emuhba_policy p;
+	struct nlattr *nest;
+	int err;
+
+	if (GENL_REQ_ATTR_CHECK(info, EMUHBA_A_ADAPTER_POLICY))
+		return -EINVAL;
+	nest = info->attrs[EMUHBA_A_ADAPTER_POLICY];
+	err = nla_parse_nested(tb, EMUHBA_A_POLICY_MAX, nest,
+			       emuhba_policy_nl_policy, info->extack);
+	if (err)
+		return err;
+	if (!tb[EMUHBA_A_POLICY_AUTO_SWITCH] &&
+	    !tb[EMUHBA_A_POLICY_QUIESCE_REQUIRED] &&
+	    !tb[EMUHBA_A_POLICY_SWITCH_TIMEOUT]) {
+		NL_SET_ERR_MSG_ATTR(info->extack, nest,
+				    "policy nest changes nothing");
+		return -EINVAL;
+	}
+
+	a = emuhba_nl_lookup(info);
+	if (IS_ERR(a))
+		return PTR_ERR(a);
+	s = kzalloc(sizeof(*s), GFP_KERNEL);
+	if (!s) {
+		emuhba_adapter_put(a);
+		return -ENOMEM;
+	}
+
+	mutex_lock(&emuhba_genl_policy_lock);
+	emuhba_adapter_snapshot(a, s);
+	p = s->policy;
+	if (tb[EMUHBA_A_POLICY_AUTO_SWITCH])
+		p.auto_switch = nla_get_u8(tb[EMUHBA_A_POLICY_AUTO_SWITCH]);
+	if (tb[EMUHBA_A_POLICY_QUIESCE_REQUIRED])
+		p.quiesce_required =
+			nla_get_u8(tb[EMUHBA_A_POLICY_QUIESCE_REQUIRED]);
+	if (tb[EMUHBA_A_POLICY_SWITCH_TIMEOUT])
+		p.switch_timeout_ms =
+			nla_get_u32(tb[EMUHBA_A_POLICY_SWITCH_TIMEOUT]);
+	err = emuhba_adapter_set_policy(a, &p, info->extack);
+	mutex_unlock(&emuhba_genl_policy_lock);
+	if (err && !info->extack->_msg)
+		NL_SET_ERR_MSG_ATTR(info->extack, nest, "policy refused");
+
+	kfree(s);
+	emuhba_adapter_put(a);
+	return err;
+}
+
+static int emuhba_nl_switch_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	struct emuhba_switch_timing timing = {};
+	struct emuhba_adapter *a;
+	struct sk_buff *rsp;
+	void *hdr;
+	u32 to;
+	int err;
+
+	if (GENL_REQ_ATTR_CHECK(info, EMUHBA_A_ADAPTER_MODE))
+		return -EINVAL;
+	to = nla_get_u32(info->attrs[EMUHBA_A_ADAPTER_MODE]);
+
+	a = emuhba_nl_lookup(info);
+	if (IS_ERR(a))
+		return PTR_ERR(a);
+
+	rsp = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	if (!rsp) {
+		emuhba_adapter_put(a);
+		return -ENOMEM;
+	}
+
+	err = emuhba_adapter_switch(a, to, &timing, info->extack);
+	if (err) {
+		/* The core reports the failure to the events group too. */
+		if (!info->extack->_msg)
+			NL_SET_ERR_MSG(info->extack, "switch failed");
+		goto err_free;
+	}
+
+	err = -EMSGSIZE;
+	hdr = genlmsg_iput(rsp, info);
+	if (!hdr)
+		goto err_free;
+	if (nla_put_u32(rsp, EMUHBA_A_ADAPTER_ID, a->id) ||
+	    nla_put_string(rsp, EMUHBA_A_ADAPTER_BDF, emuhba_nl_bdf(a)) ||
+	    nla_put_u32(rsp, EMUHBA_A_ADAPTER_MODE, timing.to_mode ?: to) ||
+	    emuhba_nl_put_timing(rsp, &timing))
+		goto err_free;
+	genlmsg_end(rsp, hdr);
+	emuhba_adapter_put(a);
+	return genlmsg_reply(rsp, info);
+
+err_free:
+	nlmsg_free(rsp);
+	emuhba_adapter_put(a);
+	return err;
+}
+
+/* ynl-gen: begin ops */
+static const struct genl_split_ops emuhba_nl_ops[] = {
+	{
+		.cmd		= EMUHBA_CMD_ADAPTER_GET,
+		.doit		= emuhba_nl_adapter_get_doit,
+		.policy		= emuhba_adapter_get_nl_policy,
+		.maxattr	= EMUHBA_A_ADAPTER_BDF,
+		.flags		= GENL_ADMIN_PERM | GENL_CMD_CAP_DO,
+	},
+	{
+		.cmd	= EMUHBA_CMD_ADAPTER_GET,
+		.dumpit	= emuhba_nl_adapter_get_dumpit,
+		.flags	= GENL_ADMIN_PERM | GENL_CMD_CAP_DUMP,
+	},
+	{
+		.cmd		= EMUHBA_CMD_BACKEND_SET,
+		.doit		= emuhba_nl_backend_set_doit,
+		.policy		= emuhba_backend_set_nl_policy,
+		.maxattr	= EMUHBA_A_ADAPTER_BACKEND,
+		.flags		= GENL_ADMIN_PERM | GENL_CMD_CAP_DO,
+	},
+	{
+		.cmd		= EMUHBA_CMD_POLICY_SET,
+		.doit		= emuhba_nl_policy_set_doit,
+		.policy		= emuhba_policy_set_nl_policy,
+		.maxattr	= EMUHBA_A_ADAPTER_POLICY,
+		.flags		= GENL_ADMIN_PERM | GENL_CMD_CAP_DO,
+	},
+	{
+		.cmd		= EMUHBA_CMD_SWITCH,
+		.doit		= emuhba_nl_switch_doit,
+		.policy		= emuhba_switch_nl_policy,
+		.maxattr	= EMUHBA_A_ADAPTER_MODE,
+		.flags		= GENL_ADMIN_PERM | GENL_CMD_CAP_DO,
+	},
+};
+
+/* ynl-gen: end ops */
+
+/*
+ * Adapters are host PCI functions, not per-namespace objects: the family
+ * lives in the initial network namespace only (netnsok false).
+ */
+static struct genl_family emuhba_nl_family __ro_after_init = {
+	.name		= EMUHBA_FAMILY_NAME,
+	.version	= EMUHBA_FAMILY_VERSION,
+	.netnsok	= false,
+	.parallel_ops	= true,
+	.module		= THIS_MODULE,
+	.split_ops	= emuhba_nl_ops,
+	.n_split_ops	= ARRAY_SIZE(emuhba_nl_ops),
+	.mcgrps		= emuhba_nl_mcgrps,
+	.n_mcgrps	= ARRAY_SIZE(emuhba_nl_mcgrps),
+};
+
+static bool emuhba_nl_listening(void)
+{
+	return READ_ONCE(emuhba_genl_ready) &&
+	       genl_has_listeners(&emuhba_nl_family, &init_net,
+				  EMUHBA_NLGRP_EVENTS);
+}
+
+static struct sk_buff *emuhba_nl_ntf_new(struct emuhba_adapter *a, u8 cmd,
+					 void **hdr)
+{
+	struct sk_buff *skb;
+
+	skb = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	if (!skb)
+		return NULL;
+	*hdr = genlmsg_put(skb, 0, 0, &emuhba_nl_family, 0, cmd);
+	if (!*hdr ||
+	    nla_put_u32(skb, EMUHBA_A_ADAPTER_ID, a->id) ||
+	    nla_put_string(skb, EMUHBA_A_ADAPTER_BDF, emuhba_nl_bdf(a))) {
+		nlmsg_free(skb);
+		return NULL;
+	}
+	return skb;
+}
+
+static void emuhba_nl_ntf_send(struct sk_buff *skb, void *hdr)
+{
+	genlmsg_end(skb, hdr);
+	genlmsg_multicast(&emuhba_nl_family, skb, 0, EMUHBA_NLGRP_EVENTS,
+			  GFP_KERNEL);
+}
+
+void emuhba_genl_notify_adapter(struct emuhba_adapter *a, bool added)
+{
+	struct emuhba_snapshot *s;
+	struct sk_buff *skb;
+	void *hdr;
+
+	if (!emuhba_nl_listening())
+		return;
+	s = kzalloc(sizeof(*s), GFP_KERNEL);
+	if (!s)
+		return;
+	emuhba_adapter_snapshot(a, s);
+	if (added) {
+		skb = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+		if (skb && !emuhba_nl_fill_adapter(skb, s, 0, 0, 0,
+						   EMUHBA_CMD_ADAPTER_ADD_NTF))
+			genlmsg_multicast(&emuhba_nl_family, skb, 0,
+					  EMUHBA_NLGRP_EVENTS, GFP_KERNEL);
+		else
+			nlmsg_free(skb);
+	} else {
+		skb = emuhba_nl_ntf_new(a, EMUHBA_CMD_ADAPTER_DEL_NTF, &hdr);
+		if (skb) {
+			if (nla_put_u32(skb, EMUHBA_A_ADAPTER_PERSONALITY,
+					s->personality))
+				nlmsg_free(skb);
+			else
+				emuhba_nl_ntf_send(skb, hdr);
+		}
+	}
+	kfree(s);
+}
+
+void emuhba_genl_notify_mode(struct emuhba_adapter *a, u32 old_mode,
+			     u32 new_mode)
+{
+	struct sk_buff *skb;
+	void *hdr;
+
+	if (!emuhba_nl_listening())
+		return;
+	skb = emuhba_nl_ntf_new(a, EMUHBA_CMD_MODE_CHANGE_NTF, &hdr);
+	if (!skb)
+		return;
+	if (nla_put_u32(skb, EMUHBA_A_ADAPTER_OLD_MODE, old_mode) ||
+	    nla_put_u32(skb, EMUHBA_A_ADAPTER_MODE, new_mode)) {
+		nlmsg_free(skb);
+		return;
+	}
+	emuhba_nl_ntf_send(skb, hdr);
+}
+
+void emuhba_genl_notify_mig_state(struct emuhba_adapter *a, u32 old_state,
+				  u32 new_state)
+{
+	struct sk_buff *skb;
+	void *hdr;
+
+	if (!emuhba_nl_listening())
+		return;
+	skb = emuhba_nl_ntf_new(a, EMUHBA_CMD_MIG_STATE_NTF, &hdr);
+	if (!skb)
+		return;
+	if (nla_put_u32(skb, EMUHBA_A_ADAPTER_OLD_MIG_STATE, old_state) ||
+	    nla_put_u32(skb, EMUHBA_A_ADAPTER_MIG_STATE, new_state)) {
+		nlmsg_free(skb);
+		return;
+	}
+	emuhba_nl_ntf_send(skb, hdr);
+}
+
+void emuhba_genl_notify_error(struct emuhba_adapter *a, int err,
+			      const char *msg)
+{
+	struct sk_buff *skb;
+	void *hdr;
+
+	if (!emuhba_nl_listening())
+		return;
+	skb = emuhba_nl_ntf_new(a, EMUHBA_CMD_ERROR_NTF, &hdr);
+	if (!skb)
+		return;
+	if (nla_put_s32(skb, EMUHBA_A_ADAPTER_ERROR, err) ||
+	    (msg && nla_put_string(skb, EMUHBA_A_ADAPTER_ERROR_MSG, msg))) {
+		nlmsg_free(skb);
+		return;
+	}
+	emuhba_nl_ntf_send(skb, hdr);
+}
+
+int emuhba_genl_init(void)
+{
+	int err;
+
+	err = genl_register_family(&emuhba_nl_family);
+	if (err)
+		return err;
+	WRITE_ONCE(emuhba_genl_ready, true);
+	return 0;
+}
+
+void emuhba_genl_exit(void)
+{
+	WRITE_ONCE(emuhba_genl_ready, false);
+	genl_unregister_family(&emuhba_nl_family);
+}
