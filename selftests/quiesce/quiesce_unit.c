@@ -62,16 +62,24 @@ TEST(budget_min)
 
 TEST(budget_refuses_fixed_timer)
 {
+	const struct quiesce_timer *failed = NULL;
 	struct quiesce_budget b = {};
 
-	b.nr = 1;
+	b.nr = 2;
 	strcpy(b.t[0].name, "nvme0 kato");
 	b.t[0].budget_ms = 5000;
 	b.t[0].scale_ms = 1000;
 	b.t[0].extendable = false;
-	EXPECT_EQ(-EPERM, quiesce_budget_extend(&b, 8000));
-	/* A timer already long enough needs no change. */
-	EXPECT_EQ(0, quiesce_budget_extend(&b, 3000));
+	/* An extendable timer that must not be touched when one is fixed. */
+	strcpy(b.t[1].path, "/nonexistent/io_timeout");
+	b.t[1].budget_ms = 4000;
+	b.t[1].scale_ms = 1;
+	b.t[1].extendable = true;
+	EXPECT_EQ(-EPERM, quiesce_budget_extend(&b, 8000, &failed));
+	EXPECT_EQ(&b.t[0], failed);
+	EXPECT_EQ(4000, b.t[1].budget_ms);
+	/* Timers already long enough need no change. */
+	EXPECT_EQ(0, quiesce_budget_extend(&b, 3000, &failed));
 }
 
 TEST_HARNESS_MAIN

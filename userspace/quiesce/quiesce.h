@@ -104,7 +104,8 @@ int quiesce_budget_collect(const struct quiesce_selection *s,
 /* The binding timer, or NULL when nothing limits the pause. */
 const struct quiesce_timer *quiesce_budget_min(const struct quiesce_budget *b);
 /* Raise every extendable timer so it allows @pause_ms; restore undoes it. */
-int quiesce_budget_extend(struct quiesce_budget *b, long pause_ms);
+int quiesce_budget_extend(struct quiesce_budget *b, long pause_ms,
+			  const struct quiesce_timer **failed);
 void quiesce_budget_restore(struct quiesce_budget *b);
 
 /* --- TCP zero-window lease ------------------------------------------------- */

@@ -66,10 +66,13 @@ static int write_long(const char *path, long v)
 	return ret;
 }
 
-/* Every file matching @pattern holding a timer in units of @scale_ms. */
+/*
+ * Every file matching @pattern holding a timer in units of @scale_ms, named
+ * "@what COMPONENT @label" after the path component just before @marker.
+ */
 static void add_glob(struct quiesce_budget *b, const char *pattern,
-		     const char *fmt_name, long scale_ms, bool extendable,
-		     bool zero_disables)
+		     const char *what, const char *marker, const char *label,
+		     long scale_ms, bool extendable)
 {
 	glob_t g;
 	size_t i;
@@ -77,14 +80,19 @@ static void add_glob(struct quiesce_budget *b, const char *pattern,
 	if (glob(pattern, 0, NULL, &g))
 		return;
 	for (i = 0; i < g.gl_pathc; i++) {
-		char name[96], *p = g.gl_pathv[i], *dev;
+		char name[96], comp[64] = "?", *p = g.gl_pathv[i], *m, *c;
 		long v;
 
-		if (read_long(p, &v) || (zero_disables && !v))
+		/* 0 disables these timers: they do not limit the pause. */
+		if (read_long(p, &v) || !v)
 			continue;
-		/* Name the timer after the directory that identifies it. */
-		dev = strstr(p, fmt_name);
-		snprintf(name, sizeof(name), "%s", dev ? dev : p);
+		m = strstr(p, marker);
+		if (m) {
+			for (c = m; c > p && c[-1] != '/'; c--)
+				;
+			snprintf(comp, sizeof(comp), "%.*s", (int)(m - c), c);
+		}
+		snprintf(name, sizeof(name), "%s %s %s", what, comp, label);
 		add(b, name, p, v, scale_ms, extendable);
 	}
 	globfree(&g);
@@ -118,7 +126,7 @@ static void collect_nvme(struct quiesce_budget *b, const char *nqn)
 		}
 		/* Commands in flight time out after io_timeout (ms). */
 		snprintf(pat, sizeof(pat), "%s/nvme*/queue/io_timeout", dir);
-		add_glob(b, pat, "nvme", 1, true, true);
+		add_glob(b, pat, "namespace", "/queue/", "io_timeout", 1, true);
 	}
 	globfree(&g);
 }
@@ -162,7 +170,8 @@ static void collect_iscsi(struct quiesce_budget *b, const char *iqn)
 			snprintf(pat, sizeof(pat),
 				 "%s/device/target*/*:*:*:*/timeout",
 				 g.gl_pathv[i]);
-			add_glob(b, pat, "target", 1000, true, true);
+			add_glob(b, pat, "scsi", "/timeout", "timeout", 1000,
+				 true);
 		}
 		globfree(&g);
 	}
@@ -176,7 +185,8 @@ static void collect_iscsi(struct quiesce_budget *b, const char *iqn)
 	snprintf(pat, sizeof(pat),
 		 "/sys/kernel/config/target/iscsi/%s/tpgt_*/acls/*/attrib/nopin_response_timeout",
 		 iqn);
-	add_glob(b, pat, "acls/", 1000, true, true);
+	add_glob(b, pat, "LIO ACL", "/attrib/", "nopin_response_timeout",
+		 1000, true);
 }
 
 int quiesce_budget_collect(const struct quiesce_selection *s,
@@ -210,23 +220,32 @@ const struct quiesce_timer *quiesce_budget_min(const struct quiesce_budget *b)
 static long saved[QUIESCE_MAX_TIMERS];
 static bool changed[QUIESCE_MAX_TIMERS];
 
-int quiesce_budget_extend(struct quiesce_budget *b, long pause_ms)
+int quiesce_budget_extend(struct quiesce_budget *b, long pause_ms,
+			  const struct quiesce_timer **failed)
 {
 	int i, err;
 
+	/* All or nothing: check for a fixed timer before changing any. */
+	for (i = 0; i < b->nr; i++) {
+		if (b->t[i].budget_ms <= pause_ms && !b->t[i].extendable) {
+			*failed = &b->t[i];
+			return -EPERM;
+		}
+	}
 	for (i = 0; i < b->nr; i++) {
 		struct quiesce_timer *t = &b->t[i];
 		long want;
 
 		if (t->budget_ms > pause_ms)
 			continue;
-		if (!t->extendable)
-			return -EPERM;
 		want = (pause_ms + QUIESCE_EXTEND_SLACK_MS + t->scale_ms - 1) /
 		       t->scale_ms;
 		err = write_long(t->path, want);
-		if (err)
+		if (err) {
+			*failed = t;
+			quiesce_budget_restore(b);
 			return err;
+		}
 		saved[i] = t->value;
 		changed[i] = true;
 		t->value = want;

@@ -283,15 +283,18 @@ static int check_budget(struct tcp_args *a, struct quiesce_budget *b)
 	if (!m || m->budget_ms > a->lease_ms)
 		return 0;
 	if (a->extend) {
-		err = quiesce_budget_extend(b, a->lease_ms);
+		err = quiesce_budget_extend(b, a->lease_ms, &m);
 		if (!err)
 			return 0;
-		m = quiesce_budget_min(b);
-		fprintf(stderr,
-			"hbamig: quiesce: refused: lease %ld ms exceeds %s (%ld ms), which cannot be raised on a live session (%s)\n",
-			a->lease_ms, m->name, m->budget_ms,
-			err == -EPERM ? "set at connect time" : strerror(-err));
-		quiesce_budget_restore(b);
+		if (err == -EPERM)
+			fprintf(stderr,
+				"hbamig: quiesce: refused: lease %ld ms exceeds %s (%ld ms), which cannot be raised on a live session (set at connect/login)\n",
+				a->lease_ms, m->name, m->budget_ms);
+		else
+			fprintf(stderr,
+				"hbamig: quiesce: refused: lease %ld ms exceeds %s (%ld ms) and raising it failed: %s\n",
+				a->lease_ms, m->name, m->budget_ms,
+				strerror(-err));
 		return QUIESCE_EXIT_BUDGET;
 	}
 	fprintf(stderr,
