@@ -1,0 +1,582 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * emuhba model: the spec's error statuses for each admin command and for
+ * data transfer, asynchronous events, reset and shutdown in the middle of
+ * I/O, NVM subsystem reset.
+ */
+#include "emu_test_lib.h"
+#include "kselftest_harness.h"
+
+#define DNR 0x4000
+
+FIXTURE(adm) {
+	struct th th;
+	struct drv d;
+	u64 page;
+};
+
+FIXTURE_SETUP(adm)
+{
+	th_init(&self->th, 0xadd + (unsigned int)getpid());
+	th_new_ctrl(&self->th);
+	th_load_identity(&self->th, 12, 2048, 16);
+	emu_nvme_start_disabled(self->th.ctrl);
+	memset(&self->d, 0, sizeof(self->d));
+	self->d.th = &self->th;
+	ASSERT_EQ(0, drv_enable(&self->d, 32));
+	ASSERT_EQ(0, drv_bringup(&self->d, 4, 64, 1, 1));
+	self->page = th_alloc(&self->th, 8192, 4096);
+}
+
+FIXTURE_TEARDOWN(adm)
+{
+	th_fini(&self->th);
+}
+
+static int adm(struct drv *d, u8 opc, u32 nsid, u32 dw10, u32 dw11,
+	       u64 prp1, u32 *dw0)
+{
+	u8 sqe[64];
+
+	drv_sqe(sqe, opc, nsid);
+	drv_set_dw(sqe, 10, dw10);
+	drv_set_dw(sqe, 11, dw11);
+	drv_set_prp(sqe, prp1, 0);
+	return drv_admin(d, sqe, dw0);
+}
+
+static int io(struct drv *d, u16 qid, u8 *sqe)
+{
+	int cid = drv_submit(d, qid, sqe);
+
+	if (cid < 0 || drv_drain(d, 1000))
+		return -1;
+	return d->q[qid].cmd[cid].status;
+}
+
+TEST_F(adm, identify_errors)
+{
+	struct drv *d = &self->d;
+	u64 p = self->page;
+	u8 sqe[64];
+
+	EXPECT_EQ(DNR | 0x0b, adm(d, 0x06, 0, 0, 0, p, NULL));
+	EXPECT_EQ(DNR | 0x0b, adm(d, 0x06, 2, 0, 0, p, NULL));
+	EXPECT_EQ(DNR | 0x0b, adm(d, 0x06, 0xffffffff, 0, 0, p, NULL));
+	EXPECT_EQ(DNR | 0x02, adm(d, 0x06, 0, 0x1f, 0, p, NULL));
+	EXPECT_EQ(DNR | 0x0b, adm(d, 0x06, 0xfffffffe, 2, 0, p, NULL));
+	EXPECT_EQ(DNR | 0x0b, adm(d, 0x06, 5, 3, 0, p, NULL));
+	/* The active list above NSID 1 is empty. */
+	EXPECT_EQ(0, adm(d, 0x06, 1, 2, 0, p, NULL));
+	EXPECT_EQ(0, emu_get_le32(th_ptr(&self->th, p)));
+	/* Admin commands take PRPs only. */
+	drv_sqe(sqe, 0x06, 0);
+	drv_set_dw(sqe, 10, 1);
+	sqe[1] = 0x40;
+	EXPECT_EQ(DNR | 0x02, drv_admin(d, sqe, NULL));
+	/* Data beyond guest memory is a transfer error, not a crash. */
+	EXPECT_EQ(DNR | 0x04, adm(d, 0x06, 0, 1, 0, 0x1000, NULL));
+	EXPECT_EQ(DNR | 0x13, adm(d, 0x06, 0, 1, 0, p + 2, NULL));
+	/* Unknown and unsupported opcodes. */
+	EXPECT_EQ(DNR | 0x01, adm(d, 0x80, 0, 0, 0, 0, NULL));
+	EXPECT_EQ(DNR | 0x01, adm(d, 0x10, 0, 0, 0, 0, NULL));
+}
+
+TEST_F(adm, queue_errors)
+{
+	struct drv *d = &self->d;
+	u64 q = th_alloc(&self->th, 65536, 4096);
+
+	/* Create I/O CQ */
+	EXPECT_EQ(DNR | 0x101, adm(d, 0x05, 0, (63 << 16) | 0, 3, q, NULL));
+	EXPECT_EQ(DNR | 0x101, adm(d, 0x05, 0, (63 << 16) | 1, 3, q, NULL));
+	EXPECT_EQ(DNR | 0x101, adm(d, 0x05, 0, (63 << 16) | 17, 3, q, NULL));
+	EXPECT_EQ(DNR | 0x102, adm(d, 0x05, 0, (0 << 16) | 5, 3, q, NULL));
+	EXPECT_EQ(DNR | 0x102, adm(d, 0x05, 0, (2048U << 16) | 5, 3, q, NULL));
+	EXPECT_EQ(DNR | 0x108, adm(d, 0x05, 0, (63 << 16) | 5,
+				   (17U << 16) | 3, q, NULL));
+	EXPECT_EQ(DNR | 0x02, adm(d, 0x05, 0, (63 << 16) | 5, 2, q, NULL));
+	EXPECT_EQ(DNR | 0x13, adm(d, 0x05, 0, (63 << 16) | 5, 3, q + 64,
+				  NULL));
+	EXPECT_EQ(0, adm(d, 0x05, 0, (63 << 16) | 5, (5U << 16) | 3, q, NULL));
+	/* Create I/O SQ */
+	EXPECT_EQ(DNR | 0x100, adm(d, 0x01, 0, (63 << 16) | 5, (9U << 16) | 1,
+				   q + 8192, NULL));
+	EXPECT_EQ(DNR | 0x100, adm(d, 0x01, 0, (63 << 16) | 5, 1, q + 8192,
+				   NULL));
+	EXPECT_EQ(DNR | 0x101, adm(d, 0x01, 0, (63 << 16) | 0, (5U << 16) | 1,
+				   q + 8192, NULL));
+	EXPECT_EQ(DNR | 0x101, adm(d, 0x01, 0, (63 << 16) | 1, (5U << 16) | 1,
+				   q + 8192, NULL));
+	EXPECT_EQ(DNR | 0x102, adm(d, 0x01, 0, (4095U << 16) | 5,
+				   (5U << 16) | 1, q + 8192, NULL));
+	EXPECT_EQ(DNR | 0x02, adm(d, 0x01, 0, (63 << 16) | 5, 5U << 16,
+				  q + 8192, NULL));
+	EXPECT_EQ(0, adm(d, 0x01, 0, (63 << 16) | 5, (5U << 16) | 1,
+			 q + 8192, NULL));
+	/* Deletion */
+	EXPECT_EQ(DNR | 0x10c, adm(d, 0x04, 0, 5, 0, 0, NULL));
+	EXPECT_EQ(DNR | 0x101, adm(d, 0x00, 0, 0, 0, 0, NULL));
+	EXPECT_EQ(DNR | 0x101, adm(d, 0x00, 0, 9, 0, 0, NULL));
+	EXPECT_EQ(DNR | 0x101, adm(d, 0x04, 0, 0, 0, 0, NULL));
+	EXPECT_EQ(0, adm(d, 0x00, 0, 5, 0, 0, NULL));
+	EXPECT_EQ(0, adm(d, 0x04, 0, 5, 0, 0, NULL));
+	EXPECT_EQ(DNR | 0x101, adm(d, 0x04, 0, 5, 0, 0, NULL));
+	/* Number of Queues only before I/O queues exist. */
+	EXPECT_EQ(DNR | 0x0c, adm(d, 0x09, 0, 0x07, 0, 0, NULL));
+	EXPECT_EQ(0, d->errors);
+}
+
+TEST_F(adm, delete_sq_waits_for_backend)
+{
+	struct drv *d = &self->d;
+	u8 sqe[64];
+	int cid, del;
+
+	drv_sqe(sqe, 0x02, 1);
+	drv_set_prp(sqe, self->page, 0);
+	cid = drv_submit(d, 2, sqe);
+	emu_nvme_poll(self->th.ctrl, 8);
+	ASSERT_EQ(1, self->th.npend);
+	drv_sqe(sqe, 0x00, 0);
+	drv_set_dw(sqe, 10, 2);
+	del = drv_submit(d, 0, sqe);
+	emu_nvme_poll(self->th.ctrl, 8);
+	drv_reap(d, 0);
+	EXPECT_EQ(0, d->q[0].cmd[del].done);
+	th_run_backend(&self->th, 1);
+	drv_reap(d, 2);
+	drv_reap(d, 0);
+	EXPECT_EQ(1, d->q[2].cmd[cid].done);
+	EXPECT_EQ(1, d->q[0].cmd[del].done);
+	EXPECT_EQ(0, d->q[0].cmd[del].status);
+	EXPECT_EQ(0, emu_nvme_state(self->th.ctrl)->sq[2].valid);
+}
+
+TEST_F(adm, features)
+{
+	struct drv *d = &self->d;
+	u64 p = self->page;
+	u8 *b = th_ptr(&self->th, p);
+	u32 dw0 = 0;
+
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x06, 0, 0, &dw0));
+	EXPECT_EQ(1, dw0);
+	EXPECT_EQ(0, adm(d, 0x09, 0, 0x04, (1U << 20) | 250, 0, NULL));
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x04, 1U << 20, 0, &dw0));
+	EXPECT_EQ(250, dw0 & 0xffff);
+	EXPECT_EQ(DNR | 0x02, adm(d, 0x09, 0, 0x04, 9U << 16, 0, NULL));
+	EXPECT_EQ(DNR | 0x10d, adm(d, 0x09, 0, 0x80000001, 0, 0, NULL));
+	EXPECT_EQ(DNR | 0x02, adm(d, 0x09, 0, 0x0d, 0, 0, NULL));
+	EXPECT_EQ(DNR | 0x02, adm(d, 0x09, 0, 0x0c, 1, p, NULL));
+	EXPECT_EQ(DNR | 0x02, adm(d, 0x09, 0, 0x09, 40, 0, NULL));
+	EXPECT_EQ(DNR | 0x02, adm(d, 0x0a, 0, 0x09, 40, 0, NULL));
+	EXPECT_EQ(DNR | 0x02, adm(d, 0x09, 0, 0x05, 1U << 16, 0, NULL));
+	EXPECT_EQ(DNR | 0x02, adm(d, 0x09, 0, 0x02, 5, 0, NULL));
+	EXPECT_EQ(DNR | 0x02, adm(d, 0x0a, 0, 0x401, 0, 0, NULL));
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x301, 0, 0, &dw0));
+	EXPECT_EQ(4, dw0);
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x07, 0, 0, &dw0));
+	EXPECT_EQ(0x000f000f, dw0);
+	/* Simple dword features round-trip. */
+	EXPECT_EQ(0, adm(d, 0x09, 0, 0x01, 0x03020107, 0, NULL));
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x01, 0, 0, &dw0));
+	EXPECT_EQ(0x03020107, dw0);
+	EXPECT_EQ(0, adm(d, 0x09, 0, 0x0f, 5000, 0, NULL));
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x0f, 0, 0, &dw0));
+	EXPECT_EQ(5000, dw0);
+	EXPECT_EQ(0, adm(d, 0x09, 0, 0x0a, 1, 0, NULL));
+	EXPECT_EQ(0, adm(d, 0x09, 0, 0x11, 1, 0, NULL));
+	EXPECT_EQ(0, adm(d, 0x09, 0, 0x80, 3, 0, NULL));
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x80, 0, 0, &dw0));
+	EXPECT_EQ(3, dw0);
+	EXPECT_EQ(0, adm(d, 0x09, 0, 0x06, 0, 0, NULL));
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x06, 0, 0, &dw0));
+	EXPECT_EQ(0, dw0);
+	/* Timestamp: data in, time moves on. */
+	memset(b, 0, 8);
+	emu_put_le64(b, 1000000);
+	EXPECT_EQ(0, adm(d, 0x09, 0, 0x0e, 0, p, NULL));
+	memset(b, 0, 8);
+	self->th.now += 5000000000ULL;
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x0e, 0, p, NULL));
+	EXPECT_GE(emu_get_le64(b) & 0xffffffffffffULL, 1005000ULL);
+	EXPECT_EQ(2, b[6]);
+	/* Host Behavior Support data round-trip. */
+	memset(b, 0, 512);
+	b[0] = 1;
+	EXPECT_EQ(0, adm(d, 0x09, 0, 0x16, 0, p, NULL));
+	memset(b, 0, 512);
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x16, 0, p, NULL));
+	EXPECT_EQ(1, b[0]);
+	EXPECT_EQ(0, adm(d, 0x09, 0, 0x09, (1U << 16) | 2, 0, NULL));
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x09, 2, 0, &dw0));
+	EXPECT_EQ((1U << 16) | 2, dw0);
+	EXPECT_EQ(0, adm(d, 0x09, 0, 0x02, 0, 0, NULL));
+	EXPECT_EQ(0, adm(d, 0x09, 0, 0x05, 100, 0, NULL));
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x05, 0, 0, &dw0));
+	EXPECT_EQ(100, dw0);
+}
+
+TEST_F(adm, log_pages)
+{
+	struct drv *d = &self->d;
+	u64 p = self->page;
+	u8 *b = th_ptr(&self->th, p);
+
+	EXPECT_EQ(0, adm(d, 0x02, 0xffffffff, (127U << 16) | 0x02, 0, p,
+			 NULL));
+	EXPECT_EQ(100, b[3]);
+	EXPECT_EQ(0, adm(d, 0x02, 0, (127U << 16) | 0x03, 0, p, NULL));
+	EXPECT_EQ(0, memcmp(b + 8, "10.0.0  ", 8));
+	EXPECT_EQ(0, adm(d, 0x02, 0, (1023U << 16) | 0x05, 0, p, NULL));
+	EXPECT_EQ(1, emu_get_le32(b + 4 * 0x06));
+	EXPECT_EQ(3, emu_get_le32(b + 1024 + 4 * 0x01));
+	EXPECT_EQ(DNR | 0x109, adm(d, 0x02, 0, (127U << 16) | 0x70, 0, p,
+				   NULL));
+	/* Offset beyond the log, misaligned offset, too long. */
+	{
+		u8 sqe[64];
+
+		drv_sqe(sqe, 0x02, 0);
+		drv_set_dw(sqe, 10, (127U << 16) | 0x02);
+		drv_set_dw(sqe, 12, 512);
+		drv_set_prp(sqe, p, 0);
+		EXPECT_EQ(DNR | 0x02, drv_admin(d, sqe, NULL));
+		drv_set_dw(sqe, 12, 2);
+		EXPECT_EQ(DNR | 0x02, drv_admin(d, sqe, NULL));
+		drv_set_dw(sqe, 12, 0);
+		drv_set_dw(sqe, 11, 1);
+		EXPECT_EQ(DNR | 0x02, drv_admin(d, sqe, NULL));
+	}
+	/* The errors above went to the error log. */
+	EXPECT_EQ(0, adm(d, 0x02, 0, (63U << 16) | 0x01, 0, p, NULL));
+	EXPECT_GE(emu_get_le64(b), 3ULL);
+	EXPECT_EQ(0, emu_get_le16(b + 8));
+}
+
+TEST_F(adm, async_events)
+{
+	struct drv *d = &self->d;
+	u64 p = self->page;
+	u8 sqe[64];
+	int i;
+
+	ASSERT_EQ(1, d->aer_outstanding);
+	emu_nvme_ns_changed(self->th.ctrl, 1);
+	drv_reap(d, 0);
+	EXPECT_EQ(1, d->aer_done);
+	EXPECT_EQ(0x040002, d->aer_dw0);
+	/* Re-arm; a second notice stays masked until the log is read. */
+	drv_sqe(sqe, 0x0c, 0);
+	ASSERT_GE(drv_submit_cid(d, 0, sqe, d->aer_cid), 0);
+	d->aer_outstanding = 1;
+	emu_nvme_poll(self->th.ctrl, 8);
+	emu_nvme_ns_changed(self->th.ctrl, 1);
+	emu_nvme_poll(self->th.ctrl, 8);
+	drv_reap(d, 0);
+	EXPECT_EQ(1, d->aer_done);
+	EXPECT_EQ(0, adm(d, 0x02, 0, (1023U << 16) | 0x04, 0, p, NULL));
+	EXPECT_EQ(1, emu_get_le32(th_ptr(&self->th, p)));
+	emu_nvme_poll(self->th.ctrl, 8);
+	drv_reap(d, 0);
+	EXPECT_EQ(2, d->aer_done);
+	/* Invalid doorbells report an error event. */
+	drv_sqe(sqe, 0x0c, 0);
+	ASSERT_GE(drv_submit_cid(d, 0, sqe, d->aer_cid), 0);
+	emu_nvme_poll(self->th.ctrl, 8);
+	emu_nvme_doorbell_write(self->th.ctrl, 0x1000 + 8 * 9, 1);
+	drv_reap(d, 0);
+	EXPECT_EQ(3, d->aer_done);
+	EXPECT_EQ(0x010000, d->aer_dw0);
+	EXPECT_EQ(0, adm(d, 0x02, 0, (63U << 16) | 0x01, 0, p, NULL));
+	ASSERT_GE(drv_submit_cid(d, 0, sqe, d->aer_cid), 0);
+	emu_nvme_poll(self->th.ctrl, 8);
+	emu_nvme_doorbell_write(self->th.ctrl, 0x1000 + 8 * 1, 64);
+	drv_reap(d, 0);
+	EXPECT_EQ(4, d->aer_done);
+	EXPECT_EQ(0x010100, d->aer_dw0);
+	/* AERL is 3: the fifth outstanding request is refused. */
+	for (i = 0; i < 4; i++) {
+		ASSERT_GE(drv_submit_cid(d, 0, sqe, (u16)(900 + i)), 0);
+	}
+	ASSERT_GE(drv_submit_cid(d, 0, sqe, 904), 0);
+	emu_nvme_poll(self->th.ctrl, 16);
+	drv_reap(d, 0);
+	EXPECT_EQ(DNR | 0x105, d->q[0].cmd[904].status);
+	/* Abort cannot recall, Keep Alive is accepted. */
+	EXPECT_EQ(0, adm(d, 0x08, 0, 1, 0, 0, NULL));
+	EXPECT_EQ(0, adm(d, 0x18, 0, 0, 0, 0, NULL));
+	EXPECT_EQ(DNR | 0x02, adm(d, 0x7c, 0, 0, 0, 0, NULL));
+}
+
+TEST_F(adm, io_errors)
+{
+	struct drv *d = &self->d;
+	u64 p = th_alloc(&self->th, 1 << 20, 4096);
+	u8 sqe[64], *s;
+
+	drv_sqe(sqe, 0x02, 1);
+	drv_set_prp(sqe, 0x100, 0);
+	EXPECT_EQ(DNR | 0x04, io(d, 1, sqe));
+	drv_set_prp(sqe, p + 2, 0);
+	EXPECT_EQ(DNR | 0x13, io(d, 1, sqe));
+	drv_set_dw(sqe, 12, 1);
+	drv_set_prp(sqe, p, p + 8);
+	EXPECT_EQ(DNR | 0x13, io(d, 1, sqe));
+	drv_set_dw(sqe, 12, 3);
+	drv_set_prp(sqe, p, p + 4);
+	EXPECT_EQ(DNR | 0x13, io(d, 1, sqe));
+	emu_put_le64(th_ptr(&self->th, p + 8192), p + 1);
+	drv_set_prp(sqe, p, p + 8192);
+	EXPECT_EQ(DNR | 0x13, io(d, 1, sqe));
+	/* A PRP list chained from the last slot of a page. */
+	emu_put_le64(th_ptr(&self->th, p + 16384 - 16), p + 4096);
+	emu_put_le64(th_ptr(&self->th, p + 16384 - 8), p + 20480);
+	emu_put_le64(th_ptr(&self->th, p + 20480), p + 8192);
+	emu_put_le64(th_ptr(&self->th, p + 20488), p + 12288);
+	drv_set_prp(sqe, p, p + 16384 - 16);
+	EXPECT_EQ(0, io(d, 1, sqe));
+	/* A list chaining to itself ends, with an error. */
+	emu_put_le64(th_ptr(&self->th, p + 24576 - 8), p + 24576 - 8);
+	drv_set_dw(sqe, 12, 2);
+	drv_set_prp(sqe, p, p + 24576 - 8);
+	EXPECT_EQ(DNR | 0x13, io(d, 1, sqe));
+	drv_set_dw(sqe, 12, 0);
+	drv_set_prp(sqe, p, 0);
+	drv_set_dw(sqe, 10, TH_NS_BLOCKS);
+	EXPECT_EQ(DNR | 0x80, io(d, 1, sqe));
+	drv_set_dw(sqe, 10, 0);
+	drv_set_dw(sqe, 11, 1);
+	EXPECT_EQ(DNR | 0x80, io(d, 1, sqe));
+	drv_set_dw(sqe, 11, 0);
+	drv_set_dw(sqe, 12, 128);
+	EXPECT_EQ(DNR | 0x02, io(d, 1, sqe));
+	drv_set_dw(sqe, 12, 0);
+	sqe[1] = 1;
+	EXPECT_EQ(DNR | 0x02, io(d, 1, sqe));
+	sqe[1] = 0xc0;
+	EXPECT_EQ(DNR | 0x02, io(d, 1, sqe));
+	sqe[1] = 0;
+	emu_put_le32(sqe + 4, 2);
+	EXPECT_EQ(DNR | 0x0b, io(d, 1, sqe));
+	emu_put_le32(sqe + 4, 1);
+	sqe[0] = 0x7f;
+	EXPECT_EQ(DNR | 0x01, io(d, 1, sqe));
+	sqe[0] = 0x00;
+	emu_put_le32(sqe + 4, 3);
+	EXPECT_EQ(DNR | 0x0b, io(d, 1, sqe));
+	emu_put_le32(sqe + 4, 0xffffffff);
+	EXPECT_EQ(0, io(d, 1, sqe));
+	/* SGL: bit bucket only for reads; too short; bad types. */
+	drv_sqe(sqe, 0x01, 1);
+	drv_map_sgl(d, sqe, p, 4096, 2);
+	s = th_ptr(&self->th, emu_get_le64(sqe + 24));
+	s[15] = 0x10;
+	EXPECT_EQ(DNR | 0x11, io(d, 1, sqe));
+	sqe[0] = 0x02;
+	EXPECT_EQ(0, io(d, 1, sqe));
+	s[15] = 0x50;
+	EXPECT_EQ(DNR | 0x11, io(d, 1, sqe));
+	s[15] = 0x01;
+	EXPECT_EQ(DNR | 0x11, io(d, 1, sqe));
+	s[15] = 0;
+	emu_put_le32(s + 8, 100);
+	EXPECT_EQ(DNR | 0x0f, io(d, 1, sqe));
+	emu_put_le32(s + 8, 2048);
+	s[16 + 15] = 0x30;
+	EXPECT_EQ(DNR | 0x0d, io(d, 1, sqe));
+	emu_put_le32(sqe + 32, 17);
+	EXPECT_EQ(DNR | 0x0e, io(d, 1, sqe));
+	emu_put_le32(sqe + 32, 16 * 2);
+	emu_put_le64(sqe + 24, 0x200);
+	EXPECT_EQ(DNR | 0x04, io(d, 1, sqe));
+	/* A segment chained to a last segment, and an inline data block. */
+	drv_sqe(sqe, 0x02, 1);
+	drv_map_sgl(d, sqe, p, 8192, 2);
+	s = th_ptr(&self->th, emu_get_le64(sqe + 24));
+	{
+		u64 seg2 = th_alloc(&self->th, 64, 16);
+		u8 *s2 = th_ptr(&self->th, seg2);
+
+		memcpy(s2, s + 16, 16);
+		emu_put_le64(s + 16, seg2);
+		emu_put_le32(s + 24, 16);
+		s[31] = 0x30;
+		sqe[39] = 0x20;
+		drv_set_dw(sqe, 12, 1);
+		EXPECT_EQ(0, io(d, 1, sqe));
+	}
+	drv_sqe(sqe, 0x02, 1);
+	sqe[1] = 0x40;
+	emu_put_le64(sqe + 24, p);
+	emu_put_le32(sqe + 32, 4096);
+	EXPECT_EQ(0, io(d, 1, sqe));
+	emu_put_le32(sqe + 32, 4000);
+	EXPECT_EQ(DNR | 0x0f, io(d, 1, sqe));
+	sqe[39] = 0x70;
+	EXPECT_EQ(DNR | 0x11, io(d, 1, sqe));
+	EXPECT_EQ(0, d->errors);
+}
+
+TEST_F(adm, backend_errors_and_compare)
+{
+	struct drv *d = &self->d;
+	u64 p = th_alloc(&self->th, 8192, 4096);
+	u8 sqe[64], *r;
+
+	memset(th_ptr(&self->th, p), 0x5a, 4096);
+	drv_sqe(sqe, 0x01, 1);
+	drv_set_dw(sqe, 10, 7);
+	drv_set_prp(sqe, p, 0);
+	EXPECT_EQ(0, io(d, 1, sqe));
+	sqe[0] = 0x05;
+	EXPECT_EQ(0, io(d, 1, sqe));
+	((u8 *)th_ptr(&self->th, p))[100] ^= 1;
+	EXPECT_EQ(DNR | 0x285, io(d, 1, sqe));
+	self->th.fail_next = -EIO;
+	sqe[0] = 0x02;
+	EXPECT_EQ(0x281, io(d, 1, sqe));
+	self->th.fail_next = -EIO;
+	sqe[0] = 0x01;
+	EXPECT_EQ(0x280, io(d, 1, sqe));
+	self->th.fail_next = -ENOSPC;
+	EXPECT_EQ(0x81, io(d, 1, sqe));
+	self->th.fail_next = -ENOMEM;
+	EXPECT_EQ(0x06, io(d, 1, sqe));
+	/* Write Zeroes and Deallocate (three ranges, one empty). */
+	sqe[0] = 0x08;
+	EXPECT_EQ(0, io(d, 1, sqe));
+	r = th_ptr(&self->th, p + 4096);
+
+	EXPECT_EQ(0, (int)self->th.disk[7 * 4096]);
+	memset(r, 0, 48);
+	emu_put_le32(r + 4, 2);
+	emu_put_le64(r + 8, 10);
+	emu_put_le32(r + 36, 1);
+	emu_put_le64(r + 40, 20);
+	self->th.disk[10 << 12] = 1;
+	self->th.disk[20 << 12] = 1;
+	drv_sqe(sqe, 0x09, 1);
+	drv_set_dw(sqe, 10, 2);
+	drv_set_dw(sqe, 11, 4);
+	drv_set_prp(sqe, p + 4096, 0);
+	EXPECT_EQ(0, io(d, 1, sqe));
+	EXPECT_EQ(0, (int)self->th.disk[10 * 4096]);
+	EXPECT_EQ(0, (int)self->th.disk[20 * 4096]);
+	self->th.fail_next = -EIO;
+	EXPECT_EQ(0x280, io(d, 1, sqe));
+	emu_put_le64(r + 40, TH_NS_BLOCKS);
+	EXPECT_EQ(DNR | 0x80, io(d, 1, sqe));
+	drv_set_dw(sqe, 11, 1);
+	EXPECT_EQ(0, io(d, 1, sqe));
+	EXPECT_EQ(0, (long)self->th.bufs);
+}
+
+TEST_F(adm, reset_mid_io)
+{
+	struct drv *d = &self->d;
+	u8 sqe[64];
+	int i;
+
+	for (i = 0; i < 20; i++) {
+		drv_sqe(sqe, i & 1 ? 0x01 : 0x02, 1);
+		drv_set_dw(sqe, 10, (u32)i);
+		drv_set_prp(sqe, self->page, 0);
+		ASSERT_GE(drv_submit(d, 1 + i % 4, sqe), 0);
+	}
+	emu_nvme_poll(self->th.ctrl, 10);
+	ASSERT_GT(self->th.npend, 0);
+	drv_wreg(d, EMU_REG_CC, drv_reg(d, EMU_REG_CC, 4) & ~1ULL, 4);
+	/* Ready stays set until the backend has given everything back. */
+	EXPECT_EQ(1, drv_reg(d, EMU_REG_CSTS, 4) & 1);
+	emu_nvme_poll(self->th.ctrl, 64);
+	EXPECT_EQ(EMU_NVME_MODE_RUN, emu_nvme_get_mode(self->th.ctrl));
+	while (self->th.npend)
+		th_run_backend(&self->th, 1);
+	EXPECT_EQ(0, drv_reg(d, EMU_REG_CSTS, 4) & 1);
+	EXPECT_EQ(0, (long)self->th.bufs);
+	EXPECT_EQ(0, emu_nvme_state(self->th.ctrl)->sq[1].valid);
+	EXPECT_EQ(0, emu_nvme_state(self->th.ctrl)->aer.nr_cid);
+	/* Doorbells of a disabled controller are ignored. */
+	emu_nvme_doorbell_write(self->th.ctrl, 0x1000, 1);
+	/* The driver brings it up again from scratch. */
+	memset(d, 0, sizeof(*d));
+	d->th = &self->th;
+	ASSERT_EQ(0, drv_enable(d, 16));
+	ASSERT_EQ(0, drv_bringup(d, 2, 32, 0, 1));
+	EXPECT_EQ(0, d->errors);
+}
+
+TEST_F(adm, shutdown_mid_io_and_nssr)
+{
+	struct drv *d = &self->d;
+	u8 sqe[64];
+	u32 cc;
+	int i;
+
+	for (i = 0; i < 8; i++) {
+		drv_sqe(sqe, 0x02, 1);
+		drv_set_prp(sqe, self->page, 0);
+		ASSERT_GE(drv_submit(d, 1, sqe), 0);
+	}
+	emu_nvme_poll(self->th.ctrl, 4);
+	cc = (u32)drv_reg(d, EMU_REG_CC, 4);
+	/* Config fields are frozen while enabled; SHN is not. */
+	drv_wreg(d, EMU_REG_CC, (cc & ~(0xfU << 20)) | (1U << 14), 4);
+	EXPECT_EQ(cc | (1U << 14), drv_reg(d, EMU_REG_CC, 4));
+	EXPECT_EQ(EMU_CSTS_SHST_OCCUR, drv_reg(d, EMU_REG_CSTS, 4) & 0xc);
+	/* No new command is fetched during shutdown. */
+	emu_nvme_poll(self->th.ctrl, 64);
+	EXPECT_EQ(4, self->th.npend);
+	while (self->th.npend)
+		th_run_backend(&self->th, 1);
+	EXPECT_EQ(EMU_CSTS_SHST_CMPLT, drv_reg(d, EMU_REG_CSTS, 4) & 0xc);
+	drv_reap(d, 1);
+	EXPECT_EQ(4, d->q[1].outstanding);
+	/* Registers: 8-byte reads, admin attributes frozen while enabled. */
+	EXPECT_EQ(0x10400, drv_reg(d, EMU_REG_VS, 4));
+	EXPECT_EQ(d->q[0].sq, drv_reg(d, EMU_REG_ASQ, 8));
+	drv_wreg(d, EMU_REG_ASQ, 0x5000, 8);
+	EXPECT_EQ(d->q[0].sq, drv_reg(d, EMU_REG_ASQ, 8));
+	EXPECT_EQ(0, drv_reg(d, 0x40, 4));
+	/* NVM Subsystem Reset */
+	drv_wreg(d, EMU_REG_NSSR, 0x1234, 4);
+	EXPECT_EQ(1, drv_reg(d, EMU_REG_CSTS, 4) & 1);
+	drv_wreg(d, EMU_REG_NSSR, EMU_NSSR_MAGIC, 4);
+	EXPECT_EQ(EMU_CSTS_NSSRO, drv_reg(d, EMU_REG_CSTS, 4) &
+		  (EMU_CSTS_NSSRO | EMU_CSTS_RDY));
+	memset(d, 0, sizeof(*d));
+	d->th = &self->th;
+	ASSERT_EQ(0, drv_enable(d, 16));
+	EXPECT_EQ(0, drv_reg(d, EMU_REG_CSTS, 4) & EMU_CSTS_NSSRO);
+}
+
+TEST_F(adm, enable_validation)
+{
+	struct drv *d = &self->d;
+	u32 cc;
+
+	cc = (u32)drv_reg(d, EMU_REG_CC, 4);
+	drv_wreg(d, EMU_REG_CC, 0, 4);
+	ASSERT_EQ(0, drv_wait_csts(d, 1, 0));
+	/* MPS above CAP.MPSMAX, bad CSS, AMS not supported, AQA 0. */
+	drv_wreg(d, EMU_REG_CC, (cc & ~(0xfU << 7)) | (5U << 7) | 1, 4);
+	EXPECT_EQ(0, drv_reg(d, EMU_REG_CSTS, 4) & 1);
+	drv_wreg(d, EMU_REG_CC, 0, 4);
+	drv_wreg(d, EMU_REG_CC, (cc & ~(7U << 4)) | (1U << 4) | 1, 4);
+	EXPECT_EQ(0, drv_reg(d, EMU_REG_CSTS, 4) & 1);
+	drv_wreg(d, EMU_REG_CC, 0, 4);
+	drv_wreg(d, EMU_REG_CC, cc | (1U << 11) | 1, 4);
+	EXPECT_EQ(0, drv_reg(d, EMU_REG_CSTS, 4) & 1);
+	drv_wreg(d, EMU_REG_CC, 0, 4);
+	drv_wreg(d, EMU_REG_AQA, 0, 4);
+	drv_wreg(d, EMU_REG_CC, cc | 1, 4);
+	EXPECT_EQ(0, drv_reg(d, EMU_REG_CSTS, 4) & 1);
+	drv_wreg(d, EMU_REG_CC, 0, 4);
+	drv_wreg(d, EMU_REG_AQA, 0x001f001f, 4);
+	drv_wreg(d, EMU_REG_CC, cc | 1, 4);
+	EXPECT_EQ(1, drv_reg(d, EMU_REG_CSTS, 4) & 1);
+}
+
+TEST_HARNESS_MAIN
