@@ -31,6 +31,9 @@
  */
 #define EMUHBA_REGS_SIZE	max_t(u64, SZ_4K, PAGE_SIZE)
 #define EMUHBA_MAX_VECTORS	2048
+#define EMUHBA_MAX_DB_PAGES	4
+/* A shadow doorbell word nobody wrote: no doorbell value has all bits set. */
+#define EMUHBA_DB_EMPTY		0xffffffffU
 
 enum emuhba_personality {
 	EMUHBA_PERS_NVME = 1,
@@ -60,6 +63,11 @@ struct emuhba_switch_timing {
 	u32 to_mode;
 };
 
+/*
+ * In struct emuhba_adapter, switches, switch_failures and dirty_pages are
+ * protected by state_lock, admin_observed and emulated_cmds by model_lock,
+ * and reg_traps is kept in emuhba_adapter.reg_traps instead.
+ */
 struct emuhba_counters {
 	u64 reg_traps;		/* trapped accesses to the registers page */
 	u64 admin_observed;	/* admin completions seen by the observer */
@@ -134,6 +142,12 @@ struct emuhba_adapter {
 	struct emuhba_vector *vectors;
 	u16 nr_vectors;
 	struct work_struct emul_work;	/* runs the model while emulated */
+	struct task_struct *emul_thread;	/* polls doorbells while emulated */
+	/* driver pages behind the doorbell mapping while emulated */
+	struct page *db_shadow[EMUHBA_MAX_DB_PAGES];
+	unsigned int db_pages;
+	unsigned int db_words;
+	bool db_shadowed;	/* written under core.memory_lock */
 	struct emuhba_dirty_log log;
 	struct file *backend_file;	/* open while emulated */
 	struct llist_head backend_done;	/* finished backend requests */
@@ -191,6 +205,13 @@ int emuhba_doorbell_mmap(struct emuhba_adapter *a, struct vm_area_struct *vma);
 void emuhba_emul_kick(struct emuhba_adapter *a);
 void emuhba_emul_init(struct emuhba_adapter *a);
 void emuhba_emul_destroy(struct emuhba_adapter *a);
+int emuhba_emul_start(struct emuhba_adapter *a);
+void emuhba_emul_stop(struct emuhba_adapter *a);
+int emuhba_emul_poll(struct emuhba_adapter *a);
+int emuhba_db_alloc(struct emuhba_adapter *a, u32 nr_queues, u32 dstrd);
+void emuhba_db_free(struct emuhba_adapter *a);
+void emuhba_db_shadow_on(struct emuhba_adapter *a);
+void emuhba_db_shadow_off(struct emuhba_adapter *a);
 int emuhba_backend_open(struct emuhba_adapter *a,
 			struct netlink_ext_ack *extack);
 void emuhba_backend_close(struct emuhba_adapter *a);
@@ -216,6 +237,9 @@ void emuhba_debugfs_add(struct emuhba_adapter *a);
 void emuhba_debugfs_remove(struct emuhba_adapter *a);
 void emuhba_debugfs_init(void);
 void emuhba_debugfs_exit(void);
+
+/* The switch (emuhba_switch.c). */
+void emuhba_switch_teardown(struct emuhba_adapter *a);
 
 /* Identity of the VF, read at bind time (emuhba_ident.c). */
 int emuhba_ident_capture(struct emuhba_adapter *a);

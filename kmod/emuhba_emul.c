@@ -5,7 +5,10 @@
  * from another process), the DMA log of every page the model writes, bounce
  * buffers, interrupts through the VFIO user's eventfds, and time.
  */
+#include <linux/delay.h>
+#include <linux/kthread.h>
 #include <linux/mm.h>
+#include <linux/pci.h>
 #include <linux/slab.h>
 #include <linux/timekeeping.h>
 #include <linux/vfio.h>
@@ -23,10 +26,141 @@ void emuhba_emul_kick(struct emuhba_adapter *a)
 		queue_work(system_highpri_wq, &a->emul_work);
 }
 
-/* Doorbells stay mapped to the VF in direct mode. */
+/*
+ * Doorbell pages. In direct mode a fault maps the VF's page (the core's own
+ * fault handler); while the model owns the device the same user addresses
+ * are backed by driver pages, so that doorbell writes land where the model
+ * can read them and never reach the stopped VF. Every other page of BAR0
+ * stays with the core.
+ */
+static const struct vm_operations_struct *emuhba_core_vm_ops;
+
+static vm_fault_t emuhba_db_fault(struct vm_fault *vmf)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	struct emuhba_adapter *a = emuhba_from_vdev(vma->vm_private_data);
+	unsigned long pgoff;
+	vm_fault_t ret;
+
+	/* Offset of the faulting page in BAR0, in pages. */
+	pgoff = (vma->vm_pgoff & (BIT(VFIO_PCI_OFFSET_SHIFT - PAGE_SHIFT) - 1)) +
+		((vmf->address - vma->vm_start) >> PAGE_SHIFT);
+	down_read(&a->core.memory_lock);
+	if (READ_ONCE(a->db_shadowed) &&
+	    pgoff >= EMUHBA_REGS_SIZE >> PAGE_SHIFT &&
+	    pgoff < (EMUHBA_REGS_SIZE >> PAGE_SHIFT) + a->db_pages) {
+		struct page *page = a->db_shadow[pgoff -
+						 (EMUHBA_REGS_SIZE >> PAGE_SHIFT)];
+
+		ret = vmf_insert_pfn(vma, vmf->address & PAGE_MASK,
+				     page_to_pfn(page));
+		up_read(&a->core.memory_lock);
+		return ret;
+	}
+	up_read(&a->core.memory_lock);
+	return emuhba_core_vm_ops->fault(vmf);
+}
+
+static const struct vm_operations_struct emuhba_db_vm_ops = {
+	.fault = emuhba_db_fault,
+};
+
 int emuhba_doorbell_mmap(struct emuhba_adapter *a, struct vm_area_struct *vma)
 {
-	return vfio_pci_core_mmap(&a->core.vdev, vma);
+	unsigned int index = vma->vm_pgoff >> (VFIO_PCI_OFFSET_SHIFT - PAGE_SHIFT);
+	int ret;
+
+	ret = vfio_pci_core_mmap(&a->core.vdev, vma);
+	if (ret || index != VFIO_PCI_BAR0_REGION_INDEX)
+		return ret;
+	/* The core's handler serves every page the model does not shadow. */
+	if (!emuhba_core_vm_ops)
+		emuhba_core_vm_ops = vma->vm_ops;
+	if (WARN_ON_ONCE(vma->vm_ops != emuhba_core_vm_ops))
+		return -EINVAL;
+	vma->vm_ops = &emuhba_db_vm_ops;
+	return 0;
+}
+
+static void emuhba_db_zap(struct emuhba_adapter *a)
+{
+	unmap_mapping_range(a->core.vdev.inode->i_mapping,
+			    VFIO_PCI_INDEX_TO_OFFSET(VFIO_PCI_BAR0_REGION_INDEX) +
+			    EMUHBA_REGS_SIZE, (u64)a->db_pages << PAGE_SHIFT,
+			    true);
+}
+
+/* Back the doorbell pages with driver pages holding "nothing written". */
+void emuhba_db_shadow_on(struct emuhba_adapter *a)
+{
+	unsigned int i;
+
+	for (i = 0; i < a->db_pages; i++)
+		memset32(page_address(a->db_shadow[i]), EMUHBA_DB_EMPTY,
+			 PAGE_SIZE / 4);
+	down_write(&a->core.memory_lock);
+	WRITE_ONCE(a->db_shadowed, true);
+	emuhba_db_zap(a);
+	up_write(&a->core.memory_lock);
+}
+
+void emuhba_db_shadow_off(struct emuhba_adapter *a)
+{
+	down_write(&a->core.memory_lock);
+	WRITE_ONCE(a->db_shadowed, false);
+	emuhba_db_zap(a);
+	up_write(&a->core.memory_lock);
+}
+
+/* Hand the doorbell writes that reached the shadow pages to the model. */
+static void emuhba_db_collect(struct emuhba_adapter *a)
+{
+	unsigned int i, j;
+	u32 *db, v;
+
+	for (i = 0; i < a->db_pages; i++) {
+		db = page_address(a->db_shadow[i]);
+		for (j = 0; j < PAGE_SIZE / 4 && i * PAGE_SIZE / 4 + j < a->db_words;
+		     j++) {
+			if (READ_ONCE(db[j]) == EMUHBA_DB_EMPTY)
+				continue;
+			v = xchg(&db[j], EMUHBA_DB_EMPTY);
+			emu_nvme_doorbell_write(a->model, EMUHBA_REGS_SIZE +
+						(i * PAGE_SIZE / 4 + j) * 4, v);
+		}
+	}
+}
+
+int emuhba_db_alloc(struct emuhba_adapter *a, u32 nr_queues, u32 dstrd)
+{
+	u64 bar_len = pci_resource_len(a->core.pdev, VFIO_PCI_BAR0_REGION_INDEX);
+	unsigned int i;
+
+	a->db_words = 2 * nr_queues << dstrd;
+	a->db_pages = DIV_ROUND_UP(a->db_words * 4, PAGE_SIZE);
+	if (EMUHBA_REGS_SIZE + ((u64)a->db_pages << PAGE_SHIFT) > bar_len)
+		return -EINVAL;
+	for (i = 0; i < a->db_pages; i++) {
+		a->db_shadow[i] = alloc_page(GFP_KERNEL | __GFP_ZERO);
+		if (!a->db_shadow[i])
+			goto out_free;
+	}
+	return 0;
+
+out_free:
+	while (i--)
+		__free_page(a->db_shadow[i]);
+	a->db_pages = 0;
+	return -ENOMEM;
+}
+
+void emuhba_db_free(struct emuhba_adapter *a)
+{
+	unsigned int i;
+
+	for (i = 0; i < a->db_pages; i++)
+		__free_page(a->db_shadow[i]);
+	a->db_pages = 0;
 }
 
 /* Record [iova, iova + len) in the DMA log when logging is on. */
@@ -105,18 +239,71 @@ const struct emu_host_ops emuhba_host_ops = {
 	.now_ns = emuhba_host_now_ns,
 };
 
+/* One pass of the emulation: doorbells, backend completions, queues. */
+int emuhba_emul_poll(struct emuhba_adapter *a)
+{
+	int done = 0;
+
+	emuhba_backend_reap(a);
+	mutex_lock(&a->model_lock);
+	if (emuhba_model_owns_regs(a)) {
+		emuhba_db_collect(a);
+		done = emu_nvme_poll(a->model, 64);
+		a->counters.emulated_cmds += done;
+	}
+	mutex_unlock(&a->model_lock);
+	return done;
+}
+
 static void emuhba_emul_work(struct work_struct *work)
 {
 	struct emuhba_adapter *a = container_of(work, struct emuhba_adapter,
 						emul_work);
-	int done;
 
-	emuhba_backend_reap(a);
-	mutex_lock(&a->model_lock);
-	done = emuhba_model_owns_regs(a) ? emu_nvme_poll(a->model, 64) : 0;
-	mutex_unlock(&a->model_lock);
-	if (done)
+	if (emuhba_emul_poll(a))
 		queue_work(system_highpri_wq, &a->emul_work);
+}
+
+/*
+ * While the model owns the device nothing tells it of new submissions: the
+ * guest writes its shadow doorbell buffer in memory and MMIO doorbells land
+ * in driver pages. This thread polls both, quickly while there is work.
+ */
+static int emuhba_emul_thread(void *data)
+{
+	struct emuhba_adapter *a = data;
+	unsigned int idle = 0;
+
+	while (!kthread_should_stop()) {
+		if (emuhba_emul_poll(a))
+			idle = 0;
+		else if (idle < 1000)
+			idle++;
+		if (idle < 100)
+			usleep_range(20, 50);
+		else
+			usleep_range(500, 1000);
+	}
+	return 0;
+}
+
+int emuhba_emul_start(struct emuhba_adapter *a)
+{
+	struct task_struct *t;
+
+	t = kthread_run(emuhba_emul_thread, a, "emuhba/%u", a->id);
+	if (IS_ERR(t))
+		return PTR_ERR(t);
+	a->emul_thread = t;
+	return 0;
+}
+
+void emuhba_emul_stop(struct emuhba_adapter *a)
+{
+	if (a->emul_thread)
+		kthread_stop(a->emul_thread);
+	a->emul_thread = NULL;
+	cancel_work_sync(&a->emul_work);
 }
 
 void emuhba_emul_init(struct emuhba_adapter *a)
@@ -128,6 +315,7 @@ void emuhba_emul_init(struct emuhba_adapter *a)
 
 void emuhba_emul_destroy(struct emuhba_adapter *a)
 {
-	cancel_work_sync(&a->emul_work);
+	emuhba_emul_stop(a);
+	emuhba_db_free(a);
 	xa_destroy(&a->log.pages);
 }

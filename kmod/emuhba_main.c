@@ -24,6 +24,13 @@ static struct emuhba_adapter *to_adapter(struct vfio_device *vdev)
 	return container_of(vdev, struct emuhba_adapter, core.vdev);
 }
 
+static u16 emuhba_max_qid(struct emuhba_adapter *a)
+{
+	const struct emu_nvme_identity *id = &emu_nvme_state(a->model)->id;
+
+	return max(id->max_sqs, id->max_cqs);
+}
+
 static bool emuhba_adapter_tryget(struct emuhba_adapter *a)
 {
 	return a && !READ_ONCE(a->removing) &&
@@ -97,6 +104,11 @@ void emuhba_adapter_snapshot(struct emuhba_adapter *a,
 	s->policy = a->policy;
 	s->counters = a->counters;
 	s->counters.reg_traps = atomic64_read(&a->reg_traps);
+	/* These two move with the model, under its lock. */
+	mutex_lock(&a->model_lock);
+	s->counters.admin_observed = a->counters.admin_observed;
+	s->counters.emulated_cmds = a->counters.emulated_cmds;
+	mutex_unlock(&a->model_lock);
 	s->last_switch = a->last_switch;
 	mutex_unlock(&a->state_lock);
 }
@@ -136,21 +148,6 @@ int emuhba_adapter_set_policy(struct emuhba_adapter *a,
 	a->policy = *p;
 	mutex_unlock(&a->state_lock);
 	return 0;
-}
-
-int emuhba_adapter_switch(struct emuhba_adapter *a, enum emuhba_mode to,
-			  struct emuhba_switch_timing *timing,
-			  struct netlink_ext_ack *extack)
-{
-	memset(timing, 0, sizeof(*timing));
-	if (to != EMUHBA_MODE_DIRECT && to != EMUHBA_MODE_EMULATED) {
-		NL_SET_ERR_MSG(extack, "target mode must be direct or emulated");
-		return -EINVAL;
-	}
-	NL_SET_ERR_MSG(extack, "mode switching is not available in this build");
-	emuhba_genl_notify_error(a, -EOPNOTSUPP,
-				 "mode switching is not available in this build");
-	return -EOPNOTSUPP;
 }
 
 static struct file *
@@ -283,12 +280,15 @@ static void emuhba_close_device(struct vfio_device *vdev)
 {
 	struct emuhba_adapter *a = to_adapter(vdev);
 
-	emuhba_observer_reset(a);
-	emuhba_irq_release_all(a);
+	/* Waits for a switch in progress; none can start after this. */
 	mutex_lock(&a->state_lock);
 	a->open = false;
+	if (a->mode != EMUHBA_MODE_DIRECT)
+		emuhba_switch_teardown(a);
 	a->mig_state = VFIO_DEVICE_STATE_RUNNING;
 	mutex_unlock(&a->state_lock);
+	emuhba_observer_reset(a);
+	emuhba_irq_release_all(a);
 	vfio_pci_core_close_device(vdev);
 }
 
@@ -307,6 +307,10 @@ static long emuhba_ioctl(struct vfio_device *vdev, unsigned int cmd,
 		/* Kernel-side writes would bypass the registers page trap. */
 		return -ENOTTY;
 	case VFIO_DEVICE_RESET:
+		mutex_lock(&a->state_lock);
+		if (a->mode != EMUHBA_MODE_DIRECT)
+			emuhba_switch_teardown(a);
+		mutex_unlock(&a->state_lock);
 		emuhba_observer_reset(a);
 		fallthrough;
 	default:
@@ -352,6 +356,13 @@ static int emuhba_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	ret = emuhba_ident_capture(a);
 	if (ret) {
 		pci_err(pdev, "cannot read the VF's identity: %pe\n", ERR_PTR(ret));
+		goto out_put;
+	}
+
+	ret = emuhba_db_alloc(a, emuhba_max_qid(a) + 1,
+			      (emu_nvme_state(a->model)->id.cap >> 32) & 0xf);
+	if (ret) {
+		pci_err(pdev, "doorbell shadow pages: %pe\n", ERR_PTR(ret));
 		goto out_put;
 	}
 

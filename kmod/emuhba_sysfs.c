@@ -82,7 +82,21 @@ static ssize_t observer_show(struct device *dev, struct device_attribute *attr,
 }
 static DEVICE_ATTR_RO(observer);
 
+static ssize_t emulated_cmds_show(struct device *dev,
+				  struct device_attribute *attr, char *buf)
+{
+	struct emuhba_adapter *a = dev_to_adapter(dev);
+	u64 n;
+
+	mutex_lock(&a->model_lock);
+	n = a->counters.emulated_cmds;
+	mutex_unlock(&a->model_lock);
+	return sysfs_emit(buf, "%llu\n", n);
+}
+static DEVICE_ATTR_RO(emulated_cmds);
+
 static struct attribute *emuhba_attrs[] = {
+	&dev_attr_emulated_cmds.attr,
 	&dev_attr_adapter_id.attr,
 	&dev_attr_mode.attr,
 	&dev_attr_reg_traps.attr,

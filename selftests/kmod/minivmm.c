@@ -754,8 +754,14 @@ static void io_submit(struct mvmm *vm, int qi, uint64_t lba, bool read)
 
 int mvmm_io_run(struct mvmm *vm, uint64_t nr_ios, int qd)
 {
+	return mvmm_io_run_while(vm, nr_ios, qd, NULL, NULL);
+}
+
+int mvmm_io_run_while(struct mvmm *vm, uint64_t nr_ios, int qd,
+		      bool (*more)(void *arg), void *arg)
+{
 	uint64_t submitted = 0, deadline;
-	unsigned int seed = 12345;
+	static unsigned int seed = 12345;
 	int qi, idle;
 
 	if (!vm->nr_ioq)
@@ -767,14 +773,15 @@ int mvmm_io_run(struct mvmm *vm, uint64_t nr_ios, int qd)
 		vm->gen = calloc(vm->nr_lbas, sizeof(*vm->gen));
 	}
 	deadline = now_ms() + 120000;
-	while (submitted < nr_ios) {
+	while (submitted < nr_ios || (more && more(arg))) {
 		idle = 1;
 		for (qi = 0; qi < vm->nr_ioq; qi++) {
 			struct mvmm_queue *q = &vm->ioq[qi];
 
 			if (reap(vm, qi))
 				idle = 0;
-			while (q->nr_busy < (uint32_t)qd && submitted < nr_ios) {
+			while (q->nr_busy < (uint32_t)qd &&
+			       (submitted < nr_ios || (more && more(arg)))) {
 				uint64_t lba = rand_r(&seed) % vm->nr_lbas;
 
 				if (lba_busy(vm, lba))
@@ -786,9 +793,9 @@ int mvmm_io_run(struct mvmm *vm, uint64_t nr_ios, int qd)
 				idle = 0;
 			}
 		}
-		if (submitted >= nr_ios)
+		if (submitted >= nr_ios && !(more && more(arg)))
 			break;
-		if (idle && wait_any(vm, 100) && now_ms() > deadline)
+		if (idle && wait_any(vm, 10) && now_ms() > deadline)
 			return -ETIMEDOUT;
 	}
 	/* Drain. */

@@ -82,6 +82,9 @@ int mvmm_nvme_disable(struct mvmm *vm);
  * blocks, spread over all I/O queues with up to qd commands each in flight.
  */
 int mvmm_io_run(struct mvmm *vm, uint64_t nr_ios, int qd);
+/* The same, going on while more(arg) is true even past nr_ios. */
+int mvmm_io_run_while(struct mvmm *vm, uint64_t nr_ios, int qd,
+		      bool (*more)(void *arg), void *arg);
 /* Submit one admin command and wait for it; returns the NVMe status. */
 int mvmm_admin(struct mvmm *vm, uint8_t *sqe, uint32_t *result);
 uint32_t mvmm_reg_read32(struct mvmm *vm, uint32_t off);

@@ -1,0 +1,470 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The switch from direct to emulated mode with the guest running.
+ *
+ *  1. re-point: the doorbell pages are backed by driver pages, so no new
+ *     submission reaches the VF;
+ *  2. stop: wait until the VF has completed everything it fetched and the
+ *     guest has consumed those completions (drain and settle), then disable
+ *     the VF (CC.EN = 0);
+ *  3. capture: establish every queue's position from the guest's shadow
+ *     doorbell buffer and from the completion queues in guest memory;
+ *  4. load: the model takes the queues over at those positions.
+ *
+ * Positions are only taken when they are certain; otherwise the switch is
+ * undone and refused, leaving the guest on the VF as before.
+ */
+#include <linux/delay.h>
+#include <linux/io.h>
+#include <linux/ktime.h>
+#include <linux/pci.h>
+#include <linux/slab.h>
+#include <linux/unaligned.h>
+#include <linux/vfio.h>
+
+#include "emuhba.h"
+
+#define EMUHBA_SETTLE_POLLS	3
+#define NVME_ADM_AER		0x0c
+
+struct emuhba_switch_req {
+	struct work_struct work;
+	struct emuhba_adapter *a;
+	struct emuhba_switch_timing t;
+	char msg[EMUHBA_BACKEND_MAX + 64];
+	int ret;
+	struct completion done;
+};
+
+struct emuhba_capture {
+	struct emu_nvme_positions pos;
+	u32 stride;		/* doorbell stride in bytes */
+	u8 *ring;		/* a completion queue, read from guest memory */
+};
+
+static int emuhba_gread(struct emuhba_adapter *a, u64 iova, void *buf,
+			size_t len)
+{
+	return vfio_dma_rw(&a->core.vdev, iova, buf, len, false);
+}
+
+static int emuhba_dbbuf_read(struct emuhba_adapter *a, u64 base, u32 stride,
+			     u32 qid, bool cq, u16 *val)
+{
+	__le32 v;
+	int ret;
+
+	ret = emuhba_gread(a, base + (2 * qid + cq) * stride, &v, sizeof(v));
+	*val = le32_to_cpu(v);
+	return ret;
+}
+
+/*
+ * Where the controller posts the next entry of a completion queue whose
+ * consumer is at head: the guest's phase at head is the phase of the entry
+ * just before it (it consumed that one in its current lap); the posted but
+ * unconsumed entries follow with that phase.
+ */
+static int emuhba_cq_tail(struct emuhba_adapter *a, struct emuhba_capture *c,
+			  const struct emu_nvme_cq *cq, u16 head, u16 *tail,
+			  u8 *phase, u16 *last_sqid, u16 *last_sqhd)
+{
+	u16 prev, i, idx;
+	u8 ph;
+	int ret;
+
+	ret = emuhba_gread(a, cq->base, c->ring, (size_t)cq->size * 16);
+	if (ret)
+		return ret;
+	prev = head ? head - 1 : cq->size - 1;
+	ph = get_unaligned_le16(c->ring + prev * 16 + 14) & 1;
+	if (!head)
+		ph ^= 1;
+	idx = head;
+	for (i = 0; i < cq->size; i++) {
+		if ((get_unaligned_le16(c->ring + idx * 16 + 14) & 1) != ph)
+			break;
+		if (++idx == cq->size) {
+			idx = 0;
+			ph ^= 1;
+		}
+	}
+	if (i == cq->size)
+		return -ERANGE;	/* a full ring cannot be told from an empty one */
+	*tail = idx;
+	*phase = ph;
+	prev = idx ? idx - 1 : cq->size - 1;
+	*last_sqhd = get_unaligned_le16(c->ring + prev * 16 + 8);
+	*last_sqid = get_unaligned_le16(c->ring + prev * 16 + 10);
+	return 0;
+}
+
+/*
+ * One look at every I/O queue. Returns 1 when settled (each completion
+ * queue consumed up to the controller's tail, each submission queue's last
+ * completion reporting the head the controller announced in EventIdx), 0
+ * when not yet, or a negative errno when positions cannot be read.
+ */
+static int emuhba_capture_io(struct emuhba_adapter *a, struct emuhba_capture *c,
+			     char *msg, size_t len)
+{
+	const struct emu_nvme_state *st = emu_nvme_state(a->model);
+	u16 qid, sqhd[EMU_NVME_NR_Q], sqid[EMU_NVME_NR_Q];
+	bool settled = true;
+	int ret;
+
+	for (qid = 1; qid < EMU_NVME_NR_Q; qid++) {
+		const struct emu_nvme_cq *cq = &st->cq[qid];
+		struct emu_nvme_qpos *p = &c->pos.q[qid];
+
+		sqid[qid] = 0;
+		if (!cq->valid)
+			continue;
+		ret = emuhba_dbbuf_read(a, st->dbbuf.dbs, c->stride, qid, true,
+					&p->cq_head);
+		if (!ret && p->cq_head >= cq->size)
+			ret = -ERANGE;
+		if (!ret)
+			ret = emuhba_cq_tail(a, c, cq, p->cq_head, &p->cq_tail,
+					     &p->cq_phase, &sqid[qid],
+					     &sqhd[qid]);
+		if (ret) {
+			snprintf(msg, len, "completion queue %u: position unknown (%d)",
+				 qid, ret);
+			return ret;
+		}
+		if (p->cq_tail != p->cq_head)
+			settled = false;
+	}
+	for (qid = 1; qid < EMU_NVME_NR_Q; qid++) {
+		const struct emu_nvme_sq *sq = &st->sq[qid];
+		struct emu_nvme_qpos *p = &c->pos.q[qid];
+		u16 seen, tail;
+
+		if (!sq->valid)
+			continue;
+		ret = emuhba_dbbuf_read(a, st->dbbuf.eis, c->stride, qid, false,
+					&seen);
+		if (!ret)
+			ret = emuhba_dbbuf_read(a, st->dbbuf.dbs, c->stride, qid,
+						false, &tail);
+		if (!ret && (seen >= sq->size || tail >= sq->size))
+			ret = -ERANGE;
+		if (ret) {
+			snprintf(msg, len, "submission queue %u: position unknown (%d)",
+				 qid, ret);
+			return ret;
+		}
+		/* The VF fetched up to seen; the model fetches the rest. */
+		p->sq_head = seen;
+		p->sq_tail = seen;
+		if (sqid[sq->cqid] == qid && sqhd[sq->cqid] != seen)
+			settled = false;
+	}
+	return settled;
+}
+
+/*
+ * The admin queue: the observer has every completion; the VF mirrors the
+ * admin doorbells into the shadow buffer, so its tail is known, and what
+ * it fetched beyond the last completion must be AERs only.
+ */
+static int emuhba_capture_admin(struct emuhba_adapter *a,
+				struct emuhba_capture *c, char *msg, size_t len)
+{
+	const struct emu_nvme_state *st = emu_nvme_state(a->model);
+	struct emuhba_observer *obs = &a->obs;
+	struct emu_nvme_qpos *p = &c->pos.q[0];
+	u8 sqe[64];
+	u16 tail, head, slot;
+	int ret;
+
+	ret = emuhba_dbbuf_read(a, st->dbbuf.dbs, c->stride, 0, false, &tail);
+	if (!ret)
+		ret = emuhba_dbbuf_read(a, st->dbbuf.dbs, c->stride, 0, true,
+					&head);
+	if (!ret && (tail >= obs->sq_size || head >= obs->cq_size))
+		ret = -ERANGE;
+	if (ret) {
+		snprintf(msg, len, "admin queue: doorbells unknown (%d)", ret);
+		return ret;
+	}
+	for (slot = obs->sq_head; slot != tail; slot = (slot + 1) % obs->sq_size) {
+		ret = emuhba_gread(a, obs->asq + (u64)slot * 64, sqe, sizeof(sqe));
+		if (ret)
+			return ret;
+		if (sqe[0] != NVME_ADM_AER) {
+			snprintf(msg, len,
+				 "admin queue: command 0x%02x in flight at the switch",
+				 sqe[0]);
+			return 0;
+		}
+	}
+	p->sq_head = tail;
+	p->sq_tail = tail;
+	p->cq_head = head;
+	p->cq_tail = obs->cq_head;
+	p->cq_phase = obs->phase;
+	return 1;
+}
+
+/* Feed the AERs the VF fetched after the last completion to the model. */
+static int emuhba_capture_aers(struct emuhba_adapter *a, u16 tail)
+{
+	struct emuhba_observer *obs = &a->obs;
+	u8 sqe[64];
+	int ret;
+
+	while (obs->sq_head != tail) {
+		ret = emuhba_gread(a, obs->asq + (u64)obs->sq_head * 64, sqe,
+				   sizeof(sqe));
+		if (ret)
+			return ret;
+		emu_nvme_observe_admin(a->model, sqe, NULL, NULL, 0);
+		obs->sq_head = (obs->sq_head + 1) % obs->sq_size;
+	}
+	return 0;
+}
+
+static int emuhba_vf_disable(struct emuhba_adapter *a)
+{
+	void __iomem *bar;
+	int i, ret;
+	u32 csts;
+
+	ret = vfio_pci_core_setup_barmap(&a->core, 0);
+	if (ret)
+		return ret;
+	bar = a->core.barmap[0];
+	ret = vfio_pci_core_iowrite32(&a->core, true, 0, bar + EMU_REG_CC);
+	if (ret)
+		return ret;
+	for (i = 0; i < 2000; i++) {
+		ret = vfio_pci_core_ioread32(&a->core, true, &csts,
+					     bar + EMU_REG_CSTS);
+		if (ret)
+			return ret;
+		if (csts == ~0U)
+			return -ENODEV;
+		if (!(csts & 1))
+			return 0;
+		usleep_range(500, 1000);
+	}
+	return -ETIMEDOUT;
+}
+
+static int emuhba_to_emulated(struct emuhba_adapter *a,
+			      struct emuhba_switch_req *r)
+{
+	const struct emu_nvme_state *st = emu_nvme_state(a->model);
+	struct emuhba_capture *c;
+	unsigned long deadline;
+	u64 t0, t1, t2, t3;
+	int stable = 0, ret, adm;
+
+	c = kzalloc(sizeof(*c), GFP_KERNEL);
+	if (!c)
+		return -ENOMEM;
+	c->ring = kvmalloc(65536 * 16, GFP_KERNEL);
+	if (!c->ring) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	c->stride = 4 << ((st->id.cap >> 32) & 0xf);
+
+	mutex_lock(&a->model_lock);
+	if (!a->obs.enabled || a->obs.lost || !st->dbbuf.enabled) {
+		snprintf(r->msg, sizeof(r->msg), "%s",
+			 a->obs.lost ? "admin queue observation was lost" :
+			 !a->obs.enabled ? "the guest has not enabled the controller" :
+			 "the guest does not use shadow doorbells: queue positions cannot be established");
+		mutex_unlock(&a->model_lock);
+		ret = -EOPNOTSUPP;
+		goto out_free;
+	}
+	mutex_unlock(&a->model_lock);
+
+	ret = emuhba_backend_open(a, NULL);
+	if (ret) {
+		snprintf(r->msg, sizeof(r->msg), "cannot open backend '%s' (%d)",
+			 a->backend, ret);
+		goto out_free;
+	}
+
+	t0 = ktime_get_ns();
+	emuhba_db_shadow_on(a);
+	t1 = ktime_get_ns();
+	r->t.repoint_ns = t1 - t0;
+
+	deadline = jiffies + msecs_to_jiffies(a->policy.switch_timeout_ms);
+	for (;;) {
+		flush_work(&a->obs.work);
+		mutex_lock(&a->model_lock);
+		ret = emuhba_capture_io(a, c, r->msg, sizeof(r->msg));
+		adm = ret < 0 ? ret : emuhba_capture_admin(a, c, r->msg,
+							   sizeof(r->msg));
+		mutex_unlock(&a->model_lock);
+		if (ret < 0 || adm < 0) {
+			ret = ret < 0 ? ret : adm;
+			goto out_undo;
+		}
+		stable = ret && adm ? stable + 1 : 0;
+		if (stable >= EMUHBA_SETTLE_POLLS)
+			break;
+		if (time_after(jiffies, deadline)) {
+			if (!r->msg[0])
+				snprintf(r->msg, sizeof(r->msg),
+					 "the VF did not settle within %u ms",
+					 a->policy.switch_timeout_ms);
+			ret = -ETIMEDOUT;
+			goto out_undo;
+		}
+		r->msg[0] = 0;
+		usleep_range(1000, 2000);
+	}
+
+	ret = emuhba_vf_disable(a);
+	if (ret) {
+		snprintf(r->msg, sizeof(r->msg), "cannot stop the VF (%d)", ret);
+		goto out_undo;
+	}
+	t2 = ktime_get_ns();
+	r->t.stop_ns = t2 - t1;
+
+	mutex_lock(&a->model_lock);
+	ret = emuhba_capture_io(a, c, r->msg, sizeof(r->msg));
+	if (ret >= 0)
+		ret = emuhba_capture_admin(a, c, r->msg, sizeof(r->msg));
+	if (ret > 0)
+		ret = emuhba_capture_aers(a, c->pos.q[0].sq_tail);
+	t3 = ktime_get_ns();
+	r->t.capture_ns = t3 - t2;
+	if (!ret)
+		ret = emu_nvme_takeover(a->model, &c->pos, r->msg,
+					sizeof(r->msg));
+	r->t.load_ns = ktime_get_ns() - t3;
+	mutex_unlock(&a->model_lock);
+	if (ret) {
+		/* The VF is stopped: the guest's controller is lost. */
+		pci_err(a->core.pdev, "takeover failed after the VF stopped: %s (%pe)\n",
+			r->msg, ERR_PTR(ret));
+		goto out_undo;
+	}
+
+	ret = emuhba_emul_start(a);
+	if (ret)
+		goto out_undo;
+	kvfree(c->ring);
+	kfree(c);
+	return 0;
+
+out_undo:
+	emuhba_db_shadow_off(a);
+	emuhba_backend_close(a);
+out_free:
+	kvfree(c->ring);
+	kfree(c);
+	return ret;
+}
+
+static void emuhba_switch_work(struct work_struct *work)
+{
+	struct emuhba_switch_req *r = container_of(work, struct emuhba_switch_req,
+						   work);
+	u64 start = ktime_get_ns();
+
+	r->ret = emuhba_to_emulated(r->a, r);
+	r->t.total_ns = ktime_get_ns() - start;
+	complete(&r->done);
+}
+
+int emuhba_adapter_switch(struct emuhba_adapter *a, enum emuhba_mode to,
+			  struct emuhba_switch_timing *timing,
+			  struct netlink_ext_ack *extack)
+{
+	struct emuhba_switch_req *r;
+	enum emuhba_mode from;
+	int ret;
+
+	memset(timing, 0, sizeof(*timing));
+	if (to != EMUHBA_MODE_DIRECT && to != EMUHBA_MODE_EMULATED) {
+		NL_SET_ERR_MSG(extack, "target mode must be direct or emulated");
+		return -EINVAL;
+	}
+	mutex_lock(&a->state_lock);
+	from = a->mode;
+	if (from == to) {
+		mutex_unlock(&a->state_lock);
+		return 0;
+	}
+	if (!a->open) {
+		mutex_unlock(&a->state_lock);
+		NL_SET_ERR_MSG(extack, "no VFIO user holds the adapter");
+		return -ENODEV;
+	}
+	if (to == EMUHBA_MODE_DIRECT) {
+		mutex_unlock(&a->state_lock);
+		NL_SET_ERR_MSG(extack,
+			       "switching back to direct mode happens with the vCPUs stopped, on the migration's RUNNING_P2P arc");
+		return -EOPNOTSUPP;
+	}
+	r = kzalloc(sizeof(*r), GFP_KERNEL);
+	if (!r) {
+		mutex_unlock(&a->state_lock);
+		return -ENOMEM;
+	}
+	a->mode = EMUHBA_MODE_SWITCHING;
+	r->a = a;
+	init_completion(&r->done);
+	/* vfio_dma_rw needs a kernel thread or the VFIO user's own context. */
+	INIT_WORK(&r->work, emuhba_switch_work);
+	queue_work(system_unbound_wq, &r->work);
+	wait_for_completion(&r->done);
+
+	ret = r->ret;
+	r->t.result = ret;
+	r->t.from_mode = from;
+	r->t.to_mode = to;
+	a->mode = ret ? from : to;
+	a->last_switch = r->t;
+	a->counters.switches++;
+	if (ret)
+		a->counters.switch_failures++;
+	*timing = r->t;
+	mutex_unlock(&a->state_lock);
+
+	if (ret) {
+		pci_info(a->core.pdev, "switch to emulated refused: %s (%pe)\n",
+			 r->msg, ERR_PTR(ret));
+		if (extack && r->msg[0])
+			NL_SET_ERR_MSG_FMT(extack, "%s", r->msg);
+		emuhba_genl_notify_error(a, ret, r->msg);
+	} else {
+		pci_info(a->core.pdev,
+			 "switched to emulated mode in %llu us (repoint %llu, stop %llu, capture %llu, load %llu)\n",
+			 r->t.total_ns / 1000, r->t.repoint_ns / 1000,
+			 r->t.stop_ns / 1000, r->t.capture_ns / 1000,
+			 r->t.load_ns / 1000);
+		emuhba_genl_notify_mode(a, from, to);
+	}
+	kfree(r);
+	return ret;
+}
+
+/*
+ * Device closed or reset while emulated: back to a consistent direct mode.
+ * The caller holds state_lock.
+ */
+void emuhba_switch_teardown(struct emuhba_adapter *a)
+{
+	lockdep_assert_held(&a->state_lock);
+	emuhba_emul_stop(a);
+	if (READ_ONCE(a->db_shadowed))
+		emuhba_db_shadow_off(a);
+	emuhba_backend_close(a);
+	mutex_lock(&a->model_lock);
+	if (emu_nvme_get_mode(a->model) == EMU_NVME_MODE_RUN)
+		emu_nvme_handback(a->model);
+	mutex_unlock(&a->model_lock);
+	a->mode = EMUHBA_MODE_DIRECT;
+}
