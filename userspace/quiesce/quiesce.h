@@ -4,6 +4,7 @@
 #define QUIESCE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <netinet/in.h>
 
@@ -132,6 +133,13 @@ int quiesce_tcp_resume(struct quiesce_tcp *q, struct quiesce_tcp_report *rep);
 /* Per-connection counters (segments rewritten) after pause or resume. */
 uint64_t quiesce_tcp_zeroed(struct quiesce_tcp *q, int i);
 void quiesce_tcp_free(struct quiesce_tcp *q);
+
+/* --- PFC / PAUSE ------------------------------------------------------------ */
+
+/* A 60-byte MAC control frame; @prio_mask 0 makes an 802.3x PAUSE. */
+size_t quiesce_pfc_frame(uint8_t *f, const uint8_t *src, uint8_t prio_mask,
+			 uint16_t quanta);
+double quiesce_pfc_quanta_us(uint16_t quanta, long mbps);
 
 /* --- Helpers shared by the quiescers ---------------------------------------- */
 
