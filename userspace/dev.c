@@ -1,0 +1,677 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * hbamig dev: adapters bound to emuhba (show, set) and binding VFs to and
+ * from emuhba through sysfs (driver_override, unbind, drivers_probe).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <linux/emuhba.h>
+#include <netlink/attr.h>
+#include <netlink/genl/genl.h>
+#include <netlink/msg.h>
+
+#include "hbamig.h"
+
+#define PCI_DEVICES "/sys/bus/pci/devices"
+#define EMUHBA_DRIVER "emuhba"
+
+static void dev_usage(FILE *f)
+{
+	fprintf(f,
+"Usage: hbamig dev show [BDF]\n"
+"       hbamig dev set BDF [backend PATH|auto|none]\n"
+"                          [policy] [auto-switch on|off]\n"
+"                          [quiesce-required on|off] [switch-timeout MS]\n"
+"       hbamig dev bind BDF\n"
+"       hbamig dev unbind BDF [driver NAME|none]\n"
+"BDF is a VF's PCI address as in sysfs, e.g. 0000:01:00.1.\n"
+"bind and unbind refuse a VF that a process, a mount or a VMM uses.\n");
+}
+
+/* ---- sysfs ---- */
+
+int sysfs_read(const char *path, char *buf, size_t len)
+{
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = 0;
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		buf[--n] = 0;
+	return 0;
+}
+
+int sysfs_write(const char *path, const char *val)
+{
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, val, strlen(val));
+	close(fd);
+	if (n < 0)
+		return -errno;
+	return (size_t)n == strlen(val) ? 0 : -EIO;
+}
+
+bool pci_exists(const char *bdf)
+{
+	char p[PATH_MAX];
+	struct stat st;
+
+	snprintf(p, sizeof(p), PCI_DEVICES "/%s", bdf);
+	return !stat(p, &st);
+}
+
+/* Name of the bound driver, "" when unbound. */
+int pci_driver_of(const char *bdf, char *buf, size_t len)
+{
+	char p[PATH_MAX], t[PATH_MAX];
+	ssize_t n;
+	char *s;
+
+	snprintf(p, sizeof(p), PCI_DEVICES "/%s/driver", bdf);
+	n = readlink(p, t, sizeof(t) - 1);
+	if (n < 0) {
+		if (errno != ENOENT)
+			return -errno;
+		buf[0] = 0;
+		return 0;
+	}
+	t[n] = 0;
+	s = strrchr(t, '/');
+	snprintf(buf, len, "%s", s ? s + 1 : t);
+	return 0;
+}
+
+/* ---- genl requests ---- */
+
+static int put_bdf(struct nl_msg *msg, const char *bdf)
+{
+	return nla_put_string(msg, EMUHBA_A_ADAPTER_BDF, bdf);
+}
+
+struct show_ctx {
+	int count;
+	struct hba_msg last;
+};
+
+static int show_cb(const struct hba_msg *m, void *arg)
+{
+	struct show_ctx *c = arg;
+
+	if (m->cmd != EMUHBA_CMD_ADAPTER_GET)
+		return 0;
+	c->count++;
+	c->last = *m;
+	hba_print_adapter(m);
+	return 0;
+}
+
+/* Fetch one adapter's state without printing (bind/unbind checks). */
+static int keep_cb(const struct hba_msg *m, void *arg)
+{
+	struct show_ctx *c = arg;
+
+	if (m->cmd == EMUHBA_CMD_ADAPTER_GET) {
+		c->count++;
+		c->last = *m;
+	}
+	return 0;
+}
+
+static int adapter_get(struct hba_genl *g, const char *bdf,
+		       struct hba_msg *m, struct hba_nlerr *err)
+{
+	struct show_ctx c = { 0 };
+	struct nl_msg *msg;
+	int ret;
+
+	msg = hba_genl_msg(g, EMUHBA_CMD_ADAPTER_GET, 0);
+	if (!msg || put_bdf(msg, bdf)) {
+		nlmsg_free(msg);
+		return -ENOMEM;
+	}
+	ret = hba_genl_talk(g, msg, keep_cb, &c, err);
+	if (!ret && !c.count)
+		ret = -ENODEV;
+	if (!ret)
+		*m = c.last;
+	return ret;
+}
+
+static int dev_show(int argc, char **argv)
+{
+	struct show_ctx c = { 0 };
+	struct hba_nlerr err;
+	struct hba_genl g;
+	struct nl_msg *msg;
+	const char *bdf = NULL;
+	int ret;
+
+	if (argc > 1 && is_help(argv[1])) {
+		dev_usage(stdout);
+		return HBAMIG_EXIT_OK;
+	}
+	if (argc > 2)
+		return usage_error("dev show: unexpected \"%s\"", argv[2]);
+	if (argc == 2) {
+		bdf = argv[1];
+		if (!valid_bdf(bdf))
+			return usage_error("dev show: \"%s\" is not a PCI address (DDDD:BB:DD.F)",
+					   bdf);
+	}
+	ret = hba_genl_open(&g);
+	if (ret)
+		return ret;
+	msg = hba_genl_msg(&g, EMUHBA_CMD_ADAPTER_GET, bdf ? 0 : NLM_F_DUMP);
+	if (!msg || (bdf && put_bdf(msg, bdf))) {
+		nlmsg_free(msg);
+		hba_genl_close(&g);
+		return fail(HBAMIG_EXIT_FAIL, "out of memory");
+	}
+	if (hba_out.json)
+		out_arr_start(NULL);
+	ret = hba_genl_talk(&g, msg, show_cb, &c, &err);
+	if (hba_out.json) {
+		out_arr_end();
+		out_eol();
+	}
+	hba_genl_close(&g);
+	if (ret)
+		return hba_report_nlerr(bdf ? bdf : "dev show", &err);
+	return HBAMIG_EXIT_OK;
+}
+
+static int dev_set(int argc, char **argv)
+{
+	struct hba_policy p = { 0 };
+	const char *bdf, *backend = NULL;
+	struct hba_nlerr err;
+	struct hba_genl g;
+	struct nl_msg *msg;
+	int i, ret;
+
+	if (argc < 2 || is_help(argv[1])) {
+		dev_usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? HBAMIG_EXIT_USAGE : HBAMIG_EXIT_OK;
+	}
+	bdf = argv[1];
+	if (!valid_bdf(bdf))
+		return usage_error("dev set: \"%s\" is not a PCI address (DDDD:BB:DD.F)",
+				   bdf);
+	for (i = 2; i < argc; i++) {
+		const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (!strcmp(k, "policy"))
+			continue;
+		if (!strcmp(k, "backend")) {
+			if (!v)
+				return usage_error("dev set: backend needs PATH, \"auto\" or \"none\"");
+			if (!strcmp(v, "none"))
+				backend = "";
+			else if (!strcmp(v, "auto") || v[0] == '/')
+				backend = v;
+			else
+				return usage_error("dev set: backend \"%s\" is not an absolute path, \"auto\" or \"none\"",
+						   v);
+			if (strlen(backend) > EMUHBA_BACKEND_MAX_LEN)
+				return usage_error("dev set: backend path longer than %d bytes",
+						   EMUHBA_BACKEND_MAX_LEN);
+		} else if (!strcmp(k, "auto-switch")) {
+			if (parse_on_off(k, v, &p.auto_switch))
+				return HBAMIG_EXIT_USAGE;
+			p.has_auto_switch = true;
+		} else if (!strcmp(k, "quiesce-required")) {
+			if (parse_on_off(k, v, &p.quiesce_required))
+				return HBAMIG_EXIT_USAGE;
+			p.has_quiesce_required = true;
+		} else if (!strcmp(k, "switch-timeout")) {
+			if (parse_u32(k, v, &p.switch_timeout_ms))
+				return HBAMIG_EXIT_USAGE;
+			p.has_switch_timeout = true;
+		} else {
+			return usage_error("dev set: unknown setting \"%s\"", k);
+		}
+		i++;
+	}
+	if (!backend && !p.has_auto_switch && !p.has_quiesce_required &&
+	    !p.has_switch_timeout)
+		return usage_error("dev set: nothing to set");
+
+	ret = hba_genl_open(&g);
+	if (ret)
+		return ret;
+	if (backend) {
+		msg = hba_genl_msg(&g, EMUHBA_CMD_BACKEND_SET, 0);
+		if (!msg || put_bdf(msg, bdf) ||
+		    nla_put_string(msg, EMUHBA_A_ADAPTER_BACKEND, backend)) {
+			nlmsg_free(msg);
+			ret = fail(HBAMIG_EXIT_FAIL, "out of memory");
+			goto out;
+		}
+		if (hba_genl_talk(&g, msg, NULL, NULL, &err)) {
+			ret = hba_report_nlerr("dev set backend", &err);
+			goto out;
+		}
+	}
+	if (p.has_auto_switch || p.has_quiesce_required ||
+	    p.has_switch_timeout) {
+		struct nlattr *nest;
+
+		msg = hba_genl_msg(&g, EMUHBA_CMD_POLICY_SET, 0);
+		if (!msg || put_bdf(msg, bdf)) {
+			nlmsg_free(msg);
+			ret = fail(HBAMIG_EXIT_FAIL, "out of memory");
+			goto out;
+		}
+		nest = nla_nest_start(msg, EMUHBA_A_ADAPTER_POLICY);
+		if (p.has_auto_switch)
+			nla_put_u8(msg, EMUHBA_A_POLICY_AUTO_SWITCH,
+				   p.auto_switch);
+		if (p.has_quiesce_required)
+			nla_put_u8(msg, EMUHBA_A_POLICY_QUIESCE_REQUIRED,
+				   p.quiesce_required);
+		if (p.has_switch_timeout)
+			nla_put_u32(msg, EMUHBA_A_POLICY_SWITCH_TIMEOUT,
+				    p.switch_timeout_ms);
+		nla_nest_end(msg, nest);
+		if (hba_genl_talk(&g, msg, NULL, NULL, &err)) {
+			ret = hba_report_nlerr("dev set policy", &err);
+			goto out;
+		}
+	}
+	ret = HBAMIG_EXIT_OK;
+out:
+	hba_genl_close(&g);
+	return ret;
+}
+
+/* ---- in-use detection for bind/unbind ---- */
+
+#define MAX_DEVT 64
+
+struct devt_set {
+	int n;
+	dev_t t[MAX_DEVT];
+	char name[MAX_DEVT][64];
+};
+
+static void devt_add(struct devt_set *s, dev_t t, const char *name)
+{
+	for (int i = 0; i < s->n; i++)
+		if (s->t[i] == t)
+			return;
+	if (s->n < MAX_DEVT) {
+		snprintf(s->name[s->n], sizeof(s->name[0]), "%.63s", name);
+		s->t[s->n++] = t;
+	}
+}
+
+/*
+ * Device numbers of every node the function exposes (nvme controller and
+ * namespaces, vfio cdev, ...): "dev" files below its sysfs directory.
+ * Symlinks are not followed, so the PF, driver and subsystem stay out.
+ */
+static void collect_devts(const char *dir, int depth, struct devt_set *s)
+{
+	struct dirent *de;
+	char p[PATH_MAX], v[32];
+	unsigned int ma, mi;
+	DIR *d;
+
+	if (depth > 4)
+		return;
+	d = opendir(dir);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+		if (de->d_type == DT_DIR) {
+			collect_devts(p, depth + 1, s);
+		} else if (de->d_type == DT_REG && !strcmp(de->d_name, "dev") &&
+			   !sysfs_read(p, v, sizeof(v)) &&
+			   sscanf(v, "%u:%u", &ma, &mi) == 2) {
+			const char *name = strrchr(dir, '/');
+
+			devt_add(s, makedev(ma, mi), name ? name + 1 : dir);
+		}
+	}
+	closedir(d);
+}
+
+/* The VFIO group node of the function, which a VMM holds open. */
+static void collect_vfio_group(const char *bdf, struct devt_set *s)
+{
+	char p[PATH_MAX], t[PATH_MAX], node[PATH_MAX];
+	struct stat st;
+	ssize_t n;
+	char *g;
+
+	snprintf(p, sizeof(p), PCI_DEVICES "/%s/iommu_group", bdf);
+	n = readlink(p, t, sizeof(t) - 1);
+	if (n < 0)
+		return;
+	t[n] = 0;
+	g = strrchr(t, '/');
+	if (!g)
+		return;
+	snprintf(node, sizeof(node), "/dev/vfio/%s", g + 1);
+	if (!stat(node, &st) && S_ISCHR(st.st_mode))
+		devt_add(s, st.st_rdev, node);
+}
+
+/* Writes a description of the first user found into @who. */
+static bool devts_in_use(const struct devt_set *s, char *who, size_t len)
+{
+	char p[PATH_MAX], line[1024];
+	struct dirent *pe, *fe;
+	struct stat st;
+	DIR *proc, *fds;
+	FILE *mi;
+	bool busy = false;
+
+	if (!s->n)
+		return false;
+	mi = fopen("/proc/self/mountinfo", "re");
+	while (mi && !busy && fgets(line, sizeof(line), mi)) {
+		unsigned int ma, mn;
+
+		if (sscanf(line, "%*u %*u %u:%u", &ma, &mn) != 2)
+			continue;
+		for (int i = 0; i < s->n; i++)
+			if (s->t[i] == makedev(ma, mn)) {
+				snprintf(who, len, "%s is mounted",
+					 s->name[i]);
+				busy = true;
+			}
+	}
+	if (mi)
+		fclose(mi);
+
+	proc = opendir("/proc");
+	while (proc && !busy && (pe = readdir(proc))) {
+		if (pe->d_name[0] < '1' || pe->d_name[0] > '9')
+			continue;
+		snprintf(p, sizeof(p), "/proc/%s/fd", pe->d_name);
+		fds = opendir(p);
+		while (fds && !busy && (fe = readdir(fds))) {
+			if (fe->d_name[0] == '.')
+				continue;
+			snprintf(p, sizeof(p), "/proc/%s/fd/%s", pe->d_name,
+				 fe->d_name);
+			if (stat(p, &st) ||
+			    !(S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)))
+				continue;
+			for (int i = 0; i < s->n; i++) {
+				char comm[64] = "?";
+
+				if (st.st_rdev != s->t[i])
+					continue;
+				snprintf(p, sizeof(p), "/proc/%s/comm",
+					 pe->d_name);
+				sysfs_read(p, comm, sizeof(comm));
+				snprintf(who, len, "%s is open in process %s (%s)",
+					 s->name[i], pe->d_name, comm);
+				busy = true;
+				break;
+			}
+		}
+		if (fds)
+			closedir(fds);
+	}
+	if (proc)
+		closedir(proc);
+	return busy;
+}
+
+/* Holders (dm, md) of the function's block devices. */
+static bool has_holders(const char *dir, int depth, char *who, size_t len)
+{
+	struct dirent *de;
+	char p[PATH_MAX];
+	bool busy = false;
+	DIR *d;
+
+	if (depth > 4)
+		return false;
+	d = opendir(dir);
+	if (!d)
+		return false;
+	while (!busy && (de = readdir(d))) {
+		if (de->d_name[0] == '.' || de->d_type != DT_DIR)
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+		if (!strcmp(de->d_name, "holders")) {
+			DIR *h = opendir(p);
+			struct dirent *he;
+
+			while (h && (he = readdir(h)))
+				if (he->d_name[0] != '.') {
+					snprintf(who, len, "%s is held by %s",
+						 dir, he->d_name);
+					busy = true;
+					break;
+				}
+			if (h)
+				closedir(h);
+		} else {
+			busy = has_holders(p, depth + 1, who, len);
+		}
+	}
+	closedir(d);
+	return busy;
+}
+
+static bool function_in_use(const char *bdf, char *who, size_t len)
+{
+	struct devt_set s = { 0 };
+	char dir[PATH_MAX];
+
+	snprintf(dir, sizeof(dir), PCI_DEVICES "/%s", bdf);
+	collect_devts(dir, 0, &s);
+	collect_vfio_group(bdf, &s);
+	return devts_in_use(&s, who, len) || has_holders(dir, 0, who, len);
+}
+
+static int rebind(const char *bdf, const char *override, const char *cur)
+{
+	char p[PATH_MAX];
+	int err;
+
+	snprintf(p, sizeof(p), PCI_DEVICES "/%s/driver_override", bdf);
+	err = sysfs_write(p, override[0] ? override : "\n");
+	if (err)
+		return fail(hba_exit_from_errno(err),
+			    "%s: cannot write driver_override: %s", bdf,
+			    strerror(-err));
+	if (cur[0]) {
+		snprintf(p, sizeof(p), PCI_DEVICES "/%s/driver/unbind", bdf);
+		err = sysfs_write(p, bdf);
+		if (err)
+			return fail(hba_exit_from_errno(err),
+				    "%s: cannot unbind from %s: %s", bdf, cur,
+				    strerror(-err));
+	}
+	/* Probing fails with ENODEV when no driver wants it: not an error. */
+	err = sysfs_write("/sys/bus/pci/drivers_probe", bdf);
+	if (err && err != -ENODEV && err != -EINVAL)
+		return fail(hba_exit_from_errno(err),
+			    "%s: drivers_probe: %s", bdf, strerror(-err));
+	return 0;
+}
+
+static int check_vf(const char *cmd, const char *bdf)
+{
+	char p[PATH_MAX];
+	struct stat st;
+
+	if (!valid_bdf(bdf))
+		return usage_error("dev %s: \"%s\" is not a PCI address (DDDD:BB:DD.F)",
+				   cmd, bdf);
+	if (!pci_exists(bdf))
+		return fail(HBAMIG_EXIT_NODEV, "dev %s: no PCI device %s",
+			    cmd, bdf);
+	snprintf(p, sizeof(p), PCI_DEVICES "/%s/physfn", bdf);
+	if (lstat(p, &st))
+		return fail(HBAMIG_EXIT_NOTSUPP,
+			    "dev %s: %s is not an SR-IOV virtual function",
+			    cmd, bdf);
+	return 0;
+}
+
+static void print_binding(const char *bdf, const char *drv)
+{
+	if (hba_out.json) {
+		out_obj_start(NULL);
+		out_str("bdf", bdf);
+		if (drv[0])
+			out_str("driver", drv);
+		else
+			out_null("driver");
+		out_obj_end();
+		out_eol();
+	} else {
+		printf("%s: driver %s\n", bdf, drv[0] ? drv : "none");
+	}
+}
+
+static int dev_bind(int argc, char **argv)
+{
+	char cur[64], who[PATH_MAX + 128];
+	struct stat st;
+	const char *bdf;
+	int ret;
+
+	if (argc < 2 || is_help(argv[1])) {
+		dev_usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? HBAMIG_EXIT_USAGE : HBAMIG_EXIT_OK;
+	}
+	if (argc > 2)
+		return usage_error("dev bind: unexpected \"%s\"", argv[2]);
+	bdf = argv[1];
+	ret = check_vf("bind", bdf);
+	if (ret)
+		return ret;
+	if (stat("/sys/bus/pci/drivers/" EMUHBA_DRIVER, &st))
+		return fail(HBAMIG_EXIT_NOMOD,
+			    "dev bind: the emuhba driver is not loaded");
+	ret = pci_driver_of(bdf, cur, sizeof(cur));
+	if (ret)
+		return fail(HBAMIG_EXIT_FAIL, "dev bind: %s: %s", bdf,
+			    strerror(-ret));
+	if (!strcmp(cur, EMUHBA_DRIVER)) {
+		print_binding(bdf, cur);
+		return HBAMIG_EXIT_OK;
+	}
+	if (cur[0] && function_in_use(bdf, who, sizeof(who)))
+		return fail(HBAMIG_EXIT_BUSY,
+			    "dev bind: %s (driver %s) is in use: %s", bdf, cur,
+			    who);
+	ret = rebind(bdf, EMUHBA_DRIVER, cur);
+	if (ret)
+		return ret;
+	pci_driver_of(bdf, cur, sizeof(cur));
+	if (strcmp(cur, EMUHBA_DRIVER))
+		return fail(HBAMIG_EXIT_FAIL,
+			    "dev bind: %s did not bind to emuhba (now %s; see the kernel log)",
+			    bdf, cur[0] ? cur : "unbound");
+	print_binding(bdf, cur);
+	return HBAMIG_EXIT_OK;
+}
+
+static int dev_unbind(int argc, char **argv)
+{
+	char cur[64], who[PATH_MAX + 128];
+	const char *bdf, *to = "";
+	struct hba_nlerr err;
+	struct hba_genl g;
+	struct hba_msg m;
+	int ret;
+
+	if (argc < 2 || is_help(argv[1])) {
+		dev_usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? HBAMIG_EXIT_USAGE : HBAMIG_EXIT_OK;
+	}
+	bdf = argv[1];
+	if (argc == 4 && !strcmp(argv[2], "driver"))
+		to = !strcmp(argv[3], "none") ? "none" : argv[3];
+	else if (argc != 2)
+		return usage_error("dev unbind: expected \"dev unbind BDF [driver NAME|none]\"");
+	ret = check_vf("unbind", bdf);
+	if (ret)
+		return ret;
+	ret = pci_driver_of(bdf, cur, sizeof(cur));
+	if (ret)
+		return fail(HBAMIG_EXIT_FAIL, "dev unbind: %s: %s", bdf,
+			    strerror(-ret));
+	if (strcmp(cur, EMUHBA_DRIVER))
+		return fail(HBAMIG_EXIT_FAIL,
+			    "dev unbind: %s is bound to %s, not emuhba", bdf,
+			    cur[0] ? cur : "no driver");
+
+	/* The driver's own view first: a VMM may hold it, or it may be emulated. */
+	ret = hba_genl_open(&g);
+	if (ret)
+		return ret;
+	ret = adapter_get(&g, bdf, &m, &err);
+	hba_genl_close(&g);
+	if (ret)
+		return hba_report_nlerr("dev unbind", &err);
+	if (m.open)
+		return fail(HBAMIG_EXIT_BUSY,
+			    "dev unbind: %s is open by a VFIO user (a VMM)", bdf);
+	if (m.mode != EMUHBA_ADAPTER_MODE_DIRECT)
+		return fail(HBAMIG_EXIT_BUSY,
+			    "dev unbind: %s is in %s mode", bdf,
+			    hba_mode_name(m.mode));
+	if (function_in_use(bdf, who, sizeof(who)))
+		return fail(HBAMIG_EXIT_BUSY, "dev unbind: %s is in use: %s",
+			    bdf, who);
+	ret = rebind(bdf, to, cur);
+	if (ret)
+		return ret;
+	pci_driver_of(bdf, cur, sizeof(cur));
+	print_binding(bdf, cur);
+	return HBAMIG_EXIT_OK;
+}
+
+int do_dev(int argc, char **argv)
+{
+	argc--;
+	argv++;
+	if (argc < 1)
+		return dev_show(1, (char *[]){ "show", NULL });
+	if (is_help(argv[0])) {
+		dev_usage(stdout);
+		return HBAMIG_EXIT_OK;
+	}
+	if (matches(argv[0], "show") || matches(argv[0], "list"))
+		return dev_show(argc, argv);
+	if (matches(argv[0], "set"))
+		return dev_set(argc, argv);
+	if (matches(argv[0], "bind"))
+		return dev_bind(argc, argv);
+	if (matches(argv[0], "unbind"))
+		return dev_unbind(argc, argv);
+	return usage_error("dev: unknown command \"%s\"", argv[0]);
+}
