@@ -250,6 +250,9 @@ int emu_img_export(struct emu_nvme_ctrl *ctrl, void *buf, size_t cap,
 
 	if (ctrl->nr_inflight)
 		return -EBUSY;
+	/* Only a running model has consistent positions to export. */
+	if (ctrl->mode != EMU_NVME_MODE_RUN)
+		return -EINVAL;
 	if (cap < EMU_IMG_HDR_LEN)
 		return -ENOSPC;
 	emu_w_header(&w, opts & EMU_IMG_EXPORT_V1_0 ? 0 : EMU_IMG_MINOR, 0);
@@ -785,18 +788,39 @@ static int emu_d_sections(struct emu_dec *d, const u8 *b, size_t len,
 	return 0;
 }
 
+static int emu_d_state(struct emu_dec *d, const struct emu_nvme_state *st);
+
 static int emu_d_check(struct emu_dec *d, struct emu_nvme_state *st)
 {
 	static const u16 need[] = { EMU_IMG_SEC_REGS, EMU_IMG_SEC_QUEUES,
 		EMU_IMG_SEC_FEATURES, EMU_IMG_SEC_AER, EMU_IMG_SEC_DBBUF,
 		EMU_IMG_SEC_IDENTITY };
-	const struct emu_nvme_regs *rg = &st->regs;
-	u32 mqes = emu_mqes(st), mps, i, q;
-	bool en = rg->cc & EMU_CC_EN;
+	u32 i;
 
 	for (i = 0; i < EMU_ARRAY_SIZE(need); i++)
 		if (!(d->seen & EMU_BIT(need[i])))
 			return emu_bad(d, "section", "missing", need[i]);
+	return emu_d_state(d, st);
+}
+
+/*
+ * The invariants the running model relies on. Shared by the image decoder
+ * and by takeover (state learned by observing a VF).
+ */
+int emu_nvme_state_check(const struct emu_nvme_state *st, char *err,
+			 size_t errlen)
+{
+	struct emu_dec d = { .err = err, .errlen = errlen };
+
+	return emu_d_state(&d, st);
+}
+
+static int emu_d_state(struct emu_dec *d, const struct emu_nvme_state *st)
+{
+	const struct emu_nvme_regs *rg = &st->regs;
+	u32 mqes = emu_mqes(st), mps, i, q, aerl;
+	bool en = rg->cc & EMU_CC_EN;
+	const struct emu_nvme_idpage *c = NULL;
 	if (rg->cc & ~0x01fffff1U)
 		return emu_bad(d, "regs.cc", "reserved bits", rg->cc);
 	if (rg->csts & ~0x1fU)
@@ -877,6 +901,22 @@ static int emu_d_check(struct emu_dec *d, struct emu_nvme_state *st)
 		if (i >= st->id.nr_vectors && st->feat.ivc[i] != i)
 			return emu_bad(d, "features.ivc",
 				       "vector beyond nr_vectors", i);
+	for (i = 0; i < EMU_NVME_MAX_IDPAGES; i++)
+		if (st->id.pages[i].valid && st->id.pages[i].cns == EMU_CNS_CTRL)
+			c = &st->id.pages[i];
+	if (!c)
+		return emu_bad(d, "identity.page", "no Identify Controller page",
+			       EMU_NOVAL);
+	/* AERL comes from the identity. */
+	aerl = c->data[EMU_IDC_AERL];
+	if (st->aer.nr_cid > aerl + 1 || st->aer.nr_cid > EMU_NVME_MAX_AER)
+		return emu_bad(d, "aer.nr_cid", "exceeds AERL", st->aer.nr_cid);
+	if (st->aer.nr_events > EMU_NVME_MAX_EVENTS)
+		return emu_bad(d, "aer.nr_events", "too many",
+			       st->aer.nr_events);
+	if (st->logs.nr_changed_ns > EMU_NVME_MAX_NS)
+		return emu_bad(d, "logs.nr_changed_ns", "too many",
+			       st->logs.nr_changed_ns);
 	return 0;
 }
 
@@ -886,7 +926,7 @@ int emu_img_import(struct emu_nvme_ctrl *ctrl, const void *img, size_t len,
 	struct emu_dec d = { .err = err, .errlen = errlen };
 	struct emu_nvme_state *stage = &ctrl->stage;
 	const u8 *b = img;
-	u32 flags, aerl;
+	u32 flags;
 	int ret;
 
 	if (err && errlen)
@@ -911,17 +951,6 @@ int emu_img_import(struct emu_nvme_ctrl *ctrl, const void *img, size_t len,
 		ret = emu_d_check(&d, stage);
 	if (ret)
 		return ret;
-	{
-		/* AERL comes from the identity just decoded. */
-		struct emu_nvme_idpage *c = emu_nvme_find_id(stage,
-							     EMU_CNS_CTRL, 0,
-							     0);
-
-		aerl = c ? c->data[EMU_IDC_AERL] : 0;
-		if (stage->aer.nr_cid > aerl + 1)
-			return emu_bad(&d, "aer.nr_cid", "exceeds AERL",
-				       stage->aer.nr_cid);
-	}
 
 	/* Everything validated: commit. */
 	memcpy(&ctrl->st, stage, sizeof(*stage));

@@ -515,7 +515,7 @@ void emu_nvme_async_event(struct emu_nvme_ctrl *ctrl, u8 type, u8 info,
 	u32 aec = ctrl->st.feat.aec;
 	u32 i;
 
-	if (type == EMU_AET_SMART && !(aec & 0xff & EMU_BIT(info)))
+	if (type == EMU_AET_SMART && !(info < 8 && (aec & EMU_BIT(info))))
 		return;
 	if (type == EMU_AET_NOTICE && !(info < 8 && (aec & EMU_BIT(8 + info))))
 		return;
@@ -1026,6 +1026,9 @@ int emu_nvme_takeover(struct emu_nvme_ctrl *ctrl,
 			return -EINVAL;
 		}
 	}
+	/* Check on a copy: a refused takeover leaves the model as it was. */
+	memcpy(&ctrl->stage, st, sizeof(*st));
+	st = &ctrl->stage;
 	for (qid = 0; qid < EMU_NVME_NR_Q; qid++) {
 		const struct emu_nvme_qpos *p = &pos->q[qid];
 
@@ -1039,10 +1042,16 @@ int emu_nvme_takeover(struct emu_nvme_ctrl *ctrl,
 			st->cq[qid].phase = p->cq_phase;
 		}
 	}
-	emu_nvme_refresh_identity(ctrl);
-	memset(ctrl->vec, 0, sizeof(ctrl->vec));
 	st->regs.csts = (st->regs.csts & ~(EMU_CSTS_CFS | EMU_CSTS_SHST_MASK))
 			| EMU_CSTS_RDY;
+	if (emu_nvme_state_check(st, err, errlen))
+		return -EINVAL;
+	memcpy(&ctrl->st, st, sizeof(*st));
+	emu_nvme_refresh_identity(ctrl);
+	memset(ctrl->vec, 0, sizeof(ctrl->vec));
+	memset(ctrl->sq_inflight, 0, sizeof(ctrl->sq_inflight));
+	memset(ctrl->cq_reserved, 0, sizeof(ctrl->cq_reserved));
+	memset(ctrl->sq_deleting, 0, sizeof(ctrl->sq_deleting));
 	ctrl->mode = EMU_NVME_MODE_RUN;
 	emu_nvme_aer_process(ctrl);
 	return 0;

@@ -788,11 +788,14 @@ void emu_nvme_observe_reg_write(struct emu_nvme_ctrl *ctrl, u32 off,
 		return;
 	if (size == 8 && (off == EMU_REG_ASQ || off == EMU_REG_ACQ)) {
 		if (off == EMU_REG_ASQ)
-			r->asq = val;
+			r->asq = val & ~0xfffULL;
 		else
-			r->acq = val;
+			r->acq = val & ~0xfffULL;
 		return;
 	}
+	/* Bits 11:0 of ASQ and ACQ are reserved. */
+	if (off == EMU_REG_ASQ || off == EMU_REG_ACQ)
+		v &= ~0xfffU;
 	switch (off) {
 	case EMU_REG_INTMS:
 		r->intms |= v;

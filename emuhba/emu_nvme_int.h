@@ -165,6 +165,10 @@ void emu_nvme_io_retry(struct emu_nvme_ctrl *ctrl);
 u16 emu_nvme_xfer(struct emu_nvme_ctrl *ctrl, const u8 *sqe, bool admin,
 		  void *buf, u32 len, bool to_guest);
 
+/* emu_img.c: the invariants of a runnable state. */
+int emu_nvme_state_check(const struct emu_nvme_state *st, char *err,
+			 size_t errlen);
+
 /* Small portable message formatting for rejection reasons. */
 void emu_msg(char *err, size_t errlen, const char *field, const char *why,
 	     u64 val);
