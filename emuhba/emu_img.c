@@ -821,6 +821,7 @@ static int emu_d_state(struct emu_dec *d, const struct emu_nvme_state *st)
 	u32 mqes = emu_mqes(st), mps, i, q, aerl;
 	bool en = rg->cc & EMU_CC_EN;
 	const struct emu_nvme_idpage *c = NULL;
+
 	if (rg->cc & ~0x01fffff1U)
 		return emu_bad(d, "regs.cc", "reserved bits", rg->cc);
 	if (rg->csts & ~0x1fU)
