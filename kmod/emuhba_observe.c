@@ -164,6 +164,9 @@ static void emuhba_obs_work(struct work_struct *work)
 		return;
 
 	mutex_lock(&a->model_lock);
+	/* The model owns the admin queue: there is nothing to observe. */
+	if (emu_nvme_get_mode(a->model) == EMU_NVME_MODE_RUN)
+		n = EMUHBA_OBS_BATCH;
 	while (obs->enabled && !obs->lost && n++ < EMUHBA_OBS_BATCH) {
 		if (emuhba_obs_read(a, obs->acq + (u64)obs->cq_head *
 				    EMUHBA_CQE_SIZE, cqe, sizeof(cqe))) {
@@ -189,7 +192,8 @@ static void emuhba_obs_work(struct work_struct *work)
 				     "admin queue observation lost; switching will be refused until the guest resets the controller\n");
 	mutex_unlock(&a->model_lock);
 	kfree(data);
-	if (n > EMUHBA_OBS_BATCH)
+	if (n > EMUHBA_OBS_BATCH && obs->enabled && !obs->lost &&
+	    emu_nvme_get_mode(a->model) != EMU_NVME_MODE_RUN)
 		queue_work(system_highpri_wq, &obs->work);
 }
 
