@@ -923,6 +923,33 @@ static int emu_sq_process(struct emu_nvme_ctrl *ctrl, u16 qid, int max)
 	return done;
 }
 
+/*
+ * Commands one SQ may issue per arbitration round. With weighted round
+ * robin (CC.AMS = 001b), QPRIO picks the weight from the Arbitration
+ * feature; urgent queues are only limited by the burst.
+ */
+static u32 emu_sq_burst(const struct emu_nvme_ctrl *ctrl, u16 qid, u32 burst)
+{
+	u32 arb = ctrl->st.feat.arb, w;
+
+	if (((ctrl->st.regs.cc >> 11) & 7) != 1)
+		return burst;
+	switch (ctrl->st.sq[qid].qprio) {
+	case 1:
+		w = (arb >> 24) & 0xff;
+		break;
+	case 2:
+		w = (arb >> 16) & 0xff;
+		break;
+	case 3:
+		w = (arb >> 8) & 0xff;
+		break;
+	default:
+		return burst;
+	}
+	return EMU_MIN(burst, w + 1);
+}
+
 int emu_nvme_poll(struct emu_nvme_ctrl *ctrl, int budget)
 {
 	struct emu_nvme_state *st = &ctrl->st;
@@ -947,7 +974,9 @@ int emu_nvme_poll(struct emu_nvme_ctrl *ctrl, int budget)
 			if (!st->sq[qid].valid)
 				continue;
 			n = emu_sq_process(ctrl, qid,
-					   EMU_MIN((int)burst, budget - done));
+					   EMU_MIN((int)emu_sq_burst(ctrl, qid,
+								   burst),
+						   budget - done));
 			if (n) {
 				progress = true;
 				done += n;

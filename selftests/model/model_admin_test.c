@@ -579,4 +579,60 @@ TEST_F(adm, enable_validation)
 	EXPECT_EQ(1, drv_reg(d, EMU_REG_CSTS, 4) & 1);
 }
 
+TEST(weighted_round_robin)
+{
+	struct th th;
+	struct drv d;
+	u8 sqe[64];
+	u64 cap;
+	int q, i;
+
+	th_init(&th, 5);
+	th_new_ctrl(&th);
+	th_load_identity(&th, 12, 2048, 16);
+	cap = emu_nvme_state(th.ctrl)->id.cap | (1ULL << 17);
+	emu_nvme_set_hw(th.ctrl, cap, 0x10400, 17, 16, 16);
+	emu_nvme_start_disabled(th.ctrl);
+	memset(&d, 0, sizeof(d));
+	d.th = &th;
+	ASSERT_EQ(0, drv_enable(&d, 32));
+	/* Switch to WRR: disable, set CC.AMS, enable. */
+	drv_wreg(&d, EMU_REG_CC, drv_reg(&d, EMU_REG_CC, 4) & ~1ULL, 4);
+	ASSERT_EQ(0, drv_wait_csts(&d, 1, 0));
+	drv_wreg(&d, EMU_REG_CC, drv_reg(&d, EMU_REG_CC, 4) | (1U << 11) | 1,
+		 4);
+	ASSERT_EQ(0, drv_wait_csts(&d, 1, 1));
+	ASSERT_EQ(0, drv_bringup(&d, 2, 64, 0, 1));
+	/* Recreate SQ 1 as high priority, SQ 2 as low. */
+	for (q = 1; q <= 2; q++) {
+		drv_sqe(sqe, 0x00, 0);
+		drv_set_dw(sqe, 10, (u32)q);
+		ASSERT_EQ(0, drv_admin(&d, sqe, NULL));
+		drv_sqe(sqe, 0x01, 0);
+		drv_set_prp(sqe, d.q[q].sq, 0);
+		drv_set_dw(sqe, 10, (63U << 16) | (u32)q);
+		drv_set_dw(sqe, 11, ((u32)q << 16) | (q == 1 ? 2 : 6) | 1);
+		ASSERT_EQ(0, drv_admin(&d, sqe, NULL));
+		d.q[q].sq_tail = 0;
+		d.q[q].sq_head = 0;
+	}
+	/* HPW 3 (4 commands), LPW 0 (1 command), no burst limit. */
+	drv_sqe(sqe, 0x09, 0);
+	drv_set_dw(sqe, 10, 0x01);
+	drv_set_dw(sqe, 11, (3U << 24) | (1U << 16) | 7);
+	ASSERT_EQ(0, drv_admin(&d, sqe, NULL));
+	th.sync = 1;
+	for (q = 1; q <= 2; q++)
+		for (i = 0; i < 16; i++) {
+			drv_sqe(sqe, 0x00, 1);
+			drv_submit(&d, (u16)q, sqe);
+		}
+	emu_nvme_poll(th.ctrl, 5);
+	EXPECT_EQ(4, drv_reap(&d, 1));
+	EXPECT_EQ(1, drv_reap(&d, 2));
+	EXPECT_EQ(0, drv_drain(&d, 100));
+	EXPECT_EQ(0, d.errors);
+	th_fini(&th);
+}
+
 TEST_HARNESS_MAIN
