@@ -10,7 +10,7 @@ QUIESCE_SRCS := $(addprefix $(QUIESCE_DIR)/,quiesce.c quiesce_conn.c \
 	quiesce_tcp.c quiesce_tcp_cli.c quiesce_budget.c quiesce_pfc.c \
 	quiesce_rnr.c)
 QUIESCE_CFLAGS := -I$(QUIESCE_DIR) -I$(QUIESCE_OUT)
-QUIESCE_LDLIBS := -lbpf -lelf -lz
+QUIESCE_LDLIBS := -lbpf -lelf -lz -libverbs
 QUIESCE_DEPS := $(QUIESCE_OUT)/quiesce_tcp.skel.h
 
 $(QUIESCE_OUT)/quiesce_tcp.bpf.o: $(QUIESCE_DIR)/bpf/quiesce_tcp.bpf.c \
