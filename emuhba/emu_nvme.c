@@ -238,7 +238,9 @@ int emu_nvme_set_hw(struct emu_nvme_ctrl *ctrl, u64 cap, u32 vs,
 	id->max_sqs = EMU_MIN(max_sqs, EMU_NVME_MAX_QID);
 	id->max_cqs = EMU_MIN(max_cqs, EMU_NVME_MAX_QID);
 	emu_nvme_refresh_identity(ctrl);
-	emu_nvme_feat_defaults(ctrl);
+	/* Defaults derive from the identity; never undo what was learned. */
+	if (!(ctrl->st.regs.cc & EMU_CC_EN))
+		emu_nvme_feat_defaults(ctrl);
 	return 0;
 }
 
@@ -249,7 +251,7 @@ int emu_nvme_load_identify(struct emu_nvme_ctrl *ctrl, u8 cns, u8 csi,
 
 	if (!ret)
 		emu_nvme_refresh_identity(ctrl);
-	if (!ret && cns == EMU_CNS_CTRL)
+	if (!ret && cns == EMU_CNS_CTRL && !(ctrl->st.regs.cc & EMU_CC_EN))
 		emu_nvme_feat_defaults(ctrl);
 	return ret;
 }
