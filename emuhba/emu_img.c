@@ -198,12 +198,20 @@ static void emu_w_queues(struct emu_w *w, const struct emu_nvme_state *st,
 	emu_sec_end(w, at, nsec);
 }
 
-static void emu_w_features(struct emu_w *w, const struct emu_nvme_state *st,
+static void emu_w_features(struct emu_w *w, struct emu_nvme_ctrl *ctrl,
 			   u32 *nsec)
 {
+	const struct emu_nvme_state *st = &ctrl->st;
 	const struct emu_nvme_features *f = &st->feat;
 	size_t at = emu_sec_begin(w, EMU_IMG_SEC_FEATURES, EMU_IMG_S_CRITICAL);
 	u16 nivc = 0, v, t;
+	u64 ts = 0;
+
+	/* The timestamp travels as its current value; bit 63: host set it. */
+	if (f->ts_set_ns)
+		ts = (f->ts_value + (ctrl->ops->now_ns(ctrl->host) -
+				     f->ts_set_ns) / 1000000) |
+		     (1ULL << 63);
 
 	emu_w32(w, f->arb);
 	emu_w32(w, f->pm);
@@ -223,7 +231,7 @@ static void emu_w_features(struct emu_w *w, const struct emu_nvme_state *st,
 		emu_w16(w, f->temp_thr[t][0]);
 		emu_w16(w, f->temp_thr[t][1]);
 	}
-	emu_w64(w, f->ts_value);
+	emu_w64(w, ts);
 	for (t = 0; t < 32; t++)
 		emu_w64(w, f->apst[t]);
 	emu_wbytes(w, f->hbs, sizeof(f->hbs));
@@ -267,7 +275,7 @@ int emu_img_export(struct emu_nvme_ctrl *ctrl, void *buf, size_t cap,
 	emu_sec_end(&w, at, &nsec);
 
 	emu_w_queues(&w, st, &nsec);
-	emu_w_features(&w, st, &nsec);
+	emu_w_features(&w, ctrl, &nsec);
 
 	at = emu_sec_begin(&w, EMU_IMG_SEC_AER, EMU_IMG_S_CRITICAL);
 	emu_w8(&w, st->aer.nr_cid);
@@ -560,6 +568,9 @@ static int emu_d_features(struct emu_dec *d, struct emu_r *r,
 		f->temp_thr[t][1] = emu_r16(r);
 	}
 	f->ts_value = emu_r64(r);
+	/* Marks "set by the host"; emu_img_import() restarts the clock. */
+	f->ts_set_ns = f->ts_value >> 63;
+	f->ts_value &= 0xffffffffffffULL;
 	for (t = 0; t < 32; t++)
 		f->apst[t] = emu_r64(r);
 	hbs = emu_rbytes(r, sizeof(f->hbs));
@@ -955,6 +966,8 @@ int emu_img_import(struct emu_nvme_ctrl *ctrl, const void *img, size_t len,
 
 	/* Everything validated: commit. */
 	memcpy(&ctrl->st, stage, sizeof(*stage));
+	if (ctrl->st.feat.ts_set_ns)
+		ctrl->st.feat.ts_set_ns = ctrl->ops->now_ns(ctrl->host) | 1;
 	memset(ctrl->sq_inflight, 0, sizeof(ctrl->sq_inflight));
 	memset(ctrl->cq_reserved, 0, sizeof(ctrl->cq_reserved));
 	memset(ctrl->sq_deleting, 0, sizeof(ctrl->sq_deleting));

@@ -375,7 +375,7 @@ static u16 emu_feat_set(struct emu_nvme_ctrl *ctrl, const u8 *sqe,
 	case EMU_FEAT_TIMESTAMP:
 		if (data) {
 			f->ts_value = emu_get_le64(data) & 0xffffffffffffULL;
-			f->ts_set_ns = ctrl->ops->now_ns(ctrl->host);
+			f->ts_set_ns = ctrl->ops->now_ns(ctrl->host) | 1;
 		}
 		break;
 	case EMU_FEAT_KATO:

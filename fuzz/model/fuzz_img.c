@@ -34,6 +34,7 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 		abort();
 	/* Timestamp bookkeeping is host time, not state. */
 	first.feat.ts_set_ns = emu_nvme_state(fh->ctrl)->feat.ts_set_ns;
+	first.feat.ts_value = emu_nvme_state(fh->ctrl)->feat.ts_value;
 	if (memcmp(&first, emu_nvme_state(fh->ctrl), sizeof(first)))
 		abort();
 	/* And the controller keeps working on whatever was loaded. */

@@ -256,6 +256,31 @@ TEST_F(img, unknown_sections_and_older_minor)
 				    sizeof(err)));
 }
 
+TEST_F(img, timestamp_runs_on_across_migration)
+{
+	u64 p = th_alloc(&self->th, 4096, 4096);
+	u8 *b = th_ptr(&self->th, p), sqe[64];
+	struct stream s;
+
+	drv_sqe(sqe, 0x09, 0);
+	drv_set_dw(sqe, 10, 0x0e);
+	drv_set_prp(sqe, p, 0);
+	emu_put_le64(b, 7000000);
+	ASSERT_EQ(0, drv_admin(&self->d, sqe, NULL));
+	self->th.now += 3000000000ULL;
+	stream_init(&s, &self->d);
+	ASSERT_EQ(0, stream_migrate(&s, NULL));
+	self->th.now += 2000000000ULL;
+	memset(b, 0, 8);
+	sqe[0] = 0x0a;
+	ASSERT_EQ(0, drv_admin(&self->d, sqe, NULL));
+	/* 7000 s + 3 s before and 2 s after the migration */
+	EXPECT_GE(emu_get_le64(b) & 0xffffffffffffULL, 7005000ULL);
+	EXPECT_LT(emu_get_le64(b) & 0xffffffffffffULL, 7006000ULL);
+	EXPECT_EQ(2, b[6]);
+	stream_fini(&s);
+}
+
 static int read_file(const char *path, u8 *b, int cap)
 {
 	int fd = open(path, O_RDONLY), n;
