@@ -974,6 +974,7 @@ int emu_img_import(struct emu_nvme_ctrl *ctrl, const void *img, size_t len,
 	memset(ctrl->vec, 0, sizeof(ctrl->vec));
 	ctrl->resetting = 0;
 	ctrl->shutting = 0;
+	ctrl->ei_len = 0;
 	ctrl->nssr_pending = 0;
 	emu_nvme_refresh_identity(ctrl);
 	d.seen = 0;

@@ -347,6 +347,7 @@ void emu_nvme_queue_reset(struct emu_nvme_ctrl *ctrl)
 	memset(ctrl->vec, 0, sizeof(ctrl->vec));
 	memset(&st->aer, 0, sizeof(st->aer));
 	memset(&st->dbbuf, 0, sizeof(st->dbbuf));
+	ctrl->ei_len = 0;
 	emu_nvme_feat_defaults(ctrl);
 }
 
@@ -848,7 +849,7 @@ static void emu_dbbuf_eventidx(struct emu_nvme_ctrl *ctrl)
 {
 	struct emu_nvme_state *st = &ctrl->st;
 	u8 *b = ctrl->db_buf;
-	u32 qid;
+	u32 qid, len;
 
 	if (emu_db_stride(ctrl) != 4)
 		return;
@@ -858,13 +859,21 @@ static void emu_dbbuf_eventidx(struct emu_nvme_ctrl *ctrl)
 	 * doorbells learns about new work without polling memory.
 	 */
 	memset(b, 0, 8);
-	for (qid = 1; qid < EMU_NVME_NR_Q; qid++) {
+	for (qid = 1, len = 8; qid < EMU_NVME_NR_Q; qid++) {
 		emu_put_le32(b + 8 * qid, st->sq[qid].valid ? st->sq[qid].tail :
 			     0);
 		emu_put_le32(b + 8 * qid + 4, st->cq[qid].valid ?
 			     st->cq[qid].head : 0);
+		if (st->sq[qid].valid || st->cq[qid].valid)
+			len = 8 * (qid + 1);
 	}
-	ctrl->ops->dma_write(ctrl->host, st->dbbuf.eis, b, 8 * EMU_NVME_NR_Q);
+	/* Unchanged values are not written: each write dirties a page. */
+	if (ctrl->ei_len == len && !memcmp(ctrl->ei_cache, b, len))
+		return;
+	if (!ctrl->ops->dma_write(ctrl->host, st->dbbuf.eis, b, len)) {
+		memcpy(ctrl->ei_cache, b, len);
+		ctrl->ei_len = len;
+	}
 }
 
 /* Queue processing ----------------------------------------------------- */
@@ -975,10 +984,9 @@ int emu_nvme_poll(struct emu_nvme_ctrl *ctrl, int budget)
 			qid = (u16)(1 + (ctrl->rr_next + i) % EMU_NVME_MAX_QID);
 			if (!st->sq[qid].valid)
 				continue;
+			n = (int)emu_sq_burst(ctrl, qid, burst);
 			n = emu_sq_process(ctrl, qid,
-					   EMU_MIN((int)emu_sq_burst(ctrl, qid,
-								   burst),
-						   budget - done));
+					   EMU_MIN(n, budget - done));
 			if (n) {
 				progress = true;
 				done += n;
@@ -1078,6 +1086,7 @@ int emu_nvme_takeover(struct emu_nvme_ctrl *ctrl,
 	if (emu_nvme_state_check(st, err, errlen))
 		return -EINVAL;
 	memcpy(&ctrl->st, st, sizeof(*st));
+	ctrl->ei_len = 0;
 	emu_nvme_refresh_identity(ctrl);
 	memset(ctrl->vec, 0, sizeof(ctrl->vec));
 	memset(ctrl->sq_inflight, 0, sizeof(ctrl->sq_inflight));

@@ -691,6 +691,7 @@ static u16 emu_dbbuf_config(struct emu_nvme_ctrl *ctrl, const u8 *sqe,
 	ctrl->st.dbbuf.dbs = dbs;
 	ctrl->st.dbbuf.eis = eis;
 	ctrl->st.dbbuf.enabled = 1;
+	ctrl->ei_len = 0;
 	if (!observe)
 		emu_dbbuf_init(ctrl);
 	return EMU_SC_SUCCESS;

@@ -128,6 +128,8 @@ struct emu_nvme_ctrl {
 	u8 scratch[EMU_NVME_PAGE];
 	u8 sqe_buf[EMU_NVME_SQE * 8];
 	u8 db_buf[8 * EMU_NVME_NR_Q];
+	u8 ei_cache[8 * EMU_NVME_NR_Q];	/* EventIdx last written */
+	u32 ei_len;			/* 0: nothing written yet */
 	struct emu_nvme_req reqs[EMU_NVME_MAX_REQS];
 };
 
