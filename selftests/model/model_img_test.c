@@ -521,4 +521,163 @@ TEST(observe_then_takeover)
 	th_fini(&th);
 }
 
+static void obs_cmd(struct emu_nvme_ctrl *c, u8 opc, u16 cid, u32 nsid,
+		    u32 dw10, u32 dw11, u64 prp1, u64 prp2, u16 status,
+		    u32 dw0, const void *data, u32 len)
+{
+	u8 sqe[64], cqe[16];
+
+	drv_sqe(sqe, opc, nsid);
+	emu_put_le16(sqe + 2, cid);
+	drv_set_dw(sqe, 10, dw10);
+	drv_set_dw(sqe, 11, dw11);
+	drv_set_prp(sqe, prp1, prp2);
+	memset(cqe, 0, sizeof(cqe));
+	emu_put_le32(cqe, dw0);
+	emu_put_le16(cqe + 12, cid);
+	emu_put_le16(cqe + 14, (u16)(status << 1));
+	emu_nvme_observe_admin(c, sqe, NULL, NULL, 0);
+	if (opc != 0x0c)
+		emu_nvme_observe_admin(c, sqe, cqe, data, len);
+}
+
+/* The glue's view: synthetic admin traffic of a VF, fed to the observer. */
+TEST(observer_learns_everything)
+{
+	const struct emu_nvme_state *st;
+	struct emu_nvme_positions pos;
+	struct emu_nvme_limits lim;
+	struct emu_nvme_ctrl *c;
+	struct drv d;
+	struct th th;
+	static u8 page[4096];
+	u8 sqe[64], cqe[16];
+	char err[200];
+	u32 dw0;
+	int i;
+
+	th_init(&th, 9);
+	c = th_new_ctrl(&th);
+	emu_nvme_set_hw(c, 2047 | (1ULL << 16) | (1ULL << 37) |
+			(4ULL << 52), 0x10400, 17, 8, 8);
+	emu_nvme_observe_reg_write(c, EMU_REG_AQA, 0x001f001f, 4);
+	emu_nvme_observe_reg_write(c, EMU_REG_ASQ, TH_MEM_BASE + 0x10fff, 8);
+	emu_nvme_observe_reg_write(c, EMU_REG_ACQ, TH_MEM_BASE + 0x11000, 4);
+	emu_nvme_observe_reg_write(c, EMU_REG_ACQ + 4, 0, 4);
+	emu_nvme_observe_reg_write(c, EMU_REG_INTMS, 6, 4);
+	emu_nvme_observe_reg_write(c, EMU_REG_INTMC, 2, 4);
+	emu_nvme_observe_reg_write(c, EMU_REG_CC, (6U << 16) | (4U << 20) | 1,
+				   4);
+	st = emu_nvme_state(c);
+	EXPECT_EQ(TH_MEM_BASE + 0x10000, st->sq[0].base);
+	EXPECT_EQ(32, st->cq[0].size);
+	EXPECT_EQ(4, st->regs.intms);
+	emu_nvme_observe_reg_write(c, EMU_REG_INTMC, 4, 4);
+	th_idctrl_page(page);
+	page[265] = 1;				/* APSTA */
+	obs_cmd(c, 0x06, 1, 0, 1, 0, TH_MEM_BASE, 0, 0, 0, page, 4096);
+	th_idns_page(page, 12);
+	obs_cmd(c, 0x06, 2, 1, 0, 0, TH_MEM_BASE, 0, 0, 0, page, 4096);
+	obs_cmd(c, 0x09, 3, 0, 0x07, 0x00070007, 0, 0, 0, 0x00030003, NULL, 0);
+	obs_cmd(c, 0x09, 4, 0, 0x08, 0x0105, 0, 0, 0, 0, NULL, 0);
+	obs_cmd(c, 0x09, 5, 0, 0x0b, 0x100, 0, 0, 0, 0, NULL, 0);
+	memset(page, 0, 256);
+	page[8] = 0x18;
+	obs_cmd(c, 0x09, 6, 0, 0x0c, 1, TH_MEM_BASE, 0, 0, 0, page, 256);
+	obs_cmd(c, 0x0a, 7, 0, 0x06, 0, 0, 0, 0, 0, NULL, 0);
+	obs_cmd(c, 0x0a, 8, 0, 0x04, 1U << 20, 0, 0, 0, 17, NULL, 0);
+	obs_cmd(c, 0x0a, 9, 0, 0x09, 2, 0, 0, 0, (1U << 16) | 2, NULL, 0);
+	/* A refused command teaches nothing. */
+	obs_cmd(c, 0x09, 10, 0, 0x0f, 999, 0, 0, 0x02, 0, NULL, 0);
+	for (i = 1; i <= 3; i++) {
+		obs_cmd(c, 0x05, 11, 0, (63U << 16) | (u32)i, ((u32)i << 16) | 3,
+			TH_MEM_BASE + 0x20000 + 0x1000 * (u64)i, 0, 0, 0, NULL, 0);
+		obs_cmd(c, 0x01, 12, 0, (63U << 16) | (u32)i,
+			((u32)i << 16) | 1,
+			TH_MEM_BASE + 0x30000 + 0x1000 * (u64)i, 0, 0, 0, NULL, 0);
+	}
+	obs_cmd(c, 0x00, 13, 0, 3, 0, 0, 0, 0, 0, NULL, 0);
+	obs_cmd(c, 0x04, 14, 0, 3, 0, 0, 0, 0, 0, NULL, 0);
+	obs_cmd(c, 0x7c, 15, 0, 0, 0, TH_MEM_BASE + 0x40000,
+		TH_MEM_BASE + 0x41000, 0, 0, NULL, 0);
+	/* Two AERs go out, one comes back with a notice. */
+	obs_cmd(c, 0x0c, 20, 0, 0, 0, 0, 0, 0, 0, NULL, 0);
+	obs_cmd(c, 0x0c, 21, 0, 0, 0, 0, 0, 0, 0, NULL, 0);
+	drv_sqe(sqe, 0x0c, 0);
+	emu_put_le16(sqe + 2, 20);
+	memset(cqe, 0, sizeof(cqe));
+	emu_put_le32(cqe, 0x040002);
+	emu_put_le16(cqe + 12, 20);
+	emu_nvme_observe_admin(c, sqe, cqe, NULL, 0);
+	EXPECT_EQ(1, st->aer.nr_cid);
+	EXPECT_EQ(21, st->aer.cid[0]);
+	EXPECT_EQ(1 << 2, st->aer.masked);
+	obs_cmd(c, 0x02, 22, 0, (1023U << 16) | 0x04, 0, TH_MEM_BASE, 0, 0, 0,
+		page, 4096);
+	EXPECT_EQ(0, st->aer.masked);
+
+	EXPECT_EQ(0x00030003, st->feat.nq);
+	EXPECT_EQ(0x0105, st->feat.irq_coal);
+	EXPECT_EQ(0x100, st->feat.aec);
+	EXPECT_EQ(1, st->feat.apst_en);
+	EXPECT_EQ(0x18, st->feat.apst[1]);
+	EXPECT_EQ(0, st->feat.vwc);
+	EXPECT_EQ(17, st->feat.temp_thr[0][1]);
+	EXPECT_EQ((1U << 16) | 2, st->feat.ivc[2]);
+	EXPECT_EQ(0, st->feat.kato);
+	EXPECT_EQ(1, st->sq[2].valid);
+	EXPECT_EQ(0, st->sq[3].valid);
+	EXPECT_EQ(0, st->cq[3].valid);
+	EXPECT_EQ(1, st->dbbuf.enabled);
+	emu_nvme_get_limits(c, &lim);
+	EXPECT_EQ(1, lim.nr_ns);
+	EXPECT_EQ(0x10, lim.ns[0].nguid[0]);
+	EXPECT_EQ(7, lim.mdts);
+
+	/* Take over and answer as the VF did. */
+	memset(&pos, 0, sizeof(pos));
+	pos.q[0].sq_head = pos.q[0].sq_tail = 23;
+	pos.q[0].cq_tail = 23;
+	pos.q[0].cq_head = 23;
+	pos.q[0].cq_phase = 1;
+	for (i = 1; i <= 2; i++)
+		pos.q[i].cq_phase = 1;
+	ASSERT_EQ(0, emu_nvme_takeover(c, &pos, err, sizeof(err))) {
+		TH_LOG("%s", err);
+	}
+	memset(&d, 0, sizeof(d));
+	d.th = &th;
+	d.q[0].size = 32;
+	d.q[0].sq = st->sq[0].base;
+	d.q[0].cq = st->cq[0].base;
+	d.q[0].sq_tail = d.q[0].sq_head = 23;
+	d.q[0].cq_head = 23;
+	d.q[0].phase = 1;
+	drv_sqe(sqe, 0x0a, 0);
+	drv_set_dw(sqe, 10, 0x08);
+	ASSERT_EQ(0, drv_admin(&d, sqe, &dw0));
+	EXPECT_EQ(0x0105, dw0);
+	drv_sqe(sqe, 0x0a, 0);
+	drv_set_dw(sqe, 10, 0x0c);
+	drv_set_prp(sqe, TH_MEM_BASE + 0x50000, 0);
+	ASSERT_EQ(0, drv_admin(&d, sqe, &dw0));
+	EXPECT_EQ(1, dw0);
+	EXPECT_EQ(0x18, ((u8 *)th_ptr(&th, TH_MEM_BASE + 0x50000))[8]);
+	/* The outstanding AER (CID 21) carries the next event. */
+	d.q[0].cmd[21].busy = 1;
+	d.q[0].outstanding++;
+	d.aer_cid = 21;
+	emu_nvme_ns_changed(c, 1);
+	drv_reap(&d, 0);
+	EXPECT_EQ(1, d.aer_done);
+	EXPECT_EQ(0x040002, d.aer_dw0);
+	EXPECT_EQ(0, d.errors);
+	/* Handed back, a reset of the VF clears what was learned. */
+	ASSERT_EQ(0, emu_nvme_handback(c));
+	emu_nvme_observe_reg_write(c, EMU_REG_NSSR, EMU_NSSR_MAGIC, 4);
+	EXPECT_EQ(0, st->sq[1].valid);
+	EXPECT_EQ(0, st->sq[0].valid);
+	th_fini(&th);
+}
+
 TEST_HARNESS_MAIN
