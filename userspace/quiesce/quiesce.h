@@ -92,6 +92,9 @@ struct quiesce_timer {
 	long		budget_ms;	/* the pause it allows */
 	long		scale_ms;	/* ms per unit of value */
 	bool		extendable;
+	/* Set through NETLINK_ISCSI (iSCSI connection parameter) if > 0. */
+	int		iscsi_param;
+	uint32_t	iscsi_sid, iscsi_cid;
 };
 
 struct quiesce_budget {

@@ -11,8 +11,31 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/socket.h>
+#include <linux/netlink.h>
 
 #include "quiesce.h"
+
+/*
+ * The part of the kernel's struct iscsi_uevent (include/scsi/iscsi_if.h,
+ * not exported as uapi) that ISCSI_UEVENT_SET_PARAM uses: 56 bytes, then
+ * the value as a NUL-terminated string.
+ */
+#define QUIESCE_NETLINK_ISCSI		8
+#define QUIESCE_ISCSI_UEVENT_SET_PARAM	16
+#define QUIESCE_ISCSI_PARAM_PING_TMO	30
+
+struct quiesce_iscsi_uevent {
+	uint32_t	type;
+	uint32_t	iferror;
+	uint64_t	transport_handle;
+	uint32_t	sid;		/* u.set_param */
+	uint32_t	cid;
+	uint32_t	param;
+	uint32_t	len;
+	uint8_t		u_rest[8];
+	uint8_t		r[16];
+};
 
 /* Headroom added when a timer is raised, over the lease it must cover. */
 #define QUIESCE_EXTEND_SLACK_MS	5000
@@ -64,6 +87,73 @@ static int write_long(const char *path, long v)
 	if (fclose(f))
 		ret = -errno;
 	return ret;
+}
+
+/*
+ * open-iscsi exposes noop_out_timeout read-only in sysfs, but the kernel
+ * takes a new value on a live connection through the same netlink message
+ * iscsid uses at login.
+ */
+static int iscsi_set_param(const struct quiesce_timer *t, long v)
+{
+	struct {
+		struct nlmsghdr			nlh;
+		struct quiesce_iscsi_uevent	ev;
+		char				val[24];
+	} m = {};
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	char buf[256] __attribute__((aligned(8)));
+	unsigned long long handle;
+	ssize_t n;
+	int fd, ret;
+	FILE *f;
+
+	/* A kernel pointer printed as %llu: beyond the range of a long. */
+	f = fopen("/sys/class/iscsi_transport/tcp/handle", "r");
+	if (!f)
+		return -ENOENT;
+	ret = fscanf(f, "%llu", &handle);
+	fclose(f);
+	if (ret != 1)
+		return -EINVAL;
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC,
+		    QUIESCE_NETLINK_ISCSI);
+	if (fd < 0)
+		return -errno;
+	snprintf(m.val, sizeof(m.val), "%ld", v);
+	m.ev.type = QUIESCE_ISCSI_UEVENT_SET_PARAM;
+	m.ev.transport_handle = handle;
+	m.ev.sid = t->iscsi_sid;
+	m.ev.cid = t->iscsi_cid;
+	m.ev.param = t->iscsi_param;
+	m.ev.len = strlen(m.val) + 1;
+	m.nlh.nlmsg_len = NLMSG_LENGTH(sizeof(m.ev) + m.ev.len);
+	m.nlh.nlmsg_type = QUIESCE_ISCSI_UEVENT_SET_PARAM;
+	m.nlh.nlmsg_flags = NLM_F_REQUEST;
+	if (sendto(fd, &m, m.nlh.nlmsg_len, 0, (struct sockaddr *)&sa,
+		   sizeof(sa)) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	/* The reply is the event echoed back, its iferror the result. */
+	n = recv(fd, buf, sizeof(buf), 0);
+	ret = -EIO;
+	if (n >= (ssize_t)NLMSG_LENGTH(sizeof(m.ev))) {
+		struct quiesce_iscsi_uevent *ev = NLMSG_DATA((void *)buf);
+		int e = (int)ev->iferror;
+
+		ret = e > -4096 && e <= 0 ? e : -EIO;
+	}
+out:
+	close(fd);
+	return ret;
+}
+
+static int timer_write(const struct quiesce_timer *t, long v)
+{
+	if (t->iscsi_param)
+		return iscsi_set_param(t, v);
+	return write_long(t->path, v);
 }
 
 /*
@@ -162,9 +252,17 @@ static void collect_iscsi(struct quiesce_budget *b, const char *iqn)
 			snprintf(dir, sizeof(dir), "%s/ping_tmo", pat);
 			if (!read_long(buf, &recv) && recv &&
 			    !read_long(dir, &ping) && ping) {
+				struct quiesce_timer *t;
+
 				snprintf(name, sizeof(name),
 					 "%s noop_out_timeout", sess);
-				add(b, name, dir, ping, 1000, false);
+				t = add(b, name, dir, ping, 1000, true);
+				if (t) {
+					t->iscsi_param =
+						QUIESCE_ISCSI_PARAM_PING_TMO;
+					t->iscsi_sid = sid;
+					t->iscsi_cid = 0;
+				}
 			}
 			/* SCSI command timeout of every LUN of the session. */
 			snprintf(pat, sizeof(pat),
@@ -240,7 +338,7 @@ int quiesce_budget_extend(struct quiesce_budget *b, long pause_ms,
 			continue;
 		want = (pause_ms + QUIESCE_EXTEND_SLACK_MS + t->scale_ms - 1) /
 		       t->scale_ms;
-		err = write_long(t->path, want);
+		err = timer_write(t, want);
 		if (err) {
 			*failed = t;
 			quiesce_budget_restore(b);
@@ -261,7 +359,7 @@ void quiesce_budget_restore(struct quiesce_budget *b)
 	for (i = 0; i < b->nr; i++) {
 		if (!changed[i])
 			continue;
-		if (write_long(b->t[i].path, saved[i]))
+		if (timer_write(&b->t[i], saved[i]))
 			fprintf(stderr,
 				"hbamig: quiesce: could not restore %s to %ld\n",
 				b->t[i].path, saved[i]);
