@@ -77,6 +77,8 @@ int quiesce_conns_find(const struct quiesce_selection *s,
 		       struct quiesce_conn *out, int max);
 void quiesce_conn_str(const struct quiesce_conn *c, bool local, char *buf,
 		      size_t len);
+/* Name of the interface @c leaves through (IF_NAMESIZE bytes). */
+int quiesce_conn_oif(const struct quiesce_conn *c, char *ifname);
 
 int quiesce_read_attr(const char *dir, const char *name, char *buf,
 		      size_t len);

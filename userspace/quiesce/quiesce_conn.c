@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <net/if.h>
 #include <sys/socket.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
@@ -392,4 +393,73 @@ void quiesce_conn_str(const struct quiesce_conn *c, bool local, char *buf,
 		snprintf(buf, len, "[%s]:%u", a, local ? c->lport : c->rport);
 	else
 		snprintf(buf, len, "%s:%u", a, local ? c->lport : c->rport);
+}
+
+/*
+ * The interface the kernel routes @c out of (RTM_GETROUTE from its local
+ * address to its peer), for when the caller names none.
+ */
+int quiesce_conn_oif(const struct quiesce_conn *c, char *ifname)
+{
+	struct {
+		struct nlmsghdr	nlh;
+		struct rtmsg	rtm;
+		char		attrs[64];
+	} rq = {};
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	static char buf[8192] __attribute__((aligned(8)));
+	size_t alen = c->family == AF_INET ? 4 : 16;
+	struct rtattr *a;
+	struct nlmsghdr *h;
+	int fd, len, ret = -ENOENT;
+
+	rq.nlh.nlmsg_type = RTM_GETROUTE;
+	rq.nlh.nlmsg_flags = NLM_F_REQUEST;
+	rq.nlh.nlmsg_len = NLMSG_LENGTH(sizeof(rq.rtm));
+	rq.rtm.rtm_family = c->family;
+	rq.rtm.rtm_dst_len = alen * 8;
+	a = (struct rtattr *)((char *)&rq + NLMSG_ALIGN(rq.nlh.nlmsg_len));
+	a->rta_type = RTA_DST;
+	a->rta_len = RTA_LENGTH(alen);
+	memcpy(RTA_DATA(a), c->raddr, alen);
+	rq.nlh.nlmsg_len = NLMSG_ALIGN(rq.nlh.nlmsg_len) + RTA_ALIGN(a->rta_len);
+	a = (struct rtattr *)((char *)&rq + rq.nlh.nlmsg_len);
+	a->rta_type = RTA_SRC;
+	a->rta_len = RTA_LENGTH(alen);
+	memcpy(RTA_DATA(a), c->laddr, alen);
+	rq.rtm.rtm_src_len = alen * 8;
+	rq.nlh.nlmsg_len += RTA_ALIGN(a->rta_len);
+
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	if (fd < 0)
+		return -errno;
+	if (sendto(fd, &rq, rq.nlh.nlmsg_len, 0, (struct sockaddr *)&sa,
+		   sizeof(sa)) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	len = recv(fd, buf, sizeof(buf), 0);
+	for (h = (struct nlmsghdr *)buf; len > 0 && NLMSG_OK(h, (size_t)len);
+	     h = NLMSG_NEXT(h, len)) {
+		struct rtmsg *r = NLMSG_DATA(h);
+		int rlen;
+
+		if (h->nlmsg_type == NLMSG_ERROR) {
+			ret = ((struct nlmsgerr *)r)->error;
+			break;
+		}
+		if (h->nlmsg_type != RTM_NEWROUTE)
+			continue;
+		rlen = RTM_PAYLOAD(h);
+		for (a = RTM_RTA(r); RTA_OK(a, rlen); a = RTA_NEXT(a, rlen)) {
+			if (a->rta_type != RTA_OIF)
+				continue;
+			ret = if_indextoname(*(int *)RTA_DATA(a), ifname) ?
+			      0 : -errno;
+		}
+		break;
+	}
+out:
+	close(fd);
+	return ret;
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <net/if.h>
 
 #include "quiesce.h"
 
@@ -310,6 +311,7 @@ int quiesce_tcp_main(int argc, char **argv, bool json)
 	struct quiesce_budget b;
 	struct quiesce_tcp *q;
 	struct tcp_args a;
+	char oif[IF_NAMESIZE] = "", oif2[IF_NAMESIZE];
 	uint64_t t_paused, t_resume;
 	double held_ms;
 	int i, n, ret, err, sig;
@@ -317,14 +319,23 @@ int quiesce_tcp_main(int argc, char **argv, bool json)
 	ret = parse_tcp_args(argc, argv, &a);
 	if (ret)
 		return ret;
-	if (!a.dev) {
-		fprintf(stderr,
-			"hbamig: quiesce: --dev IFNAME (the interface the connections leave through) is required\n");
-		return QUIESCE_EXIT_USAGE;
-	}
 	n = find(&a, conns);
 	if (n < 0)
 		return n == -ENOENT ? QUIESCE_EXIT_NOTFOUND : QUIESCE_EXIT_FAIL;
+	if (!a.dev) {
+		/* One program sees one interface: all must leave through it. */
+		for (i = 0; i < n; i++) {
+			err = quiesce_conn_oif(&conns[i], i ? oif2 : oif);
+			if (err || (i && strcmp(oif, oif2))) {
+				fprintf(stderr,
+					"hbamig: quiesce: %s: give --dev IFNAME, the interface the connections leave through\n",
+					err ? "no route found" :
+					      "connections leave through different interfaces");
+				return QUIESCE_EXIT_USAGE;
+			}
+		}
+		a.dev = oif;
+	}
 	ret = check_budget(&a, &b);
 	if (ret)
 		return ret;
