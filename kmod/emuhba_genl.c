@@ -9,7 +9,10 @@
  * when they drift apart.
  */
 
+#include <linux/list.h>
+#include <linux/sched.h>
 #include <linux/slab.h>
+#include <linux/spinlock.h>
 #include <linux/string.h>
 #include <net/genetlink.h>
 #include <net/netlink.h>
@@ -28,6 +31,22 @@ static bool emuhba_genl_ready;
  * updates are serialised here rather than under genl_mutex.
  */
 static DEFINE_MUTEX(emuhba_genl_policy_lock);
+
+/*
+ * Switch requests in progress. The core reports some switch failures to
+ * the events group itself (those of a switch that started); the others
+ * (refused preconditions) are reported here, so that every failed switch
+ * request yields exactly one error notification.
+ */
+struct emuhba_nl_switch_req {
+	struct list_head node;
+	struct task_struct *task;
+	struct emuhba_adapter *a;
+	bool notified;
+};
+
+static LIST_HEAD(emuhba_nl_switch_reqs);
+static DEFINE_SPINLOCK(emuhba_nl_switch_lock);
 
 /* ynl-gen: begin policies */
 static const struct netlink_range_validation emuhba_a_policy_switch_timeout_range = {
@@ -123,6 +142,17 @@ static struct emuhba_adapter *emuhba_nl_lookup(struct genl_info *info)
 	NL_SET_ERR_MSG(info->extack, "adapter id or bdf required");
 	NL_SET_ERR_ATTR_MISS(info->extack, NULL, EMUHBA_A_ADAPTER_ID);
 	return ERR_PTR(-EINVAL);
+}
+
+/* GENL_REQ_ATTR_CHECK() with a message: every error carries one. */
+static bool emuhba_nl_require(struct genl_info *info, int type,
+			      const char *msg)
+{
+	if (info->attrs[type])
+		return true;
+	NL_SET_ERR_MSG_FMT(info->extack, "%s", msg);
+	NL_SET_ERR_ATTR_MISS(info->extack, NULL, type);
+	return false;
 }
 
 static int emuhba_nl_put_policy(struct sk_buff *skb,
@@ -314,13 +344,14 @@ static int emuhba_nl_backend_set_doit(struct sk_buff *skb,
 	const char *path;
 	int err;
 
-	if (GENL_REQ_ATTR_CHECK(info, EMUHBA_A_ADAPTER_BACKEND))
+	if (!emuhba_nl_require(info, EMUHBA_A_ADAPTER_BACKEND,
+			       "backend attribute required"))
 		return -EINVAL;
 	attr = info->attrs[EMUHBA_A_ADAPTER_BACKEND];
 	path = nla_data(attr);
-	if (path[0] && path[0] != '/' && strcmp(path, "auto")) {
+	if (path[0] != '/' && strcmp(path, "auto")) {
 		NL_SET_ERR_MSG_ATTR(info->extack, attr,
-				    "backend must be an absolute path, \"auto\" or empty");
+				    "backend must be an absolute path or \"auto\"");
 		return -EINVAL;
 	}
 
@@ -344,7 +375,8 @@ static int emuhba_nl_policy_set_doit(struct sk_buff *skb,
 	struct nlattr *nest;
 	int err;
 
-	if (GENL_REQ_ATTR_CHECK(info, EMUHBA_A_ADAPTER_POLICY))
+	if (!emuhba_nl_require(info, EMUHBA_A_ADAPTER_POLICY,
+			       "policy nest required"))
 		return -EINVAL;
 	nest = info->attrs[EMUHBA_A_ADAPTER_POLICY];
 	err = nla_parse_nested(tb, EMUHBA_A_POLICY_MAX, nest,
@@ -391,6 +423,7 @@ static int emuhba_nl_policy_set_doit(struct sk_buff *skb,
 
 static int emuhba_nl_switch_doit(struct sk_buff *skb, struct genl_info *info)
 {
+	struct emuhba_nl_switch_req req = {};
 	struct emuhba_switch_timing timing = {};
 	struct emuhba_adapter *a;
 	struct sk_buff *rsp;
@@ -398,7 +431,8 @@ static int emuhba_nl_switch_doit(struct sk_buff *skb, struct genl_info *info)
 	u32 to;
 	int err;
 
-	if (GENL_REQ_ATTR_CHECK(info, EMUHBA_A_ADAPTER_MODE))
+	if (!emuhba_nl_require(info, EMUHBA_A_ADAPTER_MODE,
+			       "target mode required"))
 		return -EINVAL;
 	to = nla_get_u32(info->attrs[EMUHBA_A_ADAPTER_MODE]);
 
@@ -412,11 +446,20 @@ static int emuhba_nl_switch_doit(struct sk_buff *skb, struct genl_info *info)
 		return -ENOMEM;
 	}
 
+	req.task = current;
+	req.a = a;
+	spin_lock(&emuhba_nl_switch_lock);
+	list_add(&req.node, &emuhba_nl_switch_reqs);
+	spin_unlock(&emuhba_nl_switch_lock);
 	err = emuhba_adapter_switch(a, to, &timing, info->extack);
+	spin_lock(&emuhba_nl_switch_lock);
+	list_del(&req.node);
+	spin_unlock(&emuhba_nl_switch_lock);
 	if (err) {
-		/* The core reports the failure to the events group too. */
 		if (!info->extack->_msg)
 			NL_SET_ERR_MSG(info->extack, "switch failed");
+		if (!req.notified)
+			emuhba_genl_notify_error(a, err, info->extack->_msg);
 		goto err_free;
 	}
 
@@ -600,8 +643,15 @@ void emuhba_genl_notify_mig_state(struct emuhba_adapter *a, u32 old_state,
 void emuhba_genl_notify_error(struct emuhba_adapter *a, int err,
 			      const char *msg)
 {
+	struct emuhba_nl_switch_req *req;
 	struct sk_buff *skb;
 	void *hdr;
+
+	spin_lock(&emuhba_nl_switch_lock);
+	list_for_each_entry(req, &emuhba_nl_switch_reqs, node)
+		if (req->task == current && req->a == a)
+			req->notified = true;
+	spin_unlock(&emuhba_nl_switch_lock);
 
 	if (!emuhba_nl_listening())
 		return;

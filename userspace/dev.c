@@ -27,7 +27,7 @@ static void dev_usage(FILE *f)
 {
 	fprintf(f,
 "Usage: hbamig dev show [BDF]\n"
-"       hbamig dev set BDF [backend PATH|auto|none]\n"
+"       hbamig dev set BDF [backend PATH|auto]\n"
 "                          [policy] [auto-switch on|off]\n"
 "                          [quiesce-required on|off] [switch-timeout MS]\n"
 "       hbamig dev bind BDF\n"
@@ -224,13 +224,11 @@ static int dev_set(int argc, char **argv)
 			continue;
 		if (!strcmp(k, "backend")) {
 			if (!v)
-				return usage_error("dev set: backend needs PATH, \"auto\" or \"none\"");
-			if (!strcmp(v, "none"))
-				backend = "";
-			else if (!strcmp(v, "auto") || v[0] == '/')
+				return usage_error("dev set: backend needs PATH or \"auto\"");
+			if (!strcmp(v, "auto") || v[0] == '/')
 				backend = v;
 			else
-				return usage_error("dev set: backend \"%s\" is not an absolute path, \"auto\" or \"none\"",
+				return usage_error("dev set: backend \"%s\" is neither an absolute path nor \"auto\"",
 						   v);
 			if (strlen(backend) > EMUHBA_BACKEND_MAX_LEN)
 				return usage_error("dev set: backend path longer than %d bytes",

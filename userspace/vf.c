@@ -38,6 +38,7 @@ static void vf_usage(FILE *f)
 }
 
 struct pf {
+	char dir[PATH_MAX];	/* sysfs directory of the PF device */
 	char bdf[HBA_BDF_LEN];
 	char ifname[IF_NAMESIZE];
 	char driver[64];
@@ -46,17 +47,19 @@ struct pf {
 
 static int resolve_pf(const char *arg, struct pf *pf)
 {
-	char p[PATH_MAX], t[PATH_MAX];
+	char p[PATH_MAX + 64], t[PATH_MAX];
 	struct dirent *de;
 	ssize_t n;
 	DIR *d;
 
 	memset(pf, 0, sizeof(*pf));
+	pf->driver[0] = 0;
 	if (valid_bdf(arg)) {
 		if (!pci_exists(arg))
 			return fail(HBAMIG_EXIT_NODEV, "vf: no PCI device %s",
 				    arg);
 		snprintf(pf->bdf, sizeof(pf->bdf), "%.15s", arg);
+		snprintf(pf->dir, sizeof(pf->dir), PCI_DEVICES "/%s", arg);
 		snprintf(p, sizeof(p), PCI_DEVICES "/%s/net", arg);
 		d = opendir(p);
 		while (d && (de = readdir(d))) {
@@ -74,11 +77,12 @@ static int resolve_pf(const char *arg, struct pf *pf)
 		if (strlen(arg) >= sizeof(pf->ifname) || strchr(arg, '/'))
 			return usage_error("vf: \"%s\" is neither an interface name nor a PCI address",
 					   arg);
+		/* Not necessarily PCI: netdevsim PFs have VFs too. */
 		snprintf(p, sizeof(p), "/sys/class/net/%s/device", arg);
 		n = readlink(p, t, sizeof(t) - 1);
-		if (n < 0)
+		if (n < 0 || !realpath(p, pf->dir))
 			return fail(HBAMIG_EXIT_NODEV,
-				    "vf: %s: no such interface with a PCI device",
+				    "vf: %s: no such interface with a device",
 				    arg);
 		t[n] = 0;
 		snprintf(pf->bdf, sizeof(pf->bdf), "%.15s",
@@ -86,7 +90,13 @@ static int resolve_pf(const char *arg, struct pf *pf)
 		snprintf(pf->ifname, sizeof(pf->ifname), "%s", arg);
 		pf->has_netdev = true;
 	}
-	pci_driver_of(pf->bdf, pf->driver, sizeof(pf->driver));
+	snprintf(p, sizeof(p), "%s/driver", pf->dir);
+	n = readlink(p, t, sizeof(t) - 1);
+	if (n > 0) {
+		t[n] = 0;
+		snprintf(pf->driver, sizeof(pf->driver), "%.63s",
+			 strrchr(t, '/') ? strrchr(t, '/') + 1 : t);
+	}
 	if (!pf->driver[0])
 		snprintf(pf->driver, sizeof(pf->driver), "none");
 	return 0;
@@ -95,23 +105,24 @@ static int resolve_pf(const char *arg, struct pf *pf)
 /* VF BDFs and drivers from virtfnN links. */
 static int sysfs_vfs(const struct pf *pf, struct hba_link *l)
 {
-	char p[PATH_MAX], t[PATH_MAX], v[32];
+	char p[PATH_MAX + 64], t[PATH_MAX], v[32];
 	unsigned int i;
 
-	snprintf(p, sizeof(p), PCI_DEVICES "/%s/sriov_totalvfs", pf->bdf);
-	if (sysfs_read(p, v, sizeof(v)))
+	snprintf(p, sizeof(p), "%s/sriov_totalvfs", pf->dir);
+	if (!sysfs_read(p, v, sizeof(v)))
+		l->total_vfs = strtoul(v, NULL, 10);
+	else if (!l->has_netdev)
 		return fail(HBAMIG_EXIT_NOTSUPP,
 			    "vf: %s is not an SR-IOV physical function",
 			    pf->bdf);
-	l->total_vfs = strtoul(v, NULL, 10);
-	snprintf(p, sizeof(p), PCI_DEVICES "/%s/sriov_numvfs", pf->bdf);
+	snprintf(p, sizeof(p), "%s/sriov_numvfs", pf->dir);
 	if (!sysfs_read(p, v, sizeof(v)) && !l->has_netdev)
 		l->num_vf = strtoul(v, NULL, 10);
 	for (i = 0; i < HBA_MAX_VFS; i++) {
 		struct hba_vf *vf = NULL;
 		ssize_t n;
 
-		snprintf(p, sizeof(p), PCI_DEVICES "/%s/virtfn%u", pf->bdf, i);
+		snprintf(p, sizeof(p), "%s/virtfn%u", pf->dir, i);
 		n = readlink(p, t, sizeof(t) - 1);
 		if (n < 0)
 			break;
