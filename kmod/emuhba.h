@@ -126,6 +126,8 @@ struct emuhba_dirty_log {
 	struct xarray pages;	/* dirty page numbers */
 };
 
+struct emuhba_mig_file;
+
 struct emuhba_adapter {
 	struct vfio_pci_core_device core;
 	u32 id;			/* stable while bound; key of emuhba_adapters */
@@ -153,6 +155,9 @@ struct emuhba_adapter {
 	struct llist_head backend_done;	/* finished backend requests */
 	atomic_t backend_inflight;
 	struct dentry *debugfs;
+	/* migration data sessions, under state_lock */
+	struct emuhba_mig_file *save;
+	struct emuhba_mig_file *resume;
 	/* serialises mode, migration state, policy, backend and switches */
 	struct mutex state_lock;
 	enum emuhba_mode mode;
@@ -217,6 +222,7 @@ int emuhba_backend_open(struct emuhba_adapter *a,
 void emuhba_backend_close(struct emuhba_adapter *a);
 int emuhba_backend_submit(struct emuhba_adapter *a, struct emu_blk_req *req);
 void emuhba_backend_reap(struct emuhba_adapter *a);
+void emuhba_backend_drain(struct emuhba_adapter *a);
 
 /* Interrupts (emuhba_irq.c). */
 long emuhba_set_irqs(struct emuhba_adapter *a, void __user *arg);
@@ -238,7 +244,19 @@ void emuhba_debugfs_remove(struct emuhba_adapter *a);
 void emuhba_debugfs_init(void);
 void emuhba_debugfs_exit(void);
 
+/* VFIO migration (emuhba_mig.c). */
+struct file *emuhba_migration_set_state(struct vfio_device *vdev,
+					enum vfio_device_mig_state new_state);
+int emuhba_migration_get_state(struct vfio_device *vdev,
+			       enum vfio_device_mig_state *state);
+int emuhba_migration_get_data_size(struct vfio_device *vdev,
+				   unsigned long *stop_copy_length);
+void emuhba_mig_reset(struct emuhba_adapter *a);
+
 /* The switch (emuhba_switch.c). */
+int emuhba_switch_to_emulated(struct emuhba_adapter *a,
+			      struct emuhba_switch_timing *timing,
+			      char *msg, size_t msglen);
 void emuhba_switch_teardown(struct emuhba_adapter *a);
 
 /* Identity of the VF, read at bind time (emuhba_ident.c). */

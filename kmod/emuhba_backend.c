@@ -152,8 +152,13 @@ int emuhba_backend_open(struct emuhba_adapter *a, struct netlink_ext_ack *extack
 			       "no backend block device set for this adapter");
 		return -ENODEV;
 	}
+	/*
+	 * Not exclusive: the namespace is shared by design (the source and
+	 * the destination adapter of a migration on one host, the PF's own
+	 * driver).
+	 */
 	f = bdev_file_open_by_path(a->backend, BLK_OPEN_READ | BLK_OPEN_WRITE,
-				   a, NULL);
+				   NULL, NULL);
 	if (IS_ERR(f)) {
 		NL_SET_ERR_MSG(extack, "cannot open the backend block device");
 		return PTR_ERR(f);
@@ -162,14 +167,20 @@ int emuhba_backend_open(struct emuhba_adapter *a, struct netlink_ext_ack *extack
 	return 0;
 }
 
-/* Close it once no request is in flight. */
-void emuhba_backend_close(struct emuhba_adapter *a)
+/* Complete every request in flight; the caller must not hold model_lock. */
+void emuhba_backend_drain(struct emuhba_adapter *a)
 {
 	while (atomic_read(&a->backend_inflight)) {
 		emuhba_backend_reap(a);
 		usleep_range(100, 200);
 	}
 	emuhba_backend_reap(a);
+}
+
+/* Close it once no request is in flight. */
+void emuhba_backend_close(struct emuhba_adapter *a)
+{
+	emuhba_backend_drain(a);
 	if (a->backend_file)
 		fput(a->backend_file);
 	a->backend_file = NULL;

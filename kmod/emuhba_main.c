@@ -150,38 +150,6 @@ int emuhba_adapter_set_policy(struct emuhba_adapter *a,
 	return 0;
 }
 
-static struct file *
-emuhba_migration_set_state(struct vfio_device *vdev,
-			   enum vfio_device_mig_state new_state)
-{
-	struct emuhba_adapter *a = to_adapter(vdev);
-
-	mutex_lock(&a->state_lock);
-	if (new_state == a->mig_state) {
-		mutex_unlock(&a->state_lock);
-		return NULL;
-	}
-	mutex_unlock(&a->state_lock);
-	return ERR_PTR(-EOPNOTSUPP);
-}
-
-static int emuhba_migration_get_state(struct vfio_device *vdev,
-				      enum vfio_device_mig_state *state)
-{
-	struct emuhba_adapter *a = to_adapter(vdev);
-
-	mutex_lock(&a->state_lock);
-	*state = a->mig_state;
-	mutex_unlock(&a->state_lock);
-	return 0;
-}
-
-static int emuhba_migration_get_data_size(struct vfio_device *vdev,
-					  unsigned long *stop_copy_length)
-{
-	return -EOPNOTSUPP;
-}
-
 static const struct vfio_migration_ops emuhba_mig_ops = {
 	.migration_set_state = emuhba_migration_set_state,
 	.migration_get_state = emuhba_migration_get_state,
@@ -283,9 +251,9 @@ static void emuhba_close_device(struct vfio_device *vdev)
 	/* Waits for a switch in progress; none can start after this. */
 	mutex_lock(&a->state_lock);
 	a->open = false;
+	emuhba_mig_reset(a);
 	if (a->mode != EMUHBA_MODE_DIRECT)
 		emuhba_switch_teardown(a);
-	a->mig_state = VFIO_DEVICE_STATE_RUNNING;
 	mutex_unlock(&a->state_lock);
 	emuhba_observer_reset(a);
 	emuhba_irq_release_all(a);

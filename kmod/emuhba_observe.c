@@ -29,10 +29,8 @@
 #define NVME_REG_ASQ_OFF	0x28
 #define NVME_REG_ACQ_OFF	0x30
 
-/* Admin opcodes whose data the model wants to see. */
-#define NVME_ADM_GET_LOG_PAGE	0x02
-#define NVME_ADM_IDENTIFY	0x06
-#define NVME_ADM_GET_FEATURES	0x0a
+/* The admin opcode whose data the model wants to see. */
+#define NVME_ADM_SET_FEATURES	0x09
 
 static int emuhba_obs_wakeup(wait_queue_entry_t *wait, unsigned int mode,
 			     int sync, void *key)
@@ -82,18 +80,18 @@ static int emuhba_obs_read(struct emuhba_adapter *a, u64 iova, void *buf,
 	return vfio_dma_rw(&a->core.vdev, iova, buf, len, false);
 }
 
-/* Length of the data a completed admin command returned, if any. */
+/*
+ * Length of the data that goes with a completed admin command, if the
+ * model needs it: only what Set Features transfers to the controller (APST,
+ * timestamp, host behaviour). Data the controller returned (Identify, logs)
+ * is not read: the guest may reuse its buffer as soon as it has the
+ * completion, and the identity comes from the VF itself at bind time.
+ */
 static u32 emuhba_obs_data_len(const u8 *sqe, u64 *prp1)
 {
-	u8 opc = sqe[0];
-
 	*prp1 = get_unaligned_le64(sqe + 24);
-	if (sqe[1] & 0xc0)	/* SGL: the model does not need these */
+	if (sqe[0] != NVME_ADM_SET_FEATURES || (sqe[1] & 0xc0) || !*prp1)
 		return 0;
-	if (opc != NVME_ADM_IDENTIFY && opc != NVME_ADM_GET_LOG_PAGE &&
-	    opc != NVME_ADM_GET_FEATURES)
-		return 0;
-	/* The first page is enough for everything the model learns. */
 	return SZ_4K - (*prp1 & (SZ_4K - 1));
 }
 
@@ -267,13 +265,19 @@ int emuhba_observer_init(struct emuhba_adapter *a)
 	return 0;
 }
 
-/* Device closed or reset: nothing of the old admin queue remains. */
+/*
+ * Device closed or reset: nothing of the old admin queue remains, and the
+ * model forgets the controller as a reset does (the VF itself is reset by
+ * the VFIO core).
+ */
 void emuhba_observer_reset(struct emuhba_adapter *a)
 {
 	emuhba_observer_hook(a, NULL);
 	cancel_work_sync(&a->obs.work);
 	mutex_lock(&a->model_lock);
 	emuhba_obs_stop(&a->obs);
+	if (emu_nvme_get_mode(a->model) == EMU_NVME_MODE_OBSERVE)
+		emu_nvme_observe_reg_write(a->model, EMU_REG_CC, 0, 4);
 	mutex_unlock(&a->model_lock);
 }
 

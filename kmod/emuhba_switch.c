@@ -4,9 +4,10 @@
  *
  *  1. re-point: the doorbell pages are backed by driver pages, so no new
  *     submission reaches the VF;
- *  2. stop: wait until the VF has completed everything it fetched and the
- *     guest has consumed those completions (drain and settle), then disable
- *     the VF (CC.EN = 0);
+ *  2. stop: wait until the VF has completed everything it fetched (each
+ *     queue's last completion reports the head the VF announced in EventIdx
+ *     and nothing moves for a few polls: drain and settle), then disable the
+ *     VF (CC.EN = 0);
  *  3. capture: establish every queue's position from the guest's shadow
  *     doorbell buffer and from the completion queues in guest memory;
  *  4. load: the model takes the queues over at those positions.
@@ -38,6 +39,7 @@ struct emuhba_switch_req {
 
 struct emuhba_capture {
 	struct emu_nvme_positions pos;
+	struct emu_nvme_positions prev;
 	u32 stride;		/* doorbell stride in bytes */
 	u8 *ring;		/* a completion queue, read from guest memory */
 };
@@ -113,6 +115,8 @@ static int emuhba_capture_io(struct emuhba_adapter *a, struct emuhba_capture *c,
 	bool settled = true;
 	int ret;
 
+	memcpy(&c->prev, &c->pos, sizeof(c->prev));
+
 	for (qid = 1; qid < EMU_NVME_NR_Q; qid++) {
 		const struct emu_nvme_cq *cq = &st->cq[qid];
 		struct emu_nvme_qpos *p = &c->pos.q[qid];
@@ -133,8 +137,6 @@ static int emuhba_capture_io(struct emuhba_adapter *a, struct emuhba_capture *c,
 				 qid, ret);
 			return ret;
 		}
-		if (p->cq_tail != p->cq_head)
-			settled = false;
 	}
 	for (qid = 1; qid < EMU_NVME_NR_Q; qid++) {
 		const struct emu_nvme_sq *sq = &st->sq[qid];
@@ -161,6 +163,10 @@ static int emuhba_capture_io(struct emuhba_adapter *a, struct emuhba_capture *c,
 		if (sqid[sq->cqid] == qid && sqhd[sq->cqid] != seen)
 			settled = false;
 	}
+	/* Nothing posted or fetched since the last look. */
+	if (memcmp(&c->prev.q[1], &c->pos.q[1],
+		   sizeof(c->pos.q) - sizeof(c->pos.q[0])))
+		settled = false;
 	return settled;
 }
 
@@ -273,6 +279,29 @@ static int emuhba_to_emulated(struct emuhba_adapter *a,
 	c->stride = 4 << ((st->id.cap >> 32) & 0xf);
 
 	mutex_lock(&a->model_lock);
+	if (!(st->regs.cc & EMU_CC_EN)) {
+		/*
+		 * The guest has not enabled the controller: there are no
+		 * queues, the model starts as a disabled controller.
+		 */
+		mutex_unlock(&a->model_lock);
+		ret = emuhba_backend_open(a, NULL);
+		if (ret) {
+			snprintf(r->msg, sizeof(r->msg),
+				 "cannot open backend '%s' (%d)", a->backend, ret);
+			goto out_free;
+		}
+		t0 = ktime_get_ns();
+		emuhba_db_shadow_on(a);
+		mutex_lock(&a->model_lock);
+		emu_nvme_start_disabled(a->model);
+		mutex_unlock(&a->model_lock);
+		r->t.load_ns = ktime_get_ns() - t0;
+		ret = emuhba_emul_start(a);
+		if (ret)
+			goto out_undo;
+		goto out_done;
+	}
 	if (!a->obs.enabled || a->obs.lost || !st->dbbuf.enabled) {
 		snprintf(r->msg, sizeof(r->msg), "%s",
 			 a->obs.lost ? "admin queue observation was lost" :
@@ -354,6 +383,7 @@ static int emuhba_to_emulated(struct emuhba_adapter *a,
 	ret = emuhba_emul_start(a);
 	if (ret)
 		goto out_undo;
+out_done:
 	kvfree(c->ring);
 	kfree(c);
 	return 0;
@@ -378,41 +408,25 @@ static void emuhba_switch_work(struct work_struct *work)
 	complete(&r->done);
 }
 
-int emuhba_adapter_switch(struct emuhba_adapter *a, enum emuhba_mode to,
-			  struct emuhba_switch_timing *timing,
-			  struct netlink_ext_ack *extack)
+/*
+ * Switch to emulated mode; the caller holds state_lock. On failure msg says
+ * why and the adapter is back in the mode it was in.
+ */
+int emuhba_switch_to_emulated(struct emuhba_adapter *a,
+			      struct emuhba_switch_timing *timing,
+			      char *msg, size_t msglen)
 {
+	enum emuhba_mode from = a->mode;
 	struct emuhba_switch_req *r;
-	enum emuhba_mode from;
 	int ret;
 
+	lockdep_assert_held(&a->state_lock);
 	memset(timing, 0, sizeof(*timing));
-	if (to != EMUHBA_MODE_DIRECT && to != EMUHBA_MODE_EMULATED) {
-		NL_SET_ERR_MSG(extack, "target mode must be direct or emulated");
-		return -EINVAL;
-	}
-	mutex_lock(&a->state_lock);
-	from = a->mode;
-	if (from == to) {
-		mutex_unlock(&a->state_lock);
+	if (from == EMUHBA_MODE_EMULATED)
 		return 0;
-	}
-	if (!a->open) {
-		mutex_unlock(&a->state_lock);
-		NL_SET_ERR_MSG(extack, "no VFIO user holds the adapter");
-		return -ENODEV;
-	}
-	if (to == EMUHBA_MODE_DIRECT) {
-		mutex_unlock(&a->state_lock);
-		NL_SET_ERR_MSG(extack,
-			       "switching back to direct mode happens with the vCPUs stopped, on the migration's RUNNING_P2P arc");
-		return -EOPNOTSUPP;
-	}
 	r = kzalloc(sizeof(*r), GFP_KERNEL);
-	if (!r) {
-		mutex_unlock(&a->state_lock);
+	if (!r)
 		return -ENOMEM;
-	}
 	a->mode = EMUHBA_MODE_SWITCHING;
 	r->a = a;
 	init_completion(&r->done);
@@ -424,20 +438,18 @@ int emuhba_adapter_switch(struct emuhba_adapter *a, enum emuhba_mode to,
 	ret = r->ret;
 	r->t.result = ret;
 	r->t.from_mode = from;
-	r->t.to_mode = to;
-	a->mode = ret ? from : to;
+	r->t.to_mode = EMUHBA_MODE_EMULATED;
+	a->mode = ret ? from : EMUHBA_MODE_EMULATED;
 	a->last_switch = r->t;
 	a->counters.switches++;
 	if (ret)
 		a->counters.switch_failures++;
 	*timing = r->t;
-	mutex_unlock(&a->state_lock);
+	strscpy(msg, r->msg, msglen);
 
 	if (ret) {
 		pci_info(a->core.pdev, "switch to emulated refused: %s (%pe)\n",
 			 r->msg, ERR_PTR(ret));
-		if (extack && r->msg[0])
-			NL_SET_ERR_MSG_FMT(extack, "%s", r->msg);
 		emuhba_genl_notify_error(a, ret, r->msg);
 	} else {
 		pci_info(a->core.pdev,
@@ -445,9 +457,49 @@ int emuhba_adapter_switch(struct emuhba_adapter *a, enum emuhba_mode to,
 			 r->t.total_ns / 1000, r->t.repoint_ns / 1000,
 			 r->t.stop_ns / 1000, r->t.capture_ns / 1000,
 			 r->t.load_ns / 1000);
-		emuhba_genl_notify_mode(a, from, to);
+		emuhba_genl_notify_mode(a, from, EMUHBA_MODE_EMULATED);
 	}
 	kfree(r);
+	return ret;
+}
+
+int emuhba_adapter_switch(struct emuhba_adapter *a, enum emuhba_mode to,
+			  struct emuhba_switch_timing *timing,
+			  struct netlink_ext_ack *extack)
+{
+	char msg[EMUHBA_BACKEND_MAX + 64] = "";
+	int ret;
+
+	memset(timing, 0, sizeof(*timing));
+	if (to != EMUHBA_MODE_DIRECT && to != EMUHBA_MODE_EMULATED) {
+		NL_SET_ERR_MSG(extack, "target mode must be direct or emulated");
+		return -EINVAL;
+	}
+	mutex_lock(&a->state_lock);
+	if (a->mode == to) {
+		mutex_unlock(&a->state_lock);
+		return 0;
+	}
+	if (!a->open) {
+		mutex_unlock(&a->state_lock);
+		NL_SET_ERR_MSG(extack, "no VFIO user holds the adapter");
+		return -ENODEV;
+	}
+	if (a->mig_state != VFIO_DEVICE_STATE_RUNNING) {
+		mutex_unlock(&a->state_lock);
+		NL_SET_ERR_MSG(extack, "a migration is in progress");
+		return -EBUSY;
+	}
+	if (to == EMUHBA_MODE_DIRECT) {
+		mutex_unlock(&a->state_lock);
+		NL_SET_ERR_MSG(extack,
+			       "switching back to direct mode happens with the vCPUs stopped, on the migration's RUNNING_P2P arc");
+		return -EOPNOTSUPP;
+	}
+	ret = emuhba_switch_to_emulated(a, timing, msg, sizeof(msg));
+	mutex_unlock(&a->state_lock);
+	if (ret && msg[0])
+		NL_SET_ERR_MSG_FMT(extack, "%s", msg);
 	return ret;
 }
 

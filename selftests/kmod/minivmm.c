@@ -198,6 +198,8 @@ static int map_doorbells(struct mvmm *vm)
 		goto fail;
 	/* Doorbells are addressed from BAR0 offset 0x1000. */
 	vm->db = (volatile uint32_t *)((uint8_t *)p + (0x1000 - off));
+	vm->db_map = p;
+	vm->db_map_len = len;
 	free(ri);
 	return 0;
 fail:
@@ -300,6 +302,9 @@ void mvmm_close(struct mvmm *vm)
 {
 	int i;
 
+	if (vm->db_map)
+		munmap(vm->db_map, vm->db_map_len);
+	vm->db_map = NULL;
 	if (vm->device > 0)
 		close(vm->device);
 	if (vm->group > 0)
@@ -813,4 +818,277 @@ int mvmm_io_run_while(struct mvmm *vm, uint64_t nr_ios, int qd,
 		wait_any(vm, 10);
 	}
 	return 0;
+}
+
+/* Fill every I/O queue up to qd commands and return without waiting. */
+int mvmm_io_fill(struct mvmm *vm, int qd)
+{
+	static unsigned int seed = 777;
+	int qi, n = 0;
+
+	for (qi = 0; qi < vm->nr_ioq; qi++) {
+		struct mvmm_queue *q = &vm->ioq[qi];
+
+		reap(vm, qi);
+		while (q->nr_busy < (uint32_t)qd) {
+			uint64_t lba = rand_r(&seed) % vm->nr_lbas;
+
+			if (lba_busy(vm, lba))
+				break;
+			io_submit(vm, qi, lba, vm->gen[lba] && (rand_r(&seed) & 1));
+			n++;
+		}
+	}
+	return n;
+}
+
+static int set_mig_state(int device, uint32_t state, int *data_fd)
+{
+	struct {
+		struct vfio_device_feature hdr;
+		struct vfio_device_feature_mig_state st;
+	} f = { 0 };
+
+	f.hdr.argsz = sizeof(f);
+	f.hdr.flags = VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE;
+	f.st.device_state = state;
+	f.st.data_fd = -1;
+	if (ioctl(device, VFIO_DEVICE_FEATURE, &f.hdr))
+		return -errno;
+	if (data_fd)
+		*data_fd = f.st.data_fd;
+	else if (f.st.data_fd >= 0)
+		close(f.st.data_fd);
+	return 0;
+}
+
+/* Read a saving session until its (temporary) end; append to *buf. */
+static int drain_fd(int fd, uint8_t **buf, size_t *len)
+{
+	uint8_t chunk[4096];
+	ssize_t n;
+
+	for (;;) {
+		n = read(fd, chunk, sizeof(chunk));
+		if (n == 0 || (n < 0 && errno == ENOMSG))
+			return 0;
+		if (n < 0)
+			return -errno;
+		*buf = realloc(*buf, *len + n);
+		memcpy(*buf + *len, chunk, n);
+		*len += n;
+	}
+}
+
+/* Point every guest-memory pointer of vm at a copy of its memory. */
+static void rebase(struct mvmm *vm, uint8_t *mem)
+{
+	ptrdiff_t d = mem - vm->mem;
+	int i;
+
+	vm->admin.sq += d;
+	vm->admin.cq += d;
+	for (i = 0; i < vm->nr_ioq; i++) {
+		vm->ioq[i].sq += d;
+		vm->ioq[i].cq += d;
+	}
+	if (vm->dbs) {
+		vm->dbs = (uint32_t *)((uint8_t *)vm->dbs + d);
+		vm->eis = (uint32_t *)((uint8_t *)vm->eis + d);
+	}
+	vm->data += d;
+	vm->mem = mem;
+}
+
+static void stop_tracking(int container)
+{
+	struct vfio_iommu_type1_dirty_bitmap db = {
+		.argsz = sizeof(db),
+		.flags = VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP,
+	};
+
+	ioctl(container, VFIO_IOMMU_DIRTY_PAGES, &db);
+}
+
+/* Copy the pages the source container's dirty log reports. */
+static int copy_dirty(struct mvmm *vm, uint8_t *dst, struct mvmm_mig_stats *st)
+{
+	size_t pages = vm->mem_size / PAGE, i;
+	struct {
+		struct vfio_iommu_type1_dirty_bitmap db;
+		struct vfio_iommu_type1_dirty_bitmap_get range;
+	} req = { 0 };
+	uint64_t *bitmap;
+
+	bitmap = calloc((pages + 63) / 64, 8);
+	if (!bitmap)
+		return -ENOMEM;
+	req.db.argsz = sizeof(req);
+	req.db.flags = VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP;
+	req.range.iova = vm->mem_iova;
+	req.range.size = vm->mem_size;
+	req.range.bitmap.pgsize = PAGE;
+	req.range.bitmap.size = (pages + 63) / 64 * 8;
+	req.range.bitmap.data = (__u64 *)bitmap;
+	if (ioctl(vm->container, VFIO_IOMMU_DIRTY_PAGES, &req)) {
+		free(bitmap);
+		return -errno;
+	}
+	for (i = 0; i < pages; i++) {
+		if (bitmap[i / 64] & (1ull << (i % 64))) {
+			memcpy(dst + i * PAGE, vm->mem + i * PAGE, PAGE);
+			st->dirty_pages++;
+		}
+	}
+	free(bitmap);
+	return 0;
+}
+
+/* The destination's own eventfds, as a new QEMU process has. */
+static int restore_msix(struct mvmm *vm, int device, int *efd)
+{
+	size_t sz = sizeof(struct vfio_irq_set) + sizeof(int32_t) * vm->nr_vectors;
+	struct vfio_irq_set *set = calloc(1, sz);
+	int i, ret;
+
+	if (!set)
+		return -ENOMEM;
+	for (i = 0; i < vm->nr_vectors; i++)
+		efd[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	set->argsz = sz;
+	set->flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
+	set->index = VFIO_PCI_MSIX_IRQ_INDEX;
+	set->count = vm->nr_vectors;
+	memcpy(set->data, efd, sizeof(int32_t) * vm->nr_vectors);
+	ret = ioctl(device, VFIO_DEVICE_SET_IRQS, set) ? -errno : 0;
+	free(set);
+	return ret;
+}
+
+/* The guest now takes its interrupts from the destination's eventfds. */
+static void switch_eventfds(struct mvmm *vm, int *efd)
+{
+	int i, j;
+
+	for (i = 0; i < vm->nr_vectors; i++) {
+		if (vm->admin.efd == vm->efd[i])
+			vm->admin.efd = efd[i];
+		for (j = 0; j < vm->nr_ioq; j++)
+			if (vm->ioq[j].efd == vm->efd[i])
+				vm->ioq[j].efd = efd[i];
+	}
+	for (i = 0; i < vm->nr_vectors; i++) {
+		close(vm->efd[i]);
+		vm->efd[i] = efd[i];
+		efd[i] = -1;
+	}
+}
+
+int mvmm_migrate(struct mvmm *vm, const char *dst_bdf, struct mvmm_mig_stats *st)
+{
+	uint64_t t0 = now_ms(), t_stop;
+	uint8_t *stream = NULL;
+	int sfd = -1, rfd = -1, ret;
+	size_t len = 0;
+	struct mvmm dst;
+	ssize_t w;
+
+	memset(st, 0, sizeof(*st));
+	/* The destination "host": its own container, VF and guest memory. */
+	ret = mvmm_open(&dst, dst_bdf, vm->mem_size);
+	if (ret)
+		goto out_dst;
+
+	/* As QEMU: dirty tracking first, then the device's pre-copy. */
+	{
+		struct vfio_iommu_type1_dirty_bitmap db = {
+			.argsz = sizeof(db),
+			.flags = VFIO_IOMMU_DIRTY_PAGES_FLAG_START,
+		};
+
+		if (ioctl(vm->container, VFIO_IOMMU_DIRTY_PAGES, &db)) {
+			ret = -errno;
+			goto out_dst;
+		}
+	}
+	ret = set_mig_state(vm->device, VFIO_DEVICE_STATE_PRE_COPY, &sfd);
+	if (!ret)
+		ret = drain_fd(sfd, &stream, &len);
+	if (ret)
+		goto out_track;
+	st->precopy_bytes = len;
+	/* A first pass over guest memory while the guest still runs. */
+	ret = copy_dirty(vm, dst.mem, st);
+	if (ret)
+		goto out_track;
+
+	t_stop = now_ms();
+	ret = set_mig_state(vm->device, VFIO_DEVICE_STATE_PRE_COPY_P2P, NULL);
+	if (!ret)
+		ret = set_mig_state(vm->device, VFIO_DEVICE_STATE_STOP_COPY, NULL);
+	if (!ret)
+		ret = drain_fd(sfd, &stream, &len);
+	if (!ret)
+		ret = copy_dirty(vm, dst.mem, st);
+	if (ret)
+		goto out_track;
+	st->state_bytes = len;
+
+	ret = set_mig_state(dst.device, VFIO_DEVICE_STATE_RESUMING, &rfd);
+	if (ret)
+		goto out_track;
+	w = write(rfd, stream, len);
+	if (w != (ssize_t)len) {
+		ret = w < 0 ? -errno : -EIO;
+		goto out_track;
+	}
+	/* MSI-X is restored while resuming. */
+	ret = restore_msix(vm, dst.device, dst.efd);
+	if (!ret)
+		ret = set_mig_state(dst.device, VFIO_DEVICE_STATE_STOP, NULL);
+	if (!ret)
+		ret = set_mig_state(dst.device, VFIO_DEVICE_STATE_RUNNING, NULL);
+	if (ret)
+		goto out_track;
+	st->downtime_ms = now_ms() - t_stop;
+	st->total_ms = now_ms() - t0;
+
+	/* The source "QEMU" exits; the guest lives on at the destination. */
+	set_mig_state(vm->device, VFIO_DEVICE_STATE_STOP, NULL);
+	close(sfd);
+	close(rfd);
+	munmap(vm->db_map, vm->db_map_len);
+	close(vm->device);
+	close(vm->group);
+	close(vm->container);
+	{
+		uint8_t *old = vm->mem;
+
+		rebase(vm, dst.mem);
+		munmap(old, vm->mem_size);
+	}
+	vm->device = dst.device;
+	vm->group = dst.group;
+	vm->container = dst.container;
+	vm->db = dst.db;
+	vm->db_map = dst.db_map;
+	vm->db_map_len = dst.db_map_len;
+	vm->bdf = dst_bdf;
+	switch_eventfds(vm, dst.efd);
+	free(stream);
+	return 0;
+
+out_track:
+	stop_tracking(vm->container);
+	/* The source goes on, as QEMU's failed migration leaves it. */
+	set_mig_state(vm->device, VFIO_DEVICE_STATE_RUNNING, NULL);
+out_dst:
+	if (sfd >= 0)
+		close(sfd);
+	if (rfd >= 0)
+		close(rfd);
+	free(stream);
+	dst.gen = NULL;
+	mvmm_close(&dst);
+	return ret;
 }

@@ -43,6 +43,8 @@ struct mvmm {
 	uint64_t bar0_off;	/* region offset for pread/pwrite */
 	uint64_t bar0_size;
 	volatile uint32_t *db;	/* mmap of BAR0 from 4 KiB on */
+	void *db_map;
+	size_t db_map_len;
 	uint64_t cap;
 	uint32_t dstrd;
 	/* MSI-X */
@@ -91,6 +93,21 @@ uint32_t mvmm_reg_read32(struct mvmm *vm, uint32_t off);
 uint64_t mvmm_reg_read64(struct mvmm *vm, uint32_t off);
 void mvmm_reg_write32(struct mvmm *vm, uint32_t off, uint32_t val);
 /* Read a sysfs or debugfs attribute of the VF into buf; -1 on failure. */
+struct mvmm_mig_stats {
+	uint64_t total_ms, downtime_ms;
+	size_t precopy_bytes, state_bytes, dirty_pages;
+};
+
+/* Submit up to qd commands on every I/O queue and return at once. */
+int mvmm_io_fill(struct mvmm *vm, int qd);
+/*
+ * Migrate the VF's state to dst_bdf through the VFIO migration uAPI as QEMU
+ * does (type1 dirty tracking, PRE_COPY, STOP_COPY, RESUMING, RUNNING), with
+ * a new container and a copy of guest memory made from the dirty log; the
+ * guest (vm) then runs on dst_bdf.
+ */
+int mvmm_migrate(struct mvmm *vm, const char *dst_bdf,
+		 struct mvmm_mig_stats *st);
 int mvmm_attr(const char *bdf, const char *attr, char *buf, size_t len);
 long long mvmm_attr_ll(const char *bdf, const char *attr);
 

@@ -1,0 +1,564 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * VFIO migration v2. The device state is the model's state image
+ * (emuhba/emu_img.h): the stream of one saving session is a sequence of
+ * images, the stable one (identity and limits) first, during pre-copy, so
+ * that a destination refuses an incompatible source while the VM still runs,
+ * then the full one at STOP_COPY. A destination keeps what it is given,
+ * checks each complete image as it arrives and loads the last full one when
+ * RESUMING ends.
+ *
+ * The switch to emulated mode happens on RUNNING -> PRE_COPY (guest running)
+ * or, without pre-copy, on RUNNING_P2P -> STOP (vCPUs stopped). A resumed
+ * destination runs emulated from RUNNING_P2P on.
+ */
+#include <linux/anon_inodes.h>
+#include <linux/file.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <linux/unaligned.h>
+#include <linux/vfio.h>
+#include <linux/vmalloc.h>
+
+#include "emuhba.h"
+#include "emu_img.h"
+
+/* Far above any image (64 queue pairs take a few KiB), far below harm. */
+#define EMUHBA_MIG_MAX		(4 << 20)
+#define EMUHBA_IMG_LEN_OFF	16
+#define EMUHBA_IMG_FLAGS_OFF	12
+
+struct emuhba_mig_file {
+	struct file *filp;
+	struct emuhba_adapter *a;
+	struct mutex lock;	/* protects everything below */
+	u8 *buf;
+	size_t len;		/* bytes in buf */
+	size_t cap;
+	size_t checked;		/* resuming: bytes of complete images checked */
+	loff_t pos;		/* saving: bytes read */
+	bool resuming;
+	bool final;		/* saving: the full image is in buf */
+	bool disabled;		/* the session ended: I/O fails */
+};
+
+static int emuhba_mig_reserve(struct emuhba_mig_file *mf, size_t more)
+{
+	size_t need = mf->len + more;
+	u8 *buf;
+
+	if (need > EMUHBA_MIG_MAX)
+		return -EFBIG;
+	if (need <= mf->cap)
+		return 0;
+	buf = kvrealloc(mf->buf, max(need, 2 * mf->cap), GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	mf->buf = buf;
+	mf->cap = max(need, 2 * mf->cap);
+	return 0;
+}
+
+static ssize_t emuhba_mig_read(struct file *filp, char __user *ubuf,
+			       size_t len, loff_t *ppos)
+{
+	struct emuhba_mig_file *mf = filp->private_data;
+	ssize_t ret;
+
+	if (ppos)
+		return -ESPIPE;
+	mutex_lock(&mf->lock);
+	if (mf->disabled || mf->resuming) {
+		ret = -ENODEV;
+		goto out;
+	}
+	if (mf->pos >= mf->len) {
+		/* Pre-copy's temporary end of stream, or the real one. */
+		ret = mf->final ? 0 : -ENOMSG;
+		goto out;
+	}
+	len = min_t(size_t, len, mf->len - mf->pos);
+	if (copy_to_user(ubuf, mf->buf + mf->pos, len)) {
+		ret = -EFAULT;
+		goto out;
+	}
+	mf->pos += len;
+	ret = len;
+out:
+	mutex_unlock(&mf->lock);
+	return ret;
+}
+
+/*
+ * Check every image that became complete. A stable image is checked
+ * against this VF's limits at once, so that an incompatible source is
+ * refused during pre-copy.
+ */
+static int emuhba_mig_check(struct emuhba_mig_file *mf)
+{
+	struct emuhba_adapter *a = mf->a;
+	struct emu_nvme_limits *lim;
+	char err[128];
+	u32 ilen;
+	int ret = 0;
+
+	lim = kzalloc(sizeof(*lim), GFP_KERNEL);
+	if (!lim)
+		return -ENOMEM;
+	mutex_lock(&a->model_lock);
+	emu_nvme_get_limits(a->model, lim);
+	mutex_unlock(&a->model_lock);
+
+	while (mf->len - mf->checked >= EMU_IMG_HDR_LEN) {
+		ilen = get_unaligned_le32(mf->buf + mf->checked +
+					  EMUHBA_IMG_LEN_OFF);
+		if (ilen < EMU_IMG_HDR_LEN || ilen > EMUHBA_MIG_MAX) {
+			pci_err(a->core.pdev, "migration stream: image length %u out of range\n",
+				ilen);
+			ret = -EINVAL;
+			break;
+		}
+		if (mf->len - mf->checked < ilen)
+			break;
+		ret = emu_img_check_compat(mf->buf + mf->checked, ilen, lim,
+					   err, sizeof(err));
+		if (ret) {
+			pci_err(a->core.pdev, "migration refused: %s\n", err);
+			emuhba_genl_notify_error(a, ret, err);
+			break;
+		}
+		mf->checked += ilen;
+	}
+	kfree(lim);
+	return ret;
+}
+
+static ssize_t emuhba_mig_write(struct file *filp, const char __user *ubuf,
+				size_t len, loff_t *ppos)
+{
+	struct emuhba_mig_file *mf = filp->private_data;
+	ssize_t ret;
+
+	if (ppos)
+		return -ESPIPE;
+	mutex_lock(&mf->lock);
+	if (mf->disabled || !mf->resuming) {
+		ret = -ENODEV;
+		goto out;
+	}
+	ret = emuhba_mig_reserve(mf, len);
+	if (ret)
+		goto out;
+	if (copy_from_user(mf->buf + mf->len, ubuf, len)) {
+		ret = -EFAULT;
+		goto out;
+	}
+	mf->len += len;
+	ret = emuhba_mig_check(mf);
+	if (!ret)
+		ret = len;
+out:
+	mutex_unlock(&mf->lock);
+	return ret;
+}
+
+static long emuhba_mig_ioctl(struct file *filp, unsigned int cmd,
+			     unsigned long arg)
+{
+	struct emuhba_mig_file *mf = filp->private_data;
+	struct emuhba_adapter *a = mf->a;
+	struct vfio_precopy_info info;
+	unsigned long minsz;
+	long ret = 0;
+
+	if (cmd != VFIO_MIG_GET_PRECOPY_INFO)
+		return -ENOTTY;
+	minsz = offsetofend(struct vfio_precopy_info, dirty_bytes);
+	if (copy_from_user(&info, (void __user *)arg, minsz))
+		return -EFAULT;
+	if (info.argsz < minsz)
+		return -EINVAL;
+
+	mutex_lock(&a->state_lock);
+	if (a->mig_state != VFIO_DEVICE_STATE_PRE_COPY &&
+	    a->mig_state != VFIO_DEVICE_STATE_PRE_COPY_P2P) {
+		ret = -EINVAL;
+		goto out_state;
+	}
+	mutex_lock(&mf->lock);
+	if (mf->disabled || mf->resuming) {
+		ret = -ENODEV;
+	} else {
+		/* The running state is sent whole at STOP_COPY. */
+		info.initial_bytes = mf->len - mf->pos;
+		info.dirty_bytes = 0;
+		info.flags = 0;
+	}
+	mutex_unlock(&mf->lock);
+out_state:
+	mutex_unlock(&a->state_lock);
+	if (ret)
+		return ret;
+	return copy_to_user((void __user *)arg, &info, minsz) ? -EFAULT : 0;
+}
+
+static int emuhba_mig_release(struct inode *inode, struct file *filp)
+{
+	struct emuhba_mig_file *mf = filp->private_data;
+
+	kvfree(mf->buf);
+	mutex_destroy(&mf->lock);
+	kfree(mf);
+	return 0;
+}
+
+static const struct file_operations emuhba_save_fops = {
+	.owner = THIS_MODULE,
+	.read = emuhba_mig_read,
+	.unlocked_ioctl = emuhba_mig_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.release = emuhba_mig_release,
+};
+
+static const struct file_operations emuhba_resume_fops = {
+	.owner = THIS_MODULE,
+	.write = emuhba_mig_write,
+	.release = emuhba_mig_release,
+};
+
+static struct emuhba_mig_file *emuhba_mig_file_new(struct emuhba_adapter *a,
+						   bool resuming)
+{
+	struct emuhba_mig_file *mf;
+	struct file *filp;
+
+	mf = kzalloc(sizeof(*mf), GFP_KERNEL);
+	if (!mf)
+		return ERR_PTR(-ENOMEM);
+	mutex_init(&mf->lock);
+	mf->a = a;
+	mf->resuming = resuming;
+	filp = anon_inode_getfile("emuhba_mig",
+				  resuming ? &emuhba_resume_fops :
+				  &emuhba_save_fops, mf,
+				  resuming ? O_WRONLY : O_RDONLY);
+	if (IS_ERR(filp)) {
+		mutex_destroy(&mf->lock);
+		kfree(mf);
+		return ERR_CAST(filp);
+	}
+	stream_open(filp->f_inode, filp);
+	mf->filp = filp;
+	return mf;
+}
+
+/* End a session: the user's fd stays valid but its I/O fails. */
+static void emuhba_mig_file_end(struct emuhba_mig_file **pmf)
+{
+	struct emuhba_mig_file *mf = *pmf;
+
+	if (!mf)
+		return;
+	mutex_lock(&mf->lock);
+	mf->disabled = true;
+	mutex_unlock(&mf->lock);
+	fput(mf->filp);
+	*pmf = NULL;
+}
+
+/* Append an image to the saving session's stream. */
+static int emuhba_mig_append(struct emuhba_adapter *a, bool stable)
+{
+	struct emuhba_mig_file *mf = a->save;
+	size_t room = 64 * 1024;
+	int ret;
+
+	mutex_lock(&mf->lock);
+	for (;;) {
+		ret = emuhba_mig_reserve(mf, room);
+		if (ret)
+			break;
+		mutex_lock(&a->model_lock);
+		if (stable)
+			ret = emu_img_export_stable(a->model, mf->buf + mf->len,
+						    room);
+		else
+			ret = emu_img_export(a->model, mf->buf + mf->len, room,
+					     0);
+		mutex_unlock(&a->model_lock);
+		if (ret != -ENOSPC)
+			break;
+		room *= 2;
+	}
+	if (ret > 0) {
+		mf->len += ret;
+		mf->final = !stable;
+		ret = 0;
+	}
+	mutex_unlock(&mf->lock);
+	return ret;
+}
+
+/* Stop the model between commands: nothing runs, nothing is in flight. */
+static void emuhba_mig_pause(struct emuhba_adapter *a)
+{
+	emuhba_emul_stop(a);
+	emuhba_backend_drain(a);
+}
+
+static int emuhba_mig_start_save(struct emuhba_adapter *a)
+{
+	struct emuhba_mig_file *mf;
+	int ret;
+
+	mf = emuhba_mig_file_new(a, false);
+	if (IS_ERR(mf))
+		return PTR_ERR(mf);
+	a->save = mf;
+	ret = emuhba_mig_append(a, true);
+	if (ret)
+		emuhba_mig_file_end(&a->save);
+	return ret;
+}
+
+static int emuhba_mig_need_emulated(struct emuhba_adapter *a)
+{
+	struct emuhba_switch_timing t;
+	char msg[EMUHBA_BACKEND_MAX + 64];
+
+	if (a->mode == EMUHBA_MODE_EMULATED)
+		return 0;
+	if (!a->policy.auto_switch) {
+		pci_err(a->core.pdev, "migration refused: auto-switch is off and the adapter is in direct mode\n");
+		return -EPERM;
+	}
+	return emuhba_switch_to_emulated(a, &t, msg, sizeof(msg));
+}
+
+static bool emuhba_guest_enabled(struct emuhba_adapter *a)
+{
+	bool en;
+
+	mutex_lock(&a->model_lock);
+	en = emu_nvme_state(a->model)->regs.cc & EMU_CC_EN;
+	mutex_unlock(&a->model_lock);
+	return en;
+}
+
+/* The destination takes the last full image it was given. */
+static int emuhba_mig_load(struct emuhba_adapter *a)
+{
+	struct emuhba_mig_file *mf = a->resume;
+	size_t off = 0, last = 0, last_len = 0;
+	char err[128];
+	u32 ilen, flags;
+	int ret;
+
+	mutex_lock(&mf->lock);
+	ret = emuhba_mig_check(mf);
+	if (!ret && mf->checked != mf->len) {
+		pci_err(a->core.pdev, "migration stream: %zu trailing bytes\n",
+			mf->len - mf->checked);
+		ret = -EINVAL;
+	}
+	while (!ret && off < mf->checked) {
+		ilen = get_unaligned_le32(mf->buf + off + EMUHBA_IMG_LEN_OFF);
+		flags = get_unaligned_le32(mf->buf + off + EMUHBA_IMG_FLAGS_OFF);
+		if (!(flags & EMU_IMG_F_STABLE)) {
+			last = off;
+			last_len = ilen;
+		}
+		off += ilen;
+	}
+	if (!ret && !last_len) {
+		pci_err(a->core.pdev, "migration stream has no full image\n");
+		ret = -EINVAL;
+	}
+	if (!ret) {
+		mutex_lock(&a->model_lock);
+		ret = emu_img_import(a->model, mf->buf + last, last_len, err,
+				     sizeof(err));
+		mutex_unlock(&a->model_lock);
+		if (ret) {
+			pci_err(a->core.pdev, "migration image refused: %s\n", err);
+			emuhba_genl_notify_error(a, ret, err);
+		}
+	}
+	mutex_unlock(&mf->lock);
+	return ret;
+}
+
+/* After a successful load: the model owns the guest's device here. */
+static int emuhba_mig_become_emulated(struct emuhba_adapter *a)
+{
+	int ret;
+
+	ret = emuhba_backend_open(a, NULL);
+	if (ret) {
+		pci_err(a->core.pdev, "resumed device has no backend (set one with hbamig dev set BDF backend PATH): %pe\n",
+			ERR_PTR(ret));
+		return ret;
+	}
+	emuhba_db_shadow_on(a);
+	emuhba_genl_notify_mode(a, a->mode, EMUHBA_MODE_EMULATED);
+	a->mode = EMUHBA_MODE_EMULATED;
+	return 0;
+}
+
+static struct file *emuhba_mig_step(struct emuhba_adapter *a,
+				    enum vfio_device_mig_state next)
+{
+	enum vfio_device_mig_state cur = a->mig_state;
+	int ret = 0;
+
+	if (cur == VFIO_DEVICE_STATE_RUNNING &&
+	    next == VFIO_DEVICE_STATE_PRE_COPY) {
+		ret = emuhba_mig_need_emulated(a);
+		if (!ret)
+			ret = emuhba_mig_start_save(a);
+		if (ret)
+			return ERR_PTR(ret);
+		return get_file(a->save->filp);
+	}
+	if ((cur == VFIO_DEVICE_STATE_PRE_COPY &&
+	     next == VFIO_DEVICE_STATE_PRE_COPY_P2P) ||
+	    (cur == VFIO_DEVICE_STATE_PRE_COPY_P2P &&
+	     next == VFIO_DEVICE_STATE_PRE_COPY) ||
+	    (cur == VFIO_DEVICE_STATE_RUNNING &&
+	     next == VFIO_DEVICE_STATE_RUNNING_P2P) ||
+	    (cur == VFIO_DEVICE_STATE_RUNNING_P2P &&
+	     next == VFIO_DEVICE_STATE_RUNNING))
+		return NULL;	/* the model never initiates P2P DMA */
+	if (cur == VFIO_DEVICE_STATE_PRE_COPY_P2P &&
+	    next == VFIO_DEVICE_STATE_STOP_COPY) {
+		emuhba_mig_pause(a);
+		ret = emuhba_mig_append(a, false);
+		return ret ? ERR_PTR(ret) : NULL;
+	}
+	if ((cur == VFIO_DEVICE_STATE_PRE_COPY ||
+	     cur == VFIO_DEVICE_STATE_PRE_COPY_P2P) &&
+	    (next == VFIO_DEVICE_STATE_RUNNING ||
+	     next == VFIO_DEVICE_STATE_RUNNING_P2P)) {
+		/* Cancelled: the model goes on serving the guest. */
+		emuhba_mig_file_end(&a->save);
+		return NULL;
+	}
+	if (cur == VFIO_DEVICE_STATE_RUNNING_P2P &&
+	    next == VFIO_DEVICE_STATE_STOP) {
+		/* A VF the guest never enabled has nothing to hand over. */
+		if (a->mode == EMUHBA_MODE_DIRECT && emuhba_guest_enabled(a)) {
+			ret = emuhba_mig_need_emulated(a);
+			if (ret)
+				return ERR_PTR(ret);
+		}
+		emuhba_mig_pause(a);
+		return NULL;
+	}
+	if (cur == VFIO_DEVICE_STATE_STOP &&
+	    next == VFIO_DEVICE_STATE_RUNNING_P2P) {
+		if (a->mode == EMUHBA_MODE_EMULATED)
+			ret = emuhba_emul_start(a);
+		return ret ? ERR_PTR(ret) : NULL;
+	}
+	if (cur == VFIO_DEVICE_STATE_STOP &&
+	    next == VFIO_DEVICE_STATE_STOP_COPY) {
+		ret = emuhba_mig_need_emulated(a);
+		if (ret)
+			return ERR_PTR(ret);
+		ret = emuhba_mig_start_save(a);
+		if (!ret)
+			ret = emuhba_mig_append(a, false);
+		if (ret) {
+			emuhba_mig_file_end(&a->save);
+			return ERR_PTR(ret);
+		}
+		return get_file(a->save->filp);
+	}
+	if (cur == VFIO_DEVICE_STATE_STOP_COPY &&
+	    next == VFIO_DEVICE_STATE_STOP) {
+		emuhba_mig_file_end(&a->save);
+		return NULL;
+	}
+	if (cur == VFIO_DEVICE_STATE_STOP &&
+	    next == VFIO_DEVICE_STATE_RESUMING) {
+		struct emuhba_mig_file *mf;
+
+		if (a->mode != EMUHBA_MODE_DIRECT)
+			return ERR_PTR(-EBUSY);
+		mf = emuhba_mig_file_new(a, true);
+		if (IS_ERR(mf))
+			return ERR_CAST(mf);
+		a->resume = mf;
+		return get_file(mf->filp);
+	}
+	if (cur == VFIO_DEVICE_STATE_RESUMING &&
+	    next == VFIO_DEVICE_STATE_STOP) {
+		ret = emuhba_mig_load(a);
+		if (!ret)
+			ret = emuhba_mig_become_emulated(a);
+		emuhba_mig_file_end(&a->resume);
+		return ret ? ERR_PTR(ret) : NULL;
+	}
+	return ERR_PTR(-EINVAL);
+}
+
+struct file *emuhba_migration_set_state(struct vfio_device *vdev,
+					enum vfio_device_mig_state new_state)
+{
+	struct emuhba_adapter *a = emuhba_from_vdev(vdev);
+	enum vfio_device_mig_state next, old;
+	struct file *res = NULL;
+	int ret;
+
+	mutex_lock(&a->state_lock);
+	old = a->mig_state;
+	while (new_state != a->mig_state) {
+		ret = vfio_mig_get_next_state(vdev, a->mig_state, new_state,
+					      &next);
+		if (ret) {
+			res = ERR_PTR(ret);
+			break;
+		}
+		res = emuhba_mig_step(a, next);
+		if (IS_ERR(res))
+			break;
+		a->mig_state = next;
+		if (WARN_ON(res && new_state != a->mig_state)) {
+			fput(res);
+			res = ERR_PTR(-EINVAL);
+			break;
+		}
+	}
+	if (old != a->mig_state)
+		emuhba_genl_notify_mig_state(a, old, a->mig_state);
+	mutex_unlock(&a->state_lock);
+	return res;
+}
+
+int emuhba_migration_get_state(struct vfio_device *vdev,
+			       enum vfio_device_mig_state *state)
+{
+	struct emuhba_adapter *a = emuhba_from_vdev(vdev);
+
+	mutex_lock(&a->state_lock);
+	*state = a->mig_state;
+	mutex_unlock(&a->state_lock);
+	return 0;
+}
+
+int emuhba_migration_get_data_size(struct vfio_device *vdev,
+				   unsigned long *stop_copy_length)
+{
+	/* Every section at its largest; the real image is far smaller. */
+	*stop_copy_length = 256 * 1024;
+	return 0;
+}
+
+/* Device closed or reset: every session ends, back to RUNNING. */
+void emuhba_mig_reset(struct emuhba_adapter *a)
+{
+	lockdep_assert_held(&a->state_lock);
+	emuhba_mig_file_end(&a->save);
+	emuhba_mig_file_end(&a->resume);
+	a->mig_state = VFIO_DEVICE_STATE_RUNNING;
+}

@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Live migration of an emuhba VF through the VFIO migration uAPI only, as
+ * QEMU does it, with I/O in flight: the mini-VMM's device moves from VF A to
+ * VF B (a new container, guest memory copied from the type1 dirty log) and
+ * back, many times, while its checksummed write/read-back stream goes on.
+ *
+ * Usage: migrate_test  (EMUHBA_VF=A, EMUHBA_VF_B=B, both bound to emuhba with
+ *                       a backend set; EMUHBA_MIGRATIONS=N, default 50)
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kselftest_harness.h"
+#include "minivmm.h"
+
+FIXTURE(mig) {
+	struct mvmm vm;
+	const char *a, *b;
+	char mode[32];
+};
+
+FIXTURE_SETUP(mig)
+{
+	int ret;
+
+	self->a = getenv("EMUHBA_VF");
+	self->b = getenv("EMUHBA_VF_B");
+	ASSERT_NE(NULL, self->a);
+	ASSERT_NE(NULL, self->b);
+	ret = mvmm_open(&self->vm, self->a, 64 << 20);
+	ASSERT_EQ(0, ret) TH_LOG("open %s: %s", self->a, strerror(-ret));
+	ASSERT_EQ(0, mvmm_nvme_init(&self->vm, 4, true));
+}
+
+FIXTURE_TEARDOWN(mig)
+{
+	mvmm_close(&self->vm);
+}
+
+TEST_F(mig, a_to_b_and_back_with_io_in_flight)
+{
+	const char *env = getenv("EMUHBA_MIGRATIONS");
+	int n = env ? atoi(env) : 50, i, ret;
+	struct mvmm_mig_stats st, worst = { 0 };
+	uint64_t in_flight = 0, state_bytes = 0;
+
+	ASSERT_EQ(0, mvmm_io_run(&self->vm, 200, 16));
+	for (i = 0; i < n; i++) {
+		const char *to = i % 2 ? self->a : self->b;
+
+		in_flight += mvmm_io_fill(&self->vm, 16);
+		ret = mvmm_migrate(&self->vm, to, &st);
+		ASSERT_EQ(0, ret) TH_LOG("migration %d to %s: %s", i + 1, to,
+					 strerror(-ret));
+		ASSERT_EQ(0, mvmm_attr(to, "emuhba/mode", self->mode,
+				       sizeof(self->mode)));
+		EXPECT_STREQ("emulated\n", self->mode);
+		EXPECT_LT(0, st.dirty_pages);
+		if (st.downtime_ms > worst.downtime_ms)
+			worst = st;
+		state_bytes = st.state_bytes;
+		ASSERT_EQ(0, mvmm_io_run(&self->vm, 100, 16))
+			TH_LOG("I/O after migration %d", i + 1);
+		ASSERT_EQ(0, self->vm.errors);
+		ASSERT_EQ(0, self->vm.mismatches);
+		ASSERT_EQ(0, self->vm.duplicates);
+	}
+	TH_LOG("%d migrations, %llu commands in flight across them, %llu completions; state stream %llu bytes; worst downtime %llu ms",
+	       n, (unsigned long long)in_flight,
+	       (unsigned long long)self->vm.completions,
+	       (unsigned long long)state_bytes,
+	       (unsigned long long)worst.downtime_ms);
+}
+
+TEST_HARNESS_MAIN
