@@ -56,6 +56,7 @@ void emu_nvme_init(struct emu_nvme_ctrl *ctrl, const struct emu_host_ops *ops,
 		ctrl->reqs[i].next_free = i + 1;
 	}
 	ctrl->free_head = 0;
+	ctrl->done_head = EMU_NVME_MAX_REQS;
 	emu_nvme_feat_defaults(ctrl);
 }
 
@@ -997,9 +998,46 @@ int emu_nvme_poll(struct emu_nvme_ctrl *ctrl, int budget)
 	if (st->dbbuf.enabled)
 		emu_dbbuf_eventidx(ctrl);
 out:
+	emu_nvme_done_drain(ctrl);
+	emu_settle(ctrl);
 	emu_nvme_aer_process(ctrl);
 	emu_nvme_irq_flush(ctrl);
 	return done;
+}
+
+/*
+ * A backend may complete inside blk_submit. Finishing the command there
+ * would nest (a Dataset Management range submits the next one from its
+ * completion), so such completions queue up and finish iteratively.
+ */
+int emu_nvme_blk_submit(struct emu_nvme_ctrl *ctrl, struct emu_nvme_req *req)
+{
+	int ret;
+
+	ctrl->in_submit++;
+	ret = ctrl->ops->blk_submit(ctrl->host, &req->blk);
+	ctrl->in_submit--;
+	return ret;
+}
+
+static void emu_req_finish(struct emu_nvme_ctrl *ctrl,
+			   struct emu_nvme_req *req, int status)
+{
+	if (req->aborted)
+		emu_nvme_req_put(ctrl, req);
+	else
+		emu_nvme_io_done(ctrl, req, status);
+}
+
+void emu_nvme_done_drain(struct emu_nvme_ctrl *ctrl)
+{
+	while (!ctrl->in_submit && ctrl->done_head < EMU_NVME_MAX_REQS) {
+		struct emu_nvme_req *req = &ctrl->reqs[ctrl->done_head];
+
+		ctrl->done_head = req->next_done;
+		req->state = EMU_REQ_BLK;
+		emu_req_finish(ctrl, req, req->status);
+	}
 }
 
 void emu_nvme_blk_complete(struct emu_nvme_ctrl *ctrl,
@@ -1011,13 +1049,22 @@ void emu_nvme_blk_complete(struct emu_nvme_ctrl *ctrl,
 	if (idx >= EMU_NVME_MAX_REQS || &ctrl->reqs[idx] != req ||
 	    req->state != EMU_REQ_BLK)
 		return;
-	if (req->aborted)
-		emu_nvme_req_put(ctrl, req);
-	else
-		emu_nvme_io_done(ctrl, req, status);
+	if (ctrl->in_submit) {
+		req->state = EMU_REQ_DONE;
+		req->status = status;
+		req->next_done = EMU_NVME_MAX_REQS;
+		if (ctrl->done_head >= EMU_NVME_MAX_REQS)
+			ctrl->done_head = (u16)idx;
+		else
+			ctrl->reqs[ctrl->done_tail].next_done = (u16)idx;
+		ctrl->done_tail = (u16)idx;
+		return;
+	}
+	emu_req_finish(ctrl, req, status);
 	/* A completion frees backend capacity for a busy retry. */
 	if (ctrl->nr_retry)
 		emu_nvme_io_retry(ctrl);
+	emu_nvme_done_drain(ctrl);
 	emu_settle(ctrl);
 	emu_nvme_aer_process(ctrl);
 	emu_nvme_irq_flush(ctrl);

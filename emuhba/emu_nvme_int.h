@@ -66,6 +66,7 @@ enum emu_req_state {
 	EMU_REQ_FREE = 0,
 	EMU_REQ_BLK,		/* owned by the backend */
 	EMU_REQ_RETRY,		/* the backend was busy: resubmit on poll */
+	EMU_REQ_DONE,		/* completed inside blk_submit: finish later */
 };
 
 struct emu_nvme_req {
@@ -77,7 +78,8 @@ struct emu_nvme_req {
 	u8 aborted;
 	u16 range_idx;
 	u16 nr_ranges;
-	u16 rsvd;
+	u16 next_done;
+	s32 status;		/* backend status of an EMU_REQ_DONE request */
 	u32 xfer;		/* guest data bytes */
 	u32 buf_len;
 };
@@ -124,6 +126,9 @@ struct emu_nvme_ctrl {
 	u16 rr_next;
 	u16 free_head;
 	u32 nr_retry;
+	u32 in_submit;		/* inside ops->blk_submit */
+	u16 done_head;		/* completions deferred out of blk_submit */
+	u16 done_tail;
 	u64 cmds;
 	u8 scratch[EMU_NVME_PAGE];
 	u8 sqe_buf[EMU_NVME_SQE * 8];
@@ -164,6 +169,8 @@ int emu_nvme_io_exec(struct emu_nvme_ctrl *ctrl, u16 sqid, const u8 *sqe);
 void emu_nvme_io_done(struct emu_nvme_ctrl *ctrl, struct emu_nvme_req *req,
 		      int status);
 void emu_nvme_io_retry(struct emu_nvme_ctrl *ctrl);
+int emu_nvme_blk_submit(struct emu_nvme_ctrl *ctrl, struct emu_nvme_req *req);
+void emu_nvme_done_drain(struct emu_nvme_ctrl *ctrl);
 u16 emu_nvme_xfer(struct emu_nvme_ctrl *ctrl, const u8 *sqe, bool admin,
 		  void *buf, u32 len, bool to_guest);
 

@@ -188,7 +188,7 @@ static void emu_io_fail(struct emu_nvme_ctrl *ctrl, u16 sqid, u16 cid,
 
 static int emu_io_submit(struct emu_nvme_ctrl *ctrl, struct emu_nvme_req *req)
 {
-	int ret = ctrl->ops->blk_submit(ctrl->host, &req->blk);
+	int ret = emu_nvme_blk_submit(ctrl, req);
 
 	if (ret == -EAGAIN)
 		emu_nvme_req_put(ctrl, req);
@@ -429,7 +429,7 @@ void emu_nvme_io_done(struct emu_nvme_ctrl *ctrl, struct emu_nvme_req *req,
 			req->blk.slba = emu_get_le64(e + 8);
 			req->blk.lba_shift =
 				emu_nvme_ns(ctrl, req->blk.nsid)->lba_shift;
-			ret = ctrl->ops->blk_submit(ctrl->host, &req->blk);
+			ret = emu_nvme_blk_submit(ctrl, req);
 			if (!ret)
 				return;
 			if (ret == -EAGAIN) {

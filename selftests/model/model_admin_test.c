@@ -473,6 +473,33 @@ TEST_F(adm, backend_errors_and_compare)
 	EXPECT_EQ(0, (long)self->th.bufs);
 }
 
+TEST_F(adm, synchronous_backend_256_ranges)
+{
+	struct drv *d = &self->d;
+	u64 p = th_alloc(&self->th, 4096, 4096);
+	u8 sqe[64], *r = th_ptr(&self->th, p);
+	int i;
+
+	/* Each range completes inside blk_submit: no nesting, no loss. */
+	self->th.sync = 1;
+	for (i = 0; i < 256; i++) {
+		emu_put_le32(r + 16 * i + 4, 1);
+		emu_put_le64(r + 16 * i + 8, (u64)i * 3);
+		self->th.disk[(u64)i * 3 * 4096] = 0xee;
+	}
+	drv_sqe(sqe, 0x09, 1);
+	drv_set_dw(sqe, 10, 255);
+	drv_set_dw(sqe, 11, 4);
+	drv_set_prp(sqe, p, 0);
+	EXPECT_EQ(0, io(d, 1, sqe));
+	for (i = 0; i < 256; i++)
+		if (self->th.disk[(u64)i * 3 * 4096])
+			break;
+	EXPECT_EQ(256, i);
+	EXPECT_EQ(0, (long)self->th.bufs);
+	EXPECT_EQ(0, emu_nvme_inflight(self->th.ctrl));
+}
+
 TEST_F(adm, reset_mid_io)
 {
 	struct drv *d = &self->d;
