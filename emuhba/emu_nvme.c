@@ -821,60 +821,94 @@ void emu_nvme_doorbell_write(struct emu_nvme_ctrl *ctrl, u32 off, u32 val)
 	}
 }
 
+static u32 emu_dbbuf_maxq(const struct emu_nvme_ctrl *ctrl)
+{
+	u32 qid, maxq = 0;
+
+	for (qid = 1; qid < EMU_NVME_NR_Q; qid++)
+		if (ctrl->st.sq[qid].valid || ctrl->st.cq[qid].valid)
+			maxq = qid;
+	return maxq;
+}
+
+/* Slot idx of a shadow buffer; ~0 when unreadable. */
+static u32 emu_dbbuf_slot(struct emu_nvme_ctrl *ctrl, u64 base, u32 idx)
+{
+	u32 stride = emu_db_stride(ctrl);
+	u8 v[4];
+
+	if (stride == 4)
+		return emu_get_le32(ctrl->db_buf + 4 * idx);
+	if (ctrl->ops->dma_read(ctrl->host, base + (u64)idx * stride, v, 4))
+		return ~0U;
+	return emu_get_le32(v);
+}
+
 static void emu_dbbuf_read(struct emu_nvme_ctrl *ctrl)
 {
 	struct emu_nvme_state *st = &ctrl->st;
-	u32 stride = emu_db_stride(ctrl), qid, len;
-	u8 *b = ctrl->db_buf;
+	u32 qid, maxq = emu_dbbuf_maxq(ctrl);
 
-	/* One read covers every slot when the stride is the usual 4 bytes. */
-	if (stride != 4)
+	if (!maxq)
 		return;
-	len = 8 * EMU_NVME_NR_Q;
-	if (ctrl->ops->dma_read(ctrl->host, st->dbbuf.dbs, b, len))
+	/* With the usual 4-byte stride one read covers every slot. */
+	if (emu_db_stride(ctrl) == 4 &&
+	    ctrl->ops->dma_read(ctrl->host, st->dbbuf.dbs, ctrl->db_buf,
+				8 * (maxq + 1)))
 		return;
-	for (qid = 1; qid < EMU_NVME_NR_Q; qid++) {
+	for (qid = 1; qid <= maxq; qid++) {
 		struct emu_nvme_sq *sq = &st->sq[qid];
 		struct emu_nvme_cq *cq = &st->cq[qid];
-		u32 t = emu_get_le32(b + 8 * qid);
-		u32 h = emu_get_le32(b + 8 * qid + 4);
+		u32 t, h;
 
-		if (sq->valid && t < sq->size)
-			sq->tail = (u16)t;
-		if (cq->valid && emu_cq_head_ok(cq, h))
-			cq->head = (u16)h;
+		if (sq->valid) {
+			t = emu_dbbuf_slot(ctrl, st->dbbuf.dbs, 2 * qid);
+			if (t < sq->size)
+				sq->tail = (u16)t;
+		}
+		if (cq->valid) {
+			h = emu_dbbuf_slot(ctrl, st->dbbuf.dbs, 2 * qid + 1);
+			if (emu_cq_head_ok(cq, h))
+				cq->head = (u16)h;
+		}
 	}
 }
 
 static void emu_dbbuf_eventidx(struct emu_nvme_ctrl *ctrl)
 {
 	struct emu_nvme_state *st = &ctrl->st;
+	u32 qid, len, maxq = emu_dbbuf_maxq(ctrl);
+	u32 stride = emu_db_stride(ctrl);
 	u8 *b = ctrl->db_buf;
-	u32 qid, len;
 
-	if (emu_db_stride(ctrl) != 4)
-		return;
 	/*
 	 * EventIdx = the position already consumed: the guest rings the
 	 * doorbell register for its next submission, so a host that traps
 	 * doorbells learns about new work without polling memory.
 	 */
 	memset(b, 0, 8);
-	for (qid = 1, len = 8; qid < EMU_NVME_NR_Q; qid++) {
+	for (qid = 1; qid <= maxq; qid++) {
 		emu_put_le32(b + 8 * qid, st->sq[qid].valid ? st->sq[qid].tail :
 			     0);
 		emu_put_le32(b + 8 * qid + 4, st->cq[qid].valid ?
 			     st->cq[qid].head : 0);
-		if (st->sq[qid].valid || st->cq[qid].valid)
-			len = 8 * (qid + 1);
 	}
+	len = 8 * (maxq + 1);
 	/* Unchanged values are not written: each write dirties a page. */
 	if (ctrl->ei_len == len && !memcmp(ctrl->ei_cache, b, len))
 		return;
-	if (!ctrl->ops->dma_write(ctrl->host, st->dbbuf.eis, b, len)) {
-		memcpy(ctrl->ei_cache, b, len);
-		ctrl->ei_len = len;
+	if (stride == 4 &&
+	    ctrl->ops->dma_write(ctrl->host, st->dbbuf.eis, b, len))
+		return;
+	for (qid = 1; stride != 4 && qid <= maxq; qid++) {
+		ctrl->ops->dma_write(ctrl->host, st->dbbuf.eis +
+				     2ULL * qid * stride, b + 8 * qid, 4);
+		ctrl->ops->dma_write(ctrl->host, st->dbbuf.eis +
+				     (2ULL * qid + 1) * stride, b + 8 * qid + 4,
+				     4);
 	}
+	memcpy(ctrl->ei_cache, b, len);
+	ctrl->ei_len = len;
 }
 
 /* Queue processing ----------------------------------------------------- */

@@ -664,7 +664,7 @@ static void emu_dbbuf_init(struct emu_nvme_ctrl *ctrl)
 {
 	struct emu_nvme_state *st = &ctrl->st;
 	u8 *b = ctrl->db_buf;
-	u32 q;
+	u32 q, stride;
 
 	/* Start both buffers from the queues' current positions. */
 	for (q = 0; q < EMU_NVME_NR_Q; q++) {
@@ -672,10 +672,15 @@ static void emu_dbbuf_init(struct emu_nvme_ctrl *ctrl)
 		emu_put_le32(b + 8 * q + 4, st->cq[q].valid ? st->cq[q].head :
 			     0);
 	}
-	if ((st->id.cap >> 32) & 0xf)
-		return;
-	ctrl->ops->dma_write(ctrl->host, st->dbbuf.dbs, b, sizeof(ctrl->db_buf));
-	ctrl->ops->dma_write(ctrl->host, st->dbbuf.eis, b, sizeof(ctrl->db_buf));
+	stride = 4U << ((st->id.cap >> 32) & 0xf);
+	for (q = 0; q < 2 * EMU_NVME_NR_Q; q++) {
+		if (!(q & 1) ? !st->sq[q / 2].valid : !st->cq[q / 2].valid)
+			continue;
+		ctrl->ops->dma_write(ctrl->host, st->dbbuf.dbs + q * stride,
+				     b + 4 * q, 4);
+		ctrl->ops->dma_write(ctrl->host, st->dbbuf.eis + q * stride,
+				     b + 4 * q, 4);
+	}
 }
 
 static u16 emu_dbbuf_config(struct emu_nvme_ctrl *ctrl, const u8 *sqe,

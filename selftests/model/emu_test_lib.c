@@ -378,10 +378,11 @@ static int drv_need_event(u16 event_idx, u16 new_idx, u16 old)
 static void drv_ring(struct drv *d, u16 qid, int cq, u16 val)
 {
 	u32 idx = 2 * qid + (cq ? 1 : 0);
+	u32 stride = d->stride ? d->stride : 4;
 
 	if (d->dbbuf && qid) {
-		u8 *db = th_ptr(d->th, d->dbs + 4 * idx);
-		u8 *ei = th_ptr(d->th, d->eis + 4 * idx);
+		u8 *db = th_ptr(d->th, d->dbs + stride * idx);
+		u8 *ei = th_ptr(d->th, d->eis + stride * idx);
 		u16 old = (u16)emu_get_le32(db);
 
 		emu_put_le32(db, val);
@@ -390,7 +391,7 @@ static void drv_ring(struct drv *d, u16 qid, int cq, u16 val)
 	}
 	d->mmio_doorbells++;
 	d->mmio_sq_doorbells += !cq && qid;
-	emu_nvme_doorbell_write(d->th->ctrl, 0x1000 + 4 * idx, val);
+	emu_nvme_doorbell_write(d->th->ctrl, 0x1000 + stride * idx, val);
 }
 
 int drv_submit_cid(struct drv *d, u16 qid, u8 *sqe, u16 cid)
@@ -515,6 +516,7 @@ int drv_enable(struct drv *d, u16 aq_size)
 	u64 cap = drv_reg(d, EMU_REG_CAP, 8);
 	u32 cc;
 
+	d->stride = 4U << ((cap >> 32) & 0xf);
 	/* nvme_pci_configure_admin_queue() */
 	if (drv_reg(d, EMU_REG_CSTS, 4) & EMU_CSTS_NSSRO)
 		drv_wreg(d, EMU_REG_CSTS, EMU_CSTS_NSSRO, 4);

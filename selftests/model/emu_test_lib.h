@@ -106,6 +106,7 @@ struct drv {
 	u16 cid_wrap;			/* CIDs cycle below this (default 512) */
 	u64 mmio_doorbells;
 	u64 mmio_sq_doorbells;
+	u32 stride;			/* doorbell stride, from CAP */
 	void *priv;
 	char why[256];
 };

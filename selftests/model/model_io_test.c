@@ -92,6 +92,25 @@ TEST_F(io, stream_mmio_doorbells_small_queues)
 	run_stream(_metadata, &self->s, 1500);
 }
 
+TEST_F(io, stream_doorbell_stride_8)
+{
+	const struct emu_nvme_state *st = emu_nvme_state(self->th.ctrl);
+
+	/* CAP.DSTRD = 1: doorbells and shadow slots 8 bytes apart. */
+	drv_wreg(&self->d, EMU_REG_CC, 0, 4);
+	ASSERT_EQ(0, drv_wait_csts(&self->d, 1, 0));
+	emu_nvme_set_hw(self->th.ctrl, st->id.cap | (1ULL << 32), 0x10400,
+			17, 16, 16);
+	memset(&self->d, 0, sizeof(self->d));
+	self->d.th = &self->th;
+	ASSERT_EQ(0, drv_enable(&self->d, 32));
+	ASSERT_EQ(8, self->d.stride);
+	ASSERT_EQ(0, drv_bringup(&self->d, 3, 32, 1, 1));
+	stream_init(&self->s, &self->d);
+	run_stream(_metadata, &self->s, 600);
+	EXPECT_LT(self->d.mmio_sq_doorbells, (u64)self->s.issued);
+}
+
 TEST_F(io, stream_sync_backend_with_eagain)
 {
 	self->th.sync = 1;
