@@ -66,7 +66,7 @@ static int resolve_pf(const char *arg, struct pf *pf)
 			if (de->d_name[0] == '.' ||
 			    strlen(de->d_name) >= sizeof(pf->ifname))
 				continue;
-			snprintf(pf->ifname, sizeof(pf->ifname), "%s",
+			snprintf(pf->ifname, sizeof(pf->ifname), "%.15s",
 				 de->d_name);
 			pf->has_netdev = true;
 			break;

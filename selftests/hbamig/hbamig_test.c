@@ -1,0 +1,681 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * hbamig's netlink decoding and output, on messages built byte for byte as
+ * the kernel builds them (same attributes, nesting, padding). Output is
+ * compared with golden files in selftests/hbamig/golden/; set
+ * HBAMIG_UPDATE_GOLDEN=1 to rewrite them after an intended change.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <linux/genetlink.h>
+#include <linux/if_link.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/emuhba.h>
+#include <netlink/attr.h>
+#include <netlink/genl/genl.h>
+#include <netlink/msg.h>
+
+#include "kselftest_harness.h"
+#include "hbamig.h"
+
+#define FAM 0x23	/* a dynamic genl family id, as the kernel assigns */
+
+/* Concatenation of messages, as one recv() returns them. */
+struct buf {
+	unsigned char d[65536];
+	size_t len;
+};
+
+static void buf_add(struct buf *b, struct nl_msg *m)
+{
+	struct nlmsghdr *h = nlmsg_hdr(m);
+
+	memcpy(b->d + b->len, h, h->nlmsg_len);
+	b->len += NLMSG_ALIGN(h->nlmsg_len);
+	nlmsg_free(m);
+}
+
+static struct nl_msg *genl_new(u8 cmd, int flags)
+{
+	struct nl_msg *m = nlmsg_alloc();
+
+	genlmsg_put(m, 1234, 7, FAM, 0, flags, cmd, EMUHBA_FAMILY_VERSION);
+	return m;
+}
+
+struct fake_adapter {
+	u32 id;
+	const char *bdf;
+	u32 mode, mig;
+	bool open;
+	const char *backend;
+	bool auto_switch, quiesce;
+	u32 timeout;
+	u64 ctr[6];
+	bool switched;
+	s32 result;
+	u64 t[5];
+};
+
+/* The attribute layout of emuhba_nl_fill_adapter(). */
+static struct nl_msg *adapter_msg(const struct fake_adapter *a, u8 cmd,
+				  int flags)
+{
+	struct nl_msg *m = genl_new(cmd, flags);
+	struct nlattr *n;
+
+	nla_put_u32(m, EMUHBA_A_ADAPTER_ID, a->id);
+	nla_put_string(m, EMUHBA_A_ADAPTER_BDF, a->bdf);
+	nla_put_u32(m, EMUHBA_A_ADAPTER_PERSONALITY,
+		    EMUHBA_ADAPTER_PERSONALITY_NVME);
+	nla_put_u32(m, EMUHBA_A_ADAPTER_MODE, a->mode);
+	nla_put_u32(m, EMUHBA_A_ADAPTER_MIG_STATE, a->mig);
+	nla_put_u8(m, EMUHBA_A_ADAPTER_OPEN, a->open);
+	nla_put_string(m, EMUHBA_A_ADAPTER_BACKEND, a->backend);
+	n = nla_nest_start(m, EMUHBA_A_ADAPTER_POLICY);
+	nla_put_u8(m, EMUHBA_A_POLICY_AUTO_SWITCH, a->auto_switch);
+	nla_put_u8(m, EMUHBA_A_POLICY_QUIESCE_REQUIRED, a->quiesce);
+	nla_put_u32(m, EMUHBA_A_POLICY_SWITCH_TIMEOUT, a->timeout);
+	nla_nest_end(m, n);
+	n = nla_nest_start(m, EMUHBA_A_ADAPTER_COUNTERS);
+	for (int i = 0; i < 6; i++)
+		nla_put_u64(m, EMUHBA_A_COUNTERS_REG_TRAPS + i, a->ctr[i]);
+	nla_nest_end(m, n);
+	if (a->switched) {
+		n = nla_nest_start(m, EMUHBA_A_ADAPTER_LAST_SWITCH);
+		nla_put_u32(m, EMUHBA_A_SWITCH_TIMING_RESULT, (u32)a->result);
+		nla_put_u32(m, EMUHBA_A_SWITCH_TIMING_FROM_MODE,
+			    EMUHBA_ADAPTER_MODE_DIRECT);
+		nla_put_u32(m, EMUHBA_A_SWITCH_TIMING_TO_MODE,
+			    EMUHBA_ADAPTER_MODE_EMULATED);
+		for (int i = 0; i < 5; i++)
+			nla_put_u64(m, EMUHBA_A_SWITCH_TIMING_STOP_NS + i,
+				    a->t[i]);
+		nla_nest_end(m, n);
+	}
+	return m;
+}
+
+static const struct fake_adapter fa0 = {
+	.id = 0, .bdf = "0000:01:00.1", .mode = EMUHBA_ADAPTER_MODE_DIRECT,
+	.mig = 2, .backend = "auto", .auto_switch = true, .timeout = 2000,
+	.ctr = { 12, 3, 0, 0, 0, 0 },
+};
+
+static const struct fake_adapter fa1 = {
+	.id = 1, .bdf = "0000:01:00.2", .mode = EMUHBA_ADAPTER_MODE_EMULATED,
+	.mig = 6, .open = true, .backend = "/dev/nvme0n1", .quiesce = true,
+	.timeout = 500, .ctr = { 100, 42, 7777, 1, 0, 12345678901ULL },
+	.switched = true, .t = { 1000, 2000, 3000, 4000, 15000 },
+};
+
+static void done_msg(struct buf *b, int err)
+{
+	struct nl_msg *m = nlmsg_alloc_simple(NLMSG_DONE, NLM_F_MULTI);
+
+	nlmsg_append(m, &err, sizeof(err), NLMSG_ALIGNTO);
+	buf_add(b, m);
+}
+
+/* ---- output capture and golden files ---- */
+
+struct cap {
+	char *s;
+	size_t len;
+	FILE *f;
+};
+
+static void cap_start(struct cap *c, bool json, bool pretty)
+{
+	c->s = NULL;
+	c->f = open_memstream(&c->s, &c->len);
+	out_init(c->f, json, pretty);
+}
+
+static char *cap_end(struct cap *c)
+{
+	fclose(c->f);
+	return c->s;
+}
+
+static int golden(const char *name, const char *got)
+{
+	char path[512], *want;
+	long n;
+	FILE *f;
+	int ret;
+
+	snprintf(path, sizeof(path), "%s/%s", GOLDEN_DIR, name);
+	if (getenv("HBAMIG_UPDATE_GOLDEN")) {
+		f = fopen(path, "w");
+		if (!f)
+			return -1;
+		fputs(got, f);
+		return fclose(f);
+	}
+	f = fopen(path, "r");
+	if (!f) {
+		fprintf(stderr, "# missing golden file %s\n", path);
+		return -1;
+	}
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	want = calloc(1, n + 1);
+	if (fread(want, 1, n, f) != (size_t)n)
+		n = -1;
+	fclose(f);
+	ret = strcmp(want, got) ? -1 : 0;
+	if (ret)
+		fprintf(stderr, "# %s differs:\n# --- want\n%s# --- got\n%s",
+			name, want, got);
+	free(want);
+	return ret;
+}
+
+static int print_adapter_cb(const struct hba_msg *m, void *arg)
+{
+	int *n = arg;
+
+	(*n)++;
+	hba_print_adapter(m);
+	return 0;
+}
+
+static int print_event_cb(const struct hba_msg *m, void *arg)
+{
+	(void)arg;
+	hba_print_event(m);
+	return 0;
+}
+
+static int print_ctrl_cb(const void *nlh, void *arg)
+{
+	const char *name;
+	u8 cmd;
+
+	(void)arg;
+	name = hba_parse_ctrl_family(nlh, &cmd);
+	if (name && cmd == CTRL_CMD_DELFAMILY)
+		hba_print_family_event(name, true);
+	return 0;
+}
+
+static struct buf *dump_buf(void)
+{
+	static struct buf b;
+
+	b.len = 0;
+	buf_add(&b, adapter_msg(&fa0, EMUHBA_CMD_ADAPTER_GET, NLM_F_MULTI));
+	buf_add(&b, adapter_msg(&fa1, EMUHBA_CMD_ADAPTER_GET, NLM_F_MULTI));
+	done_msg(&b, 0);
+	return &b;
+}
+
+TEST(dev_show_dump_json_golden)
+{
+	struct buf *b = dump_buf();
+	struct hba_nlerr err;
+	struct cap c;
+	int n = 0;
+
+	cap_start(&c, true, true);
+	out_arr_start(NULL);
+	ASSERT_EQ(HBA_PARSE_DONE, hba_parse_buf(b->d, b->len, FAM,
+						print_adapter_cb, &n, 0, NULL,
+						&err));
+	out_arr_end();
+	out_eol();
+	EXPECT_EQ(2, n);
+	EXPECT_EQ(0, err.error);
+	EXPECT_EQ(0, golden("dev-show.json", cap_end(&c)));
+	free(c.s);
+
+	cap_start(&c, true, false);
+	out_arr_start(NULL);
+	n = 0;
+	hba_parse_buf(b->d, b->len, FAM, print_adapter_cb, &n, 0, NULL, &err);
+	out_arr_end();
+	out_eol();
+	EXPECT_EQ(0, golden("dev-show-compact.json", cap_end(&c)));
+	free(c.s);
+}
+
+TEST(dev_show_dump_text_golden)
+{
+	struct buf *b = dump_buf();
+	struct hba_nlerr err;
+	struct cap c;
+	int n = 0;
+
+	cap_start(&c, false, false);
+	ASSERT_EQ(HBA_PARSE_DONE, hba_parse_buf(b->d, b->len, FAM,
+						print_adapter_cb, &n, 0, NULL,
+						&err));
+	EXPECT_EQ(0, golden("dev-show.txt", cap_end(&c)));
+	free(c.s);
+}
+
+/* A dump split over two recv() buffers: MORE after the first. */
+TEST(dump_across_buffers)
+{
+	struct buf *b = dump_buf();
+	struct nlmsghdr h;
+	struct hba_nlerr err;
+	struct cap c;
+	size_t first;
+	int n = 0;
+
+	memcpy(&h, b->d, sizeof(h));
+	first = NLMSG_ALIGN(h.nlmsg_len);
+	cap_start(&c, false, false);
+	EXPECT_EQ(HBA_PARSE_MORE, hba_parse_buf(b->d, first, FAM,
+						print_adapter_cb, &n, 0, NULL,
+						&err));
+	EXPECT_EQ(1, n);
+	EXPECT_EQ(HBA_PARSE_DONE, hba_parse_buf(b->d + first, b->len - first,
+						FAM, print_adapter_cb, &n, 0,
+						NULL, &err));
+	EXPECT_EQ(2, n);
+	free(cap_end(&c));
+}
+
+TEST(switch_reply_golden)
+{
+	struct nl_msg *m = genl_new(EMUHBA_CMD_SWITCH, 0);
+	struct hba_nlerr err;
+	static struct buf b;
+	struct hba_msg got;
+	struct nlattr *n;
+	struct cap c;
+
+	nla_put_u32(m, EMUHBA_A_ADAPTER_ID, 1);
+	nla_put_string(m, EMUHBA_A_ADAPTER_BDF, "0000:01:00.2");
+	nla_put_u32(m, EMUHBA_A_ADAPTER_MODE, EMUHBA_ADAPTER_MODE_EMULATED);
+	n = nla_nest_start(m, EMUHBA_A_ADAPTER_LAST_SWITCH);
+	nla_put_u32(m, EMUHBA_A_SWITCH_TIMING_RESULT, 0);
+	nla_put_u32(m, EMUHBA_A_SWITCH_TIMING_FROM_MODE, 1);
+	nla_put_u32(m, EMUHBA_A_SWITCH_TIMING_TO_MODE, 2);
+	nla_put_u64(m, EMUHBA_A_SWITCH_TIMING_TOTAL_NS, 987654);
+	nla_nest_end(m, n);
+	b.len = 0;
+	buf_add(&b, m);
+	memset(&got, 0, sizeof(got));
+	ASSERT_EQ(0, hba_parse_attrs(b.d + NLMSG_HDRLEN + GENL_HDRLEN,
+				     b.len - NLMSG_HDRLEN - GENL_HDRLEN, &got));
+	EXPECT_TRUE(got.last_switch.present);
+	EXPECT_EQ(987654, got.last_switch.total_ns);
+	cap_start(&c, true, true);
+	hba_print_switch(&got);
+	out_eol();
+	EXPECT_EQ(0, golden("switch.json", cap_end(&c)));
+	free(c.s);
+	(void)err;
+}
+
+static struct buf *events_buf(void)
+{
+	static struct buf b;
+	struct nl_msg *m;
+
+	b.len = 0;
+	buf_add(&b, adapter_msg(&fa0, EMUHBA_CMD_ADAPTER_ADD_NTF, 0));
+	m = genl_new(EMUHBA_CMD_MODE_CHANGE_NTF, 0);
+	nla_put_u32(m, EMUHBA_A_ADAPTER_ID, 0);
+	nla_put_string(m, EMUHBA_A_ADAPTER_BDF, "0000:01:00.1");
+	nla_put_u32(m, EMUHBA_A_ADAPTER_OLD_MODE, 1);
+	nla_put_u32(m, EMUHBA_A_ADAPTER_MODE, 3);
+	buf_add(&b, m);
+	m = genl_new(EMUHBA_CMD_MODE_CHANGE_NTF, 0);
+	nla_put_u32(m, EMUHBA_A_ADAPTER_ID, 0);
+	nla_put_string(m, EMUHBA_A_ADAPTER_BDF, "0000:01:00.1");
+	nla_put_u32(m, EMUHBA_A_ADAPTER_OLD_MODE, 3);
+	nla_put_u32(m, EMUHBA_A_ADAPTER_MODE, 2);
+	buf_add(&b, m);
+	m = genl_new(EMUHBA_CMD_MIG_STATE_NTF, 0);
+	nla_put_u32(m, EMUHBA_A_ADAPTER_ID, 0);
+	nla_put_string(m, EMUHBA_A_ADAPTER_BDF, "0000:01:00.1");
+	nla_put_u32(m, EMUHBA_A_ADAPTER_OLD_MIG_STATE, 2);
+	nla_put_u32(m, EMUHBA_A_ADAPTER_MIG_STATE, 6);
+	buf_add(&b, m);
+	m = genl_new(EMUHBA_CMD_ERROR_NTF, 0);
+	nla_put_u32(m, EMUHBA_A_ADAPTER_ID, 0);
+	nla_put_string(m, EMUHBA_A_ADAPTER_BDF, "0000:01:00.1");
+	nla_put_u32(m, EMUHBA_A_ADAPTER_ERROR, (u32)-ENODEV);
+	nla_put_string(m, EMUHBA_A_ADAPTER_ERROR_MSG,
+		       "no VFIO user holds the \"adapter\"");
+	buf_add(&b, m);
+	m = genl_new(EMUHBA_CMD_ADAPTER_DEL_NTF, 0);
+	nla_put_u32(m, EMUHBA_A_ADAPTER_ID, 0);
+	nla_put_string(m, EMUHBA_A_ADAPTER_BDF, "0000:01:00.1");
+	nla_put_u32(m, EMUHBA_A_ADAPTER_PERSONALITY, 1);
+	buf_add(&b, m);
+	m = nlmsg_alloc_simple(GENL_ID_CTRL, 0);
+	genlmsg_put(m, 0, 0, GENL_ID_CTRL, 0, 0, CTRL_CMD_DELFAMILY, 2);
+	nla_put_u16(m, CTRL_ATTR_FAMILY_ID, FAM);
+	nla_put_string(m, CTRL_ATTR_FAMILY_NAME, "emuhba");
+	buf_add(&b, m);
+	return &b;
+}
+
+TEST(monitor_events_golden)
+{
+	struct buf *b = events_buf();
+	struct hba_nlerr err;
+	struct cap c;
+
+	for (int json = 0; json < 2; json++) {
+		cap_start(&c, json, false);
+		EXPECT_EQ(HBA_PARSE_MORE,
+			  hba_parse_buf(b->d, b->len, FAM, print_event_cb,
+					NULL, GENL_ID_CTRL, print_ctrl_cb,
+					&err));
+		EXPECT_EQ(0, golden(json ? "monitor.json" : "monitor.txt",
+				    cap_end(&c)));
+		free(c.s);
+	}
+}
+
+static struct nl_msg *link_msg(void)
+{
+	struct ifinfomsg ifi = { .ifi_index = 5 };
+	struct nl_msg *m = nlmsg_alloc_simple(RTM_NEWLINK, 0);
+	struct nlattr *list, *info;
+
+	nlmsg_append(m, &ifi, sizeof(ifi), NLMSG_ALIGNTO);
+	nla_put_string(m, IFLA_IFNAME, "enp1s0f0");
+	nla_put_u32(m, IFLA_NUM_VF, 2);
+	list = nla_nest_start(m, IFLA_VFINFO_LIST);
+	for (u32 vf = 0; vf < 2; vf++) {
+		struct ifla_vf_mac mac = { .vf = vf,
+					   .mac = { 2, 0, 0, 0, 0, vf + 1 } };
+		struct ifla_vf_vlan vlan = { .vf = vf, .vlan = vf * 42,
+					     .qos = vf };
+		struct ifla_vf_rate rate = { .vf = vf, .max_tx_rate = 100 };
+		struct ifla_vf_spoofchk sc = { .vf = vf, .setting = !vf };
+		struct ifla_vf_link_state ls = { .vf = vf,
+						 .link_state = vf ? 2 : 0 };
+		struct ifla_vf_trust tr = { .vf = vf, .setting = vf };
+		struct ifla_vf_rss_query_en rq = { .vf = vf,
+						   .setting = (u32)-1 };
+
+		info = nla_nest_start(m, IFLA_VF_INFO);
+		nla_put(m, IFLA_VF_MAC, sizeof(mac), &mac);
+		nla_put(m, IFLA_VF_VLAN, sizeof(vlan), &vlan);
+		nla_put(m, IFLA_VF_RATE, sizeof(rate), &rate);
+		nla_put(m, IFLA_VF_SPOOFCHK, sizeof(sc), &sc);
+		nla_put(m, IFLA_VF_LINK_STATE, sizeof(ls), &ls);
+		nla_put(m, IFLA_VF_TRUST, sizeof(tr), &tr);
+		nla_put(m, IFLA_VF_RSS_QUERY_EN, sizeof(rq), &rq);
+		nla_nest_end(m, info);
+	}
+	nla_nest_end(m, list);
+	return m;
+}
+
+TEST(vf_show_golden)
+{
+	static struct hba_link l;
+	struct nl_msg *m = link_msg();
+	struct nlmsghdr *h = nlmsg_hdr(m);
+	struct cap c;
+
+	ASSERT_EQ(0, hba_parse_link(h, h->nlmsg_len, &l));
+	l.has_netdev = true;
+	l.total_vfs = 8;
+	EXPECT_EQ(2, l.n);
+	EXPECT_STREQ("enp1s0f0", l.ifname);
+	l.vfs[0].has_sys = true;
+	strcpy(l.vfs[0].bdf, "0000:02:00.1");
+	strcpy(l.vfs[0].driver, "iavf");
+	for (int json = 0; json < 2; json++) {
+		cap_start(&c, json, json);
+		hba_print_link(&l, "0000:02:00.0", "ice");
+		if (json)
+			out_eol();
+		EXPECT_EQ(0, golden(json ? "vf-show.json" : "vf-show.txt",
+				    cap_end(&c)));
+		free(c.s);
+	}
+	nlmsg_free(m);
+}
+
+/* ---- errors and extended ACKs ---- */
+
+static void error_msg(struct buf *b, int err, bool capped, const char *msg,
+		      int offs, int miss)
+{
+	struct nl_msg *req = genl_new(EMUHBA_CMD_SWITCH, 0);
+	struct nl_msg *m = nlmsg_alloc_simple(NLMSG_ERROR, NLM_F_ACK_TLVS |
+					      (capped ? NLM_F_CAPPED : 0));
+	struct nlmsgerr e = { .error = -err };
+
+	nla_put_string(req, EMUHBA_A_ADAPTER_BDF, "0000:01:00.1");
+	e.msg = *nlmsg_hdr(req);
+	nlmsg_append(m, &e, sizeof(e.error), NLMSG_ALIGNTO);
+	if (capped)
+		nlmsg_append(m, &e.msg, sizeof(e.msg), NLMSG_ALIGNTO);
+	else
+		nlmsg_append(m, nlmsg_hdr(req), nlmsg_hdr(req)->nlmsg_len,
+			     NLMSG_ALIGNTO);
+	if (msg)
+		nla_put_string(m, NLMSGERR_ATTR_MSG, msg);
+	if (offs >= 0)
+		nla_put_u32(m, NLMSGERR_ATTR_OFFS, offs);
+	if (miss >= 0)
+		nla_put_u32(m, NLMSGERR_ATTR_MISS_TYPE, miss);
+	nlmsg_free(req);
+	buf_add(b, m);
+}
+
+TEST(extack_capped_and_uncapped)
+{
+	static struct buf b;
+	struct hba_nlerr err;
+
+	for (int capped = 0; capped < 2; capped++) {
+		b.len = 0;
+		error_msg(&b, EOPNOTSUPP, capped, "switching is not available",
+			  20, 4);
+		ASSERT_EQ(HBA_PARSE_DONE, hba_parse_buf(b.d, b.len, FAM, NULL,
+							NULL, 0, NULL, &err));
+		EXPECT_EQ(EOPNOTSUPP, err.error);
+		EXPECT_STREQ("switching is not available", err.msg);
+		EXPECT_TRUE(err.has_offs);
+		EXPECT_EQ(20, err.offs);
+		EXPECT_TRUE(err.has_miss);
+		EXPECT_EQ(4, err.miss_type);
+		EXPECT_EQ(HBAMIG_EXIT_NOTSUPP, hba_exit_from_errno(err.error));
+	}
+	b.len = 0;
+	error_msg(&b, 0, true, NULL, -1, -1);
+	ASSERT_EQ(HBA_PARSE_DONE, hba_parse_buf(b.d, b.len, FAM, NULL, NULL, 0,
+						NULL, &err));
+	EXPECT_EQ(0, err.error);
+	EXPECT_EQ(0, err.msg[0]);
+}
+
+TEST(done_carries_error)
+{
+	static struct buf b;
+	struct hba_nlerr err;
+
+	b.len = 0;
+	done_msg(&b, -EPERM);
+	ASSERT_EQ(HBA_PARSE_DONE, hba_parse_buf(b.d, b.len, FAM, NULL, NULL, 0,
+						NULL, &err));
+	EXPECT_EQ(EPERM, err.error);
+	EXPECT_EQ(HBAMIG_EXIT_PERM, hba_exit_from_errno(err.error));
+}
+
+TEST(exit_codes)
+{
+	EXPECT_EQ(HBAMIG_EXIT_OK, hba_exit_from_errno(0));
+	EXPECT_EQ(HBAMIG_EXIT_PERM, hba_exit_from_errno(-EACCES));
+	EXPECT_EQ(HBAMIG_EXIT_NODEV, hba_exit_from_errno(ENODEV));
+	EXPECT_EQ(HBAMIG_EXIT_BUSY, hba_exit_from_errno(EBUSY));
+	EXPECT_EQ(HBAMIG_EXIT_NOTSUPP, hba_exit_from_errno(EOPNOTSUPP));
+	EXPECT_EQ(HBAMIG_EXIT_FAIL, hba_exit_from_errno(ERANGE));
+}
+
+/* ---- hostile input ---- */
+
+static int count_cb(const struct hba_msg *m, void *arg)
+{
+	(void)m;
+	(*(int *)arg)++;
+	return 0;
+}
+
+TEST(truncated_and_malformed)
+{
+	struct buf *b = dump_buf();
+	static struct buf x;
+	struct hba_nlerr err;
+	struct nl_msg *m;
+	char big[40];
+	int n = 0;
+
+	/* Header claims more than the buffer holds. */
+	EXPECT_EQ(-EBADMSG, hba_parse_buf(b->d, 40, FAM, count_cb, &n, 0, NULL,
+					  &err));
+	EXPECT_EQ(0, n);
+	/* Too short for a header: nothing, no crash. */
+	EXPECT_EQ(HBA_PARSE_MORE, hba_parse_buf(b->d, 7, FAM, count_cb, &n, 0,
+						NULL, &err));
+
+	/* u32 attribute with 2 bytes. */
+	x.len = 0;
+	m = genl_new(EMUHBA_CMD_ADAPTER_GET, 0);
+	nla_put_u16(m, EMUHBA_A_ADAPTER_ID, 1);
+	buf_add(&x, m);
+	EXPECT_EQ(-EBADMSG, hba_parse_buf(x.d, x.len, FAM, count_cb, &n, 0,
+					  NULL, &err));
+
+	/* String without its NUL. */
+	x.len = 0;
+	m = genl_new(EMUHBA_CMD_ADAPTER_GET, 0);
+	nla_put(m, EMUHBA_A_ADAPTER_BDF, 12, "0000:01:00.1");
+	buf_add(&x, m);
+	EXPECT_EQ(-EBADMSG, hba_parse_buf(x.d, x.len, FAM, count_cb, &n, 0,
+					  NULL, &err));
+
+	/* BDF longer than any PCI address. */
+	memset(big, '7', sizeof(big) - 1);
+	big[sizeof(big) - 1] = 0;
+	x.len = 0;
+	m = genl_new(EMUHBA_CMD_ADAPTER_GET, 0);
+	nla_put_string(m, EMUHBA_A_ADAPTER_BDF, big);
+	buf_add(&x, m);
+	EXPECT_EQ(-EBADMSG, hba_parse_buf(x.d, x.len, FAM, count_cb, &n, 0,
+					  NULL, &err));
+
+	/* Counter of the wrong width inside a nest. */
+	x.len = 0;
+	m = genl_new(EMUHBA_CMD_ADAPTER_GET, 0);
+	{
+		struct nlattr *nest = nla_nest_start(m,
+						     EMUHBA_A_ADAPTER_COUNTERS);
+
+		nla_put_u32(m, EMUHBA_A_COUNTERS_SWITCHES, 1);
+		nla_nest_end(m, nest);
+	}
+	buf_add(&x, m);
+	EXPECT_EQ(-EBADMSG, hba_parse_buf(x.d, x.len, FAM, count_cb, &n, 0,
+					  NULL, &err));
+
+	/* Genl header missing. */
+	x.len = 0;
+	m = nlmsg_alloc_simple(FAM, 0);
+	buf_add(&x, m);
+	EXPECT_EQ(-EBADMSG, hba_parse_buf(x.d, x.len, FAM, count_cb, &n, 0,
+					  NULL, &err));
+	EXPECT_EQ(0, n);
+}
+
+TEST(unknown_attributes_and_other_families_ignored)
+{
+	static struct buf x;
+	struct hba_nlerr err;
+	struct nl_msg *m;
+	int n = 0;
+
+	m = genl_new(EMUHBA_CMD_ADAPTER_GET, 0);
+	nla_put_u32(m, EMUHBA_A_ADAPTER_ID, 3);
+	nla_put_u64(m, EMUHBA_A_ADAPTER_MAX + 7, 1);
+	buf_add(&x, m);
+	m = nlmsg_alloc_simple(FAM + 1, 0);
+	genlmsg_put(m, 0, 0, FAM + 1, 0, 0, 1, 1);
+	nla_put_u8(m, EMUHBA_A_ADAPTER_ID, 1);
+	buf_add(&x, m);
+	done_msg(&x, 0);
+	EXPECT_EQ(HBA_PARSE_DONE, hba_parse_buf(x.d, x.len, FAM, count_cb, &n,
+						0, NULL, &err));
+	EXPECT_EQ(1, n);
+}
+
+TEST(json_escaping)
+{
+	struct fake_adapter a = fa0;
+	static struct buf x;
+	struct hba_nlerr err;
+	struct cap c;
+	int n = 0;
+
+	a.backend = "/dev/we\"ird\\path\ttab\x01";
+	x.len = 0;
+	buf_add(&x, adapter_msg(&a, EMUHBA_CMD_ADAPTER_GET, 0));
+	cap_start(&c, true, false);
+	hba_parse_buf(x.d, x.len, FAM, print_adapter_cb, &n, 0, NULL, &err);
+	cap_end(&c);
+	EXPECT_NE(NULL, strstr(c.s,
+		"\"backend\":\"/dev/we\\\"ird\\\\path\\ttab\\u0001\""))
+		TH_LOG("%s", c.s);
+	free(c.s);
+}
+
+/* ---- command-line helpers ---- */
+
+TEST(bdf_syntax)
+{
+	EXPECT_TRUE(valid_bdf("0000:01:00.1"));
+	EXPECT_TRUE(valid_bdf("10000:e1:1f.7"));
+	EXPECT_FALSE(valid_bdf("01:00.1"));
+	EXPECT_FALSE(valid_bdf("0000:01:00.8"));
+	EXPECT_FALSE(valid_bdf("0000:01:20.1"));
+	EXPECT_FALSE(valid_bdf("0000:01:00.1x"));
+	EXPECT_FALSE(valid_bdf("0000:0A:00.1"));
+	EXPECT_FALSE(valid_bdf("eth0"));
+	EXPECT_FALSE(valid_bdf("0000:01:00.1/../../x"));
+	EXPECT_FALSE(valid_bdf(""));
+}
+
+TEST(keywords)
+{
+	u32 v;
+	bool b;
+
+	EXPECT_TRUE(matches("sh", "show"));
+	EXPECT_TRUE(matches("show", "show"));
+	EXPECT_FALSE(matches("shows", "show"));
+	EXPECT_FALSE(matches("", "show"));
+	EXPECT_EQ(0, parse_u32("t", "4096", &v));
+	EXPECT_EQ(4096, v);
+	EXPECT_EQ(0, parse_u32("t", "0x10", &v));
+	EXPECT_EQ(16, v);
+	EXPECT_EQ(HBAMIG_EXIT_USAGE, parse_u32("t", "-1", &v));
+	EXPECT_EQ(HBAMIG_EXIT_USAGE, parse_u32("t", "4294967296", &v));
+	EXPECT_EQ(HBAMIG_EXIT_USAGE, parse_u32("t", "12ms", &v));
+	EXPECT_EQ(0, parse_on_off("x", "on", &b));
+	EXPECT_TRUE(b);
+	EXPECT_EQ(0, parse_on_off("x", "off", &b));
+	EXPECT_FALSE(b);
+	EXPECT_EQ(HBAMIG_EXIT_USAGE, parse_on_off("x", "yes", &b));
+	EXPECT_EQ(HBAMIG_EXIT_USAGE, parse_on_off("x", NULL, &b));
+}
+
+TEST_HARNESS_MAIN
