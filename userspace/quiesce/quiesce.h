@@ -146,6 +146,28 @@ size_t quiesce_pfc_frame(uint8_t *f, const uint8_t *src, uint8_t prio_mask,
 			 uint16_t quanta);
 double quiesce_pfc_quanta_us(uint16_t quanta, long mbps);
 
+struct quiesce_pfc_lease;
+
+struct quiesce_pfc_report {
+	uint64_t	frames;		/* pause frames sent, XON excluded */
+	double		max_gap_us;	/* longest interval between refreshes */
+	double		resume_ms;	/* time to send the XON */
+	uint64_t	xon_at_ns;	/* CLOCK_MONOTONIC */
+	bool		xon;
+	bool		lease_expired;
+};
+
+/*
+ * Send a PAUSE (@prio_mask 0) or PFC frame on @dev now and keep refreshing
+ * it every @refresh_us from a child process until quiesce_pfc_resume(),
+ * the caller's death, or @lease_ms; each of those ends with an XON.
+ */
+int quiesce_pfc_pause(const char *dev, uint8_t prio_mask, uint16_t quanta,
+		      double refresh_us, long lease_ms,
+		      struct quiesce_pfc_lease **out, double *pause_ms);
+int quiesce_pfc_resume(struct quiesce_pfc_lease *l,
+		       struct quiesce_pfc_report *rep);
+
 /* --- Helpers shared by the quiescers ---------------------------------------- */
 
 uint64_t quiesce_now_ns(void);

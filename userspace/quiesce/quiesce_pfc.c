@@ -13,7 +13,9 @@
  * even forward 01:80:c2:00:00:01); only a NIC's MAC, or a peer that
  * honours them in software, stops transmitting.
  */
+#define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <getopt.h>
 #include <net/if.h>
@@ -23,6 +25,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <linux/if_packet.h>
@@ -171,6 +176,146 @@ static int parse_prios(const char *s, uint8_t *mask)
 	}
 }
 
+static void ts_add_ns(struct timespec *t, uint64_t ns)
+{
+	ns += t->tv_nsec;
+	t->tv_sec += ns / 1000000000;
+	t->tv_nsec = ns % 1000000000;
+}
+
+struct quiesce_pfc_lease {
+	struct quiesce_pfc		p;
+	pid_t				pid;
+	int				stop_fd;
+	struct quiesce_pfc_report	*shared;	/* written by the child */
+};
+
+/*
+ * The refresher, in a child process so that nothing the caller does can
+ * delay a frame: it refreshes until told to stop ('R'), until the caller
+ * dies (end of file on the pipe) or until the lease deadline, then sends
+ * XON so the peer restarts at once rather than when the quanta expire.
+ */
+static void refresher(struct quiesce_pfc_lease *l, double refresh_us,
+		      uint64_t deadline, int fd)
+{
+	struct quiesce_pfc_report *r = l->shared;
+	uint64_t t_last = quiesce_now_ns(), now, t0;
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	struct timespec next;
+	double gap_us;
+
+	signal(SIGINT, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
+	clock_gettime(CLOCK_MONOTONIC, &next);
+	for (;;) {
+		struct timespec left;
+		uint64_t due;
+
+		ts_add_ns(&next, refresh_us * 1000);
+		due = (uint64_t)next.tv_sec * 1000000000ull + next.tv_nsec;
+		/* Sleep until the refresh is due, waking at once to stop. */
+		now = quiesce_now_ns();
+		left.tv_sec = due > now ? (due - now) / 1000000000 : 0;
+		left.tv_nsec = due > now ? (due - now) % 1000000000 : 0;
+		if (ppoll(&pfd, 1, &left, NULL) > 0)
+			break;
+		now = quiesce_now_ns();
+		if (now >= deadline) {
+			r->lease_expired = true;
+			break;
+		}
+		if (pfc_send(&l->p, l->p.quanta))
+			break;
+		r->frames++;
+		gap_us = (now - t_last) / 1e3;
+		if (gap_us > r->max_gap_us)
+			r->max_gap_us = gap_us;
+		t_last = now;
+		/* Fell behind (a stalled host): restart the schedule from now. */
+		if (gap_us > 2 * refresh_us)
+			clock_gettime(CLOCK_MONOTONIC, &next);
+	}
+	t0 = quiesce_now_ns();
+	r->xon = !pfc_send(&l->p, 0);
+	r->resume_ms = quiesce_ms_since(t0);
+	r->xon_at_ns = t0;
+	_exit(0);
+}
+
+int quiesce_pfc_pause(const char *dev, uint8_t prio_mask, uint16_t quanta,
+		      double refresh_us, long lease_ms,
+		      struct quiesce_pfc_lease **out, double *pause_ms)
+{
+	uint64_t t0 = quiesce_now_ns();
+	struct quiesce_pfc_lease *l;
+	int err, pfd[2];
+
+	if (!quanta || refresh_us <= 0 || lease_ms <= 0 ||
+	    lease_ms > QUIESCE_LEASE_MAX_MS)
+		return -EINVAL;
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->shared = mmap(NULL, sizeof(*l->shared), PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (l->shared == MAP_FAILED) {
+		free(l);
+		return -ENOMEM;
+	}
+	l->p.prio_mask = prio_mask;
+	l->p.quanta = quanta;
+	err = pfc_open(&l->p, dev);
+	if (!err)
+		err = pfc_send(&l->p, quanta);
+	if (!err && pipe2(pfd, O_CLOEXEC))
+		err = -errno;
+	if (err)
+		goto fail;
+	l->shared->frames = 1;
+	*pause_ms = quiesce_ms_since(t0);
+	l->pid = fork();
+	if (l->pid < 0) {
+		err = -errno;
+		close(pfd[0]);
+		close(pfd[1]);
+		goto fail;
+	}
+	if (!l->pid) {
+		close(pfd[1]);
+		refresher(l, refresh_us, t0 + (uint64_t)lease_ms * 1000000,
+			  pfd[0]);
+	}
+	close(pfd[0]);
+	l->stop_fd = pfd[1];
+	*out = l;
+	return 0;
+fail:
+	if (l->p.fd > 0)
+		close(l->p.fd);
+	munmap(l->shared, sizeof(*l->shared));
+	free(l);
+	return err;
+}
+
+int quiesce_pfc_resume(struct quiesce_pfc_lease *l,
+		       struct quiesce_pfc_report *rep)
+{
+	char r = 'R';
+	int ret;
+
+	if (write(l->stop_fd, &r, 1) != 1)
+		kill(l->pid, SIGKILL);
+	waitpid(l->pid, NULL, 0);
+	close(l->stop_fd);
+	close(l->p.fd);
+	*rep = *l->shared;
+	ret = rep->xon ? 0 : -EIO;
+	munmap(l->shared, sizeof(*l->shared));
+	free(l);
+	return ret;
+}
+
 enum { OPT_DEV = 256, OPT_PRIO, OPT_LINK, OPT_QUANTA, OPT_REFRESH, OPT_FOR,
        OPT_LEASE, OPT_SPEED };
 
@@ -186,25 +331,17 @@ static const struct option pfc_opts[] = {
 	{ NULL, 0, NULL, 0 }
 };
 
-static void ts_add_ns(struct timespec *t, uint64_t ns)
-{
-	ns += t->tv_nsec;
-	t->tv_sec += ns / 1000000000;
-	t->tv_nsec = ns % 1000000000;
-}
-
 int quiesce_pfc_main(int argc, char **argv, bool json)
 {
 	long for_ms = -1, lease_ms = 0, mbps = 0, quanta = 0xffff;
-	double refresh_us = 0, quanta_us, max_gap_us = 0, pause_ms, resume_ms;
-	double gap_us;
-	const char *dev = NULL;
-	struct quiesce_pfc p = {};
-	uint64_t t0, t_last, t_end, t_lease, frames = 0;
-	struct timespec next;
+	double refresh_us = 0, quanta_us, pause_ms, held_ms;
+	struct quiesce_pfc_report rep;
+	struct quiesce_pfc_lease *l;
+	const char *dev = NULL, *kind;
+	uint8_t prio_mask = 0;
+	uint64_t t_paused;
 	bool link = false;
-	int c, err, sig = 0;
-	sigset_t pending;
+	int c, err, sig;
 
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "", pfc_opts, NULL)) != -1) {
@@ -213,7 +350,7 @@ int quiesce_pfc_main(int argc, char **argv, bool json)
 			dev = optarg;
 			break;
 		case OPT_PRIO:
-			if (parse_prios(optarg, &p.prio_mask))
+			if (parse_prios(optarg, &prio_mask))
 				goto usage;
 			break;
 		case OPT_LINK:
@@ -242,7 +379,7 @@ int quiesce_pfc_main(int argc, char **argv, bool json)
 			goto usage;
 		}
 	}
-	if (!dev || optind != argc || link == !!p.prio_mask)
+	if (!dev || optind != argc || link == !!prio_mask)
 		goto usage;
 	if (!lease_ms)
 		lease_ms = for_ms >= 0 ? for_ms + 1000 : QUIESCE_LEASE_DEF_MS;
@@ -257,7 +394,6 @@ int quiesce_pfc_main(int argc, char **argv, bool json)
 			dev);
 		return QUIESCE_EXIT_USAGE;
 	}
-	p.quanta = quanta;
 	quanta_us = quiesce_pfc_quanta_us(quanta, mbps);
 	/* Refresh at half the quanta time: one late frame is still in time. */
 	if (!refresh_us)
@@ -268,94 +404,58 @@ int quiesce_pfc_main(int argc, char **argv, bool json)
 			refresh_us, quanta_us);
 		return QUIESCE_EXIT_USAGE;
 	}
+	kind = link ? "pause" : "pfc";
 
 	quiesce_block_signals();
-	t0 = quiesce_now_ns();
-	err = pfc_open(&p, dev);
-	if (!err)
-		err = pfc_send(&p, p.quanta);
+	err = quiesce_pfc_pause(dev, prio_mask, quanta, refresh_us, lease_ms,
+				&l, &pause_ms);
 	if (err) {
 		fprintf(stderr, "hbamig: quiesce: %s: %s\n", dev,
 			strerror(-err));
 		return QUIESCE_EXIT_FAIL;
 	}
-	frames++;
-	t_last = quiesce_now_ns();
-	pause_ms = (t_last - t0) / 1e6;
+	t_paused = quiesce_now_ns();
 	if (json) {
-		printf("{\"event\":\"paused\",\"kind\":\"%s\",\"dev\":",
-		       link ? "pause" : "pfc");
+		printf("{\"event\":\"paused\",\"kind\":\"%s\",\"dev\":", kind);
 		quiesce_json_str(dev);
 		printf(",\"prio_mask\":%u,\"quanta\":%ld,\"quanta_us\":%.1f,\"refresh_us\":%.1f,\"lease_ms\":%ld,\"pause_ms\":%.3f,\"at_ms\":%.3f}\n",
-		       p.prio_mask, quanta, quanta_us, refresh_us, lease_ms,
-		       pause_ms, t_last / 1e6);
+		       prio_mask, quanta, quanta_us, refresh_us, lease_ms,
+		       pause_ms, t_paused / 1e6);
 	} else {
-		printf("paused %s on %s (%s 0x%02x), quanta %ld = %.1f us at %ld Mb/s, refresh every %.1f us, lease %ld ms\n",
-		       link ? "link (802.3x)" : "priorities (802.1Qbb)", dev,
-		       link ? "all" : "class-enable", p.prio_mask, quanta,
-		       quanta_us, mbps, refresh_us, lease_ms);
+		printf("paused %s on %s (class-enable 0x%02x), quanta %ld = %.1f us at %ld Mb/s, refresh every %.1f us, lease %ld ms\n",
+		       link ? "the link (802.3x)" : "priorities (802.1Qbb)",
+		       dev, prio_mask, quanta, quanta_us, mbps, refresh_us,
+		       lease_ms);
 	}
 	fflush(stdout);
 
-	t_end = t0 + (uint64_t)(for_ms >= 0 ? for_ms : lease_ms) * 1000000;
-	t_lease = t0 + (uint64_t)lease_ms * 1000000;
-	if (t_end > t_lease)
-		t_end = t_lease;
-	clock_gettime(CLOCK_MONOTONIC, &next);
-	for (;;) {
-		uint64_t now;
-
-		ts_add_ns(&next, refresh_us * 1000);
-		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
-		sigpending(&pending);
-		if (sigismember(&pending, SIGINT) ||
-		    sigismember(&pending, SIGTERM) ||
-		    sigismember(&pending, SIGUSR1) ||
-		    sigismember(&pending, SIGHUP)) {
-			sig = 1;
-			break;
-		}
-		now = quiesce_now_ns();
-		if (now >= t_end)
-			break;
-		if (pfc_send(&p, p.quanta))
-			break;
-		frames++;
-		gap_us = (now - t_last) / 1e3;
-		if (gap_us > max_gap_us)
-			max_gap_us = gap_us;
-		t_last = now;
-		/* Fell behind (a stalled host): restart the schedule from now. */
-		if (gap_us > 2 * refresh_us)
-			clock_gettime(CLOCK_MONOTONIC, &next);
-	}
-
-	t0 = quiesce_now_ns();
-	err = pfc_send(&p, 0);
-	resume_ms = quiesce_ms_since(t0);
-	close(p.fd);
+	sig = quiesce_hold(for_ms >= 0 ? for_ms : lease_ms);
+	held_ms = quiesce_ms_since(t_paused);
+	err = quiesce_pfc_resume(l, &rep);
 	if (json) {
-		printf("{\"event\":\"resumed\",\"kind\":\"%s\",\"dev\":",
-		       link ? "pause" : "pfc");
+		printf("{\"event\":\"resumed\",\"kind\":\"%s\",\"dev\":", kind);
 		quiesce_json_str(dev);
-		printf(",\"prio_mask\":%u,\"quanta\":%ld,\"quanta_us\":%.1f,\"refresh_us\":%.1f,\"max_gap_us\":%.1f,\"frames\":%llu,\"lease_ms\":%ld,\"pause_ms\":%.3f,\"resume_ms\":%.3f,\"signal\":%d,\"xon\":%s,\"at_ms\":%.3f}\n",
-		       p.prio_mask, quanta, quanta_us, refresh_us, max_gap_us,
-		       (unsigned long long)frames, lease_ms, pause_ms,
-		       resume_ms, sig, err ? "false" : "true", t0 / 1e6);
+		printf(",\"prio_mask\":%u,\"quanta\":%ld,\"quanta_us\":%.1f,\"refresh_us\":%.1f,\"max_gap_us\":%.1f,\"frames\":%llu,\"lease_ms\":%ld,\"pause_ms\":%.3f,\"held_ms\":%.3f,\"resume_ms\":%.3f,\"signal\":%d,\"lease_expired\":%s,\"xon\":%s,\"at_ms\":%.3f}\n",
+		       prio_mask, quanta, quanta_us, refresh_us, rep.max_gap_us,
+		       (unsigned long long)rep.frames, lease_ms, pause_ms,
+		       held_ms, rep.resume_ms, sig,
+		       rep.lease_expired ? "true" : "false",
+		       rep.xon ? "true" : "false", rep.xon_at_ns / 1e6);
 	} else {
-		printf("resumed: XON %s in %.3f ms after %llu frames (longest gap %.1f us, quanta time %.1f us)\n",
-		       err ? "failed" : "sent", resume_ms,
-		       (unsigned long long)frames, max_gap_us, quanta_us);
+		printf("resumed: XON %s in %.3f ms after %.1f ms, %llu frames (longest gap %.1f us, quanta time %.1f us)\n",
+		       rep.xon ? "sent" : "failed", rep.resume_ms, held_ms,
+		       (unsigned long long)rep.frames, rep.max_gap_us,
+		       quanta_us);
 	}
-	if (max_gap_us >= quanta_us)
+	if (rep.max_gap_us >= quanta_us)
 		fprintf(stderr,
 			"hbamig: quiesce: warning: a refresh came %.1f us late, after the quanta had expired\n",
-			max_gap_us);
+			rep.max_gap_us);
 	return err ? QUIESCE_EXIT_FAIL : QUIESCE_EXIT_OK;
 usage:
 	fprintf(stderr,
 		"Usage: hbamig quiesce pfc --dev IFNAME { --prio P[,P...] | --link } [--quanta Q]\n"
-		"                          [--refresh MS] [--speed MBPS] [--for MS] [--lease MS]\n"
+		"          [--refresh MS] [--speed MBPS] [--for MS] [--lease MS]\n"
 		"Note: veth and Linux bridges do not honour PAUSE/PFC frames.\n");
 	return QUIESCE_EXIT_USAGE;
 }
