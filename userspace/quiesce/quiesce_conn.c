@@ -269,6 +269,24 @@ static bool sel_match(const struct quiesce_sel *e, const struct quiesce_conn *c)
 	return true;
 }
 
+/*
+ * A dual-stack socket talking IPv4 reports ::ffff:a.b.c.d addresses; on
+ * the wire its segments are IPv4, so that is how it must be matched.
+ */
+static void conn_unmap_v4(struct quiesce_conn *c)
+{
+	static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
+
+	if (c->family != AF_INET6 || memcmp(c->laddr, mapped, 12) ||
+	    memcmp(c->raddr, mapped, 12))
+		return;
+	c->family = AF_INET;
+	memmove(c->laddr, c->laddr + 12, 4);
+	memset(c->laddr + 4, 0, 12);
+	memmove(c->raddr, c->raddr + 12, 4);
+	memset(c->raddr + 4, 0, 12);
+}
+
 static int diag_dump(int family, const struct quiesce_selection *s,
 		     struct quiesce_conn *out, int max, int n)
 {
@@ -334,6 +352,7 @@ static int diag_dump(int family, const struct quiesce_selection *s,
 			c.lport = ntohs(m->id.idiag_sport);
 			c.rport = ntohs(m->id.idiag_dport);
 			c.state = m->idiag_state;
+			conn_unmap_v4(&c);
 			for (i = 0; i < s->nr; i++)
 				if (sel_match(&s->sel[i], &c))
 					break;
