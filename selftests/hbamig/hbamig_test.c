@@ -121,6 +121,29 @@ static void done_msg(struct buf *b, int err)
 	buf_add(b, m);
 }
 
+/*
+ * With HBAMIG_SEED_DIR set, every buffer decoded here is also written
+ * there as a fuzzer seed (fuzz/hbamig), prefixed by the fuzzer's selector
+ * byte.
+ */
+static void seed(const char *name, unsigned char sel, const void *d,
+		 size_t len)
+{
+	const char *dir = getenv("HBAMIG_SEED_DIR");
+	char path[512];
+	FILE *f;
+
+	if (!dir)
+		return;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	if (!f)
+		return;
+	fputc(sel, f);
+	fwrite(d, 1, len, f);
+	fclose(f);
+}
+
 /* ---- output capture and golden files ---- */
 
 struct cap {
@@ -223,6 +246,7 @@ TEST(dev_show_dump_json_golden)
 	struct cap c;
 	int n = 0;
 
+	seed("dump", 1, b->d, b->len);
 	cap_start(&c, true, true);
 	out_arr_start(NULL);
 	ASSERT_EQ(HBA_PARSE_DONE, hba_parse_buf(b->d, b->len, FAM,
@@ -304,6 +328,7 @@ TEST(switch_reply_golden)
 	nla_nest_end(m, n);
 	b.len = 0;
 	buf_add(&b, m);
+	seed("switch", 0, b.d, b.len);
 	memset(&got, 0, sizeof(got));
 	ASSERT_EQ(0, hba_parse_attrs(b.d + NLMSG_HDRLEN + GENL_HDRLEN,
 				     b.len - NLMSG_HDRLEN - GENL_HDRLEN, &got));
@@ -368,6 +393,7 @@ TEST(monitor_events_golden)
 	struct hba_nlerr err;
 	struct cap c;
 
+	seed("events", 8 | 1, b->d, b->len);
 	for (int json = 0; json < 2; json++) {
 		cap_start(&c, json, false);
 		EXPECT_EQ(HBA_PARSE_MORE,
@@ -424,6 +450,7 @@ TEST(vf_show_golden)
 	struct nlmsghdr *h = nlmsg_hdr(m);
 	struct cap c;
 
+	seed("link", 4 | 1, h, h->nlmsg_len);
 	ASSERT_EQ(0, hba_parse_link(h, h->nlmsg_len, &l));
 	l.has_netdev = true;
 	l.total_vfs = 8;
@@ -481,6 +508,7 @@ TEST(extack_capped_and_uncapped)
 		b.len = 0;
 		error_msg(&b, EOPNOTSUPP, capped, "switching is not available",
 			  20, 4);
+		seed(capped ? "ack-capped" : "ack", 0, b.d, b.len);
 		ASSERT_EQ(HBA_PARSE_DONE, hba_parse_buf(b.d, b.len, FAM, NULL,
 							NULL, 0, NULL, &err));
 		EXPECT_EQ(EOPNOTSUPP, err.error);
