@@ -101,7 +101,8 @@ static int do_recv(const char *addr, const char *port, long ms)
 	freeaddrinfo(ai);
 	printf("connected\n");
 	fflush(stdout);
-	t0 = last = now_ms();
+	t0 = now_ms();
+	last = t0;
 	while (now_ms() - t0 < ms) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		ssize_t n, i;

@@ -66,12 +66,12 @@ TEST(budget_refuses_fixed_timer)
 	struct quiesce_budget b = {};
 
 	b.nr = 2;
-	strcpy(b.t[0].name, "nvme0 kato");
+	snprintf(b.t[0].name, sizeof(b.t[0].name), "nvme0 kato");
 	b.t[0].budget_ms = 5000;
 	b.t[0].scale_ms = 1000;
 	b.t[0].extendable = false;
 	/* An extendable timer that must not be touched when one is fixed. */
-	strcpy(b.t[1].path, "/nonexistent/io_timeout");
+	snprintf(b.t[1].path, sizeof(b.t[1].path), "/nonexistent/io_timeout");
 	b.t[1].budget_ms = 4000;
 	b.t[1].scale_ms = 1;
 	b.t[1].extendable = true;

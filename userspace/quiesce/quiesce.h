@@ -8,6 +8,10 @@
 #include <stdint.h>
 #include <netinet/in.h>
 
+#ifndef __aligned
+#define __aligned(x)	__attribute__((aligned(x)))
+#endif
+
 /*
  * Entry point of "hbamig quiesce ..."; argv[0] is "quiesce".
  * Returns a process exit code (see hbamig(8), EXIT STATUS).

@@ -102,7 +102,7 @@ static int iscsi_set_param(const struct quiesce_timer *t, long v)
 		char				val[24];
 	} m = {};
 	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
-	char buf[256] __attribute__((aligned(8)));
+	char buf[256] __aligned(8);
 	unsigned long long handle;
 	ssize_t n;
 	int fd, ret;

@@ -69,9 +69,8 @@ static int parse_endpoint(const char *arg, int *family, bool *has_addr,
 	char buf[128], *p, *colon;
 	long v;
 
-	if (strlen(arg) >= sizeof(buf))
+	if (snprintf(buf, sizeof(buf), "%s", arg) >= (int)sizeof(buf))
 		return -EINVAL;
-	strcpy(buf, arg);
 	*has_addr = false;
 	*port = 0;
 	p = buf;
@@ -114,9 +113,9 @@ int quiesce_sel_parse_conn(struct quiesce_selection *s, const char *arg)
 	char buf[256], *comma;
 	int fl = 0, fr = 0;
 
-	if (s->nr >= QUIESCE_MAX_SEL || strlen(arg) >= sizeof(buf))
+	if (s->nr >= QUIESCE_MAX_SEL ||
+	    snprintf(buf, sizeof(buf), "%s", arg) >= (int)sizeof(buf))
 		return -E2BIG;
-	strcpy(buf, arg);
 	comma = strchr(buf, ',');
 	if (!comma)
 		return -EINVAL;
@@ -308,7 +307,7 @@ static int diag_dump(int family, const struct quiesce_selection *s,
 		},
 	};
 	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
-	static char buf[32768] __attribute__((aligned(8)));
+	static char buf[32768] __aligned(8);
 	int fd, ret = n;
 	bool done = false;
 
@@ -426,7 +425,7 @@ int quiesce_conn_oif(const struct quiesce_conn *c, char *ifname)
 		char		attrs[64];
 	} rq = {};
 	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
-	static char buf[8192] __attribute__((aligned(8)));
+	static char buf[8192] __aligned(8);
 	size_t alen = c->family == AF_INET ? 4 : 16;
 	struct rtattr *a;
 	struct nlmsghdr *h;

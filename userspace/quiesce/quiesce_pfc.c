@@ -316,8 +316,10 @@ int quiesce_pfc_resume(struct quiesce_pfc_lease *l,
 	return ret;
 }
 
-enum { OPT_DEV = 256, OPT_PRIO, OPT_LINK, OPT_QUANTA, OPT_REFRESH, OPT_FOR,
-       OPT_LEASE, OPT_SPEED };
+enum {
+	OPT_DEV = 256, OPT_PRIO, OPT_LINK, OPT_QUANTA, OPT_REFRESH, OPT_FOR,
+	OPT_LEASE, OPT_SPEED,
+};
 
 static const struct option pfc_opts[] = {
 	{ "dev",	required_argument, NULL, OPT_DEV },

@@ -265,8 +265,10 @@ static long hw_counter(const char *dev, const char *name)
 	return v;
 }
 
-enum { OPT_DEV = 256, OPT_PORT, OPT_MSGS, OPT_SIZE, OPT_AFTER, OPT_FOR,
-       OPT_LEASE, OPT_TIMER, OPT_DEPTH };
+enum {
+	OPT_DEV = 256, OPT_PORT, OPT_MSGS, OPT_SIZE, OPT_AFTER, OPT_FOR,
+	OPT_LEASE, OPT_TIMER, OPT_DEPTH,
+};
 
 static const struct option rnr_opts[] = {
 	{ "dev",		required_argument, NULL, OPT_DEV },

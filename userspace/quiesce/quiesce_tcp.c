@@ -22,7 +22,7 @@
  *    (net.ipv4.tcp_invalid_ratelimit), so it is the fallback;
  *  - a one-byte segment beyond the receive window draws a duplicate ACK
  *    and, carrying data, is not rate-limited; it needs rcv_nxt, which the
- *    program records from the acknowledgement number of every segment it
+ *    program records from the acknowledgment number of every segment it
  *    sees. It lies beyond the window and is discarded before any of its
  *    fields are used.
  * A guardian child process does the resume if this process dies or stalls
@@ -357,7 +357,10 @@ int quiesce_tcp_pause(const char *ifname, const struct quiesce_conn *conns,
 	q = calloc(1, sizeof(*q));
 	if (!q)
 		return -ENOMEM;
-	q->link_fd = q->raw4 = q->raw6 = q->guard_fd = -1;
+	q->link_fd = -1;
+	q->raw4 = -1;
+	q->raw6 = -1;
+	q->guard_fd = -1;
 	q->lease_ms = lease_ms;
 	q->nr = nr;
 	q->conns = calloc(nr, sizeof(*conns));

@@ -22,8 +22,10 @@ struct tcp_args {
 	long				count;
 };
 
-enum { OPT_NVME = 256, OPT_ISCSI, OPT_CONN, OPT_DEV, OPT_FOR, OPT_LEASE,
-       OPT_EXTEND, OPT_INTERVAL, OPT_COUNT };
+enum {
+	OPT_NVME = 256, OPT_ISCSI, OPT_CONN, OPT_DEV, OPT_FOR, OPT_LEASE,
+	OPT_EXTEND, OPT_INTERVAL, OPT_COUNT,
+};
 
 static const struct option tcp_opts[] = {
 	{ "nvme-tcp",		required_argument, NULL, OPT_NVME },
@@ -154,8 +156,7 @@ static void print_conn_json(const struct quiesce_conn *c)
 	quiesce_conn_str(c, false, r, sizeof(r));
 	printf("{\"local\":\"%s\",\"remote\":\"%s\",\"origin\":", l, r);
 	quiesce_json_str(c->origin);
-	printf(",\"snd_wnd\":%u,\"rcv_wnd\":%u,\"bytes_received\":%llu,"
-	       "\"bytes_acked\":%llu,\"rtt_us\":%u,\"probes\":%u,\"backoff\":%u}",
+	printf(",\"snd_wnd\":%u,\"rcv_wnd\":%u,\"bytes_received\":%llu,\"bytes_acked\":%llu,\"rtt_us\":%u,\"probes\":%u,\"backoff\":%u}",
 	       c->snd_wnd, c->rcv_wnd, (unsigned long long)c->bytes_received,
 	       (unsigned long long)c->bytes_acked, c->rtt_us, c->probes,
 	       c->backoff);
