@@ -140,7 +140,7 @@ int hba_genl_talk(struct hba_genl *g, struct nl_msg *msg, hba_msg_cb cb,
 
 int hba_exit_from_errno(int err)
 {
-	switch (err < 0 ? -err : err) {
+	switch (err < -4095 || err > 4095 ? -1 : err < 0 ? -err : err) {
 	case 0:
 		return HBAMIG_EXIT_OK;
 	case EPERM:

@@ -213,7 +213,7 @@ const char *hba_cmd_name(u8 cmd)
 
 const char *hba_errno_name(int err)
 {
-	switch (err < 0 ? -err : err) {
+	switch (err < -4095 || err > 4095 ? -1 : err < 0 ? -err : err) {
 	case 0: return "OK";
 	case EPERM: return "EPERM";
 	case ENOENT: return "ENOENT";

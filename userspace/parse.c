@@ -261,6 +261,14 @@ int hba_parse_attrs(const void *attrs, size_t len, struct hba_msg *m)
 	return err;
 }
 
+/* A kernel errno as a positive value; nonsense (beyond MAX_ERRNO) is EPROTO. */
+static int errno_of(s32 v)
+{
+	if (v < -4095 || v > 4095)
+		return EPROTO;
+	return v < 0 ? -v : v;
+}
+
 /* Extended ACK TLVs after an NLMSG_ERROR or NLMSG_DONE payload. */
 static void parse_ext_ack(const u8 *p, size_t len, struct hba_nlerr *e)
 {
@@ -293,7 +301,7 @@ static int parse_error(const struct nlmsghdr *h, const u8 *payload,
 		return -EINVAL;
 	memcpy(&me, payload, sizeof(me));
 	memset(e, 0, sizeof(*e));
-	e->error = me.error < 0 ? -me.error : me.error;
+	e->error = errno_of(me.error);
 	if (!(h->nlmsg_flags & NLM_F_ACK_TLVS))
 		return 0;
 	if (h->nlmsg_flags & NLM_F_CAPPED)
@@ -334,7 +342,7 @@ int hba_parse_buf(const void *buf, size_t len, u16 family, hba_msg_cb cb,
 			memset(err, 0, sizeof(*err));
 			if (plen >= sizeof(e)) {
 				memcpy(&e, payload, sizeof(e));
-				err->error = e < 0 ? -e : e;
+				err->error = errno_of(e);
 				if (h.nlmsg_flags & NLM_F_ACK_TLVS)
 					parse_ext_ack(payload + sizeof(e),
 						      plen - sizeof(e), err);

@@ -538,6 +538,15 @@ TEST(done_carries_error)
 						NULL, &err));
 	EXPECT_EQ(EPERM, err.error);
 	EXPECT_EQ(HBAMIG_EXIT_PERM, hba_exit_from_errno(err.error));
+
+	/* Found by the fuzzer: INT_MIN must not be negated. */
+	b.len = 0;
+	done_msg(&b, INT32_MIN);
+	ASSERT_EQ(HBA_PARSE_DONE, hba_parse_buf(b.d, b.len, FAM, NULL, NULL, 0,
+						NULL, &err));
+	EXPECT_EQ(EPROTO, err.error);
+	EXPECT_STREQ("errno", hba_errno_name(INT32_MIN));
+	EXPECT_EQ(HBAMIG_EXIT_FAIL, hba_exit_from_errno(INT32_MIN));
 }
 
 TEST(exit_codes)
