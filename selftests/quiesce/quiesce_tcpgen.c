@@ -93,10 +93,17 @@ static int do_recv(const char *addr, const char *port, long ms)
 
 	if (getaddrinfo(addr, port, &hints, &ai))
 		return 1;
-	fd = socket(ai->ai_family, SOCK_STREAM, 0);
-	if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen)) {
-		perror("connect");
-		return 1;
+	/* The sender may still be starting (slow under emulation). */
+	for (int i = 0;; i++) {
+		fd = socket(ai->ai_family, SOCK_STREAM, 0);
+		if (fd >= 0 && !connect(fd, ai->ai_addr, ai->ai_addrlen))
+			break;
+		if (i == 100) {
+			perror("connect");
+			return 1;
+		}
+		close(fd);
+		usleep(100000);
 	}
 	freeaddrinfo(ai);
 	printf("connected\n");
