@@ -25,7 +25,7 @@ VM_TIMEOUT ?= 900
 export KVER KDIR ROOT
 
 .PHONY: all modules userspace selftests linux-tools lint check check-quick \
-	check-user check-vm demo coverage fuzz clean deps help
+	check-user check-vm check-vm-only demo coverage fuzz clean deps help
 
 all: modules userspace selftests
 
@@ -77,7 +77,9 @@ check-user: linux-tools
 	@scripts/run-suite fuzz-model "$(MAKE) -s -C fuzz/model smoke" fuzz/model/Makefile
 	@scripts/run-suite fuzz-hbamig "$(MAKE) -s -C fuzz/hbamig smoke" fuzz/hbamig/Makefile
 
-check-vm: modules userspace selftests
+check-vm: modules userspace selftests check-vm-only
+
+check-vm-only:
 	@mkdir -p build/results
 	@for s in $(VM_SUITES); do \
 		name=vm-$$(basename $$(dirname $$s)); \
@@ -92,7 +94,10 @@ check-quick:
 check:
 	@scripts/install-deps
 	@rm -rf build/results
-	@$(MAKE) -s all && $(MAKE) -s check-user; $(MAKE) -s check-vm; scripts/ktap-summary build/results
+	@scripts/run-suite build "$(MAKE) -s all" Makefile
+	@$(MAKE) -s check-user
+	@$(MAKE) -s check-vm-only
+	@scripts/ktap-summary build/results
 
 demo:
 	@scripts/install-deps

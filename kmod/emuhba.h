@@ -168,6 +168,7 @@ struct emuhba_adapter {
 	struct emuhba_switch_timing last_switch;
 	bool open;
 	bool removing;
+	bool dirty_scope_exact;	/* the container logs only our writes */
 };
 
 /*
@@ -258,6 +259,7 @@ int emuhba_switch_to_emulated(struct emuhba_adapter *a,
 			      struct emuhba_switch_timing *timing,
 			      char *msg, size_t msglen);
 void emuhba_switch_teardown(struct emuhba_adapter *a);
+void emuhba_dirty_scope_exact(struct emuhba_adapter *a, u64 iova);
 
 /* Identity of the VF, read at bind time (emuhba_ident.c). */
 int emuhba_ident_capture(struct emuhba_adapter *a);

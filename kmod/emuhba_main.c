@@ -238,6 +238,7 @@ static int emuhba_open_device(struct vfio_device *vdev)
 	a->mig_state = VFIO_DEVICE_STATE_RUNNING;
 	a->mode = EMUHBA_MODE_DIRECT;
 	a->open = true;
+	a->dirty_scope_exact = false;
 	mutex_unlock(&a->state_lock);
 
 	vfio_pci_core_finish_enable(&a->core);
@@ -286,6 +287,15 @@ static long emuhba_ioctl(struct vfio_device *vdev, unsigned int cmd,
 	}
 }
 
+/*
+ * The driver pins a page only for an instant (see emuhba_switch.c), so an
+ * unmap never finds a pin of ours; the op exists because type1 lets only
+ * devices that have one pin pages.
+ */
+static void emuhba_dma_unmap(struct vfio_device *vdev, u64 iova, u64 length)
+{
+}
+
 static const struct vfio_device_ops emuhba_vfio_ops = {
 	.name = "emuhba-vfio-pci",
 	.init = emuhba_init_dev,
@@ -303,6 +313,7 @@ static const struct vfio_device_ops emuhba_vfio_ops = {
 	.unbind_iommufd = vfio_iommufd_physical_unbind,
 	.attach_ioas = vfio_iommufd_physical_attach_ioas,
 	.detach_ioas = vfio_iommufd_physical_detach_ioas,
+	.dma_unmap = emuhba_dma_unmap,
 };
 
 static int emuhba_probe(struct pci_dev *pdev, const struct pci_device_id *id)

@@ -400,6 +400,9 @@ static int emuhba_mig_become_emulated(struct emuhba_adapter *a)
 		return ret;
 	}
 	emuhba_db_shadow_on(a);
+	/* The VF never ran here: the log may be exact from the start. */
+	if (emu_nvme_state(a->model)->regs.cc & EMU_CC_EN)
+		emuhba_dirty_scope_exact(a, emu_nvme_state(a->model)->regs.asq);
 	emuhba_genl_notify_mode(a, a->mode, EMUHBA_MODE_EMULATED);
 	a->mode = EMUHBA_MODE_EMULATED;
 	return 0;

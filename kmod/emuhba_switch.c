@@ -17,6 +17,7 @@
  */
 #include <linux/delay.h>
 #include <linux/io.h>
+#include <linux/iommu.h>
 #include <linux/ktime.h>
 #include <linux/pci.h>
 #include <linux/slab.h>
@@ -259,6 +260,34 @@ static int emuhba_vf_disable(struct emuhba_adapter *a)
 	return -ETIMEDOUT;
 }
 
+/*
+ * The type1 container reports every mapped page dirty while a group in it
+ * has never pinned a page (the VF could have written anywhere). From the
+ * switch on, the VF writes nothing and every write of the model goes
+ * through vfio_dma_rw, which type1 logs: one pin and unpin moves the group
+ * to the "pinned page" dirty scope, and the log becomes exact. This must
+ * not happen before the VF is stopped; the container keeps the scope until
+ * it goes away, so the adapter never returns to direct mode in it.
+ */
+void emuhba_dirty_scope_exact(struct emuhba_adapter *a, u64 iova)
+{
+	struct page *page;
+	int ret;
+
+	if (a->dirty_scope_exact)
+		return;
+	ret = vfio_pin_pages(&a->core.vdev, iova & PAGE_MASK, 1, IOMMU_READ,
+			     &page);
+	if (ret != 1) {
+		pci_info(a->core.pdev, "dirty log stays coarse: pin failed (%d)\n",
+			 ret);
+		return;
+	}
+	vfio_unpin_pages(&a->core.vdev, iova & PAGE_MASK, 1);
+	a->dirty_scope_exact = true;
+	pci_dbg(a->core.pdev, "dirty log now exact (pinned 0x%llx)\n", iova);
+}
+
 static int emuhba_to_emulated(struct emuhba_adapter *a,
 			      struct emuhba_switch_req *r)
 {
@@ -380,6 +409,7 @@ static int emuhba_to_emulated(struct emuhba_adapter *a,
 		goto out_undo;
 	}
 
+	emuhba_dirty_scope_exact(a, a->obs.asq);
 	ret = emuhba_emul_start(a);
 	if (ret)
 		goto out_undo;

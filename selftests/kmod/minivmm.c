@@ -122,6 +122,19 @@ static void reg_write64(struct mvmm *vm, uint32_t off, uint64_t val)
 	mvmm_reg_write32(vm, off + 4, val >> 32);
 }
 
+/* The "vCPU" dirty log: what the guest itself wrote, as KVM would log. */
+static void guest_dirty(struct mvmm *vm, const void *p, size_t len)
+{
+	size_t first, last, i;
+
+	if (!vm->gdirty || !len)
+		return;
+	first = ((const uint8_t *)p - vm->mem) / PAGE;
+	last = ((const uint8_t *)p - vm->mem + len - 1) / PAGE;
+	for (i = first; i <= last; i++)
+		vm->gdirty[i / 64] |= 1ull << (i % 64);
+}
+
 static uint64_t mem_alloc(struct mvmm *vm, size_t len, void **va)
 {
 	uint64_t off = vm->mem_used;
@@ -131,6 +144,7 @@ static uint64_t mem_alloc(struct mvmm *vm, size_t len, void **va)
 		return 0;
 	vm->mem_used += len;
 	memset(vm->mem + off, 0, len);
+	guest_dirty(vm, vm->mem + off, len);
 	*va = vm->mem + off;
 	return vm->mem_iova + off;
 }
@@ -281,6 +295,7 @@ int mvmm_open(struct mvmm *vm, const char *bdf, size_t mem_size)
 		return -errno;
 
 	vm->mem_size = mem_size;
+	vm->gdirty = calloc((mem_size / PAGE + 63) / 64, 8);
 	vm->mem = mmap(NULL, mem_size, PROT_READ | PROT_WRITE,
 		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (vm->mem == MAP_FAILED)
@@ -318,6 +333,8 @@ void mvmm_close(struct mvmm *vm)
 		munmap(vm->mem, vm->mem_size);
 	free(vm->gen);
 	vm->gen = NULL;
+	free(vm->gdirty);
+	vm->gdirty = NULL;
 }
 
 static int wait_csts(struct mvmm *vm, bool rdy)
@@ -368,6 +385,7 @@ static void ring(struct mvmm *vm, uint16_t qid, bool cq, uint16_t value)
 	if (vm->dbbuf && qid) {
 		old = vm->dbs[idx];
 		vm->dbs[idx] = value;
+		guest_dirty(vm, &vm->dbs[idx], 4);
 		__sync_synchronize();
 		if (!need_event(vm->eis[idx], value, old))
 			return;
@@ -378,6 +396,7 @@ static void ring(struct mvmm *vm, uint16_t qid, bool cq, uint16_t value)
 static void submit(struct mvmm *vm, struct mvmm_queue *q, const uint8_t *sqe)
 {
 	memcpy(q->sq + (size_t)q->sq_tail * 64, sqe, 64);
+	guest_dirty(vm, q->sq + (size_t)q->sq_tail * 64, 64);
 	q->sq_tail = (q->sq_tail + 1) % q->depth;
 	__sync_synchronize();
 	ring(vm, q->qid, false, q->sq_tail);
@@ -746,6 +765,7 @@ static void io_submit(struct mvmm *vm, int qi, uint64_t lba, bool read)
 		fill_block(slot_buf(vm, qi, cid), bs, lba, ++vm->gen[lba]);
 	else
 		memset(slot_buf(vm, qi, cid), 0, bs);
+	guest_dirty(vm, slot_buf(vm, qi, cid), bs);
 	q->busy[cid] = (lba + 1) | (read ? BUSY_READ : 0);
 	q->nr_busy++;
 	sqe[0] = read ? IO_READ : IO_WRITE;
@@ -910,8 +930,11 @@ static void stop_tracking(int container)
 	ioctl(container, VFIO_IOMMU_DIRTY_PAGES, &db);
 }
 
-/* Copy the pages the source container's dirty log reports. */
-static int copy_dirty(struct mvmm *vm, uint8_t *dst, struct mvmm_mig_stats *st)
+/*
+ * Add the pages the source container's dirty log reports to the pages
+ * still to send (a QEMU "sync"); returns how many it reported.
+ */
+static long sync_dirty(struct mvmm *vm, uint64_t *to_send)
 {
 	size_t pages = vm->mem_size / PAGE, i;
 	struct {
@@ -919,6 +942,7 @@ static int copy_dirty(struct mvmm *vm, uint8_t *dst, struct mvmm_mig_stats *st)
 		struct vfio_iommu_type1_dirty_bitmap_get range;
 	} req = { 0 };
 	uint64_t *bitmap;
+	long n = 0;
 
 	bitmap = calloc((pages + 63) / 64, 8);
 	if (!bitmap)
@@ -934,17 +958,28 @@ static int copy_dirty(struct mvmm *vm, uint8_t *dst, struct mvmm_mig_stats *st)
 		free(bitmap);
 		return -errno;
 	}
-	for (i = 0; i < pages; i++) {
-		if (bitmap[i / 64] & (1ull << (i % 64))) {
-			memcpy(dst + i * PAGE, vm->mem + i * PAGE, PAGE);
-			st->dirty_pages++;
-		}
+	for (i = 0; i < (pages + 63) / 64; i++) {
+		n += __builtin_popcountll(bitmap[i]);
+		to_send[i] |= bitmap[i] | vm->gdirty[i];
+		vm->gdirty[i] = 0;
 	}
 	free(bitmap);
-	return 0;
+	return n;
 }
 
-/* The destination's own eventfds, as a new QEMU process has. */
+/* Send (copy) the pages marked in to_send and clear them. */
+static void send_pages(struct mvmm *vm, uint8_t *dst, uint64_t *to_send)
+{
+	size_t pages = vm->mem_size / PAGE, i;
+
+	for (i = 0; i < pages; i++) {
+		if (to_send[i / 64] & (1ull << (i % 64))) {
+			memcpy(dst + i * PAGE, vm->mem + i * PAGE, PAGE);
+			to_send[i / 64] &= ~(1ull << (i % 64));
+		}
+	}
+}
+
 static int restore_msix(struct mvmm *vm, int device, int *efd)
 {
 	size_t sz = sizeof(struct vfio_irq_set) + sizeof(int32_t) * vm->nr_vectors;
@@ -986,10 +1021,11 @@ static void switch_eventfds(struct mvmm *vm, int *efd)
 
 int mvmm_migrate(struct mvmm *vm, const char *dst_bdf, struct mvmm_mig_stats *st)
 {
-	uint64_t t0 = now_ms(), t_stop;
+	uint64_t t0 = now_ms(), t_stop, *to_send = NULL;
 	uint8_t *stream = NULL;
 	int sfd = -1, rfd = -1, ret;
-	size_t len = 0;
+	size_t len = 0, i;
+	long n;
 	struct mvmm dst;
 	ssize_t w;
 
@@ -1011,16 +1047,37 @@ int mvmm_migrate(struct mvmm *vm, const char *dst_bdf, struct mvmm_mig_stats *st
 			goto out_dst;
 		}
 	}
+	to_send = calloc((vm->mem_size / PAGE + 63) / 64, 8);
+	if (!to_send) {
+		ret = -ENOMEM;
+		goto out_track;
+	}
+	/*
+	 * QEMU syncs once before the device leaves RUNNING, and its first
+	 * pass sends all of RAM, but only after that arc.
+	 */
+	memset(to_send, 0xff, (vm->mem_size / PAGE + 63) / 64 * 8);
+	n = sync_dirty(vm, to_send);
+	if (n < 0) {
+		ret = n;
+		goto out_track;
+	}
+	st->sync0_pages = n;
 	ret = set_mig_state(vm->device, VFIO_DEVICE_STATE_PRE_COPY, &sfd);
 	if (!ret)
 		ret = drain_fd(sfd, &stream, &len);
 	if (ret)
 		goto out_track;
 	st->precopy_bytes = len;
-	/* A first pass over guest memory while the guest still runs. */
-	ret = copy_dirty(vm, dst.mem, st);
-	if (ret)
+	/* The bulk pass, then an iteration. */
+	send_pages(vm, dst.mem, to_send);
+	n = sync_dirty(vm, to_send);
+	if (n < 0) {
+		ret = n;
 		goto out_track;
+	}
+	st->dirty_pages = n;
+	send_pages(vm, dst.mem, to_send);
 
 	t_stop = now_ms();
 	ret = set_mig_state(vm->device, VFIO_DEVICE_STATE_PRE_COPY_P2P, NULL);
@@ -1028,11 +1085,24 @@ int mvmm_migrate(struct mvmm *vm, const char *dst_bdf, struct mvmm_mig_stats *st
 		ret = set_mig_state(vm->device, VFIO_DEVICE_STATE_STOP_COPY, NULL);
 	if (!ret)
 		ret = drain_fd(sfd, &stream, &len);
-	if (!ret)
-		ret = copy_dirty(vm, dst.mem, st);
 	if (ret)
 		goto out_track;
+	n = sync_dirty(vm, to_send);
+	if (n < 0) {
+		ret = n;
+		goto out_track;
+	}
+	st->dirty_pages += n;
+	send_pages(vm, dst.mem, to_send);
 	st->state_bytes = len;
+	/*
+	 * Everything the device wrote must have been in the log: the
+	 * destination's memory is now identical to the source's.
+	 */
+	st->stale_pages = 0;
+	for (i = 0; i < vm->mem_size / PAGE; i++)
+		if (memcmp(dst.mem + i * PAGE, vm->mem + i * PAGE, PAGE))
+			st->stale_pages++;
 
 	ret = set_mig_state(dst.device, VFIO_DEVICE_STATE_RESUMING, &rfd);
 	if (ret)
@@ -1075,7 +1145,9 @@ int mvmm_migrate(struct mvmm *vm, const char *dst_bdf, struct mvmm_mig_stats *st
 	vm->db_map_len = dst.db_map_len;
 	vm->bdf = dst_bdf;
 	switch_eventfds(vm, dst.efd);
+	free(dst.gdirty);
 	free(stream);
+	free(to_send);
 	return 0;
 
 out_track:
@@ -1088,6 +1160,7 @@ out_dst:
 	if (rfd >= 0)
 		close(rfd);
 	free(stream);
+	free(to_send);
 	dst.gen = NULL;
 	mvmm_close(&dst);
 	return ret;

@@ -71,6 +71,7 @@ struct mvmm {
 	uint32_t *gen;
 	uint64_t nr_lbas;
 	uint64_t completions, mismatches, errors, duplicates;
+	uint64_t *gdirty;	/* pages the guest wrote since the last sync */
 };
 
 int mvmm_open(struct mvmm *vm, const char *bdf, size_t mem_size);
@@ -95,7 +96,10 @@ void mvmm_reg_write32(struct mvmm *vm, uint32_t off, uint32_t val);
 /* Read a sysfs or debugfs attribute of the VF into buf; -1 on failure. */
 struct mvmm_mig_stats {
 	uint64_t total_ms, downtime_ms;
-	size_t precopy_bytes, state_bytes, dirty_pages;
+	size_t precopy_bytes, state_bytes;
+	size_t sync0_pages;	/* reported by the sync before PRE_COPY */
+	size_t dirty_pages;	/* reported by the syncs after it */
+	size_t stale_pages;	/* differing after the last copy: must be 0 */
 };
 
 /* Submit up to qd commands on every I/O queue and return at once. */
