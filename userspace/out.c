@@ -472,7 +472,10 @@ void hba_print_link(const struct hba_link *l, const char *pf_bdf,
 
 	if (hba_out.json) {
 		out_obj_start(NULL);
-		out_str("pf", pf_bdf);
+		if (pf_bdf[0])
+			out_str("pf", pf_bdf);
+		else
+			out_null("pf");
 		out_str("driver", pf_driver);
 		if (l->has_netdev)
 			out_str("ifname", l->ifname);
@@ -518,7 +521,8 @@ void hba_print_link(const struct hba_link *l, const char *pf_bdf,
 		return;
 	}
 
-	fprintf(f, "%s: %s driver %s num_vf %u total_vfs %u\n", pf_bdf,
+	fprintf(f, "%s: %s driver %s num_vf %u total_vfs %u\n",
+		pf_bdf[0] ? pf_bdf : "(no device)",
 		l->has_netdev ? l->ifname : "(no netdev)", pf_driver,
 		l->num_vf, l->total_vfs);
 	for (u32 i = 0; i < l->n; i++) {

@@ -77,21 +77,28 @@ static int resolve_pf(const char *arg, struct pf *pf)
 		if (strlen(arg) >= sizeof(pf->ifname) || strchr(arg, '/'))
 			return usage_error("vf: \"%s\" is neither an interface name nor a PCI address",
 					   arg);
-		/* Not necessarily PCI: netdevsim PFs have VFs too. */
+		snprintf(p, sizeof(p), "/sys/class/net/%s", arg);
+		if (access(p, F_OK))
+			return fail(HBAMIG_EXIT_NODEV, "vf: no interface %s",
+				    arg);
+		/*
+		 * Not necessarily PCI (netdevsim PFs have VFs too), and
+		 * possibly no device at all: rtnetlink still answers.
+		 */
 		snprintf(p, sizeof(p), "/sys/class/net/%s/device", arg);
 		n = readlink(p, t, sizeof(t) - 1);
-		if (n < 0 || !realpath(p, pf->dir))
-			return fail(HBAMIG_EXIT_NODEV,
-				    "vf: %s: no such interface with a device",
-				    arg);
-		t[n] = 0;
-		snprintf(pf->bdf, sizeof(pf->bdf), "%.15s",
-			 strrchr(t, '/') ? strrchr(t, '/') + 1 : t);
+		if (n > 0 && realpath(p, pf->dir)) {
+			t[n] = 0;
+			snprintf(pf->bdf, sizeof(pf->bdf), "%.15s",
+				 strrchr(t, '/') ? strrchr(t, '/') + 1 : t);
+		} else {
+			pf->dir[0] = 0;
+		}
 		snprintf(pf->ifname, sizeof(pf->ifname), "%s", arg);
 		pf->has_netdev = true;
 	}
 	snprintf(p, sizeof(p), "%s/driver", pf->dir);
-	n = readlink(p, t, sizeof(t) - 1);
+	n = pf->dir[0] ? readlink(p, t, sizeof(t) - 1) : -1;
 	if (n > 0) {
 		t[n] = 0;
 		snprintf(pf->driver, sizeof(pf->driver), "%.63s",
@@ -108,6 +115,8 @@ static int sysfs_vfs(const struct pf *pf, struct hba_link *l)
 	char p[PATH_MAX + 64], t[PATH_MAX], v[32];
 	unsigned int i;
 
+	if (!pf->dir[0])
+		return 0;
 	snprintf(p, sizeof(p), "%s/sriov_totalvfs", pf->dir);
 	if (!sysfs_read(p, v, sizeof(v)))
 		l->total_vfs = strtoul(v, NULL, 10);
