@@ -25,6 +25,9 @@ cleanup()
 }
 trap cleanup EXIT
 
+# A previous run killed before its cleanup leaves these behind.
+ip netns del $ns_h 2>/dev/null || true
+ip netns del $ns_p 2>/dev/null || true
 ip netns add $ns_h
 ip netns add $ns_p
 ip link add qb0 netns $ns_h type veth peer name qb1 netns $ns_p
@@ -32,6 +35,9 @@ ip -n $ns_h addr add 10.77.0.1/24 dev qb0
 ip -n $ns_p addr add 10.77.0.2/24 dev qb1
 ip -n $ns_h link set qb0 up
 ip -n $ns_p link set qb1 up
+# The helper loops its ACK-drawing segments back through lo.
+ip -n $ns_h link set lo up
+ip -n $ns_p link set lo up
 export ASAN_OPTIONS=detect_leaks=0
 
 ip netns exec $ns_p "$B/quiesce_tcpgen" send 7100 & spid=$!

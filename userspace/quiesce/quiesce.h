@@ -128,6 +128,7 @@ struct quiesce_tcp_report {
 	int		nr;
 	int		confirmed;	/* connections whose peer saw window 0 */
 	int		reopened;	/* connections sent a window update */
+	int		kick_err;	/* errno of a failed loop-back, or 0 */
 };
 
 /*

@@ -70,6 +70,7 @@ struct quiesce_tcp {
 	pid_t			guard;
 	int			guard_fd;
 	long			lease_ms;
+	int			kick_err;	/* last failure to loop back */
 };
 
 static uint16_t csum_fold32(uint32_t sum)
@@ -184,11 +185,16 @@ static void kick_conn(struct quiesce_tcp *q, int i, bool prefer_data)
 {
 	struct quiesce_tcp_val v = {};
 
-	if (prefer_data && !conn_val(q, i, &v) && v.seen) {
-		quiesce_tcp_kick(q, &q->conns[i], false, v.ack, v.seq_next);
-		return;
-	}
-	quiesce_tcp_kick(q, &q->conns[i], true, (uint32_t)random(), 0);
+	int err;
+
+	if (prefer_data && !conn_val(q, i, &v) && v.seen)
+		err = quiesce_tcp_kick(q, &q->conns[i], false, v.ack,
+				       v.seq_next);
+	else
+		err = quiesce_tcp_kick(q, &q->conns[i], true,
+				       (uint32_t)random(), 0);
+	if (err)
+		q->kick_err = err;
 }
 
 /* Pause: every connection has sent at least one zero-window segment. */
@@ -451,6 +457,7 @@ int quiesce_tcp_pause(const char *ifname, const struct quiesce_conn *conns,
 	}
 	rep->pause_ms = quiesce_ms_since(t0);
 	rep->nr = nr;
+	rep->kick_err = q->kick_err;
 	*out = q;
 	return 0;
 fail:
@@ -476,6 +483,7 @@ int quiesce_tcp_resume(struct quiesce_tcp *q, struct quiesce_tcp_report *rep)
 	all = reopen_all(q, &n, &last);
 	rep->resume_ms = last > t0 ? (last - t0) / 1e6 : quiesce_ms_since(t0);
 	rep->reopened = n;
+	rep->kick_err = q->kick_err;
 	if (q->guard_fd >= 0 && write(q->guard_fd, &r, 1) != 1)
 		kill(q->guard, SIGKILL);
 	detach(q);

@@ -404,6 +404,10 @@ int quiesce_tcp_main(int argc, char **argv, bool json)
 		       rep.resume_ms, held_ms, rep.pause_ms);
 	}
 	quiesce_tcp_free(q);
+	if (rep.kick_err)
+		fprintf(stderr,
+			"hbamig: quiesce: could not loop a segment back to draw an ACK: %s (is lo up?)\n",
+			strerror(-rep.kick_err));
 	if (err)
 		fprintf(stderr,
 			"hbamig: quiesce: not every window update was seen leaving %s\n",
