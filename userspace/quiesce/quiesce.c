@@ -38,6 +38,18 @@ void quiesce_block_signals(void)
 	sigprocmask(SIG_BLOCK, &quiesce_sigs, NULL);
 }
 
+/*
+ * A lease's child may have ended on its own (at the deadline) before it
+ * is told to stop: that write must fail with EPIPE, not kill the caller.
+ */
+void quiesce_ignore_sigpipe(void)
+{
+	struct sigaction sa;
+
+	if (!sigaction(SIGPIPE, NULL, &sa) && sa.sa_handler == SIG_DFL)
+		signal(SIGPIPE, SIG_IGN);
+}
+
 int quiesce_hold(long ms)
 {
 	uint64_t end = quiesce_now_ns() + (uint64_t)ms * 1000000;

@@ -180,6 +180,7 @@ double quiesce_ms_since(uint64_t t0);
 /* Wait @ms or until SIGINT/SIGTERM/SIGUSR1; returns the signal or 0. */
 int quiesce_hold(long ms);
 void quiesce_block_signals(void);
+void quiesce_ignore_sigpipe(void);
 void quiesce_json_str(const char *s);
 
 int quiesce_tcp_main(int argc, char **argv, bool json);

@@ -274,6 +274,7 @@ int quiesce_pfc_pause(const char *dev, uint8_t prio_mask, uint16_t quanta,
 		goto fail;
 	l->shared->frames = 1;
 	*pause_ms = quiesce_ms_since(t0);
+	quiesce_ignore_sigpipe();
 	l->pid = fork();
 	if (l->pid < 0) {
 		err = -errno;

@@ -422,6 +422,7 @@ int quiesce_tcp_pause(const char *ifname, const struct quiesce_conn *conns,
 		err = -errno;
 		goto fail;
 	}
+	quiesce_ignore_sigpipe();
 	q->guard = fork();
 	if (q->guard < 0) {
 		err = -errno;
