@@ -82,4 +82,47 @@ TEST(budget_refuses_fixed_timer)
 	EXPECT_EQ(0, quiesce_budget_extend(&b, 3000, &failed));
 }
 
+TEST(pfc_frame)
+{
+	const uint8_t src[6] = { 2, 0, 0, 0, 0, 1 };
+	uint8_t f[60];
+
+	ASSERT_EQ(60, quiesce_pfc_frame(f, src, 0x08, 0xffff));
+	/* MAC control group address, our source, ethertype 0x8808. */
+	EXPECT_EQ(0x01, f[0]);
+	EXPECT_EQ(0x80, f[1]);
+	EXPECT_EQ(0xc2, f[2]);
+	EXPECT_EQ(0x01, f[5]);
+	EXPECT_EQ(0, memcmp(f + 6, src, 6));
+	EXPECT_EQ(0x88, f[12]);
+	EXPECT_EQ(0x08, f[13]);
+	/* PFC opcode 0x0101, class-enable vector 0x0008, time for class 3. */
+	EXPECT_EQ(0x01, f[14]);
+	EXPECT_EQ(0x01, f[15]);
+	EXPECT_EQ(0x00, f[16]);
+	EXPECT_EQ(0x08, f[17]);
+	EXPECT_EQ(0xff, f[18 + 2 * 3]);
+	EXPECT_EQ(0xff, f[19 + 2 * 3]);
+	EXPECT_EQ(0, f[18 + 2 * 2]);
+	EXPECT_EQ(0, f[18 + 2 * 4]);
+	/* XON: the same frame with quanta 0. */
+	quiesce_pfc_frame(f, src, 0x08, 0);
+	EXPECT_EQ(0, f[18 + 2 * 3]);
+	EXPECT_EQ(0, f[19 + 2 * 3]);
+	/* 802.3x: opcode 0x0001 and one pause time. */
+	quiesce_pfc_frame(f, src, 0, 0x1234);
+	EXPECT_EQ(0x00, f[14]);
+	EXPECT_EQ(0x01, f[15]);
+	EXPECT_EQ(0x12, f[16]);
+	EXPECT_EQ(0x34, f[17]);
+}
+
+TEST(pfc_quanta_time)
+{
+	/* 65535 quanta of 512 bit times: 3.355 ms at 10 Gb/s. */
+	EXPECT_TRUE(quiesce_pfc_quanta_us(0xffff, 10000) > 3355.4);
+	EXPECT_TRUE(quiesce_pfc_quanta_us(0xffff, 10000) < 3355.5);
+	EXPECT_TRUE(quiesce_pfc_quanta_us(1, 100) > 5.11);
+}
+
 TEST_HARNESS_MAIN
