@@ -87,7 +87,7 @@ TEST(pfc_frame)
 	const uint8_t src[6] = { 2, 0, 0, 0, 0, 1 };
 	uint8_t f[60];
 
-	ASSERT_EQ(60, quiesce_pfc_frame(f, src, 0x08, 0xffff));
+	ASSERT_EQ((size_t)60, quiesce_pfc_frame(f, src, 0x08, 0xffff));
 	/* MAC control group address, our source, ethertype 0x8808. */
 	EXPECT_EQ(0x01, f[0]);
 	EXPECT_EQ(0x80, f[1]);
