@@ -314,7 +314,7 @@ int quiesce_rnr_main(int argc, char **argv, bool json)
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 	struct quiesce_rnr_info remote;
 	struct quiesce_rnr_qp q;
-	enum ibv_wc_status st;
+	enum ibv_wc_status st = IBV_WC_SUCCESS;
 	const char *dev = NULL;
 	uint64_t t_pause = 0, t_paused = 0, t_resume = 0, t_end;
 	int c, ls, fd, one = 1, err, posted, i;
