@@ -830,7 +830,7 @@ static int emu_d_state(struct emu_dec *d, const struct emu_nvme_state *st)
 {
 	const struct emu_nvme_regs *rg = &st->regs;
 	u32 mqes = emu_mqes(st), mps, i, q, aerl;
-	bool en = rg->cc & EMU_CC_EN;
+	bool en = rg->cc & EMU_CC_EN, rdy = rg->csts & EMU_CSTS_RDY;
 	const struct emu_nvme_idpage *c = NULL;
 
 	if (rg->cc & ~0x01fffff1U)
@@ -845,11 +845,12 @@ static int emu_d_state(struct emu_dec *d, const struct emu_nvme_state *st)
 	if ((rg->asq | rg->acq) & 0xfff)
 		return emu_bad(d, "regs.asq", "not page aligned", EMU_NOVAL);
 	mps = 12 + ((rg->cc >> 7) & 0xf);
-	if (en != (st->sq[0].valid && st->cq[0].valid) ||
+	/* CC.EN with CSTS.RDY clear: an enable the controller refused. */
+	if (rdy != (st->sq[0].valid && st->cq[0].valid) ||
 	    st->sq[0].valid != st->cq[0].valid)
-		return emu_bad(d, "queues.admin", "inconsistent with cc.en",
+		return emu_bad(d, "queues.admin", "inconsistent with csts.rdy",
 			       EMU_NOVAL);
-	if (en && (st->sq[0].size != (rg->aqa & 0xfff) + 1 ||
+	if (rdy && (st->sq[0].size != (rg->aqa & 0xfff) + 1 ||
 		   st->cq[0].size != ((rg->aqa >> 16) & 0xfff) + 1 ||
 		   st->sq[0].base != rg->asq || st->cq[0].base != rg->acq ||
 		   st->sq[0].cqid || st->cq[0].vector))
@@ -866,7 +867,7 @@ static int emu_d_state(struct emu_dec *d, const struct emu_nvme_state *st)
 			if (cq->head >= cq->size || cq->tail >= cq->size)
 				return emu_bad(d, "queues.cq.position",
 					       "out of range for qid", q);
-			if (cq->vector >= st->id.nr_vectors)
+			if (cq->ien && cq->vector >= st->id.nr_vectors)
 				return emu_bad(d, "queues.cq.vector",
 					       "out of range for qid", q);
 			if (q && (!cq->pc || (cq->base & ((1ULL << mps) - 1))))
@@ -898,8 +899,8 @@ static int emu_d_state(struct emu_dec *d, const struct emu_nvme_state *st)
 					       "above the granted queues", q);
 		}
 	}
-	if (st->aer.nr_cid && !en)
-		return emu_bad(d, "aer.nr_cid", "outstanding while disabled",
+	if (st->aer.nr_cid && !rdy)
+		return emu_bad(d, "aer.nr_cid", "outstanding while not ready",
 			       st->aer.nr_cid);
 	if (st->dbbuf.enabled > 1)
 		return emu_bad(d, "dbbuf.enabled", "out of range",
