@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <netinet/in.h>
 
+#include "hbamig_exit.h"
+
 #ifndef __aligned
 #define __aligned(x)	__attribute__((aligned(x)))
 #endif
@@ -18,13 +20,15 @@
  */
 int quiesce_main(int argc, char **argv, bool json);
 
-/* Exit codes of quiesce_main(). */
+/* Exit codes of quiesce_main(): hbamig's list (hbamig_exit.h), named here. */
 enum {
-	QUIESCE_EXIT_OK		= 0,
-	QUIESCE_EXIT_FAIL	= 1,	/* the pause could not be established */
-	QUIESCE_EXIT_USAGE	= 2,
-	QUIESCE_EXIT_NOTFOUND	= 3,	/* no connection matched the selection */
-	QUIESCE_EXIT_BUDGET	= 4,	/* refused: a session timer is shorter */
+	QUIESCE_EXIT_OK		= HBAMIG_EXIT_OK,
+	QUIESCE_EXIT_FAIL	= HBAMIG_EXIT_FAIL,	/* pause not established */
+	QUIESCE_EXIT_USAGE	= HBAMIG_EXIT_USAGE,
+	QUIESCE_EXIT_PERM	= HBAMIG_EXIT_PERM,	/* no CAP_BPF/NET_ADMIN */
+	QUIESCE_EXIT_NOTFOUND	= HBAMIG_EXIT_NODEV,	/* nothing matched */
+	/* Refused: a session timer is shorter than the lease. */
+	QUIESCE_EXIT_BUDGET	= HBAMIG_EXIT_NOTSUPP,
 };
 
 /* Longest lease anyone may ask for, and the default one. */

@@ -347,7 +347,8 @@ int quiesce_tcp_main(int argc, char **argv, bool json)
 		fprintf(stderr, "hbamig: quiesce: pause on %s failed: %s\n",
 			a.dev, strerror(-err));
 		quiesce_budget_restore(&b);
-		return QUIESCE_EXIT_FAIL;
+		return err == -EPERM || err == -EACCES ? QUIESCE_EXIT_PERM :
+							 QUIESCE_EXIT_FAIL;
 	}
 	t_paused = quiesce_now_ns();
 	if (json) {
