@@ -375,6 +375,7 @@ static inline void adapter_cb(const struct nlmsghdr *h, void *arg)
 struct event {
 	__u8 cmd;
 	__u32 mode, old_mode;
+	__u32 mig_state, old_mig_state;
 	__u32 id;
 	char bdf[32];
 	__s32 error;
@@ -417,6 +418,12 @@ static inline int read_event(int fd, struct event *ev, int timeout_ms)
 			break;
 		case EMUHBA_A_ADAPTER_OLD_MODE:
 			ev->old_mode = *(const __u32 *)d;
+			break;
+		case EMUHBA_A_ADAPTER_MIG_STATE:
+			ev->mig_state = *(const __u32 *)d;
+			break;
+		case EMUHBA_A_ADAPTER_OLD_MIG_STATE:
+			ev->old_mig_state = *(const __u32 *)d;
 			break;
 		case EMUHBA_A_ADAPTER_ERROR_MSG:
 			snprintf(ev->msg, sizeof(ev->msg), "%s", d);

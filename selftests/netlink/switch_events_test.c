@@ -158,4 +158,131 @@ TEST_F(sw, events_in_order)
 	EXPECT_EQ(0, self->vm.mismatches);
 }
 
+/*
+ * A migration as QEMU drives it (the mini-VMM: PRE_COPY, STOP_COPY,
+ * RESUMING, RUNNING) from EMUHBA_VF to EMUHBA_VF_DST: each adapter's
+ * mig-state events form one chain, the source goes through PRE_COPY and
+ * STOP_COPY and switches to emulated, the destination resumes and ends
+ * RUNNING, and nothing is reported as an error.
+ */
+FIXTURE(mig) {
+	struct mvmm vm;
+	int fd, lfd;
+	struct fam f;
+	const char *src, *dst;
+};
+
+FIXTURE_SETUP(mig)
+{
+	struct nlattr *nest;
+	const char *bdfs[2];
+	struct reply rep;
+	struct req r;
+	int ret;
+
+	self->src = getenv("EMUHBA_VF");
+	self->dst = getenv("EMUHBA_VF_DST");
+	if (!self->src || !self->dst || !getenv("EMUHBA_BACKEND"))
+		SKIP(return, "EMUHBA_VF/EMUHBA_VF_DST/EMUHBA_BACKEND not set");
+	self->fd = nl_open();
+	ASSERT_LE(0, self->fd);
+	ASSERT_EQ(0, resolve(self->fd, &self->f));
+	bdfs[0] = self->src;
+	bdfs[1] = self->dst;
+	for (int i = 0; i < 2; i++) {
+		req_init(&r, self->f.id, EMUHBA_CMD_BACKEND_SET, 0);
+		put_str(&r, EMUHBA_A_ADAPTER_BDF, bdfs[i]);
+		put_str(&r, EMUHBA_A_ADAPTER_BACKEND, getenv("EMUHBA_BACKEND"));
+		ASSERT_EQ(0, talk(self->fd, &r, &rep, NULL, NULL, BUF_SIZE,
+				  NULL));
+		ASSERT_EQ(0, rep.error) TH_LOG("backend: %s", rep.msg);
+		/* No fabric peer to quiesce here: do not require it. */
+		req_init(&r, self->f.id, EMUHBA_CMD_POLICY_SET, 0);
+		put_str(&r, EMUHBA_A_ADAPTER_BDF, bdfs[i]);
+		nest = nest_start(&r, EMUHBA_A_ADAPTER_POLICY);
+		put_u8(&r, EMUHBA_A_POLICY_AUTO_SWITCH, 1);
+		put_u8(&r, EMUHBA_A_POLICY_QUIESCE_REQUIRED, 0);
+		nest_end(&r, nest);
+		ASSERT_EQ(0, talk(self->fd, &r, &rep, NULL, NULL, BUF_SIZE,
+				  NULL));
+		ASSERT_EQ(0, rep.error) TH_LOG("policy: %s", rep.msg);
+	}
+	ret = mvmm_open(&self->vm, self->src, 64 << 20);
+	ASSERT_EQ(0, ret) TH_LOG("open: %s", strerror(-ret));
+	ASSERT_EQ(0, mvmm_nvme_init(&self->vm, 2, true));
+	ASSERT_EQ(0, mvmm_io_run(&self->vm, 200, 8));
+	self->lfd = listener(self->f.grp);
+	ASSERT_LE(0, self->lfd);
+}
+
+FIXTURE_TEARDOWN(mig)
+{
+	if (self->src && self->dst && getenv("EMUHBA_BACKEND")) {
+		mvmm_close(&self->vm);
+		close(self->lfd);
+		close(self->fd);
+	}
+}
+
+struct chain {
+	const char *bdf;
+	int n;
+	__u32 at;		/* last new state */
+	bool seen[8];
+	bool emulated;
+};
+
+static void follow(struct __test_metadata *_metadata, struct chain *c,
+		   const struct event *ev)
+{
+	if (strcmp(ev->bdf, c->bdf))
+		return;
+	if (ev->cmd == EMUHBA_CMD_MODE_CHANGE_NTF &&
+	    ev->mode == EMUHBA_ADAPTER_MODE_EMULATED)
+		c->emulated = true;
+	if (ev->cmd != EMUHBA_CMD_MIG_STATE_NTF)
+		return;
+	if (c->n)
+		EXPECT_EQ(c->at, ev->old_mig_state)
+			TH_LOG("%s: %u->%u does not follow %u", c->bdf,
+			       ev->old_mig_state, ev->mig_state, c->at);
+	c->at = ev->mig_state;
+	if (ev->mig_state < 8)
+		c->seen[ev->mig_state] = true;
+	c->n++;
+}
+
+TEST_F(mig, mig_state_events_in_order)
+{
+	struct chain src = { .bdf = self->src }, dst = { .bdf = self->dst };
+	struct mvmm_mig_stats st;
+	struct event ev;
+	int nerr = 0, ret;
+
+	ret = mvmm_migrate(&self->vm, self->dst, &st);
+	ASSERT_EQ(0, ret) TH_LOG("migration: %s", strerror(-ret));
+	while (!read_event(self->lfd, &ev, 500)) {
+		if (ev.cmd == EMUHBA_CMD_ERROR_NTF) {
+			nerr++;
+			TH_LOG("error event on %s: %s", ev.bdf, ev.msg);
+		}
+		follow(_metadata, &src, &ev);
+		follow(_metadata, &dst, &ev);
+	}
+	EXPECT_EQ(0, nerr);
+	/* enum vfio_device_mig_state */
+	EXPECT_LE(2, src.n);
+	EXPECT_TRUE(src.seen[6]) TH_LOG("source never reported PRE_COPY");
+	EXPECT_TRUE(src.seen[3]) TH_LOG("source never reported STOP_COPY");
+	EXPECT_TRUE(src.emulated) TH_LOG("source never switched to emulated");
+	EXPECT_LE(2, dst.n);
+	EXPECT_TRUE(dst.seen[4]) TH_LOG("destination never reported RESUMING");
+	EXPECT_EQ(2, dst.at) TH_LOG("destination ends in state %u", dst.at);
+	TH_LOG("%d source and %d destination state events, downtime %llu ms",
+	       src.n, dst.n, (unsigned long long)st.downtime_ms);
+	ASSERT_EQ(0, mvmm_io_run(&self->vm, 200, 8));
+	EXPECT_EQ(0, self->vm.errors);
+	EXPECT_EQ(0, self->vm.mismatches);
+}
+
 TEST_HARNESS_MAIN
