@@ -851,9 +851,9 @@ static int emu_d_state(struct emu_dec *d, const struct emu_nvme_state *st)
 		return emu_bad(d, "queues.admin", "inconsistent with csts.rdy",
 			       EMU_NOVAL);
 	if (rdy && (st->sq[0].size != (rg->aqa & 0xfff) + 1 ||
-		   st->cq[0].size != ((rg->aqa >> 16) & 0xfff) + 1 ||
-		   st->sq[0].base != rg->asq || st->cq[0].base != rg->acq ||
-		   st->sq[0].cqid || st->cq[0].vector))
+		    st->cq[0].size != ((rg->aqa >> 16) & 0xfff) + 1 ||
+		    st->sq[0].base != rg->asq || st->cq[0].base != rg->acq ||
+		    st->sq[0].cqid || st->cq[0].vector))
 		return emu_bad(d, "queues.admin", "inconsistent with aqa/asq/acq",
 			       EMU_NOVAL);
 	for (q = 0; q < EMU_NVME_NR_Q; q++) {

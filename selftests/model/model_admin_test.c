@@ -581,8 +581,11 @@ TEST_F(adm, shutdown_mid_io_and_nssr)
 
 TEST_F(adm, enable_validation)
 {
+	static u8 img[65536];
 	struct drv *d = &self->d;
+	char err[128];
 	u32 cc;
+	int n;
 
 	cc = (u32)drv_reg(d, EMU_REG_CC, 4);
 	drv_wreg(d, EMU_REG_CC, 0, 4);
@@ -601,16 +604,11 @@ TEST_F(adm, enable_validation)
 	drv_wreg(d, EMU_REG_CC, cc | 1, 4);
 	EXPECT_EQ(0, drv_reg(d, EMU_REG_CSTS, 4) & 1);
 	/* A refused enable is a state like any other: it migrates. */
-	{
-		static u8 img[65536];
-		char err[128];
-		int n = emu_img_export(self->th.ctrl, img, sizeof(img), 0);
-
-		ASSERT_GT(n, 0);
-		EXPECT_EQ(0, emu_img_import(self->th.ctrl, img, (size_t)n, err,
-					    sizeof(err))) {
-			TH_LOG("%s", err);
-		}
+	n = emu_img_export(self->th.ctrl, img, sizeof(img), 0);
+	ASSERT_GT(n, 0);
+	EXPECT_EQ(0, emu_img_import(self->th.ctrl, img, (size_t)n, err,
+				    sizeof(err))) {
+		TH_LOG("%s", err);
 	}
 	drv_wreg(d, EMU_REG_CC, 0, 4);
 	drv_wreg(d, EMU_REG_AQA, 0x001f001f, 4);
