@@ -240,6 +240,8 @@ static int enable_msix(struct mvmm *vm, int nvec)
 	set->start = 0;
 	set->count = nvec;
 	for (i = 0; i < nvec; i++) {
+		if (vm->efd[i] >= 0)
+			close(vm->efd[i]);
 		vm->efd[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 		((int32_t *)set->data)[i] = vm->efd[i];
 	}
@@ -510,6 +512,7 @@ static int create_queues(struct mvmm *vm, int idx, int vector)
 	void *va = NULL;
 	int ret;
 
+	memset(q, 0, sizeof(*q));
 	q->qid = idx + 1;
 	q->depth = MVMM_QDEPTH;
 	q->phase = 1;
@@ -565,6 +568,11 @@ int mvmm_nvme_init(struct mvmm *vm, int nr_ioq, bool dbbuf)
 	if (ret)
 		INIT_FAIL("MSI-X", ret);
 
+	/* A (re-)initialisation starts every queue afresh, as a driver does. */
+	memset(&vm->admin, 0, sizeof(vm->admin));
+	vm->nr_ioq = 0;
+	vm->dbbuf = false;
+	vm->aer_cid = 0;
 	vm->admin.qid = 0;
 	vm->admin.depth = MVMM_ADMIN_Q;
 	vm->admin.phase = 1;
@@ -1104,6 +1112,8 @@ int mvmm_migrate(struct mvmm *vm, const char *dst_bdf, struct mvmm_mig_stats *st
 		if (memcmp(dst.mem + i * PAGE, vm->mem + i * PAGE, PAGE))
 			st->stale_pages++;
 
+	if (vm->tamper)
+		vm->tamper(stream, &len);
 	ret = set_mig_state(dst.device, VFIO_DEVICE_STATE_RESUMING, &rfd);
 	if (ret)
 		goto out_track;
@@ -1153,7 +1163,8 @@ int mvmm_migrate(struct mvmm *vm, const char *dst_bdf, struct mvmm_mig_stats *st
 out_track:
 	stop_tracking(vm->container);
 	/* The source goes on, as QEMU's failed migration leaves it. */
-	set_mig_state(vm->device, VFIO_DEVICE_STATE_RUNNING, NULL);
+	if (set_mig_state(vm->device, VFIO_DEVICE_STATE_RUNNING, NULL))
+		fprintf(stderr, "# source did not return to RUNNING\n");
 out_dst:
 	if (sfd >= 0)
 		close(sfd);

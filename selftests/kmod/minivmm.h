@@ -72,6 +72,8 @@ struct mvmm {
 	uint64_t nr_lbas;
 	uint64_t completions, mismatches, errors, duplicates;
 	uint64_t *gdirty;	/* pages the guest wrote since the last sync */
+	/* fault injection: alters the migration stream before the resume */
+	void (*tamper)(uint8_t *stream, size_t *len);
 };
 
 int mvmm_open(struct mvmm *vm, const char *bdf, size_t mem_size);
