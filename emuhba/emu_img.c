@@ -978,8 +978,11 @@ int emu_img_import(struct emu_nvme_ctrl *ctrl, const void *img, size_t len,
 	ctrl->ei_len = 0;
 	ctrl->nssr_pending = 0;
 	emu_nvme_refresh_identity(ctrl);
+	/* Second pass for the extended profile; the stage is scratch now. */
 	d.seen = 0;
-	emu_d_sections(&d, b, len, stage, ctrl, true);
+	memset(stage, 0, sizeof(*stage));
+	if (emu_d_sections(&d, b, len, stage, ctrl, true))
+		d.vec_seen = 0;
 	ctrl->rr_next = d.rr_next;
 	if (!d.vec_seen) {
 		u32 v;

@@ -281,6 +281,52 @@ TEST_F(img, timestamp_runs_on_across_migration)
 	stream_fini(&s);
 }
 
+TEST_F(img, coalesced_interrupt_survives_migration)
+{
+	static u8 b[65536];
+	u8 sqe[64];
+	char err[200];
+	int len, off;
+	u32 slen;
+
+	/* Threshold 64, time 1 x 100 us: one completion stays pending. */
+	drv_sqe(sqe, 0x09, 0);
+	drv_set_dw(sqe, 10, 0x08);
+	drv_set_dw(sqe, 11, (1U << 8) | 63);
+	ASSERT_EQ(0, drv_admin(&self->d, sqe, NULL));
+	self->th.sync = 1;
+	drv_sqe(sqe, 0x00, 1);
+	ASSERT_GE(drv_submit(&self->d, 2, sqe), 0);
+	emu_nvme_poll(self->th.ctrl, 8);
+	memset(self->th.irqs, 0, sizeof(self->th.irqs));
+	len = emu_img_export(self->th.ctrl, b, sizeof(b), 0);
+	ASSERT_GT(len, 0);
+	th_free_ctrl(&self->th);
+	th_new_ctrl(&self->th);
+	ASSERT_EQ(0, emu_img_import(self->th.ctrl, b, (size_t)len, err,
+				    sizeof(err)));
+	EXPECT_EQ(0, (long)self->th.irqs[2]);
+	self->th.now += 1000000;
+	emu_nvme_poll(self->th.ctrl, 8);
+	EXPECT_EQ(1, (long)self->th.irqs[2]);
+
+	/* Without the extended section every vector fires once. */
+	off = sec_find(b, len, EMU_IMG_SEC_EMU_RUNTIME, &slen);
+	ASSERT_GT(off, 0);
+	ASSERT_EQ(len, off + (int)slen);
+	emu_put_le32(b + 24, emu_get_le32(b + 24) - 1);
+	len = off - 8;
+	img_fix(b, len);
+	memset(self->th.irqs, 0, sizeof(self->th.irqs));
+	ASSERT_EQ(0, emu_img_import(self->th.ctrl, b, (size_t)len, err,
+				    sizeof(err)));
+	EXPECT_EQ(1, (long)self->th.irqs[0]);
+	EXPECT_EQ(1, (long)self->th.irqs[2]);
+	EXPECT_EQ(1, (long)self->th.irqs[16]);
+	drv_reap(&self->d, 2);
+	EXPECT_EQ(0, self->d.errors);
+}
+
 static int read_file(const char *path, u8 *b, int cap)
 {
 	int fd = open(path, O_RDONLY), n;
