@@ -127,7 +127,8 @@ void quiesce_budget_restore(struct quiesce_budget *b);
 struct quiesce_tcp;
 
 struct quiesce_tcp_report {
-	double		pause_ms;	/* request to every peer told "window 0" */
+	double		prepare_ms;	/* loading and attaching, inactive */
+	double		pause_ms;	/* activation to every peer told "window 0" */
 	double		resume_ms;	/* request to every window update sent */
 	int		nr;
 	int		confirmed;	/* connections whose peer saw window 0 */
@@ -143,6 +144,14 @@ struct quiesce_tcp_report {
 int quiesce_tcp_pause(const char *ifname, const struct quiesce_conn *conns,
 		      int nr, long lease_ms, struct quiesce_tcp **out,
 		      struct quiesce_tcp_report *rep);
+/*
+ * The same in two steps, so that an orchestrator can load and attach the
+ * program early (it then only watches) and make the pause itself cost
+ * little: prepare, then activate. The lease runs from activation.
+ */
+int quiesce_tcp_prepare(const char *ifname, const struct quiesce_conn *conns,
+			int nr, long lease_ms, struct quiesce_tcp **out);
+int quiesce_tcp_activate(struct quiesce_tcp *q, struct quiesce_tcp_report *rep);
 int quiesce_tcp_resume(struct quiesce_tcp *q, struct quiesce_tcp_report *rep);
 /* Per-connection counters (segments rewritten) after pause or resume. */
 uint64_t quiesce_tcp_zeroed(struct quiesce_tcp *q, int i);

@@ -346,16 +346,13 @@ static int libbpf_quiet(enum libbpf_print_level level, const char *fmt,
 	return vfprintf(stderr, fmt, ap);
 }
 
-int quiesce_tcp_pause(const char *ifname, const struct quiesce_conn *conns,
-		      int nr, long lease_ms, struct quiesce_tcp **out,
-		      struct quiesce_tcp_report *rep)
+int quiesce_tcp_prepare(const char *ifname, const struct quiesce_conn *conns,
+			int nr, long lease_ms, struct quiesce_tcp **out)
 {
-	uint64_t t0 = quiesce_now_ns(), tk;
 	struct quiesce_tcp_val zero = {};
 	struct quiesce_tcp *q;
-	int i, err, pfd[2], mark = QUIESCE_MARK;
+	int i, err, mark = QUIESCE_MARK;
 
-	memset(rep, 0, sizeof(*rep));
 	if (nr <= 0 || nr > QUIESCE_TCP_MAX_CONNS)
 		return -EINVAL;
 	if (lease_ms <= 0 || lease_ms > QUIESCE_LEASE_MAX_MS)
@@ -410,25 +407,37 @@ int quiesce_tcp_pause(const char *ifname, const struct quiesce_conn *conns,
 		if (err)
 			goto fail;
 	}
-	q->skel->bss->quiesce_deadline_ns = quiesce_now_ns() +
-					    (uint64_t)lease_ms * 1000000;
-	q->skel->bss->quiesce_active = 1;
+	/* Attached but inactive: it only learns sequence numbers. */
+	q->skel->bss->quiesce_active = 0;
 	__sync_synchronize();
 	err = attach(q);
 	if (err)
 		goto fail;
+	*out = q;
+	return 0;
+fail:
+	quiesce_tcp_free(q);
+	return err;
+}
 
-	if (pipe2(pfd, O_CLOEXEC)) {
-		err = -errno;
-		goto fail;
-	}
+int quiesce_tcp_activate(struct quiesce_tcp *q, struct quiesce_tcp_report *rep)
+{
+	uint64_t t0 = quiesce_now_ns(), tk;
+	int i, pfd[2];
+
+	rep->nr = q->nr;
+	q->skel->bss->quiesce_deadline_ns = t0 + (uint64_t)q->lease_ms * 1000000;
+	q->skel->bss->quiesce_active = 1;
+	__sync_synchronize();
+
+	if (pipe2(pfd, O_CLOEXEC))
+		goto no_guard;
 	quiesce_ignore_sigpipe();
 	q->guard = fork();
 	if (q->guard < 0) {
-		err = -errno;
 		close(pfd[0]);
 		close(pfd[1]);
-		goto fail;
+		goto no_guard;
 	}
 	if (!q->guard) {
 		close(pfd[1]);
@@ -443,26 +452,45 @@ int quiesce_tcp_pause(const char *ifname, const struct quiesce_conn *conns,
 	 * Busy connections announce the zero window with their next ACK;
 	 * idle ones need one drawn out of the stack.
 	 */
-	for (i = 0; i < nr; i++)
-		kick_conn(q, i, false);
+	for (i = 0; i < q->nr; i++)
+		kick_conn(q, i, true);
 	tk = quiesce_now_ns();
 	while (!all_zeroed(q, &rep->confirmed)) {
 		if (quiesce_ms_since(t0) > QUIESCE_KICK_WAIT_MS)
 			break;
 		if (quiesce_ms_since(tk) > QUIESCE_KICK_RETRY_MS) {
-			for (i = 0; i < nr; i++)
+			for (i = 0; i < q->nr; i++)
 				kick_conn(q, i, true);
 			tk = quiesce_now_ns();
 		}
 		usleep(200);
 	}
 	rep->pause_ms = quiesce_ms_since(t0);
-	rep->nr = nr;
 	rep->kick_err = q->kick_err;
-	*out = q;
 	return 0;
-fail:
-	quiesce_tcp_free(q);
+no_guard:
+	/* Without a guardian the pause must not start at all. */
+	q->skel->bss->quiesce_active = 0;
+	return -errno;
+}
+
+int quiesce_tcp_pause(const char *ifname, const struct quiesce_conn *conns,
+		      int nr, long lease_ms, struct quiesce_tcp **out,
+		      struct quiesce_tcp_report *rep)
+{
+	uint64_t t0 = quiesce_now_ns();
+	int err;
+
+	memset(rep, 0, sizeof(*rep));
+	err = quiesce_tcp_prepare(ifname, conns, nr, lease_ms, out);
+	if (err)
+		return err;
+	rep->prepare_ms = quiesce_ms_since(t0);
+	err = quiesce_tcp_activate(*out, rep);
+	if (err) {
+		quiesce_tcp_free(*out);
+		*out = NULL;
+	}
 	return err;
 }
 

@@ -354,13 +354,13 @@ int quiesce_tcp_main(int argc, char **argv, bool json)
 	if (json) {
 		printf("{\"event\":\"paused\",\"kind\":\"tcp\",\"dev\":");
 		quiesce_json_str(a.dev);
-		printf(",\"lease_ms\":%ld,\"pause_ms\":%.3f,\"connections\":%d,\"confirmed\":%d,\"at_ms\":%.3f}\n",
-		       a.lease_ms, rep.pause_ms, rep.nr, rep.confirmed,
-		       t_paused / 1e6);
+		printf(",\"lease_ms\":%ld,\"prepare_ms\":%.3f,\"pause_ms\":%.3f,\"connections\":%d,\"confirmed\":%d,\"at_ms\":%.3f}\n",
+		       a.lease_ms, rep.prepare_ms, rep.pause_ms, rep.nr,
+		       rep.confirmed, t_paused / 1e6);
 	} else {
-		printf("paused %d connection%s on %s in %.3f ms (%d confirmed), lease %ld ms\n",
+		printf("paused %d connection%s on %s in %.3f ms (%d confirmed; loading took %.3f ms), lease %ld ms\n",
 		       rep.nr, rep.nr == 1 ? "" : "s", a.dev, rep.pause_ms,
-		       rep.confirmed, a.lease_ms);
+		       rep.confirmed, rep.prepare_ms, a.lease_ms);
 	}
 	fflush(stdout);
 
@@ -373,9 +373,9 @@ int quiesce_tcp_main(int argc, char **argv, bool json)
 	if (json) {
 		printf("{\"event\":\"resumed\",\"kind\":\"tcp\",\"dev\":");
 		quiesce_json_str(a.dev);
-		printf(",\"lease_ms\":%ld,\"pause_ms\":%.3f,\"held_ms\":%.3f,\"resume_ms\":%.3f,\"signal\":%d,\"reopened\":%d,\"at_ms\":%.3f,",
-		       a.lease_ms, rep.pause_ms, held_ms, rep.resume_ms, sig,
-		       rep.reopened, t_resume / 1e6);
+		printf(",\"lease_ms\":%ld,\"prepare_ms\":%.3f,\"pause_ms\":%.3f,\"held_ms\":%.3f,\"resume_ms\":%.3f,\"signal\":%d,\"reopened\":%d,\"at_ms\":%.3f,",
+		       a.lease_ms, rep.prepare_ms, rep.pause_ms, held_ms,
+		       rep.resume_ms, sig, rep.reopened, t_resume / 1e6);
 		print_budget(&b, true);
 		printf(",\"connections\":[");
 		for (i = 0; i < n; i++) {
