@@ -419,6 +419,41 @@ TEST_F(adm, io_errors)
 	EXPECT_EQ(0, d->errors);
 }
 
+TEST_F(adm, large_chained_prp_list)
+{
+	struct drv *d = &self->d;
+	u64 data = th_alloc(&self->th, 128 * 4096, 4096);
+	u64 back = th_alloc(&self->th, 128 * 4096, 4096);
+	u64 lists = th_alloc(&self->th, 3 * 4096, 4096);
+	u64 l1 = lists + 4096 - 8 * 60, l2 = lists + 8192;
+	u8 sqe[64], *m = th_ptr(&self->th, data);
+	u32 i, k = 0;
+
+	for (i = 0; i < 128 * 4096; i++)
+		m[i] = (u8)(i * 7 + (i >> 12));
+	/* 127 list entries: 59 in a page tail, a chain, 68 in the next. */
+	for (i = 1; i < 128; i++) {
+		if (k == 59 && l1 != l2) {
+			emu_put_le64(th_ptr(&self->th, l1 + 8 * k), l2);
+			k = 0;
+			l1 = l2;
+		}
+		emu_put_le64(th_ptr(&self->th, l1 + 8 * k++), data + 4096ULL * i);
+	}
+	drv_sqe(sqe, 0x01, 1);
+	drv_set_dw(sqe, 10, 100);
+	drv_set_dw(sqe, 12, 127);
+	drv_set_prp(sqe, data, lists + 4096 - 8 * 60);
+	EXPECT_EQ(0, io(d, 1, sqe));
+	drv_sqe(sqe, 0x02, 1);
+	drv_set_dw(sqe, 10, 100);
+	drv_set_dw(sqe, 12, 127);
+	drv_map_prp(d, sqe, back, 128 * 4096);
+	EXPECT_EQ(0, io(d, 1, sqe));
+	EXPECT_EQ(0, memcmp(m, th_ptr(&self->th, back), 128 * 4096));
+	EXPECT_EQ(0, memcmp(m, self->th.disk + 100 * 4096, 128 * 4096));
+}
+
 TEST_F(adm, backend_errors_and_compare)
 {
 	struct drv *d = &self->d;
