@@ -233,6 +233,19 @@ static int dev_set(int argc, char **argv)
 			if (strlen(backend) > EMUHBA_BACKEND_MAX_LEN)
 				return usage_error("dev set: backend path longer than %d bytes",
 						   EMUHBA_BACKEND_MAX_LEN);
+			/* Caught here, not at the first switch. */
+			if (strcmp(backend, "auto")) {
+				struct stat st;
+
+				if (stat(backend, &st))
+					return fail(HBAMIG_EXIT_NODEV,
+						    "dev set: backend %s: %s",
+						    backend, strerror(errno));
+				if (!S_ISBLK(st.st_mode))
+					return fail(HBAMIG_EXIT_FAIL,
+						    "dev set: backend %s is not a block device",
+						    backend);
+			}
 		} else if (!strcmp(k, "auto-switch")) {
 			if (parse_on_off(k, v, &p.auto_switch))
 				return HBAMIG_EXIT_USAGE;
