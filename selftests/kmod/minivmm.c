@@ -199,13 +199,22 @@ static int map_doorbells(struct mvmm *vm)
 			hdr = (void *)((uint8_t *)ri + hdr->next);
 		}
 	}
-	/* The registers page must not be offered for mmap. */
-	if (!sp || sp->nr_areas != 1 || sp->areas[0].offset < PAGE) {
-		fprintf(stderr, "# BAR0 offers no doorbell-only mmap area\n");
+	if (sp) {
+		/* emuhba: the registers page is never offered for mmap. */
+		if (sp->nr_areas != 1 || sp->areas[0].offset < PAGE) {
+			fprintf(stderr, "# BAR0's mmap area covers the registers\n");
+			goto fail;
+		}
+		off = sp->areas[0].offset;
+		len = sp->areas[0].size;
+	} else if (ri->flags & VFIO_REGION_INFO_FLAG_MMAP) {
+		/* Plain vfio-pci: the whole BAR (registers still via pread). */
+		off = 0;
+		len = ri->size;
+	} else {
+		fprintf(stderr, "# BAR0 cannot be mapped\n");
 		goto fail;
 	}
-	off = sp->areas[0].offset;
-	len = sp->areas[0].size;
 	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, vm->device,
 		 vm->bar0_off + off);
 	if (p == MAP_FAILED)
@@ -1175,4 +1184,47 @@ out_dst:
 	dst.gen = NULL;
 	mvmm_close(&dst);
 	return ret;
+}
+
+/* Random 4 KiB-aligned single-block reads at queue depth qd for ms. */
+int mvmm_bench_reads(struct mvmm *vm, int qd, unsigned int ms, uint64_t *ios)
+{
+	uint64_t end = now_ms() + ms, start_done = vm->completions;
+	static unsigned int seed = 4242;
+	int qi;
+
+	if (!vm->gen) {
+		vm->nr_lbas = vm->nsze < 4096 ? vm->nsze : 4096;
+		vm->gen = calloc(vm->nr_lbas, sizeof(*vm->gen));
+	}
+	if (qd > MVMM_QDEPTH - 1)
+		qd = MVMM_QDEPTH - 1;
+	while (now_ms() < end) {
+		for (qi = 0; qi < vm->nr_ioq; qi++) {
+			struct mvmm_queue *q = &vm->ioq[qi];
+
+			reap(vm, qi);
+			while (q->nr_busy < (uint32_t)qd) {
+				uint64_t lba = rand_r(&seed) % vm->nr_lbas;
+
+				if (lba_busy(vm, lba))
+					break;
+				io_submit(vm, qi, lba, true);
+			}
+		}
+	}
+	for (;;) {
+		uint32_t busy = 0;
+
+		for (qi = 0; qi < vm->nr_ioq; qi++) {
+			reap(vm, qi);
+			busy += vm->ioq[qi].nr_busy;
+		}
+		if (!busy)
+			break;
+		if (now_ms() > end + 30000)
+			return -ETIMEDOUT;
+	}
+	*ios = vm->completions - start_done;
+	return vm->errors || vm->mismatches ? -EIO : 0;
 }
