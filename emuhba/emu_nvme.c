@@ -461,6 +461,26 @@ void emu_nvme_irq_flush(struct emu_nvme_ctrl *ctrl)
 	}
 }
 
+u64 emu_nvme_timer_ns(const struct emu_nvme_ctrl *ctrl)
+{
+	u64 time = (u64)((ctrl->st.feat.irq_coal >> 8) & 0xff) * 100000;
+	u32 nr = EMU_MIN(ctrl->st.id.nr_vectors, EMU_NVME_MAX_VEC);
+	u64 due = 0;
+	u32 v;
+
+	if (!time)
+		return 0;
+	for (v = 1; v < nr; v++) {
+		const struct emu_nvme_vec *vec = &ctrl->vec[v];
+
+		if (!vec->pending || (ctrl->st.feat.ivc[v] & EMU_BIT(16)))
+			continue;
+		if (!due || vec->first_ns + time < due)
+			due = vec->first_ns + time;
+	}
+	return due;
+}
+
 void emu_nvme_log_error(struct emu_nvme_ctrl *ctrl, u16 sqid, u16 cid,
 			u16 status)
 {

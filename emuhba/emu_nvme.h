@@ -278,6 +278,11 @@ int emu_nvme_poll(struct emu_nvme_ctrl *ctrl, int budget);
 /* Completion of a backend request; status 0 or a negative errno. */
 void emu_nvme_blk_complete(struct emu_nvme_ctrl *ctrl,
 			   struct emu_blk_req *req, int status);
+/*
+ * When the host must call emu_nvme_poll() even without new doorbells: the
+ * now_ns() time at which a coalesced interrupt falls due, or 0 for none.
+ */
+u64 emu_nvme_timer_ns(const struct emu_nvme_ctrl *ctrl);
 /* Backend requests still owned by the host. */
 u32 emu_nvme_inflight(const struct emu_nvme_ctrl *ctrl);
 

@@ -238,9 +238,13 @@ TEST_F(io, coalescing_time_limit)
 	drv_submit(&self->d, 1, sqe);
 	emu_nvme_poll(self->th.ctrl, 8);
 	EXPECT_EQ(0, (long)self->th.irqs[1]);
+	/* The host learns when to poll again. */
+	EXPECT_GT(emu_nvme_timer_ns(self->th.ctrl), self->th.now);
+	EXPECT_LE(emu_nvme_timer_ns(self->th.ctrl), self->th.now + 100000);
 	self->th.now += 200000;
 	emu_nvme_poll(self->th.ctrl, 8);
 	EXPECT_EQ(1, (long)self->th.irqs[1]);
+	EXPECT_EQ(0, (long)emu_nvme_timer_ns(self->th.ctrl));
 }
 
 TEST_HARNESS_MAIN
