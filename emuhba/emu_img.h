@@ -39,7 +39,7 @@
 /*
  * Export the running model's state. Returns the image length, -ENOSPC if
  * cap is too small, -EBUSY while backend requests are in flight (the host
- * stops polling and waits for them first).
+ * stops polling and waits for them first), -EINVAL when not in RUN mode.
  */
 int emu_img_export(struct emu_nvme_ctrl *ctrl, void *buf, size_t cap,
 		   u32 opts);
