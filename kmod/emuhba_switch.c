@@ -438,6 +438,29 @@ static void emuhba_switch_work(struct work_struct *work)
 	complete(&r->done);
 }
 
+/* What makes a switch impossible before it starts. */
+static int emuhba_switch_precheck(struct emuhba_adapter *a, char *msg,
+				  size_t len)
+{
+	const struct emu_nvme_state *st = emu_nvme_state(a->model);
+	const char *why = NULL;
+
+	mutex_lock(&a->model_lock);
+	if (st->regs.cc & EMU_CC_EN) {
+		if (a->obs.lost)
+			why = "admin queue observation was lost";
+		else if (!a->obs.enabled)
+			why = "the guest has not enabled the controller";
+		else if (!st->dbbuf.enabled)
+			why = "the guest does not use shadow doorbells: queue positions cannot be established";
+	}
+	mutex_unlock(&a->model_lock);
+	if (!why)
+		return 0;
+	strscpy(msg, why, len);
+	return -EOPNOTSUPP;
+}
+
 /*
  * Switch to emulated mode; the caller holds state_lock. On failure msg says
  * why and the adapter is back in the mode it was in.
@@ -454,10 +477,20 @@ int emuhba_switch_to_emulated(struct emuhba_adapter *a,
 	memset(timing, 0, sizeof(*timing));
 	if (from == EMUHBA_MODE_EMULATED)
 		return 0;
+	/* Refused before anything changes: no mode events, one error. */
+	ret = emuhba_switch_precheck(a, msg, msglen);
+	if (ret) {
+		pci_info(a->core.pdev, "switch to emulated refused: %s (%pe)\n",
+			 msg, ERR_PTR(ret));
+		a->counters.switch_failures++;
+		emuhba_genl_notify_error(a, ret, msg);
+		return ret;
+	}
 	r = kzalloc(sizeof(*r), GFP_KERNEL);
 	if (!r)
 		return -ENOMEM;
 	a->mode = EMUHBA_MODE_SWITCHING;
+	emuhba_genl_notify_mode(a, from, EMUHBA_MODE_SWITCHING);
 	r->a = a;
 	init_completion(&r->done);
 	/* vfio_dma_rw needs a kernel thread or the VFIO user's own context. */
@@ -480,6 +513,7 @@ int emuhba_switch_to_emulated(struct emuhba_adapter *a,
 	if (ret) {
 		pci_info(a->core.pdev, "switch to emulated refused: %s (%pe)\n",
 			 r->msg, ERR_PTR(ret));
+		emuhba_genl_notify_mode(a, EMUHBA_MODE_SWITCHING, from);
 		emuhba_genl_notify_error(a, ret, r->msg);
 	} else {
 		pci_info(a->core.pdev,
@@ -487,7 +521,8 @@ int emuhba_switch_to_emulated(struct emuhba_adapter *a,
 			 r->t.total_ns / 1000, r->t.repoint_ns / 1000,
 			 r->t.stop_ns / 1000, r->t.capture_ns / 1000,
 			 r->t.load_ns / 1000);
-		emuhba_genl_notify_mode(a, from, EMUHBA_MODE_EMULATED);
+		emuhba_genl_notify_mode(a, EMUHBA_MODE_SWITCHING,
+					EMUHBA_MODE_EMULATED);
 	}
 	kfree(r);
 	return ret;
