@@ -279,10 +279,16 @@ static int emuhba_emul_thread(void *data)
 			idle = 0;
 		else if (idle < 1000)
 			idle++;
-		if (idle < 100)
-			usleep_range(20, 50);
+		/*
+		 * Short sleeps while commands flow, then a jiffy-based one:
+		 * an idle guest costs no timer churn.
+		 */
+		if (!idle)
+			cond_resched();
+		else if (idle < 50)
+			usleep_range(100, 200);
 		else
-			usleep_range(500, 1000);
+			schedule_timeout_interruptible(1);
 	}
 	return 0;
 }
