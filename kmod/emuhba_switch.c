@@ -27,6 +27,8 @@
 #include "emuhba.h"
 
 #define EMUHBA_SETTLE_POLLS	3
+#define EMUHBA_MSG_NO_DBBUF \
+	"the guest does not use shadow doorbells: queue positions cannot be established"
 #define NVME_ADM_AER		0x0c
 
 struct emuhba_switch_req {
@@ -260,6 +262,29 @@ static int emuhba_vf_disable(struct emuhba_adapter *a)
 	return -ETIMEDOUT;
 }
 
+/* What makes a switch impossible before it starts. */
+static int emuhba_switch_precheck(struct emuhba_adapter *a, char *msg,
+				  size_t len)
+{
+	const struct emu_nvme_state *st = emu_nvme_state(a->model);
+	const char *why = NULL;
+
+	mutex_lock(&a->model_lock);
+	if (st->regs.cc & EMU_CC_EN) {
+		if (a->obs.lost)
+			why = "admin queue observation was lost";
+		else if (!a->obs.enabled)
+			why = "the guest has not enabled the controller";
+		else if (!st->dbbuf.enabled)
+			why = EMUHBA_MSG_NO_DBBUF;
+	}
+	mutex_unlock(&a->model_lock);
+	if (!why)
+		return 0;
+	strscpy(msg, why, len);
+	return -EOPNOTSUPP;
+}
+
 /*
  * The type1 container reports every mapped page dirty while a group in it
  * has never pinned a page (the VF could have written anywhere). From the
@@ -331,16 +356,11 @@ static int emuhba_to_emulated(struct emuhba_adapter *a,
 			goto out_undo;
 		goto out_done;
 	}
-	if (!a->obs.enabled || a->obs.lost || !st->dbbuf.enabled) {
-		snprintf(r->msg, sizeof(r->msg), "%s",
-			 a->obs.lost ? "admin queue observation was lost" :
-			 !a->obs.enabled ? "the guest has not enabled the controller" :
-			 "the guest does not use shadow doorbells: queue positions cannot be established");
-		mutex_unlock(&a->model_lock);
-		ret = -EOPNOTSUPP;
-		goto out_free;
-	}
 	mutex_unlock(&a->model_lock);
+	/* Checked again: the observer may have lost track since. */
+	ret = emuhba_switch_precheck(a, r->msg, sizeof(r->msg));
+	if (ret)
+		goto out_free;
 
 	ret = emuhba_backend_open(a, NULL);
 	if (ret) {
@@ -436,29 +456,6 @@ static void emuhba_switch_work(struct work_struct *work)
 	r->ret = emuhba_to_emulated(r->a, r);
 	r->t.total_ns = ktime_get_ns() - start;
 	complete(&r->done);
-}
-
-/* What makes a switch impossible before it starts. */
-static int emuhba_switch_precheck(struct emuhba_adapter *a, char *msg,
-				  size_t len)
-{
-	const struct emu_nvme_state *st = emu_nvme_state(a->model);
-	const char *why = NULL;
-
-	mutex_lock(&a->model_lock);
-	if (st->regs.cc & EMU_CC_EN) {
-		if (a->obs.lost)
-			why = "admin queue observation was lost";
-		else if (!a->obs.enabled)
-			why = "the guest has not enabled the controller";
-		else if (!st->dbbuf.enabled)
-			why = "the guest does not use shadow doorbells: queue positions cannot be established";
-	}
-	mutex_unlock(&a->model_lock);
-	if (!why)
-		return 0;
-	strscpy(msg, why, len);
-	return -EOPNOTSUPP;
 }
 
 /*
