@@ -149,7 +149,7 @@ static uint64_t mem_alloc(struct mvmm *vm, size_t len, void **va)
 	return vm->mem_iova + off;
 }
 
-static int group_of(const char *bdf)
+int mvmm_iommu_group(const char *bdf)
 {
 	char path[PATH_MAX], link[PATH_MAX];
 	ssize_t n;
@@ -291,7 +291,7 @@ int mvmm_open(struct mvmm *vm, const char *bdf, size_t mem_size)
 	vm->container = open("/dev/vfio/vfio", O_RDWR);
 	if (vm->container < 0)
 		return -errno;
-	snprintf(path, sizeof(path), "/dev/vfio/%d", group_of(bdf));
+	snprintf(path, sizeof(path), "/dev/vfio/%d", mvmm_iommu_group(bdf));
 	vm->group = open(path, O_RDWR);
 	if (vm->group < 0)
 		return -errno;
@@ -794,6 +794,25 @@ static void io_submit(struct mvmm *vm, int qi, uint64_t lba, bool read)
 	submit(vm, q, sqe);
 }
 
+/* Reap every I/O queue until nothing is outstanding, or the deadline. */
+static int drain(struct mvmm *vm, uint64_t deadline)
+{
+	for (;;) {
+		uint32_t busy = 0;
+		int qi;
+
+		for (qi = 0; qi < vm->nr_ioq; qi++) {
+			reap(vm, qi);
+			busy += vm->ioq[qi].nr_busy;
+		}
+		if (!busy)
+			return 0;
+		if (now_ms() > deadline)
+			return -ETIMEDOUT;
+		wait_any(vm, 10);
+	}
+}
+
 int mvmm_io_run(struct mvmm *vm, uint64_t nr_ios, int qd)
 {
 	return mvmm_io_run_while(vm, nr_ios, qd, NULL, NULL);
@@ -840,21 +859,7 @@ int mvmm_io_run_while(struct mvmm *vm, uint64_t nr_ios, int qd,
 		if (idle && wait_any(vm, 10) && now_ms() > deadline)
 			return -ETIMEDOUT;
 	}
-	/* Drain. */
-	for (;;) {
-		uint32_t busy = 0;
-
-		for (qi = 0; qi < vm->nr_ioq; qi++) {
-			reap(vm, qi);
-			busy += vm->ioq[qi].nr_busy;
-		}
-		if (!busy)
-			break;
-		if (now_ms() > deadline)
-			return -ETIMEDOUT;
-		wait_any(vm, 10);
-	}
-	return 0;
+	return drain(vm, deadline);
 }
 
 /* Fill every I/O queue up to qd commands and return without waiting. */
@@ -1213,18 +1218,8 @@ int mvmm_bench_reads(struct mvmm *vm, int qd, unsigned int ms, uint64_t *ios)
 			}
 		}
 	}
-	for (;;) {
-		uint32_t busy = 0;
-
-		for (qi = 0; qi < vm->nr_ioq; qi++) {
-			reap(vm, qi);
-			busy += vm->ioq[qi].nr_busy;
-		}
-		if (!busy)
-			break;
-		if (now_ms() > end + 30000)
-			return -ETIMEDOUT;
-	}
+	if (drain(vm, end + 30000))
+		return -ETIMEDOUT;
 	*ios = vm->completions - start_done;
 	return vm->errors || vm->mismatches ? -EIO : 0;
 }

@@ -116,6 +116,8 @@ int mvmm_migrate(struct mvmm *vm, const char *dst_bdf,
 		 struct mvmm_mig_stats *st);
 /* Busy-polled random reads at depth qd per queue for ms; *ios completed. */
 int mvmm_bench_reads(struct mvmm *vm, int qd, unsigned int ms, uint64_t *ios);
+/* The IOMMU group number of a PCI device, or -1. */
+int mvmm_iommu_group(const char *bdf);
 int mvmm_attr(const char *bdf, const char *attr, char *buf, size_t len);
 long long mvmm_attr_ll(const char *bdf, const char *attr);
 

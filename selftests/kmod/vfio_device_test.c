@@ -20,39 +20,7 @@
 #include <linux/vfio.h>
 
 #include "kselftest_harness.h"
-
-static long sysfs_read_hex(const char *bdf, const char *attr)
-{
-	char path[PATH_MAX], buf[64];
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/%s", bdf, attr);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = 0;
-	return strtol(buf, NULL, 0);
-}
-
-static int vf_iommu_group(const char *bdf)
-{
-	char path[PATH_MAX], link[PATH_MAX];
-	ssize_t n;
-	char *slash;
-
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/iommu_group", bdf);
-	n = readlink(path, link, sizeof(link) - 1);
-	if (n < 0)
-		return -1;
-	link[n] = 0;
-	slash = strrchr(link, '/');
-	return slash ? atoi(slash + 1) : -1;
-}
+#include "minivmm.h"
 
 /* Whether the running kernel was built with CONFIG_IOMMUFD_DRIVER. */
 static bool kernel_has_iova_bitmap(void)
@@ -96,7 +64,7 @@ FIXTURE_SETUP(vf)
 	ASSERT_EQ(VFIO_API_VERSION, ioctl(self->container, VFIO_GET_API_VERSION));
 	ASSERT_EQ(1, ioctl(self->container, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU));
 
-	nr = vf_iommu_group(self->bdf);
+	nr = mvmm_iommu_group(self->bdf);
 	ASSERT_LE(0, nr) TH_LOG("%s has no IOMMU group", self->bdf);
 	snprintf(path, sizeof(path), "/dev/vfio/%d", nr);
 	self->group = open(path, O_RDWR);
@@ -159,12 +127,12 @@ TEST_F(vf, config_space_ids)
 				     VFIO_PCI_CONFIG_REGION_INDEX, NULL, NULL);
 	uint32_t class = cfg_read(self->device, off, PCI_CLASS_REVISION, 4) >> 8;
 
-	EXPECT_EQ(sysfs_read_hex(self->bdf, "vendor"),
+	EXPECT_EQ(mvmm_attr_ll(self->bdf, "vendor"),
 		  cfg_read(self->device, off, PCI_VENDOR_ID, 2));
-	EXPECT_EQ(sysfs_read_hex(self->bdf, "device"),
+	EXPECT_EQ(mvmm_attr_ll(self->bdf, "device"),
 		  cfg_read(self->device, off, PCI_DEVICE_ID, 2));
 	EXPECT_EQ(0x010802, class) TH_LOG("class 0x%06x is not NVMe", class);
-	EXPECT_EQ(sysfs_read_hex(self->bdf, "class"), class);
+	EXPECT_EQ(mvmm_attr_ll(self->bdf, "class"), class);
 }
 
 TEST_F(vf, bar0_region)
