@@ -189,4 +189,45 @@ TEST_F_TIMEOUT(fault, device_closed_mid_migration, 300)
 	expect_clean(_metadata, &self->vm);
 }
 
+/*
+ * A backend that fails part of the I/O (a 1 MiB loop device behind a
+ * namespace the guest uses 2 MiB of): every command still completes, the
+ * failed ones with an NVMe error status, none hangs or is lost.
+ */
+TEST_F_TIMEOUT(fault, backend_errors_reach_the_guest, 300)
+{
+	uint64_t before = self->vm.completions;
+	char cmd[256], loopdev[64] = "";
+	FILE *f;
+
+	ASSERT_EQ(0, system("modprobe loop && truncate -s 1M /tmp/emuhba-small.img"));
+	f = popen("losetup -f --show /tmp/emuhba-small.img", "r");
+	ASSERT_NE(NULL, f);
+	ASSERT_NE(NULL, fgets(loopdev, sizeof(loopdev), f));
+	pclose(f);
+	loopdev[strcspn(loopdev, "\n")] = 0;
+	snprintf(cmd, sizeof(cmd), "dev set %s backend %s", self->a, loopdev);
+	ASSERT_EQ(0, hbamig(cmd));
+	snprintf(cmd, sizeof(cmd), "switch %s emulated", self->a);
+	ASSERT_EQ(0, hbamig(cmd));
+
+	EXPECT_EQ(0, mvmm_io_run(&self->vm, 400, 16));
+	EXPECT_EQ(before + 400, self->vm.completions)
+		TH_LOG("%llu of 400 commands completed",
+		       (unsigned long long)(self->vm.completions - before));
+	EXPECT_LT(0, self->vm.errors) TH_LOG("no command failed");
+	EXPECT_EQ(0, self->vm.duplicates);
+	TH_LOG("%llu of 400 commands failed with an NVMe status",
+	       (unsigned long long)self->vm.errors);
+
+	/* Back to the real namespace for whoever comes next. */
+	mvmm_close(&self->vm);
+	snprintf(cmd, sizeof(cmd), "dev set %s backend %s", self->a,
+		 getenv("EMUHBA_BACKEND"));
+	EXPECT_EQ(0, hbamig(cmd));
+	snprintf(cmd, sizeof(cmd), "losetup -d %s", loopdev);
+	EXPECT_EQ(0, system(cmd));
+	ASSERT_EQ(0, mvmm_open(&self->vm, self->a, 16 << 20));
+}
+
 TEST_HARNESS_MAIN
