@@ -56,16 +56,24 @@ static ssize_t reg_traps_show(struct device *dev, struct device_attribute *attr,
 }
 static DEVICE_ATTR_RO(reg_traps);
 
-static ssize_t admin_observed_show(struct device *dev,
-				   struct device_attribute *attr, char *buf)
+/* Counters that move with the model are read under its lock. */
+static ssize_t emuhba_model_counter_show(struct device *dev, char *buf,
+					 size_t offset)
 {
 	struct emuhba_adapter *a = dev_to_adapter(dev);
 	u64 n;
 
 	mutex_lock(&a->model_lock);
-	n = a->counters.admin_observed;
+	n = *(u64 *)((u8 *)&a->counters + offset);
 	mutex_unlock(&a->model_lock);
 	return sysfs_emit(buf, "%llu\n", n);
+}
+
+static ssize_t admin_observed_show(struct device *dev,
+				   struct device_attribute *attr, char *buf)
+{
+	return emuhba_model_counter_show(dev, buf,
+		offsetof(struct emuhba_counters, admin_observed));
 }
 static DEVICE_ATTR_RO(admin_observed);
 
@@ -85,13 +93,8 @@ static DEVICE_ATTR_RO(observer);
 static ssize_t emulated_cmds_show(struct device *dev,
 				  struct device_attribute *attr, char *buf)
 {
-	struct emuhba_adapter *a = dev_to_adapter(dev);
-	u64 n;
-
-	mutex_lock(&a->model_lock);
-	n = a->counters.emulated_cmds;
-	mutex_unlock(&a->model_lock);
-	return sysfs_emit(buf, "%llu\n", n);
+	return emuhba_model_counter_show(dev, buf,
+		offsetof(struct emuhba_counters, emulated_cmds));
 }
 static DEVICE_ATTR_RO(emulated_cmds);
 
