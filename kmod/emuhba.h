@@ -195,6 +195,16 @@ static inline struct emuhba_adapter *emuhba_from_vdev(struct vfio_device *v)
 	return container_of(v, struct emuhba_adapter, core.vdev);
 }
 
+/*
+ * Read guest memory by IOVA through the VF's IOMMU domain. Only from a
+ * kernel thread or the VFIO user's own context (vfio_dma_rw uses its mm).
+ */
+static inline int emuhba_guest_read(struct emuhba_adapter *a, u64 iova,
+				    void *buf, size_t len)
+{
+	return vfio_dma_rw(&a->core.vdev, iova, buf, len, false);
+}
+
 /* Registers page and BAR0 (emuhba_regs.c). */
 long emuhba_get_region_info(struct emuhba_adapter *a, void __user *arg);
 ssize_t emuhba_read(struct vfio_device *vdev, char __user *buf, size_t count,

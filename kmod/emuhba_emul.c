@@ -185,9 +185,7 @@ static void emuhba_log_mark(struct emuhba_adapter *a, u64 iova, u32 len)
 
 static int emuhba_host_dma_read(void *host, u64 iova, void *buf, u32 len)
 {
-	struct emuhba_adapter *a = host;
-
-	return vfio_dma_rw(&a->core.vdev, iova, buf, len, false);
+	return emuhba_guest_read(host, iova, buf, len);
 }
 
 static int emuhba_host_dma_write(void *host, u64 iova, const void *buf,

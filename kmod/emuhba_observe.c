@@ -74,12 +74,6 @@ void emuhba_observer_hook(struct emuhba_adapter *a, struct file *eventfd)
 		queue_work(system_highpri_wq, &obs->work);
 }
 
-static int emuhba_obs_read(struct emuhba_adapter *a, u64 iova, void *buf,
-			   size_t len)
-{
-	return vfio_dma_rw(&a->core.vdev, iova, buf, len, false);
-}
-
 /*
  * Length of the data that goes with a completed admin command, if the
  * model needs it: only what Set Features transfers to the controller (APST,
@@ -119,7 +113,7 @@ static void emuhba_obs_complete(struct emuhba_adapter *a, const u8 *cqe,
 	sqe[EMUHBA_SQE_SIZE - 1] = 0;	/* see emuhba_obs_fetch() */
 
 	len = emuhba_obs_data_len(sqe, &prp1);
-	if (len && emuhba_obs_read(a, prp1, data, len))
+	if (len && emuhba_guest_read(a, prp1, data, len))
 		len = 0;
 	emu_nvme_observe_admin(a->model, sqe, cqe, len ? data : NULL, len);
 }
@@ -136,8 +130,8 @@ static int emuhba_obs_fetch(struct emuhba_adapter *a, u16 new_head)
 
 	while (obs->sq_head != new_head) {
 		sqe = obs->pending + (size_t)obs->sq_head * EMUHBA_SQE_SIZE;
-		ret = emuhba_obs_read(a, obs->asq + (u64)obs->sq_head *
-				      EMUHBA_SQE_SIZE, sqe, EMUHBA_SQE_SIZE);
+		ret = emuhba_guest_read(a, obs->asq + (u64)obs->sq_head *
+					EMUHBA_SQE_SIZE, sqe, EMUHBA_SQE_SIZE);
 		if (ret)
 			return ret;
 		emu_nvme_observe_admin(a->model, sqe, NULL, NULL, 0);
@@ -166,7 +160,7 @@ static void emuhba_obs_work(struct work_struct *work)
 	if (emu_nvme_get_mode(a->model) == EMU_NVME_MODE_RUN)
 		n = EMUHBA_OBS_BATCH;
 	while (obs->enabled && !obs->lost && n++ < EMUHBA_OBS_BATCH) {
-		if (emuhba_obs_read(a, obs->acq + (u64)obs->cq_head *
+		if (emuhba_guest_read(a, obs->acq + (u64)obs->cq_head *
 				    EMUHBA_CQE_SIZE, cqe, sizeof(cqe))) {
 			obs->lost = true;
 			break;

@@ -47,19 +47,13 @@ struct emuhba_capture {
 	u8 *ring;		/* a completion queue, read from guest memory */
 };
 
-static int emuhba_gread(struct emuhba_adapter *a, u64 iova, void *buf,
-			size_t len)
-{
-	return vfio_dma_rw(&a->core.vdev, iova, buf, len, false);
-}
-
 static int emuhba_dbbuf_read(struct emuhba_adapter *a, u64 base, u32 stride,
 			     u32 qid, bool cq, u16 *val)
 {
 	__le32 v;
 	int ret;
 
-	ret = emuhba_gread(a, base + (2 * qid + cq) * stride, &v, sizeof(v));
+	ret = emuhba_guest_read(a, base + (2 * qid + cq) * stride, &v, sizeof(v));
 	*val = le32_to_cpu(v);
 	return ret;
 }
@@ -78,7 +72,7 @@ static int emuhba_cq_tail(struct emuhba_adapter *a, struct emuhba_capture *c,
 	u8 ph;
 	int ret;
 
-	ret = emuhba_gread(a, cq->base, c->ring, (size_t)cq->size * 16);
+	ret = emuhba_guest_read(a, cq->base, c->ring, (size_t)cq->size * 16);
 	if (ret)
 		return ret;
 	prev = head ? head - 1 : cq->size - 1;
@@ -199,7 +193,7 @@ static int emuhba_capture_admin(struct emuhba_adapter *a,
 		return ret;
 	}
 	for (slot = obs->sq_head; slot != tail; slot = (slot + 1) % obs->sq_size) {
-		ret = emuhba_gread(a, obs->asq + (u64)slot * 64, sqe, sizeof(sqe));
+		ret = emuhba_guest_read(a, obs->asq + (u64)slot * 64, sqe, sizeof(sqe));
 		if (ret)
 			return ret;
 		if (sqe[0] != NVME_ADM_AER) {
@@ -225,8 +219,8 @@ static int emuhba_capture_aers(struct emuhba_adapter *a, u16 tail)
 	int ret;
 
 	while (obs->sq_head != tail) {
-		ret = emuhba_gread(a, obs->asq + (u64)obs->sq_head * 64, sqe,
-				   sizeof(sqe));
+		ret = emuhba_guest_read(a, obs->asq + (u64)obs->sq_head * 64,
+					sqe, sizeof(sqe));
 		if (ret)
 			return ret;
 		emu_nvme_observe_admin(a->model, sqe, NULL, NULL, 0);
