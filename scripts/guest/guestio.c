@@ -1,0 +1,359 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * guestio: the end-to-end guest's workload. Threads write checksummed 4 KiB
+ * blocks with O_DIRECT, read each one back and verify it; a reporter prints
+ * one line per interval of guest time; on 'q' from stdin (or after -s
+ * seconds) every block written is read once more and checked against the
+ * last generation written, and a summary line follows. Output is meant to
+ * be parsed from a serial console:
+ *
+ *   guestio tick t_ms=.. ios=.. d_ios=.. err=.. mis=.. max_lat_us=..
+ *   guestio summary ios=.. err=.. mis=.. verified=.. verify_mis=.. ...
+ *
+ * Each thread owns a disjoint range of blocks, so the last generation of
+ * each block is known without locks.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define GIO_BS 4096
+#define GIO_MAGIC 0x67696f626c6b3031ULL	/* "giobl k01" */
+#define GIO_MAX_THREADS 16
+
+struct gio_hdr {
+	uint64_t magic;
+	uint64_t block;
+	uint64_t gen;
+	uint32_t thread;
+	uint32_t crc;		/* over the whole block with crc = 0 */
+};
+
+struct gio_thread {
+	pthread_t tid;
+	unsigned int idx;
+	uint64_t first, count;	/* block range owned */
+	uint32_t *gen;		/* last generation written per block, 0 none */
+	uint64_t ios, errs, mis;
+	uint64_t max_lat_ns;	/* since the reporter last took it */
+	uint64_t max_lat_all_ns;
+	uint64_t cur_start_ns;	/* start of the I/O in flight, 0 idle */
+	int first_errno;
+};
+
+static const char *gio_dev = "/dev/nvme0n1";
+static unsigned int gio_nthreads = 4;
+static uint64_t gio_blocks = 4096;
+static uint64_t gio_offset_blocks;
+static unsigned int gio_interval_ms = 100;
+static unsigned int gio_seconds;
+static int gio_fd;
+static volatile int gio_stop;
+static struct gio_thread gio_threads[GIO_MAX_THREADS];
+static uint32_t gio_crc_table[256];
+
+static void gio_crc_init(void)
+{
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = i;
+
+		for (int k = 0; k < 8; k++)
+			c = (c & 1) ? 0xedb88320U ^ (c >> 1) : c >> 1;
+		gio_crc_table[i] = c;
+	}
+}
+
+static uint32_t gio_crc(const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	uint32_t c = 0xffffffffU;
+
+	while (len--)
+		c = gio_crc_table[(c ^ *p++) & 0xff] ^ (c >> 8);
+	return c ^ 0xffffffffU;
+}
+
+static uint64_t gio_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static void gio_fill(void *buf, uint64_t block, uint64_t gen, uint32_t thread)
+{
+	struct gio_hdr *h = buf;
+	uint64_t x = block * 0x9e3779b97f4a7c15ULL ^ gen;
+	uint64_t *w = buf;
+
+	for (size_t i = sizeof(*h) / 8; i < GIO_BS / 8; i++) {
+		/* xorshift: cheap, and differs for every block and gen */
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		w[i] = x;
+	}
+	h->magic = GIO_MAGIC;
+	h->block = block;
+	h->gen = gen;
+	h->thread = thread;
+	h->crc = 0;
+	h->crc = gio_crc(buf, GIO_BS);
+}
+
+/* 0 when the block holds generation gen of block, else why not. */
+static const char *gio_check(void *buf, uint64_t block, uint64_t gen)
+{
+	struct gio_hdr *h = buf;
+	uint32_t crc = h->crc;
+
+	h->crc = 0;
+	if (gio_crc(buf, GIO_BS) != crc)
+		return "crc";
+	if (h->magic != GIO_MAGIC)
+		return "magic";
+	if (h->block != block)
+		return "block";
+	if (h->gen != gen)
+		return "gen";
+	return NULL;
+}
+
+static int gio_io(struct gio_thread *t, void *buf, uint64_t block, int write)
+{
+	off_t off = (off_t)block * GIO_BS;
+	uint64_t start = gio_now_ns(), lat;
+	ssize_t n;
+
+	__atomic_store_n(&t->cur_start_ns, start, __ATOMIC_RELAXED);
+	n = write ? pwrite(gio_fd, buf, GIO_BS, off) :
+		    pread(gio_fd, buf, GIO_BS, off);
+	lat = gio_now_ns() - start;
+	__atomic_store_n(&t->cur_start_ns, 0, __ATOMIC_RELAXED);
+	if (lat > t->max_lat_all_ns)
+		t->max_lat_all_ns = lat;
+	/* the reporter resets max_lat_ns; a lost update only loses a tick */
+	if (lat > __atomic_load_n(&t->max_lat_ns, __ATOMIC_RELAXED))
+		__atomic_store_n(&t->max_lat_ns, lat, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&t->ios, 1, __ATOMIC_RELAXED);
+	if (n != GIO_BS) {
+		if (!t->first_errno)
+			t->first_errno = n < 0 ? errno : EIO;
+		__atomic_add_fetch(&t->errs, 1, __ATOMIC_RELAXED);
+		return -1;
+	}
+	return 0;
+}
+
+static void *gio_worker(void *arg)
+{
+	struct gio_thread *t = arg;
+	void *wbuf, *rbuf;
+	uint64_t i = 0;
+
+	if (posix_memalign(&wbuf, GIO_BS, GIO_BS) ||
+	    posix_memalign(&rbuf, GIO_BS, GIO_BS)) {
+		t->errs++;
+		return NULL;
+	}
+	while (!gio_stop) {
+		uint64_t rel = i++ % t->count;
+		uint64_t block = t->first + rel;
+		uint32_t gen = t->gen[rel] + 1;
+		const char *why;
+
+		gio_fill(wbuf, block, gen, t->idx);
+		if (gio_io(t, wbuf, block, 1))
+			continue;
+		t->gen[rel] = gen;
+		memset(rbuf, 0, GIO_BS);
+		if (gio_io(t, rbuf, block, 0))
+			continue;
+		why = gio_check(rbuf, block, gen);
+		if (why) {
+			__atomic_add_fetch(&t->mis, 1, __ATOMIC_RELAXED);
+			printf("guestio mismatch block=%" PRIu64 " gen=%u why=%s\n",
+			       block, gen, why);
+			fflush(stdout);
+		}
+	}
+	free(wbuf);
+	free(rbuf);
+	return NULL;
+}
+
+static void gio_sum(uint64_t *ios, uint64_t *errs, uint64_t *mis)
+{
+	*ios = *errs = *mis = 0;
+	for (unsigned int i = 0; i < gio_nthreads; i++) {
+		*ios += __atomic_load_n(&gio_threads[i].ios, __ATOMIC_RELAXED);
+		*errs += __atomic_load_n(&gio_threads[i].errs, __ATOMIC_RELAXED);
+		*mis += __atomic_load_n(&gio_threads[i].mis, __ATOMIC_RELAXED);
+	}
+}
+
+/* Longest latency in the tick, counting an I/O still in flight. */
+static uint64_t gio_tick_max_lat(uint64_t now)
+{
+	uint64_t max = 0;
+
+	for (unsigned int i = 0; i < gio_nthreads; i++) {
+		struct gio_thread *t = &gio_threads[i];
+		uint64_t l = __atomic_exchange_n(&t->max_lat_ns, 0,
+						 __ATOMIC_RELAXED);
+		uint64_t s = __atomic_load_n(&t->cur_start_ns,
+					     __ATOMIC_RELAXED);
+
+		if (s && now > s && now - s > l)
+			l = now - s;
+		if (l > max)
+			max = l;
+	}
+	return max;
+}
+
+static int gio_stdin_quit(int timeout_ms)
+{
+	struct pollfd p = { .fd = 0, .events = POLLIN };
+	char c[64];
+	ssize_t n;
+
+	if (poll(&p, 1, timeout_ms) <= 0)
+		return 0;
+	if (p.revents & (POLLHUP | POLLERR | POLLNVAL)) {
+		/* no usable stdin: stop being asked */
+		close(0);
+		return 0;
+	}
+	n = read(0, c, sizeof(c));
+	return n > 0 && memchr(c, 'q', n);
+}
+
+static void gio_usage(void)
+{
+	fprintf(stderr,
+		"usage: guestio [-d DEV] [-t THREADS] [-n BLOCKS] [-o OFFSET_BLOCKS]\n"
+		"               [-i INTERVAL_MS] [-s SECONDS]\n"
+		"Stops on 'q' from stdin or after SECONDS (0: never).\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t start, next, ios, errs, mis, last_ios = 0, vmis = 0, vdone = 0;
+	uint64_t max_all = 0;
+	void *buf;
+	int opt, first_errno = 0;
+
+	while ((opt = getopt(argc, argv, "d:t:n:o:i:s:")) != -1) {
+		switch (opt) {
+		case 'd': gio_dev = optarg; break;
+		case 't': gio_nthreads = strtoul(optarg, NULL, 0); break;
+		case 'n': gio_blocks = strtoull(optarg, NULL, 0); break;
+		case 'o': gio_offset_blocks = strtoull(optarg, NULL, 0); break;
+		case 'i': gio_interval_ms = strtoul(optarg, NULL, 0); break;
+		case 's': gio_seconds = strtoul(optarg, NULL, 0); break;
+		default: gio_usage();
+		}
+	}
+	if (!gio_nthreads || gio_nthreads > GIO_MAX_THREADS ||
+	    gio_blocks < gio_nthreads || !gio_interval_ms)
+		gio_usage();
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	gio_crc_init();
+	gio_fd = open(gio_dev, O_RDWR | O_DIRECT);
+	if (gio_fd < 0) {
+		printf("guestio fatal open %s: %s\n", gio_dev, strerror(errno));
+		return 1;
+	}
+	printf("guestio start dev=%s threads=%u blocks=%" PRIu64
+	       " interval_ms=%u\n", gio_dev, gio_nthreads, gio_blocks,
+	       gio_interval_ms);
+	for (unsigned int i = 0; i < gio_nthreads; i++) {
+		struct gio_thread *t = &gio_threads[i];
+		uint64_t per = gio_blocks / gio_nthreads;
+
+		t->idx = i;
+		t->first = gio_offset_blocks + i * per;
+		t->count = per;
+		t->gen = calloc(per, sizeof(*t->gen));
+		if (!t->gen ||
+		    pthread_create(&t->tid, NULL, gio_worker, t)) {
+			printf("guestio fatal thread %u\n", i);
+			return 1;
+		}
+	}
+
+	start = gio_now_ns();
+	next = start + gio_interval_ms * 1000000ULL;
+	for (;;) {
+		uint64_t now = gio_now_ns();
+		int wait_ms = now < next ? (int)((next - now) / 1000000) : 0;
+
+		if (gio_stdin_quit(wait_ms))
+			break;
+		now = gio_now_ns();
+		if (now < next)
+			continue;
+		next += gio_interval_ms * 1000000ULL;
+		if (next < now)	/* the guest was stopped: do not catch up */
+			next = now + gio_interval_ms * 1000000ULL;
+		gio_sum(&ios, &errs, &mis);
+		printf("guestio tick t_ms=%" PRIu64 " ios=%" PRIu64
+		       " d_ios=%" PRIu64 " err=%" PRIu64 " mis=%" PRIu64
+		       " max_lat_us=%" PRIu64 "\n", (now - start) / 1000000,
+		       ios, ios - last_ios, errs, mis,
+		       gio_tick_max_lat(now) / 1000);
+		last_ios = ios;
+		if (gio_seconds && now - start >= gio_seconds * 1000000000ULL)
+			break;
+	}
+	gio_stop = 1;
+	for (unsigned int i = 0; i < gio_nthreads; i++)
+		pthread_join(gio_threads[i].tid, NULL);
+
+	/* Every block written must still hold its last generation. */
+	if (posix_memalign(&buf, GIO_BS, GIO_BS))
+		return 1;
+	for (unsigned int i = 0; i < gio_nthreads; i++) {
+		struct gio_thread *t = &gio_threads[i];
+
+		for (uint64_t r = 0; r < t->count; r++) {
+			const char *why;
+
+			if (!t->gen[r])
+				continue;
+			if (gio_io(t, buf, t->first + r, 0))
+				continue;
+			vdone++;
+			why = gio_check(buf, t->first + r, t->gen[r]);
+			if (why) {
+				vmis++;
+				printf("guestio verify-mismatch block=%" PRIu64
+				       " gen=%u why=%s\n", t->first + r,
+				       t->gen[r], why);
+			}
+		}
+		if (t->max_lat_all_ns > max_all)
+			max_all = t->max_lat_all_ns;
+		if (!first_errno)
+			first_errno = t->first_errno;
+	}
+	gio_sum(&ios, &errs, &mis);
+	printf("guestio summary ios=%" PRIu64 " err=%" PRIu64 " mis=%" PRIu64
+	       " verified=%" PRIu64 " verify_mis=%" PRIu64
+	       " max_lat_us=%" PRIu64 " runtime_ms=%" PRIu64 " errno=%d\n",
+	       ios, errs, mis, vdone, vmis, max_all / 1000,
+	       (gio_now_ns() - start) / 1000000, first_errno);
+	return errs || mis || vmis ? 1 : 0;
+}
