@@ -31,24 +31,11 @@ static void usage(FILE *f)
 "  switch BDF emulated|direct            switch an adapter now\n"
 "  monitor                               print events as they happen\n"
 "  quiesce ...                           pause/resume fabric peers\n"
-"  migrate ...                           not available in this version\n"
+"  migrate --qmp SOCKET --to URI ...     live-migrate a VM and its adapter\n"
 "\n"
 "Exit status: 0 ok, 1 failed, 2 usage, 3 emuhba not loaded, 4 not\n"
 "permitted, 5 no such device, 6 busy, 7 not supported, 8 not available\n"
 "in this version. See hbamig(8).\n");
-}
-
-static int do_migrate(int argc, char **argv)
-{
-	if (argc > 1 && is_help(argv[1])) {
-		printf("Usage: hbamig migrate ...\n"
-		       "Not available in this version of hbamig: live migration\n"
-		       "orchestration (quiesce, switch, QMP, resume) comes later.\n"
-		       "Exit status %d.\n", HBAMIG_EXIT_UNAVAIL);
-		return HBAMIG_EXIT_OK;
-	}
-	return fail(HBAMIG_EXIT_UNAVAIL,
-		    "migrate: not available yet in this version of hbamig");
 }
 
 int main(int argc, char **argv)

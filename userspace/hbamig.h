@@ -191,6 +191,7 @@ int do_dev(int argc, char **argv);
 int do_vf(int argc, char **argv);
 int do_switch(int argc, char **argv);
 int do_monitor(int argc, char **argv);
+int do_migrate(int argc, char **argv);	/* migrate.c */
 
 /* ---- helpers (hbamig.c) ---- */
 extern const char *hba_prog;
