@@ -99,4 +99,51 @@ static inline void emu_put_le64(void *p, u64 v)
 
 u32 emu_crc32c(u32 crc, const void *buf, size_t len);
 
+/*
+ * Compatibility verdict (emu_compat.c): the destination's check of a state
+ * image against its limits, the one a migration destination runs
+ * (emu_img_check_compat()), spelled out field by field so that a refusal
+ * can be shown with both sides' values.
+ */
+#define EMU_COMPAT_MAX_FIELDS	64
+#define EMU_COMPAT_ID_MAX	16
+
+enum emu_compat_fmt {
+	EMU_COMPAT_DEC,		/* decimal number */
+	EMU_COMPAT_HEX,		/* mask: 0x... */
+	EMU_COMPAT_ID,		/* identifier bytes (NGUID, EUI64) */
+	EMU_COMPAT_NONE,	/* no value (a refusal without one) */
+};
+
+struct emu_compat_field {
+	const char *name;	/* static: "limits.max_sqs", ... */
+	u32 nsid;		/* namespace.* fields only */
+	u8 fmt;			/* enum emu_compat_fmt */
+	u8 ok;
+	u8 id_len;
+	u8 dst_present;		/* 0: the destination has no such thing */
+	u64 src, dst;
+	u8 src_id[EMU_COMPAT_ID_MAX];
+	u8 dst_id[EMU_COMPAT_ID_MAX];
+};
+
+struct emu_compat_verdict {
+	u32 nr;
+	bool full;		/* the image holds the guest's queue table */
+	bool compatible;
+	struct emu_compat_field f[EMU_COMPAT_MAX_FIELDS];
+};
+
+struct emu_nvme_limits;
+
+/*
+ * Judge the (stable or full) image img against lim. Returns 0 with the
+ * verdict in v (v->compatible; when false, err names the first refusing
+ * field as a refused migration would), or -EINVAL for an image that is
+ * not well formed, with err naming the bad field.
+ */
+int emu_compat_verdict(const void *img, size_t len,
+		       const struct emu_nvme_limits *lim,
+		       struct emu_compat_verdict *v, char *err, size_t errlen);
+
 #endif /* EMU_COMPAT_H */

@@ -12,13 +12,16 @@
 #include <linux/jiffies.h>
 #include <linux/nvme.h>
 #include <linux/pci.h>
+#include <linux/slab.h>
 #include <linux/unaligned.h>
 
 #include "emuhba.h"
+#include "emuhba_image.h"
 
 #define EMUHBA_IDENT_QDEPTH	2
 #define EMUHBA_IDENT_MAX_NS	16
 #define EMUHBA_IDENT_CMD_MS	5000
+#define EMUHBA_IDC_SUBNQN	768
 
 struct emuhba_ident {
 	struct pci_dev *pdev;
@@ -238,4 +241,57 @@ out_release:
 out_disable:
 	pci_disable_device(pdev);
 	return ret;
+}
+
+/*
+ * What a host path to the adapter's namespace shows as well (nvme exposes
+ * nguid, eui, nsid and the subsystem's subsysnqn in sysfs), so that the
+ * host block device reaching the same namespace can be found: the lowest
+ * active namespace, its NGUID and EUI64 as the model reports them
+ * (namespace descriptors override the Identify Namespace fields), and the
+ * controller's SUBNQN.
+ */
+void emuhba_ident_info(struct emuhba_adapter *a, struct emuhba_ident_info *id)
+{
+	static const u8 zero[16];
+	const struct emu_nvme_identity *ident;
+	struct emu_nvme_limits *lim;
+	const struct emu_nvme_ns_limits *ns = NULL;
+	unsigned int i;
+
+	memset(id, 0, sizeof(*id));
+	lim = kzalloc(sizeof(*lim), GFP_KERNEL);
+	mutex_lock(&a->model_lock);
+	if (lim)
+		emu_nvme_get_limits(a->model, lim);
+	ident = &emu_nvme_state(a->model)->id;
+	for (i = 0; i < EMU_NVME_MAX_IDPAGES; i++) {
+		const struct emu_nvme_idpage *p = &ident->pages[i];
+
+		if (p->valid && p->cns == NVME_ID_CNS_CTRL) {
+			memcpy(id->subnqn, p->data + EMUHBA_IDC_SUBNQN,
+			       EMUHBA_SUBNQN_LEN - 1);
+			break;
+		}
+	}
+	mutex_unlock(&a->model_lock);
+	id->subnqn[EMUHBA_SUBNQN_LEN - 1] = '\0';
+	/* SUBNQN is NUL-padded ASCII; trailing blanks are not part of it. */
+	i = strlen(id->subnqn);
+	while (i && id->subnqn[i - 1] == ' ')
+		id->subnqn[--i] = '\0';
+	if (!lim)
+		return;
+
+	for (i = 0; i < lim->nr_ns && i < EMU_NVME_MAX_NS; i++)
+		if (lim->ns[i].nsid && (!ns || lim->ns[i].nsid < ns->nsid))
+			ns = &lim->ns[i];
+	if (ns) {
+		id->nsid = ns->nsid;
+		memcpy(id->nguid, ns->nguid, sizeof(id->nguid));
+		memcpy(id->eui64, ns->eui64, sizeof(id->eui64));
+		id->has_nguid = memcmp(id->nguid, zero, sizeof(id->nguid));
+		id->has_eui64 = memcmp(id->eui64, zero, sizeof(id->eui64));
+	}
+	kfree(lim);
 }
