@@ -19,6 +19,13 @@
 #include <netlink/msg.h>
 
 #include "hbamig.h"
+#include "compat.h"
+
+/*
+ * compat.c is linked when the build lists it; without it "dev compat" says
+ * so instead of failing the link.
+ */
+#pragma weak compat_check
 
 #define PCI_DEVICES "/sys/bus/pci/devices"
 #define EMUHBA_DRIVER "emuhba"
@@ -30,9 +37,14 @@ static void dev_usage(FILE *f)
 "       hbamig dev set BDF [backend PATH|auto]\n"
 "                          [policy] [auto-switch on|off]\n"
 "                          [quiesce-required on|off] [switch-timeout MS]\n"
+"       hbamig dev compat SRC_BDF DST_BDF\n"
 "       hbamig dev bind BDF\n"
 "       hbamig dev unbind BDF [driver NAME|none]\n"
 "BDF is a VF's PCI address as in sysfs, e.g. 0000:01:00.1.\n"
+"backend auto finds the host block device that reaches the adapter's\n"
+"namespace (by NGUID, EUI64, or subsystem NQN and NSID) and sets it.\n"
+"compat asks DST_BDF whether it can take SRC_BDF's guest; it exits 0 when\n"
+"compatible, 1 when not, and prints the verdict field by field.\n"
 "bind and unbind refuse a VF that a process, a mount or a VMM uses.\n");
 }
 
@@ -200,10 +212,343 @@ static int dev_show(int argc, char **argv)
 	return HBAMIG_EXIT_OK;
 }
 
+/* ---- backend auto: the host block device of the adapter's namespace ---- */
+
+struct ns_ident {
+	bool got;
+	u32 nsid;
+	bool has_nguid, has_eui64;
+	u8 nguid[16];
+	u8 eui64[8];
+	char subnqn[EMUHBA_SUBNQN_MAX_LEN + 1];
+};
+
+static int ident_attr_str(const struct nlattr *a, char *buf, size_t size)
+{
+	const char *d = nla_data(a), *nul;
+	int len = nla_len(a);
+
+	nul = len > 0 ? memchr(d, 0, len) : NULL;
+	if (!nul || (size_t)(nul - d) + 1 > size)
+		return -EBADMSG;
+	memcpy(buf, d, nul - d + 1);
+	return 0;
+}
+
+/* The identity attributes of an adapter-get reply (parse.c skips them). */
+static int ident_cb(const void *nlh, void *arg)
+{
+	const struct nlmsghdr *h = nlh;
+	const struct genlmsghdr *gh;
+	struct ns_ident *id = arg;
+	const struct nlattr *a;
+	int rem, err = 0;
+
+	if (h->nlmsg_len < NLMSG_LENGTH(GENL_HDRLEN))
+		return -EBADMSG;
+	gh = nlmsg_data((struct nlmsghdr *)h);
+	if (gh->cmd != EMUHBA_CMD_ADAPTER_GET)
+		return 0;
+	id->got = true;
+	nla_for_each_attr(a, genlmsg_attrdata(gh, 0), genlmsg_attrlen(gh, 0),
+			  rem) {
+		switch (nla_type(a)) {
+		case EMUHBA_A_ADAPTER_NSID:
+			if (nla_len(a) != sizeof(u32))
+				return -EBADMSG;
+			id->nsid = nla_get_u32((struct nlattr *)a);
+			break;
+		case EMUHBA_A_ADAPTER_NGUID:
+			if (nla_len(a) != sizeof(id->nguid))
+				return -EBADMSG;
+			memcpy(id->nguid, nla_data(a), sizeof(id->nguid));
+			id->has_nguid = true;
+			break;
+		case EMUHBA_A_ADAPTER_EUI64:
+			if (nla_len(a) != sizeof(id->eui64))
+				return -EBADMSG;
+			memcpy(id->eui64, nla_data(a), sizeof(id->eui64));
+			id->has_eui64 = true;
+			break;
+		case EMUHBA_A_ADAPTER_SUBNQN:
+			err = ident_attr_str(a, id->subnqn, sizeof(id->subnqn));
+			break;
+		}
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/*
+ * The hex digits of a sysfs identifier ("%pU" NGUID, "%8ph" EUI64) as
+ * bytes; -1 unless there are exactly n bytes' worth.
+ */
+static int hex_id(const char *s, u8 *out, size_t n)
+{
+	size_t digits = 0;
+
+	memset(out, 0, n);
+	for (; *s; s++) {
+		int v;
+
+		if (*s >= '0' && *s <= '9')
+			v = *s - '0';
+		else if (*s >= 'a' && *s <= 'f')
+			v = *s - 'a' + 10;
+		else if (*s >= 'A' && *s <= 'F')
+			v = *s - 'A' + 10;
+		else
+			continue;
+		if (digits == 2 * n)
+			return -1;
+		out[digits / 2] |= (u8)(v << (digits % 2 ? 0 : 4));
+		digits++;
+	}
+	return digits == 2 * n ? 0 : -1;
+}
+
+static void id_hex(const u8 *b, size_t n, char *buf)
+{
+	for (size_t i = 0; i < n; i++)
+		sprintf(buf + 2 * i, "%02x", b[i]);
+}
+
+#define SYS_BLOCK "/sys/class/block"
+#define AUTO_MAX_CANDS 32
+
+struct auto_cand {
+	char name[NAME_MAX + 1];	/* block device, or its dm-multipath holder */
+	char path_of[NAME_MAX + 1];	/* the matching nvme device */
+	const char *by;
+	bool own;			/* reached through the adapter's VF */
+	bool multipath;
+};
+
+/* Does a sysfs device lie below the PCI function @bdf? */
+static bool sys_below(const char *sys, const char *bdf)
+{
+	char real[PATH_MAX], pat[HBA_BDF_LEN + 3];
+
+	if (!realpath(sys, real))
+		return false;
+	snprintf(pat, sizeof(pat), "/%s/", bdf);
+	return strstr(real, pat) != NULL;
+}
+
+/*
+ * The device itself or any path of a native multipath head: the head
+ * nvme<S>n<N> has its paths as hidden devices nvme<S>c<C>n<N>.
+ */
+static bool reached_through(const char *name, const char *bdf, bool *mp)
+{
+	unsigned int s, n, ps, pc, pn;
+	char p[PATH_MAX], tail;
+	struct dirent *de;
+	bool own = false;
+	DIR *d;
+
+	snprintf(p, sizeof(p), SYS_BLOCK "/%s", name);
+	if (sys_below(p, bdf))
+		return true;
+	if (sscanf(name, "nvme%un%u%c", &s, &n, &tail) != 2)
+		return false;
+	d = opendir(SYS_BLOCK);
+	while (d && (de = readdir(d))) {
+		if (sscanf(de->d_name, "nvme%uc%un%u%c", &ps, &pc, &pn,
+			   &tail) != 3 || ps != s || pn != n)
+			continue;
+		*mp = true;
+		snprintf(p, sizeof(p), SYS_BLOCK "/%s", de->d_name);
+		if (sys_below(p, bdf))
+			own = true;
+	}
+	if (d)
+		closedir(d);
+	return own;
+}
+
+/* A dm-multipath map holding the device: the path to use instead. */
+static bool mpath_holder(const char *name, char *holder, size_t len)
+{
+	char p[PATH_MAX], uuid[128];
+	struct dirent *de;
+	int n = 0;
+	DIR *d;
+
+	snprintf(p, sizeof(p), SYS_BLOCK "/%s/holders", name);
+	d = opendir(p);
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		n++;
+		snprintf(p, sizeof(p), SYS_BLOCK "/%s/dm/uuid", de->d_name);
+		if (!sysfs_read(p, uuid, sizeof(uuid)) &&
+		    !strncmp(uuid, "mpath-", 6))
+			snprintf(holder, len, "%s", de->d_name);
+		else
+			n = 100;
+	}
+	if (d)
+		closedir(d);
+	return n == 1;
+}
+
+static const char *auto_match(const char *name, const struct ns_ident *id)
+{
+	char p[PATH_MAX], v[EMUHBA_SUBNQN_MAX_LEN + 2];
+	bool compared = false;
+	u8 b[16];
+	u32 nsid;
+
+	snprintf(p, sizeof(p), SYS_BLOCK "/%s/nguid", name);
+	if (id->has_nguid && !sysfs_read(p, v, sizeof(v)) &&
+	    !hex_id(v, b, 16)) {
+		if (!memcmp(b, id->nguid, 16))
+			return "nguid";
+		compared = true;
+	}
+	snprintf(p, sizeof(p), SYS_BLOCK "/%s/eui", name);
+	if (id->has_eui64 && !sysfs_read(p, v, sizeof(v)) &&
+	    !hex_id(v, b, 8)) {
+		if (!memcmp(b, id->eui64, 8))
+			return "eui64";
+		compared = true;
+	}
+	/* Identifiers that differ decide: the NQN is only the fallback. */
+	if (compared || !id->subnqn[0] || !id->nsid)
+		return NULL;
+	snprintf(p, sizeof(p), SYS_BLOCK "/%s/nsid", name);
+	if (sysfs_read(p, v, sizeof(v)) || sscanf(v, "%u", &nsid) != 1 ||
+	    nsid != id->nsid)
+		return NULL;
+	snprintf(p, sizeof(p), SYS_BLOCK "/%s/device/subsysnqn", name);
+	if (sysfs_read(p, v, sizeof(v)) || strcmp(v, id->subnqn))
+		return NULL;
+	return "subnqn+nsid";
+}
+
+/* Find the one backend; the chosen path goes to @path. */
+static int auto_backend(const char *bdf, const struct ns_ident *id,
+			char *path, size_t len)
+{
+	struct auto_cand c[AUTO_MAX_CANDS], *pick = NULL;
+	int n = 0, usable = 0, own = 0, i, j;
+	char p[PATH_MAX], idstr[40] = "";
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+
+	if (!id->has_nguid && !id->has_eui64 && !(id->subnqn[0] && id->nsid))
+		return fail(HBAMIG_EXIT_NOTSUPP,
+			    "dev set: %s: backend auto: the adapter reports no NGUID, EUI64 or subsystem NQN",
+			    bdf);
+	d = opendir(SYS_BLOCK);
+	if (!d)
+		return fail(HBAMIG_EXIT_FAIL, "dev set: %s: %s", SYS_BLOCK,
+			    strerror(errno));
+	while ((de = readdir(d)) && n < AUTO_MAX_CANDS) {
+		struct auto_cand *x = &c[n];
+		const char *by;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), SYS_BLOCK "/%s/partition", de->d_name);
+		if (!stat(p, &st))
+			continue;
+		/* Per-path devices of a multipath head have no node. */
+		snprintf(p, sizeof(p), "/dev/%s", de->d_name);
+		if (stat(p, &st) || !S_ISBLK(st.st_mode))
+			continue;
+		by = auto_match(de->d_name, id);
+		if (!by)
+			continue;
+		memset(x, 0, sizeof(*x));
+		snprintf(x->path_of, sizeof(x->path_of), "%s", de->d_name);
+		snprintf(x->name, sizeof(x->name), "%s", de->d_name);
+		x->by = by;
+		x->own = reached_through(de->d_name, bdf, &x->multipath);
+		if (mpath_holder(de->d_name, p, sizeof(p))) {
+			snprintf(x->name, sizeof(x->name), "%.*s", NAME_MAX, p);
+			x->multipath = true;
+		}
+		n++;
+	}
+	closedir(d);
+
+	for (i = 0; i < n; i++) {
+		bool dup = false;
+
+		if (c[i].own) {
+			own++;
+			continue;
+		}
+		for (j = 0; j < i; j++)
+			if (!c[j].own && !strcmp(c[j].name, c[i].name))
+				dup = true;
+		if (dup)
+			continue;
+		usable++;
+		if (!pick)
+			pick = &c[i];
+	}
+	if (id->has_nguid)
+		id_hex(id->nguid, 16, idstr);
+	else if (id->has_eui64)
+		id_hex(id->eui64, 8, idstr);
+	if (!usable && own)
+		return fail(HBAMIG_EXIT_FAIL,
+			    "dev set: %s: backend auto: the namespace is reached only through %s itself (%s); the backend must be another path",
+			    bdf, bdf, c[0].path_of);
+	if (!usable)
+		return fail(HBAMIG_EXIT_NODEV,
+			    "dev set: %s: backend auto: no host block device reaches namespace %u (%s%s%s)",
+			    bdf, id->nsid, idstr[0] ? idstr : "",
+			    idstr[0] ? ", " : "", id->subnqn);
+	if (usable > 1) {
+		fprintf(stderr, "%s: dev set: %s: backend auto: %d block devices reach the namespace and are not one multipath device:",
+			hba_prog, bdf, usable);
+		for (i = 0; i < n; i++)
+			if (!c[i].own)
+				fprintf(stderr, " /dev/%s (by %s)", c[i].name,
+					c[i].by);
+		fprintf(stderr, "; set one with \"backend PATH\"\n");
+		return HBAMIG_EXIT_FAIL;
+	}
+	snprintf(path, len, "/dev/%s", pick->name);
+	if (hba_out.json) {
+		out_obj_start(NULL);
+		out_str("bdf", bdf);
+		out_str("backend", path);
+		out_str("matched_by", pick->by);
+		out_u64("nsid", id->nsid);
+		if (!strcmp(pick->by, "subnqn+nsid"))
+			out_str("id", id->subnqn);
+		else
+			out_str("id", !strcmp(pick->by, "nguid") ? idstr :
+				(id_hex(id->eui64, 8, idstr), idstr));
+		out_str("device", pick->path_of);
+		out_bool("multipath", pick->multipath);
+		out_u64("refused_own_paths", own);
+		out_obj_end();
+		out_eol();
+	} else {
+		if (strcmp(pick->by, "nguid") && id->has_eui64)
+			id_hex(id->eui64, 8, idstr);
+		printf("%s: backend %s: %s matches namespace %u by %s %s%s%s\n",
+		       bdf, path, pick->path_of, id->nsid, pick->by,
+		       !strcmp(pick->by, "subnqn+nsid") ? id->subnqn : idstr,
+		       pick->multipath ? " (multipath device)" : "",
+		       own ? " (paths through the VF itself refused)" : "");
+	}
+	return 0;
+}
+
 static int dev_set(int argc, char **argv)
 {
 	struct hba_policy p = { 0 };
 	const char *bdf, *backend = NULL;
+	char auto_path[PATH_MAX];
 	struct hba_nlerr err;
 	struct hba_genl g;
 	struct nl_msg *msg;
@@ -270,6 +615,28 @@ static int dev_set(int argc, char **argv)
 	ret = hba_genl_open(&g);
 	if (ret)
 		return ret;
+	if (backend && !strcmp(backend, "auto")) {
+		struct ns_ident id = { 0 };
+
+		msg = hba_genl_msg(&g, EMUHBA_CMD_ADAPTER_GET, 0);
+		if (!msg || put_bdf(msg, bdf)) {
+			nlmsg_free(msg);
+			ret = fail(HBAMIG_EXIT_FAIL, "out of memory");
+			goto out;
+		}
+		if (hba_talk(g.sk, msg, 0, NULL, &id, g.family, ident_cb,
+			     &err)) {
+			ret = hba_report_nlerr("dev set backend auto", &err);
+			goto out;
+		}
+		ret = id.got ? auto_backend(bdf, &id, auto_path,
+					    sizeof(auto_path)) :
+			       fail(HBAMIG_EXIT_FAIL, "dev set: %s: no reply",
+				    bdf);
+		if (ret)
+			goto out;
+		backend = auto_path;
+	}
 	if (backend) {
 		msg = hba_genl_msg(&g, EMUHBA_CMD_BACKEND_SET, 0);
 		if (!msg || put_bdf(msg, bdf) ||
@@ -682,6 +1049,18 @@ int do_dev(int argc, char **argv)
 		return dev_set(argc, argv);
 	if (matches(argv[0], "bind"))
 		return dev_bind(argc, argv);
+	if (matches(argv[0], "compat") && strlen(argv[0]) >= 2) {
+		if (argc > 1 && is_help(argv[1])) {
+			dev_usage(stdout);
+			return HBAMIG_EXIT_OK;
+		}
+		if (argc != 3)
+			return usage_error("dev compat: expected \"dev compat SRC_BDF DST_BDF\"");
+		if (!compat_check)
+			return fail(HBAMIG_EXIT_UNAVAIL,
+				    "dev compat: not built into this hbamig");
+		return compat_check(argv[1], argv[2], true);
+	}
 	if (matches(argv[0], "unbind"))
 		return dev_unbind(argc, argv);
 	return usage_error("dev: unknown command \"%s\"", argv[0]);
