@@ -24,9 +24,7 @@
 
 #define PCI_DEVICES "/sys/bus/pci/devices"
 
-static void vf_usage(FILE *f)
-{
-	fprintf(f,
+static const char vf_usage_text[] =
 "Usage: hbamig vf show PF\n"
 "       hbamig vf set PF N [mac LLADDR] [vlan VID [qos QOS]]\n"
 "                          [min_tx_rate MBPS] [max_tx_rate MBPS]\n"
@@ -34,7 +32,11 @@ static void vf_usage(FILE *f)
 "                          [state auto|enable|disable] [query_rss on|off]\n"
 "PF is a network interface name or the PF's PCI address.\n"
 "vf set needs a PF with a network interface (rtnetlink); NVMe PFs have\n"
-"none: their VFs get resources with nvme virt-mgmt.\n");
+"none: their VFs get resources with nvme virt-mgmt.\n";
+
+static void vf_usage(FILE *f)
+{
+	fputs(vf_usage_text, f);
 }
 
 struct pf {
@@ -75,7 +77,7 @@ static int resolve_pf(const char *arg, struct pf *pf)
 			closedir(d);
 	} else {
 		if (strlen(arg) >= sizeof(pf->ifname) || strchr(arg, '/'))
-			return usage_error("vf: \"%s\" is neither an interface name nor a PCI address",
+			return usage_error("vf: \"%s\" is not an interface or a PCI address",
 					   arg);
 		snprintf(p, sizeof(p), "/sys/class/net/%s", arg);
 		if (access(p, F_OK))
@@ -182,12 +184,42 @@ static int link_cb(const void *nlh, void *arg)
 	return 0;
 }
 
-static int vf_show(int argc, char **argv)
+/* The PF's link with its VF list (RTEXT_FILTER_VF), into *l. */
+static int get_link(const char *what, const struct pf *pf, int ifindex,
+		    struct hba_link *l)
 {
-	static struct hba_link l;
+	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC,
+				 .ifi_index = ifindex };
 	struct hba_nlerr err;
 	struct nl_msg *msg;
 	struct nl_sock *sk;
+	int ret;
+
+	sk = rtnl_open();
+	if (!sk)
+		return fail(HBAMIG_EXIT_FAIL,
+			    "%s: cannot open an rtnetlink socket", what);
+	msg = nlmsg_alloc_simple(RTM_GETLINK, 0);
+	if (!msg || nlmsg_append(msg, &ifi, sizeof(ifi), NLMSG_ALIGNTO) ||
+	    nla_put_u32(msg, IFLA_EXT_MASK, RTEXT_FILTER_VF)) {
+		nlmsg_free(msg);
+		nl_socket_free(sk);
+		return fail(HBAMIG_EXIT_FAIL, "out of memory");
+	}
+	/* A GETLINK "do" has no NLMSG_DONE: ask for the ACK. */
+	ret = hba_talk(sk, msg, 0, NULL, l, RTM_NEWLINK, link_cb, &err);
+	nl_socket_free(sk);
+	if (ret)
+		return hba_report_nlerr(what, &err);
+	if (!l->has_netdev)
+		return fail(HBAMIG_EXIT_FAIL, "%s: no link reply for %s", what,
+			    pf->ifname);
+	return 0;
+}
+
+static int vf_show(int argc, char **argv)
+{
+	static struct hba_link l;
 	struct pf pf;
 	int ret;
 
@@ -202,29 +234,14 @@ static int vf_show(int argc, char **argv)
 		return ret;
 	memset(&l, 0, sizeof(l));
 	if (pf.has_netdev) {
-		struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC };
+		int ifindex = if_nametoindex(pf.ifname);
 
-		ifi.ifi_index = if_nametoindex(pf.ifname);
-		if (!ifi.ifi_index)
+		if (!ifindex)
 			return fail(HBAMIG_EXIT_NODEV, "vf show: %s: %s",
 				    pf.ifname, strerror(errno));
-		sk = rtnl_open();
-		if (!sk)
-			return fail(HBAMIG_EXIT_FAIL,
-				    "vf show: cannot open an rtnetlink socket");
-		msg = nlmsg_alloc_simple(RTM_GETLINK, 0);
-		if (!msg || nlmsg_append(msg, &ifi, sizeof(ifi), NLMSG_ALIGNTO) ||
-		    nla_put_u32(msg, IFLA_EXT_MASK, RTEXT_FILTER_VF)) {
-			nlmsg_free(msg);
-			nl_socket_free(sk);
-			return fail(HBAMIG_EXIT_FAIL, "out of memory");
-		}
-		/* A GETLINK "do" has no NLMSG_DONE: ask for the ACK. */
-		ret = hba_talk(sk, msg, 0, NULL, &l, RTM_NEWLINK, link_cb,
-			       &err);
-		nl_socket_free(sk);
+		ret = get_link("vf show", &pf, ifindex, &l);
 		if (ret)
-			return hba_report_nlerr("vf show", &err);
+			return ret;
 	}
 	ret = sysfs_vfs(&pf, &l);
 	if (ret)
@@ -237,31 +254,200 @@ static int vf_show(int argc, char **argv)
 	return HBAMIG_EXIT_OK;
 }
 
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Six groups of one or two hex digits separated by ':', as ip(8) takes
+ * them; nothing else (no signs, no 0x, no trailing text). All zeros is
+ * accepted: drivers take it as "remove the administrative MAC".
+ */
 static int parse_mac(const char *s, u8 *mac)
 {
-	unsigned int b[6];
-	char tail;
+	const char *p = s;
 
-	if (!s || sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2],
-			 &b[3], &b[4], &b[5], &tail) != 6)
-		return usage_error("vf set: mac \"%s\" is not xx:xx:xx:xx:xx:xx",
-				   s ? s : "");
-	for (int i = 0; i < 6; i++)
-		mac[i] = b[i];
+	for (int i = 0; i < 6; i++) {
+		int hi = hexval(p[0]), lo;
+
+		if (hi < 0)
+			goto bad;
+		lo = hexval(p[1]);
+		mac[i] = lo < 0 ? hi : hi << 4 | lo;
+		p += lo < 0 ? 1 : 2;
+		if (*p != (i < 5 ? ':' : '\0'))
+			goto bad;
+		p++;
+	}
+	if (mac[0] & 1)
+		return usage_error("vf set: mac %s is multicast, not unicast",
+				   s);
 	return 0;
+bad:
+	return usage_error("vf set: mac \"%s\" is not a MAC address (xx:xx:xx:xx:xx:xx)",
+			   s);
+}
+
+/* One IFLA_VF_* attribute: a request the kernel accepts or refuses whole. */
+enum vf_item {
+	VF_MAC, VF_VLAN, VF_RATE, VF_SPOOFCHK, VF_TRUST, VF_RSS, VF_STATE,
+	VF_NITEMS,
+};
+
+static const char *const vf_item_name[VF_NITEMS] = {
+	[VF_MAC] = "mac", [VF_VLAN] = "vlan", [VF_RATE] = "rate",
+	[VF_SPOOFCHK] = "spoofchk", [VF_TRUST] = "trust",
+	[VF_RSS] = "query_rss", [VF_STATE] = "state",
+};
+
+static int put_vf_item(struct nl_msg *msg, enum vf_item it,
+		       const struct hba_vf *v)
+{
+	switch (it) {
+	case VF_MAC: {
+		struct ifla_vf_mac x = { .vf = v->vf };
+
+		memcpy(x.mac, v->mac, 6);
+		return nla_put(msg, IFLA_VF_MAC, sizeof(x), &x);
+	}
+	case VF_VLAN: {
+		struct ifla_vf_vlan x = { .vf = v->vf, .vlan = v->vlan,
+					  .qos = v->qos };
+
+		return nla_put(msg, IFLA_VF_VLAN, sizeof(x), &x);
+	}
+	case VF_RATE: {
+		struct ifla_vf_rate x = { .vf = v->vf,
+					  .min_tx_rate = v->min_tx_rate,
+					  .max_tx_rate = v->max_tx_rate };
+
+		return nla_put(msg, IFLA_VF_RATE, sizeof(x), &x);
+	}
+	case VF_SPOOFCHK: {
+		struct ifla_vf_spoofchk x = { .vf = v->vf,
+					      .setting = v->spoofchk };
+
+		return nla_put(msg, IFLA_VF_SPOOFCHK, sizeof(x), &x);
+	}
+	case VF_TRUST: {
+		struct ifla_vf_trust x = { .vf = v->vf, .setting = v->trust };
+
+		return nla_put(msg, IFLA_VF_TRUST, sizeof(x), &x);
+	}
+	case VF_RSS: {
+		struct ifla_vf_rss_query_en x = { .vf = v->vf,
+						  .setting = v->rss_query };
+
+		return nla_put(msg, IFLA_VF_RSS_QUERY_EN, sizeof(x), &x);
+	}
+	case VF_STATE: {
+		struct ifla_vf_link_state x = { .vf = v->vf,
+						.link_state = v->link_state };
+
+		return nla_put(msg, IFLA_VF_LINK_STATE, sizeof(x), &x);
+	}
+	default:
+		return -EINVAL;
+	}
+}
+
+/* "vlan 42 qos 3", as given, for error messages. */
+static void vf_item_str(enum vf_item it, const struct hba_vf *v, char *buf,
+			size_t len)
+{
+	static const char *const state[] = {
+		[IFLA_VF_LINK_STATE_AUTO] = "auto",
+		[IFLA_VF_LINK_STATE_ENABLE] = "enable",
+		[IFLA_VF_LINK_STATE_DISABLE] = "disable",
+	};
+
+	switch (it) {
+	case VF_MAC:
+		snprintf(buf, len, "mac %02x:%02x:%02x:%02x:%02x:%02x",
+			 v->mac[0], v->mac[1], v->mac[2], v->mac[3], v->mac[4],
+			 v->mac[5]);
+		break;
+	case VF_VLAN:
+		snprintf(buf, len, "vlan %u qos %u", v->vlan, v->qos);
+		break;
+	case VF_RATE:
+		snprintf(buf, len, "min_tx_rate %u max_tx_rate %u",
+			 v->min_tx_rate, v->max_tx_rate);
+		break;
+	case VF_SPOOFCHK:
+		snprintf(buf, len, "spoofchk %s", v->spoofchk ? "on" : "off");
+		break;
+	case VF_TRUST:
+		snprintf(buf, len, "trust %s", v->trust ? "on" : "off");
+		break;
+	case VF_RSS:
+		snprintf(buf, len, "query_rss %s", v->rss_query ? "on" : "off");
+		break;
+	case VF_STATE:
+		snprintf(buf, len, "state %s", v->link_state < 3 ?
+			 state[v->link_state] : "?");
+		break;
+	default:
+		snprintf(buf, len, "?");
+	}
+}
+
+static int send_vf_item(int ifindex, enum vf_item it, const struct hba_vf *v,
+			struct hba_nlerr *err)
+{
+	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC,
+				 .ifi_index = ifindex };
+	struct nlattr *list, *info;
+	struct nl_msg *msg;
+	struct nl_sock *sk;
+	int ret;
+
+	memset(err, 0, sizeof(*err));
+	msg = nlmsg_alloc_simple(RTM_SETLINK, 0);
+	if (!msg || nlmsg_append(msg, &ifi, sizeof(ifi), NLMSG_ALIGNTO))
+		goto nomem;
+	list = nla_nest_start(msg, IFLA_VFINFO_LIST);
+	info = list ? nla_nest_start(msg, IFLA_VF_INFO) : NULL;
+	if (!info || put_vf_item(msg, it, v))
+		goto nomem;
+	nla_nest_end(msg, info);
+	nla_nest_end(msg, list);
+	sk = rtnl_open();
+	if (!sk) {
+		nlmsg_free(msg);
+		err->error = EIO;
+		snprintf(err->msg, sizeof(err->msg),
+			 "cannot open an rtnetlink socket");
+		return -EIO;
+	}
+	ret = hba_talk(sk, msg, 0, NULL, NULL, 0, NULL, err);
+	nl_socket_free(sk);
+	return ret;
+nomem:
+	nlmsg_free(msg);
+	err->error = ENOMEM;
+	return -ENOMEM;
 }
 
 static int vf_set(int argc, char **argv)
 {
-	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC };
-	struct nlattr *list, *info;
+	enum vf_item order[VF_NITEMS];
+	static struct hba_link cur;
+	bool want[VF_NITEMS] = { false };
+	bool min_set = false, max_set = false;
 	struct hba_vf v = { 0 };
 	struct hba_nlerr err;
-	struct nl_msg *msg;
-	struct nl_sock *sk;
+	char what[320], item[64], done[96] = "";
+	unsigned int n = 0;
 	struct pf pf;
-	bool any = false, min_set = false, max_set = false;
-	int i, ret;
+	int i, ret, ifindex;
 
 	if (argc > 1 && is_help(argv[1])) {
 		vf_usage(stdout);
@@ -273,50 +459,56 @@ static int vf_set(int argc, char **argv)
 		return HBAMIG_EXIT_USAGE;
 	for (i = 3; i < argc; i += 2) {
 		const char *k = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+		enum vf_item it;
 		bool b;
 
-		any = true;
 		if (!val)
 			return usage_error("vf set: %s needs a value", k);
 		if (!strcmp(k, "mac")) {
 			if (parse_mac(val, v.mac))
 				return HBAMIG_EXIT_USAGE;
-			v.has_mac = true;
+			it = VF_MAC;
 		} else if (!strcmp(k, "vlan")) {
 			if (parse_u32(k, val, &v.vlan))
 				return HBAMIG_EXIT_USAGE;
 			if (v.vlan > 4095)
 				return usage_error("vf set: vlan %u is not in 0..4095",
 						   v.vlan);
-			v.has_vlan = true;
+			it = VF_VLAN;
 		} else if (!strcmp(k, "qos")) {
-			if (!v.has_vlan)
+			if (!want[VF_VLAN])
 				return usage_error("vf set: qos needs vlan first");
 			if (parse_u32(k, val, &v.qos))
 				return HBAMIG_EXIT_USAGE;
+			if (v.qos > 7)
+				return usage_error("vf set: qos %u is not in 0..7",
+						   v.qos);
+			continue;
 		} else if (!strcmp(k, "min_tx_rate")) {
 			if (parse_u32(k, val, &v.min_tx_rate))
 				return HBAMIG_EXIT_USAGE;
 			min_set = true;
+			it = VF_RATE;
 		} else if (!strcmp(k, "max_tx_rate") || !strcmp(k, "rate")) {
 			if (parse_u32(k, val, &v.max_tx_rate))
 				return HBAMIG_EXIT_USAGE;
 			max_set = true;
+			it = VF_RATE;
 		} else if (!strcmp(k, "spoofchk")) {
 			if (parse_on_off(k, val, &b))
 				return HBAMIG_EXIT_USAGE;
 			v.spoofchk = b;
-			v.has_spoofchk = true;
+			it = VF_SPOOFCHK;
 		} else if (!strcmp(k, "trust")) {
 			if (parse_on_off(k, val, &b))
 				return HBAMIG_EXIT_USAGE;
 			v.trust = b;
-			v.has_trust = true;
+			it = VF_TRUST;
 		} else if (!strcmp(k, "query_rss")) {
 			if (parse_on_off(k, val, &b))
 				return HBAMIG_EXIT_USAGE;
 			v.rss_query = b;
-			v.has_rss_query = true;
+			it = VF_RSS;
 		} else if (!strcmp(k, "state")) {
 			if (!strcmp(val, "auto"))
 				v.link_state = IFLA_VF_LINK_STATE_AUTO;
@@ -325,14 +517,17 @@ static int vf_set(int argc, char **argv)
 			else if (!strcmp(val, "disable"))
 				v.link_state = IFLA_VF_LINK_STATE_DISABLE;
 			else
-				return usage_error("vf set: state \"%s\" is not auto, enable or disable",
+				return usage_error("vf set: state \"%s\": not auto|enable|disable",
 						   val);
-			v.has_link_state = true;
+			it = VF_STATE;
 		} else {
 			return usage_error("vf set: unknown setting \"%s\"", k);
 		}
+		if (!want[it])
+			order[n++] = it;
+		want[it] = true;
 	}
-	if (!any)
+	if (!n)
 		return usage_error("vf set: nothing to set");
 
 	ret = resolve_pf(argv[1], &pf);
@@ -340,116 +535,64 @@ static int vf_set(int argc, char **argv)
 		return ret;
 	if (!pf.has_netdev)
 		return fail(HBAMIG_EXIT_NOTSUPP,
-			    "vf set: PF %s (driver %s) has no network interface; "
-			    "VF settings go through rtnetlink, which only network "
-			    "PFs have (NVMe VFs get resources with nvme virt-mgmt)",
-			    pf.bdf, pf.driver);
-	ifi.ifi_index = if_nametoindex(pf.ifname);
-	if (!ifi.ifi_index)
+			    "vf set: PF %s (driver %s) has no network interface, %s",
+			    pf.bdf, pf.driver,
+			    "which rtnetlink needs (NVMe VFs get resources with nvme virt-mgmt)");
+	ifindex = if_nametoindex(pf.ifname);
+	if (!ifindex)
 		return fail(HBAMIG_EXIT_NODEV, "vf set: %s: %s", pf.ifname,
 			    strerror(errno));
 
-	msg = nlmsg_alloc_simple(RTM_SETLINK, 0);
-	if (!msg || nlmsg_append(msg, &ifi, sizeof(ifi), NLMSG_ALIGNTO))
-		goto nomem;
-	list = nla_nest_start(msg, IFLA_VFINFO_LIST);
-	info = list ? nla_nest_start(msg, IFLA_VF_INFO) : NULL;
-	if (!info)
-		goto nomem;
-	if (v.has_mac) {
-		struct ifla_vf_mac x = { .vf = v.vf };
-
-		memcpy(x.mac, v.mac, 6);
-		if (nla_put(msg, IFLA_VF_MAC, sizeof(x), &x))
-			goto nomem;
-	}
-	if (v.has_vlan) {
-		struct ifla_vf_vlan x = { .vf = v.vf, .vlan = v.vlan,
-					  .qos = v.qos };
-
-		if (nla_put(msg, IFLA_VF_VLAN, sizeof(x), &x))
-			goto nomem;
-	}
-	if (min_set || max_set) {
-		struct ifla_vf_rate x = { .vf = v.vf,
-					  .min_tx_rate = v.min_tx_rate,
-					  .max_tx_rate = v.max_tx_rate };
-
-		/* Like ip(8): the unspecified half keeps its current value. */
-		if (!min_set || !max_set) {
-			static struct hba_link cur;
-			struct ifinfomsg gi = ifi;
-			struct nl_msg *g;
-
-			sk = rtnl_open();
-			g = nlmsg_alloc_simple(RTM_GETLINK, 0);
-			if (!sk || !g ||
-			    nlmsg_append(g, &gi, sizeof(gi), NLMSG_ALIGNTO) ||
-			    nla_put_u32(g, IFLA_EXT_MASK, RTEXT_FILTER_VF) ||
-			    hba_talk(sk, g, 0, NULL, &cur, RTM_NEWLINK,
-				     link_cb, &err)) {
-				if (sk)
-					nl_socket_free(sk);
-				nlmsg_free(msg);
-				return hba_report_nlerr("vf set", &err);
-			}
-			nl_socket_free(sk);
-			for (u32 k = 0; k < cur.n; k++) {
-				if (cur.vfs[k].vf != v.vf)
-					continue;
-				if (!min_set)
-					x.min_tx_rate = cur.vfs[k].min_tx_rate;
-				if (!max_set)
-					x.max_tx_rate = cur.vfs[k].max_tx_rate;
-			}
-		}
-		if (nla_put(msg, IFLA_VF_RATE, sizeof(x), &x))
-			goto nomem;
-	}
-	if (v.has_spoofchk) {
-		struct ifla_vf_spoofchk x = { .vf = v.vf, .setting = v.spoofchk };
-
-		if (nla_put(msg, IFLA_VF_SPOOFCHK, sizeof(x), &x))
-			goto nomem;
-	}
-	if (v.has_trust) {
-		struct ifla_vf_trust x = { .vf = v.vf, .setting = v.trust };
-
-		if (nla_put(msg, IFLA_VF_TRUST, sizeof(x), &x))
-			goto nomem;
-	}
-	if (v.has_rss_query) {
-		struct ifla_vf_rss_query_en x = { .vf = v.vf,
-						  .setting = v.rss_query };
-
-		if (nla_put(msg, IFLA_VF_RSS_QUERY_EN, sizeof(x), &x))
-			goto nomem;
-	}
-	if (v.has_link_state) {
-		struct ifla_vf_link_state x = { .vf = v.vf,
-						.link_state = v.link_state };
-
-		if (nla_put(msg, IFLA_VF_LINK_STATE, sizeof(x), &x))
-			goto nomem;
-	}
-	nla_nest_end(msg, info);
-	nla_nest_end(msg, list);
-
-	sk = rtnl_open();
-	if (!sk) {
-		nlmsg_free(msg);
-		return fail(HBAMIG_EXIT_FAIL,
-			    "vf set: cannot open an rtnetlink socket");
-	}
-	ret = hba_talk(sk, msg, 0, NULL, NULL, 0, NULL, &err);
-	nl_socket_free(sk);
+	/*
+	 * Drivers answer a VF number out of range with a bare EINVAL: check
+	 * first. IFLA_NUM_VF counts PCI VFs only (netdevsim's are not), so
+	 * other PFs are left to the kernel.
+	 */
+	memset(&cur, 0, sizeof(cur));
+	ret = get_link("vf set", &pf, ifindex, &cur);
 	if (ret)
-		return hba_report_nlerr("vf set", &err);
-	return HBAMIG_EXIT_OK;
+		return ret;
+	if (valid_bdf(pf.bdf) && v.vf >= cur.num_vf)
+		return cur.num_vf ?
+		       fail(HBAMIG_EXIT_NODEV,
+			    "vf set: %s has %u VFs (0..%u): no VF %u",
+			    pf.ifname, cur.num_vf, cur.num_vf - 1, v.vf) :
+		       fail(HBAMIG_EXIT_NODEV,
+			    "vf set: %s has no VFs (enable them with sriov_numvfs)",
+			    pf.ifname);
+	/* Like ip(8): the unspecified half of the rate keeps its value. */
+	for (u32 k = 0; k < cur.n; k++) {
+		if (cur.vfs[k].vf != v.vf)
+			continue;
+		if (!min_set)
+			v.min_tx_rate = cur.vfs[k].min_tx_rate;
+		if (!max_set)
+			v.max_tx_rate = cur.vfs[k].max_tx_rate;
+	}
 
-nomem:
-	nlmsg_free(msg);
-	return fail(HBAMIG_EXIT_FAIL, "out of memory");
+	/*
+	 * One request per setting, in the order given: the kernel stops at
+	 * the first setting a driver refuses, and most drivers refuse with
+	 * a bare errno, so only this way can the error name the setting.
+	 */
+	for (unsigned int k = 0; k < n; k++) {
+		if (!send_vf_item(ifindex, order[k], &v, &err)) {
+			snprintf(done + strlen(done), sizeof(done) - strlen(done),
+				 "%s%s", done[0] ? ", " : "",
+				 vf_item_name[order[k]]);
+			continue;
+		}
+		if (err.error == ENOMEM)
+			return fail(HBAMIG_EXIT_FAIL, "out of memory");
+		vf_item_str(order[k], &v, item, sizeof(item));
+		snprintf(what, sizeof(what),
+			 "vf set: %s (driver %s) vf %u %s%s%s%s",
+			 pf.ifname, pf.driver, v.vf, item,
+			 done[0] ? " (already applied: " : "", done,
+			 done[0] ? ")" : "");
+		return hba_report_nlerr(what, &err);
+	}
+	return HBAMIG_EXIT_OK;
 }
 
 int do_vf(int argc, char **argv)
