@@ -21,12 +21,6 @@
 #include "hbamig.h"
 #include "compat.h"
 
-/*
- * compat.c is linked when the build lists it; without it "dev compat" says
- * so instead of failing the link.
- */
-#pragma weak compat_check
-
 #define PCI_DEVICES "/sys/bus/pci/devices"
 #define EMUHBA_DRIVER "emuhba"
 
@@ -1056,9 +1050,6 @@ int do_dev(int argc, char **argv)
 		}
 		if (argc != 3)
 			return usage_error("dev compat: expected \"dev compat SRC_BDF DST_BDF\"");
-		if (!compat_check)
-			return fail(HBAMIG_EXIT_UNAVAIL,
-				    "dev compat: not built into this hbamig");
 		return compat_check(argv[1], argv[2], true);
 	}
 	if (matches(argv[0], "unbind"))
