@@ -47,6 +47,8 @@ enum emuhba_mode {
 
 struct emuhba_policy {
 	bool auto_switch;	/* switch to emulated when migration starts */
+	/* keep the model when the vCPUs resume instead of returning to the VF */
+	bool stay_emulated;
 	bool quiesce_required;	/* refuse a switch unless peers are quiesced */
 	u32 switch_timeout_ms;
 };
@@ -224,6 +226,8 @@ void emuhba_emul_destroy(struct emuhba_adapter *a);
 int emuhba_emul_start(struct emuhba_adapter *a);
 void emuhba_emul_stop(struct emuhba_adapter *a);
 int emuhba_emul_poll(struct emuhba_adapter *a);
+/* Pending doorbell writes to the model; under model_lock. */
+void emuhba_db_collect(struct emuhba_adapter *a);
 int emuhba_db_alloc(struct emuhba_adapter *a, u32 nr_queues, u32 dstrd);
 void emuhba_db_free(struct emuhba_adapter *a);
 void emuhba_db_shadow_on(struct emuhba_adapter *a);
@@ -270,6 +274,11 @@ int emuhba_switch_to_emulated(struct emuhba_adapter *a,
 			      char *msg, size_t msglen);
 void emuhba_switch_teardown(struct emuhba_adapter *a);
 void emuhba_dirty_scope_exact(struct emuhba_adapter *a, u64 iova);
+int emuhba_vf_disable(struct emuhba_adapter *a);
+/* Back to the VF with the vCPUs stopped (emuhba_restore.c). */
+int emuhba_switch_to_direct(struct emuhba_adapter *a,
+			    struct emuhba_switch_timing *timing,
+			    char *msg, size_t msglen);
 
 /* Identity of the VF, read at bind time (emuhba_ident.c). */
 int emuhba_ident_capture(struct emuhba_adapter *a);

@@ -113,7 +113,7 @@ void emuhba_db_shadow_off(struct emuhba_adapter *a)
 }
 
 /* Hand the doorbell writes that reached the shadow pages to the model. */
-static void emuhba_db_collect(struct emuhba_adapter *a)
+void emuhba_db_collect(struct emuhba_adapter *a)
 {
 	unsigned int i, j;
 	u32 *db, v;

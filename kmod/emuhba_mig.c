@@ -408,6 +408,22 @@ static int emuhba_mig_become_emulated(struct emuhba_adapter *a)
 	return 0;
 }
 
+/*
+ * The vCPUs are stopped and about to run: the one moment the VF can be
+ * given the guest's queues. If it cannot, the model goes on serving the
+ * guest and the arc still succeeds.
+ */
+static int emuhba_mig_back_to_direct(struct emuhba_adapter *a)
+{
+	struct emuhba_switch_timing t;
+	char msg[EMUHBA_BACKEND_MAX + 64];
+
+	if (a->policy.stay_emulated ||
+	    !emuhba_switch_to_direct(a, &t, msg, sizeof(msg)))
+		return a->mode == EMUHBA_MODE_EMULATED ? emuhba_emul_start(a) : 0;
+	return emuhba_emul_start(a);
+}
+
 static struct file *emuhba_mig_step(struct emuhba_adapter *a,
 				    enum vfio_device_mig_state next)
 {
@@ -460,7 +476,7 @@ static struct file *emuhba_mig_step(struct emuhba_adapter *a,
 	if (cur == VFIO_DEVICE_STATE_STOP &&
 	    next == VFIO_DEVICE_STATE_RUNNING_P2P) {
 		if (a->mode == EMUHBA_MODE_EMULATED)
-			ret = emuhba_emul_start(a);
+			ret = emuhba_mig_back_to_direct(a);
 		return ret ? ERR_PTR(ret) : NULL;
 	}
 	if (cur == VFIO_DEVICE_STATE_STOP &&

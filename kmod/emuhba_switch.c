@@ -229,7 +229,7 @@ static int emuhba_capture_aers(struct emuhba_adapter *a, u16 tail)
 	return 0;
 }
 
-static int emuhba_vf_disable(struct emuhba_adapter *a)
+int emuhba_vf_disable(struct emuhba_adapter *a)
 {
 	void __iomem *bar;
 	int i, ret;

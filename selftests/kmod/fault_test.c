@@ -121,10 +121,13 @@ static void refused_migration(struct __test_metadata *_metadata,
 	self->vm.tamper = tamper;
 	EXPECT_NE(0, mvmm_migrate(&self->vm, self->b, &st));
 	self->vm.tamper = NULL;
-	/* Still on A, which serves the guest emulated; B is free again. */
+	/*
+	 * Still on A, back on its VF when its vCPUs resumed; B is free
+	 * again.
+	 */
 	EXPECT_STREQ(self->a, self->vm.bdf);
 	mode_of(self->a, self->mode, sizeof(self->mode));
-	EXPECT_STREQ("emulated\n", self->mode);
+	EXPECT_STREQ("direct\n", self->mode);
 	mode_of(self->b, self->mode, sizeof(self->mode));
 	EXPECT_STREQ("direct\n", self->mode);
 	expect_clean(_metadata, &self->vm);

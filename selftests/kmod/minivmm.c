@@ -1109,6 +1109,8 @@ int mvmm_migrate(struct mvmm *vm, const char *dst_bdf, struct mvmm_mig_stats *st
 		ret = drain_fd(sfd, &stream, &len);
 	if (ret)
 		goto out_track;
+	st->pending_at_stop = vm->fill_at_stop ?
+			      mvmm_io_fill(vm, vm->fill_at_stop) : 0;
 	n = sync_dirty(vm, to_send);
 	if (n < 0) {
 		ret = n;

@@ -74,6 +74,12 @@ struct mvmm {
 	uint64_t *gdirty;	/* pages the guest wrote since the last sync */
 	/* fault injection: alters the migration stream before the resume */
 	void (*tamper)(uint8_t *stream, size_t *len);
+	/*
+	 * Commands per queue the guest submits once the source device has
+	 * stopped (its last submissions before the vCPUs stop, which only
+	 * the destination can run); 0 for none.
+	 */
+	int fill_at_stop;
 };
 
 int mvmm_open(struct mvmm *vm, const char *bdf, size_t mem_size);
@@ -102,6 +108,7 @@ struct mvmm_mig_stats {
 	size_t sync0_pages;	/* reported by the sync before PRE_COPY */
 	size_t dirty_pages;	/* reported by the syncs after it */
 	size_t stale_pages;	/* differing after the last copy: must be 0 */
+	size_t pending_at_stop;	/* submitted after the source stopped */
 };
 
 /* Submit up to qd commands on every I/O queue and return at once. */

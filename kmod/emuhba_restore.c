@@ -1,0 +1,908 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The switch from emulated back to direct mode, with the vCPUs stopped (the
+ * migration destination's STOP -> RUNNING_P2P arc, or a source whose VM was
+ * stopped and continued). An NVMe controller's queue pointers cannot be set,
+ * so the VF is brought to the guest's positions by running commands through
+ * the guest's own queues:
+ *
+ *  1. save every ring and the shadow doorbell buffer the VF will write;
+ *  2. enable the VF with the guest's admin queue, re-apply the features the
+ *     guest has (where the VF's differ), re-create the I/O queues;
+ *  3. advance each I/O queue pair to the guest's positions with Flush
+ *     commands, then configure the doorbell buffer, then advance the admin
+ *     queue with Get Features; the numbers are chosen so that submission
+ *     head, completion tail and phase all match;
+ *  4. put the saved memory back (the guest never sees these commands),
+ *     re-arm the guest's outstanding AERs, and ring the guest's tails.
+ *
+ * Any failure disables the VF, puts the memory back and leaves the model in
+ * charge: the guest goes on with the emulated device it had.
+ */
+#include <linux/delay.h>
+#include <linux/io.h>
+#include <linux/ktime.h>
+#include <linux/pci.h>
+#include <linux/slab.h>
+#include <linux/unaligned.h>
+#include <linux/vfio.h>
+
+#include "emuhba.h"
+
+#define NVME_ADM_CREATE_SQ	0x01
+#define NVME_ADM_CREATE_CQ	0x05
+#define NVME_ADM_SET_FEAT	0x09
+#define NVME_ADM_GET_FEAT	0x0a
+#define NVME_ADM_AER		0x0c
+#define NVME_ADM_DBBUF		0x7c
+#define NVME_IO_FLUSH		0x00
+
+#define NVME_FEAT_NQ		0x07
+#define NVME_FEAT_IVC		0x09
+
+/* Command identifiers of our own commands: never outstanding with a guest's. */
+#define EMUHBA_RST_CID		0xe000
+#define EMUHBA_RST_MAX_SAVED	(2 * EMU_NVME_NR_Q + 2)
+
+struct emuhba_saved {
+	u64 iova;
+	u32 len;
+	u8 *data;
+};
+
+struct emuhba_restore {
+	struct work_struct work;
+	struct emuhba_adapter *a;
+	const struct emu_nvme_state *st;
+	struct emuhba_switch_timing t;
+	char msg[EMUHBA_BACKEND_MAX + 64];
+	int ret;
+	struct completion done;
+
+	void __iomem *bar;
+	u32 stride;		/* doorbell stride in bytes */
+	u32 nsid;		/* the namespace our Flush commands name */
+	u16 timeout_ms;
+	/* the VF's admin queue as we drive it */
+	u16 asq_tail;
+	u16 acq_tail;
+	u8 acq_phase;
+	u32 admin_posted;
+	u16 cid;
+	/* guest positions the VF must end at */
+	u16 sq_tail[EMU_NVME_NR_Q];
+	u16 cq_head[EMU_NVME_NR_Q];
+
+	struct emuhba_saved saved[EMUHBA_RST_MAX_SAVED];
+	unsigned int nr_saved;
+	u8 *sqes;		/* a batch of submission entries */
+};
+
+static int emuhba_rst_w32(struct emuhba_restore *r, u32 off, u32 val)
+{
+	return vfio_pci_core_iowrite32(&r->a->core, true, val, r->bar + off);
+}
+
+/* A lost doorbell shows up as a missing completion, reported there. */
+static void emuhba_rst_db(struct emuhba_restore *r, u16 qid, bool cq, u16 val)
+{
+	emuhba_rst_w32(r, EMU_REG_DBS + (2 * qid + cq) * r->stride, val);
+}
+
+static int emuhba_rst_csts(struct emuhba_restore *r, u32 *csts)
+{
+	int ret;
+
+	ret = vfio_pci_core_ioread32(&r->a->core, true, csts,
+				     r->bar + EMU_REG_CSTS);
+	if (ret)
+		return ret;
+	if (*csts == ~0U)
+		return -ENODEV;	/* the VF is gone */
+	if (*csts & EMU_CSTS_CFS)
+		return -EIO;
+	return 0;
+}
+
+static int emuhba_rst_save(struct emuhba_restore *r, u64 iova, u32 len)
+{
+	struct emuhba_saved *s;
+	int ret;
+
+	if (WARN_ON(r->nr_saved == ARRAY_SIZE(r->saved)))
+		return -ENOSPC;
+	s = &r->saved[r->nr_saved];
+	s->data = kvmalloc(len, GFP_KERNEL);
+	if (!s->data)
+		return -ENOMEM;
+	ret = emuhba_guest_read(r->a, iova, s->data, len);
+	if (ret) {
+		kvfree(s->data);
+		s->data = NULL;
+		return ret;
+	}
+	s->iova = iova;
+	s->len = len;
+	r->nr_saved++;
+	return 0;
+}
+
+/* Put back what the guest's memory held; false if any write failed. */
+static bool emuhba_rst_put_back(struct emuhba_restore *r)
+{
+	bool ok = true;
+	unsigned int i;
+
+	for (i = 0; i < r->nr_saved; i++)
+		if (vfio_dma_rw(&r->a->core.vdev, r->saved[i].iova,
+				r->saved[i].data, r->saved[i].len, true))
+			ok = false;
+	return ok;
+}
+
+static void emuhba_rst_free(struct emuhba_restore *r)
+{
+	while (r->nr_saved)
+		kvfree(r->saved[--r->nr_saved].data);
+	kvfree(r->sqes);
+}
+
+static void emuhba_rst_sqe(u8 *sqe, u8 opc, u16 cid, u32 nsid, u64 prp1,
+			   u64 prp2, u32 cdw10, u32 cdw11)
+{
+	memset(sqe, 0, EMU_NVME_SQE);
+	sqe[0] = opc;
+	put_unaligned_le16(cid, sqe + 2);
+	put_unaligned_le32(nsid, sqe + 4);
+	put_unaligned_le64(prp1, sqe + 24);
+	put_unaligned_le64(prp2, sqe + 32);
+	put_unaligned_le32(cdw10, sqe + 40);
+	put_unaligned_le32(cdw11, sqe + 44);
+}
+
+/*
+ * Wait until the VF has posted the completion queue entry at slot with the
+ * given phase; the entries before it in the ring are then posted too.
+ */
+static int emuhba_rst_wait_cqe(struct emuhba_restore *r, u64 cq_base, u16 slot,
+			       u8 phase, u8 *cqe)
+{
+	unsigned long deadline = jiffies + msecs_to_jiffies(r->timeout_ms);
+	u32 csts;
+	int ret;
+
+	for (;;) {
+		ret = emuhba_guest_read(r->a, cq_base + (u64)slot * EMU_NVME_CQE,
+					cqe, EMU_NVME_CQE);
+		if (ret)
+			return ret;
+		if ((get_unaligned_le16(cqe + 14) & 1) == phase)
+			return 0;
+		ret = emuhba_rst_csts(r, &csts);
+		if (ret)
+			return ret;
+		if (time_after(jiffies, deadline))
+			return -ETIMEDOUT;
+		usleep_range(20, 100);
+	}
+}
+
+/* One admin command on the VF; returns the NVMe status or a negative errno. */
+static int emuhba_rst_admin(struct emuhba_restore *r, u8 opc, u32 nsid,
+			    u64 prp1, u64 prp2, u32 cdw10, u32 cdw11, u32 *dw0)
+{
+	const struct emu_nvme_regs *regs = &r->st->regs;
+	u16 asize = (regs->aqa & 0xfff) + 1, csize = ((regs->aqa >> 16) & 0xfff) + 1;
+	u8 sqe[EMU_NVME_SQE], cqe[EMU_NVME_CQE];
+	int ret;
+
+	emuhba_rst_sqe(sqe, opc, EMUHBA_RST_CID | (r->cid++ & 0xfff), nsid, prp1,
+		       prp2, cdw10, cdw11);
+	ret = vfio_dma_rw(&r->a->core.vdev, regs->asq + (u64)r->asq_tail * EMU_NVME_SQE,
+			  sqe, sizeof(sqe), true);
+	if (ret)
+		return ret;
+	r->asq_tail = (r->asq_tail + 1) % asize;
+	emuhba_rst_db(r, 0, false, r->asq_tail);
+	ret = emuhba_rst_wait_cqe(r, regs->acq, r->acq_tail, r->acq_phase, cqe);
+	if (ret)
+		return ret;
+	if (++r->acq_tail == csize) {
+		r->acq_tail = 0;
+		r->acq_phase ^= 1;
+	}
+	emuhba_rst_db(r, 0, true, r->acq_tail);
+	r->admin_posted++;
+	if (dw0)
+		*dw0 = get_unaligned_le32(cqe);
+	return (get_unaligned_le16(cqe + 14) >> 1) & 0x7ff;
+}
+
+static int emuhba_rst_admin_ok(struct emuhba_restore *r, const char *what,
+			       u8 opc, u32 nsid, u64 prp1, u64 prp2, u32 cdw10,
+			       u32 cdw11, u32 *dw0)
+{
+	int ret = emuhba_rst_admin(r, opc, nsid, prp1, prp2, cdw10, cdw11, dw0);
+
+	if (ret > 0) {
+		snprintf(r->msg, sizeof(r->msg),
+			 "the VF refused %s (status 0x%03x)", what, ret);
+		return -EIO;
+	}
+	if (ret < 0)
+		snprintf(r->msg, sizeof(r->msg), "%s: %s (%d)", what,
+			 ret == -ETIMEDOUT ? "no completion from the VF" :
+			 ret == -ENODEV ? "the VF is gone" : "failed", ret);
+	return ret;
+}
+
+/* Give the VF a feature's value as the guest has it, if it differs. */
+static int emuhba_rst_feature(struct emuhba_restore *r, u8 fid, u32 sel,
+			      u32 want, u32 mask)
+{
+	u32 cur;
+	int ret;
+
+	ret = emuhba_rst_admin(r, NVME_ADM_GET_FEAT, 0, 0, 0, fid, sel, &cur);
+	if (ret < 0) {
+		snprintf(r->msg, sizeof(r->msg),
+			 "Get Features 0x%02x: no answer from the VF (%d)", fid, ret);
+		return ret;
+	}
+	/* A feature the VF does not have was never set by the guest either. */
+	if (ret > 0 || (cur & mask) == (want & mask))
+		return 0;
+	ret = emuhba_rst_admin(r, NVME_ADM_SET_FEAT, 0, 0, 0, fid,
+			       (sel & ~mask) | (want & mask), NULL);
+	/*
+	 * Not changeable on the VF: the guest could not have changed it on
+	 * one either, the value it knows is a model default.
+	 */
+	if (ret == EMU_SC_FEAT_NOT_CHANGE || !ret)
+		return 0;
+	snprintf(r->msg, sizeof(r->msg), ret > 0 ?
+		 "the VF refused Set Features 0x%02x (status 0x%03x)" :
+		 "Set Features 0x%02x: no answer from the VF (%d)", fid, ret);
+	return ret > 0 ? -EIO : ret;
+}
+
+static int emuhba_rst_features(struct emuhba_restore *r)
+{
+	const struct emu_nvme_features *f = &r->st->feat;
+	static const struct {
+		u8 fid;
+		u16 off;	/* of the value in struct emu_nvme_features */
+	} plain[] = {
+		{ 0x01, offsetof(struct emu_nvme_features, arb) },
+		{ 0x02, offsetof(struct emu_nvme_features, pm) },
+		{ 0x05, offsetof(struct emu_nvme_features, err_rec) },
+		{ 0x06, offsetof(struct emu_nvme_features, vwc) },
+		{ 0x08, offsetof(struct emu_nvme_features, irq_coal) },
+		{ 0x0a, offsetof(struct emu_nvme_features, atomic) },
+		{ 0x0b, offsetof(struct emu_nvme_features, aec) },
+		{ 0x0f, offsetof(struct emu_nvme_features, kato) },
+	};
+	unsigned int i, th;
+	u16 qid;
+	int ret;
+
+	for (i = 0; i < ARRAY_SIZE(plain); i++) {
+		ret = emuhba_rst_feature(r, plain[i].fid, 0,
+					 *(const u32 *)((const u8 *)f + plain[i].off),
+					 ~0U);
+		if (ret)
+			return ret;
+	}
+	/* Composite temperature thresholds: over (THSEL 0) and under (1). */
+	for (th = 0; th < 2; th++) {
+		ret = emuhba_rst_feature(r, 0x04, th << 20, f->temp_thr[0][th],
+					 0xffff);
+		if (ret)
+			return ret;
+	}
+	/*
+	 * Per-vector coalescing opt-outs only matter when coalescing is on;
+	 * otherwise the VF's own choice is as good as the guest's.
+	 */
+	for (qid = 1; f->irq_coal && qid < EMU_NVME_NR_Q; qid++) {
+		const struct emu_nvme_cq *cq = &r->st->cq[qid];
+
+		if (!cq->valid || !cq->ien || cq->vector >= EMU_NVME_MAX_VEC)
+			continue;
+		ret = emuhba_rst_feature(r, NVME_FEAT_IVC, cq->vector,
+					 f->ivc[cq->vector], BIT(16));
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int emuhba_rst_queues(struct emuhba_restore *r)
+{
+	const struct emu_nvme_state *st = r->st;
+	char what[40];
+	u16 qid;
+	int ret;
+
+	for (qid = 1; qid < EMU_NVME_NR_Q; qid++) {
+		const struct emu_nvme_cq *cq = &st->cq[qid];
+
+		if (!cq->valid)
+			continue;
+		snprintf(what, sizeof(what), "Create I/O CQ %u", qid);
+		ret = emuhba_rst_admin_ok(r, what, NVME_ADM_CREATE_CQ, 0, cq->base,
+					  0, (u32)(cq->size - 1) << 16 | qid,
+					  (u32)cq->vector << 16 | cq->ien << 1 |
+					  cq->pc, NULL);
+		if (ret)
+			return ret;
+	}
+	for (qid = 1; qid < EMU_NVME_NR_Q; qid++) {
+		const struct emu_nvme_sq *sq = &st->sq[qid];
+
+		if (!sq->valid)
+			continue;
+		snprintf(what, sizeof(what), "Create I/O SQ %u", qid);
+		ret = emuhba_rst_admin_ok(r, what, NVME_ADM_CREATE_SQ, 0, sq->base,
+					  0, (u32)(sq->size - 1) << 16 | qid,
+					  (u32)sq->cqid << 16 |
+					  (sq->qprio & 3) << 1 | sq->pc, NULL);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/*
+ * How many completions (at least min) a fresh queue pair must post so that
+ * its completion queue ends at tail with phase, and its submission queue
+ * (which also fetched extra commands that do not complete) at head. A fresh
+ * completion queue posts with phase 1 and flips at each wrap. Returns
+ * false when no number fits: the positions are not those of one queue pair.
+ */
+static bool emuhba_rst_solve(u32 min, u16 tail, u8 phase, u16 cq_size,
+			     u32 extra, u16 head, u16 sq_size, u32 *n)
+{
+	u32 laps, max_laps = 2 * (u32)sq_size + 2 + min / cq_size;
+
+	for (laps = 0; laps <= max_laps; laps++) {
+		u32 cand = tail + laps * (u32)cq_size;
+
+		if (cand < min || (laps & 1) == phase)
+			continue;
+		if ((cand + extra) % sq_size == head) {
+			*n = cand;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Run n Flush commands through I/O queue pair qid, a batch at a time. */
+static int emuhba_rst_advance_io(struct emuhba_restore *r, u16 qid)
+{
+	const struct emu_nvme_sq *sq = &r->st->sq[qid];
+	const struct emu_nvme_cq *cq = &r->st->cq[sq->cqid];
+	u16 sq_tail = 0, cq_tail = 0, b, i, last;
+	u8 phase = 1, cqe[EMU_NVME_CQE];
+	u32 n, left;
+	int ret;
+
+	if (!emuhba_rst_solve(0, cq->tail, cq->phase, cq->size, 0, sq->head,
+			      sq->size, &n)) {
+		snprintf(r->msg, sizeof(r->msg),
+			 "queue %u: head %u and completion tail %u/%u do not belong together",
+			 qid, sq->head, cq->tail, cq->phase);
+		return -ERANGE;
+	}
+	for (left = n; left; left -= b) {
+		b = min3(left, (u32)sq->size - 1, (u32)cq->size - 1);
+		for (i = 0; i < b; i++)
+			emuhba_rst_sqe(r->sqes + (size_t)i * EMU_NVME_SQE,
+				       NVME_IO_FLUSH, EMUHBA_RST_CID | i, r->nsid,
+				       0, 0, 0, 0);
+		/* The batch may wrap around the end of the ring. */
+		i = min_t(u16, b, sq->size - sq_tail);
+		ret = vfio_dma_rw(&r->a->core.vdev,
+				  sq->base + (u64)sq_tail * EMU_NVME_SQE, r->sqes,
+				  (size_t)i * EMU_NVME_SQE, true);
+		if (!ret && i < b)
+			ret = vfio_dma_rw(&r->a->core.vdev, sq->base,
+					  r->sqes + (size_t)i * EMU_NVME_SQE,
+					  (size_t)(b - i) * EMU_NVME_SQE, true);
+		if (ret)
+			return ret;
+		sq_tail = (sq_tail + b) % sq->size;
+		emuhba_rst_db(r, qid, false, sq_tail);
+
+		last = (cq_tail + b - 1) % cq->size;
+		ret = emuhba_rst_wait_cqe(r, cq->base, last,
+					  last < cq_tail ? !phase : phase, cqe);
+		if (ret) {
+			snprintf(r->msg, sizeof(r->msg),
+				 "queue %u: the VF did not complete %u Flush commands (%d)",
+				 qid, b, ret);
+			return ret;
+		}
+		if (cq_tail + b >= cq->size)
+			phase ^= 1;
+		cq_tail = (cq_tail + b) % cq->size;
+		emuhba_rst_db(r, sq->cqid, true, cq_tail);
+	}
+	return 0;
+}
+
+/*
+ * Where the guest is: tails and heads from its shadow doorbell buffer when
+ * it has one (fresher than the model's copy), else from the model.
+ */
+static int emuhba_rst_guest_positions(struct emuhba_restore *r)
+{
+	const struct emu_nvme_state *st = r->st;
+	__le32 v;
+	u16 qid;
+	int ret;
+
+	for (qid = 0; qid < EMU_NVME_NR_Q; qid++) {
+		const struct emu_nvme_sq *sq = &st->sq[qid];
+		const struct emu_nvme_cq *cq = &st->cq[qid];
+
+		r->sq_tail[qid] = sq->tail;
+		r->cq_head[qid] = cq->head;
+		if (!qid || !st->dbbuf.enabled)
+			continue;
+		if (sq->valid) {
+			ret = emuhba_guest_read(r->a, st->dbbuf.dbs +
+						2 * qid * r->stride, &v, 4);
+			if (ret)
+				return ret;
+			r->sq_tail[qid] = le32_to_cpu(v);
+			if (r->sq_tail[qid] >= sq->size)
+				return -ERANGE;
+		}
+		if (cq->valid) {
+			ret = emuhba_guest_read(r->a, st->dbbuf.dbs +
+						(2 * qid + 1) * r->stride, &v, 4);
+			if (ret)
+				return ret;
+			r->cq_head[qid] = le32_to_cpu(v);
+			if (r->cq_head[qid] >= cq->size)
+				return -ERANGE;
+		}
+	}
+	return 0;
+}
+
+static int emuhba_rst_check(struct emuhba_restore *r)
+{
+	const struct emu_nvme_state *st = r->st;
+	u16 qid, other;
+
+	if (st->regs.csts & (EMU_CSTS_CFS | EMU_CSTS_SHST_MASK)) {
+		strscpy(r->msg, "the controller is failed or shut down", sizeof(r->msg));
+		return -EINVAL;
+	}
+	for (qid = 1; qid < EMU_NVME_NR_Q; qid++) {
+		if (!st->sq[qid].valid)
+			continue;
+		if (!st->sq[qid].pc || !st->cq[st->sq[qid].cqid].pc) {
+			snprintf(r->msg, sizeof(r->msg),
+				 "queue %u is not physically contiguous", qid);
+			return -EOPNOTSUPP;
+		}
+		for (other = 1; other < qid; other++) {
+			if (st->sq[other].valid &&
+			    st->sq[other].cqid == st->sq[qid].cqid) {
+				snprintf(r->msg, sizeof(r->msg),
+					 "submission queues %u and %u share completion queue %u: positions cannot be reproduced",
+					 other, qid, st->sq[qid].cqid);
+				return -EOPNOTSUPP;
+			}
+		}
+	}
+	if (st->aer.nr_cid > ((st->regs.aqa & 0xfff) + 1) / 2) {
+		strscpy(r->msg, "too many outstanding AERs", sizeof(r->msg));
+		return -ERANGE;
+	}
+	return 0;
+}
+
+/* Everything the VF will write into the guest's memory, saved first. */
+static int emuhba_rst_save_all(struct emuhba_restore *r)
+{
+	const struct emu_nvme_state *st = r->st;
+	u16 qid;
+	int ret;
+
+	ret = emuhba_rst_save(r, st->regs.asq,
+			      ((st->regs.aqa & 0xfff) + 1) * EMU_NVME_SQE);
+	if (!ret)
+		ret = emuhba_rst_save(r, st->regs.acq,
+				      (((st->regs.aqa >> 16) & 0xfff) + 1) *
+				      EMU_NVME_CQE);
+	for (qid = 1; !ret && qid < EMU_NVME_NR_Q; qid++) {
+		if (st->sq[qid].valid)
+			ret = emuhba_rst_save(r, st->sq[qid].base,
+					      st->sq[qid].size * EMU_NVME_SQE);
+		if (!ret && st->cq[qid].valid)
+			ret = emuhba_rst_save(r, st->cq[qid].base,
+					      st->cq[qid].size * EMU_NVME_CQE);
+	}
+	if (!ret && st->dbbuf.enabled) {
+		ret = emuhba_rst_save(r, st->dbbuf.dbs, EMU_NVME_PAGE);
+		if (!ret)
+			ret = emuhba_rst_save(r, st->dbbuf.eis, EMU_NVME_PAGE);
+	}
+	if (ret && !r->msg[0])
+		snprintf(r->msg, sizeof(r->msg),
+			 "cannot read the guest's queues (%d)", ret);
+	return ret;
+}
+
+/*
+ * Completion queues start all zeroes: the VF's first lap posts phase 1, its
+ * second phase 0 over its own first lap, so a posted entry is never
+ * mistaken for what the guest's queue held before.
+ */
+static int emuhba_rst_clear_cqs(struct emuhba_restore *r)
+{
+	const struct emu_nvme_state *st = r->st;
+	u32 len, max = (((st->regs.aqa >> 16) & 0xfff) + 1) * EMU_NVME_CQE;
+	u16 qid;
+	u8 *zero;
+	int ret;
+
+	for (qid = 1; qid < EMU_NVME_NR_Q; qid++)
+		if (st->cq[qid].valid)
+			max = max_t(u32, max, st->cq[qid].size * EMU_NVME_CQE);
+	zero = kvzalloc(max, GFP_KERNEL);
+	if (!zero)
+		return -ENOMEM;
+	ret = vfio_dma_rw(&r->a->core.vdev, st->regs.acq, zero,
+			  (((st->regs.aqa >> 16) & 0xfff) + 1) * EMU_NVME_CQE,
+			  true);
+	for (qid = 1; !ret && qid < EMU_NVME_NR_Q; qid++) {
+		if (!st->cq[qid].valid)
+			continue;
+		len = st->cq[qid].size * EMU_NVME_CQE;
+		ret = vfio_dma_rw(&r->a->core.vdev, st->cq[qid].base, zero, len,
+				  true);
+	}
+	kvfree(zero);
+	if (ret)
+		snprintf(r->msg, sizeof(r->msg),
+			 "cannot prepare the guest's completion queues (%d)", ret);
+	return ret;
+}
+
+/* The admin queue registers as the guest set them. */
+static int emuhba_rst_regs(struct emuhba_restore *r)
+{
+	const struct emu_nvme_regs *regs = &r->st->regs;
+	int ret;
+
+	ret = emuhba_rst_w32(r, EMU_REG_AQA, regs->aqa);
+	if (!ret)
+		ret = emuhba_rst_w32(r, EMU_REG_ASQ, lower_32_bits(regs->asq));
+	if (!ret)
+		ret = emuhba_rst_w32(r, EMU_REG_ASQ + 4, upper_32_bits(regs->asq));
+	if (!ret)
+		ret = emuhba_rst_w32(r, EMU_REG_ACQ, lower_32_bits(regs->acq));
+	if (!ret)
+		ret = emuhba_rst_w32(r, EMU_REG_ACQ + 4, upper_32_bits(regs->acq));
+	return ret;
+}
+
+static int emuhba_rst_enable(struct emuhba_restore *r)
+{
+	const struct emu_nvme_regs *regs = &r->st->regs;
+	unsigned long deadline;
+	u32 csts;
+	int ret;
+
+	ret = emuhba_vf_disable(r->a);
+	if (ret)
+		return ret;
+	ret = emuhba_rst_regs(r);
+	if (!ret)
+		ret = emuhba_rst_w32(r, EMU_REG_CC, regs->cc | EMU_CC_EN);
+	if (ret)
+		return ret;
+	deadline = jiffies + msecs_to_jiffies(r->timeout_ms);
+	for (;;) {
+		ret = emuhba_rst_csts(r, &csts);
+		if (ret)
+			return ret;
+		if (csts & EMU_CSTS_RDY)
+			return 0;
+		if (time_after(jiffies, deadline))
+			return -ETIMEDOUT;
+		usleep_range(200, 500);
+	}
+}
+
+/* The admin queue's last stretch and the guest's outstanding AERs. */
+static int emuhba_rst_admin_finish(struct emuhba_restore *r)
+{
+	const struct emu_nvme_state *st = r->st;
+	u16 asize = (st->regs.aqa & 0xfff) + 1;
+	u32 n, x;
+	int ret;
+
+	if (!emuhba_rst_solve(r->admin_posted, st->cq[0].tail, st->cq[0].phase,
+			      ((st->regs.aqa >> 16) & 0xfff) + 1, st->aer.nr_cid,
+			      st->sq[0].head, asize, &n)) {
+		snprintf(r->msg, sizeof(r->msg),
+			 "admin queue: head %u, %u AERs and completion tail %u/%u do not belong together",
+			 st->sq[0].head, st->aer.nr_cid, st->cq[0].tail,
+			 st->cq[0].phase);
+		return -ERANGE;
+	}
+	for (x = r->admin_posted; x < n; x++) {
+		ret = emuhba_rst_admin_ok(r, "Get Features", NVME_ADM_GET_FEAT,
+					  0, 0, 0, NVME_FEAT_NQ, 0, NULL);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/*
+ * After the saved memory is back: the AERs go into the slots just before
+ * the guest's head (slots it has consumed), then the guest's own tails.
+ */
+static int emuhba_rst_go(struct emuhba_restore *r)
+{
+	const struct emu_nvme_state *st = r->st;
+	struct emuhba_observer *obs = &r->a->obs;
+	u16 asize = (st->regs.aqa & 0xfff) + 1, qid, slot;
+	u8 sqe[EMU_NVME_SQE];
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < st->aer.nr_cid; i++) {
+		slot = r->asq_tail;
+		emuhba_rst_sqe(sqe, NVME_ADM_AER, st->aer.cid[i], 0, 0, 0, 0, 0);
+		ret = vfio_dma_rw(&r->a->core.vdev,
+				  st->regs.asq + (u64)slot * EMU_NVME_SQE, sqe,
+				  sizeof(sqe), true);
+		if (ret)
+			return ret;
+		/* The observer knows them as fetched and not completed. */
+		sqe[EMU_NVME_SQE - 1] = 1;
+		memcpy(obs->pending + (size_t)slot * EMU_NVME_SQE, sqe, sizeof(sqe));
+		r->asq_tail = (r->asq_tail + 1) % asize;
+	}
+	if (WARN_ON(r->asq_tail != st->sq[0].head))
+		return -EINVAL;
+	obs->sq_head = r->asq_tail;
+	obs->cq_head = r->acq_tail;
+	obs->phase = r->acq_phase;
+	emuhba_rst_db(r, 0, false, r->asq_tail);
+	emuhba_rst_db(r, 0, true, r->cq_head[0]);
+	if (r->sq_tail[0] != r->asq_tail)
+		emuhba_rst_db(r, 0, false, r->sq_tail[0]);
+	for (qid = 1; qid < EMU_NVME_NR_Q; qid++) {
+		if (st->cq[qid].valid)
+			emuhba_rst_db(r, qid, true, r->cq_head[qid]);
+	}
+	for (qid = 1; qid < EMU_NVME_NR_Q; qid++) {
+		if (st->sq[qid].valid)
+			emuhba_rst_db(r, qid, false, r->sq_tail[qid]);
+	}
+	return 0;
+}
+
+static int emuhba_rst_observer(struct emuhba_restore *r)
+{
+	const struct emu_nvme_regs *regs = &r->st->regs;
+	struct emuhba_observer *obs = &r->a->obs;
+
+	kvfree(obs->pending);
+	obs->asq = regs->asq;
+	obs->acq = regs->acq;
+	obs->sq_size = (regs->aqa & 0xfff) + 1;
+	obs->cq_size = ((regs->aqa >> 16) & 0xfff) + 1;
+	obs->pending = kvcalloc(obs->sq_size, EMU_NVME_SQE, GFP_KERNEL);
+	obs->enabled = !!obs->pending;
+	obs->lost = !obs->pending;
+	return obs->pending ? 0 : -ENOMEM;
+}
+
+static u32 emuhba_rst_first_nsid(const struct emu_nvme_state *st)
+{
+	unsigned int i;
+
+	for (i = 0; i < EMU_NVME_MAX_IDPAGES; i++)
+		if (st->id.pages[i].valid && st->id.pages[i].cns == 0 &&
+		    st->id.pages[i].nsid)
+			return st->id.pages[i].nsid;
+	return 1;
+}
+
+/* Runs in a kernel thread: vfio_dma_rw needs one. */
+static int emuhba_to_direct(struct emuhba_restore *r)
+{
+	struct emuhba_adapter *a = r->a;
+	const struct emu_nvme_state *st;
+	u64 t0, t1, t2;
+	u16 qid;
+	int ret;
+
+	st = emu_nvme_state(a->model);
+	r->st = st;
+	r->stride = 4 << ((st->id.cap >> 32) & 0xf);
+	r->nsid = emuhba_rst_first_nsid(st);
+	r->timeout_ms = a->policy.switch_timeout_ms;
+	r->acq_phase = 1;
+	ret = vfio_pci_core_setup_barmap(&a->core, 0);
+	if (ret)
+		return ret;
+	r->bar = a->core.barmap[0];
+
+	t0 = ktime_get_ns();
+	mutex_lock(&a->model_lock);
+	emuhba_db_collect(a);
+	if (!(st->regs.cc & EMU_CC_EN)) {
+		/* No queues: the VF only needs the registers the guest set. */
+		ret = emuhba_vf_disable(a);
+		if (!ret)
+			ret = emuhba_rst_regs(r);
+		if (!ret) {
+			a->obs.asq = st->regs.asq;
+			a->obs.acq = st->regs.acq;
+			a->obs.sq_size = (st->regs.aqa & 0xfff) + 1;
+			a->obs.cq_size = ((st->regs.aqa >> 16) & 0xfff) + 1;
+			emu_nvme_handback(a->model);
+		}
+		mutex_unlock(&a->model_lock);
+		r->t.load_ns = ktime_get_ns() - t0;
+		return ret;
+	}
+	ret = emuhba_rst_check(r);
+	if (!ret)
+		ret = emuhba_rst_guest_positions(r);
+	if (!ret)
+		ret = emuhba_rst_save_all(r);
+	r->sqes = ret ? NULL : kvmalloc(65536 * EMU_NVME_SQE, GFP_KERNEL);
+	if (!ret && !r->sqes)
+		ret = -ENOMEM;
+	t1 = ktime_get_ns();
+	r->t.capture_ns = t1 - t0;
+	if (ret) {
+		if (!r->msg[0])
+			snprintf(r->msg, sizeof(r->msg),
+				 "guest queue positions unknown (%d)", ret);
+		goto out_unlock;
+	}
+
+	ret = emuhba_rst_clear_cqs(r);
+	if (ret)
+		goto out_undo;
+	ret = emuhba_rst_enable(r);
+	if (ret) {
+		snprintf(r->msg, sizeof(r->msg), "the VF did not become ready (%d)",
+			 ret);
+		goto out_undo;
+	}
+	if (st->feat.nq_set) {
+		ret = emuhba_rst_admin_ok(r, "Set Features Number of Queues",
+					  NVME_ADM_SET_FEAT, 0, 0, 0,
+					  NVME_FEAT_NQ, st->feat.nq, NULL);
+		if (ret)
+			goto out_undo;
+	}
+	ret = emuhba_rst_features(r);
+	if (!ret)
+		ret = emuhba_rst_queues(r);
+	for (qid = 1; !ret && qid < EMU_NVME_NR_Q; qid++)
+		if (st->sq[qid].valid)
+			ret = emuhba_rst_advance_io(r, qid);
+	/* After the I/O queues: from here the VF reads tails from memory. */
+	if (!ret && st->dbbuf.enabled)
+		ret = emuhba_rst_admin_ok(r, "Doorbell Buffer Config",
+					  NVME_ADM_DBBUF, 0, st->dbbuf.dbs,
+					  st->dbbuf.eis, 0, 0, NULL);
+	if (!ret)
+		ret = emuhba_rst_admin_finish(r);
+	if (!ret)
+		ret = emuhba_rst_observer(r);
+	if (ret)
+		goto out_undo;
+	t2 = ktime_get_ns();
+	r->t.load_ns = t2 - t1;
+
+	if (!emuhba_rst_put_back(r)) {
+		strscpy(r->msg, "cannot restore the guest's queues", sizeof(r->msg));
+		ret = -EFAULT;
+		goto out_undo;
+	}
+	ret = emuhba_rst_go(r);
+	if (ret)
+		goto out_undo;
+	emu_nvme_handback(a->model);
+	mutex_unlock(&a->model_lock);
+	r->t.repoint_ns = ktime_get_ns() - t2;
+	return 0;
+
+out_undo:
+	/* The VF stops before the memory goes back: it writes nothing after. */
+	emuhba_vf_disable(a);
+	emuhba_rst_put_back(r);
+out_unlock:
+	mutex_unlock(&a->model_lock);
+	return ret;
+}
+
+static void emuhba_restore_work(struct work_struct *work)
+{
+	struct emuhba_restore *r = container_of(work, struct emuhba_restore,
+						work);
+	u64 start = ktime_get_ns();
+
+	r->ret = emuhba_to_direct(r);
+	r->t.total_ns = ktime_get_ns() - start;
+	complete(&r->done);
+}
+
+/*
+ * Switch to direct mode with the vCPUs stopped and the model paused; the
+ * caller holds state_lock. On failure msg says why and the model still
+ * owns the device (the caller restarts it).
+ */
+int emuhba_switch_to_direct(struct emuhba_adapter *a,
+			    struct emuhba_switch_timing *timing,
+			    char *msg, size_t msglen)
+{
+	struct emuhba_restore *r;
+	int ret;
+
+	lockdep_assert_held(&a->state_lock);
+	memset(timing, 0, sizeof(*timing));
+	if (a->mode != EMUHBA_MODE_EMULATED)
+		return 0;
+	r = kzalloc(sizeof(*r), GFP_KERNEL);
+	if (!r)
+		return -ENOMEM;
+	r->a = a;
+	init_completion(&r->done);
+	a->mode = EMUHBA_MODE_SWITCHING;
+	emuhba_genl_notify_mode(a, EMUHBA_MODE_EMULATED, EMUHBA_MODE_SWITCHING);
+	INIT_WORK(&r->work, emuhba_restore_work);
+	queue_work(system_unbound_wq, &r->work);
+	wait_for_completion(&r->done);
+	emuhba_rst_free(r);
+
+	ret = r->ret;
+	r->t.result = ret;
+	r->t.from_mode = EMUHBA_MODE_EMULATED;
+	r->t.to_mode = EMUHBA_MODE_DIRECT;
+	a->last_switch = r->t;
+	a->counters.switches++;
+	*timing = r->t;
+	strscpy(msg, r->msg, msglen);
+	if (ret) {
+		a->counters.switch_failures++;
+		a->mode = EMUHBA_MODE_EMULATED;
+		pci_info(a->core.pdev,
+			 "switch to direct refused, the adapter stays emulated: %s (%pe)\n",
+			 r->msg, ERR_PTR(ret));
+		emuhba_genl_notify_mode(a, EMUHBA_MODE_SWITCHING,
+					EMUHBA_MODE_EMULATED);
+		emuhba_genl_notify_error(a, ret, r->msg);
+	} else {
+		emuhba_db_shadow_off(a);
+		emuhba_backend_close(a);
+		a->mode = EMUHBA_MODE_DIRECT;
+		pci_info(a->core.pdev,
+			 "switched to direct mode in %llu us (capture %llu, load %llu, repoint %llu)\n",
+			 r->t.total_ns / 1000, r->t.capture_ns / 1000,
+			 r->t.load_ns / 1000, r->t.repoint_ns / 1000);
+		emuhba_genl_notify_mode(a, EMUHBA_MODE_SWITCHING,
+					EMUHBA_MODE_DIRECT);
+		/* Catch up with admin completions the VF posted meanwhile. */
+		queue_work(system_highpri_wq, &a->obs.work);
+	}
+	kfree(r);
+	return ret;
+}
