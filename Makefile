@@ -84,7 +84,7 @@ check-vm-only:
 	@mkdir -p build/results
 	@for s in $(VM_SUITES); do \
 		name=vm-$$(basename $$(dirname $$s)); \
-		scripts/run-suite $$name "selftests/vm/run --timeout $(VM_TIMEOUT) --name $$name -- $$s" $$s; \
+		scripts/run-suite $$name "selftests/vm/run --timeout $(VM_TIMEOUT) --name $$name $$(cat $$(dirname $$s)/vm-options 2>/dev/null) -- $$s" $$s; \
 	done
 
 check-quick:
