@@ -52,14 +52,21 @@ static LIST_HEAD(emuhba_nl_switch_reqs);
 static DEFINE_SPINLOCK(emuhba_nl_switch_lock);
 
 /*
- * Between the markers, the image's length range is ours: ynl-gen-c (6.12) has no binary range
- * check, it would emit { .type = NLA_BINARY, }; spec-check accepts exactly
- * this difference and checks the bounds are the spec's constants.
+ * Between the markers, the image's length range is ours: ynl-gen-c (6.12)
+ * has no binary range check and would emit { .type = NLA_BINARY, };
+ * spec-check accepts exactly this difference and checks that the bounds
+ * are the spec's constants. The range goes through a pointer because
+ * the maximum does not fit the policy's s16 bounds.
  */
 /* ynl-gen: begin policies */
 static const struct netlink_range_validation emuhba_a_policy_switch_timeout_range = {
 	.min	= 10ULL,
 	.max	= 60000ULL,
+};
+
+static const struct netlink_range_validation emuhba_a_adapter_image_range = {
+	.min	= EMUHBA_IMAGE_MIN_LEN,
+	.max	= EMUHBA_IMAGE_MAX_LEN,
 };
 
 static const struct nla_policy emuhba_policy_nl_policy[EMUHBA_A_POLICY_SWITCH_TIMEOUT + 1] = {
@@ -101,7 +108,7 @@ static const struct nla_policy emuhba_compat_check_nl_policy[EMUHBA_A_ADAPTER_IM
 	[EMUHBA_A_ADAPTER_ID] = { .type = NLA_U32, },
 	[EMUHBA_A_ADAPTER_BDF] = { .type = NLA_NUL_STRING, .len = EMUHBA_BDF_MAX_LEN, },
 	[EMUHBA_A_ADAPTER_IMAGE] =
-		NLA_POLICY_RANGE(NLA_BINARY, EMUHBA_IMAGE_MIN_LEN, EMUHBA_IMAGE_MAX_LEN),
+		NLA_POLICY_FULL_RANGE(NLA_BINARY, &emuhba_a_adapter_image_range),
 };
 
 /* ynl-gen: end policies */

@@ -22,10 +22,11 @@
 
 #define BUF_SIZE 32768
 
+/* Room for an image attribute of the largest size an attribute can have. */
 struct req {
 	struct nlmsghdr n;
 	struct genlmsghdr g;
-	char attrs[2048];
+	char attrs[70000];
 };
 
 struct reply {
@@ -282,6 +283,10 @@ struct adapter {
 	__u8 auto_switch, quiesce_required;
 	__u32 timeout;
 	int has_counters;
+	__u32 nsid;
+	char subnqn[300];
+	int nguid_len, eui64_len;	/* 0 when absent */
+	__u8 nguid[16], eui64[8];
 };
 
 struct adapters {
@@ -322,6 +327,20 @@ static inline void adapter_cb(const struct nlmsghdr *h, void *arg)
 			break;
 		case EMUHBA_A_ADAPTER_MODE:
 			x->mode = *(const __u32 *)d;
+			break;
+		case EMUHBA_A_ADAPTER_NSID:
+			x->nsid = *(const __u32 *)d;
+			break;
+		case EMUHBA_A_ADAPTER_SUBNQN:
+			snprintf(x->subnqn, sizeof(x->subnqn), "%s", d);
+			break;
+		case EMUHBA_A_ADAPTER_NGUID:
+			x->nguid_len = a->nla_len - NLA_HDRLEN;
+			memcpy(x->nguid, d, x->nguid_len < 16 ? x->nguid_len : 16);
+			break;
+		case EMUHBA_A_ADAPTER_EUI64:
+			x->eui64_len = a->nla_len - NLA_HDRLEN;
+			memcpy(x->eui64, d, x->eui64_len < 8 ? x->eui64_len : 8);
 			break;
 		case EMUHBA_A_ADAPTER_COUNTERS:
 			x->has_counters = 1;

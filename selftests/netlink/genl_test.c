@@ -62,8 +62,11 @@ FIXTURE_TEARDOWN(genl)
 TEST_F(genl, family_version_ops_admin_perm_group)
 {
 	EXPECT_EQ(EMUHBA_FAMILY_VERSION, self->f.version);
-	/* adapter-get do+dump count once; backend-set, policy-set, switch. */
-	EXPECT_EQ(4, self->f.nops);
+	/*
+	 * adapter-get do+dump count once; backend-set, policy-set, switch,
+	 * image-get, compat-check.
+	 */
+	EXPECT_EQ(6, self->f.nops);
 	EXPECT_EQ(self->f.nops, self->f.nops_admin);
 	EXPECT_LE(0, self->f.grp);
 }
@@ -211,7 +214,11 @@ TEST_F(genl, policy_set_partial_keeps_the_rest)
 static const __u8 cmds[] = {
 	EMUHBA_CMD_ADAPTER_GET, EMUHBA_CMD_BACKEND_SET,
 	EMUHBA_CMD_POLICY_SET, EMUHBA_CMD_SWITCH,
+	EMUHBA_CMD_IMAGE_GET, EMUHBA_CMD_COMPAT_CHECK,
 };
+
+/* A well-formed image: only the adapter lookup can fail. */
+static const __u8 img_hdr_only[EMUHBA_IMAGE_MIN_LEN] = { 'E', 'M', 'U', 'H' };
 
 TEST_F(genl, unknown_attribute_rejected_by_every_op)
 {
@@ -248,6 +255,9 @@ TEST_F(genl, adapter_missing)
 		if (cmds[i] == EMUHBA_CMD_SWITCH)
 			put_u32(&r, EMUHBA_A_ADAPTER_MODE,
 				EMUHBA_ADAPTER_MODE_EMULATED);
+		if (cmds[i] == EMUHBA_CMD_COMPAT_CHECK)
+			put(&r, EMUHBA_A_ADAPTER_IMAGE, img_hdr_only,
+			    sizeof(img_hdr_only));
 		if (cmds[i] == EMUHBA_CMD_POLICY_SET) {
 			struct nlattr *n = nest_start(&r,
 						      EMUHBA_A_ADAPTER_POLICY);
@@ -268,6 +278,7 @@ TEST_F(genl, required_attribute_missing)
 		{ EMUHBA_CMD_BACKEND_SET, EMUHBA_A_ADAPTER_BACKEND },
 		{ EMUHBA_CMD_POLICY_SET, EMUHBA_A_ADAPTER_POLICY },
 		{ EMUHBA_CMD_SWITCH, EMUHBA_A_ADAPTER_MODE },
+		{ EMUHBA_CMD_COMPAT_CHECK, EMUHBA_A_ADAPTER_IMAGE },
 	};
 	struct reply rep;
 	struct req r;
@@ -537,6 +548,400 @@ TEST_F(genl, unbind_bind_events_in_order)
 	EXPECT_STREQ(self->vf, ev.bdf);
 	EXPECT_EQ(-ETIMEDOUT, read_event(lfd, &ev, 300));
 	close(lfd);
+}
+
+/* ---- state image and compatibility verdict ---- */
+
+struct image {
+	int got;
+	__u32 id;
+	int len;
+	__u8 b[66000];
+};
+
+static void image_cb(const struct nlmsghdr *h, void *arg)
+{
+	const struct genlmsghdr *g = NLMSG_DATA(h);
+	struct image *im = arg;
+	const struct nlattr *a;
+	int rem;
+
+	if (g->cmd != EMUHBA_CMD_IMAGE_GET)
+		return;
+	im->got++;
+	for_attrs(a, (char *)g + GENL_HDRLEN,
+		  h->nlmsg_len - NLMSG_LENGTH(GENL_HDRLEN), rem) {
+		const char *d = (const char *)a + NLA_HDRLEN;
+		int l = a->nla_len - NLA_HDRLEN;
+
+		if (a->nla_type == EMUHBA_A_ADAPTER_ID)
+			im->id = *(const __u32 *)d;
+		if (a->nla_type == EMUHBA_A_ADAPTER_IMAGE &&
+		    l <= (int)sizeof(im->b)) {
+			memcpy(im->b, d, l);
+			im->len = l;
+		}
+	}
+}
+
+struct vfield {
+	char name[40];
+	__u32 nsid;
+	char src[64], dst[64];
+	int ok;
+};
+
+struct verdict {
+	int got;
+	int compatible;		/* -1: absent */
+	int n;
+	struct vfield f[64];
+};
+
+static void verdict_cb(const struct nlmsghdr *h, void *arg)
+{
+	const struct genlmsghdr *g = NLMSG_DATA(h);
+	struct verdict *v = arg;
+	const struct nlattr *a, *b;
+	int rem, rem2;
+
+	if (g->cmd != EMUHBA_CMD_COMPAT_CHECK)
+		return;
+	v->got++;
+	for_attrs(a, (char *)g + GENL_HDRLEN,
+		  h->nlmsg_len - NLMSG_LENGTH(GENL_HDRLEN), rem) {
+		const char *d = (const char *)a + NLA_HDRLEN;
+		struct vfield *f;
+
+		if (a->nla_type == EMUHBA_A_ADAPTER_COMPATIBLE)
+			v->compatible = *(const __u8 *)d;
+		if ((a->nla_type & NLA_TYPE_MASK) !=
+		    EMUHBA_A_ADAPTER_COMPAT_FIELD || v->n == 64)
+			continue;
+		f = &v->f[v->n++];
+		memset(f, 0, sizeof(*f));
+		f->ok = -1;
+		for_attrs(b, d, a->nla_len - NLA_HDRLEN, rem2) {
+			const char *bd = (const char *)b + NLA_HDRLEN;
+
+			switch (b->nla_type) {
+			case EMUHBA_A_COMPAT_FIELD_NAME:
+				snprintf(f->name, sizeof(f->name), "%s", bd);
+				break;
+			case EMUHBA_A_COMPAT_FIELD_NSID:
+				f->nsid = *(const __u32 *)bd;
+				break;
+			case EMUHBA_A_COMPAT_FIELD_SRC:
+				snprintf(f->src, sizeof(f->src), "%s", bd);
+				break;
+			case EMUHBA_A_COMPAT_FIELD_DST:
+				snprintf(f->dst, sizeof(f->dst), "%s", bd);
+				break;
+			case EMUHBA_A_COMPAT_FIELD_OK:
+				f->ok = *(const __u8 *)bd;
+				break;
+			}
+		}
+	}
+}
+
+static const struct vfield *vfind(const struct verdict *v, const char *name)
+{
+	for (int i = 0; i < v->n; i++)
+		if (!strcmp(v->f[i].name, name))
+			return &v->f[i];
+	return NULL;
+}
+
+static int get_image(int fd, int fam, const char *bdf, struct image *im,
+		     struct reply *rep)
+{
+	struct req r;
+
+	memset(im, 0, sizeof(*im));
+	req_init(&r, fam, EMUHBA_CMD_IMAGE_GET, 0);
+	put_str(&r, EMUHBA_A_ADAPTER_BDF, bdf);
+	if (talk(fd, &r, rep, image_cb, im, BUF_SIZE, NULL) || rep->error)
+		return -1;
+	return im->got == 1 && im->len ? 0 : -1;
+}
+
+/* Returns the image attribute's offset in the request. */
+static int compat_req(struct req *r, int fam, const char *bdf,
+		      const void *img, int len)
+{
+	req_init(r, fam, EMUHBA_CMD_COMPAT_CHECK, 0);
+	put_str(r, EMUHBA_A_ADAPTER_BDF, bdf);
+	return put(r, EMUHBA_A_ADAPTER_IMAGE, img, len);
+}
+
+static __u32 le32(const __u8 *p)
+{
+	return p[0] | p[1] << 8 | p[2] << 16 | (__u32)p[3] << 24;
+}
+
+static void put_le16(__u8 *p, __u16 v)
+{
+	p[0] = v & 0xff;
+	p[1] = v >> 8;
+}
+
+static void put_le32(__u8 *p, __u32 v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (v >> (8 * i)) & 0xff;
+}
+
+/* The image's own CRC32C (Castagnoli), over the header with it zeroed. */
+static void reseal(__u8 *b, int len)
+{
+	__u32 crc = ~0U;
+
+	put_le32(b + 20, 0);
+	for (int i = 0; i < len; i++) {
+		crc ^= b[i];
+		for (int k = 0; k < 8; k++)
+			crc = (crc >> 1) ^ (0x82f63b78U & (0U - (crc & 1)));
+	}
+	put_le32(b + 20, ~crc);
+}
+
+/* Offset of the body of section @type (state-image.rst), or -1. */
+static int section(const __u8 *b, int len, __u16 type)
+{
+	int pos = 32, n = le32(b + 24);
+
+	for (int i = 0; i < n && pos + 8 <= len; i++) {
+		__u32 slen = le32(b + pos + 4);
+
+		if ((b[pos] | b[pos + 1] << 8) == type)
+			return pos + 8;
+		pos += 8 + slen;
+	}
+	return -1;
+}
+
+/* Another adapter than the fixture's (the destination), from a dump. */
+static int other_adapter(int fd, int fam, const char *vf, char *bdf)
+{
+	struct adapters as = { 0 };
+	struct reply rep;
+	struct req r;
+
+	req_init(&r, fam, EMUHBA_CMD_ADAPTER_GET, NLM_F_DUMP);
+	if (talk(fd, &r, &rep, adapter_cb, &as, BUF_SIZE, NULL) || rep.error)
+		return -1;
+	for (int i = 0; i < as.n; i++)
+		if (strcmp(as.a[i].bdf, vf)) {
+			strcpy(bdf, as.a[i].bdf);
+			return 0;
+		}
+	return -1;
+}
+
+TEST_F(genl, identity_in_adapter_get)
+{
+	/* QEMU's VF: namespace 1 of the PF's subsystem. */
+	EXPECT_EQ(1, self->self.nsid);
+	EXPECT_NE(0, self->self.subnqn[0]);
+	EXPECT_TRUE(self->self.nguid_len == 0 || self->self.nguid_len == 16);
+	EXPECT_TRUE(self->self.eui64_len == 0 || self->self.eui64_len == 8);
+	TH_LOG("nsid %u subnqn %s nguid %d eui64 %d bytes", self->self.nsid,
+	       self->self.subnqn, self->self.nguid_len, self->self.eui64_len);
+}
+
+TEST_F(genl, image_get_is_a_stable_image)
+{
+	static struct image im, im2;
+	struct reply rep;
+	struct req r;
+
+	ASSERT_EQ(0, get_image(self->fd, self->f.id, self->vf, &im, &rep)) {
+		TH_LOG("image-get: %s (%s)", strerror(rep.error), rep.msg);
+	}
+	EXPECT_EQ(self->self.id, im.id);
+	ASSERT_LE(EMUHBA_IMAGE_MIN_LEN, im.len);
+	EXPECT_EQ(0, memcmp(im.b, "EMUH", 4));
+	EXPECT_EQ(1, im.b[4] | im.b[5] << 8);		/* major */
+	EXPECT_EQ(1, le32(im.b + 12) & 1);		/* stable */
+	EXPECT_EQ((__u32)im.len, le32(im.b + 16));	/* length */
+	EXPECT_LT(0, section(im.b, im.len, 6));		/* identity */
+	EXPECT_GT(0, section(im.b, im.len, 2));		/* no queues */
+
+	/* By id: the same bytes (identity does not change while bound). */
+	memset(&im2, 0, sizeof(im2));
+	req_init(&r, self->f.id, EMUHBA_CMD_IMAGE_GET, 0);
+	put_u32(&r, EMUHBA_A_ADAPTER_ID, self->self.id);
+	ASSERT_EQ(0, talk(self->fd, &r, &rep, image_cb, &im2, BUF_SIZE, NULL));
+	EXPECT_EQ(0, rep.error);
+	ASSERT_EQ(im.len, im2.len);
+	EXPECT_EQ(0, memcmp(im.b, im2.b, im.len));
+}
+
+TEST_F(genl, compat_two_vfs_of_one_pf)
+{
+	static struct image im;
+	static struct verdict v;
+	static const char *const want[] = {
+		"limits.max_sqs", "limits.max_cqs", "limits.mqes",
+		"limits.nr_vectors", "limits.mdts", "limits.sgls",
+		"limits.oacs", "limits.oncs", "namespace.nsid",
+		"namespace.nsze", "namespace.lba_format", "namespace.nguid",
+		"namespace.eui64",
+	};
+	char dst[32];
+	struct reply rep;
+	struct req r;
+
+	ASSERT_EQ(0, other_adapter(self->fd, self->f.id, self->vf, dst))
+		TH_LOG("needs a second adapter");
+	ASSERT_EQ(0, get_image(self->fd, self->f.id, self->vf, &im, &rep));
+	compat_req(&r, self->f.id, dst, im.b, im.len);
+	memset(&v, 0, sizeof(v));
+	v.compatible = -1;
+	ASSERT_EQ(0, talk(self->fd, &r, &rep, verdict_cb, &v, BUF_SIZE, NULL));
+	ASSERT_EQ(0, rep.error) TH_LOG("%s", rep.msg);
+	EXPECT_EQ(1, v.got);
+	EXPECT_EQ(1, v.compatible);
+	EXPECT_EQ(0, rep.msg[0]) TH_LOG("warning on success: %s", rep.msg);
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		const struct vfield *f = vfind(&v, want[i]);
+
+		EXPECT_NE(NULL, f) TH_LOG("no field %s", want[i]);
+		if (!f)
+			continue;
+		EXPECT_EQ(1, f->ok) TH_LOG("%s: %s vs %s", f->name, f->src,
+					   f->dst);
+		EXPECT_NE(0, f->src[0]);
+		EXPECT_NE(0, f->dst[0]);
+		if (!strncmp(want[i], "namespace.", 10))
+			EXPECT_EQ(1, f->nsid);
+	}
+	/* VFs of one PF, same resources: same values on both sides. */
+	EXPECT_STREQ(vfind(&v, "limits.max_sqs")->src,
+		     vfind(&v, "limits.max_sqs")->dst);
+}
+
+TEST_F(genl, compat_refuses_more_queues_naming_the_field)
+{
+	static struct image im;
+	static struct verdict v;
+	const struct vfield *f;
+	char dst[32];
+	struct reply rep;
+	struct req r;
+	int id;
+
+	ASSERT_EQ(0, other_adapter(self->fd, self->f.id, self->vf, dst));
+	ASSERT_EQ(0, get_image(self->fd, self->f.id, self->vf, &im, &rep));
+	id = section(im.b, im.len, 6);
+	ASSERT_LT(0, id);
+	/* identity: cap u64, vs u32, nr_vectors u16, max_sqs u16. */
+	put_le16(im.b + id + 14, 100);
+	reseal(im.b, im.len);
+	compat_req(&r, self->f.id, dst, im.b, im.len);
+	memset(&v, 0, sizeof(v));
+	v.compatible = -1;
+	ASSERT_EQ(0, talk(self->fd, &r, &rep, verdict_cb, &v, BUF_SIZE, NULL));
+	/* A verdict, not a failed request; the ACK names the field. */
+	ASSERT_EQ(0, rep.error) TH_LOG("%s", rep.msg);
+	EXPECT_EQ(0, v.compatible);
+	EXPECT_NE(NULL, strstr(rep.msg, "limits.max_sqs")) TH_LOG("%s", rep.msg);
+	f = vfind(&v, "limits.max_sqs");
+	ASSERT_NE(NULL, f);
+	EXPECT_EQ(0, f->ok);
+	EXPECT_STREQ("100", f->src);
+	/* Only that field. */
+	for (int i = 0; i < v.n; i++) {
+		if (strcmp(v.f[i].name, "limits.max_sqs")) {
+			EXPECT_EQ(1, v.f[i].ok) {
+				TH_LOG("%s", v.f[i].name);
+			}
+		}
+	}
+	TH_LOG("refused: %s (src %s dst %s)", rep.msg, f->src, f->dst);
+}
+
+TEST_F(genl, compat_image_bounds_type_and_damage)
+{
+	static struct image im;
+	static __u8 big[EMUHBA_IMAGE_MAX_LEN + 1];
+	struct reply rep;
+	struct req r;
+	int off;
+
+	ASSERT_EQ(0, get_image(self->fd, self->f.id, self->vf, &im, &rep));
+
+	/* Shorter than a header, longer than the bound: the policy. */
+	off = compat_req(&r, self->f.id, self->vf, im.b,
+			 EMUHBA_IMAGE_MIN_LEN - 1);
+	ASSERT_EQ(0, talk(self->fd, &r, &rep, NULL, NULL, BUF_SIZE, NULL));
+	EXPECT_REJECT(rep, ERANGE, off);
+	off = compat_req(&r, self->f.id, self->vf, big, sizeof(big));
+	ASSERT_EQ(0, talk(self->fd, &r, &rep, NULL, NULL, BUF_SIZE, NULL));
+	EXPECT_REJECT(rep, ERANGE, off);
+
+	/* Wrong type: a nest where bytes belong. */
+	req_init(&r, self->f.id, EMUHBA_CMD_COMPAT_CHECK, 0);
+	put_str(&r, EMUHBA_A_ADAPTER_BDF, self->vf);
+	off = put(&r, EMUHBA_A_ADAPTER_IMAGE | NLA_F_NESTED, im.b, im.len);
+	ASSERT_EQ(0, talk(self->fd, &r, &rep, NULL, NULL, BUF_SIZE, NULL));
+	EXPECT_REJECT(rep, EINVAL, off);
+
+	/* Header-sized garbage: the decoder names the field. */
+	memset(big, 0xa5, EMUHBA_IMAGE_MIN_LEN);
+	off = compat_req(&r, self->f.id, self->vf, big, EMUHBA_IMAGE_MIN_LEN);
+	ASSERT_EQ(0, talk(self->fd, &r, &rep, NULL, NULL, BUF_SIZE, NULL));
+	EXPECT_REJECT(rep, EINVAL, off);
+	EXPECT_NE(NULL, strstr(rep.msg, "header.magic")) TH_LOG("%s", rep.msg);
+
+	/* Truncated: the header's length no longer matches. */
+	off = compat_req(&r, self->f.id, self->vf, im.b, im.len - 8);
+	ASSERT_EQ(0, talk(self->fd, &r, &rep, NULL, NULL, BUF_SIZE, NULL));
+	EXPECT_REJECT(rep, EINVAL, off);
+	EXPECT_NE(NULL, strstr(rep.msg, "header.length")) TH_LOG("%s", rep.msg);
+
+	/* One flipped bit: the CRC. */
+	im.b[im.len - 1] ^= 1;
+	off = compat_req(&r, self->f.id, self->vf, im.b, im.len);
+	ASSERT_EQ(0, talk(self->fd, &r, &rep, NULL, NULL, BUF_SIZE, NULL));
+	EXPECT_REJECT(rep, EINVAL, off);
+	EXPECT_NE(NULL, strstr(rep.msg, "header.crc32c")) TH_LOG("%s", rep.msg);
+	im.b[im.len - 1] ^= 1;
+
+	/* id of the wrong size. */
+	req_init(&r, self->f.id, EMUHBA_CMD_COMPAT_CHECK, 0);
+	off = put_u8(&r, EMUHBA_A_ADAPTER_ID, 1);
+	put(&r, EMUHBA_A_ADAPTER_IMAGE, im.b, im.len);
+	ASSERT_EQ(0, talk(self->fd, &r, &rep, NULL, NULL, BUF_SIZE, NULL));
+	EXPECT_NE(0, rep.error);
+	EXPECT_EQ(off, rep.offs);
+}
+
+TEST_F(genl, image_and_compat_unknown_adapter)
+{
+	static struct image im;
+	struct reply rep;
+	struct req r;
+	int off;
+
+	ASSERT_EQ(0, get_image(self->fd, self->f.id, self->vf, &im, &rep));
+	req_init(&r, self->f.id, EMUHBA_CMD_IMAGE_GET, 0);
+	off = put_str(&r, EMUHBA_A_ADAPTER_BDF, "0000:ff:1f.7");
+	ASSERT_EQ(0, talk(self->fd, &r, &rep, NULL, NULL, BUF_SIZE, NULL));
+	EXPECT_REJECT(rep, ENODEV, off);
+
+	req_init(&r, self->f.id, EMUHBA_CMD_COMPAT_CHECK, 0);
+	off = put_str(&r, EMUHBA_A_ADAPTER_BDF, "0000:ff:1f.7");
+	put(&r, EMUHBA_A_ADAPTER_IMAGE, im.b, im.len);
+	ASSERT_EQ(0, talk(self->fd, &r, &rep, NULL, NULL, BUF_SIZE, NULL));
+	EXPECT_REJECT(rep, ENODEV, off);
+
+	req_init(&r, self->f.id, EMUHBA_CMD_COMPAT_CHECK, 0);
+	off = put_u32(&r, EMUHBA_A_ADAPTER_ID, 0x7ffffff0);
+	put(&r, EMUHBA_A_ADAPTER_IMAGE, im.b, im.len);
+	ASSERT_EQ(0, talk(self->fd, &r, &rep, NULL, NULL, BUF_SIZE, NULL));
+	EXPECT_REJECT(rep, ENODEV, off);
 }
 
 TEST_HARNESS_MAIN
