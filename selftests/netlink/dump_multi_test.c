@@ -36,6 +36,7 @@ struct parts {
 	int multi, msgs;
 	int done;
 	int error;
+	long bytes;		/* of the adapter messages */
 	__u32 ids[256];
 	int n;
 };
@@ -81,6 +82,7 @@ static int dump_parts(int fd, int fam, size_t bufsz, struct parts *p)
 				continue;
 			got++;
 			p->msgs++;
+			p->bytes += NLMSG_ALIGN(h->nlmsg_len);
 			if (h->nlmsg_flags & NLM_F_MULTI)
 				p->multi++;
 			for_attrs(a, (char *)g + GENL_HDRLEN,
@@ -198,10 +200,11 @@ TEST_F(dump, every_adapter_once_across_parts)
 		EXPECT_STREQ(longpath, one.backend);
 	}
 
-	per = p.parts ? (self->all.n + p.parts - 1) / p.parts : 0;
-	need = per ? per + 1 : 0;
-	TH_LOG("%d adapters in %d parts (%d recv() calls of %d bytes), up to %d adapters a part",
-	       p.n, p.parts, p.recvs, SMALL_BUF, per);
+	/* How many adapters one part holds at most, from their size. */
+	per = p.n ? (int)(p.bytes / p.n) : 0;
+	need = per ? SMALL_BUF / per + 1 : 0;
+	TH_LOG("%d adapters (%ld bytes, %d each) in %d parts (%d recv() calls of %d bytes)",
+	       p.n, p.bytes, per, p.parts, p.recvs, SMALL_BUF);
 	ASSERT_LE(2, p.parts) {
 		TH_LOG("the dump fitted in one part: %d adapters are too few to test a multi-part dump, at least %d are needed (boot the test VM with more VFs: selftests/vm/run --nvme-vfs N)",
 		       self->all.n, need);
