@@ -480,4 +480,51 @@ static inline int get_adapter(int fd, int fam, const char *bdf, struct adapter *
 	return 0;
 }
 
+/* ---- state images (image-get) ---- */
+
+struct image {
+	int got;
+	__u32 id;
+	int len;
+	__u8 b[66000];
+};
+
+static inline void image_cb(const struct nlmsghdr *h, void *arg)
+{
+	const struct genlmsghdr *g = NLMSG_DATA(h);
+	struct image *im = arg;
+	const struct nlattr *a;
+	int rem;
+
+	if (g->cmd != EMUHBA_CMD_IMAGE_GET)
+		return;
+	im->got++;
+	for_attrs(a, (char *)g + GENL_HDRLEN,
+		  h->nlmsg_len - NLMSG_LENGTH(GENL_HDRLEN), rem) {
+		const char *d = (const char *)a + NLA_HDRLEN;
+		int l = a->nla_len - NLA_HDRLEN;
+
+		if (a->nla_type == EMUHBA_A_ADAPTER_ID)
+			im->id = *(const __u32 *)d;
+		if (a->nla_type == EMUHBA_A_ADAPTER_IMAGE &&
+		    l <= (int)sizeof(im->b)) {
+			memcpy(im->b, d, l);
+			im->len = l;
+		}
+	}
+}
+
+static inline int get_image(int fd, int fam, const char *bdf, struct image *im,
+		     struct reply *rep)
+{
+	struct req r;
+
+	memset(im, 0, sizeof(*im));
+	req_init(&r, fam, EMUHBA_CMD_IMAGE_GET, 0);
+	put_str(&r, EMUHBA_A_ADAPTER_BDF, bdf);
+	if (talk(fd, &r, rep, image_cb, im, BUF_SIZE, NULL) || rep->error)
+		return -1;
+	return im->got == 1 && im->len ? 0 : -1;
+}
+
 #endif /* EMUHBA_GENL_LIB_H */

@@ -552,38 +552,6 @@ TEST_F(genl, unbind_bind_events_in_order)
 
 /* ---- state image and compatibility verdict ---- */
 
-struct image {
-	int got;
-	__u32 id;
-	int len;
-	__u8 b[66000];
-};
-
-static void image_cb(const struct nlmsghdr *h, void *arg)
-{
-	const struct genlmsghdr *g = NLMSG_DATA(h);
-	struct image *im = arg;
-	const struct nlattr *a;
-	int rem;
-
-	if (g->cmd != EMUHBA_CMD_IMAGE_GET)
-		return;
-	im->got++;
-	for_attrs(a, (char *)g + GENL_HDRLEN,
-		  h->nlmsg_len - NLMSG_LENGTH(GENL_HDRLEN), rem) {
-		const char *d = (const char *)a + NLA_HDRLEN;
-		int l = a->nla_len - NLA_HDRLEN;
-
-		if (a->nla_type == EMUHBA_A_ADAPTER_ID)
-			im->id = *(const __u32 *)d;
-		if (a->nla_type == EMUHBA_A_ADAPTER_IMAGE &&
-		    l <= (int)sizeof(im->b)) {
-			memcpy(im->b, d, l);
-			im->len = l;
-		}
-	}
-}
-
 struct vfield {
 	char name[40];
 	__u32 nsid;
@@ -651,19 +619,6 @@ static const struct vfield *vfind(const struct verdict *v, const char *name)
 		if (!strcmp(v->f[i].name, name))
 			return &v->f[i];
 	return NULL;
-}
-
-static int get_image(int fd, int fam, const char *bdf, struct image *im,
-		     struct reply *rep)
-{
-	struct req r;
-
-	memset(im, 0, sizeof(*im));
-	req_init(&r, fam, EMUHBA_CMD_IMAGE_GET, 0);
-	put_str(&r, EMUHBA_A_ADAPTER_BDF, bdf);
-	if (talk(fd, &r, rep, image_cb, im, BUF_SIZE, NULL) || rep->error)
-		return -1;
-	return im->got == 1 && im->len ? 0 : -1;
 }
 
 /* Returns the image attribute's offset in the request. */

@@ -224,6 +224,25 @@ FIXTURE_TEARDOWN(mig)
 	}
 }
 
+/* The first image of the migration stream: the pre-copy stage's. */
+static __u8 first_image[66000];
+static size_t first_len;
+
+static void capture_first(uint8_t *stream, size_t *len)
+{
+	size_t ilen;
+
+	first_len = 0;
+	if (*len < 32)
+		return;
+	ilen = stream[16] | stream[17] << 8 | stream[18] << 16 |
+	       (size_t)stream[19] << 24;
+	if (ilen <= *len && ilen <= sizeof(first_image)) {
+		memcpy(first_image, stream, ilen);
+		first_len = ilen;
+	}
+}
+
 struct chain {
 	const char *bdf;
 	int n;
@@ -255,10 +274,17 @@ static void follow(struct __test_metadata *_metadata, struct chain *c,
 TEST_F(mig, mig_state_events_in_order)
 {
 	struct chain src = { .bdf = self->src }, dst = { .bdf = self->dst };
+	static struct image im;
 	struct mvmm_mig_stats st;
+	struct reply rep;
 	struct event ev;
 	int nerr = 0, ret;
 
+	/* What image-get says the pre-copy stage will send. */
+	ASSERT_EQ(0, get_image(self->fd, self->f.id, self->src, &im, &rep)) {
+		TH_LOG("image-get: %s (%s)", strerror(rep.error), rep.msg);
+	}
+	self->vm.tamper = capture_first;
 	ret = mvmm_migrate(&self->vm, self->dst, &st);
 	ASSERT_EQ(0, ret) TH_LOG("migration: %s", strerror(-ret));
 	while (!read_event(self->lfd, &ev, 500)) {
@@ -270,6 +296,10 @@ TEST_F(mig, mig_state_events_in_order)
 		follow(_metadata, &dst, &ev);
 	}
 	EXPECT_EQ(0, nerr);
+	/* image-get returned, byte for byte, the stream's pre-copy image. */
+	ASSERT_EQ((size_t)im.len, first_len);
+	EXPECT_EQ(0, memcmp(im.b, first_image, first_len));
+	EXPECT_EQ(1, first_image[12] & 1) TH_LOG("first image not stable");
 	/* enum vfio_device_mig_state */
 	EXPECT_LE(2, src.n);
 	EXPECT_TRUE(src.seen[6]) TH_LOG("source never reported PRE_COPY");
