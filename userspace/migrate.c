@@ -1147,9 +1147,9 @@ static int check_qemu(struct mig *m)
 	if (!m->a.dest_qmp)
 		return 0;
 	r = qmp_connect(&m->dst, m->a.dest_qmp, MIG_QMP_TIMEOUT_MS);
+	m->have_dst = m->dst.fd >= 0;
 	if (r)
 		return qmp_fail(&m->dst, m->a.dest_qmp, r);
-	m->have_dst = true;
 	r = qmp_query_status(&m->dst, st, sizeof(st), &running);
 	if (r)
 		return qmp_fail(&m->dst, "destination query-status", r);

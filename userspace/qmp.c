@@ -46,6 +46,8 @@ int qmp_rx_feed(struct qmp_rx *rx, const void *data, size_t len)
 	char *nb;
 	size_t ncap;
 
+	if (!len)
+		return 0;
 	if (len > QMP_MSG_MAX || rx->len + len > QMP_MSG_MAX)
 		return -EMSGSIZE;
 	if (rx->len + len > rx->cap) {
@@ -65,48 +67,91 @@ int qmp_rx_feed(struct qmp_rx *rx, const void *data, size_t len)
 
 static void rx_consume(struct qmp_rx *rx, size_t n)
 {
+	if (!n)
+		return;
 	memmove(rx->buf, rx->buf + n, rx->len - n);
 	rx->len -= n;
+}
+
+/*
+ * Length of the first message (a JSON object) in the buffer, 0 when it is
+ * not complete yet, -EPROTO when the stream does not start with one. Only
+ * brackets outside strings count; json-c then validates the slice. The
+ * scan resumes where it stopped, so a message arriving in pieces is read
+ * once.
+ */
+static ssize_t rx_frame(struct qmp_rx *rx)
+{
+	size_t i;
+
+	if (!rx->scan) {
+		if (rx->buf[0] != '{')
+			return -EPROTO;
+		rx->depth = 0;
+		rx->in_str = false;
+		rx->esc = false;
+	}
+	for (i = rx->scan; i < rx->len; i++) {
+		char c = rx->buf[i];
+
+		if (rx->in_str) {
+			if (rx->esc)
+				rx->esc = false;
+			else if (c == '\\')
+				rx->esc = true;
+			else if (c == '"')
+				rx->in_str = false;
+			continue;
+		}
+		if (c == '"') {
+			rx->in_str = true;
+		} else if (c == '{' || c == '[') {
+			if (rx->depth == QMP_DEPTH_MAX)
+				return -EPROTO;
+			rx->open[rx->depth++] = c == '{' ? '}' : ']';
+		} else if (c == '}' || c == ']') {
+			if (!rx->depth || rx->open[rx->depth - 1] != c)
+				return -EPROTO;
+			if (!--rx->depth) {
+				rx->scan = 0;
+				return i + 1;
+			}
+		}
+	}
+	rx->scan = rx->len;
+	return 0;
 }
 
 int qmp_rx_next(struct qmp_rx *rx, struct json_object **out)
 {
 	enum json_tokener_error jerr;
 	struct json_object *o;
-	size_t skip = 0, end;
+	size_t skip = 0;
+	ssize_t end;
 
 	*out = NULL;
-	while (skip < rx->len && strchr(" \t\r\n", rx->buf[skip]) &&
-	       rx->buf[skip])
-		skip++;
-	rx_consume(rx, skip);
+	if (!rx->scan) {
+		while (skip < rx->len && strchr(" \t\r\n", rx->buf[skip]) &&
+		       rx->buf[skip])
+			skip++;
+		rx_consume(rx, skip);
+	}
 	if (!rx->len)
 		return 0;
-	/*
-	 * Parse from the start of the message each time: a partial message
-	 * is re-read when more arrives, which keeps the tokener stateless
-	 * between calls at the cost of re-reading (messages are small).
-	 */
+	end = rx_frame(rx);
+	if (end <= 0)
+		return end;
 	json_tokener_reset(rx->tok);
-	o = json_tokener_parse_ex(rx->tok, rx->buf, (int)rx->len);
+	o = json_tokener_parse_ex(rx->tok, rx->buf, (int)end);
 	jerr = json_tokener_get_error(rx->tok);
-	if (jerr == json_tokener_continue)
-		return 0;
-	if (jerr != json_tokener_success) {
-		json_object_put(o);
-		return -EPROTO;
-	}
-	end = json_tokener_get_parse_end(rx->tok);
-	if (!end || end > rx->len) {
+	/* With its brackets closed, an unfinished value is not JSON either. */
+	if (jerr != json_tokener_success ||
+	    json_tokener_get_parse_end(rx->tok) != (size_t)end ||
+	    !o || !json_object_is_type(o, json_type_object)) {
 		json_object_put(o);
 		return -EPROTO;
 	}
 	rx_consume(rx, end);
-	/* A bare scalar (even "null") is not a message. */
-	if (!o || !json_object_is_type(o, json_type_object)) {
-		json_object_put(o);
-		return -EPROTO;
-	}
 	*out = o;
 	return 1;
 }
@@ -542,6 +587,8 @@ int qmp_open_fd(struct qmp *q, int fd, int timeout_ms)
 		return r;
 	}
 	r = read_msg(q, now_ms() + timeout_ms, &o);
+	if (r == -ETIMEDOUT)
+		set_err(q, "timeout", "no QMP greeting (does another client hold this monitor? QEMU serves one at a time)");
 	if (r)
 		return r;
 	r = qmp_classify(o, &m);

@@ -27,6 +27,11 @@ struct qmp_rx {
 	char *buf;
 	size_t len;
 	size_t cap;
+	/* Where the scan for the end of the current message stands. */
+	size_t scan;
+	int depth;
+	bool in_str, esc;
+	char open[QMP_DEPTH_MAX];	/* the brackets to close, innermost last */
 };
 
 int qmp_rx_init(struct qmp_rx *rx);

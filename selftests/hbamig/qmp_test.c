@@ -1,0 +1,891 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * hbamig's QMP client (userspace/qmp.c): framing, decoding of replies and
+ * events, the command/reply exchange and the migration driver. A scripted
+ * QMP server on the other end of a socketpair speaks QMP JSON as QEMU does
+ * (greeting, CRLF after each message, ids echoed, events interleaved);
+ * the "real_qemu" tests run the same code against two QEMU processes.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "kselftest_harness.h"
+#include "qmp.h"
+
+/* What QEMU 10.0 answered to query-migrate after a migration (captured). */
+static const char qemu10_completed[] =
+	"{\"return\": {\"status\": \"completed\", \"setup-time\": 2, "
+	"\"downtime\": 4, \"total-time\": 15, \"ram\": {\"total\": 67641344, "
+	"\"postcopy-requests\": 0, \"dirty-sync-count\": 2, \"multifd-bytes\": 0, "
+	"\"pages-per-second\": 0, \"downtime-bytes\": 29185, \"page-size\": 4096, "
+	"\"remaining\": 0, \"postcopy-bytes\": 0, \"mbps\": 461.60984615384615, "
+	"\"transferred\": 750116, \"dirty-sync-missed-zero-copy\": 0, "
+	"\"precopy-bytes\": 644213, \"duplicate\": 16443, \"dirty-pages-rate\": 0, "
+	"\"normal-bytes\": 524288, \"normal\": 128}, "
+	"\"vfio\": {\"transferred\": 1540}}, \"id\": 3}\r\n";
+
+static const char greeting[] =
+	"{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 2, \"minor\": 0, "
+	"\"major\": 10}, \"package\": \"\"}, \"capabilities\": [\"oob\"]}}\r\n";
+
+static struct json_object *parse1(const char *s)
+{
+	struct json_object *o = NULL;
+	struct qmp_rx rx;
+
+	if (qmp_rx_init(&rx) || qmp_rx_feed(&rx, s, strlen(s)) ||
+	    qmp_rx_next(&rx, &o) != 1)
+		o = NULL;
+	qmp_rx_free(&rx);
+	return o;
+}
+
+static int mig_info_of(const char *s, struct qmp_mig_info *mi)
+{
+	struct json_object *o = parse1(s);
+	struct qmp_msg m;
+	int r = -EINVAL;
+
+	if (o && !qmp_classify(o, &m) && m.kind == QMP_MSG_RETURN)
+		r = qmp_parse_mig_info(m.ret, mi);
+	json_object_put(o);
+	return r;
+}
+
+/* ---- framing ---- */
+
+TEST(rx_messages_split_anywhere)
+{
+	char stream[4096];
+	int cut, n;
+
+	snprintf(stream, sizeof(stream), "%s%s  \n{\"event\": \"STOP\", "
+		 "\"timestamp\": {\"seconds\": 1, \"microseconds\": 2}}\r\n",
+		 greeting, qemu10_completed);
+	/* Every split point of the stream gives the same three messages. */
+	for (cut = 0; cut <= (int)strlen(stream); cut++) {
+		struct json_object *o;
+		struct qmp_rx rx;
+		struct qmp_msg m;
+		int kinds[3], k = 0;
+
+		ASSERT_EQ(0, qmp_rx_init(&rx));
+		ASSERT_EQ(0, qmp_rx_feed(&rx, stream, cut));
+		while ((n = qmp_rx_next(&rx, &o)) == 1) {
+			ASSERT_EQ(0, qmp_classify(o, &m));
+			ASSERT_LT(k, 3);
+			kinds[k++] = m.kind;
+			json_object_put(o);
+		}
+		ASSERT_EQ(0, n);
+		ASSERT_EQ(0, qmp_rx_feed(&rx, stream + cut,
+					 strlen(stream) - cut));
+		while ((n = qmp_rx_next(&rx, &o)) == 1) {
+			ASSERT_EQ(0, qmp_classify(o, &m));
+			ASSERT_LT(k, 3);
+			kinds[k++] = m.kind;
+			json_object_put(o);
+		}
+		ASSERT_EQ(0, n);
+		ASSERT_EQ(3, k);
+		ASSERT_EQ(QMP_MSG_GREETING, kinds[0]);
+		ASSERT_EQ(QMP_MSG_RETURN, kinds[1]);
+		ASSERT_EQ(QMP_MSG_EVENT, kinds[2]);
+		ASSERT_EQ(0, (int)rx.len);
+		qmp_rx_free(&rx);
+	}
+}
+
+TEST(rx_rejects_what_is_not_qmp)
+{
+	static const char *const bad[] = {
+		"garbage\n", "{\"a\": }", "[1, 2]", "\"str\"", "null",
+		"{\"a\": 'single'}", "{\"a\": 1,}", "{\"s\": \"\xff\xfe\"}",
+		"}", "{\"a\": \"\\x\"}",
+	};
+	struct json_object *o;
+	struct qmp_rx rx;
+	char deep[200];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ASSERT_EQ(0, qmp_rx_init(&rx));
+		ASSERT_EQ(0, qmp_rx_feed(&rx, bad[i], strlen(bad[i])));
+		/* "[1, 2]" ends at once; others may need the next byte. */
+		ASSERT_EQ(0, qmp_rx_feed(&rx, " ", 1));
+		EXPECT_EQ(-EPROTO, qmp_rx_next(&rx, &o)) {
+			TH_LOG("accepted: %s", bad[i]);
+		}
+		EXPECT_EQ(NULL, o);
+		qmp_rx_free(&rx);
+	}
+	/* Nesting deeper than QMP_DEPTH_MAX. */
+	memset(deep, '[', 100);
+	memset(deep + 100, ']', 100);
+	deep[0] = '{';
+	ASSERT_EQ(0, qmp_rx_init(&rx));
+	ASSERT_EQ(0, qmp_rx_feed(&rx, deep, sizeof(deep)));
+	EXPECT_EQ(-EPROTO, qmp_rx_next(&rx, &o));
+	qmp_rx_free(&rx);
+}
+
+TEST(rx_bounds_a_message)
+{
+	static char big[64 * 1024];
+	struct json_object *o;
+	struct qmp_rx rx;
+	size_t fed = 0;
+	int r = 0;
+
+	memset(big, ' ', sizeof(big));
+	big[0] = '{';
+	big[1] = '"';
+	ASSERT_EQ(0, qmp_rx_init(&rx));
+	/* An endless string: refused once it passes QMP_MSG_MAX. */
+	while (fed <= QMP_MSG_MAX) {
+		r = qmp_rx_feed(&rx, big, sizeof(big));
+		if (r)
+			break;
+		fed += sizeof(big);
+		ASSERT_EQ(0, qmp_rx_next(&rx, &o));
+		big[0] = big[1] = 'x';
+	}
+	EXPECT_EQ(-EMSGSIZE, r);
+	EXPECT_LE(rx.len, (size_t)QMP_MSG_MAX);
+	qmp_rx_free(&rx);
+}
+
+/* ---- decoding ---- */
+
+TEST(classify)
+{
+	struct json_object *o;
+	struct qmp_msg m;
+
+	o = parse1(greeting);
+	ASSERT_NE(NULL, o);
+	ASSERT_EQ(0, qmp_classify(o, &m));
+	EXPECT_EQ(QMP_MSG_GREETING, m.kind);
+	EXPECT_EQ(10, m.ver_major);
+	EXPECT_EQ(0, m.ver_minor);
+	EXPECT_EQ(2, m.ver_micro);
+	json_object_put(o);
+
+	o = parse1("{\"id\": 7, \"error\": {\"class\": \"GenericError\", "
+		   "\"desc\": \"Failed to connect\\u001b[31m\\nx\"}}");
+	ASSERT_EQ(0, qmp_classify(o, &m));
+	EXPECT_EQ(QMP_MSG_ERROR, m.kind);
+	EXPECT_TRUE(m.has_id);
+	EXPECT_EQ(7, m.id);
+	EXPECT_STREQ("GenericError", m.err_class);
+	/* Control characters from QEMU never reach the terminal. */
+	EXPECT_STREQ("Failed to connect?[31m?x", m.err_desc);
+	json_object_put(o);
+
+	o = parse1("{\"event\": \"MIGRATION\", \"data\": {\"status\": "
+		   "\"active\"}, \"timestamp\": {\"seconds\": 1}}");
+	ASSERT_EQ(0, qmp_classify(o, &m));
+	EXPECT_EQ(QMP_MSG_EVENT, m.kind);
+	EXPECT_STREQ("MIGRATION", m.event);
+	EXPECT_NE(NULL, m.data);
+	json_object_put(o);
+
+	o = parse1("{\"id\": \"text\", \"return\": {}}");
+	ASSERT_EQ(0, qmp_classify(o, &m));
+	EXPECT_EQ(QMP_MSG_RETURN, m.kind);
+	EXPECT_FALSE(m.has_id);
+	json_object_put(o);
+
+	/* Wrong shapes. */
+	o = parse1("{\"error\": \"no\"}");
+	EXPECT_EQ(-EPROTO, qmp_classify(o, &m));
+	json_object_put(o);
+	o = parse1("{\"event\": 5}");
+	EXPECT_EQ(-EPROTO, qmp_classify(o, &m));
+	json_object_put(o);
+	o = parse1("{\"something\": 1}");
+	EXPECT_EQ(-EPROTO, qmp_classify(o, &m));
+	json_object_put(o);
+	o = parse1("{\"QMP\": {\"version\": {\"qemu\": {\"major\": -1}}}}");
+	ASSERT_EQ(0, qmp_classify(o, &m));
+	EXPECT_EQ(0, m.ver_major);
+	json_object_put(o);
+}
+
+TEST(mig_info_qemu10)
+{
+	struct qmp_mig_info mi;
+
+	ASSERT_EQ(0, mig_info_of(qemu10_completed, &mi));
+	EXPECT_STREQ("completed", mi.status);
+	EXPECT_TRUE(mi.has_downtime);
+	EXPECT_EQ(4, mi.downtime_ms);
+	EXPECT_EQ(15, mi.total_time_ms);
+	EXPECT_EQ(2, mi.setup_time_ms);
+	EXPECT_FALSE(mi.has_expected_downtime);
+	EXPECT_TRUE(mi.has_ram);
+	EXPECT_EQ(750116, mi.ram_transferred);
+	EXPECT_EQ(67641344, mi.ram_total);
+	EXPECT_EQ(2, mi.ram_dirty_sync_count);
+	EXPECT_TRUE(mi.ram_mbps > 461.6 && mi.ram_mbps < 461.7);
+	EXPECT_TRUE(mi.has_vfio);
+	EXPECT_EQ(1540, mi.vfio_transferred);
+	EXPECT_TRUE(qmp_mig_done(mi.status));
+
+	/* Before any migration QEMU answers {}. */
+	ASSERT_EQ(0, mig_info_of("{\"return\": {}}", &mi));
+	EXPECT_STREQ("", mi.status);
+	EXPECT_FALSE(mi.has_ram);
+	EXPECT_FALSE(mi.has_vfio);
+
+	ASSERT_EQ(0, mig_info_of("{\"return\": {\"status\": \"failed\", "
+				 "\"error-desc\": \"Unable to write\"}}", &mi));
+	EXPECT_STREQ("Unable to write", mi.error_desc);
+	EXPECT_TRUE(qmp_mig_done("failed"));
+	EXPECT_TRUE(qmp_mig_done("cancelled"));
+	EXPECT_FALSE(qmp_mig_done("active"));
+	EXPECT_FALSE(qmp_mig_done("cancelling"));
+	EXPECT_FALSE(qmp_mig_done("device"));
+
+	ASSERT_EQ(0, mig_info_of("{\"return\": {\"blocked-reasons\": "
+				 "[\"a\", \"b\", \"c\", \"d\", \"e\"]}}", &mi));
+	EXPECT_EQ(5, mi.nr_blocked);
+	EXPECT_STREQ("d", mi.blocked[3]);
+}
+
+TEST(mig_info_rejects_wrong_types)
+{
+	static const char *const bad[] = {
+		"{\"return\": []}",
+		"{\"return\": {\"status\": 1}}",
+		"{\"return\": {\"status\": \"\"}}",
+		"{\"return\": {\"downtime\": -4}}",
+		"{\"return\": {\"downtime\": \"4\"}}",
+		"{\"return\": {\"total-time\": 1.5}}",
+		"{\"return\": {\"ram\": 5}}",
+		"{\"return\": {\"ram\": {\"transferred\": -1}}}",
+		"{\"return\": {\"ram\": {\"mbps\": \"fast\"}}}",
+		"{\"return\": {\"vfio\": []}}",
+		"{\"return\": {\"vfio\": {\"transferred\": true}}}",
+		"{\"return\": {\"blocked-reasons\": \"x\"}}",
+		"{\"return\": {\"blocked-reasons\": [1]}}",
+	};
+	struct qmp_mig_info mi;
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		EXPECT_EQ(-EPROTO, mig_info_of(bad[i], &mi)) {
+			TH_LOG("accepted: %s", bad[i]);
+		}
+	/* Numbers past INT64_MAX are kept, times saturate. */
+	ASSERT_EQ(0, mig_info_of("{\"return\": {\"downtime\": "
+				 "18446744073709551615, \"ram\": "
+				 "{\"transferred\": 18446744073709551615}}}",
+				 &mi));
+	EXPECT_EQ(INT64_MAX, mi.downtime_ms);
+	EXPECT_EQ(UINT64_MAX, mi.ram_transferred);
+}
+
+struct props {
+	int n;
+	char names[8][64];
+};
+
+static int prop_cb(const char *name, const char *type, void *arg)
+{
+	struct props *p = arg;
+
+	if (strncmp(type, "child<", 6))
+		return 0;
+	snprintf(p->names[p->n++], sizeof(p->names[0]), "%s", name);
+	return p->n == 8;
+}
+
+TEST(qom_list)
+{
+	struct json_object *o;
+	struct props p = { 0 };
+	struct qmp_msg m;
+	char s[1024];
+
+	o = parse1("{\"return\": [{\"name\": \"type\", \"type\": \"string\"}, "
+		   "{\"name\": \"hba0\", \"type\": \"child<vfio-pci>\"}, "
+		   "{\"name\": \"nic\", \"type\": \"child<e1000>\"}]}");
+	ASSERT_EQ(0, qmp_classify(o, &m));
+	ASSERT_EQ(0, qmp_parse_qom_list(m.ret, prop_cb, &p));
+	EXPECT_EQ(2, p.n);
+	EXPECT_STREQ("hba0", p.names[0]);
+	json_object_put(o);
+
+	o = parse1("{\"return\": [{\"name\": 1, \"type\": \"string\"}]}");
+	ASSERT_EQ(0, qmp_classify(o, &m));
+	EXPECT_EQ(-EPROTO, qmp_parse_qom_list(m.ret, prop_cb, &p));
+	json_object_put(o);
+	o = parse1("{\"return\": {}}");
+	ASSERT_EQ(0, qmp_classify(o, &m));
+	EXPECT_EQ(-EPROTO, qmp_parse_qom_list(m.ret, prop_cb, &p));
+	json_object_put(o);
+
+	/* A name too long to address is skipped, not truncated. */
+	memset(&p, 0, sizeof(p));
+	snprintf(s, sizeof(s), "{\"return\": [{\"name\": \"%0300d\", "
+		 "\"type\": \"child<vfio-pci>\"}]}", 0);
+	o = parse1(s);
+	ASSERT_EQ(0, qmp_classify(o, &m));
+	EXPECT_EQ(0, qmp_parse_qom_list(m.ret, prop_cb, &p));
+	EXPECT_EQ(0, p.n);
+	json_object_put(o);
+}
+
+/* ---- a scripted QMP server on a socketpair ---- */
+
+/*
+ * The server answers each command with the next reply of its script for
+ * that command (the last one repeats), echoing the id; "@EVENT" lines are
+ * sent before the reply, "@STALE" sends a reply with an old id first,
+ * "@CLOSE" hangs up, "@SILENT" never answers, "@RAW:" sends bytes as is.
+ */
+struct script {
+	const char *cmd;
+	const char *replies[8];
+};
+
+struct server {
+	int fd;
+	const struct script *s;
+	int ns;
+	int used[16];
+	char log[4096];		/* commands received, space separated */
+	pthread_t th;
+};
+
+static void srv_send(struct server *sv, const char *s)
+{
+	size_t len = strlen(s);
+
+	while (len) {
+		ssize_t n = send(sv->fd, s, len, MSG_NOSIGNAL);
+
+		if (n <= 0)
+			return;
+		s += n;
+		len -= n;
+	}
+}
+
+static void srv_reply(struct server *sv, const char *tmpl, int64_t id)
+{
+	struct json_object *o;
+	char buf[4096];
+
+	if (!strcmp(tmpl, "@CLOSE")) {
+		shutdown(sv->fd, SHUT_RDWR);
+		return;
+	}
+	if (!strcmp(tmpl, "@SILENT"))
+		return;
+	if (!strncmp(tmpl, "@RAW:", 5)) {
+		srv_send(sv, tmpl + 5);
+		return;
+	}
+	if (!strncmp(tmpl, "@EVENT", 6)) {
+		srv_send(sv, "{\"timestamp\": {\"seconds\": 1, \"microseconds\": 2}, "
+			 "\"event\": \"MIGRATION\", \"data\": {\"status\": \"active\"}}\r\n");
+		tmpl += 6;
+	}
+	if (!strncmp(tmpl, "@STALE", 6)) {
+		snprintf(buf, sizeof(buf), "{\"return\": {\"status\": \"bogus\"}, "
+			 "\"id\": %lld}\r\n", (long long)id - 1000);
+		srv_send(sv, buf);
+		tmpl += 6;
+	}
+	o = json_tokener_parse(tmpl);
+	if (!o) {
+		srv_send(sv, tmpl);
+		return;
+	}
+	json_object_object_add(o, "id", json_object_new_int64(id));
+	snprintf(buf, sizeof(buf), "%s\r\n",
+		 json_object_to_json_string_ext(o, JSON_C_TO_STRING_SPACED));
+	json_object_put(o);
+	srv_send(sv, buf);
+}
+
+static void *srv_main(void *arg)
+{
+	struct server *sv = arg;
+	struct json_object *o, *v;
+	struct qmp_rx rx;
+	char buf[4096];
+	ssize_t n;
+	int i;
+
+	qmp_rx_init(&rx);
+	srv_send(sv, greeting);
+	for (;;) {
+		while (qmp_rx_next(&rx, &o) == 1) {
+			const char *cmd = "";
+			int64_t id = 0;
+
+			if (json_object_object_get_ex(o, "execute", &v))
+				cmd = json_object_get_string(v);
+			if (json_object_object_get_ex(o, "id", &v))
+				id = json_object_get_int64(v);
+			strncat(sv->log, cmd, sizeof(sv->log) - strlen(sv->log) - 2);
+			strcat(sv->log, " ");
+			if (!strcmp(cmd, "qmp_capabilities")) {
+				srv_reply(sv, "{\"return\": {}}", id);
+				json_object_put(o);
+				continue;
+			}
+			for (i = 0; i < sv->ns; i++) {
+				const struct script *s = &sv->s[i];
+				int k = sv->used[i];
+
+				if (strcmp(s->cmd, cmd))
+					continue;
+				if (k + 1 < 8 && s->replies[k + 1])
+					sv->used[i]++;
+				srv_reply(sv, s->replies[k], id);
+				break;
+			}
+			if (i == sv->ns)
+				srv_reply(sv, "{\"error\": {\"class\": \"CommandNotFound\", "
+					  "\"desc\": \"not in script\"}}", id);
+			json_object_put(o);
+		}
+		n = recv(sv->fd, buf, sizeof(buf), 0);
+		if (n <= 0 || qmp_rx_feed(&rx, buf, n))
+			break;
+	}
+	qmp_rx_free(&rx);
+	return NULL;
+}
+
+static int srv_start(struct server *sv, const struct script *s, int ns,
+		     struct qmp *q, int timeout_ms)
+{
+	int sp[2];
+
+	memset(sv, 0, sizeof(*sv));
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp))
+		return -errno;
+	sv->fd = sp[1];
+	sv->s = s;
+	sv->ns = ns;
+	if (pthread_create(&sv->th, NULL, srv_main, sv))
+		return -1;
+	return qmp_open_fd(q, sp[0], timeout_ms);
+}
+
+static void srv_stop(struct server *sv, struct qmp *q)
+{
+	qmp_close(q);
+	pthread_join(sv->th, NULL);
+	close(sv->fd);
+}
+
+#define NS(s) ((int)(sizeof(s) / sizeof((s)[0])))
+
+TEST(exec_with_events_and_stale_replies)
+{
+	static const struct script s[] = {
+		{ "query-status", { "@EVENT@STALE{\"return\": {\"status\": "
+				    "\"running\", \"running\": true}}" } },
+		{ "cont", { "{\"error\": {\"class\": \"GenericError\", "
+			    "\"desc\": \"no\"}}" } },
+	};
+	struct server sv;
+	struct qmp q;
+	char st[32];
+	bool running = false;
+
+	ASSERT_EQ(0, srv_start(&sv, s, NS(s), &q, 2000));
+	EXPECT_EQ(10, q.ver_major);
+	ASSERT_EQ(0, qmp_query_status(&q, st, sizeof(st), &running));
+	EXPECT_STREQ("running", st);
+	EXPECT_TRUE(running);
+	EXPECT_EQ(1, (int)q.events);
+	EXPECT_STREQ("active", q.mig_event);
+	EXPECT_EQ(-EREMOTEIO, qmp_exec(&q, "cont", NULL, NULL));
+	EXPECT_STREQ("GenericError", q.err_class);
+	EXPECT_STREQ("no", q.err_desc);
+	EXPECT_EQ(-EREMOTEIO, qmp_exec(&q, "frobnicate", NULL, NULL));
+	EXPECT_STREQ("CommandNotFound", q.err_class);
+	srv_stop(&sv, &q);
+	EXPECT_STREQ("qmp_capabilities query-status cont frobnicate ", sv.log);
+}
+
+TEST(exec_transport_failures)
+{
+	static const struct script closing[] = {
+		{ "query-status", { "@CLOSE" } },
+	};
+	static const struct script silent[] = {
+		{ "query-status", { "@SILENT" } },
+	};
+	static const struct script garbage[] = {
+		{ "query-status", { "@RAW:{\"return\": [}\r\n" } },
+	};
+	static const struct script wrong[] = {
+		{ "query-status", { "{\"return\": {\"status\": 5}}" } },
+	};
+	struct server sv;
+	struct qmp q;
+	char st[32];
+	bool running;
+	struct timespec t0, t1;
+
+	ASSERT_EQ(0, srv_start(&sv, closing, 1, &q, 2000));
+	EXPECT_EQ(-EPIPE, qmp_query_status(&q, st, sizeof(st), &running));
+	srv_stop(&sv, &q);
+
+	ASSERT_EQ(0, srv_start(&sv, silent, 1, &q, 300));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	EXPECT_EQ(-ETIMEDOUT, qmp_query_status(&q, st, sizeof(st), &running));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	EXPECT_GE(t1.tv_sec * 1000 + t1.tv_nsec / 1000000 -
+		  (t0.tv_sec * 1000 + t0.tv_nsec / 1000000), 290);
+	srv_stop(&sv, &q);
+
+	ASSERT_EQ(0, srv_start(&sv, garbage, 1, &q, 2000));
+	EXPECT_EQ(-EPROTO, qmp_query_status(&q, st, sizeof(st), &running));
+	srv_stop(&sv, &q);
+
+	ASSERT_EQ(0, srv_start(&sv, wrong, 1, &q, 2000));
+	EXPECT_EQ(-EPROTO, qmp_query_status(&q, st, sizeof(st), &running));
+	srv_stop(&sv, &q);
+}
+
+TEST(not_a_qmp_monitor)
+{
+	struct qmp q;
+	int sp[2];
+
+	/* A socket that greets with something else (an HMP banner). */
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sp));
+	ASSERT_GT(write(sp[1], "{\"hello\": 1}\n", 13), 0);
+	EXPECT_EQ(-EPROTO, qmp_open_fd(&q, sp[0], 500));
+	qmp_close(&q);
+	close(sp[1]);
+
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sp));
+	ASSERT_GT(write(sp[1], "QEMU 10.0.2 monitor - type 'help'\r\n", 35), 0);
+	EXPECT_EQ(-EPROTO, qmp_open_fd(&q, sp[0], 500));
+	qmp_close(&q);
+	close(sp[1]);
+
+	EXPECT_EQ(-ENOENT, qmp_connect(&q, "/nonexistent/qmp.sock", 500));
+	qmp_close(&q);
+}
+
+static int progress_calls;
+
+static void count_progress(const struct qmp_mig_info *mi, void *arg)
+{
+	(void)mi;
+	(void)arg;
+	progress_calls++;
+}
+
+TEST(migration_completes)
+{
+	static const struct script s[] = {
+		{ "migrate-set-parameters", { "{\"return\": {}}" } },
+		{ "migrate", { "{\"return\": {}}" } },
+		{ "query-migrate", {
+			"{\"return\": {\"status\": \"setup\"}}",
+			"{\"return\": {\"status\": \"active\", \"expected-downtime\": 300, "
+			"\"ram\": {\"transferred\": 1000, \"total\": 4000, "
+			"\"remaining\": 3000, \"mbps\": 0}}}",
+			"@EVENT{\"return\": {\"status\": \"device\"}}",
+			qemu10_completed,
+		} },
+	};
+	struct qmp_mig_wait w = { .timeout_ms = 5000, .poll_ms = 1,
+				  .progress = count_progress };
+	struct qmp_mig_info mi;
+	struct server sv;
+	struct qmp q;
+
+	ASSERT_EQ(0, srv_start(&sv, s, NS(s), &q, 2000));
+	ASSERT_EQ(0, qmp_mig_set_downtime(&q, 50));
+	ASSERT_EQ(0, qmp_mig_start(&q, "tcp:127.0.0.1:4444"));
+	progress_calls = 0;
+	ASSERT_EQ(QMP_MIG_COMPLETED, qmp_mig_wait(&q, &w, &mi));
+	EXPECT_EQ(3, progress_calls);
+	EXPECT_EQ(4, mi.downtime_ms);
+	EXPECT_EQ(1540, mi.vfio_transferred);
+	srv_stop(&sv, &q);
+	EXPECT_STREQ("qmp_capabilities migrate-set-parameters migrate "
+		     "query-migrate query-migrate query-migrate query-migrate ",
+		     sv.log);
+}
+
+TEST(migration_fails_and_is_cancelled)
+{
+	static const struct script failing[] = {
+		{ "query-migrate", {
+			"{\"return\": {\"status\": \"active\"}}",
+			"{\"return\": {\"status\": \"failed\", \"error-desc\": "
+			"\"Unable to write to socket: Connection reset by peer\"}}",
+		} },
+	};
+	static const struct script slow[] = {
+		{ "query-migrate", {
+			"{\"return\": {\"status\": \"active\"}}",
+			"{\"return\": {\"status\": \"active\"}}",
+			"{\"return\": {\"status\": \"cancelling\"}}",
+			"{\"return\": {\"status\": \"cancelled\"}}",
+		} },
+		{ "migrate_cancel", { "{\"return\": {}}" } },
+	};
+	static const struct script late[] = {
+		{ "query-migrate", { "{\"return\": {\"status\": \"completed\"}}" } },
+		{ "migrate_cancel", { "{\"return\": {}}" } },
+	};
+	static volatile sig_atomic_t stop;
+	struct qmp_mig_wait w = { .timeout_ms = 5000, .poll_ms = 1 };
+	struct qmp_mig_info mi;
+	struct server sv;
+	struct qmp q;
+
+	ASSERT_EQ(0, srv_start(&sv, failing, 1, &q, 2000));
+	ASSERT_EQ(QMP_MIG_FAILED, qmp_mig_wait(&q, &w, &mi));
+	EXPECT_STREQ("Unable to write to socket: Connection reset by peer",
+		     mi.error_desc);
+	srv_stop(&sv, &q);
+
+	/* A timeout, then the cancel waits through "cancelling". */
+	ASSERT_EQ(0, srv_start(&sv, slow, NS(slow), &q, 2000));
+	w.timeout_ms = 0;
+	ASSERT_EQ(QMP_MIG_TIMEOUT, qmp_mig_wait(&q, &w, &mi));
+	ASSERT_EQ(QMP_MIG_CANCELLED, qmp_mig_cancel(&q, 2000, &mi));
+	srv_stop(&sv, &q);
+	EXPECT_STREQ("qmp_capabilities query-migrate migrate_cancel "
+		     "query-migrate query-migrate query-migrate ", sv.log);
+
+	/* A stop request (a signal) ends the wait. */
+	ASSERT_EQ(0, srv_start(&sv, slow, NS(slow), &q, 2000));
+	stop = SIGINT;
+	w.timeout_ms = 5000;
+	w.stop = &stop;
+	ASSERT_EQ(QMP_MIG_STOPPED, qmp_mig_wait(&q, &w, &mi));
+	srv_stop(&sv, &q);
+
+	/* Completed before the cancel took: reported as completed. */
+	ASSERT_EQ(0, srv_start(&sv, late, NS(late), &q, 2000));
+	ASSERT_EQ(QMP_MIG_COMPLETED, qmp_mig_cancel(&q, 2000, &mi));
+	srv_stop(&sv, &q);
+}
+
+/* ---- against QEMU itself ---- */
+
+struct qemu {
+	pid_t pid;
+	char sock[128];
+};
+
+static char qemu_dir[64];
+
+static int qemu_start(struct qemu *v, const char *name, const char *incoming)
+{
+	const char *bin = getenv("QEMU") ? getenv("QEMU") : "qemu-system-x86_64";
+	struct stat st;
+	int i;
+
+	snprintf(v->sock, sizeof(v->sock), "%s/%s.sock", qemu_dir, name);
+	v->pid = fork();
+	if (v->pid < 0)
+		return -errno;
+	if (!v->pid) {
+		char qmp[200];
+		int null = open("/dev/null", O_RDWR);
+
+		/* QEMU dies with the test, whichever way the test ends. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(null, 0);
+		dup2(null, 1);
+		/* Its complaints (expected here) would break the TAP stream. */
+		dup2(null, 2);
+
+		snprintf(qmp, sizeof(qmp), "unix:%s,server=on,wait=off", v->sock);
+		if (incoming)
+			execlp(bin, bin, "-M", "q35", "-nodefaults", "-m", "64",
+			       "-display", "none", "-accel", "tcg", "-qmp", qmp,
+			       "-incoming", incoming, (char *)NULL);
+		else
+			execlp(bin, bin, "-M", "q35", "-nodefaults", "-m", "64",
+			       "-display", "none", "-accel", "tcg", "-qmp", qmp,
+			       (char *)NULL);
+		_exit(127);
+	}
+	/* Ready when the monitor and (destination) the listener exist. */
+	for (i = 0; i < 1000; i++) {
+		if (!stat(v->sock, &st) &&
+		    (!incoming || !stat(incoming + strlen("unix:"), &st)))
+			return 0;
+		usleep(10000);
+	}
+	return -ETIMEDOUT;
+}
+
+static void qemu_stop(struct qemu *v)
+{
+	if (v->pid > 0) {
+		kill(v->pid, SIGKILL);
+		waitpid(v->pid, NULL, 0);
+	}
+	v->pid = 0;
+	unlink(v->sock);
+}
+
+static bool have_qemu(void)
+{
+	const char *bin = getenv("QEMU") ? getenv("QEMU") : "qemu-system-x86_64";
+	char cmd[300];
+
+	snprintf(cmd, sizeof(cmd), "%s --version >/dev/null 2>&1", bin);
+	return !system(cmd);
+}
+
+FIXTURE(real_qemu)
+{
+	struct qemu src, dst;
+	struct qmp q;
+	char uri[128];
+};
+
+FIXTURE_SETUP(real_qemu)
+{
+	memset(self, 0, sizeof(*self));
+	self->q.fd = -1;
+	if (!have_qemu())
+		SKIP(return, "qemu-system-x86_64 not installed (scripts/deps/base.list)");
+	snprintf(qemu_dir, sizeof(qemu_dir), "/tmp/hbamig-qmp-test.XXXXXX");
+	ASSERT_NE(NULL, mkdtemp(qemu_dir));
+	snprintf(self->uri, sizeof(self->uri), "unix:%s/mig.sock", qemu_dir);
+	ASSERT_EQ(0, qemu_start(&self->src, "src", NULL));
+	ASSERT_EQ(0, qemu_start(&self->dst, "dst", self->uri));
+	ASSERT_EQ(0, qmp_connect(&self->q, self->src.sock, 10000));
+}
+
+FIXTURE_TEARDOWN(real_qemu)
+{
+	qmp_close(&self->q);
+	qemu_stop(&self->src);
+	qemu_stop(&self->dst);
+	if (qemu_dir[0]) {
+		char p[128];
+
+		snprintf(p, sizeof(p), "%s/mig.sock", qemu_dir);
+		unlink(p);
+		rmdir(qemu_dir);
+	}
+}
+
+TEST_F_TIMEOUT(real_qemu, migrates, 120)
+{
+	struct qmp_mig_wait w = { .timeout_ms = 60000, .poll_ms = 20 };
+	struct qmp_mig_info mi;
+	struct qmp d;
+	char st[32];
+	bool running;
+
+	EXPECT_EQ(10, self->q.ver_major);
+	ASSERT_EQ(0, qmp_query_migrate(&self->q, &mi));
+	EXPECT_STREQ("", mi.status);
+	EXPECT_EQ(0, mi.nr_blocked);
+	ASSERT_EQ(0, qmp_connect(&d, self->dst.sock, 10000));
+	ASSERT_EQ(0, qmp_query_status(&d, st, sizeof(st), &running));
+	EXPECT_STREQ("inmigrate", st);
+	EXPECT_FALSE(running);
+
+	ASSERT_EQ(0, qmp_mig_set_downtime(&self->q, 100));
+	ASSERT_EQ(0, qmp_mig_start(&self->q, self->uri));
+	ASSERT_EQ(QMP_MIG_COMPLETED, qmp_mig_wait(&self->q, &w, &mi));
+	EXPECT_TRUE(mi.has_downtime);
+	EXPECT_TRUE(mi.has_total_time);
+	EXPECT_TRUE(mi.has_ram);
+	EXPECT_GT(mi.ram_transferred, 0);
+	EXPECT_GT(mi.ram_total, 60ull << 20);
+	/* No VFIO device: QEMU leaves the vfio member out. */
+	EXPECT_FALSE(mi.has_vfio);
+
+	ASSERT_EQ(0, qmp_query_status(&self->q, st, sizeof(st), &running));
+	EXPECT_STREQ("postmigrate", st);
+	EXPECT_FALSE(running);
+	for (int i = 0; i < 200; i++) {
+		ASSERT_EQ(0, qmp_query_status(&d, st, sizeof(st), &running));
+		if (running)
+			break;
+		usleep(10000);
+	}
+	EXPECT_STREQ("running", st);
+	qmp_close(&d);
+
+	/* A second migrate on a QEMU that has migrated away is refused. */
+	EXPECT_EQ(-EREMOTEIO, qmp_mig_start(&self->q, "tcp:127.0.0.1:1"));
+	/* A bad URI is QEMU's error, quoted. */
+	EXPECT_NE(0, strlen(self->q.err_desc));
+}
+
+TEST_F_TIMEOUT(real_qemu, cancel_keeps_the_vm_on_the_source, 120)
+{
+	struct qmp_mig_wait w = { .timeout_ms = 300, .poll_ms = 20 };
+	struct json_object *args;
+	struct qmp_mig_info mi;
+	char st[32];
+	bool running;
+
+	/* 64 KiB/s: the 64 MiB VM cannot finish before the cancel. */
+	args = json_object_new_object();
+	json_object_object_add(args, "max-bandwidth",
+			       json_object_new_int64(65536));
+	ASSERT_EQ(0, qmp_exec(&self->q, "migrate-set-parameters", args, NULL));
+	ASSERT_EQ(0, qmp_mig_start(&self->q, self->uri));
+	ASSERT_EQ(QMP_MIG_TIMEOUT, qmp_mig_wait(&self->q, &w, &mi));
+	EXPECT_STREQ("active", mi.status);
+	ASSERT_EQ(QMP_MIG_CANCELLED, qmp_mig_cancel(&self->q, 30000, &mi));
+	ASSERT_EQ(0, qmp_query_status(&self->q, st, sizeof(st), &running));
+	EXPECT_STREQ("running", st);
+	EXPECT_TRUE(running);
+}
+
+TEST_F_TIMEOUT(real_qemu, destination_killed_fails_the_migration, 120)
+{
+	struct qmp_mig_wait w = { .timeout_ms = 300, .poll_ms = 20 };
+	struct json_object *args;
+	struct qmp_mig_info mi;
+	char st[32];
+	bool running;
+
+	args = json_object_new_object();
+	json_object_object_add(args, "max-bandwidth",
+			       json_object_new_int64(65536));
+	ASSERT_EQ(0, qmp_exec(&self->q, "migrate-set-parameters", args, NULL));
+	ASSERT_EQ(0, qmp_mig_start(&self->q, self->uri));
+	ASSERT_EQ(QMP_MIG_TIMEOUT, qmp_mig_wait(&self->q, &w, &mi));
+	qemu_stop(&self->dst);
+	w.timeout_ms = 60000;
+	ASSERT_EQ(QMP_MIG_FAILED, qmp_mig_wait(&self->q, &w, &mi));
+	EXPECT_NE(0, strlen(mi.error_desc));
+	TH_LOG("QEMU: %s", mi.error_desc);
+	ASSERT_EQ(0, qmp_query_status(&self->q, st, sizeof(st), &running));
+	EXPECT_TRUE(running);
+}
+
+TEST_HARNESS_MAIN
