@@ -549,7 +549,7 @@ int emuhba_adapter_switch(struct emuhba_adapter *a, enum emuhba_mode to,
 	if (to == EMUHBA_MODE_DIRECT) {
 		mutex_unlock(&a->state_lock);
 		NL_SET_ERR_MSG(extack,
-			       "switching back to direct mode happens with the vCPUs stopped, on the migration's RUNNING_P2P arc");
+			       "the switch back to the VF needs the vCPUs stopped: it happens when a stopped VM resumes (QMP stop, then cont)");
 		return -EOPNOTSUPP;
 	}
 	ret = emuhba_switch_to_emulated(a, timing, msg, sizeof(msg));

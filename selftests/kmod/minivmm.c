@@ -1041,6 +1041,11 @@ static void switch_eventfds(struct mvmm *vm, int *efd)
 	}
 }
 
+int mvmm_set_mig_state(struct mvmm *vm, uint32_t state, int *data_fd)
+{
+	return set_mig_state(vm->device, state, data_fd);
+}
+
 int mvmm_migrate(struct mvmm *vm, const char *dst_bdf, struct mvmm_mig_stats *st)
 {
 	uint64_t t0 = now_ms(), t_stop, *to_send = NULL;

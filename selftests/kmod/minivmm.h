@@ -121,6 +121,8 @@ int mvmm_io_fill(struct mvmm *vm, int qd);
  */
 int mvmm_migrate(struct mvmm *vm, const char *dst_bdf,
 		 struct mvmm_mig_stats *st);
+/* One VFIO migration state change of the device; data_fd may be NULL. */
+int mvmm_set_mig_state(struct mvmm *vm, uint32_t state, int *data_fd);
 /* Busy-polled random reads at depth qd per queue for ms; *ios completed. */
 int mvmm_bench_reads(struct mvmm *vm, int qd, unsigned int ms, uint64_t *ios);
 /* The IOMMU group number of a PCI device, or -1. */
