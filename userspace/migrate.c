@@ -495,7 +495,8 @@ static int vm_find_vfio(struct qmp *q, struct vm_vfio *v)
 			snprintf(path, sizeof(path), "%s/%s", containers[i],
 				 w.child[j]);
 			r = qmp_qom_get_str(q, path, "host", val, sizeof(val));
-			if ((r == -ENOENT || (!r && !val[0])) &&
+			/* Given by sysfsdev=, "host" keeps its unset value. */
+			if ((r == -ENOENT || (!r && !valid_bdf(val))) &&
 			    !qmp_qom_get_str(q, path, "sysfsdev", val,
 					     sizeof(val))) {
 				s = strrchr(val, '/');
@@ -1104,6 +1105,9 @@ static int check_compat(struct mig *m)
 	m->have_dest_before = true;
 #ifdef HBAMIG_HAVE_COMPAT
 	r = compat_check(m->bdf, m->a.dest_dev, false);
+	/* The verdict names the refusing fields: show it on a refusal. */
+	if (r == HBAMIG_EXIT_FAIL && !hba_out.json)
+		compat_check(m->bdf, m->a.dest_dev, true);
 	if (r == HBAMIG_EXIT_FAIL)
 		return fail(HBAMIG_EXIT_FAIL,
 			    "migrate: destination %s cannot take the guest of %s (see \"hbamig dev compat %s %s\"); nothing was changed",
