@@ -21,6 +21,91 @@ static bool emuhba_is_regs(struct emuhba_adapter *a, loff_t pos, size_t count)
 	       off < EMUHBA_REGS_SIZE;
 }
 
+/*
+ * Pages of BAR0 holding the MSI-X table or the pending bit array, which the
+ * VMM emulates itself: [start, end) each, or empty.
+ */
+static void emuhba_msix_pages(struct emuhba_adapter *a, u64 *start, u64 *end)
+{
+	struct vfio_pci_core_device *core = &a->core;
+	struct pci_dev *pdev = core->pdev;
+	u16 flags = 0;
+	u32 pba = 0;
+	u64 off, len;
+
+	start[0] = 0;
+	end[0] = 0;
+	start[1] = 0;
+	end[1] = 0;
+	if (!pdev->msix_cap)
+		return;
+	if (core->msix_bar == VFIO_PCI_BAR0_REGION_INDEX && core->msix_size) {
+		start[0] = round_down(core->msix_offset, PAGE_SIZE);
+		end[0] = round_up(core->msix_offset + core->msix_size, PAGE_SIZE);
+	}
+	pci_read_config_dword(pdev, pdev->msix_cap + PCI_MSIX_PBA, &pba);
+	pci_read_config_word(pdev, pdev->msix_cap + PCI_MSIX_FLAGS, &flags);
+	if ((pba & PCI_MSIX_PBA_BIR) != VFIO_PCI_BAR0_REGION_INDEX)
+		return;
+	off = pba & PCI_MSIX_PBA_OFFSET;
+	len = DIV_ROUND_UP((flags & PCI_MSIX_FLAGS_QSIZE) + 1, 64) * 8;
+	start[1] = round_down(off, PAGE_SIZE);
+	end[1] = round_up(off + len, PAGE_SIZE);
+}
+
+/*
+ * The areas the VFIO user may map: BAR0 after the registers page, without
+ * the MSI-X pages. Those are left to the VMM's own emulation (and BAR0 is
+ * not reported MSIX_MAPPABLE): a mapping split around them at sub-page
+ * edges gives QEMU memory sections that type1 dirty tracking refuses, and
+ * with them every migration.
+ */
+static unsigned int emuhba_mmap_areas(struct emuhba_adapter *a, u64 bar_len,
+				      struct vfio_region_sparse_mmap_area *areas)
+{
+	u64 start[2], end[2], pos = EMUHBA_REGS_SIZE, stop;
+	unsigned int n = 0, i;
+	bool moved;
+
+	emuhba_msix_pages(a, start, end);
+	while (pos < bar_len && n < 3) {
+		/* Skip MSI-X pages at pos. */
+		do {
+			moved = false;
+			for (i = 0; i < 2; i++) {
+				if (start[i] <= pos && pos < end[i]) {
+					pos = end[i];
+					moved = true;
+				}
+			}
+		} while (moved);
+		if (pos >= bar_len)
+			break;
+		stop = bar_len;
+		for (i = 0; i < 2; i++)
+			if (start[i] > pos && start[i] < stop)
+				stop = start[i];
+		areas[n].offset = pos;
+		areas[n].size = stop - pos;
+		n++;
+		pos = stop;
+	}
+	return n;
+}
+
+static int emuhba_mmap_allowed(struct emuhba_adapter *a, u64 start, u64 len)
+{
+	struct vfio_region_sparse_mmap_area areas[3];
+	u64 bar_len = pci_resource_len(a->core.pdev, VFIO_PCI_BAR0_REGION_INDEX);
+	unsigned int i, n = emuhba_mmap_areas(a, bar_len, areas);
+
+	for (i = 0; i < n; i++)
+		if (start >= areas[i].offset &&
+		    start + len <= areas[i].offset + areas[i].size)
+			return 0;
+	return -EINVAL;
+}
+
 long emuhba_get_region_info(struct emuhba_adapter *a, void __user *arg)
 {
 	unsigned long minsz = offsetofend(struct vfio_region_info, offset);
@@ -44,31 +129,18 @@ long emuhba_get_region_info(struct emuhba_adapter *a, void __user *arg)
 					   VFIO_DEVICE_GET_REGION_INFO,
 					   (unsigned long)arg);
 
-	/* One mappable area: everything after the registers page. */
-	size = struct_size(sparse, areas, 1);
+	size = struct_size(sparse, areas, 3);
 	sparse = kzalloc(size, GFP_KERNEL);
 	if (!sparse)
 		return -ENOMEM;
 	sparse->header.id = VFIO_REGION_INFO_CAP_SPARSE_MMAP;
 	sparse->header.version = 1;
-	sparse->nr_areas = 1;
-	sparse->areas[0].offset = EMUHBA_REGS_SIZE;
-	sparse->areas[0].size = bar_len - EMUHBA_REGS_SIZE;
+	sparse->nr_areas = emuhba_mmap_areas(a, bar_len, sparse->areas);
+	size = struct_size(sparse, areas, sparse->nr_areas);
 	ret = vfio_info_add_capability(&caps, &sparse->header, size);
 	kfree(sparse);
 	if (ret)
 		return ret;
-
-	if (core->msix_bar == VFIO_PCI_BAR0_REGION_INDEX) {
-		struct vfio_info_cap_header header = {
-			.id = VFIO_REGION_INFO_CAP_MSIX_MAPPABLE,
-			.version = 1,
-		};
-
-		ret = vfio_info_add_capability(&caps, &header, sizeof(header));
-		if (ret)
-			goto out_free;
-	}
 
 	info.offset = VFIO_PCI_INDEX_TO_OFFSET(info.index);
 	info.size = bar_len;
@@ -99,7 +171,8 @@ int emuhba_mmap(struct vfio_device *vdev, struct vm_area_struct *vma)
 
 	index = vma->vm_pgoff >> (VFIO_PCI_OFFSET_SHIFT - PAGE_SHIFT);
 	start = ((u64)vma->vm_pgoff << PAGE_SHIFT) & VFIO_PCI_OFFSET_MASK;
-	if (index == VFIO_PCI_BAR0_REGION_INDEX && start < EMUHBA_REGS_SIZE)
+	if (index == VFIO_PCI_BAR0_REGION_INDEX &&
+	    emuhba_mmap_allowed(a, start, vma->vm_end - vma->vm_start))
 		return -EINVAL;
 	return emuhba_doorbell_mmap(a, vma);
 }

@@ -162,6 +162,89 @@ TEST_F(vf, bar0_region)
 	EXPECT_LE(0x10000, vs) TH_LOG("VS 0x%x is not NVMe 1.x or later", vs);
 }
 
+/* Offset of the MSI-X capability in config space, or 0. */
+static unsigned int msix_cap(int device, uint64_t cfg)
+{
+	unsigned int pos = cfg_read(device, cfg, PCI_CAPABILITY_LIST, 1), n;
+
+	for (n = 0; pos && n < 48; n++) {
+		if (cfg_read(device, cfg, pos, 1) == PCI_CAP_ID_MSIX)
+			return pos;
+		pos = cfg_read(device, cfg, pos + 1, 1);
+	}
+	return 0;
+}
+
+/*
+ * What QEMU may map of BAR0: whole pages after the registers page, none of
+ * them holding the MSI-X table or PBA (QEMU emulates those; a mapping split
+ * at sub-page edges around them breaks type1 dirty tracking), and BAR0 is
+ * not MSIX_MAPPABLE.
+ */
+TEST_F(vf, bar0_mmap_areas)
+{
+	uint8_t buf[4096] = { 0 };
+	struct vfio_region_info *ri = (void *)buf;
+	struct vfio_info_cap_header *h;
+	struct vfio_region_info_cap_sparse_mmap *sp = NULL;
+	uint64_t cfg, tbl_lo, tbl_hi, pba_lo, pba_hi, page = 4096;
+	unsigned int cap, i, nvec, hops = 0;
+	uint32_t tbl, pba;
+	bool msix_mappable = false;
+	void *m;
+
+	cfg = region_offset(_metadata, self->device,
+			    VFIO_PCI_CONFIG_REGION_INDEX, NULL, NULL);
+	ri->argsz = sizeof(buf);
+	ri->index = VFIO_PCI_BAR0_REGION_INDEX;
+	ASSERT_EQ(0, ioctl(self->device, VFIO_DEVICE_GET_REGION_INFO, ri));
+	ASSERT_TRUE(ri->flags & VFIO_REGION_INFO_FLAG_CAPS);
+	for (i = ri->cap_offset; i && i < sizeof(buf) && hops++ < 16; i = h->next) {
+		h = (void *)(buf + i);
+		if (h->id == VFIO_REGION_INFO_CAP_SPARSE_MMAP)
+			sp = (void *)h;
+		if (h->id == VFIO_REGION_INFO_CAP_MSIX_MAPPABLE)
+			msix_mappable = true;
+	}
+	ASSERT_NE(NULL, sp);
+	EXPECT_FALSE(msix_mappable);
+
+	cap = msix_cap(self->device, cfg);
+	ASSERT_NE(0, cap);
+	nvec = (cfg_read(self->device, cfg, cap + PCI_MSIX_FLAGS, 2) &
+		PCI_MSIX_FLAGS_QSIZE) + 1;
+	tbl = cfg_read(self->device, cfg, cap + PCI_MSIX_TABLE, 4);
+	pba = cfg_read(self->device, cfg, cap + PCI_MSIX_PBA, 4);
+	tbl_lo = (tbl & PCI_MSIX_TABLE_OFFSET) & ~(page - 1);
+	tbl_hi = (tbl & PCI_MSIX_TABLE_OFFSET) + nvec * 16;
+	pba_lo = (pba & PCI_MSIX_PBA_OFFSET) & ~(page - 1);
+	pba_hi = (pba & PCI_MSIX_PBA_OFFSET) + (nvec + 63) / 64 * 8;
+	ASSERT_LT(0, sp->nr_areas);
+	for (i = 0; i < sp->nr_areas; i++) {
+		uint64_t lo = sp->areas[i].offset, hi = lo + sp->areas[i].size;
+
+		EXPECT_LE(page, lo) TH_LOG("area %u maps the registers page", i);
+		EXPECT_EQ(0, lo % page);
+		EXPECT_EQ(0, hi % page);
+		if ((tbl & PCI_MSIX_TABLE_BIR) == 0)
+			EXPECT_TRUE(hi <= tbl_lo || lo >= tbl_hi)
+				TH_LOG("area %u [%#llx, %#llx) covers the MSI-X table",
+				       i, (unsigned long long)lo,
+				       (unsigned long long)hi);
+		if ((pba & PCI_MSIX_PBA_BIR) == 0)
+			EXPECT_TRUE(hi <= pba_lo || lo >= pba_hi)
+				TH_LOG("area %u covers the PBA", i);
+	}
+	/* Nor can the MSI-X table page be mapped by asking directly. */
+	if ((tbl & PCI_MSIX_TABLE_BIR) == 0) {
+		m = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 self->device, ri->offset + tbl_lo);
+		EXPECT_EQ(MAP_FAILED, m);
+		if (m != MAP_FAILED)
+			munmap(m, page);
+	}
+}
+
 TEST_F(vf, msix_vectors)
 {
 	struct vfio_irq_info irq = { .argsz = sizeof(irq),
