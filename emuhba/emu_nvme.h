@@ -279,6 +279,14 @@ int emu_nvme_poll(struct emu_nvme_ctrl *ctrl, int budget);
 void emu_nvme_blk_complete(struct emu_nvme_ctrl *ctrl,
 			   struct emu_blk_req *req, int status);
 /*
+ * The same for one of several completions that arrive together: the
+ * command finishes (CQE posted) but nothing is signalled. The batch ends
+ * with emu_nvme_blk_complete() or emu_nvme_poll(), which raise the
+ * interrupts once for all of them.
+ */
+void emu_nvme_blk_complete_more(struct emu_nvme_ctrl *ctrl,
+				struct emu_blk_req *req, int status);
+/*
  * When the host must call emu_nvme_poll() even without new doorbells: the
  * now_ns() time at which a coalesced interrupt falls due, or 0 for none.
  */

@@ -462,3 +462,24 @@ post:
 	emu_nvme_req_put(ctrl, req);
 	emu_nvme_cq_post(ctrl, sqid, cid, st, 0);
 }
+
+void emu_nvme_blk_complete_more(struct emu_nvme_ctrl *ctrl,
+				struct emu_blk_req *blk, int status)
+{
+	struct emu_nvme_req *req = (struct emu_nvme_req *)blk;
+	size_t idx = (size_t)(req - ctrl->reqs);
+
+	/*
+	 * Inside blk_submit the completion is deferred anyway, and a request
+	 * the model does not own is refused: both as a single completion.
+	 */
+	if (ctrl->in_submit || idx >= EMU_NVME_MAX_REQS ||
+	    &ctrl->reqs[idx] != req || req->state != EMU_REQ_BLK) {
+		emu_nvme_blk_complete(ctrl, blk, status);
+		return;
+	}
+	if (req->aborted)
+		emu_nvme_req_put(ctrl, req);
+	else
+		emu_nvme_io_done(ctrl, req, status);
+}

@@ -145,7 +145,9 @@ struct emuhba_adapter {
 	struct mutex irq_lock;
 	struct emuhba_vector *vectors;
 	u16 nr_vectors;
-	struct work_struct emul_work;	/* runs the model while emulated */
+	/* the emulation thread sleeps here; EMUHBA_EMUL_KICKED wakes it */
+	wait_queue_head_t emul_wq;
+	unsigned long emul_flags;
 	struct task_struct *emul_thread;	/* polls doorbells while emulated */
 	/* driver pages behind the doorbell mapping while emulated */
 	struct page *db_shadow[EMUHBA_MAX_DB_PAGES];
@@ -237,6 +239,7 @@ int emuhba_backend_open(struct emuhba_adapter *a,
 void emuhba_backend_close(struct emuhba_adapter *a);
 int emuhba_backend_submit(struct emuhba_adapter *a, struct emu_blk_req *req);
 void emuhba_backend_reap(struct emuhba_adapter *a);
+int emuhba_backend_reap_locked(struct emuhba_adapter *a);
 void emuhba_backend_drain(struct emuhba_adapter *a);
 
 /* Interrupts (emuhba_irq.c). */

@@ -3,7 +3,7 @@
  * The emulated mode's backend: a host block device that reaches the same
  * namespace as the VF (the PF's path to the shared namespace, a multipath
  * head, a fabric path). Requests are bios; completions come back in
- * interrupt context and are handed to the model from the emulation work.
+ * interrupt context and are handed to the model by the emulation thread.
  */
 #include <linux/bio.h>
 #include <linux/delay.h>
@@ -30,23 +30,42 @@ static void emuhba_bio_end_io(struct bio *bio)
 	ctx->status = blk_status_to_errno(bio->bi_status);
 	bio_put(bio);
 	llist_add(&ctx->node, &a->backend_done);
-	queue_work(system_highpri_wq, &a->emul_work);
+	emuhba_emul_kick(a);
+	/* The last access to the adapter: a drain waits for it. */
+	atomic_dec(&a->backend_inflight);
 }
 
-/* Hand finished requests to the model. */
-void emuhba_backend_reap(struct emuhba_adapter *a)
+/*
+ * Hand finished requests to the model, in the order they finished, with
+ * one interrupt flush for all of them. Returns how many there were.
+ */
+int emuhba_backend_reap_locked(struct emuhba_adapter *a)
 {
 	struct llist_node *list = llist_del_all(&a->backend_done);
-	struct emuhba_bio_ctx *ctx, *next;
+	struct emuhba_bio_ctx *ctx;
+	int n = 0;
 
+	lockdep_assert_held(&a->model_lock);
 	list = llist_reverse_order(list);
-	llist_for_each_entry_safe(ctx, next, list, node) {
-		mutex_lock(&a->model_lock);
-		emu_nvme_blk_complete(a->model, ctx->req, ctx->status);
-		mutex_unlock(&a->model_lock);
-		atomic_dec(&a->backend_inflight);
+	while (list) {
+		ctx = llist_entry(list, struct emuhba_bio_ctx, node);
+		list = list->next;
+		if (list)
+			emu_nvme_blk_complete_more(a->model, ctx->req,
+						   ctx->status);
+		else
+			emu_nvme_blk_complete(a->model, ctx->req, ctx->status);
 		kfree(ctx);
+		n++;
 	}
+	return n;
+}
+
+void emuhba_backend_reap(struct emuhba_adapter *a)
+{
+	mutex_lock(&a->model_lock);
+	emuhba_backend_reap_locked(a);
+	mutex_unlock(&a->model_lock);
 }
 
 static int emuhba_bio_add_buf(struct bio *bio, void *buf, u32 len)

@@ -5,7 +5,8 @@
  * from another process), the DMA log of every page the model writes, bounce
  * buffers, interrupts through the VFIO user's eventfds, and time.
  */
-#include <linux/delay.h>
+#include <linux/blkdev.h>
+#include <linux/hrtimer.h>
 #include <linux/kthread.h>
 #include <linux/mm.h>
 #include <linux/pci.h>
@@ -20,10 +21,17 @@ bool emuhba_model_owns_regs(struct emuhba_adapter *a)
 	return emu_nvme_get_mode(a->model) == EMU_NVME_MODE_RUN;
 }
 
+/* Bit of emul_flags: something for the emulation thread since it last ran. */
+#define EMUHBA_EMUL_KICKED	0
+
+/*
+ * A register write, a finished backend request: wake the emulation thread
+ * (any context). Only the first kick since the thread last looked wakes it.
+ */
 void emuhba_emul_kick(struct emuhba_adapter *a)
 {
-	if (emuhba_model_owns_regs(a))
-		queue_work(system_highpri_wq, &a->emul_work);
+	if (!test_and_set_bit(EMUHBA_EMUL_KICKED, &a->emul_flags))
+		wake_up(&a->emul_wq);
 }
 
 /*
@@ -237,56 +245,97 @@ const struct emu_host_ops emuhba_host_ops = {
 	.now_ns = emuhba_host_now_ns,
 };
 
-/* One pass of the emulation: doorbells, backend completions, queues. */
-int emuhba_emul_poll(struct emuhba_adapter *a)
+/*
+ * One pass of the emulation: backend completions, doorbells, queues, all
+ * under one hold of the model's lock. The backend requests of one pass
+ * leave under one plug, so that the backend's driver rings its doorbell
+ * once per batch rather than once per command. Returns the commands
+ * started plus the backend requests finished; *due_ns is the time a
+ * coalesced interrupt falls due (0: none).
+ */
+static int emuhba_emul_pass(struct emuhba_adapter *a, u64 *due_ns)
 {
-	int done = 0;
+	struct blk_plug plug;
+	int done, n;
 
-	emuhba_backend_reap(a);
 	mutex_lock(&a->model_lock);
+	done = emuhba_backend_reap_locked(a);
+	*due_ns = 0;
 	if (emuhba_model_owns_regs(a)) {
 		emuhba_db_collect(a);
-		done = emu_nvme_poll(a->model, 64);
-		a->counters.emulated_cmds += done;
+		blk_start_plug(&plug);
+		n = emu_nvme_poll(a->model, 64);
+		blk_finish_plug(&plug);
+		a->counters.emulated_cmds += n;
+		done += n;
+		*due_ns = emu_nvme_timer_ns(a->model);
 	}
 	mutex_unlock(&a->model_lock);
 	return done;
 }
 
-static void emuhba_emul_work(struct work_struct *work)
+int emuhba_emul_poll(struct emuhba_adapter *a)
 {
-	struct emuhba_adapter *a = container_of(work, struct emuhba_adapter,
-						emul_work);
+	u64 due;
 
-	if (emuhba_emul_poll(a))
-		queue_work(system_highpri_wq, &a->emul_work);
+	return emuhba_emul_pass(a, &due);
 }
 
 /*
- * While the model owns the device nothing tells it of new submissions: the
- * guest writes its shadow doorbell buffer in memory and MMIO doorbells land
- * in driver pages. This thread polls both, quickly while there is work.
+ * The guest does not announce submissions (shadow doorbells in memory,
+ * MMIO doorbells into driver pages), so they are found by polling. After
+ * a pass that found nothing the thread naps rather than spins: a guest
+ * answers completions with new commands only when it gets the CPU, and a
+ * spinning thread can keep it from running (vCPUs sharing host CPUs, or
+ * an emulated machine running every vCPU on one thread). Naps are short
+ * while work is recent and grow to a tick after EMUHBA_EMUL_BUSY empty
+ * passes; a backend completion or a register write ends a nap at once,
+ * and a coalesced interrupt falling due bounds it.
  */
+#define EMUHBA_EMUL_BUSY	100
+#define EMUHBA_EMUL_NAP_NS	(100 * NSEC_PER_USEC)
+
+static void emuhba_emul_nap(struct emuhba_adapter *a, unsigned int idle,
+			    u64 due)
+{
+	u64 now, ns = idle < EMUHBA_EMUL_BUSY ? EMUHBA_EMUL_NAP_NS :
+		      jiffies_to_nsecs(1);
+	DEFINE_WAIT(wait);
+	ktime_t t;
+
+	if (due) {
+		now = ktime_get_ns();
+		if (due <= now)
+			return;
+		ns = min(ns, due - now);
+	}
+	t = ns_to_ktime(ns);
+	prepare_to_wait(&a->emul_wq, &wait, TASK_INTERRUPTIBLE);
+	if (!test_bit(EMUHBA_EMUL_KICKED, &a->emul_flags) &&
+	    !kthread_should_stop())
+		schedule_hrtimeout_range(&t, ns / 2, HRTIMER_MODE_REL);
+	finish_wait(&a->emul_wq, &wait);
+}
+
+/* Runs the model while it owns the device: the only context that polls. */
 static int emuhba_emul_thread(void *data)
 {
 	struct emuhba_adapter *a = data;
 	unsigned int idle = 0;
+	u64 due;
 
 	while (!kthread_should_stop()) {
-		if (emuhba_emul_poll(a))
+		clear_bit(EMUHBA_EMUL_KICKED, &a->emul_flags);
+		/* Kicks after this point are seen by the next nap. */
+		smp_mb__after_atomic();
+		if (emuhba_emul_pass(a, &due)) {
 			idle = 0;
-		else if (idle < 1000)
-			idle++;
-		/*
-		 * Short sleeps while commands flow, then a jiffy-based one:
-		 * an idle guest costs no timer churn.
-		 */
-		if (!idle)
 			cond_resched();
-		else if (idle < 50)
-			usleep_range(100, 200);
-		else
-			schedule_timeout_interruptible(1);
+			continue;
+		}
+		if (idle < EMUHBA_EMUL_BUSY)
+			idle++;
+		emuhba_emul_nap(a, idle, due);
 	}
 	return 0;
 }
@@ -307,12 +356,11 @@ void emuhba_emul_stop(struct emuhba_adapter *a)
 	if (a->emul_thread)
 		kthread_stop(a->emul_thread);
 	a->emul_thread = NULL;
-	cancel_work_sync(&a->emul_work);
 }
 
 void emuhba_emul_init(struct emuhba_adapter *a)
 {
-	INIT_WORK(&a->emul_work, emuhba_emul_work);
+	init_waitqueue_head(&a->emul_wq);
 	spin_lock_init(&a->log.lock);
 	xa_init(&a->log.pages);
 }
