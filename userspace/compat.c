@@ -214,6 +214,7 @@ int compat_check(const char *src_bdf, const char *dst_bdf, bool print)
 	struct compat_reply *img, *v;
 	struct hba_nlerr err;
 	struct hba_genl g;
+	const char *why;
 	char what[64];
 	int ret;
 
@@ -252,9 +253,15 @@ int compat_check(const char *src_bdf, const char *dst_bdf, bool print)
 			   dst_bdf);
 		goto out;
 	}
-	/* On a refusal the ACK's message names the first refusing field. */
+	/*
+	 * On a refusal the ACK's message ("refused: FIELD: why") names the
+	 * first refusing field.
+	 */
+	why = err.msg;
+	if (!strncmp(why, "refused: ", 9))
+		why += 9;
 	if (print)
-		compat_print(src_bdf, dst_bdf, v, v->compatible ? "" : err.msg);
+		compat_print(src_bdf, dst_bdf, v, v->compatible ? "" : why);
 	ret = v->compatible ? HBAMIG_EXIT_OK : HBAMIG_EXIT_FAIL;
 out:
 	hba_genl_close(&g);
