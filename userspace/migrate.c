@@ -554,6 +554,8 @@ struct mig {
 	int restore_err;	/* switch back to direct: 0 or -errno */
 	char restore_msg[HBA_ERRMSG_LEN];
 	bool restore_tried;
+	bool restore_paused;	/* done through a stop/cont of the VM */
+	double restore_pause_ms;
 	char vm_status[32];
 	bool vm_running;
 };
@@ -802,6 +804,57 @@ static void print_report(struct mig *m)
 
 /* ---- failure: the VM stays on the source, running, on a direct VF ---- */
 
+/*
+ * The kernel switches a running guest's adapter back to the VF only with
+ * the vCPUs stopped (on the STOP -> RUNNING_P2P arc QEMU takes when a
+ * stopped VM resumes); asked while they run, it answers EOPNOTSUPP. Then
+ * the VM is paused and resumed at once, which costs the guest a pause of
+ * about one switch.
+ */
+static void restore_by_pause(struct mig *m)
+{
+	struct hba_nlerr err;
+	struct hba_msg a;
+	bool running = false;
+	u64 ts;
+	int r, i;
+
+	if (!m->have_src || !m->vm_running)
+		return;
+	ts = quiesce_now_ns();
+	r = qmp_exec(&m->src, "stop", NULL, NULL);
+	if (r) {
+		fprintf(stderr, "%s: migrate: QMP stop: %s\n", hba_prog,
+			m->src.err_desc);
+		return;
+	}
+	/* A paused VM is worse than an emulated adapter: insist on cont. */
+	for (i = 0; i < 3; i++) {
+		r = qmp_exec(&m->src, "cont", NULL, NULL);
+		if (!r)
+			break;
+		sleep_ms(100);
+	}
+	m->restore_pause_ms = ms_since(ts);
+	if (r)
+		fprintf(stderr, "%s: migrate: QMP cont: %s: the VM is PAUSED\n",
+			hba_prog, m->src.err_desc);
+	if (!qmp_query_status(&m->src, m->vm_status, sizeof(m->vm_status),
+			      &running))
+		m->vm_running = running;
+	if (mig_adapter_get(&m->g, m->bdf, &a, &err))
+		return;
+	if (a.mode == EMUHBA_ADAPTER_MODE_DIRECT) {
+		m->restore_err = 0;
+		m->restore_paused = true;
+	} else {
+		snprintf(m->restore_msg + strlen(m->restore_msg),
+			 sizeof(m->restore_msg) - strlen(m->restore_msg),
+			 "; still %s after a stop/cont of the VM",
+			 hba_mode_name(a.mode));
+	}
+}
+
 static void restore_source(struct mig *m)
 {
 	struct hba_nlerr err;
@@ -817,6 +870,8 @@ static void restore_source(struct mig *m)
 		snprintf(m->restore_msg, sizeof(m->restore_msg), "%s",
 			 err.msg[0] ? err.msg : strerror(err.error));
 	}
+	if (m->restore_err == -EOPNOTSUPP)
+		restore_by_pause(m);
 }
 
 static void print_failure(struct mig *m)
@@ -842,6 +897,8 @@ static void print_failure(struct mig *m)
 		jadd(o, "dev_mode", jstr(m->bdf[0] ? mode : NULL));
 		jadd(o, "restore_error", m->restore_err ?
 			jstr(m->restore_msg) : NULL);
+		jadd(o, "restore_pause_ms", m->restore_paused ?
+			jnum(m->restore_pause_ms, "%.1f") : NULL);
 		jadd(o, "peers", jpeers(m));
 		jprint(o);
 	}
@@ -856,7 +913,10 @@ static void print_failure(struct mig *m)
 			hba_prog);
 	if (!m->switched)
 		return;
-	if (!m->restore_err)
+	if (!m->restore_err && m->restore_paused)
+		fprintf(stderr, "%s: migrate: %s is back in direct mode, switched while the VM was paused for %.1f ms (QMP stop/cont: the kernel switches to the VF only with the vCPUs stopped)\n",
+			hba_prog, m->bdf, m->restore_pause_ms);
+	else if (!m->restore_err)
 		fprintf(stderr, "%s: migrate: %s is back in direct mode\n",
 			hba_prog, m->bdf);
 	else if (m->restore_err == -EOPNOTSUPP)

@@ -240,12 +240,14 @@ int qmp_classify(struct json_object *o, struct qmp_msg *m)
 		m->has_id = true;
 		m->id = json_object_get_int64(v);
 	}
-	if ((v = get(o, "return"))) {
+	v = get(o, "return");
+	if (v) {
 		m->kind = QMP_MSG_RETURN;
 		m->ret = v;
 		return 0;
 	}
-	if ((v = get(o, "error"))) {
+	v = get(o, "error");
+	if (v) {
 		if (!json_object_is_type(v, json_type_object))
 			return -EPROTO;
 		m->kind = QMP_MSG_ERROR;
@@ -256,17 +258,19 @@ int qmp_classify(struct json_object *o, struct qmp_msg *m)
 				 "(no description)");
 		return 0;
 	}
-	if ((v = get(o, "event"))) {
+	v = get(o, "event");
+	if (v) {
 		if (!json_object_is_type(v, json_type_string))
 			return -EPROTO;
 		m->kind = QMP_MSG_EVENT;
 		copy_str(m->event, sizeof(m->event), v);
 		w = get(o, "data");
-		m->data = w && json_object_is_type(w, json_type_object) ? w :
-									 NULL;
+		if (w && json_object_is_type(w, json_type_object))
+			m->data = w;
 		return 0;
 	}
-	if ((v = get(o, "QMP"))) {
+	v = get(o, "QMP");
+	if (v) {
 		struct json_object *q;
 		uint64_t n;
 
