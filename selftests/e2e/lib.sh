@@ -1,0 +1,360 @@
+# SPDX-License-Identifier: GPL-2.0-only
+# End-to-end helpers (inside the test VM): two "hosts" as network namespaces
+# joined by a veth, each with its own NVMe VF bound to emuhba and its own
+# QEMU 10 running (or receiving) the guest built by scripts/guest/mkguest.
+# The guest's serial console and each QEMU's QMP are unix sockets in $E2E_DIR.
+#
+#   e2e_hosts_up                 VFs, emuhba, backends, namespaces, veth
+#   e2e_qemu_start NAME HOST VF [incoming]
+#   e2e_console_wait NAME REGEX SECONDS
+#   e2e_qmp NAME '{"execute":...}'      prints the reply (return or error)
+#   e2e_migrate SRC DST           A -> B, prints name=value lines
+#   e2e_mode BDF                  the adapter's mode (hbamig -j dev show)
+
+E2E_ROOT=${E2E_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+E2E_DIR=${E2E_DIR:-/tmp/e2e}
+E2E_HBAMIG=${E2E_HBAMIG:-$E2E_ROOT/userspace/hbamig}
+E2E_KVER=${KVER:-$(uname -r)}
+E2E_KERNEL=${E2E_KERNEL:-$E2E_ROOT/build/guest/vmlinux}
+E2E_INITRD=${E2E_INITRD:-$E2E_ROOT/build/guest/initrd.gz}
+E2E_MEM=${E2E_MEM:-160}
+E2E_GUESTIO=${E2E_GUESTIO:--t 4 -n 512 -i 100}
+E2E_PORT=${E2E_PORT:-4444}
+E2E_T0=${E2E_T0:-$(date +%s.%N)}
+# host name -> address on the veth
+# Built-in initcalls that cost the guest seconds under TCG and that it does
+# not need (entropy self-test, certificate list, BPF struct_ops, crypto KDF
+# self-test).
+E2E_BLACKLIST=initcall_blacklist=jent_mod_init,bpf_tcp_ca_kfunc_init,load_system_certificate_list,bpf_dummy_struct_ops_init,depot_debugfs_init,init_encrypted,crypto_kdf108_init,lockup_detector_check
+declare -A E2E_ADDR=([a]=10.99.0.1 [b]=10.99.0.2)
+
+e2e_now_ms()
+{
+	local n
+	n=$(date +%s%N)
+	echo $((n / 1000000))
+}
+
+e2e_log()
+{
+	printf '# [%6.1fs] %s\n' "$(echo "$(date +%s.%N) - $E2E_T0" | bc)" "$*" >&2
+}
+
+e2e_hosts_up()
+{
+	mkdir -p "$E2E_DIR"
+	eval "$("$E2E_ROOT/selftests/vm/vf-setup" 3)" || return 1
+	export PF PFNS VF0 VF1 VF2
+	modprobe vfio_pci_core 2>/dev/null
+	modprobe vfio_iommu_type1 2>/dev/null
+	[ -d /sys/module/emuhba ] || insmod "$E2E_ROOT/emuhba.ko" || return 1
+	for vf in "$VF0" "$VF1"; do
+		"$E2E_HBAMIG" dev bind "$vf" >/dev/null || return 1
+		"$E2E_HBAMIG" dev set "$vf" backend "$PFNS" >/dev/null || return 1
+		"$E2E_HBAMIG" dev set "$vf" policy auto-switch on >/dev/null || return 1
+	done
+	modprobe veth 2>/dev/null
+	ip netns add e2e-a && ip netns add e2e-b || return 1
+	ip link add e2e-va netns e2e-a type veth peer name e2e-vb netns e2e-b || return 1
+	ip -n e2e-a addr add "${E2E_ADDR[a]}/24" dev e2e-va
+	ip -n e2e-b addr add "${E2E_ADDR[b]}/24" dev e2e-vb
+	for h in a b; do
+		ip -n "e2e-$h" link set lo up
+		ip -n "e2e-$h" link set "e2e-v$h" up || return 1
+	done
+	# Host A's VF lives on host A, B's on B.
+	E2E_VF_a=$VF0
+	E2E_VF_b=$VF1
+}
+
+# e2e_qemu_start NAME HOST VF [incoming]: start QEMU in host HOST's namespace;
+# with "incoming" it waits for a migration on HOST's address.
+e2e_qemu_start()
+{
+	local name=$1 host=$2 vf=$3 incoming=${4:-} extra=()
+	local d=$E2E_DIR
+
+	rm -f "$d/$name.qmp" "$d/$name.con" "$d/$name.log" "$d/$name.in"
+	[ -n "$incoming" ] && extra=(-incoming "tcp:${E2E_ADDR[$host]}:$E2E_PORT")
+	# E2E_TRACE: comma-separated trace event patterns, e.g. "vfio_*"
+	if [ -n "${E2E_TRACE:-}" ]; then
+		echo "$E2E_TRACE" | tr ',' '\n' > "$d/trace-events"
+		extra+=(-trace "events=$d/trace-events,file=$d/$name.trace")
+	fi
+	# The guest is the installed kernel, unmodified; no vIOMMU; the only
+	# devices are the VF and a serial port. The machine type and CPU model
+	# must match on both sides of a migration.
+	ip netns exec "e2e-$host" qemu-system-x86_64 \
+		-name "$name" -M pc -accel tcg -cpu qemu64 -smp 1 -m "$E2E_MEM" \
+		-nodefaults -no-user-config -display none -no-reboot \
+		-kernel "$E2E_KERNEL" -initrd "$E2E_INITRD" \
+		-append "console=ttyS0 quiet panic=-1 mitigations=off tsc=reliable no_timer_check $E2E_BLACKLIST guestio=\"$E2E_GUESTIO\"" \
+		-device "vfio-pci,host=$vf,enable-migration=on${E2E_VFIO_OPTS:-}" \
+		-chardev "socket,id=con,path=$d/$name.con,server=on,wait=off" \
+		-serial chardev:con \
+		-qmp "unix:$d/$name.qmp,server=on,wait=off" \
+		"${extra[@]}" >"$d/$name.qemu.log" 2>&1 &
+	echo $! > "$d/$name.pid"
+	local i
+	for i in $(seq 300); do
+		[ -S "$d/$name.con" ] && [ -S "$d/$name.qmp" ] && break
+		kill -0 "$(cat "$d/$name.pid")" 2>/dev/null || break
+		sleep 0.1
+	done
+	if [ ! -S "$d/$name.con" ]; then
+		e2e_log "QEMU $name did not start: $(cat "$d/$name.qemu.log")"
+		return 1
+	fi
+	# -incoming listens only once QEMU finished its setup.
+	if [ -n "$incoming" ]; then
+		for i in $(seq 1200); do
+			[ -n "$(ip netns exec "e2e-$host" ss -ltnH "sport = :$E2E_PORT")" ] && break
+			kill -0 "$(cat "$d/$name.pid")" 2>/dev/null || break
+			sleep 0.1
+		done
+		if [ -z "$(ip netns exec "e2e-$host" ss -ltnH "sport = :$E2E_PORT")" ]; then
+			e2e_log "QEMU $name does not listen for the migration: $(cat "$d/$name.qemu.log")"
+			return 1
+		fi
+	fi
+	# The console: everything the guest prints goes to NAME.log; a line
+	# written into the fifo NAME.in reaches the guest's stdin. The fifo is
+	# held open read-write so that socat never sees its end.
+	mkfifo "$d/$name.in"
+	exec {E2E_FD}<>"$d/$name.in"
+	# Each line is stamped with the host time it arrived (ms), for the plot.
+	(socat -b 4096 "UNIX-CONNECT:$d/$name.con" STDIO <&$E2E_FD 2>/dev/null |
+		e2e_stamp >"$d/$name.log") &
+	echo $! > "$d/$name.socat.pid"
+	exec {E2E_FD}>&-
+}
+
+e2e_qemu_alive()
+{
+	kill -0 "$(cat "$E2E_DIR/$1.pid" 2>/dev/null)" 2>/dev/null
+}
+
+# e2e_qemu_stop NAME: quit over QMP, then kill; waits for it to end.
+e2e_qemu_stop()
+{
+	local name=$1 pid i
+	pid=$(cat "$E2E_DIR/$name.pid" 2>/dev/null) || return 0
+	if kill -0 "$pid" 2>/dev/null; then
+		e2e_qmp "$name" '{"execute":"quit"}' >/dev/null 2>&1
+		for i in $(seq 100); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$pid" 2>/dev/null
+	fi
+	wait "$pid" 2>/dev/null
+	kill "$(cat "$E2E_DIR/$name.socat.pid" 2>/dev/null)" 2>/dev/null
+	rm -f "$E2E_DIR/$name.pid"
+}
+
+e2e_console_send()
+{
+	echo "$2" > "$E2E_DIR/$1.in"
+}
+
+# e2e_console_wait NAME REGEX SECONDS: wait until the guest printed REGEX.
+e2e_console_wait()
+{
+	local name=$1 re=$2 t=$(($3 * 10)) i
+	for i in $(seq "$t"); do
+		grep -qE "$re" "$E2E_DIR/$name.log" 2>/dev/null && return 0
+		e2e_qemu_alive "$name" || { grep -qE "$re" "$E2E_DIR/$name.log"; return; }
+		sleep 0.1
+	done
+	return 1
+}
+
+# e2e_qmp NAME JSON: one command on a fresh QMP connection; prints the reply
+# line (return or error), events are skipped.
+e2e_qmp()
+{
+	local name=$1 cmd=$2 out i
+	for i in 1 2 3; do
+		out=$(printf '{"execute":"qmp_capabilities"}\n%s\n' "$cmd" |
+			socat -t 1 - "UNIX-CONNECT:$E2E_DIR/$name.qmp" 2>/dev/null |
+			jq -c 'select(has("return") or has("error"))' 2>/dev/null |
+			sed -n 2p)
+		[ -n "$out" ] && { echo "$out"; return 0; }
+		[ "$cmd" = '{"execute":"quit"}' ] && return 0
+	done
+	return 1
+}
+
+e2e_mode()
+{
+	"$E2E_HBAMIG" -j dev show "$1" 2>/dev/null | jq -r '.[0].mode'
+}
+
+e2e_adapter()
+{
+	"$E2E_HBAMIG" -j dev show "$1" 2>/dev/null | jq -c '.[0]'
+}
+
+# stdin lines -> "MS line" with the host's wall clock in milliseconds; bash
+# builtins only, so that nothing buffers a line.
+e2e_stamp()
+{
+	local l t
+	while IFS= read -r l; do
+		t=${EPOCHREALTIME/./}
+		printf '%d %s\n' "$((t / 1000))" "${l%$'\r'}"
+	done
+}
+
+# e2e_guest_ticks NAME...: the guest's tick lines from the consoles of the
+# QEMUs it ran on, in order: "host_ms t_ms ios d_ios err mis max_lat_us".
+e2e_guest_ticks()
+{
+	local n
+	for n in "$@"; do
+		sed -n 's/^\([0-9]*\) guestio tick t_ms=\([0-9]*\) ios=\([0-9]*\) d_ios=\([0-9]*\) err=\([0-9]*\) mis=\([0-9]*\) max_lat_us=\([0-9]*\).*/\1 \2 \3 \4 \5 \6 \7/p' \
+			"$E2E_DIR/$n.log" 2>/dev/null
+	done
+}
+
+# e2e_migrate_qmp SRC DSTHOST: migrate QEMU SRC to the QEMU waiting on
+# DSTHOST, driving QMP directly. Prints name=value lines: status, total_ms,
+# downtime_ms, setup_ms and the host times (ms) of each status change
+# (t_setup, t_active, t_device, t_completed | t_failed ...).
+e2e_migrate_qmp()
+{
+	local src=$1 dst=$2 r st last="" deadline
+	e2e_qmp "$src" "{\"execute\":\"migrate-set-parameters\",\"arguments\":{\"max-bandwidth\":${E2E_BANDWIDTH:-1073741824},\"downtime-limit\":500}}" >/dev/null
+	r=$(e2e_qmp "$src" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"tcp:${E2E_ADDR[$dst]}:$E2E_PORT\"}}")
+	echo "t_start=$(e2e_now_ms)"
+	if ! echo "$r" | jq -e 'has("return")' >/dev/null 2>&1; then
+		echo "status=refused"
+		echo "error=$(echo "$r" | jq -r '.error.desc' 2>/dev/null)"
+		return 1
+	fi
+	deadline=$(( $(e2e_now_ms) + ${E2E_MIGRATE_TIMEOUT:-300} * 1000 ))
+	while [ "$(e2e_now_ms)" -lt "$deadline" ]; do
+		r=$(e2e_qmp "$src" '{"execute":"query-migrate"}') || { sleep 0.2; continue; }
+		st=$(echo "$r" | jq -r '.return.status // "none"')
+		if [ "$st" != "$last" ]; then
+			echo "t_$st=$(e2e_now_ms)"
+			last=$st
+		fi
+		case "$st" in
+		completed|failed|cancelled) break ;;
+		esac
+		[ -n "${E2E_ON_ACTIVE:-}" ] && [ "$st" = active ] && { eval "$E2E_ON_ACTIVE"; E2E_ON_ACTIVE=""; }
+		sleep 0.3
+	done
+	echo "status=$st"
+	echo "total_ms=$(echo "$r" | jq -r '.return["total-time"] // ""')"
+	echo "downtime_ms=$(echo "$r" | jq -r '.return.downtime // ""')"
+	echo "setup_ms=$(echo "$r" | jq -r '.return["setup-time"] // ""')"
+	echo "ram_bytes=$(echo "$r" | jq -r '.return.ram.transferred // ""')"
+	echo "state_bytes=$(echo "$r" | jq -r '.return.vfio.transferred // ""')"
+	echo "error=$(echo "$r" | jq -r '.return["error-desc"] // ""')"
+	[ "$st" = completed ]
+}
+
+
+# e2e_status NAME: QEMU's run state (running, inmigrate, postmigrate, ...)
+e2e_status()
+{
+	e2e_qmp "$1" '{"execute":"query-status"}' | jq -r '.return.status // "none"'
+}
+
+# e2e_plain_vfio_pci VF: the baseline. The VF goes to plain vfio-pci and QEMU
+# is asked to migrate a VM holding it, as it is and with
+# enable-migration=on. Prints plain_vfio_pci_migratable=0|1 and QEMU's words.
+e2e_plain_vfio_pci()
+{
+	local vf=$1 d=$E2E_DIR r pid err
+	modprobe vfio-pci 2>/dev/null
+	echo vfio-pci > "/sys/bus/pci/devices/$vf/driver_override"
+	echo "$vf" > /sys/bus/pci/drivers_probe 2>/dev/null
+	rm -f "$d/plain.qmp"
+	qemu-system-x86_64 -name plain -M pc -accel tcg -cpu qemu64 -m 64 \
+		-nodefaults -no-user-config -display none -S \
+		-device "vfio-pci,host=$vf" \
+		-qmp "unix:$d/plain.qmp,server=on,wait=off" >"$d/plain.qemu.log" 2>&1 &
+	pid=$!
+	echo $pid > "$d/plain.pid"
+	for i in $(seq 600); do
+		[ -S "$d/plain.qmp" ] && e2e_qmp plain '{"execute":"query-status"}' >/dev/null && break
+		kill -0 $pid 2>/dev/null || break
+		sleep 0.1
+	done
+	r=$(e2e_qmp plain '{"execute":"migrate","arguments":{"uri":"exec:cat >/dev/null"}}')
+	sleep 1
+	[ -n "$r" ] && echo "$r" | jq -e 'has("return")' >/dev/null &&
+		r=$(e2e_qmp plain '{"execute":"query-migrate"}')
+	e2e_qemu_stop plain
+	if echo "$r" | jq -e '.return.status == "completed"' >/dev/null 2>&1; then
+		echo "vfio_pci_migratable=1"
+	else
+		echo "vfio_pci_migratable=0"
+	fi
+	err=$(echo "$r" | jq -r '.error.desc // .return["error-desc"] // ""' 2>/dev/null)
+	echo "qemu_says=\"${err:-$(tail -n1 "$d/plain.qemu.log")}\""
+	# The only way QEMU offers around its blocker, on this kernel.
+	err=$(printf '{"execute":"qmp_capabilities"}\n{"execute":"quit"}\n' |
+		timeout 120 qemu-system-x86_64 -M pc -accel tcg -cpu qemu64 -m 64 \
+		-nodefaults -no-user-config -display none -S \
+		-device "vfio-pci,host=$vf,enable-migration=on" \
+		-qmp stdio 2>&1 | grep -m1 'qemu-system')
+	echo "enable_migration_on_says=\"${err#qemu-system-x86_64: }\""
+	echo > "/sys/bus/pci/devices/$vf/driver_override"
+	echo "$vf" > "/sys/bus/pci/devices/$vf/driver/unbind" 2>/dev/null
+}
+
+e2e_have_hbamig_migrate()
+{
+	local out
+	out=$("$E2E_HBAMIG" migrate help 2>&1)
+	! echo "$out" | grep -qi 'not available'
+}
+
+# e2e_migrate SRC DST DSTHOST: the migration as an administrator runs it,
+# hbamig migrate; prints the same name=value lines as e2e_migrate_qmp plus
+# what hbamig reports (switch share, destination mode). Without hbamig
+# migrate (E2E_QMP_DRIVER=1 or an older hbamig) QMP is driven directly.
+e2e_migrate()
+{
+	local src=$1 dst=$2 host=$3 srchost out rc
+	if [ -n "${E2E_QMP_DRIVER:-}" ] || ! e2e_have_hbamig_migrate; then
+		echo "driver=qmp"
+		e2e_migrate_qmp "$src" "$host"
+		return
+	fi
+	srchost=$([ "$host" = a ] && echo b || echo a)
+	echo "driver=hbamig"
+	echo "t_start=$(e2e_now_ms)"
+	out=$("$E2E_HBAMIG" -j migrate --qmp "$E2E_DIR/$src.qmp" \
+		--to "tcp:${E2E_ADDR[$host]}:$E2E_PORT" \
+		--dev "$(eval echo "\$E2E_VF_$srchost")" \
+		--dest-dev "$(eval echo "\$E2E_VF_$host")" \
+		--dest-qmp "$E2E_DIR/$dst.qmp" 2>"$E2E_DIR/$src-$dst.hbamig.err")
+	rc=$?
+	echo "$out" > "$E2E_DIR/$src-$dst.hbamig.json"
+	echo "hbamig_exit=$rc"
+	if [ "$rc" = 0 ]; then
+		echo "t_completed=$(e2e_now_ms)"
+	else
+		echo "t_failed=$(e2e_now_ms)"
+	fi
+	echo "$out" | jq -r 'to_entries[] | select(.value | type != "object" and type != "array")
+		| "\(.key)=\(.value // "")"' 2>/dev/null |
+		sed 's/^total_ms=/hbamig_total_ms=/; s/^qemu_total_ms=/total_ms=/'
+	[ "$rc" = 0 ] || echo "error=$(tail -n 3 "$E2E_DIR/$src-$dst.hbamig.err" | tr '\n' ' ')"
+	return "$rc"
+}
+
+# e2e_env_args: the E2E_* settings of this environment as shell words, to
+# hand them to a command run inside the test VM.
+e2e_env_args()
+{
+	local v
+	for v in E2E_VFIO_OPTS E2E_TRACE E2E_QMP_DRIVER E2E_GUESTIO E2E_MEM E2E_WARMUP E2E_SETTLE; do
+		[ -n "${!v:-}" ] && printf '%s=%q ' "$v" "${!v}"
+	done
+}
