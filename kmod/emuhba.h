@@ -111,6 +111,7 @@ struct emuhba_observer {
 	bool enabled;		/* CC.EN observed set and admin queue known */
 	bool lost;		/* an observation failed: switch refused */
 	u8 *pending;		/* fetched SQEs by slot, sq_size * 64 bytes */
+	u16 pending_slots;	/* entries pending was allocated for */
 	struct work_struct work;
 	/* hook on the admin vector's eventfd: completions wake the work */
 	wait_queue_entry_t wait;
@@ -254,6 +255,7 @@ void emuhba_observer_destroy(struct emuhba_adapter *a);
 void emuhba_observe_reg_done(struct emuhba_adapter *a, u32 off, u64 val,
 			     u32 size);
 void emuhba_observer_hook(struct emuhba_adapter *a, struct file *eventfd);
+void emuhba_observer_stop_locked(struct emuhba_adapter *a);
 
 /* sysfs and debugfs views (emuhba_sysfs.c). */
 extern const struct attribute_group *emuhba_dev_groups[];

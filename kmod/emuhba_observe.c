@@ -31,6 +31,7 @@
 
 /* The admin opcode whose data the model wants to see. */
 #define NVME_ADM_SET_FEATURES	0x09
+#define NVME_ADM_AER_OPC	0x0c
 
 static int emuhba_obs_wakeup(wait_queue_entry_t *wait, unsigned int mode,
 			     int sync, void *key)
@@ -107,7 +108,22 @@ static void emuhba_obs_complete(struct emuhba_adapter *a, const u8 *cqe,
 			break;
 	}
 	if (i == obs->sq_size) {
-		obs->lost = true;
+		/*
+		 * An AER outlives its slot: the guest reuses a slot once the
+		 * VF fetched it. The model knows its outstanding AERs.
+		 */
+		const struct emu_nvme_aer *aer = &emu_nvme_state(a->model)->aer;
+		u8 aer_sqe[EMUHBA_SQE_SIZE] = { NVME_ADM_AER_OPC };
+		unsigned int k;
+
+		for (k = 0; k < aer->nr_cid && aer->cid[k] != cid; k++)
+			;
+		if (k == aer->nr_cid) {
+			obs->lost = true;
+			return;
+		}
+		put_unaligned_le16(cid, aer_sqe + 2);
+		emu_nvme_observe_admin(a->model, aer_sqe, cqe, NULL, 0);
 		return;
 	}
 	sqe[EMUHBA_SQE_SIZE - 1] = 0;	/* see emuhba_obs_fetch() */
@@ -168,7 +184,8 @@ static void emuhba_obs_work(struct work_struct *work)
 		if ((get_unaligned_le16(cqe + 14) & 1) != obs->phase)
 			break;
 		sqhd = get_unaligned_le16(cqe + 8);
-		if (sqhd >= obs->sq_size || emuhba_obs_fetch(a, sqhd)) {
+		if (obs->sq_size != obs->pending_slots || sqhd >= obs->sq_size ||
+		    obs->sq_head >= obs->sq_size || emuhba_obs_fetch(a, sqhd)) {
 			obs->lost = true;
 			break;
 		}
@@ -195,6 +212,14 @@ static void emuhba_obs_stop(struct emuhba_observer *obs)
 	obs->lost = false;
 	kvfree(obs->pending);
 	obs->pending = NULL;
+	obs->pending_slots = 0;
+}
+
+/* The guest's controller is disabled; model_lock held. */
+void emuhba_observer_stop_locked(struct emuhba_adapter *a)
+{
+	lockdep_assert_held(&a->model_lock);
+	emuhba_obs_stop(&a->obs);
 }
 
 static void emuhba_obs_start(struct emuhba_adapter *a)
@@ -206,6 +231,7 @@ static void emuhba_obs_start(struct emuhba_adapter *a)
 	obs->cq_head = 0;
 	obs->phase = 1;
 	obs->pending = kvcalloc(obs->sq_size, EMUHBA_SQE_SIZE, GFP_KERNEL);
+	obs->pending_slots = obs->pending ? obs->sq_size : 0;
 	obs->enabled = obs->pending && obs->sq_size && obs->cq_size;
 	obs->lost = !obs->enabled;
 }
@@ -218,6 +244,14 @@ void emuhba_observe_reg_done(struct emuhba_adapter *a, u32 off, u64 val,
 	bool kick = false;
 
 	mutex_lock(&a->model_lock);
+	/*
+	 * The admin queue registers take effect when the controller is
+	 * enabled; written while it runs they change nothing on the VF and
+	 * must not change what the observer reads either.
+	 */
+	if (obs->enabled && off >= NVME_REG_AQA_OFF &&
+	    off < NVME_REG_ACQ_OFF + 8)
+		off = 0;
 	switch (off) {
 	case NVME_REG_AQA_OFF:
 		obs->sq_size = (val & 0xfff) + 1;

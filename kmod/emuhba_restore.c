@@ -62,12 +62,14 @@ struct emuhba_restore {
 	void __iomem *bar;
 	u32 stride;		/* doorbell stride in bytes */
 	u32 nsid;		/* the namespace our Flush commands name */
-	u16 timeout_ms;
+	unsigned long deadline;	/* of the whole switch, in jiffies */
 	/* the VF's admin queue as we drive it */
 	u16 asq_tail;
 	u16 acq_tail;
 	u8 acq_phase;
 	u32 admin_posted;
+	u32 admin_consumed;
+	u32 admin_consume_max;	/* never free entries the guest still has */
 	u16 cid;
 	/* guest positions the VF must end at */
 	u16 sq_tail[EMU_NVME_NR_Q];
@@ -167,7 +169,6 @@ static void emuhba_rst_sqe(u8 *sqe, u8 opc, u16 cid, u32 nsid, u64 prp1,
 static int emuhba_rst_wait_cqe(struct emuhba_restore *r, u64 cq_base, u16 slot,
 			       u8 phase, u8 *cqe)
 {
-	unsigned long deadline = jiffies + msecs_to_jiffies(r->timeout_ms);
 	u32 csts;
 	int ret;
 
@@ -181,7 +182,7 @@ static int emuhba_rst_wait_cqe(struct emuhba_restore *r, u64 cq_base, u16 slot,
 		ret = emuhba_rst_csts(r, &csts);
 		if (ret)
 			return ret;
-		if (time_after(jiffies, deadline))
+		if (time_after(jiffies, r->deadline))
 			return -ETIMEDOUT;
 		usleep_range(20, 100);
 	}
@@ -211,8 +212,11 @@ static int emuhba_rst_admin(struct emuhba_restore *r, u8 opc, u32 nsid,
 		r->acq_tail = 0;
 		r->acq_phase ^= 1;
 	}
-	emuhba_rst_db(r, 0, true, r->acq_tail);
 	r->admin_posted++;
+	if (r->admin_consumed < min(r->admin_posted, r->admin_consume_max)) {
+		r->admin_consumed = min(r->admin_posted, r->admin_consume_max);
+		emuhba_rst_db(r, 0, true, r->admin_consumed % csize);
+	}
 	if (dw0)
 		*dw0 = get_unaligned_le32(cqe);
 	return (get_unaligned_le16(cqe + 14) >> 1) & 0x7ff;
@@ -237,13 +241,13 @@ static int emuhba_rst_admin_ok(struct emuhba_restore *r, const char *what,
 }
 
 /* Give the VF a feature's value as the guest has it, if it differs. */
-static int emuhba_rst_feature(struct emuhba_restore *r, u8 fid, u32 sel,
-			      u32 want, u32 mask)
+static int emuhba_rst_feature(struct emuhba_restore *r, u8 fid, u32 nsid,
+			      u32 sel, u32 want, u32 mask)
 {
 	u32 cur;
 	int ret;
 
-	ret = emuhba_rst_admin(r, NVME_ADM_GET_FEAT, 0, 0, 0, fid, sel, &cur);
+	ret = emuhba_rst_admin(r, NVME_ADM_GET_FEAT, nsid, 0, 0, fid, sel, &cur);
 	if (ret < 0) {
 		snprintf(r->msg, sizeof(r->msg),
 			 "Get Features 0x%02x: no answer from the VF (%d)", fid, ret);
@@ -252,7 +256,7 @@ static int emuhba_rst_feature(struct emuhba_restore *r, u8 fid, u32 sel,
 	/* A feature the VF does not have was never set by the guest either. */
 	if (ret > 0 || (cur & mask) == (want & mask))
 		return 0;
-	ret = emuhba_rst_admin(r, NVME_ADM_SET_FEAT, 0, 0, 0, fid,
+	ret = emuhba_rst_admin(r, NVME_ADM_SET_FEAT, nsid, 0, 0, fid,
 			       (sel & ~mask) | (want & mask), NULL);
 	/*
 	 * Not changeable on the VF: the guest could not have changed it on
@@ -287,7 +291,9 @@ static int emuhba_rst_features(struct emuhba_restore *r)
 	int ret;
 
 	for (i = 0; i < ARRAY_SIZE(plain); i++) {
-		ret = emuhba_rst_feature(r, plain[i].fid, 0,
+		/* Error recovery is per namespace (DULBE). */
+		ret = emuhba_rst_feature(r, plain[i].fid,
+					 plain[i].fid == 0x05 ? r->nsid : 0, 0,
 					 *(const u32 *)((const u8 *)f + plain[i].off),
 					 ~0U);
 		if (ret)
@@ -295,7 +301,7 @@ static int emuhba_rst_features(struct emuhba_restore *r)
 	}
 	/* Composite temperature thresholds: over (THSEL 0) and under (1). */
 	for (th = 0; th < 2; th++) {
-		ret = emuhba_rst_feature(r, 0x04, th << 20, f->temp_thr[0][th],
+		ret = emuhba_rst_feature(r, 0x04, 0, th << 20, f->temp_thr[0][th],
 					 0xffff);
 		if (ret)
 			return ret;
@@ -309,7 +315,7 @@ static int emuhba_rst_features(struct emuhba_restore *r)
 
 		if (!cq->valid || !cq->ien || cq->vector >= EMU_NVME_MAX_VEC)
 			continue;
-		ret = emuhba_rst_feature(r, NVME_FEAT_IVC, cq->vector,
+		ret = emuhba_rst_feature(r, NVME_FEAT_IVC, 0, cq->vector,
 					 f->ivc[cq->vector], BIT(16));
 		if (ret)
 			return ret;
@@ -378,25 +384,33 @@ static bool emuhba_rst_solve(u32 min, u16 tail, u8 phase, u16 cq_size,
 	return false;
 }
 
-/* Run n Flush commands through I/O queue pair qid, a batch at a time. */
+/*
+ * Run Flush commands through I/O queue pair qid, a batch at a time, until
+ * its positions are the guest's. Completions the guest has not consumed
+ * stay unconsumed on the VF too: the head doorbell never passes the
+ * guest's head.
+ */
 static int emuhba_rst_advance_io(struct emuhba_restore *r, u16 qid)
 {
 	const struct emu_nvme_sq *sq = &r->st->sq[qid];
 	const struct emu_nvme_cq *cq = &r->st->cq[sq->cqid];
 	u16 sq_tail = 0, cq_tail = 0, b, i, last;
 	u8 phase = 1, cqe[EMU_NVME_CQE];
-	u32 n, left;
-	int ret;
+	u32 n, left, posted = 0, consumed = 0, unread;
 
-	if (!emuhba_rst_solve(0, cq->tail, cq->phase, cq->size, 0, sq->head,
-			      sq->size, &n)) {
+	unread = (cq->tail + cq->size - r->cq_head[sq->cqid]) % cq->size;
+	if (!emuhba_rst_solve(unread, cq->tail, cq->phase, cq->size, 0,
+			      sq->head, sq->size, &n)) {
 		snprintf(r->msg, sizeof(r->msg),
 			 "queue %u: head %u and completion tail %u/%u do not belong together",
 			 qid, sq->head, cq->tail, cq->phase);
 		return -ERANGE;
 	}
 	for (left = n; left; left -= b) {
-		b = min3(left, (u32)sq->size - 1, (u32)cq->size - 1);
+		int ret;
+
+		b = min3(left, (u32)sq->size - 1,
+			 (u32)cq->size - 1 - (posted - consumed));
 		for (i = 0; i < b; i++)
 			emuhba_rst_sqe(r->sqes + (size_t)i * EMU_NVME_SQE,
 				       NVME_IO_FLUSH, EMUHBA_RST_CID | i, r->nsid,
@@ -427,7 +441,11 @@ static int emuhba_rst_advance_io(struct emuhba_restore *r, u16 qid)
 		if (cq_tail + b >= cq->size)
 			phase ^= 1;
 		cq_tail = (cq_tail + b) % cq->size;
-		emuhba_rst_db(r, sq->cqid, true, cq_tail);
+		posted += b;
+		if (consumed < min(posted, n - unread)) {
+			consumed = min(posted, n - unread);
+			emuhba_rst_db(r, sq->cqid, true, consumed % cq->size);
+		}
 	}
 	return 0;
 }
@@ -478,9 +496,23 @@ static int emuhba_rst_check(struct emuhba_restore *r)
 	const struct emu_nvme_state *st = r->st;
 	u16 qid, other;
 
-	if (st->regs.csts & (EMU_CSTS_CFS | EMU_CSTS_SHST_MASK)) {
-		strscpy(r->msg, "the controller is failed or shut down", sizeof(r->msg));
+	if (st->regs.csts & (EMU_CSTS_CFS | EMU_CSTS_SHST_MASK) ||
+	    !(st->regs.csts & EMU_CSTS_RDY)) {
+		strscpy(r->msg, "the controller is failed, shut down or not ready",
+			sizeof(r->msg));
 		return -EINVAL;
+	}
+	if (emu_nvme_inflight(r->a->model)) {
+		snprintf(r->msg, sizeof(r->msg), "%u commands still held by the model",
+			 emu_nvme_inflight(r->a->model));
+		return -EBUSY;
+	}
+	/* The VF would not know them: they stay with the model. */
+	if (st->aer.nr_events) {
+		snprintf(r->msg, sizeof(r->msg),
+			 "%u asynchronous events not yet reported to the guest",
+			 st->aer.nr_events);
+		return -EBUSY;
 	}
 	for (qid = 1; qid < EMU_NVME_NR_Q; qid++) {
 		if (!st->sq[qid].valid)
@@ -500,7 +532,9 @@ static int emuhba_rst_check(struct emuhba_restore *r)
 			}
 		}
 	}
-	if (st->aer.nr_cid > ((st->regs.aqa & 0xfff) + 1) / 2) {
+	if ((r->sq_tail[0] + ((st->regs.aqa & 0xfff) + 1) - st->sq[0].head) %
+	    ((st->regs.aqa & 0xfff) + 1) + st->aer.nr_cid >
+	    (st->regs.aqa & 0xfff)) {
 		strscpy(r->msg, "too many outstanding AERs", sizeof(r->msg));
 		return -ERANGE;
 	}
@@ -596,7 +630,6 @@ static int emuhba_rst_regs(struct emuhba_restore *r)
 static int emuhba_rst_enable(struct emuhba_restore *r)
 {
 	const struct emu_nvme_regs *regs = &r->st->regs;
-	unsigned long deadline;
 	u32 csts;
 	int ret;
 
@@ -608,14 +641,13 @@ static int emuhba_rst_enable(struct emuhba_restore *r)
 		ret = emuhba_rst_w32(r, EMU_REG_CC, regs->cc | EMU_CC_EN);
 	if (ret)
 		return ret;
-	deadline = jiffies + msecs_to_jiffies(r->timeout_ms);
 	for (;;) {
 		ret = emuhba_rst_csts(r, &csts);
 		if (ret)
 			return ret;
 		if (csts & EMU_CSTS_RDY)
 			return 0;
-		if (time_after(jiffies, deadline))
+		if (time_after(jiffies, r->deadline))
 			return -ETIMEDOUT;
 		usleep_range(200, 500);
 	}
@@ -626,11 +658,13 @@ static int emuhba_rst_admin_finish(struct emuhba_restore *r)
 {
 	const struct emu_nvme_state *st = r->st;
 	u16 asize = (st->regs.aqa & 0xfff) + 1;
-	u32 n, x;
+	u16 csize = ((st->regs.aqa >> 16) & 0xfff) + 1;
+	u32 n, x, unread;
 	int ret;
 
-	if (!emuhba_rst_solve(r->admin_posted, st->cq[0].tail, st->cq[0].phase,
-			      ((st->regs.aqa >> 16) & 0xfff) + 1, st->aer.nr_cid,
+	unread = (st->cq[0].tail + csize - r->cq_head[0]) % csize;
+	if (!emuhba_rst_solve(r->admin_posted + unread, st->cq[0].tail,
+			      st->cq[0].phase, csize, st->aer.nr_cid,
 			      st->sq[0].head, asize, &n)) {
 		snprintf(r->msg, sizeof(r->msg),
 			 "admin queue: head %u, %u AERs and completion tail %u/%u do not belong together",
@@ -638,6 +672,7 @@ static int emuhba_rst_admin_finish(struct emuhba_restore *r)
 			 st->cq[0].phase);
 		return -ERANGE;
 	}
+	r->admin_consume_max = n - unread;
 	for (x = r->admin_posted; x < n; x++) {
 		ret = emuhba_rst_admin_ok(r, "Get Features", NVME_ADM_GET_FEAT,
 					  0, 0, 0, NVME_FEAT_NQ, 0, NULL);
@@ -648,49 +683,59 @@ static int emuhba_rst_admin_finish(struct emuhba_restore *r)
 }
 
 /*
- * After the saved memory is back: the AERs go into the slots just before
- * the guest's head (slots it has consumed), then the guest's own tails.
+ * The guest's outstanding AERs go into the slots just before its head
+ * (slots it has consumed), in the saved copy of the admin queue, so that
+ * they are in place when the memory goes back.
  */
+static void emuhba_rst_place_aers(struct emuhba_restore *r)
+{
+	const struct emu_nvme_state *st = r->st;
+	struct emuhba_observer *obs = &r->a->obs;
+	u16 asize = (st->regs.aqa & 0xfff) + 1, slot;
+	u8 *sqe;
+	unsigned int i;
+
+	for (i = 0; i < st->aer.nr_cid; i++) {
+		slot = (r->asq_tail + i) % asize;
+		sqe = r->saved[0].data + (size_t)slot * EMU_NVME_SQE;
+		emuhba_rst_sqe(sqe, NVME_ADM_AER, st->aer.cid[i], 0, 0, 0, 0, 0);
+		/* The observer knows them as fetched and not completed. */
+		memcpy(obs->pending + (size_t)slot * EMU_NVME_SQE, sqe,
+		       EMU_NVME_SQE);
+		obs->pending[(size_t)slot * EMU_NVME_SQE + EMU_NVME_SQE - 1] = 1;
+	}
+}
+
+/* After the saved memory is back: the AERs, then the guest's own tails. */
 static int emuhba_rst_go(struct emuhba_restore *r)
 {
 	const struct emu_nvme_state *st = r->st;
 	struct emuhba_observer *obs = &r->a->obs;
-	u16 asize = (st->regs.aqa & 0xfff) + 1, qid, slot;
-	u8 sqe[EMU_NVME_SQE];
-	unsigned int i;
+	u16 asize = (st->regs.aqa & 0xfff) + 1, qid;
+	u32 csts;
 	int ret;
 
-	for (i = 0; i < st->aer.nr_cid; i++) {
-		slot = r->asq_tail;
-		emuhba_rst_sqe(sqe, NVME_ADM_AER, st->aer.cid[i], 0, 0, 0, 0, 0);
-		ret = vfio_dma_rw(&r->a->core.vdev,
-				  st->regs.asq + (u64)slot * EMU_NVME_SQE, sqe,
-				  sizeof(sqe), true);
-		if (ret)
-			return ret;
-		/* The observer knows them as fetched and not completed. */
-		sqe[EMU_NVME_SQE - 1] = 1;
-		memcpy(obs->pending + (size_t)slot * EMU_NVME_SQE, sqe, sizeof(sqe));
-		r->asq_tail = (r->asq_tail + 1) % asize;
-	}
+	r->asq_tail = (r->asq_tail + st->aer.nr_cid) % asize;
 	if (WARN_ON(r->asq_tail != st->sq[0].head))
 		return -EINVAL;
 	obs->sq_head = r->asq_tail;
 	obs->cq_head = r->acq_tail;
 	obs->phase = r->acq_phase;
-	emuhba_rst_db(r, 0, false, r->asq_tail);
-	emuhba_rst_db(r, 0, true, r->cq_head[0]);
-	if (r->sq_tail[0] != r->asq_tail)
-		emuhba_rst_db(r, 0, false, r->sq_tail[0]);
-	for (qid = 1; qid < EMU_NVME_NR_Q; qid++) {
-		if (st->cq[qid].valid)
-			emuhba_rst_db(r, qid, true, r->cq_head[qid]);
-	}
-	for (qid = 1; qid < EMU_NVME_NR_Q; qid++) {
+	ret = emuhba_rst_w32(r, EMU_REG_DBS, r->asq_tail);
+	if (!ret && r->sq_tail[0] != r->asq_tail)
+		ret = emuhba_rst_w32(r, EMU_REG_DBS, r->sq_tail[0]);
+	for (qid = 1; !ret && qid < EMU_NVME_NR_Q; qid++) {
 		if (st->sq[qid].valid)
-			emuhba_rst_db(r, qid, false, r->sq_tail[qid]);
+			ret = emuhba_rst_w32(r, EMU_REG_DBS + 2 * qid * r->stride,
+					     r->sq_tail[qid]);
 	}
-	return 0;
+	/* Also flushes the posted doorbell writes. */
+	if (!ret)
+		ret = emuhba_rst_csts(r, &csts);
+	if (ret)
+		snprintf(r->msg, sizeof(r->msg),
+			 "the VF did not take the guest's doorbells (%d)", ret);
+	return ret;
 }
 
 static int emuhba_rst_observer(struct emuhba_restore *r)
@@ -704,6 +749,7 @@ static int emuhba_rst_observer(struct emuhba_restore *r)
 	obs->sq_size = (regs->aqa & 0xfff) + 1;
 	obs->cq_size = ((regs->aqa >> 16) & 0xfff) + 1;
 	obs->pending = kvcalloc(obs->sq_size, EMU_NVME_SQE, GFP_KERNEL);
+	obs->pending_slots = obs->pending ? obs->sq_size : 0;
 	obs->enabled = !!obs->pending;
 	obs->lost = !obs->pending;
 	return obs->pending ? 0 : -ENOMEM;
@@ -733,8 +779,9 @@ static int emuhba_to_direct(struct emuhba_restore *r)
 	r->st = st;
 	r->stride = 4 << ((st->id.cap >> 32) & 0xf);
 	r->nsid = emuhba_rst_first_nsid(st);
-	r->timeout_ms = a->policy.switch_timeout_ms;
+	r->deadline = jiffies + msecs_to_jiffies(a->policy.switch_timeout_ms);
 	r->acq_phase = 1;
+	r->admin_consume_max = U32_MAX;
 	ret = vfio_pci_core_setup_barmap(&a->core, 0);
 	if (ret)
 		return ret;
@@ -745,23 +792,29 @@ static int emuhba_to_direct(struct emuhba_restore *r)
 	emuhba_db_collect(a);
 	if (!(st->regs.cc & EMU_CC_EN)) {
 		/* No queues: the VF only needs the registers the guest set. */
+		emuhba_observer_stop_locked(a);
 		ret = emuhba_vf_disable(a);
 		if (!ret)
 			ret = emuhba_rst_regs(r);
+		if (!ret)
+			ret = emuhba_rst_w32(r, EMU_REG_CC, st->regs.cc & ~EMU_CC_EN);
+		if (ret)
+			snprintf(r->msg, sizeof(r->msg),
+				 "cannot program the VF's registers (%d)", ret);
 		if (!ret) {
 			a->obs.asq = st->regs.asq;
 			a->obs.acq = st->regs.acq;
 			a->obs.sq_size = (st->regs.aqa & 0xfff) + 1;
 			a->obs.cq_size = ((st->regs.aqa >> 16) & 0xfff) + 1;
-			emu_nvme_handback(a->model);
+			WARN_ON_ONCE(emu_nvme_handback(a->model));
 		}
 		mutex_unlock(&a->model_lock);
 		r->t.load_ns = ktime_get_ns() - t0;
 		return ret;
 	}
-	ret = emuhba_rst_check(r);
+	ret = emuhba_rst_guest_positions(r);
 	if (!ret)
-		ret = emuhba_rst_guest_positions(r);
+		ret = emuhba_rst_check(r);
 	if (!ret)
 		ret = emuhba_rst_save_all(r);
 	r->sqes = ret ? NULL : kvmalloc(65536 * EMU_NVME_SQE, GFP_KERNEL);
@@ -812,6 +865,7 @@ static int emuhba_to_direct(struct emuhba_restore *r)
 	t2 = ktime_get_ns();
 	r->t.load_ns = t2 - t1;
 
+	emuhba_rst_place_aers(r);
 	if (!emuhba_rst_put_back(r)) {
 		strscpy(r->msg, "cannot restore the guest's queues", sizeof(r->msg));
 		ret = -EFAULT;
@@ -820,15 +874,17 @@ static int emuhba_to_direct(struct emuhba_restore *r)
 	ret = emuhba_rst_go(r);
 	if (ret)
 		goto out_undo;
-	emu_nvme_handback(a->model);
+	WARN_ON_ONCE(emu_nvme_handback(a->model));
 	mutex_unlock(&a->model_lock);
 	r->t.repoint_ns = ktime_get_ns() - t2;
 	return 0;
 
 out_undo:
 	/* The VF stops before the memory goes back: it writes nothing after. */
-	emuhba_vf_disable(a);
-	emuhba_rst_put_back(r);
+	if (emuhba_vf_disable(a))
+		pci_clear_master(a->core.pdev);
+	if (!emuhba_rst_put_back(r))
+		pci_err(a->core.pdev, "the guest's queues could not be restored\n");
 out_unlock:
 	mutex_unlock(&a->model_lock);
 	return ret;

@@ -285,8 +285,11 @@ static int emuhba_switch_precheck(struct emuhba_adapter *a, char *msg,
  * switch on, the VF writes nothing and every write of the model goes
  * through vfio_dma_rw, which type1 logs: one pin and unpin moves the group
  * to the "pinned page" dirty scope, and the log becomes exact. This must
- * not happen before the VF is stopped; the container keeps the scope until
- * it goes away, so the adapter never returns to direct mode in it.
+ * not happen before the VF is stopped. The container keeps the scope until
+ * it goes away: when the adapter returns to direct mode in it, the VF's
+ * own writes are no longer reported, which is sound because a hypervisor
+ * stops the device (PRE_COPY or STOP, and so this switch) before it sends
+ * any guest memory, as QEMU does.
  */
 void emuhba_dirty_scope_exact(struct emuhba_adapter *a, u64 iova)
 {
