@@ -1133,6 +1133,11 @@ void emu_nvme_start_disabled(struct emu_nvme_ctrl *ctrl)
 	ctrl->mode = EMU_NVME_MODE_RUN;
 }
 
+int emu_nvme_check(const struct emu_nvme_ctrl *ctrl, char *err, size_t errlen)
+{
+	return emu_nvme_state_check(&ctrl->st, err, errlen);
+}
+
 int emu_nvme_takeover(struct emu_nvme_ctrl *ctrl,
 		      const struct emu_nvme_positions *pos,
 		      char *err, size_t errlen)

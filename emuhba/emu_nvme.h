@@ -307,6 +307,12 @@ int emu_nvme_takeover(struct emu_nvme_ctrl *ctrl,
 		      const struct emu_nvme_positions *pos,
 		      char *err, size_t errlen);
 /*
+ * Whether the state is one a takeover or an image would accept; 0 or
+ * -EINVAL with the offending field in err. Cheap: checked before a switch
+ * stops anything.
+ */
+int emu_nvme_check(const struct emu_nvme_ctrl *ctrl, char *err, size_t errlen);
+/*
  * Stop emulating so the glue can program a VF from emu_nvme_state().
  * -EBUSY while backend requests are in flight.
  */

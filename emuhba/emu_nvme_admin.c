@@ -792,6 +792,9 @@ void emu_nvme_observe_reg_write(struct emu_nvme_ctrl *ctrl, u32 off,
 
 	if (ctrl->mode != EMU_NVME_MODE_OBSERVE)
 		return;
+	/* The admin queue attributes are fixed while enabled. */
+	if ((r->cc & EMU_CC_EN) && off >= EMU_REG_AQA && off < EMU_REG_ACQ + 8)
+		return;
 	if (size == 8 && (off == EMU_REG_ASQ || off == EMU_REG_ACQ)) {
 		if (off == EMU_REG_ASQ)
 			r->asq = val & ~0xfffULL;

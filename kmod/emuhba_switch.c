@@ -271,11 +271,14 @@ static int emuhba_switch_precheck(struct emuhba_adapter *a, char *msg,
 			why = "the guest has not enabled the controller";
 		else if (!st->dbbuf.enabled)
 			why = EMUHBA_MSG_NO_DBBUF;
+		else if (emu_nvme_check(a->model, msg, len))
+			why = msg;
 	}
 	mutex_unlock(&a->model_lock);
 	if (!why)
 		return 0;
-	strscpy(msg, why, len);
+	if (why != msg)
+		strscpy(msg, why, len);
 	return -EOPNOTSUPP;
 }
 

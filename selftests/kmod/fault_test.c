@@ -169,6 +169,35 @@ TEST_F_TIMEOUT(fault, guest_resets_controller_while_emulated, 300)
 	EXPECT_LE(300, mvmm_attr_ll(self->a, "emuhba/emulated_cmds"));
 }
 
+/*
+ * A guest rewrites the admin queue registers while its controller runs
+ * (they take effect only at the next enable): the observer must go on
+ * following the queue it knows, not one of the size written.
+ */
+TEST_F_TIMEOUT(fault, admin_registers_rewritten_while_enabled, 300)
+{
+	uint8_t sqe[64];
+	char cmd[128], obs[32];
+	int i;
+
+	mvmm_reg_write32(&self->vm, 0x24, 0x0fff0fff);	/* AQA: 4096 entries */
+	mvmm_reg_write32(&self->vm, 0x28, 0x1000);	/* ASQ low */
+	for (i = 0; i < 40; i++) {
+		memset(sqe, 0, sizeof(sqe));
+		sqe[0] = 0x0a;				/* Get Features */
+		sqe[40] = 0x07;				/* Number of Queues */
+		ASSERT_EQ(0, mvmm_admin(&self->vm, sqe, NULL));
+	}
+	ASSERT_EQ(0, mvmm_attr(self->a, "emuhba/observer", obs, sizeof(obs)));
+	EXPECT_STREQ("following\n", obs);
+	snprintf(cmd, sizeof(cmd), "dev set %s backend %s", self->a,
+		 getenv("EMUHBA_BACKEND"));
+	ASSERT_EQ(0, hbamig(cmd));
+	snprintf(cmd, sizeof(cmd), "switch %s emulated", self->a);
+	ASSERT_EQ(0, hbamig(cmd));
+	expect_clean(_metadata, &self->vm);
+}
+
 TEST_F_TIMEOUT(fault, device_closed_mid_migration, 300)
 {
 	struct {
