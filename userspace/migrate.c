@@ -1336,7 +1336,8 @@ static int run(struct mig *m)
 	m->switched = true;
 	if (mig_stop)
 		return mig_failed(m, "interrupted", HBAMIG_EXIT_FAIL,
-				  "signal %d", (int)mig_stop);
+				  "%s received before the migration started",
+				  mig_stop == SIGINT ? "SIGINT" : "SIGTERM");
 
 	r = qmp_mig_start(&m->src, m->a.to);
 	if (r)
@@ -1365,12 +1366,13 @@ static int run(struct mig *m)
 		break;
 	case QMP_MIG_TIMEOUT:
 		r = mig_failed(m, "timeout", HBAMIG_EXIT_FAIL,
-			       "not completed within %ld s (status %s)",
+			       "not completed within %ld s (status %s); the migration is cancelled",
 			       m->a.timeout_s, m->info.status);
 		break;
 	case QMP_MIG_STOPPED:
 		r = mig_failed(m, "interrupted", HBAMIG_EXIT_FAIL,
-			       "signal %d", (int)mig_stop);
+			       "%s received; the migration is cancelled",
+				  mig_stop == SIGINT ? "SIGINT" : "SIGTERM");
 		break;
 	default:
 		/* QEMU went away or spoke nonsense: nothing to cancel. */
