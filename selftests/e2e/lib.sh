@@ -71,8 +71,18 @@ e2e_hosts_up()
 # with "incoming" it waits for a migration on HOST's address.
 e2e_qemu_start()
 {
-	local name=$1 host=$2 vf=$3 incoming=${4:-} extra=()
+	local name=$1 host=$2 vf=$3 incoming=${4:-} extra=() dev
 	local d=$E2E_DIR
+
+	# VF "emulated": the control experiment, QEMU's own NVMe model on a
+	# file both hosts share, no VFIO at all.
+	if [ "$vf" = emulated ]; then
+		[ -f /tmp/e2e-control.img ] || truncate -s 64M /tmp/e2e-control.img
+		dev=(-drive "file=/tmp/e2e-control.img,if=none,id=d0,format=raw"
+		     -device nvme,serial=e2econtrol,drive=d0)
+	else
+		dev=(-device "vfio-pci,host=$vf,enable-migration=on${E2E_VFIO_OPTS:-}")
+	fi
 
 	rm -f "$d/$name.qmp" "$d/$name.con" "$d/$name.log" "$d/$name.in"
 	[ -n "$incoming" ] && extra=(-incoming "tcp:${E2E_ADDR[$host]}:$E2E_PORT")
@@ -89,7 +99,7 @@ e2e_qemu_start()
 		-nodefaults -no-user-config -display none -no-reboot \
 		-kernel "$E2E_KERNEL" -initrd "$E2E_INITRD" \
 		-append "console=ttyS0 quiet panic=-1 mitigations=off tsc=reliable no_timer_check $E2E_BLACKLIST guestio=\"$E2E_GUESTIO\"" \
-		-device "vfio-pci,host=$vf,enable-migration=on${E2E_VFIO_OPTS:-}" \
+		"${dev[@]}" \
 		-chardev "socket,id=con,path=$d/$name.con,server=on,wait=off" \
 		-serial chardev:con \
 		-qmp "unix:$d/$name.qmp,server=on,wait=off" \
