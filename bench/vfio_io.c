@@ -4,12 +4,18 @@
  * Linux guest's driver would (selftests/kmod/minivmm.c) and run random
  * 4 KiB reads, busy-polling, at the given queue depth per queue.
  *
- * Usage: vfio_io BDF QD MS [switch HBAMIG]  -> prints "iops=N traps_per_io=X"
- *   with "switch", the adapter is switched to emulated mode first.
+ * Usage: vfio_io BDF QD MS [switch|roundtrip HBAMIG]
+ *   prints "iops=N traps_per_io=X"; with "switch", the adapter is switched
+ *   to emulated mode first; with "roundtrip", it is switched to emulated,
+ *   measured, then paused and resumed through the VFIO migration states as
+ *   QEMU's stop and cont do (the way back to direct mode), and measured
+ *   again: "iops=N iops_after=M".
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <linux/vfio.h>
 
 #include "minivmm.h"
 
@@ -22,7 +28,8 @@ int main(int argc, char **argv)
 	char cmd[256];
 
 	if (argc < 4) {
-		fprintf(stderr, "usage: %s BDF QD MS [switch HBAMIG]\n", argv[0]);
+		fprintf(stderr, "usage: %s BDF QD MS [switch|roundtrip HBAMIG]\n",
+			argv[0]);
 		return 2;
 	}
 	qd = atoi(argv[2]);
@@ -39,7 +46,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vfio_io: warm-up failed\n");
 		return 1;
 	}
-	if (argc > 5 && !strcmp(argv[4], "switch")) {
+	if (argc > 5 && (!strcmp(argv[4], "switch") ||
+			 !strcmp(argv[4], "roundtrip"))) {
 		snprintf(cmd, sizeof(cmd), "%s switch %s emulated >/dev/null",
 			 argv[5], argv[1]);
 		if (system(cmd)) {
@@ -58,6 +66,21 @@ int main(int argc, char **argv)
 	printf("iops=%llu", (unsigned long long)(ios * 1000 / ms));
 	if (traps0 >= 0)
 		printf(" traps_per_io=%.4f", ios ? (double)(traps1 - traps0) / ios : 0);
+	if (argc > 5 && !strcmp(argv[4], "roundtrip")) {
+		ret = mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_STOP, NULL);
+		if (!ret)
+			ret = mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_RUNNING,
+						 NULL);
+		ios = 0;
+		if (!ret)
+			ret = mvmm_bench_reads(&vm, qd, ms, &ios);
+		if (ret || vm.errors) {
+			fprintf(stderr, "vfio_io: after the pause: %d, %llu errors\n",
+				ret, (unsigned long long)vm.errors);
+			return 1;
+		}
+		printf(" iops_after=%llu", (unsigned long long)(ios * 1000 / ms));
+	}
 	printf("\n");
 	mvmm_close(&vm);
 	return 0;
