@@ -74,12 +74,13 @@ e2e_qemu_start()
 	local name=$1 host=$2 vf=$3 incoming=${4:-} extra=() dev
 	local d=$E2E_DIR
 
-	# VF "emulated": the control experiment, QEMU's own NVMe model on a
-	# file both hosts share, no VFIO at all.
+	# VF "emulated": the control experiment, no VFIO at all: a virtio disk
+	# on a file both "hosts" share (QEMU's NVMe model cannot migrate); the
+	# guest then needs E2E_GUESTIO with -d /dev/vda.
 	if [ "$vf" = emulated ]; then
 		[ -f /tmp/e2e-control.img ] || truncate -s 64M /tmp/e2e-control.img
 		dev=(-drive "file=/tmp/e2e-control.img,if=none,id=d0,format=raw"
-		     -device nvme,serial=e2econtrol,drive=d0)
+		     -device virtio-blk-pci,drive=d0)
 	else
 		dev=(-device "vfio-pci,host=$vf,enable-migration=on${E2E_VFIO_OPTS:-}")
 	fi
