@@ -2,9 +2,16 @@
 /* Unit tests of the quiescers' parsing and helpers (no privileges needed). */
 #include <arpa/inet.h>
 #include <string.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 
 #include "kselftest_harness.h"
 #include "quiesce.h"
+#include "rnr_agent.h"
 
 TEST(conn_v4)
 {
@@ -123,6 +130,250 @@ TEST(pfc_quanta_time)
 	EXPECT_TRUE(quiesce_pfc_quanta_us(0xffff, 10000) > 3355.3);
 	EXPECT_TRUE(quiesce_pfc_quanta_us(0xffff, 10000) < 3355.4);
 	EXPECT_TRUE(quiesce_pfc_quanta_us(1, 100) > 5.11);
+}
+
+
+/* The agent's socket input is untrusted: everything but three forms fails. */
+TEST(agent_parse)
+{
+	static const char *const bad[] = {
+		"", "pause", "pause ", "pause  5", "pause -5", "pause 5 ",
+		" pause 5", "pause 5x", "pause 0x10", "PAUSE 5", "resume ",
+		"resumex", "stat", "status\r", "pause\t5", "pause +5",
+	};
+	struct rnr_agent_req r;
+	char big[RNR_AGENT_LINE_MAX + 8];
+	size_t i;
+
+	ASSERT_EQ(0, rnr_agent_parse("pause 1500", 10, &r));
+	EXPECT_EQ((int)RNR_AGENT_PAUSE, (int)r.cmd);
+	EXPECT_EQ(1500u, r.ms);
+	ASSERT_EQ(0, rnr_agent_parse("pause 300000", 12, &r));
+	EXPECT_EQ(300000u, r.ms);
+	ASSERT_EQ(0, rnr_agent_parse("resume", 6, &r));
+	EXPECT_EQ((int)RNR_AGENT_RESUME, (int)r.cmd);
+	ASSERT_EQ(0, rnr_agent_parse("status", 6, &r));
+	EXPECT_EQ((int)RNR_AGENT_STATUS, (int)r.cmd);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		EXPECT_EQ(-EINVAL, rnr_agent_parse(bad[i], strlen(bad[i]), &r))
+			TH_LOG("accepted bad[%zu]", i);
+	EXPECT_EQ(-ERANGE, rnr_agent_parse("pause 0", 7, &r));
+	EXPECT_EQ(-ERANGE, rnr_agent_parse("pause 300001", 12, &r));
+	EXPECT_EQ(-ERANGE, rnr_agent_parse("pause 99999999999999999999", 26,
+					   &r));
+	/* A NUL inside the length is a byte like any other: refused. */
+	EXPECT_EQ(-EINVAL, rnr_agent_parse("resume\0", 7, &r));
+	EXPECT_EQ(-EINVAL, rnr_agent_parse("pause 1\0" "0", 9, &r));
+	EXPECT_EQ(-EINVAL, rnr_agent_parse("st\xc3\xa4tus", 7, &r));
+	memset(big, 'a', sizeof(big));
+	EXPECT_EQ(-E2BIG, rnr_agent_parse(big, sizeof(big), &r));
+	EXPECT_EQ(-E2BIG, rnr_agent_parse(big, RNR_AGENT_LINE_MAX, &r));
+}
+
+TEST(agent_reply_parse)
+{
+	const char *l = "ok resumed by=lease resume_ms=0.125 held_ms=1500.5 withheld=4 post_errors=0";
+	char w[8];
+	double v;
+
+	ASSERT_EQ(0, rnr_agent_reply_num(l, "held_ms", &v));
+	EXPECT_TRUE(v > 1500.4 && v < 1500.6);
+	ASSERT_EQ(0, rnr_agent_reply_num(l, "withheld", &v));
+	EXPECT_TRUE(v == 4);
+	EXPECT_EQ(-ENOENT, rnr_agent_reply_num(l, "held", &v));
+	EXPECT_EQ(-ENOENT, rnr_agent_reply_num(l, "by", &v));
+	EXPECT_EQ(-ENOENT, rnr_agent_reply_num(l, "nothing", &v));
+	ASSERT_EQ(0, rnr_agent_reply_str(l, "by", w, sizeof(w)));
+	EXPECT_STREQ("lease", w);
+	EXPECT_EQ(-E2BIG, rnr_agent_reply_str(l, "resume_ms", w, 4));
+}
+
+/* An agent without queue pairs: the socket, the lease and its endings. */
+FIXTURE(agent)
+{
+	char dir[64], path[96];
+	struct rnr_agent *a;
+};
+
+FIXTURE_SETUP(agent)
+{
+	struct rnr_agent_opts o = { .max_ms = 2000 };
+
+	snprintf(self->dir, sizeof(self->dir), "/tmp/rnr-agent-XXXXXX");
+	ASSERT_NE(NULL, mkdtemp(self->dir));
+	snprintf(self->path, sizeof(self->path), "%s/a.sock", self->dir);
+	o.path = self->path;
+	ASSERT_EQ(0, rnr_agent_start(&o, &self->a));
+}
+
+FIXTURE_TEARDOWN(agent)
+{
+	rnr_agent_stop(self->a);
+	rmdir(self->dir);
+}
+
+static int agent_connect(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	strcpy(sa.sun_path, path);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Send @req (as is) and read one reply line, or "" on EOF/timeout. */
+static void agent_req(int fd, const void *req, size_t len, char *rep,
+		      size_t rlen)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	size_t got = 0;
+
+	if (len && send(fd, req, len, MSG_NOSIGNAL) != (ssize_t)len) {
+		rep[0] = 0;
+		return;
+	}
+	while (got + 1 < rlen && poll(&p, 1, 3000) == 1 &&
+	       read(fd, rep + got, 1) == 1 && rep[got] != '\n')
+		got++;
+	rep[got] = 0;
+}
+
+#define REQ(fd, s, rep) agent_req(fd, s, sizeof(s) - 1, rep, sizeof(rep))
+
+TEST_F(agent, socket_mode_and_bad_input)
+{
+	char rep[256], big[200];
+	struct stat st;
+	int fd, fd2;
+
+	ASSERT_EQ(0, stat(self->path, &st));
+	EXPECT_TRUE(S_ISSOCK(st.st_mode));
+	EXPECT_EQ(0600u, st.st_mode & 0777);
+	fd = agent_connect(self->path);
+	ASSERT_LE(0, fd);
+	REQ(fd, "hello\n", rep);
+	EXPECT_STREQ("err EINVAL bad request", rep);
+	REQ(fd, "pause 0\n", rep);
+	EXPECT_STREQ("err ERANGE pause must be 1..300000 ms", rep);
+	REQ(fd, "resume\n", rep);
+	EXPECT_STREQ("err EALREADY not paused", rep);
+	/* Over the owner's maximum: refused, naming it. */
+	REQ(fd, "pause 2001\n", rep);
+	EXPECT_STREQ("err ERANGE pause 2001 ms exceeds the owner's maximum 2000 ms",
+		     rep);
+	EXPECT_FALSE(rnr_agent_paused(self->a));
+	/* A second client is turned away while the first is served. */
+	fd2 = agent_connect(self->path);
+	ASSERT_LE(0, fd2);
+	REQ(fd2, "", rep);
+	EXPECT_STREQ("err EBUSY another client is connected", rep);
+	close(fd2);
+	REQ(fd, "status\n", rep);
+	EXPECT_EQ(0, strncmp(rep, "ok status state=running qps=0 max_ms=2000 ", 42))
+		TH_LOG("%s", rep);
+	/* A line that never ends: refused and the connection closed. */
+	memset(big, 'x', sizeof(big));
+	agent_req(fd, big, sizeof(big), rep, sizeof(rep));
+	EXPECT_STREQ("err E2BIG request too long", rep);
+	agent_req(fd, "", 0, rep, sizeof(rep));
+	EXPECT_STREQ("", rep);
+	close(fd);
+	/* Still serving after all that. */
+	fd = agent_connect(self->path);
+	ASSERT_LE(0, fd);
+	REQ(fd, "status\n", rep);
+	EXPECT_EQ(0, strncmp(rep, "ok status state=running", 23));
+	close(fd);
+}
+
+TEST_F(agent, pause_resume)
+{
+	char rep[256], by[16];
+	double v;
+	int fd;
+
+	fd = agent_connect(self->path);
+	ASSERT_LE(0, fd);
+	/* Two requests in one segment are two requests. */
+	REQ(fd, "pause 1000\nstatus\n", rep);
+	EXPECT_EQ(0, strncmp(rep, "ok paused pause_ms=", 19)) TH_LOG("%s", rep);
+	EXPECT_TRUE(rnr_agent_paused(self->a));
+	agent_req(fd, "", 0, rep, sizeof(rep));
+	EXPECT_EQ(0, strncmp(rep, "ok status state=paused", 22)) TH_LOG("%s", rep);
+	ASSERT_EQ(0, rnr_agent_reply_num(rep, "remaining_ms", &v));
+	EXPECT_TRUE(v > 500 && v <= 1000);
+	REQ(fd, "pause 100\n", rep);
+	EXPECT_STREQ("err EBUSY already paused", rep);
+	usleep(100000);
+	REQ(fd, "resume\n", rep);
+	ASSERT_EQ(0, rnr_agent_reply_str(rep, "by", by, sizeof(by))) TH_LOG("%s", rep);
+	EXPECT_STREQ("request", by);
+	ASSERT_EQ(0, rnr_agent_reply_num(rep, "held_ms", &v));
+	EXPECT_TRUE(v >= 100 && v < 1000);
+	EXPECT_FALSE(rnr_agent_paused(self->a));
+	close(fd);
+}
+
+TEST_F(agent, lease_expires)
+{
+	uint64_t t0;
+	char rep[256], by[16];
+	double v;
+	int fd;
+
+	fd = agent_connect(self->path);
+	ASSERT_LE(0, fd);
+	t0 = quiesce_now_ns();
+	REQ(fd, "pause 300\n", rep);
+	ASSERT_EQ(0, strncmp(rep, "ok paused", 9));
+	while (rnr_agent_paused(self->a) && quiesce_ms_since(t0) < 3000)
+		usleep(5000);
+	v = quiesce_ms_since(t0);
+	EXPECT_FALSE(rnr_agent_paused(self->a));
+	EXPECT_TRUE(v >= 300 && v < 1000) TH_LOG("lease ended after %.1f ms", v);
+	/* The late resume learns how the lease ended. */
+	REQ(fd, "resume\n", rep);
+	ASSERT_EQ(0, rnr_agent_reply_str(rep, "by", by, sizeof(by))) TH_LOG("%s", rep);
+	EXPECT_STREQ("lease", by);
+	close(fd);
+}
+
+TEST_F(agent, hangup_ends_lease)
+{
+	uint64_t t0;
+	char rep[256];
+	double v;
+	int fd;
+
+	fd = agent_connect(self->path);
+	ASSERT_LE(0, fd);
+	REQ(fd, "pause 2000\n", rep);
+	ASSERT_EQ(0, strncmp(rep, "ok paused", 9));
+	t0 = quiesce_now_ns();
+	close(fd);
+	while (rnr_agent_paused(self->a) && quiesce_ms_since(t0) < 3000)
+		usleep(1000);
+	v = quiesce_ms_since(t0);
+	EXPECT_FALSE(rnr_agent_paused(self->a));
+	EXPECT_TRUE(v < 500) TH_LOG("resumed %.1f ms after the close", v);
+}
+
+TEST(agent_start_refuses)
+{
+	struct rnr_agent_opts o = { .path = "/tmp/x", .max_ms = 0 };
+	struct rnr_agent *a;
+
+	EXPECT_EQ(-EINVAL, rnr_agent_start(&o, &a));
+	o.max_ms = RNR_AGENT_MAX_MS + 1;
+	EXPECT_EQ(-EINVAL, rnr_agent_start(&o, &a));
+	/* A regular file at the path is not the agent's to remove. */
+	o.max_ms = 100;
+	o.path = "/proc/self/status";
+	EXPECT_NE(0, rnr_agent_start(&o, &a));
 }
 
 TEST_HARNESS_MAIN

@@ -186,6 +186,29 @@ int quiesce_pfc_pause(const char *dev, uint8_t prio_mask, uint16_t quanta,
 int quiesce_pfc_resume(struct quiesce_pfc_lease *l,
 		       struct quiesce_pfc_report *rep);
 
+/* --- RDMA RC peers of another process (its rnr_agent) -------------------- */
+
+struct quiesce_rnr_agent_report {
+	double		rtt_ms;		/* pause request to reply, as hbamig saw it */
+	double		pause_ms;	/* the agent closing its gates */
+	double		resume_ms;	/* the agent posting what it withheld */
+	double		resume_rtt_ms;
+	double		held_ms;
+	long		qps, max_ms, withheld, post_errors;
+	int		rnr_timer;	/* min_rnr_timer code during the pause */
+	char		by[16];		/* request, lease, hangup, stop */
+	char		msg[160];	/* the agent's refusal, verbatim */
+};
+
+/*
+ * Ask the agent listening at @path to pause for at most @max_ms; the lease
+ * lasts while *@fd stays open. -ERANGE: over the owner's maximum.
+ */
+int quiesce_rnr_agent_pause(const char *path, long max_ms, int *fd,
+			    struct quiesce_rnr_agent_report *rep);
+/* Resume and close @fd; -EIO when withheld receives failed to post. */
+int quiesce_rnr_agent_resume(int fd, struct quiesce_rnr_agent_report *rep);
+
 /* --- Helpers shared by the quiescers ---------------------------------------- */
 
 uint64_t quiesce_now_ns(void);
@@ -201,5 +224,6 @@ int quiesce_conns_main(int argc, char **argv, bool json);
 int quiesce_budget_main(int argc, char **argv, bool json);
 int quiesce_pfc_main(int argc, char **argv, bool json);
 int quiesce_rnr_main(int argc, char **argv, bool json);
+int quiesce_rnr_agent_main(int argc, char **argv, bool json);
 
 #endif

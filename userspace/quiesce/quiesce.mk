@@ -8,7 +8,7 @@ QUIESCE_BPFTOOL ?= bpftool
 
 QUIESCE_SRCS := $(addprefix $(QUIESCE_DIR)/,quiesce.c quiesce_conn.c \
 	quiesce_tcp.c quiesce_tcp_cli.c quiesce_budget.c quiesce_pfc.c \
-	quiesce_rnr.c)
+	quiesce_rnr.c quiesce_rnr_agent.c rnr_agent.c)
 QUIESCE_CFLAGS := -I$(QUIESCE_DIR) -I$(QUIESCE_DIR)/.. -I$(QUIESCE_OUT)
 QUIESCE_LDLIBS := -lbpf -lelf -lz -libverbs
 QUIESCE_DEPS := $(QUIESCE_OUT)/quiesce_tcp.skel.h

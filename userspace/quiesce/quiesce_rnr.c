@@ -320,6 +320,11 @@ int quiesce_rnr_main(int argc, char **argv, bool json)
 	int c, ls, fd, one = 1, err, posted, i;
 	bool gate_open = true;
 
+	/* The cooperative path has its own grammar: see quiesce_rnr_agent.c. */
+	for (i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--agent") ||
+		    !strncmp(argv[i], "--agent=", 8))
+			return quiesce_rnr_agent_main(argc, argv, json);
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "", rnr_opts, NULL)) != -1) {
 		switch (c) {
@@ -471,6 +476,7 @@ usage:
 	fprintf(stderr,
 		"Usage: hbamig quiesce rnr --dev RDMADEV [--port TCP] [--msgs N] [--size B]\n"
 		"          [--pause-after N] [--for MS] [--lease MS] [--min-rnr-timer CODE]\n"
-		"          [--depth N]\n");
+		"          [--depth N]\n"
+		"       hbamig quiesce rnr --agent SOCKET [--max-ms MS] [--for MS]\n");
 	return QUIESCE_EXIT_USAGE;
 }
