@@ -97,6 +97,10 @@ static int th_blk_submit(void *h, struct emu_blk_req *r)
 
 	if (th->eagain_pct && (int)(th_rand(th) % 100) < th->eagain_pct)
 		return -EAGAIN;
+	if (th->sync && th->sync_more) {
+		emu_nvme_blk_complete_more(th->ctrl, r, th_do(th, r));
+		return 0;
+	}
 	if (th->sync) {
 		emu_nvme_blk_complete(th->ctrl, r, th_do(th, r));
 		return 0;
@@ -120,6 +124,45 @@ int th_run_backend(struct th *th, int n)
 		done++;
 	}
 	return done;
+}
+
+int th_find_pend(const struct th *th, u64 slba)
+{
+	int i;
+
+	for (i = 0; i < th->npend; i++)
+		if (th->pend[i]->slba == slba)
+			return i;
+	return -1;
+}
+
+int th_complete_at(struct th *th, int i, int more)
+{
+	struct emu_blk_req *r;
+	int st;
+
+	if (i < 0 || i >= th->npend)
+		return -1;
+	r = th->pend[i];
+	memmove(&th->pend[i], &th->pend[i + 1],
+		sizeof(th->pend[0]) * (size_t)(th->npend - i - 1));
+	th->npend--;
+	st = th_do(th, r);
+	if (more)
+		emu_nvme_blk_complete_more(th->ctrl, r, st);
+	else
+		emu_nvme_blk_complete(th->ctrl, r, st);
+	return 0;
+}
+
+u64 th_irq_total(const struct th *th)
+{
+	u64 n = 0;
+	int v;
+
+	for (v = 0; v < EMU_NVME_MAX_VEC; v++)
+		n += th->irqs[v];
+	return n;
 }
 
 static void th_irq(void *h, u16 v)

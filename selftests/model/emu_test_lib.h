@@ -27,6 +27,7 @@ struct th {
 	struct emu_blk_req *pend[TH_MAX_PEND];
 	int npend;
 	int sync;			/* complete inside blk_submit */
+	int sync_more;			/* ... as one of a batch */
 	int eagain_pct;			/* refuse this share of submissions */
 	int fail_next;			/* -errno for the next backend op */
 	u64 irqs[EMU_NVME_MAX_VEC];
@@ -51,6 +52,15 @@ u64 th_alloc(struct th *th, u64 size, u64 align);
 void *th_ptr(struct th *th, u64 iova);
 /* Complete up to n pending backend requests in random order. */
 int th_run_backend(struct th *th, int n);
+/* Index in pend[] of the pending request for slba, or -1. */
+int th_find_pend(const struct th *th, u64 slba);
+/*
+ * Complete pend[i], the others keeping their order; more: as one of a
+ * batch (emu_nvme_blk_complete_more()). 0, or -1 without such a request.
+ */
+int th_complete_at(struct th *th, int i, int more);
+/* Interrupts raised on all vectors. */
+u64 th_irq_total(const struct th *th);
 
 /* Guest driver ---------------------------------------------------------- */
 
