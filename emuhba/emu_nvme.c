@@ -245,6 +245,18 @@ int emu_nvme_set_hw(struct emu_nvme_ctrl *ctrl, u64 cap, u32 vs,
 	return 0;
 }
 
+int emu_nvme_set_identity(struct emu_nvme_ctrl *ctrl,
+			  const struct emu_nvme_identity *id)
+{
+	if (ctrl->mode != EMU_NVME_MODE_OBSERVE ||
+	    (ctrl->st.regs.cc & EMU_CC_EN))
+		return -EBUSY;
+	ctrl->st.id = *id;
+	emu_nvme_refresh_identity(ctrl);
+	emu_nvme_feat_defaults(ctrl);
+	return 0;
+}
+
 int emu_nvme_load_identify(struct emu_nvme_ctrl *ctrl, u8 cns, u8 csi,
 			   u32 nsid, u16 cntid, const void *page)
 {

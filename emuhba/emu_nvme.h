@@ -260,6 +260,12 @@ const struct emu_nvme_state *emu_nvme_state(const struct emu_nvme_ctrl *ctrl);
 /* Identity of the VF being replaced (also learned by the observer). */
 int emu_nvme_set_hw(struct emu_nvme_ctrl *ctrl, u64 cap, u32 vs,
 		    u16 nr_vectors, u16 max_sqs, u16 max_cqs);
+/*
+ * Replace the whole identity (the VF's own again, after a guest that came
+ * with another model's identity has gone); only with the controller off.
+ */
+int emu_nvme_set_identity(struct emu_nvme_ctrl *ctrl,
+			  const struct emu_nvme_identity *id);
 int emu_nvme_load_identify(struct emu_nvme_ctrl *ctrl, u8 cns, u8 csi,
 			   u32 nsid, u16 cntid, const void *page);
 void emu_nvme_get_limits(const struct emu_nvme_ctrl *ctrl,

@@ -141,6 +141,11 @@ struct emuhba_adapter {
 	 */
 	struct mutex model_lock;
 	struct emu_nvme_ctrl *model;
+	/*
+	 * The VF's own identity, read at bind time: the model takes it back
+	 * when a guest that brought another model's identity goes away.
+	 */
+	struct emu_nvme_identity *own_id;
 	struct emuhba_observer obs;
 	/* protects vectors[] and nr_vectors against SET_IRQS */
 	struct mutex irq_lock;

@@ -218,6 +218,7 @@ static void emuhba_release_dev(struct vfio_device *vdev)
 
 	emuhba_emul_destroy(a);
 	kfree(a->vectors);
+	kvfree(a->own_id);
 	kvfree(a->model);
 	mutex_destroy(&a->irq_lock);
 	mutex_destroy(&a->model_lock);
@@ -335,6 +336,12 @@ static int emuhba_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	ret = emuhba_ident_capture(a);
 	if (ret) {
 		pci_err(pdev, "cannot read the VF's identity: %pe\n", ERR_PTR(ret));
+		goto out_put;
+	}
+	a->own_id = kvmemdup(&emu_nvme_state(a->model)->id, sizeof(*a->own_id),
+			     GFP_KERNEL);
+	if (!a->own_id) {
+		ret = -ENOMEM;
 		goto out_put;
 	}
 

@@ -304,8 +304,11 @@ void emuhba_observer_reset(struct emuhba_adapter *a)
 	cancel_work_sync(&a->obs.work);
 	mutex_lock(&a->model_lock);
 	emuhba_obs_stop(&a->obs);
-	if (emu_nvme_get_mode(a->model) == EMU_NVME_MODE_OBSERVE)
+	if (emu_nvme_get_mode(a->model) == EMU_NVME_MODE_OBSERVE) {
 		emu_nvme_observe_reg_write(a->model, EMU_REG_CC, 0, 4);
+		if (a->own_id)
+			emu_nvme_set_identity(a->model, a->own_id);
+	}
 	mutex_unlock(&a->model_lock);
 }
 

@@ -1051,7 +1051,7 @@ int mvmm_migrate(struct mvmm *vm, const char *dst_bdf, struct mvmm_mig_stats *st
 	uint64_t t0 = now_ms(), t_stop, *to_send = NULL;
 	uint8_t *stream = NULL;
 	int sfd = -1, rfd = -1, ret;
-	size_t len = 0, i;
+	size_t len = 0, i, sent = 0;
 	long n;
 	struct mvmm dst;
 	ssize_t w;
@@ -1096,6 +1096,24 @@ int mvmm_migrate(struct mvmm *vm, const char *dst_bdf, struct mvmm_mig_stats *st
 	if (ret)
 		goto out_track;
 	st->precopy_bytes = len;
+	if (vm->precopy_to_dest) {
+		/*
+		 * As QEMU: the destination resumes from the start and gets
+		 * the pre-copy data while the guest still runs, so it can
+		 * refuse an image it cannot honour before anything stops.
+		 */
+		ret = set_mig_state(dst.device, VFIO_DEVICE_STATE_RESUMING,
+				    &rfd);
+		if (ret)
+			goto out_track;
+		w = write(rfd, stream, len);
+		if (w != (ssize_t)len) {
+			ret = w < 0 ? -errno : -EIO;
+			st->refused_in_precopy = true;
+			goto out_track;
+		}
+		sent = len;
+	}
 	/* The bulk pass, then an iteration. */
 	send_pages(vm, dst.mem, to_send);
 	n = sync_dirty(vm, to_send);
@@ -1135,11 +1153,12 @@ int mvmm_migrate(struct mvmm *vm, const char *dst_bdf, struct mvmm_mig_stats *st
 
 	if (vm->tamper)
 		vm->tamper(stream, &len);
-	ret = set_mig_state(dst.device, VFIO_DEVICE_STATE_RESUMING, &rfd);
+	if (rfd < 0)
+		ret = set_mig_state(dst.device, VFIO_DEVICE_STATE_RESUMING, &rfd);
 	if (ret)
 		goto out_track;
-	w = write(rfd, stream, len);
-	if (w != (ssize_t)len) {
+	w = write(rfd, stream + sent, len - sent);
+	if (w != (ssize_t)(len - sent)) {
 		ret = w < 0 ? -errno : -EIO;
 		goto out_track;
 	}

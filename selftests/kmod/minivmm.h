@@ -80,6 +80,8 @@ struct mvmm {
 	 * the destination can run); 0 for none.
 	 */
 	int fill_at_stop;
+	/* send the pre-copy data to the destination while the guest runs */
+	bool precopy_to_dest;
 };
 
 int mvmm_open(struct mvmm *vm, const char *bdf, size_t mem_size);
@@ -109,6 +111,7 @@ struct mvmm_mig_stats {
 	size_t dirty_pages;	/* reported by the syncs after it */
 	size_t stale_pages;	/* differing after the last copy: must be 0 */
 	size_t pending_at_stop;	/* submitted after the source stopped */
+	bool refused_in_precopy;	/* the destination refused the pre-copy */
 };
 
 /* Submit up to qd commands on every I/O queue and return at once. */
