@@ -5,7 +5,11 @@
  * "hbamig quiesce rnr" and reports every completion error and the longest
  * time one message took (the pause it rode out by RNR retries).
  *
- *   quiesce_rnrpeer RDMADEV HOST PORT COUNT SIZE
+ *   quiesce_rnrpeer RDMADEV HOST PORT COUNT SIZE [GAP_US]
+ *
+ * GAP_US paces the stream (a pause then lands mid-stream however fast the
+ * device is); every message that took over 100 ms is printed as
+ * "stall START_MS END_MS" (CLOCK_MONOTONIC), for the tests to place it.
  */
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -33,16 +37,19 @@ int main(int argc, char **argv)
 	struct quiesce_rnr_qp q;
 	double t, max_ms = 0, max_at = 0;
 	long count, size, i, errors = 0;
+	long gap_us;
 	char c;
 	int fd;
 
-	if (argc != 6) {
-		fprintf(stderr, "usage: %s RDMADEV HOST PORT COUNT SIZE\n",
+	if (argc != 6 && argc != 7) {
+		fprintf(stderr, "usage: %s RDMADEV HOST PORT COUNT SIZE [GAP_US]\n",
 			argv[0]);
 		return 2;
 	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	count = atol(argv[4]);
 	size = atol(argv[5]);
+	gap_us = argc == 7 ? atol(argv[6]) : 0;
 	if (quiesce_rnr_open(&q, argv[1], size, 1)) {
 		fprintf(stderr, "rnrpeer: cannot open %s\n", argv[1]);
 		return 1;
@@ -82,8 +89,9 @@ int main(int argc, char **argv)
 			errors++;
 			break;
 		}
+		/* Not a bare spin: the test VM shares one CPU between everyone. */
 		while (!(n = ibv_poll_cq(q.cq, 1, &wc)))
-			;
+			usleep(20);
 		if (n < 0 || wc.status != IBV_WC_SUCCESS) {
 			fprintf(stderr, "rnrpeer: message %ld: %s\n", i,
 				n < 0 ? "poll failed" :
@@ -91,10 +99,14 @@ int main(int argc, char **argv)
 			errors++;
 			break;
 		}
+		if (now_ms() - t > 100)
+			printf("stall %.3f %.3f\n", t, now_ms());
 		if (now_ms() - t > max_ms) {
 			max_ms = now_ms() - t;
 			max_at = t;
 		}
+		if (gap_us)
+			usleep(gap_us);
 	}
 	printf("sent %ld errors %ld longest %.3f ms from %.3f qp %s\n", i,
 	       errors, max_ms, max_at, quiesce_rnr_state(&q));

@@ -196,6 +196,7 @@ struct quiesce_rnr_agent_report {
 	double		held_ms;
 	long		qps, max_ms, withheld, post_errors;
 	int		rnr_timer;	/* min_rnr_timer code during the pause */
+	int		rnr_timer_after;	/* and after the resume */
 	char		by[16];		/* request, lease, hangup, stop */
 	char		msg[160];	/* the agent's refusal, verbatim */
 };

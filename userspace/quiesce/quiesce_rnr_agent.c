@@ -139,6 +139,7 @@ int quiesce_rnr_agent_resume(int fd, struct quiesce_rnr_agent_report *rep)
 	rep->held_ms = num(line, "held_ms");
 	rep->withheld = num(line, "withheld");
 	rep->post_errors = num(line, "post_errors");
+	rep->rnr_timer_after = num(line, "rnr_timer");
 	return rep->post_errors ? -EIO : 0;
 }
 
@@ -177,8 +178,8 @@ static void print_resumed(const char *path, long max_ms,
 		       max_ms, r->pause_ms, r->held_ms, r->resume_ms,
 		       r->resume_rtt_ms);
 		quiesce_json_str(r->by);
-		printf(",\"withheld\":%ld,\"post_errors\":%ld,\"signal\":%d,\"at_ms\":%.3f}\n",
-		       r->withheld, r->post_errors, sig, t_resume / 1e6);
+		printf(",\"withheld\":%ld,\"post_errors\":%ld,\"rnr_timer\":%d,\"signal\":%d,\"at_ms\":%.3f}\n",
+		       r->withheld, r->post_errors, r->rnr_timer_after, sig, t_resume / 1e6);
 	} else {
 		printf("resumed (by %s) in %.3f ms after %.1f ms: %ld receive%s withheld and posted, %ld failed\n",
 		       r->by, r->resume_ms, r->held_ms, r->withheld,

@@ -318,9 +318,9 @@ static void do_resume(struct rnr_agent *a, const char *by)
 	a->tail = &a->head;
 	a->paused = false;
 	snprintf(a->last, sizeof(a->last),
-		 "resumed by=%s resume_ms=%.3f held_ms=%.3f withheld=%u post_errors=%u",
+		 "resumed by=%s resume_ms=%.3f held_ms=%.3f withheld=%u post_errors=%u rnr_timer=%d",
 		 by, (now_ns() - t0) / 1e6, (t0 - a->t_paused) / 1e6,
-		 a->withheld, errs);
+		 a->withheld, errs, cur_timer(a));
 	a->has_last = true;
 	pthread_mutex_unlock(&a->lock);
 }

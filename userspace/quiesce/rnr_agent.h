@@ -18,7 +18,7 @@
  *   pause MS   ->  ok paused pause_ms=F qps=N max_ms=M rnr_timer=C
  *                  err ERANGE ... | err EBUSY ...
  *   resume     ->  ok resumed by=request|lease|hangup|stop resume_ms=F
- *                     held_ms=F withheld=N post_errors=N
+ *                     held_ms=F withheld=N post_errors=N rnr_timer=C
  *                  err EALREADY not paused
  *   status     ->  ok status state=paused|running qps=N max_ms=M
  *                     withheld=N remaining_ms=N rnr_timer=C
