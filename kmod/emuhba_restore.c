@@ -9,10 +9,11 @@
  *  1. save every ring and the shadow doorbell buffer the VF will write;
  *  2. enable the VF with the guest's admin queue, re-apply the features the
  *     guest has (where the VF's differ), re-create the I/O queues;
- *  3. advance each I/O queue pair to the guest's positions with Flush
- *     commands, then configure the doorbell buffer, then advance the admin
- *     queue with Get Features; the numbers are chosen so that submission
- *     head, completion tail and phase all match;
+ *  3. advance each I/O queue pair to the guest's positions with harmless
+ *     commands (Dataset Management without Deallocate, which changes
+ *     nothing, or Flush), then configure the doorbell buffer, then advance
+ *     the admin queue with Get Features; the numbers are chosen so that
+ *     submission head, completion tail and phase all match;
  *  4. put the saved memory back (the guest never sees these commands),
  *     re-arm the guest's outstanding AERs, and ring the guest's tails.
  *
@@ -36,6 +37,8 @@
 #define NVME_ADM_AER		0x0c
 #define NVME_ADM_DBBUF		0x7c
 #define NVME_IO_FLUSH		0x00
+#define NVME_IO_DSM		0x09
+#define NVME_ONCS_DSM		BIT(2)
 
 #define NVME_FEAT_NQ		0x07
 #define NVME_FEAT_IVC		0x09
@@ -61,7 +64,8 @@ struct emuhba_restore {
 
 	void __iomem *bar;
 	u32 stride;		/* doorbell stride in bytes */
-	u32 nsid;		/* the namespace our Flush commands name */
+	u32 nsid;		/* the namespace our I/O commands name */
+	u8 io_opc;		/* the harmless I/O command */
 	unsigned long deadline;	/* of the whole switch, in jiffies */
 	/* the VF's admin queue as we drive it */
 	u16 asq_tail;
@@ -385,7 +389,7 @@ static bool emuhba_rst_solve(u32 min, u16 tail, u8 phase, u16 cq_size,
 }
 
 /*
- * Run Flush commands through I/O queue pair qid, a batch at a time, until
+ * Run harmless commands through I/O queue pair qid, a batch at a time, until
  * its positions are the guest's. Completions the guest has not consumed
  * stay unconsumed on the VF too: the head doorbell never passes the
  * guest's head.
@@ -411,10 +415,16 @@ static int emuhba_rst_advance_io(struct emuhba_restore *r, u16 qid)
 
 		b = min3(left, (u32)sq->size - 1,
 			 (u32)cq->size - 1 - (posted - consumed));
+		/*
+		 * Dataset Management without Deallocate changes nothing and
+		 * costs nothing; its range list (never read without
+		 * Deallocate) points into the ring. Flush otherwise.
+		 */
 		for (i = 0; i < b; i++)
 			emuhba_rst_sqe(r->sqes + (size_t)i * EMU_NVME_SQE,
-				       NVME_IO_FLUSH, EMUHBA_RST_CID | i, r->nsid,
-				       0, 0, 0, 0);
+				       r->io_opc, EMUHBA_RST_CID | i, r->nsid,
+				       r->io_opc == NVME_IO_DSM ? sq->base : 0,
+				       0, 0, 0);
 		/* The batch may wrap around the end of the ring. */
 		i = min_t(u16, b, sq->size - sq_tail);
 		ret = vfio_dma_rw(&r->a->core.vdev,
@@ -434,8 +444,9 @@ static int emuhba_rst_advance_io(struct emuhba_restore *r, u16 qid)
 					  last < cq_tail ? !phase : phase, cqe);
 		if (ret) {
 			snprintf(r->msg, sizeof(r->msg),
-				 "queue %u: the VF did not complete %u Flush commands (%d)",
-				 qid, b, ret);
+				 "queue %u: the VF did not complete %u %s commands (%d)",
+				 qid, b, r->io_opc == NVME_IO_DSM ?
+				 "Dataset Management" : "Flush", ret);
 			return ret;
 		}
 		if (cq_tail + b >= cq->size)
@@ -766,6 +777,19 @@ static u32 emuhba_rst_first_nsid(const struct emu_nvme_state *st)
 	return 1;
 }
 
+static u32 emuhba_rst_oncs(struct emuhba_adapter *a)
+{
+	struct emu_nvme_limits *lim = kzalloc(sizeof(*lim), GFP_KERNEL);
+	u32 oncs = 0;
+
+	if (lim) {
+		emu_nvme_get_limits(a->model, lim);
+		oncs = lim->oncs;
+		kfree(lim);
+	}
+	return oncs;
+}
+
 /* Runs in a kernel thread: vfio_dma_rw needs one. */
 static int emuhba_to_direct(struct emuhba_restore *r)
 {
@@ -779,6 +803,8 @@ static int emuhba_to_direct(struct emuhba_restore *r)
 	r->st = st;
 	r->stride = 4 << ((st->id.cap >> 32) & 0xf);
 	r->nsid = emuhba_rst_first_nsid(st);
+	r->io_opc = emuhba_rst_oncs(a) & NVME_ONCS_DSM ? NVME_IO_DSM :
+		    NVME_IO_FLUSH;
 	r->deadline = jiffies + msecs_to_jiffies(a->policy.switch_timeout_ms);
 	r->acq_phase = 1;
 	r->admin_consume_max = U32_MAX;
@@ -880,6 +906,7 @@ static int emuhba_to_direct(struct emuhba_restore *r)
 	return 0;
 
 out_undo:
+	r->t.load_ns = ktime_get_ns() - t1;
 	/* The VF stops before the memory goes back: it writes nothing after. */
 	if (emuhba_vf_disable(a))
 		pci_clear_master(a->core.pdev);
