@@ -99,7 +99,7 @@ e2e_qemu_start()
 		-name "$name" -M pc -accel tcg -cpu qemu64 -smp 1 -m "$E2E_MEM" \
 		-nodefaults -no-user-config -display none -no-reboot \
 		-kernel "$E2E_KERNEL" -initrd "$E2E_INITRD" \
-		-append "console=ttyS0 quiet panic=-1 mitigations=off tsc=reliable no_timer_check $E2E_BLACKLIST guestio=\"$E2E_GUESTIO\"" \
+		-append "console=ttyS0 quiet panic=-1 mitigations=off ${E2E_CLOCK-tsc=reliable} no_timer_check $E2E_BLACKLIST guestio=\"$E2E_GUESTIO\"" \
 		"${dev[@]}" \
 		-chardev "socket,id=con,path=$d/$name.con,server=on,wait=off" \
 		-serial chardev:con \
@@ -365,7 +365,7 @@ e2e_migrate()
 e2e_env_args()
 {
 	local v
-	for v in E2E_VFIO_OPTS E2E_TRACE E2E_QMP_DRIVER E2E_GUESTIO E2E_MEM E2E_WARMUP E2E_SETTLE; do
+	for v in E2E_VFIO_OPTS E2E_TRACE E2E_QMP_DRIVER E2E_GUESTIO E2E_MEM E2E_WARMUP E2E_SETTLE E2E_CLOCK; do
 		[ -n "${!v:-}" ] && printf '%s=%q ' "$v" "${!v}"
 	done
 }
