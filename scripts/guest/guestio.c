@@ -26,45 +26,49 @@
 #include <time.h>
 #include <unistd.h>
 
+typedef uint64_t u64;
+typedef uint32_t u32;
+typedef uint8_t u8;
+
 #define GIO_BS 4096
 #define GIO_MAGIC 0x67696f626c6b3031ULL	/* "giobl k01" */
 #define GIO_MAX_THREADS 16
 
 struct gio_hdr {
-	uint64_t magic;
-	uint64_t block;
-	uint64_t gen;
-	uint32_t thread;
-	uint32_t crc;		/* over the whole block with crc = 0 */
+	u64 magic;
+	u64 block;
+	u64 gen;
+	u32 thread;
+	u32 crc;		/* over the whole block with crc = 0 */
 };
 
 struct gio_thread {
 	pthread_t tid;
 	unsigned int idx;
-	uint64_t first, count;	/* block range owned */
-	uint32_t *gen;		/* last generation written per block, 0 none */
-	uint64_t ios, errs, mis;
-	uint64_t max_lat_ns;	/* since the reporter last took it */
-	uint64_t max_lat_all_ns;
-	uint64_t cur_start_ns;	/* start of the I/O in flight, 0 idle */
+	u64 first, count;	/* block range owned */
+	u32 *gen;		/* last generation written per block, 0 none */
+	u64 ios, errs, mis;
+	u64 max_lat_ns;	/* since the reporter last took it */
+	u64 max_lat_all_ns;
+	u64 cur_start_ns;	/* start of the I/O in flight, 0 idle */
 	int first_errno;
 };
 
 static const char *gio_dev = "/dev/nvme0n1";
 static unsigned int gio_nthreads = 4;
-static uint64_t gio_blocks = 4096;
-static uint64_t gio_offset_blocks;
+static u64 gio_blocks = 4096;
+static u64 gio_offset_blocks;
 static unsigned int gio_interval_ms = 100;
 static unsigned int gio_seconds;
 static int gio_fd;
-static volatile int gio_stop;
+static int gio_stop;		/* read by the workers, set once by main */
 static struct gio_thread gio_threads[GIO_MAX_THREADS];
-static uint32_t gio_crc_table[256];
+static u32 gio_crc_table[256];
 
 static void gio_crc_init(void)
 {
-	for (uint32_t i = 0; i < 256; i++) {
-		uint32_t c = i;
+	for (u32 i = 0; i < 256; i++) {
+		u32 c = i;
 
 		for (int k = 0; k < 8; k++)
 			c = (c & 1) ? 0xedb88320U ^ (c >> 1) : c >> 1;
@@ -72,29 +76,29 @@ static void gio_crc_init(void)
 	}
 }
 
-static uint32_t gio_crc(const void *buf, size_t len)
+static u32 gio_crc(const void *buf, size_t len)
 {
-	const uint8_t *p = buf;
-	uint32_t c = 0xffffffffU;
+	const u8 *p = buf;
+	u32 c = 0xffffffffU;
 
 	while (len--)
 		c = gio_crc_table[(c ^ *p++) & 0xff] ^ (c >> 8);
 	return c ^ 0xffffffffU;
 }
 
-static uint64_t gio_now_ns(void)
+static u64 gio_now_ns(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+	return (u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
-static void gio_fill(void *buf, uint64_t block, uint64_t gen, uint32_t thread)
+static void gio_fill(void *buf, u64 block, u64 gen, u32 thread)
 {
 	struct gio_hdr *h = buf;
-	uint64_t x = block * 0x9e3779b97f4a7c15ULL ^ gen;
-	uint64_t *w = buf;
+	u64 x = block * 0x9e3779b97f4a7c15ULL ^ gen;
+	u64 *w = buf;
 
 	for (size_t i = sizeof(*h) / 8; i < GIO_BS / 8; i++) {
 		/* xorshift: cheap, and differs for every block and gen */
@@ -112,10 +116,10 @@ static void gio_fill(void *buf, uint64_t block, uint64_t gen, uint32_t thread)
 }
 
 /* 0 when the block holds generation gen of block, else why not. */
-static const char *gio_check(void *buf, uint64_t block, uint64_t gen)
+static const char *gio_check(void *buf, u64 block, u64 gen)
 {
 	struct gio_hdr *h = buf;
-	uint32_t crc = h->crc;
+	u32 crc = h->crc;
 
 	h->crc = 0;
 	if (gio_crc(buf, GIO_BS) != crc)
@@ -129,10 +133,10 @@ static const char *gio_check(void *buf, uint64_t block, uint64_t gen)
 	return NULL;
 }
 
-static int gio_io(struct gio_thread *t, void *buf, uint64_t block, int write)
+static int gio_io(struct gio_thread *t, void *buf, u64 block, int write)
 {
 	off_t off = (off_t)block * GIO_BS;
-	uint64_t start = gio_now_ns(), lat;
+	u64 start = gio_now_ns(), lat;
 	ssize_t n;
 
 	__atomic_store_n(&t->cur_start_ns, start, __ATOMIC_RELAXED);
@@ -159,17 +163,17 @@ static void *gio_worker(void *arg)
 {
 	struct gio_thread *t = arg;
 	void *wbuf, *rbuf;
-	uint64_t i = 0;
+	u64 i = 0;
 
 	if (posix_memalign(&wbuf, GIO_BS, GIO_BS) ||
 	    posix_memalign(&rbuf, GIO_BS, GIO_BS)) {
 		t->errs++;
 		return NULL;
 	}
-	while (!gio_stop) {
-		uint64_t rel = i++ % t->count;
-		uint64_t block = t->first + rel;
-		uint32_t gen = t->gen[rel] + 1;
+	while (!__atomic_load_n(&gio_stop, __ATOMIC_RELAXED)) {
+		u64 rel = i++ % t->count;
+		u64 block = t->first + rel;
+		u32 gen = t->gen[rel] + 1;
 		const char *why;
 
 		gio_fill(wbuf, block, gen, t->idx);
@@ -192,7 +196,7 @@ static void *gio_worker(void *arg)
 	return NULL;
 }
 
-static void gio_sum(uint64_t *ios, uint64_t *errs, uint64_t *mis)
+static void gio_sum(u64 *ios, u64 *errs, u64 *mis)
 {
 	*ios = *errs = *mis = 0;
 	for (unsigned int i = 0; i < gio_nthreads; i++) {
@@ -203,15 +207,15 @@ static void gio_sum(uint64_t *ios, uint64_t *errs, uint64_t *mis)
 }
 
 /* Longest latency in the tick, counting an I/O still in flight. */
-static uint64_t gio_tick_max_lat(uint64_t now)
+static u64 gio_tick_max_lat(u64 now)
 {
-	uint64_t max = 0;
+	u64 max = 0;
 
 	for (unsigned int i = 0; i < gio_nthreads; i++) {
 		struct gio_thread *t = &gio_threads[i];
-		uint64_t l = __atomic_exchange_n(&t->max_lat_ns, 0,
+		u64 l = __atomic_exchange_n(&t->max_lat_ns, 0,
 						 __ATOMIC_RELAXED);
-		uint64_t s = __atomic_load_n(&t->cur_start_ns,
+		u64 s = __atomic_load_n(&t->cur_start_ns,
 					     __ATOMIC_RELAXED);
 
 		if (s && now > s && now - s > l)
@@ -250,20 +254,33 @@ static void gio_usage(void)
 
 int main(int argc, char **argv)
 {
-	uint64_t start, next, ios, errs, mis, last_ios = 0, vmis = 0, vdone = 0;
-	uint64_t max_all = 0;
+	u64 start, next, ios, errs, mis, last_ios = 0, vmis = 0, vdone = 0;
+	u64 max_all = 0;
 	void *buf;
 	int opt, first_errno = 0;
 
 	while ((opt = getopt(argc, argv, "d:t:n:o:i:s:")) != -1) {
 		switch (opt) {
-		case 'd': gio_dev = optarg; break;
-		case 't': gio_nthreads = strtoul(optarg, NULL, 0); break;
-		case 'n': gio_blocks = strtoull(optarg, NULL, 0); break;
-		case 'o': gio_offset_blocks = strtoull(optarg, NULL, 0); break;
-		case 'i': gio_interval_ms = strtoul(optarg, NULL, 0); break;
-		case 's': gio_seconds = strtoul(optarg, NULL, 0); break;
-		default: gio_usage();
+		case 'd':
+			gio_dev = optarg;
+			break;
+		case 't':
+			gio_nthreads = strtoul(optarg, NULL, 0);
+			break;
+		case 'n':
+			gio_blocks = strtoull(optarg, NULL, 0);
+			break;
+		case 'o':
+			gio_offset_blocks = strtoull(optarg, NULL, 0);
+			break;
+		case 'i':
+			gio_interval_ms = strtoul(optarg, NULL, 0);
+			break;
+		case 's':
+			gio_seconds = strtoul(optarg, NULL, 0);
+			break;
+		default:
+			gio_usage();
 		}
 	}
 	if (!gio_nthreads || gio_nthreads > GIO_MAX_THREADS ||
@@ -281,7 +298,7 @@ int main(int argc, char **argv)
 	       gio_interval_ms);
 	for (unsigned int i = 0; i < gio_nthreads; i++) {
 		struct gio_thread *t = &gio_threads[i];
-		uint64_t per = gio_blocks / gio_nthreads;
+		u64 per = gio_blocks / gio_nthreads;
 
 		t->idx = i;
 		t->first = gio_offset_blocks + i * per;
@@ -297,7 +314,7 @@ int main(int argc, char **argv)
 	start = gio_now_ns();
 	next = start + gio_interval_ms * 1000000ULL;
 	for (;;) {
-		uint64_t now = gio_now_ns();
+		u64 now = gio_now_ns();
 		int wait_ms = now < next ? (int)((next - now) / 1000000) : 0;
 
 		if (gio_stdin_quit(wait_ms))
@@ -318,7 +335,7 @@ int main(int argc, char **argv)
 		if (gio_seconds && now - start >= gio_seconds * 1000000000ULL)
 			break;
 	}
-	gio_stop = 1;
+	__atomic_store_n(&gio_stop, 1, __ATOMIC_RELAXED);
 	for (unsigned int i = 0; i < gio_nthreads; i++)
 		pthread_join(gio_threads[i].tid, NULL);
 
@@ -328,7 +345,7 @@ int main(int argc, char **argv)
 	for (unsigned int i = 0; i < gio_nthreads; i++) {
 		struct gio_thread *t = &gio_threads[i];
 
-		for (uint64_t r = 0; r < t->count; r++) {
+		for (u64 r = 0; r < t->count; r++) {
 			const char *why;
 
 			if (!t->gen[r])

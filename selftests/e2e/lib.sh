@@ -62,6 +62,12 @@ e2e_hosts_up()
 		ip -n "e2e-$h" link set lo up
 		ip -n "e2e-$h" link set "e2e-v$h" up || return 1
 	done
+	# Every QEMU of this run boots the same guest files, even if the
+	# project is rebuilt meanwhile.
+	mkdir -p /tmp/e2e-guest
+	cp "$E2E_KERNEL" /tmp/e2e-guest/vmlinux && cp "$E2E_INITRD" /tmp/e2e-guest/initrd.gz || return 1
+	E2E_KERNEL=/tmp/e2e-guest/vmlinux
+	E2E_INITRD=/tmp/e2e-guest/initrd.gz
 	# Host A's VF lives on host A, B's on B.
 	E2E_VF_a=$VF0
 	E2E_VF_b=$VF1
