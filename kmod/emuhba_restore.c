@@ -552,6 +552,46 @@ static int emuhba_rst_check(struct emuhba_restore *r)
 	return 0;
 }
 
+/*
+ * The VF must lay out its doorbells as the guest knows them and take every
+ * queue size the guest uses (the image check covers the rest).
+ */
+static int emuhba_rst_check_vf(struct emuhba_restore *r)
+{
+	const struct emu_nvme_state *st = r->st;
+	u32 lo, hi, mqes;
+	u16 qid;
+	int ret;
+
+	ret = vfio_pci_core_ioread32(&r->a->core, true, &lo, r->bar + EMU_REG_CAP);
+	if (!ret)
+		ret = vfio_pci_core_ioread32(&r->a->core, true, &hi,
+					     r->bar + EMU_REG_CAP + 4);
+	if (!ret && lo == ~0U && hi == ~0U)
+		ret = -ENODEV;
+	if (ret) {
+		snprintf(r->msg, sizeof(r->msg), "cannot read the VF's CAP (%d)", ret);
+		return ret;
+	}
+	if ((hi & 0xf) != ((st->id.cap >> 32) & 0xf)) {
+		snprintf(r->msg, sizeof(r->msg),
+			 "cap.dstrd: the VF's doorbell stride %u is not the guest's %u",
+			 hi & 0xf, (u32)(st->id.cap >> 32) & 0xf);
+		return -EOPNOTSUPP;
+	}
+	mqes = (lo & 0xffff) + 1;
+	for (qid = 0; qid < EMU_NVME_NR_Q; qid++) {
+		if ((st->sq[qid].valid && st->sq[qid].size > mqes) ||
+		    (st->cq[qid].valid && st->cq[qid].size > mqes)) {
+			snprintf(r->msg, sizeof(r->msg),
+				 "cap.mqes: queue %u is larger than the VF's %u entries",
+				 qid, mqes);
+			return -EOPNOTSUPP;
+		}
+	}
+	return 0;
+}
+
 /* Everything the VF will write into the guest's memory, saved first. */
 static int emuhba_rst_save_all(struct emuhba_restore *r)
 {
@@ -841,6 +881,8 @@ static int emuhba_to_direct(struct emuhba_restore *r)
 	ret = emuhba_rst_guest_positions(r);
 	if (!ret)
 		ret = emuhba_rst_check(r);
+	if (!ret)
+		ret = emuhba_rst_check_vf(r);
 	if (!ret)
 		ret = emuhba_rst_save_all(r);
 	r->sqes = ret ? NULL : kvmalloc(65536 * EMU_NVME_SQE, GFP_KERNEL);
