@@ -17,8 +17,9 @@
  * "hbamig quiesce rnr" runs the responder side of a verified SEND stream
  * against a peer process (selftests/quiesce/quiesce_rnrpeer) and pauses it
  * mid-stream: a measurement and a check of the device and the peer's
- * settings, not a way to reach queue pairs of other processes (those
- * cannot be paused from outside).
+ * settings. Queue pairs of other processes cannot be reached from outside:
+ * they are paused through the rnr_agent their owner embeds
+ * (rnr_agent.h; "hbamig quiesce rnr --agent", quiesce_rnr_agent.c).
  */
 #include <arpa/inet.h>
 #include <errno.h>

@@ -179,7 +179,8 @@ static void print_resumed(const char *path, long max_ms,
 		       r->resume_rtt_ms);
 		quiesce_json_str(r->by);
 		printf(",\"withheld\":%ld,\"post_errors\":%ld,\"rnr_timer\":%d,\"signal\":%d,\"at_ms\":%.3f}\n",
-		       r->withheld, r->post_errors, r->rnr_timer_after, sig, t_resume / 1e6);
+		       r->withheld, r->post_errors, r->rnr_timer_after,
+		       sig, t_resume / 1e6);
 	} else {
 		printf("resumed (by %s) in %.3f ms after %.1f ms: %ld receive%s withheld and posted, %ld failed\n",
 		       r->by, r->resume_ms, r->held_ms, r->withheld,
@@ -244,6 +245,9 @@ int quiesce_rnr_agent_main(int argc, char **argv, bool json)
 			return HBAMIG_EXIT_BUSY;
 		return QUIESCE_EXIT_FAIL;
 	}
+	if (!r.qps)
+		fprintf(stderr, "hbamig: quiesce: rnr: warning: the agent at %s has no queue pair registered: nothing is paused\n",
+			path);
 	t_paused = quiesce_now_ns();
 	if (json) {
 		printf("{\"event\":\"paused\",\"kind\":\"rnr\",\"agent\":");

@@ -350,7 +350,7 @@ static void handle(struct rnr_agent *a, const char *line, size_t len)
 	ret = rnr_agent_parse(line, len, &req);
 	if (ret) {
 		reply(a, ret == -ERANGE ?
-			 "err ERANGE pause must be 1.." "300000" " ms\n" :
+			 "err ERANGE pause must be 1..300000 ms\n" :
 			 "err EINVAL bad request\n");
 		return;
 	}
