@@ -299,13 +299,13 @@ TEST_F(agent, pause_resume)
 	fd = agent_connect(self->path);
 	ASSERT_LE(0, fd);
 	/* Two requests in one segment are two requests. */
-	REQ(fd, "pause 1000\nstatus\n", rep);
+	REQ(fd, "pause 2000\nstatus\n", rep);
 	EXPECT_EQ(0, strncmp(rep, "ok paused pause_ms=", 19)) TH_LOG("%s", rep);
 	EXPECT_TRUE(rnr_agent_paused(self->a));
 	agent_req(fd, "", 0, rep, sizeof(rep));
 	EXPECT_EQ(0, strncmp(rep, "ok status state=paused", 22)) TH_LOG("%s", rep);
 	ASSERT_EQ(0, rnr_agent_reply_num(rep, "remaining_ms", &v));
-	EXPECT_TRUE(v > 500 && v <= 1000);
+	EXPECT_TRUE(v > 1000 && v <= 2000);
 	REQ(fd, "pause 100\n", rep);
 	EXPECT_STREQ("err EBUSY already paused", rep);
 	usleep(100000);
@@ -313,7 +313,7 @@ TEST_F(agent, pause_resume)
 	ASSERT_EQ(0, rnr_agent_reply_str(rep, "by", by, sizeof(by))) TH_LOG("%s", rep);
 	EXPECT_STREQ("request", by);
 	ASSERT_EQ(0, rnr_agent_reply_num(rep, "held_ms", &v));
-	EXPECT_TRUE(v >= 100 && v < 1000);
+	EXPECT_TRUE(v >= 100 && v < 2000);
 	EXPECT_FALSE(rnr_agent_paused(self->a));
 	close(fd);
 }
@@ -334,7 +334,8 @@ TEST_F(agent, lease_expires)
 		usleep(5000);
 	v = quiesce_ms_since(t0);
 	EXPECT_FALSE(rnr_agent_paused(self->a));
-	EXPECT_TRUE(v >= 300 && v < 1000) TH_LOG("lease ended after %.1f ms", v);
+	/* Late only by scheduling: a loaded host, ASan. */
+	EXPECT_TRUE(v >= 300 && v < 1500) TH_LOG("lease ended after %.1f ms", v);
 	/* The late resume learns how the lease ended. */
 	REQ(fd, "resume\n", rep);
 	ASSERT_EQ(0, rnr_agent_reply_str(rep, "by", by, sizeof(by))) TH_LOG("%s", rep);
@@ -359,7 +360,8 @@ TEST_F(agent, hangup_ends_lease)
 		usleep(1000);
 	v = quiesce_ms_since(t0);
 	EXPECT_FALSE(rnr_agent_paused(self->a));
-	EXPECT_TRUE(v < 500) TH_LOG("resumed %.1f ms after the close", v);
+	/* Well before the 2 s lease: the close ended it. */
+	EXPECT_TRUE(v < 1000) TH_LOG("resumed %.1f ms after the close", v);
 }
 
 TEST(agent_start_refuses)
