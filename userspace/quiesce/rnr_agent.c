@@ -331,14 +331,25 @@ static void log_line(struct rnr_agent *a, const char *line)
 		a->opts.log(a->opts.log_arg, line);
 }
 
+/* The requester is gone: its lease ends with it. */
+static void hangup(struct rnr_agent *a)
+{
+	close(a->cfd);
+	a->cfd = -1;
+	a->len = 0;
+	if (rnr_agent_paused(a)) {
+		do_resume(a, "hangup");
+		log_line(a, a->last);
+	}
+}
+
 static void reply(struct rnr_agent *a, const char *line)
 {
-	if (a->cfd >= 0 &&
-	    send(a->cfd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
-		close(a->cfd);
-		a->cfd = -1;
-	}
 	log_line(a, line);
+	/* A requester that cannot hear the reply is gone too. */
+	if (a->cfd >= 0 &&
+	    send(a->cfd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		hangup(a);
 }
 
 static void handle(struct rnr_agent *a, const char *line, size_t len)
@@ -381,18 +392,6 @@ static void handle(struct rnr_agent *a, const char *line, size_t len)
 		break;
 	}
 	reply(a, out);
-}
-
-/* The requester is gone: its lease ends with it. */
-static void hangup(struct rnr_agent *a)
-{
-	close(a->cfd);
-	a->cfd = -1;
-	a->len = 0;
-	if (rnr_agent_paused(a)) {
-		do_resume(a, "hangup");
-		log_line(a, a->last);
-	}
 }
 
 static void do_read(struct rnr_agent *a)
