@@ -333,15 +333,22 @@ e2e_have_hbamig_migrate()
 
 # e2e_migrate SRC DST DSTHOST: the migration as an administrator runs it,
 # hbamig migrate; prints the same name=value lines as e2e_migrate_qmp plus
-# what hbamig reports (switch share, destination mode). Without hbamig
-# migrate (E2E_QMP_DRIVER=1 or an older hbamig) QMP is driven directly.
+# what hbamig reports (switch share, destination mode). E2E_QMP_DRIVER=1
+# drives QMP from the shell instead (the control guest, which has no emuhba
+# adapter); an hbamig without migrate is a failure, not a reason to
+# fall back.
 e2e_migrate()
 {
 	local src=$1 dst=$2 host=$3 srchost out rc
-	if [ -n "${E2E_QMP_DRIVER:-}" ] || ! e2e_have_hbamig_migrate; then
+	if [ -n "${E2E_QMP_DRIVER:-}" ]; then
 		echo "driver=qmp"
 		e2e_migrate_qmp "$src" "$host"
 		return
+	fi
+	if ! e2e_have_hbamig_migrate; then
+		echo "status=not-run"
+		echo "error=$E2E_HBAMIG has no migrate command"
+		return 1
 	fi
 	srchost=$([ "$host" = a ] && echo b || echo a)
 	echo "driver=hbamig"
