@@ -77,6 +77,7 @@ check-user: linux-tools
 	@scripts/run-suite user-quiesce "$(MAKE) -s -C selftests/quiesce run_tests" selftests/quiesce/Makefile
 	@scripts/run-suite fuzz-model "$(MAKE) -s -C fuzz/model smoke" fuzz/model/Makefile
 	@scripts/run-suite fuzz-hbamig "$(MAKE) -s -C fuzz/hbamig smoke" fuzz/hbamig/Makefile
+	@scripts/run-suite fuzz-qmp "$(MAKE) -s -C fuzz/qmp smoke" fuzz/qmp/Makefile
 
 check-vm: modules userspace selftests check-vm-only
 
@@ -111,6 +112,7 @@ coverage: linux-tools
 fuzz:
 	$(MAKE) -C fuzz/model long
 	$(MAKE) -C fuzz/hbamig long
+	$(MAKE) -C fuzz/qmp long
 
 clean:
 	-$(MAKE) -C $(KDIR) M=$(ROOT) clean

@@ -35,7 +35,8 @@ static void usage(FILE *f)
 "\n"
 "Exit status: 0 ok, 1 failed, 2 usage, 3 emuhba not loaded, 4 not\n"
 "permitted, 5 no such device, 6 busy, 7 not supported, 8 not available\n"
-"in this version. See hbamig(8).\n");
+"in this version, 9 migrated but the destination stayed emulated.\n"
+"See hbamig(8).\n");
 }
 
 int main(int argc, char **argv)

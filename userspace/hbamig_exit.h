@@ -17,6 +17,8 @@ enum hbamig_exit {
 	HBAMIG_EXIT_BUSY = 6,		/* in use, or in the wrong mode */
 	HBAMIG_EXIT_NOTSUPP = 7,	/* the kernel or device cannot */
 	HBAMIG_EXIT_UNAVAIL = 8,	/* command not available in this version */
+	/* migrated, but the destination adapter did not return to direct */
+	HBAMIG_EXIT_DEST_EMULATED = 9,
 };
 
 #endif /* HBAMIG_EXIT_H */

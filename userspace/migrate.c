@@ -1258,9 +1258,9 @@ static void confirm_dest(struct mig *m)
 	}
 	if (m->have_dest_after &&
 	    m->dest_after.mode != EMUHBA_ADAPTER_MODE_DIRECT)
-		fprintf(stderr, "%s: migrate: warning: the destination adapter %s is in %s mode, not direct: the guest runs there, but emulated (slower); \"hbamig switch %s direct\" retries\n",
+		fprintf(stderr, "%s: migrate: the destination adapter %s is in %s mode, not direct: the guest runs there, but emulated (slower); the kernel log says why, and pausing and resuming the destination VM (QMP stop, cont) retries\n",
 			hba_prog, m->a.dest_dev,
-			hba_mode_name(m->dest_after.mode), m->a.dest_dev);
+			hba_mode_name(m->dest_after.mode));
 }
 
 static void mig_cleanup(struct mig *m)
@@ -1284,6 +1284,9 @@ static int completed(struct mig *m)
 		m->after = m->before;
 	confirm_dest(m);
 	print_report(m);
+	if (m->have_dest_after &&
+	    m->dest_after.mode != EMUHBA_ADAPTER_MODE_DIRECT)
+		return HBAMIG_EXIT_DEST_EMULATED;
 	return HBAMIG_EXIT_OK;
 }
 
