@@ -9,38 +9,18 @@
 #include "emu_img.h"
 #include "emu_nvme_int.h"
 
-struct emu_cr {
-	const u8 *p;
-	u32 len;
-	u32 pos;
-	bool bad;
-};
-
-static const u8 *emu_cr_bytes(struct emu_cr *r, u32 n)
+static u32 emu_cr_le(struct emu_r *r, u32 n)
 {
-	const u8 *p;
-
-	if (r->bad || n > r->len - r->pos) {
-		r->bad = true;
-		return NULL;
-	}
-	p = r->p + r->pos;
-	r->pos += n;
-	return p;
-}
-
-static u32 emu_cr_le(struct emu_cr *r, u32 n)
-{
-	const u8 *p = emu_cr_bytes(r, n);
+	const u8 *p = emu_rbytes(r, n);
 
 	if (!p)
 		return 0;
 	return n == 1 ? p[0] : n == 2 ? emu_get_le16(p) : emu_get_le32(p);
 }
 
-static u64 emu_cr_le64(struct emu_cr *r)
+static u64 emu_cr_le64(struct emu_r *r)
 {
-	const u8 *p = emu_cr_bytes(r, 8);
+	const u8 *p = emu_rbytes(r, 8);
 
 	return p ? emu_get_le64(p) : 0;
 }
@@ -49,7 +29,7 @@ static u64 emu_cr_le64(struct emu_cr *r)
  * Bytes [off, off + n) of a run-encoded page (zero where no run covers
  * them); the encoding is skipped in r. Returns false on a bad encoding.
  */
-static bool emu_cr_page(struct emu_cr *r, u32 off, u8 *out, u32 n)
+static bool emu_cr_page(struct emu_r *r, u32 off, u8 *out, u32 n)
 {
 	u16 runs = (u16)emu_cr_le(r, 2), i, ro, rl;
 	const u8 *b;
@@ -60,7 +40,7 @@ static bool emu_cr_page(struct emu_cr *r, u32 off, u8 *out, u32 n)
 	for (i = 0; i < runs && !r->bad; i++) {
 		ro = (u16)emu_cr_le(r, 2);
 		rl = (u16)emu_cr_le(r, 2);
-		b = emu_cr_bytes(r, rl);
+		b = emu_rbytes(r, rl);
 		if (!b || (u32)ro + rl > EMU_NVME_PAGE)
 			return false;
 		for (k = 0; out && k < n; k++)
@@ -90,7 +70,7 @@ struct emu_csrc {
 	struct emu_csrc_ns ns[EMU_NVME_MAX_NS];
 };
 
-static bool emu_cs_queues(struct emu_cr *r, struct emu_csrc *s)
+static bool emu_cs_queues(struct emu_r *r, struct emu_csrc *s)
 {
 	u16 nsq = (u16)emu_cr_le(r, 2), ncq = (u16)emu_cr_le(r, 2), q;
 
@@ -99,7 +79,7 @@ static bool emu_cs_queues(struct emu_cr *r, struct emu_csrc *s)
 		u16 qid = (u16)emu_cr_le(r, 2), size = (u16)emu_cr_le(r, 2);
 		u16 vec = (u16)emu_cr_le(r, 2);
 
-		emu_cr_bytes(r, 14);
+		emu_rbytes(r, 14);
 		s->used_cq = EMU_MAX(s->used_cq, qid);
 		s->used_size = EMU_MAX(s->used_size, size);
 		s->used_vec = EMU_MAX(s->used_vec, (u16)(vec + 1));
@@ -109,7 +89,7 @@ static bool emu_cs_queues(struct emu_cr *r, struct emu_csrc *s)
 
 		emu_cr_le(r, 2);
 		size = (u16)emu_cr_le(r, 2);
-		emu_cr_bytes(r, 14);
+		emu_rbytes(r, 14);
 		s->used_sq = EMU_MAX(s->used_sq, qid);
 		s->used_size = EMU_MAX(s->used_size, size);
 	}
@@ -117,14 +97,14 @@ static bool emu_cs_queues(struct emu_cr *r, struct emu_csrc *s)
 }
 
 /* Bytes of the page whose encoding starts where at points. */
-static void emu_cr_peek(const struct emu_cr *at, u32 off, u8 *out, u32 n)
+static void emu_cr_peek(const struct emu_r *at, u32 off, u8 *out, u32 n)
 {
-	struct emu_cr c = *at;
+	struct emu_r c = *at;
 
 	emu_cr_page(&c, off, out, n);
 }
 
-static void emu_cs_ns(const struct emu_cr *pg, u32 nsid, struct emu_csrc *s)
+static void emu_cs_ns(const struct emu_r *pg, u32 nsid, struct emu_csrc *s)
 {
 	struct emu_csrc_ns *ns = &s->ns[s->nr_ns];
 	u8 tmp[32], lbaf[4], f;
@@ -143,7 +123,7 @@ static void emu_cs_ns(const struct emu_cr *pg, u32 nsid, struct emu_csrc *s)
 	s->nr_ns++;
 }
 
-static bool emu_cs_identity(struct emu_cr *r, struct emu_csrc *s)
+static bool emu_cs_identity(struct emu_r *r, struct emu_csrc *s)
 {
 	u16 npages, j;
 	u8 b[4];
@@ -156,7 +136,7 @@ static bool emu_cs_identity(struct emu_cr *r, struct emu_csrc *s)
 	npages = (u16)emu_cr_le(r, 2);
 	for (j = 0; j < npages && !r->bad; j++) {
 		u8 cns = (u8)emu_cr_le(r, 1), csi = (u8)emu_cr_le(r, 1);
-		struct emu_cr pg;
+		struct emu_r pg;
 		u32 nsid;
 
 		emu_cr_le(r, 2);
@@ -184,7 +164,7 @@ static bool emu_cs_read(const u8 *b, size_t len, struct emu_csrc *s)
 	u32 nsec = emu_get_le32(b + 24), i, pos = EMU_IMG_HDR_LEN;
 
 	for (i = 0; i < nsec; i++) {
-		struct emu_cr r = { 0 };
+		struct emu_r r = { 0 };
 		u16 type;
 		u32 slen;
 

@@ -342,26 +342,6 @@ int emu_img_export_stable(struct emu_nvme_ctrl *ctrl, void *buf, size_t cap)
 
 /* Decoder -------------------------------------------------------------- */
 
-struct emu_r {
-	const u8 *p;
-	u32 len;
-	u32 pos;
-	bool bad;
-};
-
-static const u8 *emu_rbytes(struct emu_r *r, u32 n)
-{
-	const u8 *p;
-
-	if (r->bad || n > r->len - r->pos) {
-		r->bad = true;
-		return NULL;
-	}
-	p = r->p + r->pos;
-	r->pos += n;
-	return p;
-}
-
 static u8 emu_r8(struct emu_r *r)
 {
 	const u8 *p = emu_rbytes(r, 1);

@@ -174,6 +174,30 @@ void emu_nvme_done_drain(struct emu_nvme_ctrl *ctrl);
 u16 emu_nvme_xfer(struct emu_nvme_ctrl *ctrl, const u8 *sqe, bool admin,
 		  void *buf, u32 len, bool to_guest);
 
+/*
+ * A bounded reader over untrusted bytes (state images): a read past the end
+ * marks it bad and returns NULL, never more than was given.
+ */
+struct emu_r {
+	const u8 *p;
+	u32 len;
+	u32 pos;
+	bool bad;
+};
+
+static inline const u8 *emu_rbytes(struct emu_r *r, u32 n)
+{
+	const u8 *p;
+
+	if (r->bad || n > r->len - r->pos) {
+		r->bad = true;
+		return NULL;
+	}
+	p = r->p + r->pos;
+	r->pos += n;
+	return p;
+}
+
 /* emu_img.c: the invariants of a runnable state. */
 int emu_nvme_state_check(const struct emu_nvme_state *st, char *err,
 			 size_t errlen);
