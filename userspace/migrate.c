@@ -710,6 +710,16 @@ static void print_report(struct mig *m)
 			    hba_mode_name(m->dest_after.mode) : NULL;
 	u64 dirty = m->after.counters.dirty_pages -
 		    m->before.counters.dirty_pages;
+	/*
+	 * The longest time the guest's device took no command, as the host
+	 * sees it (there is no guest agent): the source switch, or QEMU's
+	 * downtime plus the destination's switch back.
+	 */
+	double src_stall = m->sw.last_switch.present ?
+			   m->sw.last_switch.total_ns / 1e6 : m->switch_ms;
+	double dst_stall = (mi->has_downtime ? mi->downtime_ms : 0) +
+			   (has_dsw ? dms : 0);
+	double stall = src_stall > dst_stall ? src_stall : dst_stall;
 
 	if (hba_out.json) {
 		struct json_object *o = json_object_new_object();
@@ -732,6 +742,8 @@ static void print_report(struct mig *m)
 		jadd(o, "switch_share_of_downtime",
 		     has_dsw && mi->has_downtime && mi->downtime_ms > 0 ?
 		     jnum(dms / mi->downtime_ms, "%.4f") : NULL);
+		jadd(o, "device_max_stall_ms", mi->has_downtime ?
+		     jnum(stall, "%.3f") : NULL);
 		jadd(o, "state_bytes", mi->has_vfio ?
 			ju64(mi->vfio_transferred) : NULL);
 		jadd(o, "ram_bytes", ju64(mi->ram_transferred));
@@ -779,6 +791,9 @@ static void print_report(struct mig *m)
 		       !m->a.dest_dev ? "no --dest-dev" :
 		       "the destination adapter reports no switch to direct");
 	}
+	if (mi->has_downtime)
+		printf("  guest I/O stall   at most %.1f ms as the device saw it (the longer of the source switch and downtime plus the destination switch)\n",
+		       stall);
 	if (mi->has_vfio)
 		printf("  device state      %llu bytes\n",
 		       (unsigned long long)mi->vfio_transferred);
@@ -786,7 +801,7 @@ static void print_report(struct mig *m)
 		printf("  device state      not reported by QEMU\n");
 	printf("  RAM               %llu bytes\n",
 	       (unsigned long long)mi->ram_transferred);
-	printf("  dirty pages       %llu logged by the source adapter\n",
+	printf("  dirty pages       %llu logged by the source adapter (device DMA log; 0 where the container tracks them)\n",
 	       (unsigned long long)dirty);
 	if (m->a.dest_dev)
 		printf("  destination       %s %s%s%s\n", m->a.dest_dev,
