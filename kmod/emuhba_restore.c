@@ -836,7 +836,7 @@ static int emuhba_to_direct(struct emuhba_restore *r)
 	struct emuhba_adapter *a = r->a;
 	const struct emu_nvme_state *st;
 	u64 t0, t1, t2;
-	u16 qid;
+	u16 qid, max_sq;
 	int ret;
 
 	st = emu_nvme_state(a->model);
@@ -885,8 +885,13 @@ static int emuhba_to_direct(struct emuhba_restore *r)
 		ret = emuhba_rst_check_vf(r);
 	if (!ret)
 		ret = emuhba_rst_save_all(r);
-	r->sqes = ret ? NULL : kvmalloc(65536 * EMU_NVME_SQE, GFP_KERNEL);
-	if (!ret && !r->sqes)
+	/* A batch is at most one ring, less one entry. */
+	for (qid = 1, max_sq = 0; qid < EMU_NVME_NR_Q; qid++)
+		if (st->sq[qid].valid)
+			max_sq = max(max_sq, st->sq[qid].size);
+	r->sqes = ret || !max_sq ? NULL :
+		  kvmalloc_array(max_sq, EMU_NVME_SQE, GFP_KERNEL);
+	if (!ret && max_sq && !r->sqes)
 		ret = -ENOMEM;
 	t1 = ktime_get_ns();
 	r->t.capture_ns = t1 - t0;
