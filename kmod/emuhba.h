@@ -47,8 +47,6 @@ enum emuhba_mode {
 
 struct emuhba_policy {
 	bool auto_switch;	/* switch to emulated when migration starts */
-	/* keep the model when the vCPUs resume instead of returning to the VF */
-	bool stay_emulated;
 	bool quiesce_required;	/* refuse a switch unless peers are quiesced */
 	u32 switch_timeout_ms;
 };

@@ -418,9 +418,8 @@ static int emuhba_mig_back_to_direct(struct emuhba_adapter *a)
 	struct emuhba_switch_timing t;
 	char msg[EMUHBA_BACKEND_MAX + 64];
 
-	if (a->policy.stay_emulated ||
-	    !emuhba_switch_to_direct(a, &t, msg, sizeof(msg)))
-		return a->mode == EMUHBA_MODE_EMULATED ? emuhba_emul_start(a) : 0;
+	if (!emuhba_switch_to_direct(a, &t, msg, sizeof(msg)))
+		return 0;
 	return emuhba_emul_start(a);
 }
 
