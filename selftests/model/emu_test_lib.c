@@ -553,6 +553,17 @@ int drv_admin(struct drv *d, u8 *sqe, u32 *dw0)
 	return d->q[0].cmd[cid].status;
 }
 
+int drv_start(struct drv *d, struct th *th, unsigned int seed)
+{
+	th_init(th, seed);
+	th_new_ctrl(th);
+	th_load_identity(th, 12, 2048, 16);
+	emu_nvme_start_disabled(th->ctrl);
+	memset(d, 0, sizeof(*d));
+	d->th = th;
+	return drv_enable(d, 32);
+}
+
 int drv_enable(struct drv *d, u16 aq_size)
 {
 	struct drv_q *q = &d->q[0];

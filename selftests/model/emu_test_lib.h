@@ -126,6 +126,12 @@ void drv_wreg(struct drv *d, u32 off, u64 val, u32 size);
 int drv_wait_csts(struct drv *d, u32 mask, u32 val);
 /* Linux nvme: disable, admin queue, enable. 0 or -1. */
 int drv_enable(struct drv *d, u16 aq_size);
+/*
+ * The usual start: a new controller with the default identity (4 KiB LBAs,
+ * MQES 2048, 16 queues), enabled by the driver with a 32-entry admin
+ * queue. 0 or -1.
+ */
+int drv_start(struct drv *d, struct th *th, unsigned int seed);
 /* The rest of Linux's bring-up: identify, queues, dbbuf, AER. */
 int drv_bringup(struct drv *d, int nr_io, u16 qsize, int dbbuf, int ien);
 /* Submit on queue qid; returns the CID. */

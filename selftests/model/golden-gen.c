@@ -36,13 +36,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s DIR\n", argv[0]);
 		return 2;
 	}
-	th_init(&th, 1);
-	th_new_ctrl(&th);
-	th_load_identity(&th, 12, 2048, 16);
-	emu_nvme_start_disabled(th.ctrl);
-	memset(&d, 0, sizeof(d));
-	d.th = &th;
-	if (drv_enable(&d, 32) || drv_bringup(&d, 4, 64, 1, 1))
+	if (drv_start(&d, &th, 1) || drv_bringup(&d, 4, 64, 1, 1))
 		return 1;
 	stream_init(&s, &d);
 	for (i = 0; i < 50; i++)

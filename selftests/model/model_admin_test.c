@@ -17,13 +17,7 @@ FIXTURE(adm) {
 
 FIXTURE_SETUP(adm)
 {
-	th_init(&self->th, 0xadd + (unsigned int)getpid());
-	th_new_ctrl(&self->th);
-	th_load_identity(&self->th, 12, 2048, 16);
-	emu_nvme_start_disabled(self->th.ctrl);
-	memset(&self->d, 0, sizeof(self->d));
-	self->d.th = &self->th;
-	ASSERT_EQ(0, drv_enable(&self->d, 32));
+	ASSERT_EQ(0, drv_start(&self->d, &self->th, 0xadd + (unsigned int)getpid()));
 	ASSERT_EQ(0, drv_bringup(&self->d, 4, 64, 1, 1));
 	self->page = th_alloc(&self->th, 8192, 4096);
 }

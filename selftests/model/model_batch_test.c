@@ -24,13 +24,7 @@ FIXTURE_SETUP(batch)
 	u64 slba;
 	int i;
 
-	th_init(&self->th, 0xba7c + (unsigned int)getpid());
-	th_new_ctrl(&self->th);
-	th_load_identity(&self->th, 12, 2048, 16);
-	emu_nvme_start_disabled(self->th.ctrl);
-	memset(&self->d, 0, sizeof(self->d));
-	self->d.th = &self->th;
-	ASSERT_EQ(0, drv_enable(&self->d, 32));
+	ASSERT_EQ(0, drv_start(&self->d, &self->th, 0xba7c + (unsigned int)getpid()));
 	/* Two I/O queues on vectors 1 and 2, interrupts enabled, no dbbuf. */
 	ASSERT_EQ(0, drv_bringup(&self->d, 2, 64, 0, 1));
 	for (slba = 0; slba < 64; slba++)

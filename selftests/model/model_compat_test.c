@@ -28,13 +28,7 @@ FIXTURE(cv)
 
 FIXTURE_SETUP(cv)
 {
-	th_init(&self->th, 0xc0de + (unsigned int)getpid());
-	th_new_ctrl(&self->th);
-	th_load_identity(&self->th, 12, 2048, 16);
-	emu_nvme_start_disabled(self->th.ctrl);
-	memset(&self->d, 0, sizeof(self->d));
-	self->d.th = &self->th;
-	ASSERT_EQ(0, drv_enable(&self->d, 32));
+	ASSERT_EQ(0, drv_start(&self->d, &self->th, 0xc0de + (unsigned int)getpid()));
 	/* 4 I/O queue pairs of 64 entries, shadow doorbells on. */
 	ASSERT_EQ(0, drv_bringup(&self->d, 4, 64, 1, 1));
 	self->full_len = emu_img_export(self->th.ctrl, full, sizeof(full), 0);

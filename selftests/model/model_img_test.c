@@ -20,13 +20,7 @@ FIXTURE(img) {
 
 FIXTURE_SETUP(img)
 {
-	th_init(&self->th, 0xbeef + (unsigned int)getpid());
-	th_new_ctrl(&self->th);
-	th_load_identity(&self->th, 12, 2048, 16);
-	emu_nvme_start_disabled(self->th.ctrl);
-	memset(&self->d, 0, sizeof(self->d));
-	self->d.th = &self->th;
-	ASSERT_EQ(0, drv_enable(&self->d, 32));
+	ASSERT_EQ(0, drv_start(&self->d, &self->th, 0xbeef + (unsigned int)getpid()));
 	ASSERT_EQ(0, drv_bringup(&self->d, 4, 64, 1, 1));
 	self->len = emu_img_export(self->th.ctrl, img, sizeof(img), 0);
 	ASSERT_GT(self->len, 0);

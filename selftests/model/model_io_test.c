@@ -14,13 +14,7 @@ FIXTURE(io) {
 
 FIXTURE_SETUP(io)
 {
-	th_init(&self->th, 0x5eed + (unsigned int)getpid());
-	th_new_ctrl(&self->th);
-	th_load_identity(&self->th, 12, 2048, 16);
-	emu_nvme_start_disabled(self->th.ctrl);
-	memset(&self->d, 0, sizeof(self->d));
-	self->d.th = &self->th;
-	ASSERT_EQ(0, drv_enable(&self->d, 32));
+	ASSERT_EQ(0, drv_start(&self->d, &self->th, 0x5eed + (unsigned int)getpid()));
 }
 
 FIXTURE_TEARDOWN(io)
