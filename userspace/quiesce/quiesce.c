@@ -38,6 +38,17 @@ void quiesce_block_signals(void)
 	sigprocmask(SIG_BLOCK, &quiesce_sigs, NULL);
 }
 
+int quiesce_parse_ms(const char *s, long *v)
+{
+	char *end;
+
+	errno = 0;
+	*v = strtol(s, &end, 10);
+	if (errno || end == s || *end || *v < 0 || *v > QUIESCE_LEASE_MAX_MS)
+		return -EINVAL;
+	return 0;
+}
+
 /*
  * A lease's child may have ended on its own (at the deadline) before it
  * is told to stop: that write must fail with EPIPE, not kill the caller.

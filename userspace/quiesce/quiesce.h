@@ -35,6 +35,9 @@ enum {
 #define QUIESCE_LEASE_MAX_MS	300000
 #define QUIESCE_LEASE_DEF_MS	10000
 
+/* A duration option in ms, 0..QUIESCE_LEASE_MAX_MS; 0 or -EINVAL. */
+int quiesce_parse_ms(const char *s, long *v);
+
 /* --- Connection selection (INET_DIAG) ------------------------------------ */
 
 struct quiesce_conn {

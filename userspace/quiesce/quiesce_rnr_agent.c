@@ -155,11 +155,7 @@ static const struct option agent_opts[] = {
 
 static int ms_arg(const char *s, long *v)
 {
-	char *end;
-
-	errno = 0;
-	*v = strtol(s, &end, 10);
-	if (errno || end == s || *end || *v < 0 || *v > QUIESCE_LEASE_MAX_MS) {
+	if (quiesce_parse_ms(s, v)) {
 		fprintf(stderr, "hbamig: quiesce: bad duration \"%s\" (0..%d ms)\n",
 			s, QUIESCE_LEASE_MAX_MS);
 		return -1;

@@ -40,17 +40,6 @@ static const struct option tcp_opts[] = {
 	{ NULL, 0, NULL, 0 }
 };
 
-static int parse_ms(const char *s, long *v)
-{
-	char *end;
-
-	errno = 0;
-	*v = strtol(s, &end, 10);
-	if (errno || *end || *v < 0 || *v > QUIESCE_LEASE_MAX_MS)
-		return -EINVAL;
-	return 0;
-}
-
 static int parse_tcp_args(int argc, char **argv, struct tcp_args *a)
 {
 	int c;
@@ -78,18 +67,18 @@ static int parse_tcp_args(int argc, char **argv, struct tcp_args *a)
 			a->dev = optarg;
 			break;
 		case OPT_FOR:
-			if (parse_ms(optarg, &a->for_ms))
+			if (quiesce_parse_ms(optarg, &a->for_ms))
 				goto range;
 			break;
 		case OPT_LEASE:
-			if (parse_ms(optarg, &a->lease_ms) || !a->lease_ms)
+			if (quiesce_parse_ms(optarg, &a->lease_ms) || !a->lease_ms)
 				goto range;
 			break;
 		case OPT_EXTEND:
 			a->extend = true;
 			break;
 		case OPT_INTERVAL:
-			if (parse_ms(optarg, &a->interval_ms))
+			if (quiesce_parse_ms(optarg, &a->interval_ms))
 				goto range;
 			break;
 		case OPT_COUNT:
