@@ -257,6 +257,39 @@ int emu_nvme_set_identity(struct emu_nvme_ctrl *ctrl,
 	return 0;
 }
 
+static bool emu_idpage_same(const struct emu_nvme_idpage *p,
+			    const struct emu_nvme_idpage *q)
+{
+	return p->cns == q->cns && p->csi == q->csi && p->nsid == q->nsid &&
+	       p->cntid == q->cntid && !memcmp(p->data, q->data, sizeof(p->data));
+}
+
+/* Every valid page of x has its twin in y. */
+static bool emu_idpages_in(const struct emu_nvme_identity *x,
+			   const struct emu_nvme_identity *y)
+{
+	int i, j;
+
+	for (i = 0; i < EMU_NVME_MAX_IDPAGES; i++) {
+		if (!x->pages[i].valid)
+			continue;
+		for (j = 0; j < EMU_NVME_MAX_IDPAGES; j++)
+			if (y->pages[j].valid &&
+			    emu_idpage_same(&x->pages[i], &y->pages[j]))
+				break;
+		if (j == EMU_NVME_MAX_IDPAGES)
+			return false;
+	}
+	return true;
+}
+
+bool emu_nvme_identity_same(const struct emu_nvme_identity *x,
+			    const struct emu_nvme_identity *y)
+{
+	return x->cap == y->cap && x->vs == y->vs && emu_idpages_in(x, y) &&
+	       emu_idpages_in(y, x);
+}
+
 int emu_nvme_load_identify(struct emu_nvme_ctrl *ctrl, u8 cns, u8 csi,
 			   u32 nsid, u16 cntid, const void *page)
 {

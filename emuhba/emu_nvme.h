@@ -266,6 +266,20 @@ int emu_nvme_set_hw(struct emu_nvme_ctrl *ctrl, u64 cap, u32 vs,
  */
 int emu_nvme_set_identity(struct emu_nvme_ctrl *ctrl,
 			  const struct emu_nvme_identity *id);
+/*
+ * Whether two identities present the same controller to a guest: the same
+ * CAP, VS and Identify data. The VF's resources may differ.
+ */
+bool emu_nvme_identity_same(const struct emu_nvme_identity *x,
+			    const struct emu_nvme_identity *y);
+/*
+ * What this controller answers to an Identify command (sqe, 64 bytes):
+ * the NVMe status, and on success the EMU_NVME_PAGE bytes of data in buf.
+ * Works in every mode; the glue uses it to answer with the guest's
+ * identity while another model's VF executes the guest's admin queue.
+ */
+u16 emu_nvme_identify_answer(struct emu_nvme_ctrl *ctrl, const void *sqe,
+			     void *buf);
 int emu_nvme_load_identify(struct emu_nvme_ctrl *ctrl, u8 cns, u8 csi,
 			   u32 nsid, u16 cntid, const void *page);
 void emu_nvme_get_limits(const struct emu_nvme_ctrl *ctrl,

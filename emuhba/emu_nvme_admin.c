@@ -60,12 +60,13 @@ static u16 emu_ns_desc(struct emu_nvme_ctrl *ctrl, u32 nsid, u8 *buf)
 	return EMU_SC_SUCCESS;
 }
 
-static u16 emu_identify(struct emu_nvme_ctrl *ctrl, const u8 *sqe)
+/* The data of an Identify into buf (EMU_NVME_PAGE bytes); its status. */
+static u16 emu_identify_build(struct emu_nvme_ctrl *ctrl, const u8 *sqe,
+			      u8 *buf)
 {
 	u32 dw10 = emu_sqe_dw(sqe, 10), nsid = emu_sqe_nsid(sqe);
 	u8 cns = dw10 & 0xff, csi = emu_sqe_dw(sqe, 11) >> 24;
 	struct emu_nvme_idpage *p;
-	u8 *buf = ctrl->scratch;
 	u32 nn = emu_nn(ctrl), i, n;
 	u16 st = EMU_SC_SUCCESS;
 
@@ -110,9 +111,26 @@ static u16 emu_identify(struct emu_nvme_ctrl *ctrl, const u8 *sqe)
 			return EMU_SC_INVALID_FIELD;
 		memcpy(buf, p->data, EMU_NVME_PAGE);
 	}
+	return st;
+}
+
+static u16 emu_identify(struct emu_nvme_ctrl *ctrl, const u8 *sqe)
+{
+	u16 st = emu_identify_build(ctrl, sqe, ctrl->scratch);
+
 	if (st)
 		return st;
-	return emu_nvme_xfer(ctrl, sqe, true, buf, EMU_NVME_PAGE, true);
+	return emu_nvme_xfer(ctrl, sqe, true, ctrl->scratch, EMU_NVME_PAGE,
+			     true);
+}
+
+u16 emu_nvme_identify_answer(struct emu_nvme_ctrl *ctrl, const void *sqe,
+			     void *buf)
+{
+	u16 st = emu_identify_build(ctrl, sqe, buf);
+
+	/* As emu_done() posts it. */
+	return st ? st | EMU_SC_DNR : st;
 }
 
 /* Log pages ------------------------------------------------------------ */

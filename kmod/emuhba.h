@@ -75,6 +75,8 @@ struct emuhba_counters {
 	u64 switches;
 	u64 switch_failures;
 	u64 dirty_pages;	/* pages reported through the DMA log */
+	/* Identify completions answered with the guest's identity */
+	u64 identify_answered;
 };
 
 /* A consistent copy of an adapter's state, for the control plane. */
@@ -110,12 +112,10 @@ struct emuhba_observer {
 	bool lost;		/* an observation failed: switch refused */
 	u8 *pending;		/* fetched SQEs by slot, sq_size * 64 bytes */
 	u16 pending_slots;	/* entries pending was allocated for */
+	/* woken by the admin vector's interrupt and by CC.EN */
 	struct work_struct work;
-	/* hook on the admin vector's eventfd: completions wake the work */
-	wait_queue_entry_t wait;
-	poll_table pt;
-	wait_queue_head_t *wqh;
-	struct file *hooked;
+	/* an admin interrupt waits for the work to pass it on */
+	atomic_t held;
 };
 
 /* Pages the model wrote while VFIO DMA logging is on. */
@@ -145,10 +145,28 @@ struct emuhba_adapter {
 	 */
 	struct emu_nvme_identity *own_id;
 	struct emuhba_observer obs;
-	/* protects vectors[] and nr_vectors against SET_IRQS */
+	/*
+	 * Protects vectors[], nr_vectors, admin_irq and admin_trigger against
+	 * SET_IRQS; taken before core.memory_lock.
+	 */
 	struct mutex irq_lock;
 	struct emuhba_vector *vectors;
 	u16 nr_vectors;
+	/*
+	 * The admin vector (MSI-X 0) is requested by this driver, not by the
+	 * VFIO core, so that no interrupt bypass delivers it behind the
+	 * observer's back. admin_trigger only changes while admin_irq is not
+	 * requested, so the handler reads it without a lock.
+	 */
+	int admin_irq;		/* host IRQ of MSI-X 0 while requested, or 0 */
+	struct eventfd_ctx *admin_trigger;	/* = vectors[0].trigger */
+	char admin_irq_name[32];
+	/*
+	 * The model's identity (the guest's) is not the VF's: the observer
+	 * answers Identify before the guest sees the completion. Written under
+	 * model_lock, read by the interrupt handler.
+	 */
+	bool id_foreign;
 	/* the emulation thread sleeps here; EMUHBA_EMUL_KICKED wakes it */
 	wait_queue_head_t emul_wq;
 	unsigned long emul_flags;
@@ -250,6 +268,7 @@ void emuhba_backend_drain(struct emuhba_adapter *a);
 long emuhba_set_irqs(struct emuhba_adapter *a, void __user *arg);
 void emuhba_irq_release_all(struct emuhba_adapter *a);
 void emuhba_irq_signal(struct emuhba_adapter *a, u16 vector);
+void emuhba_admin_irq_forward(struct emuhba_adapter *a);
 
 /* Admin observer (emuhba_observe.c). */
 int emuhba_observer_init(struct emuhba_adapter *a);
@@ -257,8 +276,9 @@ void emuhba_observer_reset(struct emuhba_adapter *a);
 void emuhba_observer_destroy(struct emuhba_adapter *a);
 void emuhba_observe_reg_done(struct emuhba_adapter *a, u32 off, u64 val,
 			     u32 size);
-void emuhba_observer_hook(struct emuhba_adapter *a, struct file *eventfd);
 void emuhba_observer_stop_locked(struct emuhba_adapter *a);
+/* Whether the guest's identity differs from the VF's; under model_lock. */
+void emuhba_identity_refresh_locked(struct emuhba_adapter *a);
 
 /* sysfs and debugfs views (emuhba_sysfs.c). */
 extern const struct attribute_group *emuhba_dev_groups[];

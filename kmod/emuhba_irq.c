@@ -2,11 +2,20 @@
 /*
  * MSI-X as the VFIO user set it up. vfio_pci_core keeps its triggers to
  * itself, so SET_IRQS is looked at on its way to the core: the model raises
- * the guest's interrupts through the same eventfds while it owns the device,
- * and the admin observer hooks the admin queue's vector.
+ * the guest's interrupts through the same eventfds while it owns the device.
+ *
+ * The admin vector (0) never reaches the core: its host interrupt is
+ * requested here. The core would register an interrupt bypass producer for
+ * it, through which KVM posts the interrupt into the guest without any host
+ * handler seeing it, and the admin observer must see every admin completion
+ * before the guest does when the guest came with another model's identity
+ * (the observer then answers Identify with it and passes the interrupt on).
  */
 #include <linux/eventfd.h>
 #include <linux/file.h>
+#include <linux/interrupt.h>
+#include <linux/mman.h>
+#include <linux/msi.h>
 #include <linux/pci.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
@@ -21,15 +30,101 @@ static void emuhba_vector_put(struct emuhba_vector *v)
 	v->trigger = NULL;
 }
 
+/*
+ * MSI-X table writes need memory decoding, which the user may have turned
+ * off; the core does the same around its own request_irq().
+ */
+static u16 emuhba_mem_lock_enable(struct vfio_pci_core_device *core)
+{
+	u16 cmd;
+
+	down_write(&core->memory_lock);
+	pci_read_config_word(core->pdev, PCI_COMMAND, &cmd);
+	if (!(cmd & PCI_COMMAND_MEMORY))
+		pci_write_config_word(core->pdev, PCI_COMMAND,
+				      cmd | PCI_COMMAND_MEMORY);
+	return cmd;
+}
+
+static void emuhba_mem_unlock_restore(struct vfio_pci_core_device *core,
+				      u16 cmd)
+{
+	pci_write_config_word(core->pdev, PCI_COMMAND, cmd);
+	up_write(&core->memory_lock);
+}
+
+static irqreturn_t emuhba_admin_irq(int irq, void *arg)
+{
+	struct emuhba_adapter *a = arg;
+
+	if (READ_ONCE(a->id_foreign))
+		atomic_set(&a->obs.held, 1);
+	else
+		eventfd_signal(a->admin_trigger);
+	queue_work(system_highpri_wq, &a->obs.work);
+	return IRQ_HANDLED;
+}
+
+/* An admin interrupt the observer held, once it has seen its completions. */
+void emuhba_admin_irq_forward(struct emuhba_adapter *a)
+{
+	mutex_lock(&a->irq_lock);
+	if (a->admin_trigger)
+		eventfd_signal(a->admin_trigger);
+	mutex_unlock(&a->irq_lock);
+}
+
+/* irq_lock held, MSI-X enabled by the core, admin_trigger set. */
+static int emuhba_admin_irq_request(struct emuhba_adapter *a)
+{
+	struct pci_dev *pdev = a->core.pdev;
+	struct msi_msg msg;
+	int irq, ret;
+	u16 cmd;
+
+	irq = pci_irq_vector(pdev, 0);
+	if (irq <= 0)
+		return irq ? irq : -EINVAL;
+	scnprintf(a->admin_irq_name, sizeof(a->admin_irq_name),
+		  "emuhba-admin(%s)", pci_name(pdev));
+	cmd = emuhba_mem_lock_enable(&a->core);
+	/* As the core does: a reset behind its back may have lost it. */
+	get_cached_msi_msg(irq, &msg);
+	pci_write_msi_msg(irq, &msg);
+	ret = request_irq(irq, emuhba_admin_irq, 0, a->admin_irq_name, a);
+	emuhba_mem_unlock_restore(&a->core, cmd);
+	if (ret)
+		return ret;
+	a->admin_irq = irq;
+	return 0;
+}
+
+/* irq_lock held. An interrupt still held for the observer is passed on. */
+static void emuhba_admin_irq_free(struct emuhba_adapter *a)
+{
+	u16 cmd;
+
+	if (a->admin_irq) {
+		cmd = emuhba_mem_lock_enable(&a->core);
+		free_irq(a->admin_irq, a);
+		emuhba_mem_unlock_restore(&a->core, cmd);
+		a->admin_irq = 0;
+	}
+	if (atomic_xchg(&a->obs.held, 0) && a->admin_trigger)
+		eventfd_signal(a->admin_trigger);
+	a->admin_trigger = NULL;
+}
+
 void emuhba_irq_release_all(struct emuhba_adapter *a)
 {
 	u16 i;
 
 	mutex_lock(&a->irq_lock);
+	emuhba_admin_irq_free(a);
 	for (i = 0; i < a->nr_vectors; i++)
 		emuhba_vector_put(&a->vectors[i]);
 	mutex_unlock(&a->irq_lock);
-	emuhba_observer_hook(a, NULL);
+	cancel_work_sync(&a->obs.work);
 }
 
 void emuhba_irq_signal(struct emuhba_adapter *a, u16 vector)
@@ -45,7 +140,7 @@ void emuhba_irq_signal(struct emuhba_adapter *a, u16 vector)
  * sees it, so that the table only changes when the core accepted it.
  */
 static int emuhba_irq_get_fds(const s32 *fds, u32 count,
-			      struct eventfd_ctx **ctx, struct file **admin)
+			      struct eventfd_ctx **ctx)
 {
 	u32 i;
 
@@ -63,9 +158,38 @@ static int emuhba_irq_get_fds(const s32 *fds, u32 count,
 			return ret;
 		}
 	}
-	if (admin && fds[0] >= 0)
-		*admin = fget(fds[0]);
 	return 0;
+}
+
+/*
+ * The core reads a request from user memory only. The same request with
+ * vector 0 left alone goes to it from a scratch mapping of the caller.
+ */
+static long emuhba_core_set_irqs_but_admin(struct emuhba_adapter *a,
+					   const struct vfio_irq_set *hdr,
+					   size_t minsz, const s32 *fds,
+					   size_t data_size)
+{
+	size_t len = PAGE_ALIGN(minsz + data_size);
+	const s32 none = -1;
+	unsigned long uaddr;
+	void __user *u;
+	long ret;
+
+	uaddr = vm_mmap(NULL, 0, len, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS, 0);
+	if (IS_ERR_VALUE(uaddr))
+		return (long)uaddr;
+	u = (void __user *)uaddr;
+	if (copy_to_user(u, hdr, minsz) ||
+	    copy_to_user(u + minsz, fds, data_size) ||
+	    copy_to_user(u + minsz, &none, sizeof(none)))
+		ret = -EFAULT;
+	else
+		ret = vfio_pci_core_ioctl(&a->core.vdev, VFIO_DEVICE_SET_IRQS,
+					  uaddr);
+	vm_munmap(uaddr, len);
+	return ret;
 }
 
 long emuhba_set_irqs(struct emuhba_adapter *a, void __user *arg)
@@ -73,9 +197,9 @@ long emuhba_set_irqs(struct emuhba_adapter *a, void __user *arg)
 	size_t minsz = offsetofend(struct vfio_irq_set, count), data_size;
 	struct vfio_device *vdev = &a->core.vdev;
 	struct eventfd_ctx **ctx = NULL;
-	struct file *admin = NULL;
 	struct vfio_irq_set hdr;
-	s32 *fds = NULL;
+	bool admin, off;
+	u8 *data = NULL;
 	u32 i;
 	long ret;
 
@@ -91,57 +215,84 @@ long emuhba_set_irqs(struct emuhba_adapter *a, void __user *arg)
 						 VFIO_PCI_NUM_IRQS, &data_size);
 	if (ret)
 		return ret;
+	admin = hdr.count && hdr.start == 0;
+	off = hdr.flags & VFIO_IRQ_SET_DATA_NONE && !hdr.count;
 
+	if (data_size) {
+		data = memdup_user(arg + minsz, data_size);
+		if (IS_ERR(data))
+			return PTR_ERR(data);
+	}
 	if (hdr.flags & VFIO_IRQ_SET_DATA_EVENTFD && hdr.count) {
-		fds = memdup_user(arg + minsz, data_size);
-		if (IS_ERR(fds))
-			return PTR_ERR(fds);
 		ctx = kcalloc(hdr.count, sizeof(*ctx), GFP_KERNEL);
 		if (!ctx) {
 			ret = -ENOMEM;
 			goto out_free;
 		}
-		ret = emuhba_irq_get_fds(fds, hdr.count, ctx,
-					 hdr.start == 0 ? &admin : NULL);
+		ret = emuhba_irq_get_fds((s32 *)data, hdr.count, ctx);
 		if (ret)
 			goto out_free;
 	}
 
 	mutex_lock(&a->irq_lock);
-	ret = vfio_pci_core_ioctl(vdev, VFIO_DEVICE_SET_IRQS,
-				  (unsigned long)arg);
+	/* Before the core frees the vectors. */
+	if (off)
+		emuhba_admin_irq_free(a);
+	if (ctx && admin)
+		ret = emuhba_core_set_irqs_but_admin(a, &hdr, minsz, (s32 *)data,
+						     data_size);
+	else
+		ret = vfio_pci_core_ioctl(vdev, VFIO_DEVICE_SET_IRQS,
+					  (unsigned long)arg);
 	if (ret) {
+		/* Nothing changed: vector 0 keeps its interrupt. */
+		if (off && a->vectors[0].trigger) {
+			a->admin_trigger = a->vectors[0].trigger;
+			if (emuhba_admin_irq_request(a))
+				a->admin_trigger = NULL;
+		}
 		mutex_unlock(&a->irq_lock);
 		goto out_put;
 	}
-	if (hdr.flags & VFIO_IRQ_SET_DATA_EVENTFD) {
+	if (ctx) {
+		if (admin)
+			emuhba_admin_irq_free(a);
 		for (i = 0; i < hdr.count; i++) {
 			emuhba_vector_put(&a->vectors[hdr.start + i]);
 			a->vectors[hdr.start + i].trigger = ctx[i];
 			ctx[i] = NULL;
 		}
-	} else if (hdr.flags & VFIO_IRQ_SET_DATA_NONE && !hdr.count) {
-		/* MSI-X disabled as a whole. */
+		if (admin && a->vectors[0].trigger) {
+			a->admin_trigger = a->vectors[0].trigger;
+			ret = emuhba_admin_irq_request(a);
+			if (ret) {
+				a->admin_trigger = NULL;
+				pci_err(a->core.pdev,
+					"cannot request the admin vector: %pe\n",
+					ERR_PTR(ret));
+			}
+		}
+	} else if (off) {
 		for (i = 0; i < a->nr_vectors; i++)
 			emuhba_vector_put(&a->vectors[i]);
+	} else if (admin && a->admin_trigger &&
+		   (hdr.flags & VFIO_IRQ_SET_DATA_NONE || data[0])) {
+		/* A loopback trigger of vector 0, which the core does not hold. */
+		eventfd_signal(a->admin_trigger);
 	}
 	mutex_unlock(&a->irq_lock);
 
-	if (hdr.flags & VFIO_IRQ_SET_DATA_EVENTFD && hdr.start == 0 && hdr.count)
-		emuhba_observer_hook(a, admin);
-	else if (hdr.flags & VFIO_IRQ_SET_DATA_NONE && !hdr.count)
-		emuhba_observer_hook(a, NULL);
+	if (ctx && admin)
+		queue_work(system_highpri_wq, &a->obs.work);
 
 out_put:
 	if (ctx)
 		for (i = 0; i < hdr.count; i++)
 			if (ctx[i])
 				eventfd_ctx_put(ctx[i]);
-	if (admin)
-		fput(admin);
 out_free:
 	kfree(ctx);
-	if (!IS_ERR_OR_NULL(fds))
-		kfree(fds);
+	if (!IS_ERR_OR_NULL(data))
+		kfree(data);
 	return ret;
 }

@@ -2,13 +2,19 @@
 /*
  * The admin observer. In direct mode the VF executes the guest's admin
  * queue; the switch needs what the guest configured through it (I/O queue
- * table, features, doorbell buffer, outstanding AERs). Every completion on
+ * table, features, doorbell buffer, outstanding AERs). Every interrupt on
  * the admin vector wakes a work item that reads the new admin completions
  * and the submission entries the VF consumed from guest memory, and hands
  * them to the model's observer. A submission slot cannot be reused before
  * the guest wraps its admin queue, so reading after the interrupt is in
  * time; an observation that fails marks the state lost and the switch is
  * then refused rather than guessed.
+ *
+ * After a migration from another adapter model the guest keeps the
+ * identity it was given, but the VF answers Identify with its own. The
+ * interrupt is then held (emuhba_irq.c) until this work has written the
+ * model's answer, which is the guest's identity, over the VF's data and
+ * status; only then does the guest learn of the completion.
  */
 #include <linux/file.h>
 #include <linux/pci.h>
@@ -30,50 +36,9 @@
 #define NVME_REG_ACQ_OFF	0x30
 
 /* The admin opcode whose data the model wants to see. */
+#define NVME_ADM_IDENTIFY	0x06
 #define NVME_ADM_SET_FEATURES	0x09
 #define NVME_ADM_AER_OPC	0x0c
-
-static int emuhba_obs_wakeup(wait_queue_entry_t *wait, unsigned int mode,
-			     int sync, void *key)
-{
-	struct emuhba_observer *obs = container_of(wait, struct emuhba_observer,
-						   wait);
-
-	if (key_to_poll(key) & EPOLLIN)
-		queue_work(system_highpri_wq, &obs->work);
-	return 0;
-}
-
-static void emuhba_obs_ptable(struct file *file, wait_queue_head_t *wqh,
-			      poll_table *pt)
-{
-	struct emuhba_observer *obs = container_of(pt, struct emuhba_observer,
-						   pt);
-
-	obs->wqh = wqh;
-	add_wait_queue(wqh, &obs->wait);
-}
-
-/* Hook the admin vector's eventfd (or unhook with NULL). */
-void emuhba_observer_hook(struct emuhba_adapter *a, struct file *eventfd)
-{
-	struct emuhba_observer *obs = &a->obs;
-
-	mutex_lock(&a->irq_lock);
-	if (obs->hooked) {
-		remove_wait_queue(obs->wqh, &obs->wait);
-		fput(obs->hooked);
-		obs->hooked = NULL;
-		obs->wqh = NULL;
-	}
-	if (eventfd) {
-		obs->hooked = get_file(eventfd);
-		vfs_poll(eventfd, &obs->pt);
-	}
-	mutex_unlock(&a->irq_lock);
-	if (eventfd)
-		queue_work(system_highpri_wq, &obs->work);
-}
 
 /*
  * Length of the data that goes with a completed admin command, if the
@@ -90,8 +55,53 @@ static u32 emuhba_obs_data_len(const u8 *sqe, u64 *prp1)
 	return SZ_4K - (*prp1 & (SZ_4K - 1));
 }
 
-static void emuhba_obs_complete(struct emuhba_adapter *a, const u8 *cqe,
-				u8 *data)
+/*
+ * Direct mode has no DMA log of its own (emuhba_log.c); the type1 container
+ * records these writes in its dirty bitmap like every vfio_dma_rw().
+ */
+static int emuhba_guest_write(struct emuhba_adapter *a, u64 iova,
+			      const void *buf, size_t len)
+{
+	return vfio_dma_rw(&a->core.vdev, iova, (void *)buf, len, true);
+}
+
+/*
+ * Identify executed by a VF of another model: the data and the status the
+ * guest gets are the model's. Identify data is one controller page or less,
+ * so PRP1 and PRP2 describe it (admin commands use no SGLs).
+ */
+static void emuhba_obs_identify(struct emuhba_adapter *a, const u8 *sqe,
+				u8 *cqe, u64 cqe_iova, u8 *data)
+{
+	const struct emu_nvme_state *st = emu_nvme_state(a->model);
+	u32 mps = 4096U << ((st->regs.cc >> 7) & 0xf);
+	u64 prp1 = get_unaligned_le64(sqe + 24);
+	u64 prp2 = get_unaligned_le64(sqe + 32);
+	u16 vf_status = get_unaligned_le16(cqe + 14) >> 1;
+	u16 status;
+	u32 len1;
+	int ret;
+
+	status = emu_nvme_identify_answer(a->model, sqe, data);
+	if (!status) {
+		len1 = min_t(u32, SZ_4K, mps - (prp1 & (mps - 1)));
+		ret = emuhba_guest_write(a, prp1, data, len1);
+		if (!ret && len1 < SZ_4K)
+			ret = emuhba_guest_write(a, prp2 & ~(u64)(mps - 1),
+						 data + len1, SZ_4K - len1);
+		if (ret)
+			status = EMU_SC_INTERNAL;
+	}
+	if (status != vf_status) {
+		put_unaligned_le16((status << 1) | (cqe[14] & 1), cqe + 14);
+		if (emuhba_guest_write(a, cqe_iova + 14, cqe + 14, 2))
+			a->obs.lost = true;
+	}
+	a->counters.identify_answered++;
+}
+
+static void emuhba_obs_complete(struct emuhba_adapter *a, u8 *cqe,
+				u64 cqe_iova, u8 *data)
 {
 	struct emuhba_observer *obs = &a->obs;
 	u16 cid = get_unaligned_le16(cqe + 12);
@@ -127,6 +137,8 @@ static void emuhba_obs_complete(struct emuhba_adapter *a, const u8 *cqe,
 		return;
 	}
 	sqe[EMUHBA_SQE_SIZE - 1] = 0;	/* see emuhba_obs_fetch() */
+	if (sqe[0] == NVME_ADM_IDENTIFY && a->id_foreign)
+		emuhba_obs_identify(a, sqe, cqe, cqe_iova, data);
 
 	len = emuhba_obs_data_len(sqe, &prp1);
 	if (len && emuhba_guest_read(a, prp1, data, len))
@@ -164,20 +176,29 @@ static void emuhba_obs_work(struct work_struct *work)
 	struct emuhba_observer *obs = &a->obs;
 	u8 cqe[EMUHBA_CQE_SIZE];
 	unsigned int n = 0;
+	bool held;
+	u64 iova;
 	u8 *data;
 	u16 sqhd;
 
+	/*
+	 * Completions posted before a held interrupt are in memory before
+	 * it: this pass sees them. One arriving meanwhile queues another.
+	 */
+	held = atomic_xchg(&obs->held, 0);
 	data = kmalloc(SZ_4K, GFP_KERNEL);
-	if (!data)
-		return;
+	if (!data) {
+		obs->lost = true;
+		goto out_forward;
+	}
 
 	mutex_lock(&a->model_lock);
 	/* The model owns the admin queue: there is nothing to observe. */
 	if (emu_nvme_get_mode(a->model) == EMU_NVME_MODE_RUN)
 		n = EMUHBA_OBS_BATCH;
 	while (obs->enabled && !obs->lost && n++ < EMUHBA_OBS_BATCH) {
-		if (emuhba_guest_read(a, obs->acq + (u64)obs->cq_head *
-				    EMUHBA_CQE_SIZE, cqe, sizeof(cqe))) {
+		iova = obs->acq + (u64)obs->cq_head * EMUHBA_CQE_SIZE;
+		if (emuhba_guest_read(a, iova, cqe, sizeof(cqe))) {
 			obs->lost = true;
 			break;
 		}
@@ -189,7 +210,7 @@ static void emuhba_obs_work(struct work_struct *work)
 			obs->lost = true;
 			break;
 		}
-		emuhba_obs_complete(a, cqe, data);
+		emuhba_obs_complete(a, cqe, iova, data);
 		a->counters.admin_observed++;
 		if (++obs->cq_head == obs->cq_size) {
 			obs->cq_head = 0;
@@ -202,8 +223,16 @@ static void emuhba_obs_work(struct work_struct *work)
 	mutex_unlock(&a->model_lock);
 	kfree(data);
 	if (n > EMUHBA_OBS_BATCH && obs->enabled && !obs->lost &&
-	    emu_nvme_get_mode(a->model) != EMU_NVME_MODE_RUN)
+	    emu_nvme_get_mode(a->model) != EMU_NVME_MODE_RUN) {
+		/* Not caught up: the next pass passes the interrupt on. */
+		if (held)
+			atomic_set(&obs->held, 1);
 		queue_work(system_highpri_wq, &obs->work);
+		return;
+	}
+out_forward:
+	if (held)
+		emuhba_admin_irq_forward(a);
 }
 
 static void emuhba_obs_stop(struct emuhba_observer *obs)
@@ -288,8 +317,7 @@ int emuhba_observer_init(struct emuhba_adapter *a)
 	struct emuhba_observer *obs = &a->obs;
 
 	INIT_WORK(&obs->work, emuhba_obs_work);
-	init_waitqueue_func_entry(&obs->wait, emuhba_obs_wakeup);
-	init_poll_funcptr(&obs->pt, emuhba_obs_ptable);
+	atomic_set(&obs->held, 0);
 	return 0;
 }
 
@@ -300,8 +328,10 @@ int emuhba_observer_init(struct emuhba_adapter *a)
  */
 void emuhba_observer_reset(struct emuhba_adapter *a)
 {
-	emuhba_observer_hook(a, NULL);
 	cancel_work_sync(&a->obs.work);
+	/* The work may have been the one to pass an interrupt on. */
+	if (atomic_xchg(&a->obs.held, 0))
+		emuhba_admin_irq_forward(a);
 	mutex_lock(&a->model_lock);
 	emuhba_obs_stop(&a->obs);
 	if (emu_nvme_get_mode(a->model) == EMU_NVME_MODE_OBSERVE) {
@@ -309,10 +339,19 @@ void emuhba_observer_reset(struct emuhba_adapter *a)
 		if (a->own_id)
 			emu_nvme_set_identity(a->model, a->own_id);
 	}
+	emuhba_identity_refresh_locked(a);
 	mutex_unlock(&a->model_lock);
 }
 
 void emuhba_observer_destroy(struct emuhba_adapter *a)
 {
 	emuhba_observer_reset(a);
+}
+
+void emuhba_identity_refresh_locked(struct emuhba_adapter *a)
+{
+	lockdep_assert_held(&a->model_lock);
+	WRITE_ONCE(a->id_foreign, a->own_id &&
+		   !emu_nvme_identity_same(&emu_nvme_state(a->model)->id,
+					   a->own_id));
 }

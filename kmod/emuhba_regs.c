@@ -209,7 +209,12 @@ ssize_t emuhba_read(struct vfio_device *vdev, char __user *buf, size_t count,
 		return ret;
 
 	mutex_lock(&a->model_lock);
-	if (emuhba_model_owns_regs(a)) {
+	/*
+	 * CAP and VS belong to the identity: a guest that came from another
+	 * model keeps its own (the switch checked that this VF honours them).
+	 */
+	if (emuhba_model_owns_regs(a) ||
+	    (a->id_foreign && off + count <= EMU_REG_VS + 4)) {
 		val = emu_nvme_reg_read(a->model, off, count);
 		mutex_unlock(&a->model_lock);
 		if (copy_to_user(buf, &val, count))

@@ -98,7 +98,31 @@ static ssize_t emulated_cmds_show(struct device *dev,
 }
 static DEVICE_ATTR_RO(emulated_cmds);
 
+static ssize_t identify_answered_show(struct device *dev,
+				      struct device_attribute *attr, char *buf)
+{
+	return emuhba_model_counter_show(dev, buf,
+		offsetof(struct emuhba_counters, identify_answered));
+}
+static DEVICE_ATTR_RO(identify_answered);
+
+/* Whose identity the guest sees: the VF's own or one it came with. */
+static ssize_t identity_show(struct device *dev,
+			     struct device_attribute *attr, char *buf)
+{
+	struct emuhba_adapter *a = dev_to_adapter(dev);
+	bool foreign;
+
+	mutex_lock(&a->model_lock);
+	foreign = a->id_foreign;
+	mutex_unlock(&a->model_lock);
+	return sysfs_emit(buf, "%s\n", foreign ? "guest" : "own");
+}
+static DEVICE_ATTR_RO(identity);
+
 static struct attribute *emuhba_attrs[] = {
+	&dev_attr_identify_answered.attr,
+	&dev_attr_identity.attr,
 	&dev_attr_emulated_cmds.attr,
 	&dev_attr_adapter_id.attr,
 	&dev_attr_mode.attr,

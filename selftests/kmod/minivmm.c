@@ -514,6 +514,65 @@ static int identify(struct mvmm *vm, uint8_t cns, uint32_t nsid, uint64_t iova)
 	return mvmm_admin(vm, sqe, NULL);
 }
 
+/*
+ * Identify as an interrupt-driven driver sees it: the completion is looked
+ * at only once the admin vector's interrupt has arrived, then the data is
+ * read. offset places the buffer inside a page so that PRP2 carries the
+ * rest, as for a buffer that is not page aligned.
+ */
+int mvmm_identify(struct mvmm *vm, uint8_t cns, uint32_t nsid,
+		  uint8_t *out, unsigned int offset)
+{
+	struct mvmm_queue *q = &vm->admin;
+	uint8_t sqe[64] = { ADM_IDENTIFY };
+	struct pollfd pfd = { .fd = q->efd, .events = POLLIN };
+	uint64_t deadline = now_ms() + 10000, cnt;
+	uint16_t cid, status;
+	uint8_t *cqe, *buf;
+	void *va;
+
+	if (q->efd < 0 || offset >= PAGE)
+		return -EINVAL;
+	if (!vm->id_iova) {
+		vm->id_iova = mem_alloc(vm, 2 * PAGE, &va);
+		if (!vm->id_iova)
+			return -ENOMEM;
+	}
+	/* Guest memory moves with a migration; its IOVA does not. */
+	buf = vm->mem + (vm->id_iova - vm->mem_iova);
+	/* Interrupts of earlier commands must not be taken for this one. */
+	while (poll(&pfd, 1, 0) == 1)
+		if (read(q->efd, &cnt, sizeof(cnt)) != sizeof(cnt))
+			return -EIO;
+	memset(buf, 0xa5, 2 * PAGE);
+	guest_dirty(vm, buf, 2 * PAGE);
+	cid = q->next_cid++ & 0x7fff;
+	if (cid == vm->aer_cid && vm->aer_cid)
+		cid = q->next_cid++ & 0x7fff;
+	put16(sqe + 2, cid);
+	put32(sqe + 4, nsid);
+	put64(sqe + 24, vm->id_iova + offset);
+	put64(sqe + 32, vm->id_iova + PAGE);
+	put32(sqe + 40, cns);
+	submit(vm, q, sqe);
+	for (;;) {
+		if (now_ms() > deadline)
+			return -ETIMEDOUT;
+		if (wait_irq(q, 1000))
+			continue;
+		while ((cqe = cq_peek(q))) {
+			uint16_t c = get16(cqe + 12);
+
+			status = get16(cqe + 14) >> 1;
+			cq_pop(vm, q);
+			if (c == cid) {
+				memcpy(out, buf + offset, PAGE);
+				return status;
+			}
+		}
+	}
+}
+
 static int create_queues(struct mvmm *vm, int idx, int vector)
 {
 	struct mvmm_queue *q = &vm->ioq[idx];

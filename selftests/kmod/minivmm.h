@@ -64,6 +64,7 @@ struct mvmm {
 	uint16_t aer_cid;
 	char sn[21], mn[41];
 	uint16_t cntlid;
+	uint64_t id_iova;	/* two pages for mvmm_identify() */
 	/* data: one buffer page per queue slot */
 	uint64_t data_iova;
 	uint8_t *data;
@@ -100,6 +101,9 @@ int mvmm_io_run_while(struct mvmm *vm, uint64_t nr_ios, int qd,
 		      bool (*more)(void *arg), void *arg);
 /* Submit one admin command and wait for it; returns the NVMe status. */
 int mvmm_admin(struct mvmm *vm, uint8_t *sqe, uint32_t *result);
+/* Identify, interrupt-driven, into out (4096 bytes); the NVMe status. */
+int mvmm_identify(struct mvmm *vm, uint8_t cns, uint32_t nsid,
+		  uint8_t *out, unsigned int offset);
 uint32_t mvmm_reg_read32(struct mvmm *vm, uint32_t off);
 uint64_t mvmm_reg_read64(struct mvmm *vm, uint32_t off);
 void mvmm_reg_write32(struct mvmm *vm, uint32_t off, uint32_t val);

@@ -4,7 +4,8 @@
  * subsystem (one namespace) with other limits. A guest that used more than
  * the destination offers is refused while it still runs (the pre-copy
  * image is checked on arrival) and stays on its VF; a guest that fits
- * moves, with nothing lost, and keeps the controller registers it saw.
+ * moves, with nothing lost, and keeps the controller registers and the
+ * Identify data it saw.
  *
  * Usage: xmodel_test  (EMUHBA_VF=VF of the larger PF, EMUHBA_VF_B=VF of
  *                      the smaller one; both bound to emuhba with a backend)
@@ -24,6 +25,15 @@ static void mode_is(struct __test_metadata *_metadata, const char *bdf,
 
 	ASSERT_EQ(0, mvmm_attr(bdf, "emuhba/mode", mode, sizeof(mode)));
 	EXPECT_STREQ(want, mode);
+}
+
+static void attr_is(struct __test_metadata *_metadata, const char *bdf,
+		    const char *attr, const char *want)
+{
+	char got[32] = "";
+
+	ASSERT_EQ(0, mvmm_attr(bdf, attr, got, sizeof(got)));
+	EXPECT_STREQ(want, got) TH_LOG("%s of %s", attr, bdf);
 }
 
 static void clean_io(struct __test_metadata *_metadata, struct mvmm *vm)
@@ -111,6 +121,90 @@ TEST_F_TIMEOUT(xm, small_to_big_and_back, 300)
 	clean_io(_metadata, &self->vm);
 	TH_LOG("%llu completions across the two models, %zu submitted after a stop",
 	       (unsigned long long)self->vm.completions, st.pending_at_stop);
+}
+
+#define ID_PAGE 4096
+
+static void identity_is(struct __test_metadata *_metadata, struct mvmm *vm,
+			const uint8_t *ctrl, const uint8_t *ns, const char *when)
+{
+	uint8_t got[ID_PAGE];
+
+	ASSERT_EQ(0, mvmm_identify(vm, 1, 0, got, 0));
+	EXPECT_EQ(0, memcmp(ctrl, got, ID_PAGE))
+		TH_LOG("%s: Identify Controller differs (CNTLID %u, MDTS %u; the guest was given CNTLID %u, MDTS %u)",
+		       when, got[78] | got[79] << 8, got[77],
+		       ctrl[78] | ctrl[79] << 8, ctrl[77]);
+	/* A buffer that is not page aligned: PRP2 carries the rest. */
+	ASSERT_EQ(0, mvmm_identify(vm, 0, vm->nsid, got, 512));
+	EXPECT_EQ(0, memcmp(ns, got, ID_PAGE))
+		TH_LOG("%s: Identify Namespace differs", when);
+}
+
+/*
+ * The guest keeps the identity it was given on the other model's VF, in
+ * direct mode, across a controller reset, and until it goes away.
+ */
+TEST_F_TIMEOUT(xm, identity_kept_across_models, 300)
+{
+	uint8_t own_big[ID_PAGE], ctrl[ID_PAGE], ns[ID_PAGE];
+	struct mvmm_mig_stats st;
+	long long answered;
+	uint64_t cap;
+	uint32_t vs;
+
+	/* What the larger model's VF says of itself. */
+	ASSERT_EQ(0, mvmm_open(&self->vm, self->big, 16 << 20));
+	ASSERT_EQ(0, mvmm_nvme_init(&self->vm, 1, true));
+	ASSERT_EQ(0, mvmm_identify(&self->vm, 1, 0, own_big, 0));
+	mvmm_close(&self->vm);
+
+	ASSERT_EQ(0, mvmm_open(&self->vm, self->small, 16 << 20));
+	ASSERT_EQ(0, mvmm_nvme_init(&self->vm, 1, true));
+	ASSERT_EQ(0, mvmm_identify(&self->vm, 1, 0, ctrl, 0));
+	ASSERT_EQ(0, mvmm_identify(&self->vm, 0, self->vm.nsid, ns, 512));
+	cap = mvmm_reg_read64(&self->vm, 0x00);
+	vs = mvmm_reg_read32(&self->vm, 0x08);
+	/* Otherwise nothing below could tell the two identities apart. */
+	ASSERT_NE(0, memcmp(own_big, ctrl, ID_PAGE));
+	TH_LOG("guest given CNTLID %u MDTS %u; the other model's VF has CNTLID %u MDTS %u",
+	       ctrl[78] | ctrl[79] << 8, ctrl[77],
+	       own_big[78] | own_big[79] << 8, own_big[77]);
+	ASSERT_EQ(0, mvmm_io_run(&self->vm, 100, 8));
+
+	mvmm_io_fill(&self->vm, 8);
+	self->vm.fill_at_stop = 8;
+	ASSERT_EQ(0, mvmm_migrate(&self->vm, self->big, &st));
+	mode_is(_metadata, self->big, "direct\n");
+	attr_is(_metadata, self->big, "emuhba/identity", "guest\n");
+	answered = mvmm_attr_ll(self->big, "emuhba/identify_answered");
+	identity_is(_metadata, &self->vm, ctrl, ns, "after the migration");
+	EXPECT_EQ(answered + 2,
+		  mvmm_attr_ll(self->big, "emuhba/identify_answered"));
+	EXPECT_EQ(cap, mvmm_reg_read64(&self->vm, 0x00));
+	EXPECT_EQ(vs, mvmm_reg_read32(&self->vm, 0x08));
+	clean_io(_metadata, &self->vm);
+
+	/* A controller reset by the guest keeps what it was given. */
+	ASSERT_EQ(0, mvmm_nvme_init(&self->vm, 1, true));
+	identity_is(_metadata, &self->vm, ctrl, ns, "after a controller reset");
+	EXPECT_EQ(cap, mvmm_reg_read64(&self->vm, 0x00));
+	clean_io(_metadata, &self->vm);
+
+	/* Home again: the VF's own identity is the guest's. */
+	mvmm_io_fill(&self->vm, 8);
+	ASSERT_EQ(0, mvmm_migrate(&self->vm, self->small, &st));
+	mode_is(_metadata, self->small, "direct\n");
+	attr_is(_metadata, self->small, "emuhba/identity", "own\n");
+	identity_is(_metadata, &self->vm, ctrl, ns, "back home");
+	clean_io(_metadata, &self->vm);
+	mvmm_close(&self->vm);
+
+	/* The guest has gone: the larger model's VF is itself again. */
+	attr_is(_metadata, self->big, "emuhba/identity", "own\n");
+	ASSERT_EQ(0, mvmm_open(&self->vm, self->big, 16 << 20));
+	ASSERT_EQ(0, mvmm_nvme_init(&self->vm, 1, true));
+	identity_is(_metadata, &self->vm, own_big, ns, "a new guest");
 }
 
 TEST_HARNESS_MAIN

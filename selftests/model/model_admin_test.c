@@ -76,6 +76,73 @@ TEST_F(adm, identify_errors)
 	EXPECT_EQ(DNR | 0x01, adm(d, 0x10, 0, 0, 0, 0, NULL));
 }
 
+/*
+ * What the glue writes over another model's Identify data is exactly what
+ * the model itself answers to the command: status and data.
+ */
+TEST_F(adm, identify_answer_is_the_execution)
+{
+	static const struct { u32 nsid, cns; } cmds[] = {
+		{ 0, 1 }, { 1, 0 }, { 0, 2 }, { 1, 3 }, { 0xffffffff, 0 },
+		{ 0, 0x1f }, { 7, 0 }, { 0xfffffffe, 2 },
+	};
+	struct drv *d = &self->d;
+	u8 sqe[64], want[4096];
+	unsigned int i;
+	int st;
+
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		memset(th_ptr(&self->th, self->page), 0x5a, 4096);
+		st = adm(d, 0x06, cmds[i].nsid, cmds[i].cns, 0, self->page,
+			 NULL);
+		memcpy(want, th_ptr(&self->th, self->page), 4096);
+		drv_sqe(sqe, 0x06, cmds[i].nsid);
+		drv_set_dw(sqe, 10, cmds[i].cns);
+		drv_set_prp(sqe, self->page, 0);
+		EXPECT_EQ(st, emu_nvme_identify_answer(self->th.ctrl, sqe,
+						       th_ptr(&self->th,
+							      self->page)))
+			TH_LOG("cns %u nsid %#x", cmds[i].cns, cmds[i].nsid);
+		if (!st)
+			EXPECT_EQ(0, memcmp(want, th_ptr(&self->th, self->page),
+					    4096))
+				TH_LOG("cns %u nsid %#x", cmds[i].cns,
+				       cmds[i].nsid);
+	}
+}
+
+TEST_F(adm, identity_same)
+{
+	const struct emu_nvme_identity *own = &emu_nvme_state(self->th.ctrl)->id;
+	struct emu_nvme_identity *other = malloc(sizeof(*other));
+	int i;
+
+	ASSERT_NE(NULL, other);
+	*other = *own;
+	EXPECT_TRUE(emu_nvme_identity_same(own, other));
+	/* Resources are not identity. */
+	other->max_sqs++;
+	other->nr_vectors++;
+	EXPECT_TRUE(emu_nvme_identity_same(own, other));
+	/* Pages in another order are the same pages. */
+	for (i = 0; i < EMU_NVME_MAX_IDPAGES && own->pages[i].valid; i++)
+		;
+	ASSERT_GT(i, 1);
+	other->pages[0] = own->pages[1];
+	other->pages[1] = own->pages[0];
+	EXPECT_TRUE(emu_nvme_identity_same(own, other));
+	other->pages[0].data[78] ^= 1;	/* CNTLID of another controller */
+	EXPECT_FALSE(emu_nvme_identity_same(own, other));
+	EXPECT_FALSE(emu_nvme_identity_same(other, own));
+	*other = *own;
+	other->cap ^= 1;
+	EXPECT_FALSE(emu_nvme_identity_same(own, other));
+	*other = *own;
+	other->pages[i].valid = 1;	/* one page more */
+	EXPECT_FALSE(emu_nvme_identity_same(own, other));
+	free(other);
+}
+
 TEST_F(adm, queue_errors)
 {
 	struct drv *d = &self->d;
