@@ -113,13 +113,15 @@ static int emuhba_ident_cmd(struct emuhba_ident *id, struct nvme_command *c,
 	return status ? -EIO : 0;
 }
 
-static int emuhba_ident_identify(struct emuhba_ident *id, u8 cns, u32 nsid)
+static int emuhba_ident_identify(struct emuhba_ident *id, u8 cns, u8 csi,
+				 u32 nsid)
 {
 	struct nvme_command c = { };
 
 	c.identify.opcode = nvme_admin_identify;
 	c.identify.nsid = cpu_to_le32(nsid);
 	c.identify.cns = cns;
+	c.identify.csi = csi;
 	memset(id->data, 0, SZ_4K);
 	return emuhba_ident_cmd(id, &c, NULL);
 }
@@ -132,7 +134,7 @@ static int emuhba_ident_read(struct emuhba_adapter *a, struct emuhba_ident *id)
 	u32 nr_q, n = 0, i;
 	int ret;
 
-	ret = emuhba_ident_identify(id, NVME_ID_CNS_CTRL, 0);
+	ret = emuhba_ident_identify(id, NVME_ID_CNS_CTRL, 0, 0);
 	if (ret)
 		return ret;
 	cntlid = get_unaligned_le16(id->data + 78);
@@ -140,8 +142,15 @@ static int emuhba_ident_read(struct emuhba_adapter *a, struct emuhba_ident *id)
 				     id->data);
 	if (ret)
 		return ret;
+	/*
+	 * The NVM command set's own controller page (limits Linux reads at
+	 * every reset); optional before NVMe 2.0.
+	 */
+	if (!emuhba_ident_identify(id, NVME_ID_CNS_CS_CTRL, NVME_CSI_NVM, 0))
+		emu_nvme_load_identify(a->model, NVME_ID_CNS_CS_CTRL,
+				       NVME_CSI_NVM, 0, cntlid, id->data);
 
-	ret = emuhba_ident_identify(id, NVME_ID_CNS_NS_ACTIVE_LIST, 0);
+	ret = emuhba_ident_identify(id, NVME_ID_CNS_NS_ACTIVE_LIST, 0, 0);
 	if (ret)
 		return ret;
 	ret = emu_nvme_load_identify(a->model, NVME_ID_CNS_NS_ACTIVE_LIST, 0,
@@ -154,14 +163,15 @@ static int emuhba_ident_read(struct emuhba_adapter *a, struct emuhba_ident *id)
 	}
 
 	for (i = 0; i < n; i++) {
-		ret = emuhba_ident_identify(id, NVME_ID_CNS_NS, nsids[i]);
+		ret = emuhba_ident_identify(id, NVME_ID_CNS_NS, 0, nsids[i]);
 		if (!ret)
 			ret = emu_nvme_load_identify(a->model, NVME_ID_CNS_NS, 0,
 						     nsids[i], cntlid, id->data);
 		if (ret)
 			return ret;
 		/* Descriptors are optional before NVMe 1.3: absence is fine. */
-		if (!emuhba_ident_identify(id, NVME_ID_CNS_NS_DESC_LIST, nsids[i]))
+		if (!emuhba_ident_identify(id, NVME_ID_CNS_NS_DESC_LIST, 0,
+					   nsids[i]))
 			emu_nvme_load_identify(a->model, NVME_ID_CNS_NS_DESC_LIST,
 					       0, nsids[i], cntlid, id->data);
 	}

@@ -270,7 +270,6 @@ void emuhba_observe_reg_done(struct emuhba_adapter *a, u32 off, u64 val,
 			     u32 size)
 {
 	struct emuhba_observer *obs = &a->obs;
-	bool kick = false;
 
 	mutex_lock(&a->model_lock);
 	/*
@@ -299,17 +298,18 @@ void emuhba_observe_reg_done(struct emuhba_adapter *a, u32 off, u64 val,
 		obs->acq = (obs->acq & 0xffffffffULL) | (val << 32);
 		break;
 	case NVME_REG_CC_OFF:
-		if ((val & 1) && !obs->enabled) {
+		/*
+		 * Not read before the admin vector fires: until then the CQ
+		 * may still hold entries of the controller's previous life
+		 * (Linux clears it only once CSTS.RDY is set).
+		 */
+		if ((val & 1) && !obs->enabled)
 			emuhba_obs_start(a);
-			kick = true;
-		} else if (!(val & 1) && obs->enabled) {
+		else if (!(val & 1) && obs->enabled)
 			emuhba_obs_stop(obs);
-		}
 		break;
 	}
 	mutex_unlock(&a->model_lock);
-	if (kick)
-		queue_work(system_highpri_wq, &obs->work);
 }
 
 int emuhba_observer_init(struct emuhba_adapter *a)

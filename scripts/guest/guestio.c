@@ -4,10 +4,13 @@
  * blocks with O_DIRECT, read each one back and verify it; a reporter prints
  * one line per interval of guest time; on 'q' from stdin (or after -s
  * seconds) every block written is read once more and checked against the
- * last generation written, and a summary line follows. Output is meant to
- * be parsed from a serial console:
+ * last generation written, and a summary line follows. 'i' prints the
+ * identity of the NVMe controller as the guest's driver knows it; 'r'
+ * resets that controller first (the driver reads Identify again). Output
+ * is meant to be parsed from a serial console:
  *
  *   guestio tick t_ms=.. ios=.. d_ios=.. err=.. mis=.. max_lat_us=..
+ *   guestio identity now|after_reset cntlid=.. model=.. serial=.. ...
  *   guestio summary ios=.. err=.. mis=.. verified=.. verify_mis=.. ...
  *
  * Each thread owns a disjoint range of blocks, so the last generation of
@@ -226,7 +229,77 @@ static u64 gio_tick_max_lat(u64 now)
 	return max;
 }
 
-static int gio_stdin_quit(int timeout_ms)
+/* "/dev/nvme0n1" -> "/sys/class/nvme/nvme0"; 0 when not an NVMe disk. */
+static int gio_ctrl_dir(char *dir, size_t len)
+{
+	const char *b = strrchr(gio_dev, '/');
+	int n = 0;
+
+	b = b ? b + 1 : gio_dev;
+	if (strncmp(b, "nvme", 4))
+		return 0;
+	while (b[4 + n] >= '0' && b[4 + n] <= '9')
+		n++;
+	if (!n)
+		return 0;
+	snprintf(dir, len, "/sys/class/nvme/%.*s", 4 + n, b);
+	return 1;
+}
+
+static void gio_identity(const char *when)
+{
+	static const char *const attrs[] = {
+		"cntlid", "model", "serial", "firmware_rev", "state",
+	};
+	char dir[64], path[128], val[128];
+	unsigned int i;
+	size_t n;
+	FILE *f;
+
+	if (!gio_ctrl_dir(dir, sizeof(dir))) {
+		printf("guestio identity %s none\n", when);
+		return;
+	}
+	printf("guestio identity %s", when);
+	for (i = 0; i < sizeof(attrs) / sizeof(attrs[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, attrs[i]);
+		f = fopen(path, "r");
+		n = f ? fread(val, 1, sizeof(val) - 1, f) : 0;
+		if (f)
+			fclose(f);
+		while (n && (val[n - 1] == '\n' || val[n - 1] == ' '))
+			n--;
+		val[n] = 0;
+		/* one token per value on the console line */
+		for (char *c = val; *c; c++)
+			if (*c == ' ')
+				*c = '_';
+		printf(" %s=%s", attrs[i], n ? val : "?");
+	}
+	printf("\n");
+}
+
+/* The write returns once the driver has reset and re-identified it. */
+static void gio_reset(void)
+{
+	char dir[64], path[128];
+	int fd;
+
+	if (!gio_ctrl_dir(dir, sizeof(dir))) {
+		printf("guestio reset none\n");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/reset_controller", dir);
+	fd = open(path, O_WRONLY);
+	if (fd < 0 || write(fd, "1", 1) != 1)
+		printf("guestio reset failed errno=%d\n", errno);
+	if (fd >= 0)
+		close(fd);
+	gio_identity("after_reset");
+}
+
+/* Commands from stdin; 1 when asked to stop. */
+static int gio_stdin_cmd(int timeout_ms)
 {
 	struct pollfd p = { .fd = 0, .events = POLLIN };
 	char c[64];
@@ -240,7 +313,13 @@ static int gio_stdin_quit(int timeout_ms)
 		return 0;
 	}
 	n = read(0, c, sizeof(c));
-	return n > 0 && memchr(c, 'q', n);
+	if (n <= 0)
+		return 0;
+	if (memchr(c, 'i', n))
+		gio_identity("now");
+	if (memchr(c, 'r', n))
+		gio_reset();
+	return memchr(c, 'q', n) != NULL;
 }
 
 static void gio_usage(void)
@@ -248,7 +327,8 @@ static void gio_usage(void)
 	fprintf(stderr,
 		"usage: guestio [-d DEV] [-t THREADS] [-n BLOCKS] [-o OFFSET_BLOCKS]\n"
 		"               [-i INTERVAL_MS] [-s SECONDS]\n"
-		"Stops on 'q' from stdin or after SECONDS (0: never).\n");
+		"Stops on 'q' from stdin or after SECONDS (0: never); 'i' prints the\n"
+		"controller's identity, 'r' resets the controller and prints it.\n");
 	exit(2);
 }
 
@@ -317,7 +397,7 @@ int main(int argc, char **argv)
 		u64 now = gio_now_ns();
 		int wait_ms = now < next ? (int)((next - now) / 1000000) : 0;
 
-		if (gio_stdin_quit(wait_ms))
+		if (gio_stdin_cmd(wait_ms))
 			break;
 		now = gio_now_ns();
 		if (now < next)
