@@ -521,8 +521,10 @@ static int emuhba_rst_check(struct emuhba_restore *r)
 	/* The VF would not know them: they stay with the model. */
 	if (st->aer.nr_events) {
 		snprintf(r->msg, sizeof(r->msg),
-			 "%u asynchronous events not yet reported to the guest",
-			 st->aer.nr_events);
+			 "%u asynchronous events not yet reported to the guest (first: type %u info %#x log %#x, %u AERs outstanding)",
+			 st->aer.nr_events, st->aer.events[0] & 7,
+			 (st->aer.events[0] >> 8) & 0xff,
+			 (st->aer.events[0] >> 16) & 0xff, st->aer.nr_cid);
 		return -EBUSY;
 	}
 	for (qid = 1; qid < EMU_NVME_NR_Q; qid++) {

@@ -8,7 +8,8 @@
  * Identify data it saw.
  *
  * Usage: xmodel_test  (EMUHBA_VF=VF of the larger PF, EMUHBA_VF_B=VF of
- *                      the smaller one; both bound to emuhba with a backend)
+ *                      the smaller one, EMUHBA_VF_C=VF whose namespace has
+ *                      4 KiB blocks; all bound to emuhba with a backend)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,13 +47,14 @@ static void clean_io(struct __test_metadata *_metadata, struct mvmm *vm)
 
 FIXTURE(xm) {
 	struct mvmm vm;
-	const char *big, *small;
+	const char *big, *small, *lbaf;
 };
 
 FIXTURE_SETUP(xm)
 {
 	self->big = getenv("EMUHBA_VF");
 	self->small = getenv("EMUHBA_VF_B");
+	self->lbaf = getenv("EMUHBA_VF_C");
 	ASSERT_NE(NULL, self->big);
 	ASSERT_NE(NULL, self->small);
 }
@@ -86,6 +88,37 @@ TEST_F_TIMEOUT(xm, refused_before_stop_copy, 300)
 	mode_is(_metadata, self->big, "direct\n");
 	clean_io(_metadata, &self->vm);
 	mode_is(_metadata, self->small, "direct\n");
+}
+
+/*
+ * The same namespace in every other respect, formatted with 4 KiB blocks:
+ * the guest's 512-byte LBAs would address other data. Refused while the
+ * guest runs, which stays on its VF.
+ */
+TEST_F_TIMEOUT(xm, refused_other_lba_format, 300)
+{
+	struct mvmm_mig_stats st;
+
+	if (!self->lbaf)
+		SKIP(return, "no VF with another LBA format (EMUHBA_VF_C)");
+	ASSERT_EQ(0, mvmm_open(&self->vm, self->big, 16 << 20));
+	ASSERT_EQ(0, mvmm_nvme_init(&self->vm, 1, true));
+	ASSERT_EQ(9, self->vm.lba_shift);
+	ASSERT_EQ(0, mvmm_io_run(&self->vm, 100, 8));
+	mvmm_io_fill(&self->vm, 8);
+	self->vm.precopy_to_dest = true;
+	EXPECT_NE(0, mvmm_migrate(&self->vm, self->lbaf, &st));
+	EXPECT_TRUE(st.refused_in_precopy)
+		TH_LOG("the destination took a namespace of another LBA format");
+	EXPECT_STREQ(self->big, self->vm.bdf);
+	mode_is(_metadata, self->big, "emulated\n");
+	clean_io(_metadata, &self->vm);
+	ASSERT_EQ(0, mvmm_set_mig_state(&self->vm, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(0, mvmm_set_mig_state(&self->vm, VFIO_DEVICE_STATE_RUNNING,
+					NULL));
+	mode_is(_metadata, self->big, "direct\n");
+	clean_io(_metadata, &self->vm);
+	mode_is(_metadata, self->lbaf, "direct\n");
 }
 
 /* One I/O queue: fits both; there and back. */
