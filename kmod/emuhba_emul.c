@@ -287,22 +287,30 @@ int emuhba_emul_poll(struct emuhba_adapter *a)
  * a pass that found nothing the thread naps rather than spins: a guest
  * answers completions with new commands only when it gets the CPU, and a
  * spinning thread can keep it from running (vCPUs sharing host CPUs, or
- * an emulated machine running every vCPU on one thread). Naps are short
- * while work is recent and grow to a tick after EMUHBA_EMUL_BUSY empty
- * passes; a backend completion or a register write ends a nap at once,
- * and a coalesced interrupt falling due bounds it.
+ * an emulated machine running every vCPU on one thread). The first nap
+ * after work is short, since a guest that just took its completions
+ * usually submits again at once, and each empty pass doubles it, up to
+ * EMUHBA_EMUL_NAP_MAX while work is recent and a tick after
+ * EMUHBA_EMUL_BUSY empty passes: a submission waits at most about as
+ * long again as the guest took to make it. A backend completion or a
+ * register write ends a nap at once, and a coalesced interrupt falling
+ * due bounds it.
  */
 #define EMUHBA_EMUL_BUSY	100
-#define EMUHBA_EMUL_NAP_NS	(100 * NSEC_PER_USEC)
+#define EMUHBA_EMUL_NAP_MIN	(5 * NSEC_PER_USEC)
+#define EMUHBA_EMUL_NAP_MAX	(100 * NSEC_PER_USEC)
 
 static void emuhba_emul_nap(struct emuhba_adapter *a, unsigned int idle,
 			    u64 due)
 {
-	u64 now, ns = idle < EMUHBA_EMUL_BUSY ? EMUHBA_EMUL_NAP_NS :
-		      jiffies_to_nsecs(1);
+	u64 now, ns = jiffies_to_nsecs(1);
 	DEFINE_WAIT(wait);
 	ktime_t t;
 
+	if (idle < EMUHBA_EMUL_BUSY)
+		ns = idle > 5 ? EMUHBA_EMUL_NAP_MAX :
+		     min_t(u64, EMUHBA_EMUL_NAP_MIN << (idle - 1),
+			   EMUHBA_EMUL_NAP_MAX);
 	if (due) {
 		now = ktime_get_ns();
 		if (due <= now)
@@ -313,7 +321,7 @@ static void emuhba_emul_nap(struct emuhba_adapter *a, unsigned int idle,
 	prepare_to_wait(&a->emul_wq, &wait, TASK_INTERRUPTIBLE);
 	if (!test_bit(EMUHBA_EMUL_KICKED, &a->emul_flags) &&
 	    !kthread_should_stop())
-		schedule_hrtimeout_range(&t, ns / 2, HRTIMER_MODE_REL);
+		schedule_hrtimeout_range(&t, ns / 4, HRTIMER_MODE_REL);
 	finish_wait(&a->emul_wq, &wait);
 }
 
