@@ -2,43 +2,75 @@
 /*
  * One measurement for bench/vfio-io: bring the VF up through VFIO as a
  * Linux guest's driver would (selftests/kmod/minivmm.c) and run random
- * 4 KiB reads, busy-polling, at the given queue depth per queue.
+ * 4 KiB reads at the given queue depth per queue.
  *
- * Usage: vfio_io BDF QD MS [switch|roundtrip HBAMIG]
- *   prints "iops=N traps_per_io=X"; with "switch", the adapter is switched
- *   to emulated mode first; with "roundtrip", it is switched to emulated,
- *   measured, then paused and resumed through the VFIO migration states as
- *   QEMU's stop and cont do (the way back to direct mode), and measured
- *   again: "iops=N iops_after=M".
+ * Usage: vfio_io [-m irq|poll] BDF QD MS [switch|roundtrip HBAMIG]
+ *   -m irq (default): completions are taken when the queue's MSI-X vector
+ *   fires, the thread sleeping in poll() on the eventfds meanwhile, as a
+ *   guest's interrupt-driven driver does; -m poll: the completion queues
+ *   are busy-polled, as with a guest's polled queues.
+ *   Prints "mode=M iops=N traps_per_io=X irqs_per_io=Y stalls=S"; with
+ *   "switch", the adapter is switched to emulated mode first; with
+ *   "roundtrip", it is switched to emulated, measured, then paused and
+ *   resumed through the VFIO migration states as QEMU's stop and cont do
+ *   (the way back to direct mode), and measured again: "iops_after=M".
+ *   stalls counts waits of a second that ended with a completion in a CQ
+ *   but no interrupt: a lost interrupt, 0 in a correct device.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <linux/vfio.h>
 
 #include "minivmm.h"
 
+static void bad_args(const char *prog)
+{
+	fprintf(stderr,
+		"usage: %s [-m irq|poll] BDF QD MS [switch|roundtrip HBAMIG]\n",
+		prog);
+	exit(2);
+}
+
 int main(int argc, char **argv)
 {
+	struct mvmm_bench b = { .irq = true };
 	long long traps0, traps1;
+	const char *bdf, *how = NULL, *hbamig = NULL;
 	struct mvmm vm;
-	uint64_t ios = 0;
-	int qd, ms, ret;
+	int qd, ms, ret, opt;
+	uint64_t stalls;
 	char cmd[256];
 
-	if (argc < 4) {
-		fprintf(stderr, "usage: %s BDF QD MS [switch|roundtrip HBAMIG]\n",
-			argv[0]);
-		return 2;
+	while ((opt = getopt(argc, argv, "m:")) != -1) {
+		if (opt == 'm' && !strcmp(optarg, "irq"))
+			b.irq = true;
+		else if (opt == 'm' && !strcmp(optarg, "poll"))
+			b.irq = false;
+		else
+			bad_args(argv[0]);
 	}
-	qd = atoi(argv[2]);
-	ms = atoi(argv[3]);
-	ret = mvmm_open(&vm, argv[1], 16 << 20);
+	if (argc - optind != 3 && argc - optind != 5)
+		bad_args(argv[0]);
+	bdf = argv[optind];
+	qd = atoi(argv[optind + 1]);
+	ms = atoi(argv[optind + 2]);
+	if (argc - optind == 5) {
+		how = argv[optind + 3];
+		hbamig = argv[optind + 4];
+		if (strcmp(how, "switch") && strcmp(how, "roundtrip"))
+			bad_args(argv[0]);
+	}
+	if (qd < 1 || ms < 1)
+		bad_args(argv[0]);
+
+	ret = mvmm_open(&vm, bdf, 16 << 20);
 	if (!ret)
 		ret = mvmm_nvme_init(&vm, 4, true);
 	if (ret) {
-		fprintf(stderr, "vfio_io: %s: %s\n", argv[1], strerror(-ret));
+		fprintf(stderr, "vfio_io: %s: %s\n", bdf, strerror(-ret));
 		return 1;
 	}
 	/* Warm up: every LBA read once, so no read finds an unwritten one. */
@@ -46,42 +78,48 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vfio_io: warm-up failed\n");
 		return 1;
 	}
-	if (argc > 5 && (!strcmp(argv[4], "switch") ||
-			 !strcmp(argv[4], "roundtrip"))) {
+	if (how) {
 		snprintf(cmd, sizeof(cmd), "%s switch %s emulated >/dev/null",
-			 argv[5], argv[1]);
+			 hbamig, bdf);
 		if (system(cmd)) {
 			fprintf(stderr, "vfio_io: switch failed\n");
 			return 1;
 		}
 	}
-	traps0 = mvmm_attr_ll(argv[1], "emuhba/reg_traps");
-	ret = mvmm_bench_reads(&vm, qd, ms, &ios);
-	traps1 = mvmm_attr_ll(argv[1], "emuhba/reg_traps");
+	traps0 = mvmm_attr_ll(bdf, "emuhba/reg_traps");
+	ret = mvmm_bench_reads(&vm, qd, ms, &b);
+	traps1 = mvmm_attr_ll(bdf, "emuhba/reg_traps");
 	if (ret) {
 		fprintf(stderr, "vfio_io: run failed (%d, %llu errors)\n", ret,
 			(unsigned long long)vm.errors);
 		return 1;
 	}
-	printf("iops=%llu", (unsigned long long)(ios * 1000 / ms));
+	stalls = b.stalls;
+	printf("mode=%s iops=%llu", b.irq ? "irq" : "poll",
+	       (unsigned long long)(b.ios * 1000 / ms));
 	if (traps0 >= 0)
-		printf(" traps_per_io=%.4f", ios ? (double)(traps1 - traps0) / ios : 0);
-	if (argc > 5 && !strcmp(argv[4], "roundtrip")) {
+		printf(" traps_per_io=%.4f",
+		       b.ios ? (double)(traps1 - traps0) / b.ios : 0);
+	if (b.irq)
+		printf(" irqs_per_io=%.4f",
+		       b.ios ? (double)b.irqs / b.ios : 0);
+	if (how && !strcmp(how, "roundtrip")) {
 		ret = mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_STOP, NULL);
 		if (!ret)
 			ret = mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_RUNNING,
 						 NULL);
-		ios = 0;
 		if (!ret)
-			ret = mvmm_bench_reads(&vm, qd, ms, &ios);
+			ret = mvmm_bench_reads(&vm, qd, ms, &b);
 		if (ret || vm.errors) {
 			fprintf(stderr, "vfio_io: after the pause: %d, %llu errors\n",
 				ret, (unsigned long long)vm.errors);
 			return 1;
 		}
-		printf(" iops_after=%llu", (unsigned long long)(ios * 1000 / ms));
+		stalls += b.stalls;
+		printf(" iops_after=%llu",
+		       (unsigned long long)(b.ios * 1000 / ms));
 	}
-	printf("\n");
+	printf(" stalls=%llu\n", (unsigned long long)stalls);
 	mvmm_close(&vm);
 	return 0;
 }

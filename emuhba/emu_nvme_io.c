@@ -8,30 +8,60 @@
 /* Upper bound on one command's data when the identity sets no MDTS. */
 #define EMU_MAX_XFER	(2U << 20)
 
+/*
+ * Segments that follow each other in IOVA are moved with one host access:
+ * a guest's buffer is often contiguous across its PRP entries or SGL
+ * descriptors, and each access has a fixed cost (a lookup of the mapping,
+ * a lock, an address space switch from a kernel thread). A run is moved
+ * when the next segment does not extend it, and at the end.
+ */
 struct emu_xfer {
 	struct emu_nvme_ctrl *ctrl;
 	u8 *buf;
 	u32 off;
 	u32 rem;
 	bool to_guest;
+	u64 run_iova;	/* the run not moved yet: buf + run_off, run_len */
+	u32 run_off;
+	u32 run_len;
 };
+
+static u16 emu_run_flush(struct emu_xfer *x)
+{
+	struct emu_nvme_ctrl *ctrl = x->ctrl;
+	int ret;
+
+	if (!x->run_len)
+		return EMU_SC_SUCCESS;
+	if (x->to_guest)
+		ret = ctrl->ops->dma_write(ctrl->host, x->run_iova,
+					   x->buf + x->run_off, x->run_len);
+	else
+		ret = ctrl->ops->dma_read(ctrl->host, x->run_iova,
+					  x->buf + x->run_off, x->run_len);
+	x->run_len = 0;
+	return ret ? EMU_SC_DATA_XFER_ERROR : EMU_SC_SUCCESS;
+}
 
 static u16 emu_seg(struct emu_xfer *x, u64 iova, u32 len, bool bucket)
 {
-	struct emu_nvme_ctrl *ctrl = x->ctrl;
-	int ret = 0;
+	u16 st;
 
 	len = EMU_MIN(len, x->rem);
 	if (!len)
 		return EMU_SC_SUCCESS;
-	if (!bucket && x->to_guest)
-		ret = ctrl->ops->dma_write(ctrl->host, iova, x->buf + x->off,
-					   len);
-	else if (!bucket)
-		ret = ctrl->ops->dma_read(ctrl->host, iova, x->buf + x->off,
-					  len);
-	if (ret)
-		return EMU_SC_DATA_XFER_ERROR;
+	/* A run never wraps around the end of the IOVA space. */
+	if (bucket || !x->run_len || iova != x->run_iova + x->run_len ||
+	    iova < x->run_iova) {
+		st = emu_run_flush(x);
+		if (st)
+			return st;
+		x->run_iova = iova;
+		x->run_off = x->off;
+	}
+	/* A bit bucket moves nothing: the bytes are skipped. */
+	if (!bucket)
+		x->run_len += len;
 	x->off += len;
 	x->rem -= len;
 	return EMU_SC_SUCCESS;
@@ -168,14 +198,15 @@ u16 emu_nvme_xfer(struct emu_nvme_ctrl *ctrl, const u8 *sqe, bool admin,
 		.ctrl = ctrl, .buf = buf, .rem = len, .to_guest = to_guest,
 	};
 	u8 psdt = (sqe[1] >> 6) & 3;
+	u16 st;
 
 	if (!len)
 		return EMU_SC_SUCCESS;
-	if (!psdt)
-		return emu_prp(&x, sqe);
-	if (admin || psdt == 3 || !(ctrl->sgls & 3))
+	if (psdt && (admin || psdt == 3 || !(ctrl->sgls & 3)))
 		return EMU_SC_INVALID_FIELD;
-	return emu_sgl(&x, sqe + 24);
+	st = psdt ? emu_sgl(&x, sqe + 24) : emu_prp(&x, sqe);
+	/* A command that fails moves nothing more. */
+	return st ? st : emu_run_flush(&x);
 }
 
 /* NVM command set ------------------------------------------------------ */

@@ -15,20 +15,56 @@
 
 #include "emuhba.h"
 
+/*
+ * One allocation per backend request: its context sits in front of its
+ * bio (the bio_set's front pad), and the bio comes from the bio_set's
+ * per-CPU cache. The bio_set is shared by the adapters whose backend is
+ * open.
+ */
 struct emuhba_bio_ctx {
 	struct emuhba_adapter *a;
 	struct emu_blk_req *req;
 	struct llist_node node;
-	int status;
+	struct bio bio;		/* last: its inline vecs follow it */
 };
 
+static struct bio_set emuhba_bio_set;
+static unsigned int emuhba_bio_set_users;
+static DEFINE_MUTEX(emuhba_bio_set_lock);
+
+static int emuhba_bio_set_get(void)
+{
+	int ret = 0;
+
+	mutex_lock(&emuhba_bio_set_lock);
+	if (!emuhba_bio_set_users)
+		ret = bioset_init(&emuhba_bio_set, BIO_POOL_SIZE,
+				  offsetof(struct emuhba_bio_ctx, bio),
+				  BIOSET_NEED_BVECS | BIOSET_PERCPU_CACHE);
+	if (!ret)
+		emuhba_bio_set_users++;
+	mutex_unlock(&emuhba_bio_set_lock);
+	return ret;
+}
+
+static void emuhba_bio_set_put(void)
+{
+	mutex_lock(&emuhba_bio_set_lock);
+	if (!--emuhba_bio_set_users)
+		bioset_exit(&emuhba_bio_set);
+	mutex_unlock(&emuhba_bio_set_lock);
+}
+
+/*
+ * The bio stays until the emulation thread takes its status: freed there,
+ * in task context, it goes back to the per-CPU cache.
+ */
 static void emuhba_bio_end_io(struct bio *bio)
 {
-	struct emuhba_bio_ctx *ctx = bio->bi_private;
+	struct emuhba_bio_ctx *ctx = container_of(bio, struct emuhba_bio_ctx,
+						  bio);
 	struct emuhba_adapter *a = ctx->a;
 
-	ctx->status = blk_status_to_errno(bio->bi_status);
-	bio_put(bio);
 	llist_add(&ctx->node, &a->backend_done);
 	emuhba_emul_kick(a);
 	/* The last access to the adapter: a drain waits for it. */
@@ -43,19 +79,21 @@ int emuhba_backend_reap_locked(struct emuhba_adapter *a)
 {
 	struct llist_node *list = llist_del_all(&a->backend_done);
 	struct emuhba_bio_ctx *ctx;
-	int n = 0;
+	struct emu_blk_req *req;
+	int n = 0, status;
 
 	lockdep_assert_held(&a->model_lock);
 	list = llist_reverse_order(list);
 	while (list) {
 		ctx = llist_entry(list, struct emuhba_bio_ctx, node);
 		list = list->next;
+		req = ctx->req;
+		status = blk_status_to_errno(ctx->bio.bi_status);
+		bio_put(&ctx->bio);
 		if (list)
-			emu_nvme_blk_complete_more(a->model, ctx->req,
-						   ctx->status);
+			emu_nvme_blk_complete_more(a->model, req, status);
 		else
-			emu_nvme_blk_complete(a->model, ctx->req, ctx->status);
-		kfree(ctx);
+			emu_nvme_blk_complete(a->model, req, status);
 		n++;
 	}
 	return n;
@@ -125,17 +163,13 @@ int emuhba_backend_submit(struct emuhba_adapter *a, struct emu_blk_req *req)
 				       PAGE_SIZE);
 	}
 
-	ctx = kzalloc(sizeof(*ctx), GFP_KERNEL);
-	if (!ctx)
+	bio = bio_alloc_bioset(bdev, nr_vecs, opf | REQ_ALLOC_CACHE, GFP_KERNEL,
+			       &emuhba_bio_set);
+	if (!bio)
 		return -EAGAIN;
-	bio = bio_alloc(bdev, nr_vecs, opf, GFP_KERNEL);
-	if (!bio) {
-		kfree(ctx);
-		return -EAGAIN;
-	}
+	ctx = container_of(bio, struct emuhba_bio_ctx, bio);
 	ctx->a = a;
 	ctx->req = req;
-	bio->bi_private = ctx;
 	bio->bi_end_io = emuhba_bio_end_io;
 	/* Requests are in the namespace's LBAs; bios in 512-byte sectors. */
 	bio->bi_iter.bi_sector = req->slba << (req->lba_shift - SECTOR_SHIFT);
@@ -155,7 +189,6 @@ int emuhba_backend_submit(struct emuhba_adapter *a, struct emu_blk_req *req)
 
 out_put:
 	bio_put(bio);
-	kfree(ctx);
 	return ret;
 }
 
@@ -182,6 +215,11 @@ int emuhba_backend_open(struct emuhba_adapter *a, struct netlink_ext_ack *extack
 		NL_SET_ERR_MSG(extack, "cannot open the backend block device");
 		return PTR_ERR(f);
 	}
+	if (emuhba_bio_set_get()) {
+		fput(f);
+		NL_SET_ERR_MSG(extack, "out of memory for backend requests");
+		return -ENOMEM;
+	}
 	a->backend_file = f;
 	return 0;
 }
@@ -200,7 +238,9 @@ void emuhba_backend_drain(struct emuhba_adapter *a)
 void emuhba_backend_close(struct emuhba_adapter *a)
 {
 	emuhba_backend_drain(a);
-	if (a->backend_file)
+	if (a->backend_file) {
 		fput(a->backend_file);
+		emuhba_bio_set_put();
+	}
 	a->backend_file = NULL;
 }

@@ -208,14 +208,77 @@ static int emuhba_host_dma_write(void *host, u64 iova, const void *buf,
 	return ret;
 }
 
+/*
+ * Bounce buffers of up to a page (every 4 KiB command) are recycled:
+ * allocating and freeing one per command cost more than its copy. The
+ * cache is shared by the adapters and kept while an emulation thread
+ * runs; larger buffers come from kvmalloc() each time. A recycled buffer
+ * is always filled (by the backend or from the guest) before it is read.
+ */
+#define EMUHBA_BUF_CACHE	256
+
+static struct {
+	spinlock_t lock;	/* guards the other fields */
+	unsigned int users;	/* running emulation threads */
+	unsigned int nr;
+	void *bufs[EMUHBA_BUF_CACHE];
+} emuhba_bufs = {
+	.lock = __SPIN_LOCK_UNLOCKED(emuhba_bufs.lock),
+};
+
 static void *emuhba_host_buf_alloc(void *host, u32 len)
 {
-	return kvmalloc(len, GFP_KERNEL);
+	void *buf = NULL;
+
+	if (len > PAGE_SIZE)
+		return kvmalloc(len, GFP_KERNEL);
+	spin_lock(&emuhba_bufs.lock);
+	if (emuhba_bufs.nr)
+		buf = emuhba_bufs.bufs[--emuhba_bufs.nr];
+	spin_unlock(&emuhba_bufs.lock);
+	return buf ? buf : (void *)__get_free_page(GFP_KERNEL);
 }
 
 static void emuhba_host_buf_free(void *host, void *buf, u32 len)
 {
-	kvfree(buf);
+	if (len > PAGE_SIZE) {
+		kvfree(buf);
+		return;
+	}
+	spin_lock(&emuhba_bufs.lock);
+	if (emuhba_bufs.users && emuhba_bufs.nr < EMUHBA_BUF_CACHE) {
+		emuhba_bufs.bufs[emuhba_bufs.nr++] = buf;
+		buf = NULL;
+	}
+	spin_unlock(&emuhba_bufs.lock);
+	if (buf)
+		free_page((unsigned long)buf);
+}
+
+static void emuhba_bufs_get(void)
+{
+	spin_lock(&emuhba_bufs.lock);
+	emuhba_bufs.users++;
+	spin_unlock(&emuhba_bufs.lock);
+}
+
+/* The last thread to stop empties the cache. */
+static void emuhba_bufs_put(void)
+{
+	void *buf;
+
+	spin_lock(&emuhba_bufs.lock);
+	emuhba_bufs.users--;
+	spin_unlock(&emuhba_bufs.lock);
+	for (;;) {
+		spin_lock(&emuhba_bufs.lock);
+		buf = !emuhba_bufs.users && emuhba_bufs.nr ?
+		      emuhba_bufs.bufs[--emuhba_bufs.nr] : NULL;
+		spin_unlock(&emuhba_bufs.lock);
+		if (!buf)
+			break;
+		free_page((unsigned long)buf);
+	}
 }
 
 static int emuhba_host_blk_submit(void *host, struct emu_blk_req *req)
@@ -287,22 +350,30 @@ int emuhba_emul_poll(struct emuhba_adapter *a)
  * a pass that found nothing the thread naps rather than spins: a guest
  * answers completions with new commands only when it gets the CPU, and a
  * spinning thread can keep it from running (vCPUs sharing host CPUs, or
- * an emulated machine running every vCPU on one thread). Naps are short
- * while work is recent and grow to a tick after EMUHBA_EMUL_BUSY empty
- * passes; a backend completion or a register write ends a nap at once,
- * and a coalesced interrupt falling due bounds it.
+ * an emulated machine running every vCPU on one thread). The first nap
+ * after work is short, since a guest that just took its completions
+ * usually submits again at once, and each empty pass doubles it, up to
+ * EMUHBA_EMUL_NAP_MAX while work is recent and a tick after
+ * EMUHBA_EMUL_BUSY empty passes: a submission waits at most about as
+ * long again as the guest took to make it. A backend completion or a
+ * register write ends a nap at once, and a coalesced interrupt falling
+ * due bounds it.
  */
 #define EMUHBA_EMUL_BUSY	100
-#define EMUHBA_EMUL_NAP_NS	(100 * NSEC_PER_USEC)
+#define EMUHBA_EMUL_NAP_MIN	(5 * NSEC_PER_USEC)
+#define EMUHBA_EMUL_NAP_MAX	(100 * NSEC_PER_USEC)
 
 static void emuhba_emul_nap(struct emuhba_adapter *a, unsigned int idle,
 			    u64 due)
 {
-	u64 now, ns = idle < EMUHBA_EMUL_BUSY ? EMUHBA_EMUL_NAP_NS :
-		      jiffies_to_nsecs(1);
+	u64 now, ns = jiffies_to_nsecs(1);
 	DEFINE_WAIT(wait);
 	ktime_t t;
 
+	if (idle < EMUHBA_EMUL_BUSY)
+		ns = idle > 5 ? EMUHBA_EMUL_NAP_MAX :
+		     min_t(u64, EMUHBA_EMUL_NAP_MIN << (idle - 1),
+			   EMUHBA_EMUL_NAP_MAX);
 	if (due) {
 		now = ktime_get_ns();
 		if (due <= now)
@@ -313,7 +384,7 @@ static void emuhba_emul_nap(struct emuhba_adapter *a, unsigned int idle,
 	prepare_to_wait(&a->emul_wq, &wait, TASK_INTERRUPTIBLE);
 	if (!test_bit(EMUHBA_EMUL_KICKED, &a->emul_flags) &&
 	    !kthread_should_stop())
-		schedule_hrtimeout_range(&t, ns / 2, HRTIMER_MODE_REL);
+		schedule_hrtimeout_range(&t, ns / 4, HRTIMER_MODE_REL);
 	finish_wait(&a->emul_wq, &wait);
 }
 
@@ -344,17 +415,22 @@ int emuhba_emul_start(struct emuhba_adapter *a)
 {
 	struct task_struct *t;
 
+	emuhba_bufs_get();
 	t = kthread_run(emuhba_emul_thread, a, "emuhba/%u", a->id);
-	if (IS_ERR(t))
+	if (IS_ERR(t)) {
+		emuhba_bufs_put();
 		return PTR_ERR(t);
+	}
 	a->emul_thread = t;
 	return 0;
 }
 
 void emuhba_emul_stop(struct emuhba_adapter *a)
 {
-	if (a->emul_thread)
+	if (a->emul_thread) {
 		kthread_stop(a->emul_thread);
+		emuhba_bufs_put();
+	}
 	a->emul_thread = NULL;
 }
 

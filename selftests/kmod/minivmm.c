@@ -1276,35 +1276,113 @@ out_dst:
 	return ret;
 }
 
+/* Submit reads on queue qi up to qd outstanding, each of an LBA not busy. */
+static void bench_fill(struct mvmm *vm, int qi, int qd, unsigned int *seed)
+{
+	struct mvmm_queue *q = &vm->ioq[qi];
+	uint64_t lba;
+
+	while (q->nr_busy < (uint32_t)qd) {
+		do
+			lba = rand_r(seed) % vm->nr_lbas;
+		while (lba_busy(vm, lba));
+		io_submit(vm, qi, lba, true);
+	}
+}
+
+/*
+ * Interrupt-driven: sleep in poll() on the queues' MSI-X eventfds and
+ * handle a vector when it fires, as a guest's interrupt handler does
+ * (clear it, reap its CQ to empty, submit the next commands). The device
+ * writes a completion before it signals, so a completion whose interrupt
+ * was cleared here is found by the reap that follows. A wait that ends
+ * without any vector while a CQ holds a completion is a stall.
+ */
+static int bench_irq_loop(struct mvmm *vm, int qd, uint64_t end,
+			  unsigned int *seed, struct mvmm_bench *b)
+{
+	struct pollfd pfd[MVMM_MAX_IOQ];
+	uint64_t cnt, now;
+	int qi, n;
+
+	for (qi = 0; qi < vm->nr_ioq; qi++) {
+		if (vm->ioq[qi].efd < 0)
+			return -ENOTSUP;
+		pfd[qi].fd = vm->ioq[qi].efd;
+		pfd[qi].events = POLLIN;
+		bench_fill(vm, qi, qd, seed);
+	}
+	while ((now = now_ms()) < end) {
+		n = poll(pfd, vm->nr_ioq, end - now < 1000 ? end - now : 1000);
+		if (n < 0)
+			return -errno;
+		if (!n && now_ms() < end) {
+			for (qi = 0; qi < vm->nr_ioq; qi++) {
+				if (reap(vm, qi))
+					b->stalls++;
+				bench_fill(vm, qi, qd, seed);
+			}
+		}
+		if (!n)
+			continue;
+		b->wakeups++;
+		for (qi = 0; qi < vm->nr_ioq; qi++) {
+			if (!(pfd[qi].revents & POLLIN))
+				continue;
+			if (read(pfd[qi].fd, &cnt, sizeof(cnt)) != sizeof(cnt))
+				return -EIO;
+			b->irqs++;
+			reap(vm, qi);
+			bench_fill(vm, qi, qd, seed);
+		}
+	}
+	return 0;
+}
+
+/* Busy-polling: every queue reaped and refilled in a loop. */
+static void bench_poll_loop(struct mvmm *vm, int qd, uint64_t end,
+			    unsigned int *seed)
+{
+	int qi;
+
+	while (now_ms() < end) {
+		for (qi = 0; qi < vm->nr_ioq; qi++) {
+			reap(vm, qi);
+			bench_fill(vm, qi, qd, seed);
+		}
+	}
+}
+
 /* Random 4 KiB-aligned single-block reads at queue depth qd for ms. */
-int mvmm_bench_reads(struct mvmm *vm, int qd, unsigned int ms, uint64_t *ios)
+int mvmm_bench_reads(struct mvmm *vm, int qd, unsigned int ms,
+		     struct mvmm_bench *b)
 {
 	uint64_t end = now_ms() + ms, start_done = vm->completions;
 	static unsigned int seed = 4242;
-	int qi;
+	int ret = 0;
 
+	b->ios = 0;
+	b->wakeups = 0;
+	b->irqs = 0;
+	b->stalls = 0;
 	if (!vm->gen) {
 		vm->nr_lbas = vm->nsze < 4096 ? vm->nsze : 4096;
 		vm->gen = calloc(vm->nr_lbas, sizeof(*vm->gen));
+		if (!vm->gen)
+			return -ENOMEM;
 	}
 	if (qd > MVMM_QDEPTH - 1)
 		qd = MVMM_QDEPTH - 1;
-	while (now_ms() < end) {
-		for (qi = 0; qi < vm->nr_ioq; qi++) {
-			struct mvmm_queue *q = &vm->ioq[qi];
-
-			reap(vm, qi);
-			while (q->nr_busy < (uint32_t)qd) {
-				uint64_t lba = rand_r(&seed) % vm->nr_lbas;
-
-				if (lba_busy(vm, lba))
-					break;
-				io_submit(vm, qi, lba, true);
-			}
-		}
-	}
-	if (drain(vm, end + 30000))
+	if ((uint64_t)qd * vm->nr_ioq >= vm->nr_lbas)
+		return -EINVAL;
+	if (b->irq)
+		ret = bench_irq_loop(vm, qd, end, &seed, b);
+	else
+		bench_poll_loop(vm, qd, end, &seed);
+	if (drain(vm, now_ms() + 30000))
 		return -ETIMEDOUT;
-	*ios = vm->completions - start_done;
+	b->ios = vm->completions - start_done;
+	if (ret)
+		return ret;
 	return vm->errors || vm->mismatches ? -EIO : 0;
 }

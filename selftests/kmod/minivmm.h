@@ -130,8 +130,18 @@ int mvmm_migrate(struct mvmm *vm, const char *dst_bdf,
 		 struct mvmm_mig_stats *st);
 /* One VFIO migration state change of the device; data_fd may be NULL. */
 int mvmm_set_mig_state(struct mvmm *vm, uint32_t state, int *data_fd);
-/* Busy-polled random reads at depth qd per queue for ms; *ios completed. */
-int mvmm_bench_reads(struct mvmm *vm, int qd, unsigned int ms, uint64_t *ios);
+/* How mvmm_bench_reads() waits for completions, and what it saw. */
+struct mvmm_bench {
+	bool irq;		/* on the MSI-X eventfds (else busy-polling) */
+	uint64_t ios;		/* commands completed */
+	uint64_t wakeups;	/* poll() returns with a vector fired */
+	uint64_t irqs;		/* vectors handled */
+	uint64_t stalls;	/* waits that timed out with completions in a CQ */
+};
+
+/* Random reads at depth qd per queue for ms. */
+int mvmm_bench_reads(struct mvmm *vm, int qd, unsigned int ms,
+		     struct mvmm_bench *b);
 /* The IOMMU group number of a PCI device, or -1. */
 int mvmm_iommu_group(const char *bdf);
 int mvmm_attr(const char *bdf, const char *attr, char *buf, size_t len);
