@@ -87,6 +87,7 @@ struct emuhba_snapshot {
 	u32 mode;
 	u32 mig_state;		/* enum vfio_device_mig_state */
 	bool open;		/* a VFIO user holds the device */
+	bool guest_identity;	/* the guest sees another VF's identity */
 	char backend[EMUHBA_BACKEND_MAX];
 	struct emuhba_policy policy;
 	struct emuhba_counters counters;

@@ -222,7 +222,9 @@ static int emuhba_nl_put_counters(struct sk_buff *skb,
 	    nla_put_u64_64bit(skb, EMUHBA_A_COUNTERS_SWITCH_FAILURES,
 			      c->switch_failures, pad) ||
 	    nla_put_u64_64bit(skb, EMUHBA_A_COUNTERS_DIRTY_PAGES,
-			      c->dirty_pages, pad)) {
+			      c->dirty_pages, pad) ||
+	    nla_put_u64_64bit(skb, EMUHBA_A_COUNTERS_IDENTIFY_ANSWERED,
+			      c->identify_answered, pad)) {
 		nla_nest_cancel(skb, nest);
 		return -EMSGSIZE;
 	}
@@ -296,6 +298,8 @@ static int emuhba_nl_fill_adapter(struct sk_buff *skb,
 	    nla_put_u32(skb, EMUHBA_A_ADAPTER_MODE, s->mode) ||
 	    nla_put_u32(skb, EMUHBA_A_ADAPTER_MIG_STATE, s->mig_state) ||
 	    nla_put_u8(skb, EMUHBA_A_ADAPTER_OPEN, s->open) ||
+	    nla_put_u8(skb, EMUHBA_A_ADAPTER_GUEST_IDENTITY,
+		       s->guest_identity) ||
 	    nla_put_string(skb, EMUHBA_A_ADAPTER_BACKEND, s->backend) ||
 	    emuhba_nl_put_policy(skb, &s->policy) ||
 	    emuhba_nl_put_counters(skb, &s->counters) ||

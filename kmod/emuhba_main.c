@@ -108,6 +108,8 @@ void emuhba_adapter_snapshot(struct emuhba_adapter *a,
 	mutex_lock(&a->model_lock);
 	s->counters.admin_observed = a->counters.admin_observed;
 	s->counters.emulated_cmds = a->counters.emulated_cmds;
+	s->counters.identify_answered = a->counters.identify_answered;
+	s->guest_identity = a->id_foreign;
 	mutex_unlock(&a->model_lock);
 	s->last_switch = a->last_switch;
 	mutex_unlock(&a->state_lock);

@@ -43,6 +43,7 @@ void out_eol(void);		/* ends a top-level JSON value */
 #define HBA_BDF_LEN	16
 #define HBA_BACKEND_LEN	256
 #define HBA_ERRMSG_LEN	256
+#define HBA_SUBNQN_LEN	256	/* EMUHBA_SUBNQN_MAX_LEN + NUL */
 
 struct hba_policy {
 	bool has_auto_switch, has_quiesce_required, has_switch_timeout;
@@ -54,6 +55,8 @@ struct hba_counters {
 	bool present;
 	u64 reg_traps, admin_observed, emulated_cmds;
 	u64 switches, switch_failures, dirty_pages;
+	bool has_identify_answered;
+	u64 identify_answered;
 };
 
 struct hba_timing {
@@ -69,11 +72,17 @@ struct hba_msg {
 	bool has_id, has_bdf, has_personality, has_mode, has_old_mode;
 	bool has_mig_state, has_old_mig_state, has_open, has_backend;
 	bool has_policy, has_error, has_error_msg;
+	bool has_nsid, has_nguid, has_eui64, has_subnqn, has_guest_identity;
 	u32 id;
 	char bdf[HBA_BDF_LEN];
 	u32 personality, mode, old_mode, mig_state, old_mig_state;
 	bool open;
 	char backend[HBA_BACKEND_LEN];
+	/* the VF's own namespace and subsystem; guest_identity: another's */
+	u32 nsid;
+	u8 nguid[16], eui64[8];
+	char subnqn[HBA_SUBNQN_LEN];
+	bool guest_identity;
 	struct hba_policy policy;
 	struct hba_counters counters;
 	struct hba_timing last_switch;

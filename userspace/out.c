@@ -281,6 +281,77 @@ static void print_timing_text(const struct hba_timing *t)
 		t->capture_ns, t->load_ns, t->repoint_ns);
 }
 
+static void hex(char *buf, const u8 *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		sprintf(buf + 2 * i, "%02x", v[i]);
+}
+
+/*
+ * The VF's own namespace and subsystem; guest_identity says whether the
+ * guest sees another controller's identity (it came from another VF).
+ * Absent means the VF reports none (or an older kernel): null, not zeros.
+ */
+static void print_identity_json(const struct hba_msg *m)
+{
+	char h[33];
+
+	out_obj_start("identity");
+	if (m->has_nsid)
+		out_u64("nsid", m->nsid);
+	else
+		out_null("nsid");
+	hex(h, m->nguid, sizeof(m->nguid));
+	if (m->has_nguid)
+		out_str("nguid", h);
+	else
+		out_null("nguid");
+	hex(h, m->eui64, sizeof(m->eui64));
+	if (m->has_eui64)
+		out_str("eui64", h);
+	else
+		out_null("eui64");
+	if (m->has_subnqn)
+		out_str("subnqn", m->subnqn);
+	else
+		out_null("subnqn");
+	if (m->has_guest_identity)
+		out_bool("guest_identity", m->guest_identity);
+	else
+		out_null("guest_identity");
+	out_obj_end();
+}
+
+static void print_identity_text(const struct hba_msg *m)
+{
+	char h[33];
+
+	if (!m->has_nsid && !m->has_subnqn && !m->has_guest_identity)
+		return;
+	fprintf(hba_out.f, "    identity");
+	if (m->has_nsid)
+		fprintf(hba_out.f, " nsid %u", m->nsid);
+	if (m->has_nguid) {
+		hex(h, m->nguid, sizeof(m->nguid));
+		fprintf(hba_out.f, " nguid %s", h);
+	}
+	if (m->has_eui64) {
+		hex(h, m->eui64, sizeof(m->eui64));
+		fprintf(hba_out.f, " eui64 %s", h);
+	}
+	if (m->has_subnqn)
+		fprintf(hba_out.f, " subnqn %s", m->subnqn);
+	if (m->has_guest_identity)
+		fprintf(hba_out.f, " guest-identity %s",
+			m->guest_identity ? "yes" : "no");
+	if (m->counters.has_identify_answered)
+		fprintf(hba_out.f, " identify-answered %" PRIu64,
+			m->counters.identify_answered);
+	fputc('\n', hba_out.f);
+}
+
 void hba_print_adapter(const struct hba_msg *m)
 {
 	FILE *f = hba_out.f;
@@ -308,8 +379,14 @@ void hba_print_adapter(const struct hba_msg *m)
 			out_u64("switches", c->switches);
 			out_u64("switch_failures", c->switch_failures);
 			out_u64("dirty_pages", c->dirty_pages);
+			if (c->has_identify_answered)
+				out_u64("identify_answered",
+					c->identify_answered);
+			else
+				out_null("identify_answered");
 			out_obj_end();
 		}
+		print_identity_json(m);
 		if (m->last_switch.present)
 			print_timing_json(&m->last_switch);
 		else
@@ -336,6 +413,7 @@ void hba_print_adapter(const struct hba_msg *m)
 			m->counters.reg_traps, m->counters.admin_observed,
 			m->counters.emulated_cmds, m->counters.switches,
 			m->counters.switch_failures, m->counters.dirty_pages);
+	print_identity_text(m);
 	if (m->last_switch.present)
 		print_timing_text(&m->last_switch);
 }

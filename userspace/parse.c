@@ -73,6 +73,14 @@ static int get_u64(const struct attr *a, u64 *v)
 	return 0;
 }
 
+static int get_bin(const struct attr *a, u8 *v, size_t len)
+{
+	if (a->len != len)
+		return -EINVAL;
+	memcpy(v, a->data, len);
+	return 0;
+}
+
 /* A string must carry its NUL and fit @size with it. */
 static int get_str(const struct attr *a, char *buf, size_t size)
 {
@@ -141,6 +149,10 @@ static int parse_counters(const struct attr *nest, struct hba_counters *c)
 			break;
 		case EMUHBA_A_COUNTERS_DIRTY_PAGES:
 			err = get_u64(&a, &c->dirty_pages);
+			break;
+		case EMUHBA_A_COUNTERS_IDENTIFY_ANSWERED:
+			err = get_u64(&a, &c->identify_answered);
+			c->has_identify_answered = true;
 			break;
 		}
 	}
@@ -252,6 +264,27 @@ int hba_parse_attrs(const void *attrs, size_t len, struct hba_msg *m)
 		case EMUHBA_A_ADAPTER_ERROR_MSG:
 			err = get_str(&a, m->error_msg, sizeof(m->error_msg));
 			m->has_error_msg = true;
+			break;
+		case EMUHBA_A_ADAPTER_NSID:
+			err = get_u32(&a, &m->nsid);
+			m->has_nsid = true;
+			break;
+		case EMUHBA_A_ADAPTER_NGUID:
+			err = get_bin(&a, m->nguid, sizeof(m->nguid));
+			m->has_nguid = true;
+			break;
+		case EMUHBA_A_ADAPTER_EUI64:
+			err = get_bin(&a, m->eui64, sizeof(m->eui64));
+			m->has_eui64 = true;
+			break;
+		case EMUHBA_A_ADAPTER_SUBNQN:
+			err = get_str(&a, m->subnqn, sizeof(m->subnqn));
+			m->has_subnqn = true;
+			break;
+		case EMUHBA_A_ADAPTER_GUEST_IDENTITY:
+			err = get_u8(&a, &v8);
+			m->guest_identity = v8;
+			m->has_guest_identity = true;
 			break;
 		default:
 			/* Newer kernels may add attributes: not an error. */

@@ -55,7 +55,9 @@ struct fake_adapter {
 	const char *backend;
 	bool auto_switch, quiesce;
 	u32 timeout;
-	u64 ctr[6];
+	u64 ctr[7];
+	int nctr;		/* counters sent: 6 from kernels before 7 */
+	bool ident;		/* send nsid, nguid, eui64, subnqn, guest */
 	bool switched;
 	s32 result;
 	u64 t[5];
@@ -82,9 +84,20 @@ static struct nl_msg *adapter_msg(const struct fake_adapter *a, u8 cmd,
 	nla_put_u32(m, EMUHBA_A_POLICY_SWITCH_TIMEOUT, a->timeout);
 	nla_nest_end(m, n);
 	n = nla_nest_start(m, EMUHBA_A_ADAPTER_COUNTERS);
-	for (int i = 0; i < 6; i++)
+	for (int i = 0; i < (a->nctr ? a->nctr : 6); i++)
 		nla_put_u64(m, EMUHBA_A_COUNTERS_REG_TRAPS + i, a->ctr[i]);
 	nla_nest_end(m, n);
+	if (a->ident) {
+		static const u8 nguid[16] = { 0x11, 0x22, [15] = 0xff };
+		static const u8 eui64[8] = { 0x52, 0x54, 0, 0, 0, 0, 0, 1 };
+
+		nla_put_u32(m, EMUHBA_A_ADAPTER_NSID, 1);
+		nla_put(m, EMUHBA_A_ADAPTER_NGUID, sizeof(nguid), nguid);
+		nla_put(m, EMUHBA_A_ADAPTER_EUI64, sizeof(eui64), eui64);
+		nla_put_string(m, EMUHBA_A_ADAPTER_SUBNQN,
+			       "nqn.2026-11.io.emuhba:subsys0");
+		nla_put_u8(m, EMUHBA_A_ADAPTER_GUEST_IDENTITY, 1);
+	}
 	if (a->switched) {
 		n = nla_nest_start(m, EMUHBA_A_ADAPTER_LAST_SWITCH);
 		nla_put_u32(m, EMUHBA_A_SWITCH_TIMING_RESULT, (u32)a->result);
@@ -109,7 +122,8 @@ static const struct fake_adapter fa0 = {
 static const struct fake_adapter fa1 = {
 	.id = 1, .bdf = "0000:01:00.2", .mode = EMUHBA_ADAPTER_MODE_EMULATED,
 	.mig = 6, .open = true, .backend = "/dev/nvme0n1", .quiesce = true,
-	.timeout = 500, .ctr = { 100, 42, 7777, 1, 0, 12345678901ULL },
+	.timeout = 500, .ctr = { 100, 42, 7777, 1, 0, 12345678901ULL, 2 },
+	.nctr = 7, .ident = true,
 	.switched = true, .t = { 1000, 2000, 3000, 4000, 15000 },
 };
 
