@@ -861,6 +861,19 @@ void emu_nvme_doorbell_write(struct emu_nvme_ctrl *ctrl, u32 off, u32 val)
 		emu_nvme_async_event(ctrl, EMU_AET_ERROR, 0, 0x01);
 		return;
 	}
+	/*
+	 * With a shadow doorbell buffer an I/O queue's register write only
+	 * says "look": the host wrote the value to the buffer first, and
+	 * emu_dbbuf_read() takes it from there on every poll. The glue hands
+	 * register writes over after the fact, so the value written may be
+	 * older than one the buffer already gave: only its range can be
+	 * judged.
+	 */
+	if (qid && st->dbbuf.enabled) {
+		if (val >= (idx & 1 ? st->cq[qid].size : st->sq[qid].size))
+			emu_nvme_async_event(ctrl, EMU_AET_ERROR, 1, 0x01);
+		return;
+	}
 	if (!(idx & 1)) {
 		if (val >= st->sq[qid].size) {
 			emu_nvme_async_event(ctrl, EMU_AET_ERROR, 1, 0x01);

@@ -371,6 +371,36 @@ TEST_F(adm, async_events)
 	EXPECT_EQ(DNR | 0x02, adm(d, 0x7c, 0, 0, 0, 0, NULL));
 }
 
+/*
+ * With shadow doorbells the glue hands register writes over after the fact:
+ * one older than what the shadow buffer already said is no error and does
+ * not move the queue back.
+ */
+TEST_F(adm, register_doorbell_behind_shadow)
+{
+	struct drv *d = &self->d;
+	u64 p = th_alloc(&self->th, 4096, 4096);
+	int aers = d->aer_done;
+	u8 sqe[64];
+	int i;
+
+	ASSERT_EQ(1, d->aer_outstanding);
+	drv_sqe(sqe, 0x02, 1);
+	drv_set_prp(sqe, p, 0);
+	for (i = 0; i < 3; i++)
+		ASSERT_EQ(0, io(d, 1, sqe));
+	/* SQ 1 tail and CQ 1 head as they were before the last command. */
+	emu_nvme_doorbell_write(self->th.ctrl, 0x1000 + 8 * 1, 2);
+	emu_nvme_doorbell_write(self->th.ctrl, 0x1000 + 8 * 1 + 4, 2);
+	emu_nvme_poll(self->th.ctrl, 8);
+	drv_reap(d, 0);
+	EXPECT_EQ(aers, d->aer_done) TH_LOG("an error event for a stale doorbell");
+	EXPECT_EQ(1, d->aer_outstanding);
+	/* Nothing is run twice and the queue goes on. */
+	EXPECT_EQ(0, io(d, 1, sqe));
+	EXPECT_EQ(0, drv_drain(d, 100));
+}
+
 TEST_F(adm, io_errors)
 {
 	struct drv *d = &self->d;
