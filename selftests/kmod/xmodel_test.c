@@ -183,13 +183,14 @@ TEST_F_TIMEOUT(xm, identity_kept_across_models, 300)
 	uint8_t own_big[ID_PAGE], ctrl[ID_PAGE], ns[ID_PAGE];
 	struct mvmm_mig_stats st;
 	long long answered;
-	uint64_t cap;
+	uint64_t cap, cap_big;
 	uint32_t vs;
 
 	/* What the larger model's VF says of itself. */
 	ASSERT_EQ(0, mvmm_open(&self->vm, self->big, 16 << 20));
 	ASSERT_EQ(0, mvmm_nvme_init(&self->vm, 1, true));
 	ASSERT_EQ(0, mvmm_identify(&self->vm, 1, 0, own_big, 0));
+	cap_big = mvmm_reg_read64(&self->vm, 0x00);
 	mvmm_close(&self->vm);
 
 	ASSERT_EQ(0, mvmm_open(&self->vm, self->small, 16 << 20));
@@ -200,6 +201,8 @@ TEST_F_TIMEOUT(xm, identity_kept_across_models, 300)
 	vs = mvmm_reg_read32(&self->vm, 0x08);
 	/* Otherwise nothing below could tell the two identities apart. */
 	ASSERT_NE(0, memcmp(own_big, ctrl, ID_PAGE));
+	ASSERT_NE(cap, cap_big) TH_LOG("both models have CAP %#llx",
+				       (unsigned long long)cap);
 	TH_LOG("guest given CNTLID %u MDTS %u; the other model's VF has CNTLID %u MDTS %u",
 	       ctrl[78] | ctrl[79] << 8, ctrl[77],
 	       own_big[78] | own_big[79] << 8, own_big[77]);
