@@ -18,6 +18,7 @@ static void fz_compat(const u8 *data, size_t size,
 {
 	static struct emu_compat_verdict v;
 	char err[128], verr[128];
+	u32 i, refused = 0;
 	int c, ret;
 
 	c = emu_img_check_compat(data, size, lim, err, sizeof(err));
@@ -26,9 +27,16 @@ static void fz_compat(const u8 *data, size_t size,
 	ret = emu_compat_verdict(data, size, lim, &v, verr, sizeof(verr));
 	if (ret && (ret != -EINVAL || !c))
 		abort();
-	if (!ret && (!v.compatible != !!c || v.nr > EMU_COMPAT_MAX_FIELDS))
+	if (ret)
+		return;
+	if (!v.compatible != !!c || v.nr > EMU_COMPAT_MAX_FIELDS)
 		abort();
-	if (!ret && c && strcmp(err, verr))
+	if (c && strcmp(err, verr))
+		abort();
+	/* A refusal names a field the verdict refuses too, and only then. */
+	for (i = 0; i < v.nr; i++)
+		refused += !v.f[i].ok;
+	if (!c != !refused)
 		abort();
 }
 
@@ -49,6 +57,22 @@ static void fz_compat_crc(const u8 *data, size_t size,
 	fz_compat(b, size, lim);
 }
 
+/* Destinations that lack one feature each, so none hides another. */
+static void fz_lack(const u8 *data, size_t size,
+		    const struct emu_nvme_limits *lim)
+{
+	struct emu_nvme_limits l = *lim;
+
+	l.vwc = 0;
+	fz_compat_crc(data, size, &l);
+	l = *lim;
+	l.npss = l.npss ? l.npss - 1 : 0;
+	fz_compat_crc(data, size, &l);
+	l = *lim;
+	l.kas = 0;
+	fz_compat_crc(data, size, &l);
+}
+
 int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 {
 	static u8 out[1 << 17];
@@ -62,12 +86,16 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 	emu_nvme_get_limits(fh->ctrl, &lim);
 	fz_compat(data, size, &lim);
 	fz_compat_crc(data, size, &lim);
-	lim.vwc = 0;
-	lim.npss = 0;
-	lim.kas = 0;
-	fz_compat_crc(data, size, &lim);
+	fz_lack(data, size, &lim);
 	if (emu_img_import(fh->ctrl, data, size, err, sizeof(err)))
 		return 0;
+	/*
+	 * The image's own identity as the destination: the namespaces and
+	 * limits match, so the features decide.
+	 */
+	emu_nvme_get_limits(fh->ctrl, &lim);
+	fz_compat_crc(data, size, &lim);
+	fz_lack(data, size, &lim);
 	memcpy(&first, emu_nvme_state(fh->ctrl), sizeof(first));
 	n = emu_img_export(fh->ctrl, out, sizeof(out), 0);
 	if (n <= 0)
