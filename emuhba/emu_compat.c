@@ -61,11 +61,15 @@ struct emu_csrc_ns {
 
 struct emu_csrc {
 	bool have_q;
+	bool have_feat;
 	bool dbbuf;
 	u16 nr_vectors, max_sqs, max_cqs, mqes;
 	u16 used_sq, used_cq, used_size, used_vec;
 	u8 mdts;
+	u8 vwc;
+	u16 kas;
 	u32 sgls, oncs;
+	u32 f_pm, f_vwc, f_kato;
 	u32 nr_ns;
 	struct emu_csrc_ns ns[EMU_NVME_MAX_NS];
 };
@@ -150,11 +154,27 @@ static bool emu_cs_identity(struct emu_r *r, struct emu_csrc *s)
 			s->sgls = emu_get_le32(b);
 			emu_cr_peek(&pg, EMU_IDC_ONCS, b, 2);
 			s->oncs = emu_get_le16(b);
+			emu_cr_peek(&pg, EMU_IDC_VWC, &s->vwc, 1);
+			emu_cr_peek(&pg, EMU_IDC_KAS, b, 2);
+			s->kas = emu_get_le16(b);
 		} else if (cns == EMU_CNS_NS && !csi &&
 			   s->nr_ns < EMU_NVME_MAX_NS) {
 			emu_cs_ns(&pg, nsid, s);
 		}
 	}
+	return !r->bad;
+}
+
+/* The features a destination must take back: see the image's layout. */
+static bool emu_cs_features(struct emu_r *r, struct emu_csrc *s)
+{
+	s->have_feat = true;
+	emu_cr_le(r, 4);
+	s->f_pm = emu_cr_le(r, 4);
+	emu_cr_le(r, 4);
+	s->f_vwc = emu_cr_le(r, 4);
+	emu_rbytes(r, 5 * 4);
+	s->f_kato = emu_cr_le(r, 4);
 	return !r->bad;
 }
 
@@ -182,6 +202,8 @@ static bool emu_cs_read(const u8 *b, size_t len, struct emu_csrc *s)
 			return false;
 		if (type == EMU_IMG_SEC_DBBUF)
 			s->dbbuf = emu_cr_le(&r, 1) == 1;
+		if (type == EMU_IMG_SEC_FEATURES && !emu_cs_features(&r, s))
+			return false;
 		if (type == EMU_IMG_SEC_IDENTITY && !emu_cs_identity(&r, s))
 			return false;
 	}
@@ -233,6 +255,8 @@ static void emu_cv_fields(struct emu_compat_verdict *v,
 			  const struct emu_csrc *s,
 			  const struct emu_nvme_limits *lim)
 {
+	bool src_vwc, src_ka;
+	u8 src_ps;
 	u32 i, k;
 
 	for (i = 0; i < s->nr_ns; i++) {
@@ -284,6 +308,16 @@ static void emu_cv_fields(struct emu_compat_verdict *v,
 		   !(s->dbbuf && !(lim->oacs & EMU_OACS_DBBUF)));
 	emu_cv_add(v, "limits.oncs", EMU_COMPAT_HEX, s->oncs & 0x4f,
 		   lim->oncs & 0x4f, !(s->oncs & 0x4f & ~lim->oncs));
+	/* What the guest enabled; in a stable image, what it may enable. */
+	src_vwc = s->have_feat ? s->f_vwc & 1 : s->vwc & 1;
+	src_ps = s->have_feat ? s->f_pm & 0x1f : 0;
+	src_ka = s->have_feat ? s->f_kato != 0 : s->kas != 0;
+	emu_cv_add(v, "features.vwc", EMU_COMPAT_DEC, src_vwc, lim->vwc & 1,
+		   !(src_vwc && !(lim->vwc & 1)));
+	emu_cv_add(v, "features.power_state", EMU_COMPAT_DEC, src_ps,
+		   lim->npss, src_ps <= lim->npss);
+	emu_cv_add(v, "features.keep_alive", EMU_COMPAT_DEC, src_ka,
+		   lim->kas != 0, !(src_ka && !lim->kas));
 }
 
 static void emu_cv_copy(char *dst, size_t n, const char *src)
@@ -300,7 +334,8 @@ static void emu_cv_copy(char *dst, size_t n, const char *src)
 /* Does err name a field of the basic profile (a refusal, not bad data)? */
 static bool emu_cv_refusal(const char *err)
 {
-	return !strncmp(err, "limits.", 7) || !strncmp(err, "namespace.", 10);
+	return !strncmp(err, "limits.", 7) || !strncmp(err, "namespace.", 10) ||
+	       !strncmp(err, "features.", 9);
 }
 
 int emu_compat_verdict(const void *img, size_t len,

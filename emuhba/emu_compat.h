@@ -108,6 +108,13 @@ u32 emu_crc32c(u32 crc, const void *buf, size_t len);
 #define EMU_COMPAT_MAX_FIELDS	64
 #define EMU_COMPAT_ID_MAX	16
 
+/*
+ * Identify Controller fields that only the check reads: the destination
+ * must have the power states and Keep Alive the guest may use.
+ */
+#define EMU_IDC_NPSS		263
+#define EMU_IDC_KAS		320
+
 enum emu_compat_fmt {
 	EMU_COMPAT_DEC,		/* decimal number */
 	EMU_COMPAT_HEX,		/* mask: 0x... */

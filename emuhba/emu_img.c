@@ -1021,8 +1021,11 @@ int emu_img_check_compat(const void *img, size_t len,
 	u32 flags, nsec, i, pos = EMU_IMG_HDR_LEN, j;
 	u16 nr_vectors = 0, max_sqs = 0, max_cqs = 0, mqes = 0, npages = 0;
 	u16 used_sq = 0, used_cq = 0, used_size = 0, used_vec = 0;
-	bool have_q = false, have_id = false, dbbuf = false;
-	u8 mdts = 0, sgls[4], oncs[2], tmp[32];
+	bool have_q = false, have_id = false, dbbuf = false, have_feat = false;
+	u8 mdts = 0, sgls[4], oncs[2], tmp[32], vwc = 0, kas[2];
+	u32 f_pm = 0, f_vwc = 0, f_kato = 0;
+	bool src_vwc, src_ka;
+	u8 src_ps;
 	struct emu_src_ns ns;
 	int ret;
 
@@ -1035,6 +1038,7 @@ int emu_img_check_compat(const void *img, size_t len,
 		return ret;
 	memset(sgls, 0, sizeof(sgls));
 	memset(oncs, 0, sizeof(oncs));
+	memset(kas, 0, sizeof(kas));
 	nsec = emu_get_le32(b + 24);
 	for (i = 0; i < nsec; i++) {
 		struct emu_r r;
@@ -1082,6 +1086,19 @@ int emu_img_check_compat(const void *img, size_t len,
 		}
 		if (type == EMU_IMG_SEC_DBBUF)
 			dbbuf = emu_r8(&r) == 1;
+		if (type == EMU_IMG_SEC_FEATURES) {
+			/* Arbitration, PM, Error Recovery, VWC, then KATO. */
+			have_feat = true;
+			emu_r32(&r);
+			f_pm = emu_r32(&r);
+			emu_r32(&r);
+			f_vwc = emu_r32(&r);
+			emu_rbytes(&r, 5 * 4);
+			f_kato = emu_r32(&r);
+			if (r.bad)
+				return emu_bad(&d, "features", "truncated",
+					       EMU_NOVAL);
+		}
 		if (type != EMU_IMG_SEC_IDENTITY)
 			continue;
 		have_id = true;
@@ -1109,6 +1126,10 @@ int emu_img_check_compat(const void *img, size_t len,
 					      EMU_IDC_SGLS, sgls, 4);
 				emu_page_peek(r.p + start, r.pos - start,
 					      EMU_IDC_ONCS, oncs, 2);
+				emu_page_peek(r.p + start, r.pos - start,
+					      EMU_IDC_VWC, &vwc, 1);
+				emu_page_peek(r.p + start, r.pos - start,
+					      EMU_IDC_KAS, kas, 2);
 				continue;
 			}
 			if (cns != EMU_CNS_NS || csi)
@@ -1188,5 +1209,24 @@ int emu_img_check_compat(const void *img, size_t len,
 	if ((emu_get_le16(oncs) & 0x4f) & ~lim->oncs)
 		return emu_bad(&d, "limits.oncs", "optional commands missing",
 			       emu_get_le16(oncs) & 0x4f & ~lim->oncs);
+	/*
+	 * Features the guest enabled, which the destination's VF must take
+	 * back when it goes direct; a stable image has none yet, so what
+	 * the source offers is what the guest may have enabled.
+	 */
+	src_vwc = have_feat ? f_vwc & 1 : vwc & 1;
+	src_ps = have_feat ? f_pm & 0x1f : 0;
+	src_ka = have_feat ? f_kato != 0 : emu_get_le16(kas) != 0;
+	if (src_vwc && !(lim->vwc & 1))
+		return emu_bad(&d, "features.vwc",
+			       "volatile write cache enabled, none here",
+			       EMU_NOVAL);
+	if (src_ps > lim->npss)
+		return emu_bad(&d, "features.power_state",
+			       "beyond the destination's NPSS, power state",
+			       src_ps);
+	if (src_ka && !lim->kas)
+		return emu_bad(&d, "features.keep_alive",
+			       "Keep Alive in use, not supported", EMU_NOVAL);
 	return 0;
 }

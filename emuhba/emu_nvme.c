@@ -313,10 +313,17 @@ void emu_nvme_get_limits(const struct emu_nvme_ctrl *ctrl,
 	lim->max_cqs = st->id.max_cqs;
 	lim->mqes = (u16)(st->id.cap & 0xffff);
 	lim->nr_vectors = st->id.nr_vectors;
-	for (i = 0; i < EMU_NVME_MAX_IDPAGES; i++)
-		if (st->id.pages[i].valid &&
-		    st->id.pages[i].cns == EMU_CNS_CTRL)
-			lim->mdts = st->id.pages[i].data[EMU_IDC_MDTS];
+	for (i = 0; i < EMU_NVME_MAX_IDPAGES; i++) {
+		const u8 *idc = st->id.pages[i].data;
+
+		if (!st->id.pages[i].valid ||
+		    st->id.pages[i].cns != EMU_CNS_CTRL)
+			continue;
+		lim->mdts = idc[EMU_IDC_MDTS];
+		lim->vwc = idc[EMU_IDC_VWC];
+		lim->npss = idc[EMU_IDC_NPSS];
+		lim->kas = emu_get_le16(idc + EMU_IDC_KAS);
+	}
 	lim->sgls = ctrl->sgls;
 	lim->oacs = ctrl->oacs;
 	lim->oncs = ctrl->oncs;

@@ -241,10 +241,13 @@ struct emu_nvme_limits {
 	u16 nr_vectors;
 	u8 mdts;		/* 0: no limit */
 	u8 nr_ns;
-	u8 rsvd[2];
+	u8 vwc;			/* Identify Controller VWC (bit 0: present) */
+	u8 npss;		/* highest power state, 0's based */
 	u32 sgls;		/* Identify Controller SGLS */
 	u32 oacs;
 	u32 oncs;
+	u16 kas;		/* Keep Alive Support (100 ms); 0: none */
+	u8 rsvd[2];
 	struct emu_nvme_ns_limits ns[EMU_NVME_MAX_NS];
 };
 

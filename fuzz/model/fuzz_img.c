@@ -1,14 +1,77 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * libFuzzer target: the state image decoder and compatibility check with
- * hostile input. A decoded image must export again and decode to the same
- * state.
+ * hostile input. The field-by-field verdict must agree with the check, on
+ * the model's own limits and on a destination that lacks the features a
+ * guest may enable. A decoded image must export again and decode to the
+ * same state.
  */
 #include <stdlib.h>
 #include <string.h>
 #include "fuzz_host.h"
 
 int LLVMFuzzerTestOneInput(const u8 *data, size_t size);
+
+/* A verdict is the check's, spelled out: they agree on every input. */
+static void fz_compat(const u8 *data, size_t size,
+		      const struct emu_nvme_limits *lim)
+{
+	static struct emu_compat_verdict v;
+	char err[128], verr[128];
+	u32 i, refused = 0;
+	int c, ret;
+
+	c = emu_img_check_compat(data, size, lim, err, sizeof(err));
+	if (strlen(err) >= sizeof(err))
+		abort();
+	ret = emu_compat_verdict(data, size, lim, &v, verr, sizeof(verr));
+	if (ret && (ret != -EINVAL || !c))
+		abort();
+	if (ret)
+		return;
+	if (!v.compatible != !!c || v.nr > EMU_COMPAT_MAX_FIELDS)
+		abort();
+	if (c && strcmp(err, verr))
+		abort();
+	/* A refusal names a field the verdict refuses too, and only then. */
+	for (i = 0; i < v.nr; i++)
+		refused += !v.f[i].ok;
+	if (!c != !refused)
+		abort();
+}
+
+/*
+ * Mutations almost never keep the CRC right, which would stop every input
+ * at the header: judge a copy whose CRC is made to match as well.
+ */
+static void fz_compat_crc(const u8 *data, size_t size,
+			  const struct emu_nvme_limits *lim)
+{
+	static u8 b[1 << 17];
+
+	if (size < EMU_IMG_HDR_LEN || size > sizeof(b))
+		return;
+	memcpy(b, data, size);
+	emu_put_le32(b + 20, 0);
+	emu_put_le32(b + 20, emu_crc32c(0, b, size));
+	fz_compat(b, size, lim);
+}
+
+/* Destinations that lack one feature each, so none hides another. */
+static void fz_lack(const u8 *data, size_t size,
+		    const struct emu_nvme_limits *lim)
+{
+	struct emu_nvme_limits l = *lim;
+
+	l.vwc = 0;
+	fz_compat_crc(data, size, &l);
+	l = *lim;
+	l.npss = l.npss ? l.npss - 1 : 0;
+	fz_compat_crc(data, size, &l);
+	l = *lim;
+	l.kas = 0;
+	fz_compat_crc(data, size, &l);
+}
 
 int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 {
@@ -21,11 +84,18 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 
 	fh_reset(fh);
 	emu_nvme_get_limits(fh->ctrl, &lim);
-	emu_img_check_compat(data, size, &lim, err, sizeof(err));
-	if (strlen(err) >= sizeof(err))
-		abort();
+	fz_compat(data, size, &lim);
+	fz_compat_crc(data, size, &lim);
+	fz_lack(data, size, &lim);
 	if (emu_img_import(fh->ctrl, data, size, err, sizeof(err)))
 		return 0;
+	/*
+	 * The image's own identity as the destination: the namespaces and
+	 * limits match, so the features decide.
+	 */
+	emu_nvme_get_limits(fh->ctrl, &lim);
+	fz_compat_crc(data, size, &lim);
+	fz_lack(data, size, &lim);
 	memcpy(&first, emu_nvme_state(fh->ctrl), sizeof(first));
 	n = emu_img_export(fh->ctrl, out, sizeof(out), 0);
 	if (n <= 0)

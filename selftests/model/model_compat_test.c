@@ -6,7 +6,10 @@
  * Linux's nvme driver does (selftests/model's host library): each limit the
  * destination lacks refuses exactly its field, with both sides' values;
  * the verdict and the check agree on random destinations; damaged images
- * are refused as malformed, never half-judged.
+ * are refused as malformed, never half-judged. A second source, whose
+ * controller has power states and Keep Alive, has a guest that uses them:
+ * the features the guest enabled must be honoured too, and a feature it
+ * left off never refuses a destination.
  */
 #include <stdio.h>
 #include <string.h>
@@ -17,6 +20,47 @@
 #include "../../emuhba/emu_compat.h"
 
 static u8 full[65536], stable[65536];
+
+/* The second source: NPSS 3, KAS 10 (1 s), VWC; its guest's images. */
+#define FS_NPSS		3
+#define FS_KAS		10
+static struct th fth;
+static struct drv fdrv;
+static u8 ffull[65536], fstable[65536];
+static int ffull_len, fstable_len;
+
+static int set_feat(struct drv *d, u8 fid, u32 val)
+{
+	u8 sqe[64];
+
+	drv_sqe(sqe, 0x09, 0);
+	drv_set_dw(sqe, 10, fid);
+	drv_set_dw(sqe, 11, val);
+	return drv_admin(d, sqe, NULL);
+}
+
+/*
+ * drv_start() on a controller whose Identify Controller page has power
+ * states 0..npss, Keep Alive Support kas and a volatile write cache.
+ */
+static int start_feat(struct drv *d, struct th *th, unsigned int seed,
+		      u8 npss, u16 kas)
+{
+	static u8 page[4096];
+
+	th_init(th, seed);
+	th_new_ctrl(th);
+	th_load_identity(th, 12, 2048, 16);
+	th_idctrl_page(page);
+	page[263] = npss;
+	emu_put_le16(page + 320, kas);
+	if (emu_nvme_load_identify(th->ctrl, 1, 0, 0, 1, page))
+		return -1;
+	emu_nvme_start_disabled(th->ctrl);
+	memset(d, 0, sizeof(*d));
+	d->th = th;
+	return drv_enable(d, 32);
+}
 
 FIXTURE(cv)
 {
@@ -37,11 +81,24 @@ FIXTURE_SETUP(cv)
 						 sizeof(stable));
 	ASSERT_GT(self->stable_len, 0);
 	emu_nvme_get_limits(self->th.ctrl, &self->lim);
+
+	/* Power state 2, keep-alive every 5 s, the write cache left on. */
+	ASSERT_EQ(0, start_feat(&fdrv, &fth, 0xfea7 + (unsigned int)getpid(),
+				FS_NPSS, FS_KAS));
+	ASSERT_EQ(0, drv_bringup(&fdrv, 4, 64, 1, 1));
+	ASSERT_EQ(0, set_feat(&fdrv, 0x02, 2));
+	ASSERT_EQ(0, set_feat(&fdrv, 0x0f, 5000));
+	ffull_len = emu_img_export(fth.ctrl, ffull, sizeof(ffull), 0);
+	ASSERT_GT(ffull_len, 0);
+	fstable_len = emu_img_export_stable(fth.ctrl, fstable,
+					    sizeof(fstable));
+	ASSERT_GT(fstable_len, 0);
 }
 
 FIXTURE_TEARDOWN(cv)
 {
 	th_fini(&self->th);
+	th_fini(&fth);
 }
 
 static const struct emu_compat_field *field(const struct emu_compat_verdict *v,
@@ -65,6 +122,7 @@ static int refused(const struct emu_compat_verdict *v)
 TEST_F(cv, own_limits_accept_both_images)
 {
 	static struct emu_compat_verdict v;
+	struct emu_nvme_limits l;
 	char err[160];
 
 	ASSERT_EQ(0, emu_compat_verdict(full, self->full_len, &self->lim, &v,
@@ -73,13 +131,19 @@ TEST_F(cv, own_limits_accept_both_images)
 	EXPECT_TRUE(v.full);
 	EXPECT_EQ(0, refused(&v));
 	EXPECT_STREQ("", err);
-	/* 8 controller fields, 5 per namespace. */
-	EXPECT_EQ(8 + 5 * self->lim.nr_ns, v.nr);
+	/* 8 limits, 3 features, 5 per namespace. */
+	EXPECT_EQ(11 + 5 * self->lim.nr_ns, v.nr);
 	/* The guest created 4 queue pairs of 64 entries, used dbbuf. */
 	EXPECT_EQ(4, field(&v, "limits.max_sqs")->src);
 	EXPECT_EQ(64, field(&v, "limits.mqes")->src);
 	EXPECT_EQ(EMU_BIT(8), field(&v, "limits.oacs")->src);
 	EXPECT_EQ(self->lim.max_sqs, field(&v, "limits.max_sqs")->dst);
+	/* The write cache is on (the controller's default), nothing else. */
+	EXPECT_EQ(1, field(&v, "features.vwc")->src);
+	EXPECT_EQ(1, field(&v, "features.vwc")->dst);
+	EXPECT_EQ(0, field(&v, "features.power_state")->src);
+	EXPECT_EQ(0, field(&v, "features.keep_alive")->src);
+	EXPECT_EQ(0, field(&v, "features.keep_alive")->dst);
 
 	ASSERT_EQ(0, emu_compat_verdict(stable, self->stable_len, &self->lim,
 					&v, err, sizeof(err)));
@@ -89,20 +153,44 @@ TEST_F(cv, own_limits_accept_both_images)
 	EXPECT_EQ(self->lim.max_sqs, field(&v, "limits.max_sqs")->src);
 	EXPECT_EQ((u64)self->lim.mqes + 1, field(&v, "limits.mqes")->src);
 	EXPECT_EQ(0, field(&v, "limits.oacs")->src);
+	EXPECT_EQ(1, field(&v, "features.vwc")->src);
+	EXPECT_EQ(0, field(&v, "features.power_state")->src);
+
+	/* The second source's own limits, as its destination would have. */
+	emu_nvme_get_limits(fth.ctrl, &l);
+	EXPECT_EQ(FS_NPSS, l.npss);
+	EXPECT_EQ(FS_KAS, l.kas);
+	EXPECT_EQ(1, l.vwc & 1);
+	ASSERT_EQ(0, emu_compat_verdict(ffull, ffull_len, &l, &v, err,
+					sizeof(err)));
+	EXPECT_TRUE(v.compatible) TH_LOG("%s", err);
+	EXPECT_EQ(2, field(&v, "features.power_state")->src);
+	EXPECT_EQ(FS_NPSS, field(&v, "features.power_state")->dst);
+	EXPECT_EQ(1, field(&v, "features.keep_alive")->src);
+	EXPECT_EQ(1, field(&v, "features.keep_alive")->dst);
+	EXPECT_EQ(0, emu_img_check_compat(ffull, ffull_len, &l, err,
+					  sizeof(err)));
+	ASSERT_EQ(0, emu_compat_verdict(fstable, fstable_len, &l, &v, err,
+					sizeof(err)));
+	EXPECT_TRUE(v.compatible) TH_LOG("%s", err);
+	/* Before the guest stops, any power state may still be chosen... */
+	EXPECT_EQ(0, field(&v, "features.power_state")->src);
+	/* ...and Keep Alive is whatever the source offers. */
+	EXPECT_EQ(1, field(&v, "features.keep_alive")->src);
 }
 
 /* Each lack refuses its own field and no other, as the check names it. */
 TEST_F(cv, each_lack_refuses_its_field)
 {
 	static struct emu_compat_verdict v;
-	struct emu_nvme_limits l;
+	struct emu_nvme_limits l, fl;
 	char err[160], cerr[160];
 
-#define LACK(change, name) do {						\
+#define LACK_IN(img, len, base, change, name) do {			\
 		const struct emu_compat_field *f;			\
-		l = self->lim;						\
+		l = base;						\
 		change;							\
-		ASSERT_EQ(0, emu_compat_verdict(full, self->full_len, &l, \
+		ASSERT_EQ(0, emu_compat_verdict(img, len, &l,		\
 						&v, err, sizeof(err)));	\
 		EXPECT_FALSE(v.compatible) TH_LOG("%s", name);		\
 		f = field(&v, name);					\
@@ -110,10 +198,12 @@ TEST_F(cv, each_lack_refuses_its_field)
 		EXPECT_FALSE(f->ok) TH_LOG("%s", name);			\
 		EXPECT_EQ(1, refused(&v)) TH_LOG("%s", name);		\
 		EXPECT_NE(NULL, strstr(err, name)) TH_LOG("%s: %s", name, err); \
-		EXPECT_NE(0, emu_img_check_compat(full, self->full_len, &l, \
+		EXPECT_NE(0, emu_img_check_compat(img, len, &l,	\
 						  cerr, sizeof(cerr)));	\
 		EXPECT_STREQ(cerr, err);				\
 	} while (0)
+#define LACK(change, name)						\
+	LACK_IN(full, self->full_len, self->lim, change, name)
 	LACK(l.max_sqs = 3, "limits.max_sqs");
 	LACK(l.max_cqs = 2, "limits.max_cqs");
 	LACK(l.mqes = 31, "limits.mqes");
@@ -126,7 +216,36 @@ TEST_F(cv, each_lack_refuses_its_field)
 	LACK(l.ns[0].eui64[0] ^= 1, "namespace.eui64");
 	LACK(l.ns[0].nsze--, "namespace.nsze");
 	LACK(l.ns[0].lba_shift = 9, "namespace.lba_format");
+	LACK(l.vwc = 0, "features.vwc");
+	LACK(l.vwc = 6, "features.vwc");
+	/* A stable image: the source's cache may be on when the guest stops. */
+	LACK_IN(stable, self->stable_len, self->lim, l.vwc = 0,
+		"features.vwc");
+
+	/* The second source: its guest uses power state 2 and Keep Alive. */
+	emu_nvme_get_limits(fth.ctrl, &fl);
+	LACK_IN(ffull, ffull_len, fl, l.vwc = 0, "features.vwc");
+	LACK_IN(ffull, ffull_len, fl, l.npss = 1, "features.power_state");
+	LACK_IN(ffull, ffull_len, fl, l.npss = 0, "features.power_state");
+	LACK_IN(ffull, ffull_len, fl, l.kas = 0, "features.keep_alive");
+	LACK_IN(fstable, fstable_len, fl, l.vwc = 0, "features.vwc");
+	LACK_IN(fstable, fstable_len, fl, l.kas = 0, "features.keep_alive");
 #undef LACK
+#undef LACK_IN
+
+	/* Both sides' values of a refused feature. */
+	l = fl;
+	l.npss = 1;
+	ASSERT_EQ(0, emu_compat_verdict(ffull, ffull_len, &l, &v, err,
+					sizeof(err)));
+	EXPECT_EQ(2, field(&v, "features.power_state")->src);
+	EXPECT_EQ(1, field(&v, "features.power_state")->dst);
+	EXPECT_STREQ("features.power_state: beyond the destination's NPSS, power state (2)",
+		     err);
+	/* Power state 2 fits a destination whose deepest state is 2. */
+	l.npss = 2;
+	EXPECT_EQ(0, emu_img_check_compat(ffull, ffull_len, &l, err,
+					  sizeof(err))) TH_LOG("%s", err);
 
 	/* A missing namespace: its row says so, its other rows are absent. */
 	l = self->lim;
@@ -148,20 +267,64 @@ TEST_F(cv, each_lack_refuses_its_field)
 	EXPECT_EQ(16, field(&v, "limits.mqes")->dst);
 }
 
+/*
+ * A feature the guest left off (or turned off again) refuses no
+ * destination, even one without it, though the source has it.
+ */
+TEST_F(cv, features_left_off_refuse_nothing)
+{
+	static struct emu_compat_verdict v;
+	static u8 img[65536];
+	struct emu_nvme_limits l;
+	char err[160];
+	int len;
+
+	ASSERT_EQ(0, set_feat(&fdrv, 0x02, 0));
+	ASSERT_EQ(0, set_feat(&fdrv, 0x0f, 0));
+	ASSERT_EQ(0, set_feat(&fdrv, 0x06, 0));
+	len = emu_img_export(fth.ctrl, img, sizeof(img), 0);
+	ASSERT_GT(len, 0);
+	emu_nvme_get_limits(fth.ctrl, &l);
+	l.vwc = 0;
+	l.npss = 0;
+	l.kas = 0;
+	ASSERT_EQ(0, emu_compat_verdict(img, len, &l, &v, err, sizeof(err)));
+	EXPECT_TRUE(v.compatible) TH_LOG("%s", err);
+	EXPECT_EQ(0, refused(&v));
+	EXPECT_EQ(0, field(&v, "features.vwc")->src);
+	EXPECT_EQ(0, field(&v, "features.power_state")->src);
+	EXPECT_EQ(0, field(&v, "features.keep_alive")->src);
+	EXPECT_EQ(0, emu_img_check_compat(img, len, &l, err, sizeof(err)))
+		TH_LOG("%s", err);
+
+	/* The same guest's cache turned on again is refused there. */
+	ASSERT_EQ(0, set_feat(&fdrv, 0x06, 1));
+	len = emu_img_export(fth.ctrl, img, sizeof(img), 0);
+	ASSERT_GT(len, 0);
+	EXPECT_NE(0, emu_img_check_compat(img, len, &l, err, sizeof(err)));
+	EXPECT_STREQ("features.vwc: volatile write cache enabled, none here",
+		     err);
+}
+
 /* Random destinations: the verdict and the migration check agree. */
 TEST_F(cv, agrees_with_the_check_on_random_destinations)
 {
 	static struct emu_compat_verdict v;
 	char err[160], cerr[160];
-	int disagree = 0, accepted = 0, refusals = 0;
+	const u8 *imgs[] = { stable, full, fstable, ffull };
+	const int lens[] = { self->stable_len, self->full_len, fstable_len,
+			     ffull_len };
+	int disagree = 0, accepted = 0, refusals = 0, feat_refusals = 0;
+	struct emu_nvme_limits fl;
 
-	for (int i = 0; i < 4000; i++) {
-		struct emu_nvme_limits l = self->lim;
-		const u8 *img = i & 1 ? full : stable;
-		int len = i & 1 ? self->full_len : self->stable_len;
+	emu_nvme_get_limits(fth.ctrl, &fl);
+	for (int i = 0; i < 6000; i++) {
+		struct emu_nvme_limits l = i & 2 ? fl : self->lim;
+		const u8 *img = imgs[i & 3];
+		int len = lens[i & 3];
 		int c;
 
-		switch (th_rand(&self->th) % 9) {
+		switch (th_rand(&self->th) % 12) {
 		case 0: l.max_sqs = th_rand(&self->th) % 20; break;
 		case 1: l.max_cqs = th_rand(&self->th) % 20; break;
 		case 2: l.mqes = th_rand(&self->th) % 4096; break;
@@ -170,6 +333,9 @@ TEST_F(cv, agrees_with_the_check_on_random_destinations)
 		case 5: l.sgls = th_rand(&self->th) % 4; break;
 		case 6: l.oncs = th_rand(&self->th) & 0x7f; break;
 		case 7: l.oacs = th_rand(&self->th) & 0x1ff; break;
+		case 8: l.vwc = th_rand(&self->th) & 7; break;
+		case 9: l.npss = th_rand(&self->th) % 5; break;
+		case 10: l.kas = th_rand(&self->th) % 3; break;
 		default: l.ns[0].lba_shift = 9 + th_rand(&self->th) % 4;
 		}
 		ASSERT_EQ(0, emu_compat_verdict(img, len, &l, &v, err,
@@ -179,8 +345,10 @@ TEST_F(cv, agrees_with_the_check_on_random_destinations)
 			disagree++;
 		accepted += v.compatible;
 		refusals += !v.compatible;
+		feat_refusals += !v.compatible && !strncmp(cerr, "features.", 9);
 	}
 	EXPECT_EQ(0, disagree);
+	EXPECT_LT(100, feat_refusals);
 	/* Both outcomes were exercised. */
 	EXPECT_LT(100, accepted);
 	EXPECT_LT(100, refusals);
