@@ -742,7 +742,8 @@ TEST_F(genl, compat_two_vfs_of_one_pf)
 		"limits.nr_vectors", "limits.mdts", "limits.sgls",
 		"limits.oacs", "limits.oncs", "namespace.nsid",
 		"namespace.nsze", "namespace.lba_format", "namespace.nguid",
-		"namespace.eui64",
+		"namespace.eui64", "features.vwc", "features.power_state",
+		"features.keep_alive",
 	};
 	char dst[32];
 	struct reply rep;
