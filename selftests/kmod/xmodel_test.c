@@ -64,61 +64,51 @@ FIXTURE_TEARDOWN(xm)
 	mvmm_close(&self->vm);
 }
 
-/* Four I/O queues in use; the destination grants one. */
-TEST_F_TIMEOUT(xm, refused_before_stop_copy, 300)
+/*
+ * A guest using nr_ioq queues on the larger model's VF tries to move to dst
+ * and is refused while it runs: the model serves it, nothing is lost, and
+ * a pause and resume (stop, cont) takes it back to its VF.
+ */
+static void refused_in_precopy(struct __test_metadata *_metadata,
+			       struct mvmm *vm, const char *src,
+			       const char *dst, int nr_ioq)
 {
 	struct mvmm_mig_stats st;
 
-	ASSERT_EQ(0, mvmm_open(&self->vm, self->big, 16 << 20));
-	ASSERT_EQ(0, mvmm_nvme_init(&self->vm, 4, true));
-	ASSERT_EQ(0, mvmm_io_run(&self->vm, 200, 8));
-	mvmm_io_fill(&self->vm, 8);
-	self->vm.precopy_to_dest = true;
-	EXPECT_NE(0, mvmm_migrate(&self->vm, self->small, &st));
+	ASSERT_EQ(0, mvmm_open(vm, src, 16 << 20));
+	ASSERT_EQ(0, mvmm_nvme_init(vm, nr_ioq, true));
+	ASSERT_EQ(9, vm->lba_shift);
+	ASSERT_EQ(0, mvmm_io_run(vm, 200, 8));
+	mvmm_io_fill(vm, 8);
+	vm->precopy_to_dest = true;
+	EXPECT_NE(0, mvmm_migrate(vm, dst, &st));
 	EXPECT_TRUE(st.refused_in_precopy)
-		TH_LOG("the destination took an image it cannot honour");
-	EXPECT_STREQ(self->big, self->vm.bdf);
-	/* The guest never stopped: the model serves it, nothing lost. */
-	mode_is(_metadata, self->big, "emulated\n");
-	clean_io(_metadata, &self->vm);
-	/* A pause and resume (stop, cont) takes it back to its VF. */
-	ASSERT_EQ(0, mvmm_set_mig_state(&self->vm, VFIO_DEVICE_STATE_STOP, NULL));
-	ASSERT_EQ(0, mvmm_set_mig_state(&self->vm, VFIO_DEVICE_STATE_RUNNING,
-					NULL));
-	mode_is(_metadata, self->big, "direct\n");
-	clean_io(_metadata, &self->vm);
-	mode_is(_metadata, self->small, "direct\n");
+		TH_LOG("%s took an image it cannot honour", dst);
+	EXPECT_STREQ(src, vm->bdf);
+	mode_is(_metadata, src, "emulated\n");
+	clean_io(_metadata, vm);
+	ASSERT_EQ(0, mvmm_set_mig_state(vm, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(0, mvmm_set_mig_state(vm, VFIO_DEVICE_STATE_RUNNING, NULL));
+	mode_is(_metadata, src, "direct\n");
+	clean_io(_metadata, vm);
+	mode_is(_metadata, dst, "direct\n");
+}
+
+/* Four I/O queues in use; the destination grants one. */
+TEST_F_TIMEOUT(xm, refused_before_stop_copy, 300)
+{
+	refused_in_precopy(_metadata, &self->vm, self->big, self->small, 4);
 }
 
 /*
  * The same namespace in every other respect, formatted with 4 KiB blocks:
- * the guest's 512-byte LBAs would address other data. Refused while the
- * guest runs, which stays on its VF.
+ * the guest's 512-byte LBAs would address other data.
  */
 TEST_F_TIMEOUT(xm, refused_other_lba_format, 300)
 {
-	struct mvmm_mig_stats st;
-
 	if (!self->lbaf)
 		SKIP(return, "no VF with another LBA format (EMUHBA_VF_C)");
-	ASSERT_EQ(0, mvmm_open(&self->vm, self->big, 16 << 20));
-	ASSERT_EQ(0, mvmm_nvme_init(&self->vm, 1, true));
-	ASSERT_EQ(9, self->vm.lba_shift);
-	ASSERT_EQ(0, mvmm_io_run(&self->vm, 100, 8));
-	mvmm_io_fill(&self->vm, 8);
-	self->vm.precopy_to_dest = true;
-	EXPECT_NE(0, mvmm_migrate(&self->vm, self->lbaf, &st));
-	EXPECT_TRUE(st.refused_in_precopy)
-		TH_LOG("the destination took a namespace of another LBA format");
-	EXPECT_STREQ(self->big, self->vm.bdf);
-	mode_is(_metadata, self->big, "emulated\n");
-	clean_io(_metadata, &self->vm);
-	ASSERT_EQ(0, mvmm_set_mig_state(&self->vm, VFIO_DEVICE_STATE_STOP, NULL));
-	ASSERT_EQ(0, mvmm_set_mig_state(&self->vm, VFIO_DEVICE_STATE_RUNNING,
-					NULL));
-	mode_is(_metadata, self->big, "direct\n");
-	clean_io(_metadata, &self->vm);
-	mode_is(_metadata, self->lbaf, "direct\n");
+	refused_in_precopy(_metadata, &self->vm, self->big, self->lbaf, 1);
 }
 
 /* One I/O queue: fits both; there and back. */
