@@ -77,6 +77,8 @@ struct emuhba_counters {
 	u64 dirty_pages;	/* pages reported through the DMA log */
 	/* Identify completions answered with the guest's identity */
 	u64 identify_answered;
+	/* ... and left to the VF because the guest may have seen them */
+	u64 identify_unanswered;
 };
 
 /* A consistent copy of an adapter's state, for the control plane. */
@@ -117,6 +119,7 @@ struct emuhba_observer {
 	struct work_struct work;
 	/* an admin interrupt waits for the work to pass it on */
 	atomic_t held;
+	u8 deferred;		/* passes that put off passing it on; work only */
 };
 
 /* Pages the model wrote while VFIO DMA logging is on. */

@@ -169,11 +169,22 @@ static int emuhba_ident_read(struct emuhba_adapter *a, struct emuhba_ident *id)
 						     nsids[i], cntlid, id->data);
 		if (ret)
 			return ret;
-		/* Descriptors are optional before NVMe 1.3: absence is fine. */
+	}
+	/*
+	 * Optional pages, after every namespace's own page has its slot:
+	 * descriptors (before NVMe 1.3 a VF may have none) and the NVM
+	 * command set's namespace page.
+	 */
+	for (i = 0; i < n; i++) {
 		if (!emuhba_ident_identify(id, NVME_ID_CNS_NS_DESC_LIST, 0,
 					   nsids[i]))
 			emu_nvme_load_identify(a->model, NVME_ID_CNS_NS_DESC_LIST,
 					       0, nsids[i], cntlid, id->data);
+		if (!emuhba_ident_identify(id, NVME_ID_CNS_CS_NS, NVME_CSI_NVM,
+					   nsids[i]))
+			emu_nvme_load_identify(a->model, NVME_ID_CNS_CS_NS,
+					       NVME_CSI_NVM, nsids[i], cntlid,
+					       id->data);
 	}
 
 	/* Ask for the most; the answer is what the VF has. */

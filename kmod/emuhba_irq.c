@@ -12,7 +12,6 @@
  * (the observer then answers Identify with it and passes the interrupt on).
  */
 #include <linux/eventfd.h>
-#include <linux/file.h>
 #include <linux/interrupt.h>
 #include <linux/mman.h>
 #include <linux/msi.h>
@@ -20,6 +19,7 @@
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include <linux/vfio.h>
+#include <linux/xarray.h>
 
 #include "emuhba.h"
 
@@ -99,8 +99,13 @@ static int emuhba_admin_irq_request(struct emuhba_adapter *a)
 	return 0;
 }
 
-/* irq_lock held. An interrupt still held for the observer is passed on. */
-static void emuhba_admin_irq_free(struct emuhba_adapter *a)
+/*
+ * irq_lock held. While the interrupt is freed the vector is masked and a
+ * message the VF sends waits in the PBA. An interrupt the observer holds
+ * stays held (the observer passes it on to the trigger of the moment),
+ * unless MSI-X goes away for good.
+ */
+static void emuhba_admin_irq_free(struct emuhba_adapter *a, bool teardown)
 {
 	u16 cmd;
 
@@ -110,9 +115,32 @@ static void emuhba_admin_irq_free(struct emuhba_adapter *a)
 		emuhba_mem_unlock_restore(&a->core, cmd);
 		a->admin_irq = 0;
 	}
-	if (atomic_xchg(&a->obs.held, 0) && a->admin_trigger)
+	if (teardown && atomic_xchg(&a->obs.held, 0) && a->admin_trigger)
 		eventfd_signal(a->admin_trigger);
 	a->admin_trigger = NULL;
+}
+
+/*
+ * irq_lock held. Vector 0's interrupt is this driver's whenever MSI-X is on,
+ * the core holds no context for vector 0 and the user gave it an eventfd.
+ * Decided from the core's own state, whatever request it executed.
+ */
+static int emuhba_admin_irq_resync(struct emuhba_adapter *a)
+{
+	struct vfio_pci_core_device *core = &a->core;
+	int ret;
+
+	if (core->irq_type != VFIO_PCI_MSIX_IRQ_INDEX ||
+	    xa_load(&core->ctx, 0) || !a->nr_vectors || !a->vectors[0].trigger)
+		return 0;
+	a->admin_trigger = a->vectors[0].trigger;
+	ret = emuhba_admin_irq_request(a);
+	if (ret) {
+		a->admin_trigger = NULL;
+		pci_err(core->pdev, "cannot request the admin vector: %pe\n",
+			ERR_PTR(ret));
+	}
+	return ret;
 }
 
 void emuhba_irq_release_all(struct emuhba_adapter *a)
@@ -120,7 +148,7 @@ void emuhba_irq_release_all(struct emuhba_adapter *a)
 	u16 i;
 
 	mutex_lock(&a->irq_lock);
-	emuhba_admin_irq_free(a);
+	emuhba_admin_irq_free(a, true);
 	for (i = 0; i < a->nr_vectors; i++)
 		emuhba_vector_put(&a->vectors[i]);
 	mutex_unlock(&a->irq_lock);
@@ -163,67 +191,66 @@ static int emuhba_irq_get_fds(const s32 *fds, u32 count,
 
 /*
  * The core reads a request from user memory only. The same request with
- * vector 0 left alone goes to it from a scratch mapping of the caller.
+ * vector 0 left alone is given to it from a scratch mapping of the caller,
+ * made before irq_lock is taken (mmap_lock may wait behind a DMA mapping).
+ * Returns the mapping's address or an errno as IS_ERR_VALUE.
  */
-static long emuhba_core_set_irqs_but_admin(struct emuhba_adapter *a,
-					   const struct vfio_irq_set *hdr,
-					   size_t minsz, const s32 *fds,
-					   size_t data_size)
+static unsigned long emuhba_scratch_request(const struct vfio_irq_set *hdr,
+					    size_t minsz, const s32 *fds,
+					    size_t data_size)
 {
-	size_t len = PAGE_ALIGN(minsz + data_size);
+	struct vfio_irq_set h = *hdr;
 	const s32 none = -1;
 	unsigned long uaddr;
 	void __user *u;
-	long ret;
 
-	uaddr = vm_mmap(NULL, 0, len, PROT_READ | PROT_WRITE,
+	h.argsz = minsz + data_size;
+	uaddr = vm_mmap(NULL, 0, PAGE_ALIGN(h.argsz), PROT_READ | PROT_WRITE,
 			MAP_PRIVATE | MAP_ANONYMOUS, 0);
 	if (IS_ERR_VALUE(uaddr))
-		return (long)uaddr;
+		return uaddr;
 	u = (void __user *)uaddr;
-	if (copy_to_user(u, hdr, minsz) ||
+	if (copy_to_user(u, &h, minsz) ||
 	    copy_to_user(u + minsz, fds, data_size) ||
-	    copy_to_user(u + minsz, &none, sizeof(none)))
-		ret = -EFAULT;
-	else
-		ret = vfio_pci_core_ioctl(&a->core.vdev, VFIO_DEVICE_SET_IRQS,
-					  uaddr);
-	vm_munmap(uaddr, len);
-	return ret;
+	    copy_to_user(u + minsz, &none, sizeof(none))) {
+		vm_munmap(uaddr, PAGE_ALIGN(h.argsz));
+		return (unsigned long)-EFAULT;
+	}
+	return uaddr;
 }
 
 long emuhba_set_irqs(struct emuhba_adapter *a, void __user *arg)
 {
-	size_t minsz = offsetofend(struct vfio_irq_set, count), data_size;
+	size_t minsz = offsetofend(struct vfio_irq_set, count), data_size = 0;
 	struct vfio_device *vdev = &a->core.vdev;
 	struct eventfd_ctx **ctx = NULL;
+	bool msix, admin = false, off = false;
+	unsigned long scratch = 0;
 	struct vfio_irq_set hdr;
-	bool admin, off;
 	u8 *data = NULL;
+	long ret, err;
 	u32 i;
-	long ret;
 
 	if (copy_from_user(&hdr, arg, minsz))
 		return -EFAULT;
-	if (hdr.index != VFIO_PCI_MSIX_IRQ_INDEX ||
-	    (hdr.flags & VFIO_IRQ_SET_ACTION_TYPE_MASK) !=
-	    VFIO_IRQ_SET_ACTION_TRIGGER)
-		return vfio_pci_core_ioctl(vdev, VFIO_DEVICE_SET_IRQS,
-					   (unsigned long)arg);
-
-	ret = vfio_set_irqs_validate_and_prepare(&hdr, a->nr_vectors,
-						 VFIO_PCI_NUM_IRQS, &data_size);
-	if (ret)
-		return ret;
-	admin = hdr.count && hdr.start == 0;
-	off = hdr.flags & VFIO_IRQ_SET_DATA_NONE && !hdr.count;
-
+	msix = hdr.index == VFIO_PCI_MSIX_IRQ_INDEX &&
+	       (hdr.flags & VFIO_IRQ_SET_ACTION_TYPE_MASK) ==
+	       VFIO_IRQ_SET_ACTION_TRIGGER;
+	if (msix) {
+		ret = vfio_set_irqs_validate_and_prepare(&hdr, a->nr_vectors,
+							 VFIO_PCI_NUM_IRQS,
+							 &data_size);
+		if (ret)
+			return ret;
+		admin = hdr.count && hdr.start == 0;
+		off = hdr.flags & VFIO_IRQ_SET_DATA_NONE && !hdr.count;
+	}
 	if (data_size) {
 		data = memdup_user(arg + minsz, data_size);
 		if (IS_ERR(data))
 			return PTR_ERR(data);
 	}
-	if (hdr.flags & VFIO_IRQ_SET_DATA_EVENTFD && hdr.count) {
+	if (msix && hdr.flags & VFIO_IRQ_SET_DATA_EVENTFD && hdr.count) {
 		ctx = kcalloc(hdr.count, sizeof(*ctx), GFP_KERNEL);
 		if (!ctx) {
 			ret = -ENOMEM;
@@ -232,59 +259,47 @@ long emuhba_set_irqs(struct emuhba_adapter *a, void __user *arg)
 		ret = emuhba_irq_get_fds((s32 *)data, hdr.count, ctx);
 		if (ret)
 			goto out_free;
+		if (admin) {
+			scratch = emuhba_scratch_request(&hdr, minsz, (s32 *)data,
+							 data_size);
+			if (IS_ERR_VALUE(scratch)) {
+				ret = (long)scratch;
+				scratch = 0;
+				goto out_put;
+			}
+		}
 	}
 
+	/*
+	 * The core reads the request from user memory again, where another
+	 * thread of the user may have changed it since: vector 0's interrupt
+	 * is let go around every call and taken back from the core's state.
+	 */
 	mutex_lock(&a->irq_lock);
-	/* Before the core frees the vectors. */
-	if (off)
-		emuhba_admin_irq_free(a);
-	if (ctx && admin)
-		ret = emuhba_core_set_irqs_but_admin(a, &hdr, minsz, (s32 *)data,
-						     data_size);
-	else
-		ret = vfio_pci_core_ioctl(vdev, VFIO_DEVICE_SET_IRQS,
-					  (unsigned long)arg);
-	if (ret) {
-		/* Nothing changed: vector 0 keeps its interrupt. */
-		if (off && a->vectors[0].trigger) {
-			a->admin_trigger = a->vectors[0].trigger;
-			if (emuhba_admin_irq_request(a))
-				a->admin_trigger = NULL;
-		}
-		mutex_unlock(&a->irq_lock);
-		goto out_put;
-	}
-	if (ctx) {
-		if (admin)
-			emuhba_admin_irq_free(a);
+	emuhba_admin_irq_free(a, off);
+	ret = vfio_pci_core_ioctl(vdev, VFIO_DEVICE_SET_IRQS,
+				  scratch ? scratch : (unsigned long)arg);
+	if (!ret && ctx) {
 		for (i = 0; i < hdr.count; i++) {
 			emuhba_vector_put(&a->vectors[hdr.start + i]);
 			a->vectors[hdr.start + i].trigger = ctx[i];
 			ctx[i] = NULL;
 		}
-		if (admin && a->vectors[0].trigger) {
-			a->admin_trigger = a->vectors[0].trigger;
-			ret = emuhba_admin_irq_request(a);
-			if (ret) {
-				a->admin_trigger = NULL;
-				pci_err(a->core.pdev,
-					"cannot request the admin vector: %pe\n",
-					ERR_PTR(ret));
-			}
-		}
-	} else if (off) {
+	} else if (!ret && off) {
 		for (i = 0; i < a->nr_vectors; i++)
 			emuhba_vector_put(&a->vectors[i]);
-	} else if (admin && a->admin_trigger &&
-		   (hdr.flags & VFIO_IRQ_SET_DATA_NONE || data[0])) {
-		/* A loopback trigger of vector 0, which the core does not hold. */
-		eventfd_signal(a->admin_trigger);
 	}
+	err = emuhba_admin_irq_resync(a);
+	if (err && !ret)
+		ret = err;
+	/* A loopback trigger of vector 0, which the core does not hold. */
+	if (!ret && msix && admin && !ctx && a->admin_trigger &&
+	    (hdr.flags & VFIO_IRQ_SET_DATA_NONE || (data && data[0])))
+		eventfd_signal(a->admin_trigger);
 	mutex_unlock(&a->irq_lock);
 
-	if (ctx && admin)
-		queue_work(system_highpri_wq, &a->obs.work);
-
+	if (scratch)
+		vm_munmap(scratch, PAGE_ALIGN(minsz + data_size));
 out_put:
 	if (ctx)
 		for (i = 0; i < hdr.count; i++)
@@ -292,7 +307,7 @@ out_put:
 				eventfd_ctx_put(ctx[i]);
 out_free:
 	kfree(ctx);
-	if (!IS_ERR_OR_NULL(data))
+	if (!IS_ERR(data))
 		kfree(data);
 	return ret;
 }

@@ -14,12 +14,13 @@
  * identity it was given, but the VF answers Identify with its own. The
  * interrupt is then held (emuhba_irq.c) until this work has written the
  * model's answer, which is the guest's identity, over the VF's data and
- * status; only then does the guest learn of the completion.
+ * status; only then does the guest learn of the completion. With several
+ * admin commands in flight the guest may take a completion early; see
+ * emuhba_obs_identify() for how that is kept safe.
  */
-#include <linux/file.h>
+#include <linux/nvme.h>
 #include <linux/pci.h>
 #include <linux/unaligned.h>
-#include <linux/poll.h>
 #include <linux/slab.h>
 #include <linux/vfio.h>
 
@@ -44,8 +45,8 @@
  * Length of the data that goes with a completed admin command, if the
  * model needs it: only what Set Features transfers to the controller (APST,
  * timestamp, host behaviour). Data the controller returned (Identify, logs)
- * is not read: the guest may reuse its buffer as soon as it has the
- * completion, and the identity comes from the VF itself at bind time.
+ * is not needed: the identity comes from the VF itself at bind time
+ * (emuhba_obs_identify() only checks what the VF wrote before replacing it).
  */
 static u32 emuhba_obs_data_len(const u8 *sqe, u64 *prp1)
 {
@@ -55,46 +56,84 @@ static u32 emuhba_obs_data_len(const u8 *sqe, u64 *prp1)
 	return SZ_4K - (*prp1 & (SZ_4K - 1));
 }
 
-/*
- * Direct mode has no DMA log of its own (emuhba_log.c); the type1 container
- * records these writes in its dirty bitmap like every vfio_dma_rw().
- */
-static int emuhba_guest_write(struct emuhba_adapter *a, u64 iova,
-			      const void *buf, size_t len)
+/* The VF's own answer to an Identify, as captured at bind time, or NULL. */
+static const u8 *emuhba_own_page(const struct emu_nvme_identity *id,
+				 const u8 *sqe)
 {
-	return vfio_dma_rw(&a->core.vdev, iova, (void *)buf, len, true);
+	u8 cns = get_unaligned_le32(sqe + 40) & 0xff;
+	u8 csi = get_unaligned_le32(sqe + 44) >> 24;
+	u32 nsid = get_unaligned_le32(sqe + 4);
+	unsigned int i;
+
+	for (i = 0; id && i < EMU_NVME_MAX_IDPAGES; i++) {
+		const struct emu_nvme_idpage *p = &id->pages[i];
+
+		if (p->valid && p->cns == cns &&
+		    (cns == NVME_ID_CNS_CTRL ||
+		     (p->csi == csi && p->nsid == nsid)))
+			return p->data;
+	}
+	return NULL;
+}
+
+/* Identify data: one controller page or less, so PRP1 and PRP2 (no SGLs). */
+static int emuhba_identify_rw(struct emuhba_adapter *a, const u8 *sqe,
+			      u8 *buf, bool write)
+{
+	u32 mps = 4096U << ((emu_nvme_state(a->model)->regs.cc >> 7) & 0xf);
+	u64 prp1 = get_unaligned_le64(sqe + 24);
+	u64 prp2 = get_unaligned_le64(sqe + 32);
+	u32 len1 = min_t(u32, SZ_4K, mps - (prp1 & (mps - 1)));
+	struct vfio_device *vdev = &a->core.vdev;
+	int ret;
+
+	ret = vfio_dma_rw(vdev, prp1, buf, len1, write);
+	if (!ret && len1 < SZ_4K)
+		ret = vfio_dma_rw(vdev, prp2 & ~(u64)(mps - 1), buf + len1,
+				  SZ_4K - len1, write);
+	return ret;
 }
 
 /*
- * Identify executed by a VF of another model: the data and the status the
- * guest gets are the model's. Identify data is one controller page or less,
- * so PRP1 and PRP2 describe it (admin commands use no SGLs).
+ * Identify executed by a VF of another model: the guest gets the model's
+ * data and status (its own identity). The guest looks at a completion once
+ * the interrupt is passed on, but with several admin commands in flight it
+ * may also take one the VF posted just before, and free its buffer. So the
+ * VF's answer is only replaced while it is provably untouched: the buffer
+ * still holds the VF's own page and the entry is still the one read.
+ * Otherwise the guest keeps the VF's answer (a rate-limited warning says
+ * so): never a write into memory the guest may have reused. Writes go
+ * through vfio_dma_rw(), which the type1 container logs as dirty.
  */
 static void emuhba_obs_identify(struct emuhba_adapter *a, const u8 *sqe,
 				u8 *cqe, u64 cqe_iova, u8 *data)
 {
-	const struct emu_nvme_state *st = emu_nvme_state(a->model);
-	u32 mps = 4096U << ((st->regs.cc >> 7) & 0xf);
-	u64 prp1 = get_unaligned_le64(sqe + 24);
-	u64 prp2 = get_unaligned_le64(sqe + 32);
-	u16 vf_status = get_unaligned_le16(cqe + 14) >> 1;
+	u8 *cur = data + SZ_4K, now[EMUHBA_CQE_SIZE];
+	const u8 *own = emuhba_own_page(a->own_id, sqe);
 	u16 status;
-	u32 len1;
-	int ret;
 
+	/* The VF refused it (a bad buffer, say): the guest keeps that. */
+	if ((get_unaligned_le16(cqe + 14) >> 1) || (sqe[1] & 0xc0))
+		return;
+	/* Lists, and pages the VF did not give at bind time, stay its own. */
+	if (!own)
+		return;
 	status = emu_nvme_identify_answer(a->model, sqe, data);
-	if (!status) {
-		len1 = min_t(u32, SZ_4K, mps - (prp1 & (mps - 1)));
-		ret = emuhba_guest_write(a, prp1, data, len1);
-		if (!ret && len1 < SZ_4K)
-			ret = emuhba_guest_write(a, prp2 & ~(u64)(mps - 1),
-						 data + len1, SZ_4K - len1);
-		if (ret)
-			status = EMU_SC_INTERNAL;
+	if (emuhba_identify_rw(a, sqe, cur, false) ||
+	    memcmp(cur, own, SZ_4K) ||
+	    vfio_dma_rw(&a->core.vdev, cqe_iova, now, sizeof(now), false) ||
+	    memcmp(now, cqe, sizeof(now))) {
+		a->counters.identify_unanswered++;
+		dev_warn_ratelimited(&a->core.pdev->dev,
+				     "Identify (CNS %#x) answered by the VF itself: the guest may have seen it already\n",
+				     get_unaligned_le32(sqe + 40) & 0xff);
+		return;
 	}
-	if (status != vf_status) {
+	if (!status && emuhba_identify_rw(a, sqe, data, true))
+		status = EMU_SC_INTERNAL;
+	if (status) {
 		put_unaligned_le16((status << 1) | (cqe[14] & 1), cqe + 14);
-		if (emuhba_guest_write(a, cqe_iova + 14, cqe + 14, 2))
+		if (vfio_dma_rw(&a->core.vdev, cqe_iova + 14, cqe + 14, 2, true))
 			a->obs.lost = true;
 	}
 	a->counters.identify_answered++;
@@ -186,9 +225,11 @@ static void emuhba_obs_work(struct work_struct *work)
 	 * it: this pass sees them. One arriving meanwhile queues another.
 	 */
 	held = atomic_xchg(&obs->held, 0);
-	data = kmalloc(SZ_4K, GFP_KERNEL);
+	data = kmalloc(2 * SZ_4K, GFP_KERNEL);
 	if (!data) {
+		mutex_lock(&a->model_lock);
 		obs->lost = true;
+		mutex_unlock(&a->model_lock);
 		goto out_forward;
 	}
 
@@ -231,8 +272,22 @@ static void emuhba_obs_work(struct work_struct *work)
 		return;
 	}
 out_forward:
-	if (held)
-		emuhba_admin_irq_forward(a);
+	if (!held)
+		return;
+	/*
+	 * Another admin interrupt came in during the pass: its completion
+	 * may not have been read yet, and passing this one on would let the
+	 * guest see it. The next pass passes both on, once, unless that has
+	 * happened twice in a row already (a vector shared with busy I/O
+	 * queues must not starve).
+	 */
+	if (atomic_read(&obs->held) && obs->deferred < 2) {
+		obs->deferred++;
+		queue_work(system_highpri_wq, &obs->work);
+		return;
+	}
+	obs->deferred = 0;
+	emuhba_admin_irq_forward(a);
 }
 
 static void emuhba_obs_stop(struct emuhba_observer *obs)

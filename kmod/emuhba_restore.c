@@ -946,6 +946,8 @@ static int emuhba_to_direct(struct emuhba_restore *r)
 		ret = -EFAULT;
 		goto out_undo;
 	}
+	/* Before the VF completes anything of the guest's. */
+	emuhba_identity_refresh_locked(a);
 	ret = emuhba_rst_go(r);
 	if (ret)
 		goto out_undo;
@@ -1025,9 +1027,6 @@ int emuhba_switch_to_direct(struct emuhba_adapter *a,
 	} else {
 		emuhba_db_shadow_off(a);
 		emuhba_backend_close(a);
-		mutex_lock(&a->model_lock);
-		emuhba_identity_refresh_locked(a);
-		mutex_unlock(&a->model_lock);
 		a->mode = EMUHBA_MODE_DIRECT;
 		pci_info(a->core.pdev,
 			 "switched to direct mode in %llu us (capture %llu, load %llu, repoint %llu)\n",

@@ -106,6 +106,15 @@ static ssize_t identify_answered_show(struct device *dev,
 }
 static DEVICE_ATTR_RO(identify_answered);
 
+static ssize_t identify_unanswered_show(struct device *dev,
+					struct device_attribute *attr,
+					char *buf)
+{
+	return emuhba_model_counter_show(dev, buf,
+		offsetof(struct emuhba_counters, identify_unanswered));
+}
+static DEVICE_ATTR_RO(identify_unanswered);
+
 /* Whose identity the guest sees: the VF's own or one it came with. */
 static ssize_t identity_show(struct device *dev,
 			     struct device_attribute *attr, char *buf)
@@ -122,6 +131,7 @@ static DEVICE_ATTR_RO(identity);
 
 static struct attribute *emuhba_attrs[] = {
 	&dev_attr_identify_answered.attr,
+	&dev_attr_identify_unanswered.attr,
 	&dev_attr_identity.attr,
 	&dev_attr_emulated_cmds.attr,
 	&dev_attr_adapter_id.attr,

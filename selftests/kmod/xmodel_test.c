@@ -207,6 +207,7 @@ TEST_F_TIMEOUT(xm, identity_kept_across_models, 300)
 	identity_is(_metadata, &self->vm, ctrl, ns, "after the migration");
 	EXPECT_EQ(answered + 2,
 		  mvmm_attr_ll(self->big, "emuhba/identify_answered"));
+	EXPECT_EQ(0, mvmm_attr_ll(self->big, "emuhba/identify_unanswered"));
 	EXPECT_EQ(cap, mvmm_reg_read64(&self->vm, 0x00));
 	EXPECT_EQ(vs, mvmm_reg_read32(&self->vm, 0x08));
 	clean_io(_metadata, &self->vm);
