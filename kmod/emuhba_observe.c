@@ -398,11 +398,6 @@ void emuhba_observer_reset(struct emuhba_adapter *a)
 	mutex_unlock(&a->model_lock);
 }
 
-void emuhba_observer_destroy(struct emuhba_adapter *a)
-{
-	emuhba_observer_reset(a);
-}
-
 void emuhba_identity_refresh_locked(struct emuhba_adapter *a)
 {
 	lockdep_assert_held(&a->model_lock);
