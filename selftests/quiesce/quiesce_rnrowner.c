@@ -43,14 +43,10 @@ static void agent_log(void *arg, const char *line)
 
 static int post(struct rnr_agent *a, struct quiesce_rnr_qp *q, int slot)
 {
-	struct ibv_sge sge = {
-		.addr = (uintptr_t)q->buf + slot * q->size,
-		.length = q->size,
-		.lkey = q->mr->lkey,
-	};
-	struct ibv_recv_wr wr = { .wr_id = slot, .sg_list = &sge,
-				  .num_sge = 1 }, *bad;
+	struct ibv_recv_wr wr, *bad;
+	struct ibv_sge sge;
 
+	quiesce_rnr_recv_wr(q, slot, &sge, &wr);
 	return rnr_agent_post_recv(a, q->qp, &wr, &bad);
 }
 

@@ -191,17 +191,25 @@ const char *quiesce_rnr_state(struct quiesce_rnr_qp *q)
 	return a.qp_state <= IBV_QPS_ERR ? names[a.qp_state] : "?";
 }
 
-/* Post receive slot @slot (0 .. depth-1) with wr_id = slot. */
-int quiesce_rnr_post_recv(struct quiesce_rnr_qp *q, int slot)
+void quiesce_rnr_recv_wr(const struct quiesce_rnr_qp *q, int slot,
+			 struct ibv_sge *sge, struct ibv_recv_wr *wr)
 {
-	struct ibv_sge sge = {
+	*sge = (struct ibv_sge){
 		.addr = (uintptr_t)q->buf + slot * q->size,
 		.length = q->size,
 		.lkey = q->mr->lkey,
 	};
-	struct ibv_recv_wr wr = { .wr_id = slot, .sg_list = &sge,
-				  .num_sge = 1 }, *bad;
+	*wr = (struct ibv_recv_wr){ .wr_id = slot, .sg_list = sge,
+				    .num_sge = 1 };
+}
 
+/* Post receive slot @slot (0 .. depth-1) with wr_id = slot. */
+int quiesce_rnr_post_recv(struct quiesce_rnr_qp *q, int slot)
+{
+	struct ibv_recv_wr wr, *bad;
+	struct ibv_sge sge;
+
+	quiesce_rnr_recv_wr(q, slot, &sge, &wr);
 	return ibv_post_recv(q->qp, &wr, &bad) ? -errno : 0;
 }
 

@@ -35,6 +35,9 @@ int quiesce_rnr_connect(struct quiesce_rnr_qp *q,
 			uint8_t min_rnr_timer, uint8_t rnr_retry);
 void quiesce_rnr_close(struct quiesce_rnr_qp *q);
 const char *quiesce_rnr_state(struct quiesce_rnr_qp *q);
+/* The receive of slot @slot (0 .. depth-1, wr_id = slot), to be posted. */
+void quiesce_rnr_recv_wr(const struct quiesce_rnr_qp *q, int slot,
+			 struct ibv_sge *sge, struct ibv_recv_wr *wr);
 int quiesce_rnr_post_recv(struct quiesce_rnr_qp *q, int slot);
 int quiesce_rnr_xchg(int fd, const struct quiesce_rnr_info *local,
 		     struct quiesce_rnr_info *remote);
