@@ -32,6 +32,8 @@
 #define EMUHBA_REGS_SIZE	max_t(u64, SZ_4K, PAGE_SIZE)
 #define EMUHBA_MAX_VECTORS	2048
 #define EMUHBA_MAX_DB_PAGES	4
+/* Bounce buffers of one adapter's commands in flight, at most. */
+#define EMUHBA_BOUNCE_MAX	(64UL << 20)
 /* A shadow doorbell word nobody wrote: no doorbell value has all bits set. */
 #define EMUHBA_DB_EMPTY		0xffffffffU
 
@@ -115,6 +117,7 @@ struct emuhba_observer {
 	bool lost;		/* an observation failed: switch refused */
 	u8 *pending;		/* fetched SQEs by slot, sq_size * 64 bytes */
 	u16 pending_slots;	/* entries pending was allocated for */
+	u16 budget;		/* completions left to read until an interrupt */
 	/* woken by the admin vector's interrupt and by CC.EN */
 	struct work_struct work;
 	/* an admin interrupt waits for the work to pass it on */
@@ -124,7 +127,11 @@ struct emuhba_observer {
 
 /* Pages the model wrote while VFIO DMA logging is on. */
 struct emuhba_dirty_log {
-	spinlock_t lock;	/* protects running, overflow, page_shift */
+	/*
+	 * Protects running, overflow, page_shift and pages; a mutex, since
+	 * iova_bitmap_set() may fault in the user's bitmap.
+	 */
+	struct mutex lock;
 	bool running;
 	bool overflow;		/* a page could not be recorded: report all */
 	u8 page_shift;
@@ -174,7 +181,18 @@ struct emuhba_adapter {
 	/* the emulation thread sleeps here; EMUHBA_EMUL_KICKED wakes it */
 	wait_queue_head_t emul_wq;
 	unsigned long emul_flags;
-	struct task_struct *emul_thread;	/* polls doorbells while emulated */
+	/* polls doorbells while emulated; both under state_lock */
+	struct task_struct *emul_thread;
+	bool emul_running;	/* emul_thread was woken */
+	/*
+	 * A reset of the VF (FLR through config space, AER) ran where our
+	 * locks could not be taken; the next entry point processes it and the
+	 * emulation thread does nothing meanwhile.
+	 */
+	atomic_t reset_pending;
+	struct work_struct reset_work;
+	/* held across the dirty-scope pin and unpin; dma_unmap waits on it */
+	struct mutex pin_lock;
 	/* driver pages behind the doorbell mapping while emulated */
 	struct page *db_shadow[EMUHBA_MAX_DB_PAGES];
 	unsigned int db_pages;
@@ -183,6 +201,9 @@ struct emuhba_adapter {
 	struct emuhba_dirty_log log;
 	struct file *backend_file;	/* open while emulated */
 	struct llist_head backend_done;	/* finished backend requests */
+	atomic_long_t bounce_bytes;	/* in buffers above a page */
+	/* the VFIO user's, charged for bounce buffers; set while open */
+	struct mem_cgroup *memcg;
 	atomic_t backend_inflight;
 	struct dentry *debugfs;
 	/* migration data sessions, under state_lock */
@@ -251,6 +272,7 @@ int emuhba_doorbell_mmap(struct emuhba_adapter *a, struct vm_area_struct *vma);
 void emuhba_emul_kick(struct emuhba_adapter *a);
 void emuhba_emul_init(struct emuhba_adapter *a);
 void emuhba_emul_destroy(struct emuhba_adapter *a);
+int emuhba_emul_prepare(struct emuhba_adapter *a);
 int emuhba_emul_start(struct emuhba_adapter *a);
 void emuhba_emul_stop(struct emuhba_adapter *a);
 int emuhba_emul_poll(struct emuhba_adapter *a);
@@ -298,6 +320,7 @@ int emuhba_migration_get_state(struct vfio_device *vdev,
 int emuhba_migration_get_data_size(struct vfio_device *vdev,
 				   unsigned long *stop_copy_length);
 void emuhba_mig_reset(struct emuhba_adapter *a);
+void emuhba_reset_flush(struct emuhba_adapter *a);
 
 /* The switch (emuhba_switch.c). */
 int emuhba_switch_to_emulated(struct emuhba_adapter *a,

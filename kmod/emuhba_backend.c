@@ -106,90 +106,143 @@ void emuhba_backend_reap(struct emuhba_adapter *a)
 	mutex_unlock(&a->model_lock);
 }
 
-static int emuhba_bio_add_buf(struct bio *bio, void *buf, u32 len)
+/*
+ * A bio carries at most BIO_MAX_VECS pages and 4 GiB - 1 bytes: a longer
+ * request is a chain of bios, the last of which completes the request
+ * once every other has (bio_chain). Each bio's size stays a multiple of
+ * 64 KiB, and so of any logical block.
+ */
+#define EMUHBA_BIO_MAX_BYTES	((u64)UINT_MAX & ~(u64)(SZ_64K - 1))
+
+struct emuhba_bio_chain {
+	struct block_device *bdev;
+	blk_opf_t opf;
+	sector_t sector;	/* of the next bio */
+	struct bio *bio;	/* being filled; the one to complete last */
+};
+
+/* Start the next bio of the chain and submit the one before it. */
+static void emuhba_bio_next(struct emuhba_bio_chain *c, unsigned short nr_vecs)
 {
+	struct bio *bio = bio_alloc_bioset(c->bdev, nr_vecs, c->opf, GFP_KERNEL,
+					   &emuhba_bio_set);
+
+	bio->bi_iter.bi_sector = c->sector;
+	if (c->bio) {
+		bio_chain(c->bio, bio);
+		submit_bio(c->bio);
+	}
+	c->bio = bio;
+}
+
+static int emuhba_bio_add_buf(struct emuhba_bio_chain *c, void *buf, u64 len)
+{
+	u64 pages = DIV_ROUND_UP_ULL(len + offset_in_page(buf), PAGE_SIZE);
+
+	emuhba_bio_next(c, min_t(u64, pages, BIO_MAX_VECS));
 	while (len) {
 		u32 off = offset_in_page(buf);
-		u32 n = min_t(u32, len, PAGE_SIZE - off);
+		u32 n = min_t(u64, len, PAGE_SIZE - off);
 		struct page *page = is_vmalloc_addr(buf) ?
 			vmalloc_to_page(buf) : virt_to_page(buf);
 
-		if (bio_add_page(bio, page, n, off) != n)
-			return -EIO;
+		if (bio_add_page(c->bio, page, n, off) != n) {
+			if (!c->bio->bi_iter.bi_size)
+				return -EIO;
+			c->sector += c->bio->bi_iter.bi_size >> SECTOR_SHIFT;
+			pages = DIV_ROUND_UP_ULL(len + off, PAGE_SIZE);
+			emuhba_bio_next(c, min_t(u64, pages, BIO_MAX_VECS));
+			continue;
+		}
 		buf += n;
 		len -= n;
 	}
 	return 0;
 }
 
+/* Discard and Write Zeroes: no data, only a size, split at 4 GiB. */
+static void emuhba_bio_add_size(struct emuhba_bio_chain *c, u64 len)
+{
+	do {
+		u32 n = min(len, EMUHBA_BIO_MAX_BYTES);
+
+		emuhba_bio_next(c, 0);
+		c->bio->bi_iter.bi_size = n;
+		c->sector += n >> SECTOR_SHIFT;
+		len -= n;
+	} while (len);
+}
+
 int emuhba_backend_submit(struct emuhba_adapter *a, struct emu_blk_req *req)
 {
-	struct block_device *bdev;
+	struct emuhba_bio_chain c = { };
 	struct emuhba_bio_ctx *ctx;
-	unsigned int nr_vecs = 0;
-	blk_opf_t opf;
-	struct bio *bio;
+	u64 bytes;
 	int ret;
 
 	if (!a->backend_file)
 		return -ENODEV;
-	bdev = file_bdev(a->backend_file);
+	c.bdev = file_bdev(a->backend_file);
 
 	switch (req->op) {
 	case EMU_BLK_READ:
-		opf = REQ_OP_READ;
+		c.opf = REQ_OP_READ;
 		break;
 	case EMU_BLK_WRITE:
-		opf = REQ_OP_WRITE;
+		c.opf = REQ_OP_WRITE;
 		break;
 	case EMU_BLK_FLUSH:
-		opf = REQ_OP_WRITE | REQ_PREFLUSH;
+		c.opf = REQ_OP_WRITE | REQ_PREFLUSH;
 		break;
 	case EMU_BLK_WRITE_ZEROES:
-		opf = REQ_OP_WRITE_ZEROES;
+		c.opf = REQ_OP_WRITE_ZEROES;
 		break;
 	case EMU_BLK_DISCARD:
-		opf = REQ_OP_DISCARD;
+		c.opf = REQ_OP_DISCARD;
 		break;
 	default:
 		return -EOPNOTSUPP;
 	}
-	if (op_is_write(opf) && bdev_read_only(bdev))
+	if (op_is_write(c.opf) && bdev_read_only(c.bdev))
 		return -EROFS;
-	if (req->op == EMU_BLK_READ || req->op == EMU_BLK_WRITE) {
-		if (!req->buf || req->len < ((u64)req->nlb << req->lba_shift))
-			return -EINVAL;
-		nr_vecs = DIV_ROUND_UP(req->len + offset_in_page(req->buf),
-				       PAGE_SIZE);
-	}
-
-	bio = bio_alloc_bioset(bdev, nr_vecs, opf | REQ_ALLOC_CACHE, GFP_KERNEL,
-			       &emuhba_bio_set);
-	if (!bio)
-		return -EAGAIN;
-	ctx = container_of(bio, struct emuhba_bio_ctx, bio);
-	ctx->a = a;
-	ctx->req = req;
-	bio->bi_end_io = emuhba_bio_end_io;
+	if (req->lba_shift < SECTOR_SHIFT || req->lba_shift > 16)
+		return -EINVAL;
+	bytes = (u64)req->nlb << req->lba_shift;
 	/* Requests are in the namespace's LBAs; bios in 512-byte sectors. */
-	bio->bi_iter.bi_sector = req->slba << (req->lba_shift - SECTOR_SHIFT);
-	if (nr_vecs) {
-		ret = emuhba_bio_add_buf(bio, req->buf,
-					 req->nlb << req->lba_shift);
-		if (ret)
-			goto out_put;
+	c.sector = req->slba << (req->lba_shift - SECTOR_SHIFT);
+	if (req->op != EMU_BLK_FLUSH &&
+	    (!bytes || c.sector >> (req->lba_shift - SECTOR_SHIFT) != req->slba ||
+	     c.sector + (bytes >> SECTOR_SHIFT) > bdev_nr_sectors(c.bdev)))
+		return -ERANGE;
+	if (req->op == EMU_BLK_READ || req->op == EMU_BLK_WRITE) {
+		if (!req->buf || req->len < bytes)
+			return -EINVAL;
+		c.opf |= REQ_ALLOC_CACHE;
+		ret = emuhba_bio_add_buf(&c, req->buf, bytes);
+		if (ret && !c.bio)
+			return ret;
 		if (is_vmalloc_addr(req->buf))
 			flush_kernel_vmap_range(req->buf, req->len);
-	} else if (req->op != EMU_BLK_FLUSH) {
-		bio->bi_iter.bi_size = req->nlb << req->lba_shift;
+	} else if (req->op == EMU_BLK_FLUSH) {
+		ret = 0;
+		emuhba_bio_next(&c, 0);
+	} else {
+		ret = 0;
+		emuhba_bio_add_size(&c, bytes);
 	}
+	ctx = container_of(c.bio, struct emuhba_bio_ctx, bio);
+	ctx->a = a;
+	ctx->req = req;
+	c.bio->bi_end_io = emuhba_bio_end_io;
 	atomic_inc(&a->backend_inflight);
-	submit_bio(bio);
+	if (ret) {
+		/* Bios of the chain are out: the request ends with them. */
+		c.bio->bi_status = BLK_STS_IOERR;
+		bio_endio(c.bio);
+		return 0;
+	}
+	submit_bio(c.bio);
 	return 0;
-
-out_put:
-	bio_put(bio);
-	return ret;
 }
 
 /* Open the configured backend; called before the model starts running. */

@@ -8,8 +8,10 @@
 #include <linux/blkdev.h>
 #include <linux/hrtimer.h>
 #include <linux/kthread.h>
+#include <linux/memcontrol.h>
 #include <linux/mm.h>
 #include <linux/pci.h>
+#include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/timekeeping.h>
 #include <linux/vfio.h>
@@ -142,12 +144,16 @@ void emuhba_db_collect(struct emuhba_adapter *a)
 int emuhba_db_alloc(struct emuhba_adapter *a, u32 nr_queues, u32 dstrd)
 {
 	u64 bar_len = pci_resource_len(a->core.pdev, VFIO_PCI_BAR0_REGION_INDEX);
+	u64 words = (u64)2 * nr_queues << min(dstrd, 15U);
+	unsigned int pages = DIV_ROUND_UP_ULL(words * 4, PAGE_SIZE);
 	unsigned int i;
 
-	a->db_words = 2 * nr_queues << dstrd;
-	a->db_pages = DIV_ROUND_UP(a->db_words * 4, PAGE_SIZE);
-	if (EMUHBA_REGS_SIZE + ((u64)a->db_pages << PAGE_SHIFT) > bar_len)
+	/* Both come from the device: a stride or queue count we cannot shadow. */
+	if (dstrd > 15 || pages > EMUHBA_MAX_DB_PAGES ||
+	    EMUHBA_REGS_SIZE + ((u64)pages << PAGE_SHIFT) > bar_len)
 		return -EINVAL;
+	a->db_words = words;
+	a->db_pages = pages;
 	for (i = 0; i < a->db_pages; i++) {
 		a->db_shadow[i] = alloc_page(GFP_KERNEL | __GFP_ZERO);
 		if (!a->db_shadow[i])
@@ -179,16 +185,16 @@ static void emuhba_log_mark(struct emuhba_adapter *a, u64 iova, u32 len)
 
 	if (!len)
 		return;
-	spin_lock(&log->lock);
+	mutex_lock(&log->lock);
 	if (log->running) {
 		last = (iova + len - 1) >> log->page_shift;
 		for (pfn = iova >> log->page_shift; pfn <= last; pfn++) {
 			if (xa_err(xa_store(&log->pages, pfn, xa_mk_value(1),
-					    GFP_ATOMIC)))
+					    GFP_KERNEL)))
 				log->overflow = true;
 		}
 	}
-	spin_unlock(&log->lock);
+	mutex_unlock(&log->lock);
 }
 
 static int emuhba_host_dma_read(void *host, u64 iova, void *buf, u32 len)
@@ -226,12 +232,31 @@ static struct {
 	.lock = __SPIN_LOCK_UNLOCKED(emuhba_bufs.lock),
 };
 
+/*
+ * Buffers above a page are charged to the VFIO user's memory cgroup and
+ * bounded per adapter: a guest with MDTS 0 and deep queues would otherwise
+ * have the host allocate gigabytes on its behalf. NULL leaves the command
+ * in its queue until a buffer is given back; one buffer is always allowed,
+ * so that a command larger than the budget still runs, alone.
+ */
 static void *emuhba_host_buf_alloc(void *host, u32 len)
 {
+	struct emuhba_adapter *a = host;
+	struct mem_cgroup *old;
 	void *buf = NULL;
 
-	if (len > PAGE_SIZE)
-		return kvmalloc(len, GFP_KERNEL);
+	if (len > PAGE_SIZE) {
+		long held = atomic_long_read(&a->bounce_bytes);
+
+		if (held && held + len > EMUHBA_BOUNCE_MAX)
+			return NULL;
+		old = set_active_memcg(a->memcg);
+		buf = kvmalloc(len, GFP_KERNEL_ACCOUNT);
+		set_active_memcg(old);
+		if (buf)
+			atomic_long_add(len, &a->bounce_bytes);
+		return buf;
+	}
 	spin_lock(&emuhba_bufs.lock);
 	if (emuhba_bufs.nr)
 		buf = emuhba_bufs.bufs[--emuhba_bufs.nr];
@@ -241,8 +266,11 @@ static void *emuhba_host_buf_alloc(void *host, u32 len)
 
 static void emuhba_host_buf_free(void *host, void *buf, u32 len)
 {
+	struct emuhba_adapter *a = host;
+
 	if (len > PAGE_SIZE) {
 		kvfree(buf);
+		atomic_long_sub(len, &a->bounce_bytes);
 		return;
 	}
 	spin_lock(&emuhba_bufs.lock);
@@ -321,9 +349,12 @@ static int emuhba_emul_pass(struct emuhba_adapter *a, u64 *due_ns)
 	struct blk_plug plug;
 	int done, n;
 
+	*due_ns = 0;
+	/* A reset of the VF is being processed: no DMA from here on. */
+	if (atomic_read(&a->reset_pending))
+		return 0;
 	mutex_lock(&a->model_lock);
 	done = emuhba_backend_reap_locked(a);
-	*due_ns = 0;
 	if (emuhba_model_owns_regs(a)) {
 		emuhba_db_collect(a);
 		blk_start_plug(&plug);
@@ -411,33 +442,55 @@ static int emuhba_emul_thread(void *data)
 	return 0;
 }
 
-int emuhba_emul_start(struct emuhba_adapter *a)
+/*
+ * Create the emulation thread without running it: a switch does this
+ * before anything it cannot undo, so that starting the model afterwards
+ * cannot fail. The callers hold state_lock.
+ */
+int emuhba_emul_prepare(struct emuhba_adapter *a)
 {
 	struct task_struct *t;
 
-	emuhba_bufs_get();
-	t = kthread_run(emuhba_emul_thread, a, "emuhba/%u", a->id);
-	if (IS_ERR(t)) {
-		emuhba_bufs_put();
+	if (a->emul_thread)
+		return 0;
+	t = kthread_create(emuhba_emul_thread, a, "emuhba/%u", a->id);
+	if (IS_ERR(t))
 		return PTR_ERR(t);
-	}
+	emuhba_bufs_get();
 	a->emul_thread = t;
+	a->emul_running = false;
+	return 0;
+}
+
+/* Run the model; at most one thread per adapter, however often called. */
+int emuhba_emul_start(struct emuhba_adapter *a)
+{
+	int ret = emuhba_emul_prepare(a);
+
+	if (ret)
+		return ret;
+	if (!a->emul_running) {
+		wake_up_process(a->emul_thread);
+		a->emul_running = true;
+	}
 	return 0;
 }
 
 void emuhba_emul_stop(struct emuhba_adapter *a)
 {
+	/* kthread_stop() also ends a thread that was never woken. */
 	if (a->emul_thread) {
 		kthread_stop(a->emul_thread);
 		emuhba_bufs_put();
 	}
 	a->emul_thread = NULL;
+	a->emul_running = false;
 }
 
 void emuhba_emul_init(struct emuhba_adapter *a)
 {
 	init_waitqueue_head(&a->emul_wq);
-	spin_lock_init(&a->log.lock);
+	mutex_init(&a->log.lock);
 	xa_init(&a->log.pages);
 }
 
@@ -446,4 +499,5 @@ void emuhba_emul_destroy(struct emuhba_adapter *a)
 	emuhba_emul_stop(a);
 	emuhba_db_free(a);
 	xa_destroy(&a->log.pages);
+	mutex_destroy(&a->log.lock);
 }

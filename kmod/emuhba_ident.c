@@ -217,7 +217,8 @@ int emuhba_ident_capture(struct emuhba_adapter *a)
 	ret = pci_request_mem_regions(pdev, KBUILD_MODNAME);
 	if (ret)
 		goto out_disable;
-	id.bar = pci_iomap(pdev, 0, SZ_8K);
+	/* The whole BAR: the admin doorbells sit at a stride CAP chooses. */
+	id.bar = pci_iomap(pdev, 0, 0);
 	if (!id.bar) {
 		ret = -ENOMEM;
 		goto out_release;
@@ -238,6 +239,13 @@ int emuhba_ident_capture(struct emuhba_adapter *a)
 	id.cap = lo_hi_readq(id.bar + NVME_REG_CAP);
 	if (id.cap == ~0ULL) {
 		ret = -ENODEV;
+		goto out_free;
+	}
+	if (NVME_REG_DBS + (8ULL << NVME_CAP_STRIDE(id.cap)) >
+	    pci_resource_len(pdev, 0)) {
+		pci_err(pdev, "CAP.DSTRD %llu puts the admin doorbells beyond BAR0\n",
+			NVME_CAP_STRIDE(id.cap));
+		ret = -EINVAL;
 		goto out_free;
 	}
 	ret = emuhba_ident_enable(&id);

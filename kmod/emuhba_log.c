@@ -31,12 +31,12 @@ static int emuhba_log_start(struct vfio_device *vdev,
 				     "DMA logging refused: the adapter is in direct mode\n");
 		return -EOPNOTSUPP;
 	}
-	spin_lock(&log->lock);
+	mutex_lock(&log->lock);
 	xa_destroy(&log->pages);
 	log->page_shift = ilog2(psize);
 	log->overflow = false;
 	log->running = true;
-	spin_unlock(&log->lock);
+	mutex_unlock(&log->lock);
 	*page_size = psize;
 	return 0;
 }
@@ -45,11 +45,11 @@ static int emuhba_log_stop(struct vfio_device *vdev)
 {
 	struct emuhba_dirty_log *log = &emuhba_from_vdev(vdev)->log;
 
-	spin_lock(&log->lock);
+	mutex_lock(&log->lock);
 	log->running = false;
 	log->overflow = false;
 	xa_destroy(&log->pages);
-	spin_unlock(&log->lock);
+	mutex_unlock(&log->lock);
 	return 0;
 }
 
@@ -65,15 +65,15 @@ static int emuhba_log_read_and_clear(struct vfio_device *vdev,
 
 	if (!length)
 		return 0;
-	spin_lock(&log->lock);
+	mutex_lock(&log->lock);
 	if (!log->running) {
-		spin_unlock(&log->lock);
+		mutex_unlock(&log->lock);
 		return -EINVAL;
 	}
 	if (log->overflow) {
 		/* Better every page than a missed one. */
 		iova_bitmap_set(dirty, iova, length);
-		spin_unlock(&log->lock);
+		mutex_unlock(&log->lock);
 		return 0;
 	}
 	first = iova >> log->page_shift;
@@ -84,7 +84,7 @@ static int emuhba_log_read_and_clear(struct vfio_device *vdev,
 		xa_erase(&log->pages, index);
 		reported++;
 	}
-	spin_unlock(&log->lock);
+	mutex_unlock(&log->lock);
 
 	mutex_lock(&a->state_lock);
 	a->counters.dirty_pages += reported;

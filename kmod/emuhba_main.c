@@ -8,6 +8,7 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/memcontrol.h>
 #include <linux/module.h>
 #include <linux/pci.h>
 #include <linux/vfio.h>
@@ -152,6 +153,8 @@ int emuhba_adapter_set_policy(struct emuhba_adapter *a,
 	return 0;
 }
 
+static void emuhba_reset_work(struct work_struct *work);
+
 static const struct vfio_migration_ops emuhba_mig_ops = {
 	.migration_set_state = emuhba_migration_set_state,
 	.migration_get_state = emuhba_migration_get_state,
@@ -188,6 +191,10 @@ static int emuhba_init_dev(struct vfio_device *vdev)
 
 	mutex_init(&a->model_lock);
 	mutex_init(&a->irq_lock);
+	mutex_init(&a->pin_lock);
+	atomic_set(&a->reset_pending, 0);
+	INIT_WORK(&a->reset_work, emuhba_reset_work);
+	atomic_long_set(&a->bounce_bytes, 0);
 	atomic64_set(&a->reg_traps, 0);
 	init_llist_head(&a->backend_done);
 	atomic_set(&a->backend_inflight, 0);
@@ -218,10 +225,12 @@ static void emuhba_release_dev(struct vfio_device *vdev)
 {
 	struct emuhba_adapter *a = to_adapter(vdev);
 
+	cancel_work_sync(&a->reset_work);
 	emuhba_emul_destroy(a);
 	kfree(a->vectors);
 	kvfree(a->own_id);
 	kvfree(a->model);
+	mutex_destroy(&a->pin_lock);
 	mutex_destroy(&a->irq_lock);
 	mutex_destroy(&a->model_lock);
 	mutex_destroy(&a->state_lock);
@@ -238,6 +247,7 @@ static int emuhba_open_device(struct vfio_device *vdev)
 		return ret;
 
 	mutex_lock(&a->state_lock);
+	a->memcg = get_mem_cgroup_from_mm(current->mm);
 	a->mig_state = VFIO_DEVICE_STATE_RUNNING;
 	a->mode = EMUHBA_MODE_DIRECT;
 	a->open = true;
@@ -248,19 +258,52 @@ static int emuhba_open_device(struct vfio_device *vdev)
 	return 0;
 }
 
+/*
+ * What ends a VFIO session or resets the VF: no migration session, the
+ * model no longer the guest's controller, the VF's own identity back. The
+ * VF itself is reset by the VFIO core.
+ */
+static void emuhba_device_reset(struct emuhba_adapter *a)
+{
+	mutex_lock(&a->state_lock);
+	emuhba_mig_reset(a);
+	emuhba_switch_teardown(a);
+	mutex_unlock(&a->state_lock);
+	emuhba_observer_reset(a);
+}
+
+/* A reset that happened where our locks could not be taken (reset_done). */
+void emuhba_reset_flush(struct emuhba_adapter *a)
+{
+	int seen = atomic_read(&a->reset_pending);
+
+	if (!seen)
+		return;
+	emuhba_device_reset(a);
+	/* A reset that came in meanwhile stays pending. */
+	atomic_cmpxchg(&a->reset_pending, seen, 0);
+}
+
+static void emuhba_reset_work(struct work_struct *work)
+{
+	emuhba_reset_flush(container_of(work, struct emuhba_adapter,
+					reset_work));
+}
+
 static void emuhba_close_device(struct vfio_device *vdev)
 {
 	struct emuhba_adapter *a = to_adapter(vdev);
 
+	cancel_work_sync(&a->reset_work);
+	atomic_set(&a->reset_pending, 0);
 	/* Waits for a switch in progress; none can start after this. */
 	mutex_lock(&a->state_lock);
 	a->open = false;
-	emuhba_mig_reset(a);
-	if (a->mode != EMUHBA_MODE_DIRECT)
-		emuhba_switch_teardown(a);
 	mutex_unlock(&a->state_lock);
-	emuhba_observer_reset(a);
+	emuhba_device_reset(a);
 	emuhba_irq_release_all(a);
+	mem_cgroup_put(a->memcg);
+	a->memcg = NULL;
 	vfio_pci_core_close_device(vdev);
 }
 
@@ -270,6 +313,7 @@ static long emuhba_ioctl(struct vfio_device *vdev, unsigned int cmd,
 	struct emuhba_adapter *a = emuhba_from_vdev(vdev);
 	void __user *uarg = (void __user *)arg;
 
+	emuhba_reset_flush(a);
 	switch (cmd) {
 	case VFIO_DEVICE_GET_REGION_INFO:
 		return emuhba_get_region_info(a, uarg);
@@ -279,11 +323,8 @@ static long emuhba_ioctl(struct vfio_device *vdev, unsigned int cmd,
 		/* Kernel-side writes would bypass the registers page trap. */
 		return -ENOTTY;
 	case VFIO_DEVICE_RESET:
-		mutex_lock(&a->state_lock);
-		if (a->mode != EMUHBA_MODE_DIRECT)
-			emuhba_switch_teardown(a);
-		mutex_unlock(&a->state_lock);
-		emuhba_observer_reset(a);
+		/* Also the uAPI's way out of ERROR and RESUMING. */
+		emuhba_device_reset(a);
 		fallthrough;
 	default:
 		return vfio_pci_core_ioctl(vdev, cmd, arg);
@@ -291,12 +332,16 @@ static long emuhba_ioctl(struct vfio_device *vdev, unsigned int cmd,
 }
 
 /*
- * The driver pins a page only for an instant (see emuhba_switch.c), so an
- * unmap never finds a pin of ours; the op exists because type1 lets only
- * devices that have one pin pages.
+ * The driver pins a page only for an instant (emuhba_dirty_scope_exact());
+ * an unmap that finds the pin waits for the unpin, so that type1's retry
+ * finds the range free. The op also lets type1 accept our pins at all.
  */
 static void emuhba_dma_unmap(struct vfio_device *vdev, u64 iova, u64 length)
 {
+	struct emuhba_adapter *a = emuhba_from_vdev(vdev);
+
+	mutex_lock(&a->pin_lock);
+	mutex_unlock(&a->pin_lock);
 }
 
 static const struct vfio_device_ops emuhba_vfio_ops = {
@@ -389,6 +434,31 @@ static void emuhba_remove(struct pci_dev *pdev)
 	vfio_put_device(&core->vdev);
 }
 
+/*
+ * A reset of the VF that does not come through VFIO_DEVICE_RESET: a guest's
+ * FLR through emulated config space, AER recovery, sysfs. The core may hold
+ * its memory_lock here, which our locks nest outside of: the reset is
+ * processed at the next entry point (or by a work item), and the
+ * emulation thread stops touching guest memory at once.
+ */
+static void emuhba_reset_done(struct pci_dev *pdev)
+{
+	struct vfio_pci_core_device *core = dev_get_drvdata(&pdev->dev);
+	struct emuhba_adapter *a = container_of(core, struct emuhba_adapter,
+						core);
+
+	/* A reset while no user holds the VF leaves nothing to undo. */
+	if (!READ_ONCE(a->open))
+		return;
+	atomic_inc(&a->reset_pending);
+	schedule_work(&a->reset_work);
+}
+
+static const struct pci_error_handlers emuhba_err_handlers = {
+	.error_detected = vfio_pci_core_aer_err_detected,
+	.reset_done = emuhba_reset_done,
+};
+
 static const struct pci_device_id emuhba_pci_table[] = {
 	{
 		/* Any NVMe function, but only when chosen by driver_override. */
@@ -406,7 +476,7 @@ static struct pci_driver emuhba_pci_driver = {
 	.id_table = emuhba_pci_table,
 	.probe = emuhba_probe,
 	.remove = emuhba_remove,
-	.err_handler = &vfio_pci_core_err_handlers,
+	.err_handler = &emuhba_err_handlers,
 	.driver_managed_dma = true,
 	.dev_groups = emuhba_dev_groups,
 };

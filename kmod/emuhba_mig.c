@@ -39,7 +39,13 @@ struct emuhba_mig_file {
 	loff_t pos;		/* saving: bytes read */
 	bool resuming;
 	bool final;		/* saving: the full image is in buf */
-	bool disabled;		/* the session ended: I/O fails */
+	bool precopy;		/* saving: the device is in a PRE_COPY state */
+	/*
+	 * The session ended: I/O fails. Set before the adapter may go away,
+	 * so that nothing past this check touches it (the fd holds no
+	 * reference on the adapter).
+	 */
+	bool disabled;
 };
 
 static int emuhba_mig_reserve(struct emuhba_mig_file *mf, size_t more)
@@ -166,7 +172,6 @@ static long emuhba_mig_ioctl(struct file *filp, unsigned int cmd,
 			     unsigned long arg)
 {
 	struct emuhba_mig_file *mf = filp->private_data;
-	struct emuhba_adapter *a = mf->a;
 	struct vfio_precopy_info info;
 	unsigned long minsz;
 	long ret = 0;
@@ -179,15 +184,11 @@ static long emuhba_mig_ioctl(struct file *filp, unsigned int cmd,
 	if (info.argsz < minsz)
 		return -EINVAL;
 
-	mutex_lock(&a->state_lock);
-	if (a->mig_state != VFIO_DEVICE_STATE_PRE_COPY &&
-	    a->mig_state != VFIO_DEVICE_STATE_PRE_COPY_P2P) {
-		ret = -EINVAL;
-		goto out_state;
-	}
 	mutex_lock(&mf->lock);
 	if (mf->disabled || mf->resuming) {
 		ret = -ENODEV;
+	} else if (!mf->precopy) {
+		ret = -EINVAL;
 	} else {
 		/* The running state is sent whole at STOP_COPY. */
 		info.initial_bytes = mf->len - mf->pos;
@@ -195,11 +196,26 @@ static long emuhba_mig_ioctl(struct file *filp, unsigned int cmd,
 		info.flags = 0;
 	}
 	mutex_unlock(&mf->lock);
-out_state:
-	mutex_unlock(&a->state_lock);
 	if (ret)
 		return ret;
 	return copy_to_user((void __user *)arg, &info, minsz) ? -EFAULT : 0;
+}
+
+/* Reads and writes never block: the data is there or the stream is over. */
+static __poll_t emuhba_mig_poll(struct file *filp, struct poll_table_struct *wait)
+{
+	struct emuhba_mig_file *mf = filp->private_data;
+	__poll_t mask;
+
+	mutex_lock(&mf->lock);
+	if (mf->disabled)
+		mask = EPOLLERR | EPOLLHUP;
+	else if (mf->resuming)
+		mask = EPOLLOUT | EPOLLWRNORM;
+	else
+		mask = EPOLLIN | EPOLLRDNORM;
+	mutex_unlock(&mf->lock);
+	return mask;
 }
 
 static int emuhba_mig_release(struct inode *inode, struct file *filp)
@@ -215,6 +231,7 @@ static int emuhba_mig_release(struct inode *inode, struct file *filp)
 static const struct file_operations emuhba_save_fops = {
 	.owner = THIS_MODULE,
 	.read = emuhba_mig_read,
+	.poll = emuhba_mig_poll,
 	.unlocked_ioctl = emuhba_mig_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
 	.release = emuhba_mig_release,
@@ -223,6 +240,7 @@ static const struct file_operations emuhba_save_fops = {
 static const struct file_operations emuhba_resume_fops = {
 	.owner = THIS_MODULE,
 	.write = emuhba_mig_write,
+	.poll = emuhba_mig_poll,
 	.release = emuhba_mig_release,
 };
 
@@ -306,11 +324,23 @@ static void emuhba_mig_pause(struct emuhba_adapter *a)
 	emuhba_backend_drain(a);
 }
 
+/* The saving session's PRE_COPY_INFO answers only in a PRE_COPY state. */
+static void emuhba_mig_set_precopy(struct emuhba_adapter *a, bool on)
+{
+	if (!a->save)
+		return;
+	mutex_lock(&a->save->lock);
+	a->save->precopy = on;
+	mutex_unlock(&a->save->lock);
+}
+
 static int emuhba_mig_start_save(struct emuhba_adapter *a)
 {
 	struct emuhba_mig_file *mf;
 	int ret;
 
+	if (WARN_ON_ONCE(a->save))
+		emuhba_mig_file_end(&a->save);
 	mf = emuhba_mig_file_new(a, false);
 	if (IS_ERR(mf))
 		return PTR_ERR(mf);
@@ -319,20 +349,6 @@ static int emuhba_mig_start_save(struct emuhba_adapter *a)
 	if (ret)
 		emuhba_mig_file_end(&a->save);
 	return ret;
-}
-
-static int emuhba_mig_need_emulated(struct emuhba_adapter *a)
-{
-	struct emuhba_switch_timing t;
-	char msg[EMUHBA_BACKEND_MAX + 64];
-
-	if (a->mode == EMUHBA_MODE_EMULATED)
-		return 0;
-	if (!a->policy.auto_switch) {
-		pci_err(a->core.pdev, "migration refused: auto-switch is off and the adapter is in direct mode\n");
-		return -EPERM;
-	}
-	return emuhba_switch_to_emulated(a, &t, msg, sizeof(msg));
 }
 
 static bool emuhba_guest_enabled(struct emuhba_adapter *a)
@@ -345,6 +361,26 @@ static bool emuhba_guest_enabled(struct emuhba_adapter *a)
 	return en;
 }
 
+/*
+ * The model must own the guest's device. all: even a controller the guest
+ * never enabled (a state image can only be taken from the model).
+ */
+static int emuhba_mig_need_emulated(struct emuhba_adapter *a, bool all)
+{
+	struct emuhba_switch_timing t;
+	char msg[EMUHBA_BACKEND_MAX + 64];
+
+	if (a->mode == EMUHBA_MODE_EMULATED)
+		return 0;
+	if (!all && !emuhba_guest_enabled(a))
+		return 0;
+	if (!a->policy.auto_switch) {
+		pci_err(a->core.pdev, "migration refused: auto-switch is off and the adapter is in direct mode\n");
+		return -EPERM;
+	}
+	return emuhba_switch_to_emulated(a, &t, msg, sizeof(msg));
+}
+
 /* The destination takes the last full image it was given. */
 static int emuhba_mig_load(struct emuhba_adapter *a)
 {
@@ -354,6 +390,8 @@ static int emuhba_mig_load(struct emuhba_adapter *a)
 	u32 ilen, flags;
 	int ret;
 
+	if (WARN_ON_ONCE(!mf))
+		return -EINVAL;
 	mutex_lock(&mf->lock);
 	ret = emuhba_mig_check(mf);
 	if (!ret && mf->checked != mf->len) {
@@ -409,53 +447,83 @@ static int emuhba_mig_become_emulated(struct emuhba_adapter *a)
 }
 
 /*
- * The vCPUs are stopped and about to run: the one moment the VF can be
- * given the guest's queues. If it cannot, the model goes on serving the
- * guest and the arc still succeeds.
+ * The vCPUs are stopped and about to run (the user does not touch the
+ * device in RUNNING_P2P): the one moment the VF can be given the guest's
+ * queues. If it cannot, the model goes on serving the guest and the arc
+ * still succeeds.
  */
 static int emuhba_mig_back_to_direct(struct emuhba_adapter *a)
 {
 	struct emuhba_switch_timing t;
 	char msg[EMUHBA_BACKEND_MAX + 64];
 
+	emuhba_mig_pause(a);
 	if (!emuhba_switch_to_direct(a, &t, msg, sizeof(msg)))
 		return 0;
 	return emuhba_emul_start(a);
 }
 
+/*
+ * One arc. The P2P states stop the VF's DMA by handing the device to the
+ * model, whose DMA only ever reaches system memory (vfio_dma_rw() pins
+ * the user's pages): it cannot initiate peer-to-peer transactions, so it
+ * may keep running. STOP and STOP_COPY stop the model too. Returns the
+ * data fd, NULL, or an error with a->mig_state unchanged, or set to ERROR
+ * when the device cannot be put back.
+ */
 static struct file *emuhba_mig_step(struct emuhba_adapter *a,
 				    enum vfio_device_mig_state next)
 {
 	enum vfio_device_mig_state cur = a->mig_state;
 	int ret = 0;
 
-	if (cur == VFIO_DEVICE_STATE_RUNNING &&
-	    next == VFIO_DEVICE_STATE_PRE_COPY) {
-		ret = emuhba_mig_need_emulated(a);
+	if ((cur == VFIO_DEVICE_STATE_RUNNING &&
+	     next == VFIO_DEVICE_STATE_PRE_COPY) ||
+	    (cur == VFIO_DEVICE_STATE_RUNNING_P2P &&
+	     next == VFIO_DEVICE_STATE_PRE_COPY_P2P)) {
+		ret = emuhba_mig_need_emulated(a, true);
+		if (!ret)
+			ret = emuhba_emul_start(a);
 		if (!ret)
 			ret = emuhba_mig_start_save(a);
 		if (ret)
 			return ERR_PTR(ret);
+		emuhba_mig_set_precopy(a, true);
 		return get_file(a->save->filp);
 	}
 	if ((cur == VFIO_DEVICE_STATE_PRE_COPY &&
 	     next == VFIO_DEVICE_STATE_PRE_COPY_P2P) ||
 	    (cur == VFIO_DEVICE_STATE_PRE_COPY_P2P &&
-	     next == VFIO_DEVICE_STATE_PRE_COPY) ||
-	    (cur == VFIO_DEVICE_STATE_RUNNING &&
-	     next == VFIO_DEVICE_STATE_RUNNING_P2P) ||
-	    (cur == VFIO_DEVICE_STATE_RUNNING_P2P &&
-	     next == VFIO_DEVICE_STATE_RUNNING))
-		return NULL;	/* the model never initiates P2P DMA */
+	     next == VFIO_DEVICE_STATE_PRE_COPY))
+		return NULL;	/* the model is P2P quiescent by itself */
+	if (cur == VFIO_DEVICE_STATE_RUNNING &&
+	    next == VFIO_DEVICE_STATE_RUNNING_P2P) {
+		/* The VF may be pointed at another device's BAR: stop it. */
+		ret = emuhba_mig_need_emulated(a, false);
+		return ret ? ERR_PTR(ret) : NULL;
+	}
+	if (cur == VFIO_DEVICE_STATE_RUNNING_P2P &&
+	    next == VFIO_DEVICE_STATE_RUNNING) {
+		if (a->mode == EMUHBA_MODE_EMULATED)
+			ret = emuhba_mig_back_to_direct(a);
+		return ret ? ERR_PTR(ret) : NULL;
+	}
 	if (cur == VFIO_DEVICE_STATE_PRE_COPY_P2P &&
 	    next == VFIO_DEVICE_STATE_STOP_COPY) {
 		emuhba_mig_pause(a);
 		ret = emuhba_mig_append(a, false);
-		return ret ? ERR_PTR(ret) : NULL;
+		if (ret) {
+			/* Still PRE_COPY_P2P: the guest's device runs on. */
+			if (emuhba_emul_start(a))
+				a->mig_state = VFIO_DEVICE_STATE_ERROR;
+			return ERR_PTR(ret);
+		}
+		emuhba_mig_set_precopy(a, false);
+		return NULL;
 	}
-	if ((cur == VFIO_DEVICE_STATE_PRE_COPY ||
-	     cur == VFIO_DEVICE_STATE_PRE_COPY_P2P) &&
-	    (next == VFIO_DEVICE_STATE_RUNNING ||
+	if ((cur == VFIO_DEVICE_STATE_PRE_COPY &&
+	     next == VFIO_DEVICE_STATE_RUNNING) ||
+	    (cur == VFIO_DEVICE_STATE_PRE_COPY_P2P &&
 	     next == VFIO_DEVICE_STATE_RUNNING_P2P)) {
 		/* Cancelled: the model goes on serving the guest. */
 		emuhba_mig_file_end(&a->save);
@@ -463,27 +531,25 @@ static struct file *emuhba_mig_step(struct emuhba_adapter *a,
 	}
 	if (cur == VFIO_DEVICE_STATE_RUNNING_P2P &&
 	    next == VFIO_DEVICE_STATE_STOP) {
-		/* A VF the guest never enabled has nothing to hand over. */
-		if (a->mode == EMUHBA_MODE_DIRECT && emuhba_guest_enabled(a)) {
-			ret = emuhba_mig_need_emulated(a);
-			if (ret)
-				return ERR_PTR(ret);
-		}
+		ret = emuhba_mig_need_emulated(a, false);
+		if (ret)
+			return ERR_PTR(ret);
 		emuhba_mig_pause(a);
 		return NULL;
 	}
 	if (cur == VFIO_DEVICE_STATE_STOP &&
 	    next == VFIO_DEVICE_STATE_RUNNING_P2P) {
 		if (a->mode == EMUHBA_MODE_EMULATED)
-			ret = emuhba_mig_back_to_direct(a);
+			ret = emuhba_emul_start(a);
 		return ret ? ERR_PTR(ret) : NULL;
 	}
 	if (cur == VFIO_DEVICE_STATE_STOP &&
 	    next == VFIO_DEVICE_STATE_STOP_COPY) {
-		ret = emuhba_mig_need_emulated(a);
-		if (ret)
-			return ERR_PTR(ret);
-		ret = emuhba_mig_start_save(a);
+		ret = emuhba_mig_need_emulated(a, true);
+		/* A switch made here started the model: STOP_COPY is stopped. */
+		emuhba_mig_pause(a);
+		if (!ret)
+			ret = emuhba_mig_start_save(a);
 		if (!ret)
 			ret = emuhba_mig_append(a, false);
 		if (ret) {
@@ -515,7 +581,14 @@ static struct file *emuhba_mig_step(struct emuhba_adapter *a,
 		if (!ret)
 			ret = emuhba_mig_become_emulated(a);
 		emuhba_mig_file_end(&a->resume);
-		return ret ? ERR_PTR(ret) : NULL;
+		if (ret) {
+			/* The model must not keep registers the VF answers. */
+			emuhba_switch_teardown(a);
+			/* Nothing to resume from: only a reset leaves ERROR. */
+			a->mig_state = VFIO_DEVICE_STATE_ERROR;
+			return ERR_PTR(ret);
+		}
+		return NULL;
 	}
 	return ERR_PTR(-EINVAL);
 }
@@ -528,6 +601,7 @@ struct file *emuhba_migration_set_state(struct vfio_device *vdev,
 	struct file *res = NULL;
 	int ret;
 
+	emuhba_reset_flush(a);
 	mutex_lock(&a->state_lock);
 	old = a->mig_state;
 	while (new_state != a->mig_state) {

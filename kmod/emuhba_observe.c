@@ -225,6 +225,13 @@ static void emuhba_obs_work(struct work_struct *work)
 	 * it: this pass sees them. One arriving meanwhile queues another.
 	 */
 	held = atomic_xchg(&obs->held, 0);
+	/*
+	 * Between two interrupts the VF posts at most a queue's worth of
+	 * completions; a guest forging phase-valid entries ahead of the
+	 * observer would otherwise keep it reading for ever.
+	 */
+	if (held)
+		obs->budget = obs->cq_size;
 	data = kmalloc(2 * SZ_4K, GFP_KERNEL);
 	if (!data) {
 		mutex_lock(&a->model_lock);
@@ -245,6 +252,13 @@ static void emuhba_obs_work(struct work_struct *work)
 		}
 		if ((get_unaligned_le16(cqe + 14) & 1) != obs->phase)
 			break;
+		if (!obs->budget) {
+			dev_warn_ratelimited(&a->core.pdev->dev,
+					     "more admin completions than the queue holds since the last interrupt\n");
+			obs->lost = true;
+			break;
+		}
+		obs->budget--;
 		sqhd = get_unaligned_le16(cqe + 8);
 		if (obs->sq_size != obs->pending_slots || sqhd >= obs->sq_size ||
 		    obs->sq_head >= obs->sq_size || emuhba_obs_fetch(a, sqhd)) {
@@ -318,6 +332,7 @@ static void emuhba_obs_start(struct emuhba_adapter *a)
 	obs->pending_slots = obs->pending ? obs->sq_size : 0;
 	obs->enabled = obs->pending && obs->sq_size && obs->cq_size;
 	obs->lost = !obs->enabled;
+	obs->budget = obs->cq_size;
 }
 
 /* After the VF accepted a register write in direct mode. */

@@ -203,6 +203,7 @@ ssize_t emuhba_read(struct vfio_device *vdev, char __user *buf, size_t count,
 	if (!emuhba_is_regs(a, *ppos, count))
 		return vfio_pci_core_read(vdev, buf, count, ppos);
 
+	emuhba_reset_flush(a);
 	atomic64_inc(&a->reg_traps);
 	ret = emuhba_reg_access_ok(*ppos, count);
 	if (ret)
@@ -226,6 +227,29 @@ ssize_t emuhba_read(struct vfio_device *vdev, char __user *buf, size_t count,
 	return vfio_pci_core_read(vdev, buf, count, ppos);
 }
 
+/*
+ * The value the model observes is the one the VF gets: the user's buffer
+ * is read once (another thread of the user may change it meanwhile).
+ */
+static int emuhba_reg_write_vf(struct emuhba_adapter *a, u64 off, u64 val,
+			       size_t count)
+{
+	void __iomem *io;
+	int ret;
+
+	ret = vfio_pci_core_setup_barmap(&a->core, VFIO_PCI_BAR0_REGION_INDEX);
+	if (ret)
+		return ret;
+	io = a->core.barmap[VFIO_PCI_BAR0_REGION_INDEX] + off;
+	if (count == 4)
+		return vfio_pci_core_iowrite32(&a->core, true, val, io);
+	ret = vfio_pci_core_iowrite32(&a->core, true, lower_32_bits(val), io);
+	if (!ret)
+		ret = vfio_pci_core_iowrite32(&a->core, true,
+					      upper_32_bits(val), io + 4);
+	return ret;
+}
+
 ssize_t emuhba_write(struct vfio_device *vdev, const char __user *buf,
 		     size_t count, loff_t *ppos)
 {
@@ -237,6 +261,7 @@ ssize_t emuhba_write(struct vfio_device *vdev, const char __user *buf,
 	if (!emuhba_is_regs(a, *ppos, count))
 		return vfio_pci_core_write(vdev, buf, count, ppos);
 
+	emuhba_reset_flush(a);
 	atomic64_inc(&a->reg_traps);
 	ret = emuhba_reg_access_ok(*ppos, count);
 	if (ret)
@@ -258,11 +283,13 @@ ssize_t emuhba_write(struct vfio_device *vdev, const char __user *buf,
 	 * the same lock, so that a switch sees registers and observations
 	 * that agree.
 	 */
-	ret = vfio_pci_core_write(vdev, buf, count, ppos);
-	if (ret == count)
+	ret = emuhba_reg_write_vf(a, off, val, count);
+	if (!ret)
 		emu_nvme_observe_reg_write(a->model, off, val, count);
 	mutex_unlock(&a->model_lock);
-	if (ret == count)
-		emuhba_observe_reg_done(a, off, val, count);
-	return ret;
+	if (ret)
+		return ret;
+	emuhba_observe_reg_done(a, off, val, count);
+	*ppos += count;
+	return count;
 }

@@ -805,6 +805,7 @@ static int emuhba_rst_observer(struct emuhba_restore *r)
 	obs->pending_slots = obs->pending ? obs->sq_size : 0;
 	obs->enabled = !!obs->pending;
 	obs->lost = !obs->pending;
+	obs->budget = obs->cq_size;
 	return obs->pending ? 0 : -ENOMEM;
 }
 

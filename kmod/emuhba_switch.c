@@ -301,14 +301,21 @@ void emuhba_dirty_scope_exact(struct emuhba_adapter *a, u64 iova)
 
 	if (a->dirty_scope_exact)
 		return;
+	/*
+	 * type1 retries an unmap that finds a pin of ours only a few times
+	 * before it BUG()s: emuhba_dma_unmap() waits for the unpin.
+	 */
+	mutex_lock(&a->pin_lock);
 	ret = vfio_pin_pages(&a->core.vdev, iova & PAGE_MASK, 1, IOMMU_READ,
 			     &page);
+	if (ret == 1)
+		vfio_unpin_pages(&a->core.vdev, iova & PAGE_MASK, 1);
+	mutex_unlock(&a->pin_lock);
 	if (ret != 1) {
 		pci_info(a->core.pdev, "dirty log stays coarse: pin failed (%d)\n",
 			 ret);
 		return;
 	}
-	vfio_unpin_pages(&a->core.vdev, iova & PAGE_MASK, 1);
 	a->dirty_scope_exact = true;
 	pci_dbg(a->core.pdev, "dirty log now exact (pinned 0x%llx)\n", iova);
 }
@@ -345,15 +352,16 @@ static int emuhba_to_emulated(struct emuhba_adapter *a,
 				 "cannot open backend '%s' (%d)", a->backend, ret);
 			goto out_free;
 		}
+		ret = emuhba_emul_prepare(a);
+		if (ret)
+			goto out_undo;
 		t0 = ktime_get_ns();
 		emuhba_db_shadow_on(a);
 		mutex_lock(&a->model_lock);
 		emu_nvme_start_disabled(a->model);
 		mutex_unlock(&a->model_lock);
 		r->t.load_ns = ktime_get_ns() - t0;
-		ret = emuhba_emul_start(a);
-		if (ret)
-			goto out_undo;
+		emuhba_emul_start(a);
 		goto out_done;
 	}
 	mutex_unlock(&a->model_lock);
@@ -367,6 +375,13 @@ static int emuhba_to_emulated(struct emuhba_adapter *a,
 		snprintf(r->msg, sizeof(r->msg), "cannot open backend '%s' (%d)",
 			 a->backend, ret);
 		goto out_free;
+	}
+	/* Once the VF stops, starting the model must not fail. */
+	ret = emuhba_emul_prepare(a);
+	if (ret) {
+		snprintf(r->msg, sizeof(r->msg),
+			 "cannot create the emulation thread (%d)", ret);
+		goto out_undo;
 	}
 
 	t0 = ktime_get_ns();
@@ -430,15 +445,14 @@ static int emuhba_to_emulated(struct emuhba_adapter *a,
 	}
 
 	emuhba_dirty_scope_exact(a, a->obs.asq);
-	ret = emuhba_emul_start(a);
-	if (ret)
-		goto out_undo;
+	emuhba_emul_start(a);
 out_done:
 	kvfree(c->ring);
 	kfree(c);
 	return 0;
 
 out_undo:
+	emuhba_emul_stop(a);
 	emuhba_db_shadow_off(a);
 	emuhba_backend_close(a);
 out_free:
@@ -566,8 +580,10 @@ int emuhba_adapter_switch(struct emuhba_adapter *a, enum emuhba_mode to,
 }
 
 /*
- * Device closed or reset while emulated: back to a consistent direct mode.
- * The caller holds state_lock.
+ * Device closed or reset, or a resume that could not finish: back to a
+ * consistent direct mode, whatever mode the adapter thinks it is in (no
+ * thread, no shadowed doorbells, no backend, the model handing the
+ * registers to the VF). The caller holds state_lock.
  */
 void emuhba_switch_teardown(struct emuhba_adapter *a)
 {
@@ -577,8 +593,11 @@ void emuhba_switch_teardown(struct emuhba_adapter *a)
 		emuhba_db_shadow_off(a);
 	emuhba_backend_close(a);
 	mutex_lock(&a->model_lock);
-	if (emu_nvme_get_mode(a->model) == EMU_NVME_MODE_RUN)
-		emu_nvme_handback(a->model);
+	if (emu_nvme_get_mode(a->model) == EMU_NVME_MODE_RUN &&
+	    emu_nvme_handback(a->model))
+		pci_err(a->core.pdev, "the model still has commands in flight after the drain\n");
 	mutex_unlock(&a->model_lock);
+	if (a->mode != EMUHBA_MODE_DIRECT)
+		emuhba_genl_notify_mode(a, a->mode, EMUHBA_MODE_DIRECT);
 	a->mode = EMUHBA_MODE_DIRECT;
 }
