@@ -155,6 +155,9 @@ struct emuhba_adapter {
 	 * when a guest that brought another model's identity goes away.
 	 */
 	struct emu_nvme_identity *own_id;
+	/* the namespace the VF itself reaches (NGUID, EUI64), from own_id */
+	u8 own_nguid[16];
+	u8 own_eui64[8];
 	struct emuhba_observer obs;
 	/*
 	 * Protects vectors[], nr_vectors, admin_irq and admin_trigger against
@@ -241,9 +244,16 @@ int emuhba_adapter_switch(struct emuhba_adapter *a, enum emuhba_mode to,
 			  struct emuhba_switch_timing *timing,
 			  struct netlink_ext_ack *extack);
 
+static inline struct emuhba_adapter *
+emuhba_from_core(struct vfio_pci_core_device *core)
+{
+	return container_of(core, struct emuhba_adapter, core);
+}
+
 static inline struct emuhba_adapter *emuhba_from_vdev(struct vfio_device *v)
 {
-	return container_of(v, struct emuhba_adapter, core.vdev);
+	return emuhba_from_core(container_of(v, struct vfio_pci_core_device,
+					     vdev));
 }
 
 /*

@@ -245,10 +245,43 @@ int emuhba_backend_submit(struct emuhba_adapter *a, struct emu_blk_req *req)
 	return 0;
 }
 
+/*
+ * The backend must reach the VF's own namespace: a block device that names
+ * another namespace (NVMe reports NGUID, else EUI64, as its unique id)
+ * would serve the guest someone else's data. A backend without such an id
+ * (device-mapper, loop) cannot be checked and is taken as configured.
+ */
+static int emuhba_backend_check(struct emuhba_adapter *a, struct file *f,
+				struct netlink_ext_ack *extack)
+{
+	static const u8 zero[16];
+	struct gendisk *disk = file_bdev(f)->bd_disk;
+	u8 uid[16];
+	int n;
+
+	if (!disk->fops->get_unique_id)
+		return 0;
+	n = disk->fops->get_unique_id(disk, uid, BLK_UID_EUI64);
+	if (n < 0)
+		return 0;
+	if (n == sizeof(a->own_nguid) && memcmp(a->own_nguid, zero, 16) &&
+	    !memcmp(uid, a->own_nguid, n))
+		return 0;
+	if (n == sizeof(a->own_eui64) && memcmp(a->own_eui64, zero, 8) &&
+	    !memcmp(uid, a->own_eui64, n))
+		return 0;
+	pci_err(a->core.pdev, "backend %s is not the VF's namespace (its %s %*phN)\n",
+		a->backend, n == 16 ? "NGUID" : "EUI64", n, uid);
+	NL_SET_ERR_MSG(extack,
+		       "the backend block device is another namespace than the VF's");
+	return -EINVAL;
+}
+
 /* Open the configured backend; called before the model starts running. */
 int emuhba_backend_open(struct emuhba_adapter *a, struct netlink_ext_ack *extack)
 {
 	struct file *f;
+	int ret;
 
 	if (a->backend_file)
 		return 0;
@@ -267,6 +300,11 @@ int emuhba_backend_open(struct emuhba_adapter *a, struct netlink_ext_ack *extack
 	if (IS_ERR(f)) {
 		NL_SET_ERR_MSG(extack, "cannot open the backend block device");
 		return PTR_ERR(f);
+	}
+	ret = emuhba_backend_check(a, f, extack);
+	if (ret) {
+		fput(f);
+		return ret;
 	}
 	if (emuhba_bio_set_get()) {
 		fput(f);

@@ -48,7 +48,9 @@ static const struct vm_operations_struct *emuhba_core_vm_ops;
 static vm_fault_t emuhba_db_fault(struct vm_fault *vmf)
 {
 	struct vm_area_struct *vma = vmf->vma;
-	struct emuhba_adapter *a = emuhba_from_vdev(vma->vm_private_data);
+	/* vfio_pci_core_mmap() keeps the core device there. */
+	struct vfio_pci_core_device *core = vma->vm_private_data;
+	struct emuhba_adapter *a = emuhba_from_core(core);
 	unsigned long pgoff;
 	vm_fault_t ret;
 

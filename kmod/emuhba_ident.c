@@ -9,6 +9,7 @@
 #include <linux/delay.h>
 #include <linux/dma-mapping.h>
 #include <linux/io-64-nonatomic-lo-hi.h>
+#include <linux/iommu.h>
 #include <linux/jiffies.h>
 #include <linux/nvme.h>
 #include <linux/pci.h>
@@ -209,7 +210,22 @@ int emuhba_ident_capture(struct emuhba_adapter *a)
 	struct pci_dev *pdev = a->core.pdev;
 	struct device *dev = &pdev->dev;
 	struct emuhba_ident id = { .pdev = pdev };
+	struct iommu_group *group;
+	bool owned;
 	int ret;
+
+	/*
+	 * The identity is read with the DMA API, which is only sound while the
+	 * kernel owns the IOMMU group: a VFIO user holding another device of
+	 * the group would have the VF's DMA land in its own address space.
+	 */
+	group = iommu_group_get(dev);
+	owned = group && iommu_group_dma_owner_claimed(group);
+	iommu_group_put(group);
+	if (owned) {
+		pci_err(pdev, "its IOMMU group is in use by a VFIO user: bind the VF before the group's other devices are opened\n");
+		return -EBUSY;
+	}
 
 	ret = pci_enable_device_mem(pdev);
 	if (ret)

@@ -16,14 +16,10 @@
 #include <linux/xarray.h>
 
 #include "emuhba.h"
+#include "emuhba_image.h"
 
 /* Adapters by id; the xarray's own lock makes lookups safe against removal. */
 static DEFINE_XARRAY_ALLOC(emuhba_adapters);
-
-static struct emuhba_adapter *to_adapter(struct vfio_device *vdev)
-{
-	return container_of(vdev, struct emuhba_adapter, core.vdev);
-}
 
 static u16 emuhba_max_qid(struct emuhba_adapter *a)
 {
@@ -163,7 +159,7 @@ static const struct vfio_migration_ops emuhba_mig_ops = {
 
 static int emuhba_init_dev(struct vfio_device *vdev)
 {
-	struct emuhba_adapter *a = to_adapter(vdev);
+	struct emuhba_adapter *a = emuhba_from_vdev(vdev);
 	int ret;
 
 	ret = vfio_pci_core_init_dev(vdev);
@@ -223,7 +219,7 @@ out_nomem:
 
 static void emuhba_release_dev(struct vfio_device *vdev)
 {
-	struct emuhba_adapter *a = to_adapter(vdev);
+	struct emuhba_adapter *a = emuhba_from_vdev(vdev);
 
 	cancel_work_sync(&a->reset_work);
 	emuhba_emul_destroy(a);
@@ -239,7 +235,7 @@ static void emuhba_release_dev(struct vfio_device *vdev)
 
 static int emuhba_open_device(struct vfio_device *vdev)
 {
-	struct emuhba_adapter *a = to_adapter(vdev);
+	struct emuhba_adapter *a = emuhba_from_vdev(vdev);
 	int ret;
 
 	ret = vfio_pci_core_enable(&a->core);
@@ -292,7 +288,7 @@ static void emuhba_reset_work(struct work_struct *work)
 
 static void emuhba_close_device(struct vfio_device *vdev)
 {
-	struct emuhba_adapter *a = to_adapter(vdev);
+	struct emuhba_adapter *a = emuhba_from_vdev(vdev);
 
 	cancel_work_sync(&a->reset_work);
 	atomic_set(&a->reset_pending, 0);
@@ -344,6 +340,18 @@ static void emuhba_dma_unmap(struct vfio_device *vdev, u64 iova, u64 length)
 	mutex_unlock(&a->pin_lock);
 }
 
+/*
+ * Through an iommufd the device has no container: vfio_dma_rw() cannot
+ * reach the guest's memory, so the admin queue could never be observed
+ * nor the device emulated. Say so rather than bind and never migrate.
+ */
+static int emuhba_bind_iommufd(struct vfio_device *vdev,
+			       struct iommufd_ctx *ictx, u32 *out_device_id)
+{
+	dev_err(vdev->dev, "emuhba needs the VFIO group/container interface; the iommufd interface cannot reach guest memory for the model\n");
+	return -EOPNOTSUPP;
+}
+
 static const struct vfio_device_ops emuhba_vfio_ops = {
 	.name = "emuhba-vfio-pci",
 	.init = emuhba_init_dev,
@@ -357,7 +365,7 @@ static const struct vfio_device_ops emuhba_vfio_ops = {
 	.mmap = emuhba_mmap,
 	.request = vfio_pci_core_request,
 	.match = vfio_pci_core_match,
-	.bind_iommufd = vfio_iommufd_physical_bind,
+	.bind_iommufd = emuhba_bind_iommufd,
 	.unbind_iommufd = vfio_iommufd_physical_unbind,
 	.attach_ioas = vfio_iommufd_physical_attach_ioas,
 	.detach_ioas = vfio_iommufd_physical_detach_ioas,
@@ -366,6 +374,7 @@ static const struct vfio_device_ops emuhba_vfio_ops = {
 
 static int emuhba_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 {
+	struct emuhba_ident_info *info;
 	struct emuhba_adapter *a;
 	int ret;
 
@@ -391,6 +400,17 @@ static int emuhba_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		ret = -ENOMEM;
 		goto out_put;
 	}
+	info = kzalloc(sizeof(*info), GFP_KERNEL);
+	if (!info) {
+		ret = -ENOMEM;
+		goto out_put;
+	}
+	emuhba_ident_info(a, info);
+	if (info->has_nguid)
+		memcpy(a->own_nguid, info->nguid, sizeof(a->own_nguid));
+	if (info->has_eui64)
+		memcpy(a->own_eui64, info->eui64, sizeof(a->own_eui64));
+	kfree(info);
 
 	ret = emuhba_db_alloc(a, emuhba_max_qid(a) + 1,
 			      (emu_nvme_state(a->model)->id.cap >> 32) & 0xf);
@@ -423,8 +443,7 @@ out_put:
 static void emuhba_remove(struct pci_dev *pdev)
 {
 	struct vfio_pci_core_device *core = dev_get_drvdata(&pdev->dev);
-	struct emuhba_adapter *a = container_of(core, struct emuhba_adapter,
-						core);
+	struct emuhba_adapter *a = emuhba_from_core(core);
 
 	WRITE_ONCE(a->removing, true);
 	vfio_pci_core_unregister_device(core);
@@ -444,8 +463,7 @@ static void emuhba_remove(struct pci_dev *pdev)
 static void emuhba_reset_done(struct pci_dev *pdev)
 {
 	struct vfio_pci_core_device *core = dev_get_drvdata(&pdev->dev);
-	struct emuhba_adapter *a = container_of(core, struct emuhba_adapter,
-						core);
+	struct emuhba_adapter *a = emuhba_from_core(core);
 
 	/* A reset while no user holds the VF leaves nothing to undo. */
 	if (!READ_ONCE(a->open))

@@ -604,6 +604,11 @@ struct file *emuhba_migration_set_state(struct vfio_device *vdev,
 	emuhba_reset_flush(a);
 	mutex_lock(&a->state_lock);
 	old = a->mig_state;
+	/* Only VFIO_DEVICE_RESET leaves ERROR; the core WARNs if asked. */
+	if (old == VFIO_DEVICE_STATE_ERROR) {
+		mutex_unlock(&a->state_lock);
+		return ERR_PTR(-EINVAL);
+	}
 	while (new_state != a->mig_state) {
 		ret = vfio_mig_get_next_state(vdev, a->mig_state, new_state,
 					      &next);

@@ -17,7 +17,7 @@ static struct emuhba_adapter *dev_to_adapter(struct device *dev)
 {
 	struct vfio_pci_core_device *core = dev_get_drvdata(dev);
 
-	return container_of(core, struct emuhba_adapter, core);
+	return emuhba_from_core(core);
 }
 
 static const char *const emuhba_mode_names[] = {

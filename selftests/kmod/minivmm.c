@@ -1386,3 +1386,70 @@ int mvmm_bench_reads(struct mvmm *vm, int qd, unsigned int ms,
 		return ret;
 	return vm->errors || vm->mismatches ? -EIO : 0;
 }
+
+uint64_t mvmm_mem_alloc(struct mvmm *vm, size_t len, void **va)
+{
+	return mem_alloc(vm, len, va);
+}
+
+int mvmm_io_cmd(struct mvmm *vm, int qi, uint8_t *sqe, int timeout_ms)
+{
+	struct mvmm_queue *q = &vm->ioq[qi];
+	uint64_t deadline = now_ms() + timeout_ms;
+	uint16_t cid = 0x7000 | (q->next_cid++ & 0xfff);
+	uint8_t *cqe;
+
+	put16(sqe + 2, cid);
+	submit(vm, q, sqe);
+	for (;;) {
+		while ((cqe = cq_peek(q))) {
+			uint16_t c = get16(cqe + 12);
+			int status = get16(cqe + 14) >> 1;
+
+			cq_pop(vm, q);
+			if (c == cid)
+				return status;
+			vm->duplicates++;
+		}
+		if (now_ms() > deadline)
+			return -ETIMEDOUT;
+		wait_irq(q, 100);
+	}
+}
+
+int mvmm_flr(struct mvmm *vm)
+{
+	struct vfio_region_info ri = { .argsz = sizeof(ri),
+				       .index = VFIO_PCI_CONFIG_REGION_INDEX };
+	uint8_t pos = 0, id = 0;
+	uint16_t devctl;
+	uint32_t devcap;
+	int guard;
+
+	if (ioctl(vm->device, VFIO_DEVICE_GET_REGION_INFO, &ri))
+		return -errno;
+	if (pread(vm->device, &pos, 1, ri.offset + 0x34) != 1)
+		return -EIO;
+	/* The PCI Express capability holds Initiate Function Level Reset. */
+	for (guard = 0; pos && guard < 48; guard++) {
+		if (pread(vm->device, &id, 1, ri.offset + pos) != 1)
+			return -EIO;
+		if (id == 0x10)
+			break;
+		if (pread(vm->device, &pos, 1, ri.offset + pos + 1) != 1)
+			return -EIO;
+	}
+	if (id != 0x10)
+		return -ENODEV;
+	if (pread(vm->device, &devcap, 4, ri.offset + pos + 4) != 4 ||
+	    pread(vm->device, &devctl, 2, ri.offset + pos + 8) != 2)
+		return -EIO;
+	if (!(devcap & (1u << 28)))
+		return -EOPNOTSUPP;
+	devctl |= 1u << 15;
+	if (pwrite(vm->device, &devctl, 2, ri.offset + pos + 8) != 2)
+		return -errno;
+	/* The spec gives a function 100 ms to come back from FLR. */
+	usleep(100 * 1000);
+	return 0;
+}

@@ -142,6 +142,15 @@ struct mvmm_bench {
 /* Random reads at depth qd per queue for ms. */
 int mvmm_bench_reads(struct mvmm *vm, int qd, unsigned int ms,
 		     struct mvmm_bench *b);
+/* Guest memory for a test's own buffers: the IOVA (0 if full) and *va. */
+uint64_t mvmm_mem_alloc(struct mvmm *vm, size_t len, void **va);
+/*
+ * One command on I/O queue qi with a CID of its own; nothing else may be in
+ * flight there. Returns the NVMe status or a negative errno.
+ */
+int mvmm_io_cmd(struct mvmm *vm, int qi, uint8_t *sqe, int timeout_ms);
+/* A Function Level Reset through the emulated config space, as a guest. */
+int mvmm_flr(struct mvmm *vm);
 /* The IOMMU group number of a PCI device, or -1. */
 int mvmm_iommu_group(const char *bdf);
 int mvmm_attr(const char *bdf, const char *attr, char *buf, size_t len);

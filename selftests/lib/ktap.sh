@@ -64,7 +64,7 @@ ktap_nested()
 	shift
 	"$@" 2>&1 | sed 's/^/    /'
 	rc=${PIPESTATUS[0]}
-	ret=0
+	# A check_err made just before (its set-up) counts against it too.
 	check_err "$rc" "$* exited with $rc"
 	log_test "$name"
 }

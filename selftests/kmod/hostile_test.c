@@ -1,0 +1,515 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * A hostile guest and a misbehaving VFIO user against emuhba.ko. Each test
+ * did oops, leak or hang the host before the fix it covers; now the host
+ * stays sound and the guest's device keeps working (or, where the guest
+ * broke it itself, works again after the guest resets it).
+ *
+ * Usage: hostile_test  (EMUHBA_VF=A and EMUHBA_VF_MDTS0=M bound to emuhba
+ *                       with EMUHBA_BACKEND set as their backend, HBAMIG)
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/vfio.h>
+
+#include "kselftest_harness.h"
+#include "minivmm.h"
+
+#define MEM		(64u << 20)
+#define BIG		(2u << 20)	/* 512 pages: twice what one bio holds */
+
+static void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
+static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+static uint16_t get16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+
+static const char *env(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? v : NULL;
+}
+
+static int hbamig(const char *fmt, const char *bdf)
+{
+	char args[256], cmd[512];
+
+	snprintf(args, sizeof(args), fmt, bdf);
+	snprintf(cmd, sizeof(cmd), "%s %s >/dev/null 2>&1", env("HBAMIG"), args);
+	return system(cmd);
+}
+
+static void mode_of(const char *bdf, char *buf, size_t len)
+{
+	if (mvmm_attr(bdf, "emuhba/mode", buf, len))
+		snprintf(buf, len, "?");
+	buf[strcspn(buf, "\n")] = 0;
+}
+
+/* Threads named emuhba/N: the emulation threads of every adapter. */
+static int emul_threads(void)
+{
+	struct dirent *d;
+	char path[300], comm[32];
+	int n = 0;
+	DIR *dir = opendir("/proc");
+	FILE *f;
+
+	if (!dir)
+		return -1;
+	while ((d = readdir(dir))) {
+		if (d->d_name[0] < '0' || d->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/comm", d->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(comm, sizeof(comm), f) && !strncmp(comm, "emuhba/", 7))
+			n++;
+		fclose(f);
+	}
+	closedir(dir);
+	return n;
+}
+
+static uint32_t mig_state(struct mvmm *vm)
+{
+	struct {
+		struct vfio_device_feature hdr;
+		struct vfio_device_feature_mig_state st;
+	} f = { 0 };
+
+	f.hdr.argsz = sizeof(f);
+	f.hdr.flags = VFIO_DEVICE_FEATURE_GET |
+		      VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE;
+	if (ioctl(vm->device, VFIO_DEVICE_FEATURE, &f.hdr))
+		return ~0u;
+	return f.st.device_state;
+}
+
+/* Read a saving session to its end (or its temporary end in pre-copy). */
+static ssize_t drain_fd(int fd)
+{
+	char buf[4096];
+	ssize_t n, total = 0;
+
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		total += n;
+	return n < 0 && errno != ENOMSG ? -errno : total;
+}
+
+static void fill(uint8_t *p, size_t len, uint32_t seed)
+{
+	size_t i;
+
+	for (i = 0; i < len; i += 4) {
+		seed = seed * 1103515245u + 12345u;
+		memcpy(p + i, &seed, 4);
+	}
+}
+
+/* A Read, Write or Compare of BIG bytes at LBA 0 through a PRP list. */
+static int big_rw(struct mvmm *vm, uint8_t opc, uint64_t buf_iova,
+		  uint64_t list_iova, uint8_t *list)
+{
+	uint8_t sqe[64] = { 0 };
+	unsigned int i, pages = BIG / 4096;
+	int ret;
+
+	for (i = 1; i < pages; i++)
+		put64(list + (i - 1) * 8, buf_iova + (uint64_t)i * 4096);
+	sqe[0] = opc;
+	put32(sqe + 4, vm->nsid);
+	put64(sqe + 24, buf_iova);
+	put64(sqe + 32, list_iova);
+	put64(sqe + 40, 0);
+	put32(sqe + 48, (BIG >> vm->lba_shift) - 1);
+	ret = mvmm_io_cmd(vm, 0, sqe, 20000);
+	return ret > 0 ? ret & 0x7ff : ret;	/* without DNR and More */
+}
+
+/*
+ * On a VF without a transfer limit (MDTS 0) a guest may move more than one
+ * bio holds in one command; in emulated mode that BUG()ed the host.
+ */
+TEST(large_transfer_emulated)
+{
+	const char *bdf = env("EMUHBA_VF_MDTS0");
+	uint8_t *buf, *list, *check;
+	uint64_t buf_iova, list_iova, check_iova;
+	void *va;
+	struct mvmm vm;
+	char mode[32];
+
+	if (!bdf)
+		SKIP(return, "EMUHBA_VF_MDTS0 not set (selftests/kmod/vm-options adds the PF)");
+	ASSERT_EQ(0, mvmm_open(&vm, bdf, MEM));
+	ASSERT_EQ(0, mvmm_nvme_init(&vm, 1, true));
+	buf_iova = mvmm_mem_alloc(&vm, BIG, &va);
+	buf = va;
+	check_iova = mvmm_mem_alloc(&vm, BIG, &va);
+	check = va;
+	list_iova = mvmm_mem_alloc(&vm, 4096, &va);
+	list = va;
+	ASSERT_NE(0, buf_iova);
+	ASSERT_NE(0, check_iova);
+	ASSERT_NE(0, list_iova);
+
+	/* The VF itself takes it: the limit is really absent. */
+	fill(buf, BIG, 1);
+	ASSERT_EQ(0, big_rw(&vm, 0x01, buf_iova, list_iova, list));
+
+	ASSERT_EQ(0, hbamig("switch %s emulated", bdf));
+	mode_of(bdf, mode, sizeof(mode));
+	ASSERT_STREQ("emulated", mode);
+	fill(buf, BIG, 2);
+	ASSERT_EQ(0, big_rw(&vm, 0x01, buf_iova, list_iova, list));
+	memset(check, 0, BIG);
+	ASSERT_EQ(0, big_rw(&vm, 0x02, check_iova, list_iova, list));
+	ASSERT_EQ(0, memcmp(buf, check, BIG));
+	/* Compare needs twice the bounce memory. */
+	ASSERT_EQ(0, big_rw(&vm, 0x05, buf_iova, list_iova, list));
+	buf[12345] ^= 1;
+	ASSERT_EQ(0x285, big_rw(&vm, 0x05, buf_iova, list_iova, list));
+	buf[12345] ^= 1;
+
+	/* Back on the VF (a stop and continue), the data is the model's. */
+	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_RUNNING, NULL));
+	mode_of(bdf, mode, sizeof(mode));
+	ASSERT_STREQ("direct", mode);
+	memset(check, 0, BIG);
+	ASSERT_EQ(0, big_rw(&vm, 0x02, check_iova, list_iova, list));
+	ASSERT_EQ(0, memcmp(buf, check, BIG));
+	EXPECT_EQ(0, vm.duplicates);
+	mvmm_close(&vm);
+}
+
+/* A failed resume, then the uAPI's way out: a reset. It oopsed the host. */
+TEST(failed_resume_then_reset)
+{
+	const char *bdf = env("EMUHBA_VF");
+	uint8_t junk[4096];
+	struct mvmm vm;
+	int fd = -1;
+
+	ASSERT_NE(NULL, bdf);
+	ASSERT_EQ(0, mvmm_open(&vm, bdf, MEM));
+	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_RESUMING, &fd));
+	ASSERT_LE(0, fd);
+	/* A header that promises more than ever comes: a truncated image. */
+	memset(junk, 0, sizeof(junk));
+	memcpy(junk, "EMUHBAIM", 8);
+	put32(junk + 16, 3000);
+	EXPECT_EQ(64, write(fd, junk, 64));
+	close(fd);
+	EXPECT_NE(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_STOP, NULL));
+	EXPECT_EQ(VFIO_DEVICE_STATE_ERROR, mig_state(&vm));
+	/* No arc leaves ERROR, and none may crash trying. */
+	EXPECT_NE(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_STOP, NULL));
+	EXPECT_NE(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_RUNNING, NULL));
+	ASSERT_EQ(0, ioctl(vm.device, VFIO_DEVICE_RESET));
+	EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING, mig_state(&vm));
+
+	/* Reset while RESUMING, with the session open. */
+	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_RESUMING, &fd));
+	ASSERT_EQ(0, ioctl(vm.device, VFIO_DEVICE_RESET));
+	EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING, mig_state(&vm));
+	EXPECT_EQ(-1, write(fd, junk, 64));
+	close(fd);
+
+	ASSERT_EQ(0, mvmm_nvme_init(&vm, 2, true));
+	ASSERT_EQ(0, mvmm_io_run(&vm, 300, 8));
+	EXPECT_EQ(0, vm.mismatches);
+	EXPECT_EQ(0, vm.errors);
+	mvmm_close(&vm);
+}
+
+/*
+ * STOP -> STOP_COPY with the controller never enabled started an emulation
+ * thread nothing stopped; it outlived the device.
+ */
+TEST(no_thread_leak)
+{
+	const char *bdf = env("EMUHBA_VF");
+	struct mvmm vm;
+	int fd = -1, before = emul_threads();
+	char mode[32];
+
+	ASSERT_NE(NULL, bdf);
+	ASSERT_LE(0, before);
+	ASSERT_EQ(0, mvmm_open(&vm, bdf, MEM));
+	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_STOP_COPY, &fd));
+	EXPECT_LT(0, drain_fd(fd));
+	close(fd);
+	EXPECT_EQ(before, emul_threads());	/* STOP_COPY: stopped */
+	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_RUNNING, NULL));
+	mode_of(bdf, mode, sizeof(mode));
+	EXPECT_STREQ("direct", mode);
+	EXPECT_EQ(before, emul_threads());
+
+	/* A cancelled pre-copy leaves the model running: one thread. */
+	ASSERT_EQ(0, mvmm_nvme_init(&vm, 1, true));
+	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_PRE_COPY, &fd));
+	close(fd);
+	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_RUNNING, NULL));
+	EXPECT_EQ(before + 1, emul_threads());
+	ASSERT_EQ(0, mvmm_io_run(&vm, 100, 4));
+	mvmm_close(&vm);
+	EXPECT_EQ(before, emul_threads());
+}
+
+/* The arcs a VMM with several devices uses; all of them, in order. */
+TEST(p2p_arcs)
+{
+	const char *bdf = env("EMUHBA_VF");
+	struct vfio_precopy_info info = { .argsz = sizeof(info) };
+	struct pollfd pfd;
+	struct mvmm vm;
+	char mode[32];
+	int fd = -1;
+
+	ASSERT_NE(NULL, bdf);
+	ASSERT_EQ(0, mvmm_open(&vm, bdf, MEM));
+	ASSERT_EQ(0, mvmm_nvme_init(&vm, 2, true));
+	ASSERT_EQ(0, mvmm_io_run(&vm, 200, 8));
+	/* RUNNING_P2P stops the VF: the model, which does no P2P, runs on. */
+	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_RUNNING_P2P, NULL));
+	mode_of(bdf, mode, sizeof(mode));
+	EXPECT_STREQ("emulated", mode);
+	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_PRE_COPY_P2P, &fd));
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(0, ioctl(fd, VFIO_MIG_GET_PRECOPY_INFO, &info));
+	EXPECT_LT(0, info.initial_bytes);
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	EXPECT_EQ(1, poll(&pfd, 1, 0));
+	EXPECT_TRUE(pfd.revents & POLLIN);
+	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_PRE_COPY, NULL));
+	ASSERT_EQ(0, mvmm_io_run(&vm, 200, 8));
+	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_RUNNING, NULL));
+	/* The session ended with the arc. */
+	EXPECT_EQ(-1, ioctl(fd, VFIO_MIG_GET_PRECOPY_INFO, &info));
+	close(fd);
+	ASSERT_EQ(0, mvmm_io_run(&vm, 200, 8));
+	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_RUNNING_P2P, NULL));
+	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_RUNNING, NULL));
+	mode_of(bdf, mode, sizeof(mode));
+	EXPECT_STREQ("direct", mode);
+	ASSERT_EQ(0, mvmm_io_run(&vm, 200, 8));
+	EXPECT_EQ(0, vm.mismatches);
+	EXPECT_EQ(0, vm.errors);
+	EXPECT_EQ(0, vm.duplicates);
+	mvmm_close(&vm);
+}
+
+/*
+ * The saving fd held no reference on the adapter: used after the VF was
+ * unbound, it read freed memory.
+ */
+TEST(mig_fd_outlives_adapter)
+{
+	const char *bdf = env("EMUHBA_VF");
+	struct vfio_precopy_info info = { .argsz = sizeof(info) };
+	struct pollfd pfd;
+	struct mvmm vm;
+	char buf[64], path[128];
+	int fd = -1;
+	FILE *f;
+
+	ASSERT_NE(NULL, bdf);
+	ASSERT_EQ(0, mvmm_open(&vm, bdf, MEM));
+	ASSERT_EQ(0, mvmm_nvme_init(&vm, 1, true));
+	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_PRE_COPY, &fd));
+	ASSERT_LE(0, fd);
+	mvmm_close(&vm);
+	f = fopen("/sys/bus/pci/drivers/emuhba/unbind", "w");
+	ASSERT_NE(NULL, f);
+	fprintf(f, "%s", bdf);
+	ASSERT_EQ(0, fclose(f));
+
+	EXPECT_EQ(-1, ioctl(fd, VFIO_MIG_GET_PRECOPY_INFO, &info));
+	EXPECT_EQ(ENODEV, errno);
+	EXPECT_EQ(-1, read(fd, buf, sizeof(buf)));
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	EXPECT_EQ(1, poll(&pfd, 1, 0));
+	EXPECT_TRUE(pfd.revents & (POLLERR | POLLHUP));
+	close(fd);
+
+	/* driver_override still names emuhba: probe it again. */
+	f = fopen("/sys/bus/pci/drivers_probe", "w");
+	ASSERT_NE(NULL, f);
+	fprintf(f, "%s", bdf);
+	ASSERT_EQ(0, fclose(f));
+	snprintf(path, sizeof(path), "dev set %%s backend %s", env("EMUHBA_BACKEND"));
+	ASSERT_EQ(0, hbamig(path, bdf));
+}
+
+/*
+ * A guest FLR through config space bypasses the driver. In direct mode the
+ * observer kept the admin queue of before; in emulated mode the model kept
+ * DMAing into queues the guest had reset.
+ */
+TEST(flr_while_direct)
+{
+	const char *bdf = env("EMUHBA_VF");
+	struct mvmm vm;
+	char mode[32];
+	int ret;
+
+	ASSERT_NE(NULL, bdf);
+	ASSERT_EQ(0, mvmm_open(&vm, bdf, MEM));
+	ASSERT_EQ(0, mvmm_nvme_init(&vm, 2, true));
+	ASSERT_EQ(0, mvmm_io_run(&vm, 200, 8));
+	ret = mvmm_flr(&vm);
+	if (ret == -EOPNOTSUPP)
+		SKIP(return, "the VF does not advertise FLR");
+	ASSERT_EQ(0, ret);
+	ASSERT_EQ(0, mvmm_nvme_init(&vm, 2, true));
+	ASSERT_EQ(0, mvmm_io_run(&vm, 200, 8));
+	/* The observer follows the new admin queue: the switch works. */
+	ASSERT_EQ(0, hbamig("switch %s emulated", bdf));
+	mode_of(bdf, mode, sizeof(mode));
+	EXPECT_STREQ("emulated", mode);
+	ASSERT_EQ(0, mvmm_io_run(&vm, 200, 8));
+	EXPECT_EQ(0, vm.mismatches);
+	EXPECT_EQ(0, vm.errors);
+	EXPECT_EQ(0, vm.duplicates);
+	mvmm_close(&vm);
+}
+
+TEST(flr_while_emulated)
+{
+	const char *bdf = env("EMUHBA_VF");
+	uint8_t sqe[64] = { 0 }, cq_before[16 * 32];
+	struct mvmm vm;
+	struct mvmm_queue *q;
+	char mode[32];
+	int ret;
+
+	ASSERT_NE(NULL, bdf);
+	ASSERT_EQ(0, mvmm_open(&vm, bdf, MEM));
+	ASSERT_EQ(0, mvmm_nvme_init(&vm, 1, true));
+	ASSERT_EQ(0, mvmm_io_run(&vm, 100, 8));
+	ASSERT_EQ(0, hbamig("switch %s emulated", bdf));
+	ret = mvmm_flr(&vm);
+	if (ret == -EOPNOTSUPP)
+		SKIP(return, "the VF does not advertise FLR");
+	ASSERT_EQ(0, ret);
+	mode_of(bdf, mode, sizeof(mode));
+	EXPECT_STREQ("direct", mode);
+
+	/* A command in the old queue must not be run by anyone. */
+	q = &vm.ioq[0];
+	memcpy(cq_before, q->cq, sizeof(cq_before));
+	sqe[0] = 0x00;		/* Flush */
+	put16(sqe + 2, 0x7777);
+	put32(sqe + 4, vm.nsid);
+	memcpy(q->sq + (size_t)q->sq_tail * 64, sqe, 64);
+	q->sq_tail = (q->sq_tail + 1) % q->depth;
+	vm.dbs[2] = q->sq_tail;
+	vm.db[2 << vm.dstrd] = q->sq_tail;
+	usleep(300 * 1000);
+	EXPECT_EQ(0, memcmp(cq_before, q->cq, sizeof(cq_before)));
+
+	ASSERT_EQ(0, mvmm_nvme_init(&vm, 2, true));
+	ASSERT_EQ(0, mvmm_io_run(&vm, 200, 8));
+	EXPECT_EQ(0, vm.mismatches);
+	EXPECT_EQ(0, vm.errors);
+	mvmm_close(&vm);
+}
+
+struct forger {
+	struct mvmm *vm;
+	volatile bool stop;
+	uint16_t cid_base;
+};
+
+/*
+ * Keep the whole admin ring full of phase-valid completions, each naming
+ * the submission entry just before it, flipping the phase every lap: an
+ * observer without a bound follows them for as long as this runs.
+ */
+static void *forge(void *arg)
+{
+	struct forger *fg = arg;
+	struct mvmm_queue *q = &fg->vm->admin;
+	unsigned int lap = 0, i;
+
+	while (!fg->stop) {
+		for (i = 0; i < q->depth; i++) {
+			uint8_t *sqe = q->sq + (size_t)i * 64;
+			uint8_t *cqe = q->cq + (size_t)i * 16;
+
+			memset(sqe, 0, 64);
+			sqe[0] = 0x0a;	/* Get Features */
+			put16(sqe + 2, fg->cid_base + i);
+			put32(sqe + 40, 0x07);
+			memset(cqe, 0, 16);
+			put16(cqe + 8, (i + 1) % q->depth);
+			put16(cqe + 12, fg->cid_base + i);
+			__atomic_store_n((uint16_t *)(cqe + 14),
+					 (uint16_t)((lap ^ q->phase) & 1),
+					 __ATOMIC_RELEASE);
+		}
+		lap++;
+		usleep(200);
+	}
+	return NULL;
+}
+
+TEST(forged_admin_completions)
+{
+	const char *bdf = env("EMUHBA_VF");
+	struct forger fg = { .cid_base = 0x6000 };
+	long long before, after;
+	uint8_t sqe[64] = { 0 };
+	struct mvmm vm;
+	char obs[32];
+	pthread_t t;
+
+	ASSERT_NE(NULL, bdf);
+	ASSERT_EQ(0, mvmm_open(&vm, bdf, MEM));
+	ASSERT_EQ(0, mvmm_nvme_init(&vm, 1, true));
+	fg.vm = &vm;
+	before = mvmm_attr_ll(bdf, "emuhba/admin_observed");
+	ASSERT_LE(0, before);
+	ASSERT_EQ(0, pthread_create(&t, NULL, forge, &fg));
+	/* One real admin command: its interrupt wakes the observer. */
+	sqe[0] = 0x0a;
+	put32(sqe + 40, 0x07);
+	mvmm_admin(&vm, sqe, NULL);
+	usleep(1000 * 1000);
+	fg.stop = true;
+	pthread_join(t, NULL);
+	after = mvmm_attr_ll(bdf, "emuhba/admin_observed");
+	/* At most one queue's worth per interrupt, then it gives up. */
+	EXPECT_GE(before + 2 * vm.admin.depth, after);
+	ASSERT_EQ(0, mvmm_attr(bdf, "emuhba/observer", obs, sizeof(obs)));
+	EXPECT_EQ(0, strncmp(obs, "lost", 4));
+	TH_LOG("admin_observed %lld -> %lld, observer %s", before, after, obs);
+	/* A switch is refused while lost; after a controller reset it works. */
+	EXPECT_NE(0, hbamig("switch %s emulated", bdf));
+	ASSERT_EQ(0, mvmm_nvme_init(&vm, 1, true));
+	ASSERT_EQ(0, hbamig("switch %s emulated", bdf));
+	ASSERT_EQ(0, mvmm_io_run(&vm, 200, 8));
+	EXPECT_EQ(0, vm.mismatches);
+	EXPECT_EQ(0, vm.errors);
+	mvmm_close(&vm);
+	(void)get16;
+}
+
+TEST_HARNESS_MAIN
