@@ -604,8 +604,16 @@ struct file *emuhba_migration_set_state(struct vfio_device *vdev,
 	emuhba_reset_flush(a);
 	mutex_lock(&a->state_lock);
 	old = a->mig_state;
-	/* Only VFIO_DEVICE_RESET leaves ERROR; the core WARNs if asked. */
-	if (old == VFIO_DEVICE_STATE_ERROR) {
+	/*
+	 * Only VFIO_DEVICE_RESET leaves ERROR; the core WARNs if asked. And
+	 * 6.12's vfio_mig_get_next_state() loops for ever on the arcs its
+	 * table maps to ERROR (STOP_COPY -> PRE_COPY, PRE_COPY_P2P): the
+	 * uAPI refuses them, so do we, before asking it.
+	 */
+	if (old == VFIO_DEVICE_STATE_ERROR ||
+	    (old == VFIO_DEVICE_STATE_STOP_COPY &&
+	     (new_state == VFIO_DEVICE_STATE_PRE_COPY ||
+	      new_state == VFIO_DEVICE_STATE_PRE_COPY_P2P))) {
 		mutex_unlock(&a->state_lock);
 		return ERR_PTR(-EINVAL);
 	}

@@ -629,7 +629,8 @@ int mvmm_nvme_init(struct mvmm *vm, int nr_ioq, bool dbbuf)
 	if (vm->cap == ~0ull)
 		return -ENODEV;
 	vm->dstrd = (vm->cap >> 32) & 0xf;
-	ret = mvmm_nvme_disable(vm);
+	ret = vm->no_disable_first ? 0 : mvmm_nvme_disable(vm);
+	vm->no_disable_first = false;
 	if (ret)
 		INIT_FAIL("disable", ret);
 	ret = enable_msix(vm, nr_ioq + 1);

@@ -83,6 +83,11 @@ struct mvmm {
 	int fill_at_stop;
 	/* send the pre-copy data to the destination while the guest runs */
 	bool precopy_to_dest;
+	/*
+	 * The next mvmm_nvme_init() enables the controller without disabling
+	 * it first, as a driver may right after a reset (CC is 0 then).
+	 */
+	bool no_disable_first;
 };
 
 int mvmm_open(struct mvmm *vm, const char *bdf, size_t mem_size);
