@@ -40,7 +40,9 @@
 #define EMU_IDC_FRMW		260
 #define EMU_IDC_LPA		261
 #define EMU_IDC_ELPE		262
+#define EMU_IDC_NPSS		263
 #define EMU_IDC_APSTA		265
+#define EMU_IDC_KAS		320
 #define EMU_IDC_HCTMA		322
 #define EMU_IDC_SQES		512
 #define EMU_IDC_CQES		513

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "fuzz_host.h"
+#include "../../emuhba/emu_verdict.h"
 
 int LLVMFuzzerTestOneInput(const u8 *data, size_t size);
 
@@ -16,7 +17,7 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size);
 static void fz_compat(const u8 *data, size_t size,
 		      const struct emu_nvme_limits *lim)
 {
-	static struct emu_compat_verdict v;
+	static struct emu_verdict v;
 	char err[128], verr[128];
 	u32 i, refused = 0;
 	int c, ret;
@@ -24,12 +25,12 @@ static void fz_compat(const u8 *data, size_t size,
 	c = emu_img_check_compat(data, size, lim, err, sizeof(err));
 	if (strlen(err) >= sizeof(err))
 		abort();
-	ret = emu_compat_verdict(data, size, lim, &v, verr, sizeof(verr));
+	ret = emu_verdict_judge(data, size, lim, &v, verr, sizeof(verr));
 	if (ret && (ret != -EINVAL || !c))
 		abort();
 	if (ret)
 		return;
-	if (!v.compatible != !!c || v.nr > EMU_COMPAT_MAX_FIELDS)
+	if (!v.compatible != !!c || v.nr > EMU_VERDICT_MAX_FIELDS)
 		abort();
 	if (c && strcmp(err, verr))
 		abort();

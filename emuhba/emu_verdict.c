@@ -7,6 +7,7 @@
  * destination offers. The image is hostile input: every read is bounded.
  */
 #include "emu_img.h"
+#include "emu_verdict.h"
 #include "emu_nvme_int.h"
 
 static u32 emu_cr_le(struct emu_r *r, u32 n)
@@ -217,13 +218,13 @@ static bool emu_cs_read(const u8 *b, size_t len, struct emu_csrc *s)
 	return true;
 }
 
-static struct emu_compat_field *emu_cv_add(struct emu_compat_verdict *v,
-					   const char *name, u8 fmt, u64 src,
-					   u64 dst, bool ok)
+static struct emu_verdict_field *emu_cv_add(struct emu_verdict *v,
+					    const char *name, u8 fmt, u64 src,
+					    u64 dst, bool ok)
 {
-	struct emu_compat_field *f;
+	struct emu_verdict_field *f;
 
-	if (v->nr == EMU_COMPAT_MAX_FIELDS)
+	if (v->nr == EMU_VERDICT_MAX_FIELDS)
 		return NULL;
 	f = &v->f[v->nr++];
 	memset(f, 0, sizeof(*f));
@@ -236,11 +237,11 @@ static struct emu_compat_field *emu_cv_add(struct emu_compat_verdict *v,
 	return f;
 }
 
-static void emu_cv_id(struct emu_compat_verdict *v, const char *name,
+static void emu_cv_id(struct emu_verdict *v, const char *name,
 		      u32 nsid, const u8 *src, const u8 *dst, u8 n)
 {
-	struct emu_compat_field *f = emu_cv_add(v, name, EMU_COMPAT_ID, 0, 0,
-						 !memcmp(src, dst, n));
+	struct emu_verdict_field *f = emu_cv_add(v, name, EMU_VERDICT_ID, 0,
+						 0, !memcmp(src, dst, n));
 
 	if (!f)
 		return;
@@ -251,7 +252,7 @@ static void emu_cv_id(struct emu_compat_verdict *v, const char *name,
 }
 
 /* The same comparisons, in the same order, as emu_img_check_compat(). */
-static void emu_cv_fields(struct emu_compat_verdict *v,
+static void emu_cv_fields(struct emu_verdict *v,
 			  const struct emu_csrc *s,
 			  const struct emu_nvme_limits *lim)
 {
@@ -262,12 +263,12 @@ static void emu_cv_fields(struct emu_compat_verdict *v,
 	for (i = 0; i < s->nr_ns; i++) {
 		const struct emu_csrc_ns *ns = &s->ns[i];
 		const struct emu_nvme_ns_limits *dn = NULL;
-		struct emu_compat_field *f;
+		struct emu_verdict_field *f;
 
 		for (k = 0; k < lim->nr_ns && k < EMU_NVME_MAX_NS; k++)
 			if (lim->ns[k].nsid == ns->nsid)
 				dn = &lim->ns[k];
-		f = emu_cv_add(v, "namespace.nsid", EMU_COMPAT_DEC, ns->nsid,
+		f = emu_cv_add(v, "namespace.nsid", EMU_VERDICT_DEC, ns->nsid,
 			       ns->nsid, dn);
 		if (!f)
 			return;
@@ -276,11 +277,11 @@ static void emu_cv_fields(struct emu_compat_verdict *v,
 			f->dst_present = 0;
 			continue;
 		}
-		f = emu_cv_add(v, "namespace.nsze", EMU_COMPAT_DEC, ns->nsze,
+		f = emu_cv_add(v, "namespace.nsze", EMU_VERDICT_DEC, ns->nsze,
 			       dn->nsze, dn->nsze == ns->nsze);
 		if (f)
 			f->nsid = ns->nsid;
-		f = emu_cv_add(v, "namespace.lba_format", EMU_COMPAT_DEC,
+		f = emu_cv_add(v, "namespace.lba_format", EMU_VERDICT_DEC,
 			       ns->lba_shift, dn->lba_shift,
 			       dn->lba_shift == ns->lba_shift);
 		if (f)
@@ -290,33 +291,33 @@ static void emu_cv_fields(struct emu_compat_verdict *v,
 		emu_cv_id(v, "namespace.eui64", ns->nsid, ns->eui64, dn->eui64,
 			  8);
 	}
-	emu_cv_add(v, "limits.max_sqs", EMU_COMPAT_DEC, s->used_sq,
+	emu_cv_add(v, "limits.max_sqs", EMU_VERDICT_DEC, s->used_sq,
 		   lim->max_sqs, lim->max_sqs >= s->used_sq);
-	emu_cv_add(v, "limits.max_cqs", EMU_COMPAT_DEC, s->used_cq,
+	emu_cv_add(v, "limits.max_cqs", EMU_VERDICT_DEC, s->used_cq,
 		   lim->max_cqs, lim->max_cqs >= s->used_cq);
 	/* In entries (MQES + 1): a full image's queues are counted so. */
-	emu_cv_add(v, "limits.mqes", EMU_COMPAT_DEC, s->used_size,
+	emu_cv_add(v, "limits.mqes", EMU_VERDICT_DEC, s->used_size,
 		   (u32)lim->mqes + 1, (u32)lim->mqes + 1 >= s->used_size);
-	emu_cv_add(v, "limits.nr_vectors", EMU_COMPAT_DEC, s->used_vec,
+	emu_cv_add(v, "limits.nr_vectors", EMU_VERDICT_DEC, s->used_vec,
 		   lim->nr_vectors, lim->nr_vectors >= s->used_vec);
-	emu_cv_add(v, "limits.mdts", EMU_COMPAT_DEC, s->mdts, lim->mdts,
+	emu_cv_add(v, "limits.mdts", EMU_VERDICT_DEC, s->mdts, lim->mdts,
 		   !(lim->mdts && (!s->mdts || lim->mdts < s->mdts)));
-	emu_cv_add(v, "limits.sgls", EMU_COMPAT_HEX, s->sgls & 3,
+	emu_cv_add(v, "limits.sgls", EMU_VERDICT_HEX, s->sgls & 3,
 		   lim->sgls & 3, !((s->sgls & 3) && !(lim->sgls & 3)));
-	emu_cv_add(v, "limits.oacs", EMU_COMPAT_HEX,
+	emu_cv_add(v, "limits.oacs", EMU_VERDICT_HEX,
 		   s->dbbuf ? EMU_OACS_DBBUF : 0, lim->oacs & EMU_OACS_DBBUF,
 		   !(s->dbbuf && !(lim->oacs & EMU_OACS_DBBUF)));
-	emu_cv_add(v, "limits.oncs", EMU_COMPAT_HEX, s->oncs & 0x4f,
+	emu_cv_add(v, "limits.oncs", EMU_VERDICT_HEX, s->oncs & 0x4f,
 		   lim->oncs & 0x4f, !(s->oncs & 0x4f & ~lim->oncs));
 	/* What the guest enabled; in a stable image, what it may enable. */
 	src_vwc = s->have_feat ? s->f_vwc & 1 : s->vwc & 1;
 	src_ps = s->have_feat ? s->f_pm & 0x1f : 0;
 	src_ka = s->have_feat ? s->f_kato != 0 : s->kas != 0;
-	emu_cv_add(v, "features.vwc", EMU_COMPAT_DEC, src_vwc, lim->vwc & 1,
+	emu_cv_add(v, "features.vwc", EMU_VERDICT_DEC, src_vwc, lim->vwc & 1,
 		   !(src_vwc && !(lim->vwc & 1)));
-	emu_cv_add(v, "features.power_state", EMU_COMPAT_DEC, src_ps,
+	emu_cv_add(v, "features.power_state", EMU_VERDICT_DEC, src_ps,
 		   lim->npss, src_ps <= lim->npss);
-	emu_cv_add(v, "features.keep_alive", EMU_COMPAT_DEC, src_ka,
+	emu_cv_add(v, "features.keep_alive", EMU_VERDICT_DEC, src_ka,
 		   lim->kas != 0, !(src_ka && !lim->kas));
 }
 
@@ -338,9 +339,9 @@ static bool emu_cv_refusal(const char *err)
 	       !strncmp(err, "features.", 9);
 }
 
-int emu_compat_verdict(const void *img, size_t len,
-		       const struct emu_nvme_limits *lim,
-		       struct emu_compat_verdict *v, char *err, size_t errlen)
+int emu_verdict_judge(const void *img, size_t len,
+		      const struct emu_nvme_limits *lim,
+		      struct emu_verdict *v, char *err, size_t errlen)
 {
 	struct emu_csrc s;
 	char msg[128];
