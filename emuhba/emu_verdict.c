@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The destination's compatibility verdict, field by field. The decision is
- * emu_img_check_compat()'s, the check every migration destination runs;
- * this file reads the image's basic profile once more to show, for each
- * field that check compares, what the image demands and what the
- * destination offers. The image is hostile input: every read is bounded.
+ * The destination's compatibility verdict, field by field. An image is
+ * first validated as an import validates it (emu_img_validate()); the
+ * decision is then emu_img_check_compat()'s, the check every migration
+ * destination runs, and this file reads the image's basic profile once
+ * more to show, for each field that check compares, what the image
+ * demands and what the destination offers.
  */
 #include "emu_img.h"
 #include "emu_verdict.h"
@@ -64,9 +65,12 @@ struct emu_csrc {
 	bool have_q;
 	bool have_feat;
 	bool dbbuf;
-	u16 nr_vectors, max_sqs, max_cqs, mqes;
-	u16 used_sq, used_cq, used_size, used_vec;
+	u16 nr_vectors, max_sqs, max_cqs;
+	u32 mqes;
+	u16 used_sq, used_cq, used_vec;
+	u32 used_size;
 	u8 mdts;
+	u8 mpsmin;
 	u8 vwc;
 	u16 kas;
 	u32 sgls, oncs;
@@ -86,7 +90,7 @@ static bool emu_cs_queues(struct emu_r *r, struct emu_csrc *s)
 
 		emu_rbytes(r, 14);
 		s->used_cq = EMU_MAX(s->used_cq, qid);
-		s->used_size = EMU_MAX(s->used_size, size);
+		s->used_size = EMU_MAX(s->used_size, (u32)size);
 		s->used_vec = EMU_MAX(s->used_vec, (u16)(vec + 1));
 	}
 	for (q = 0; q < nsq && !r->bad; q++) {
@@ -96,7 +100,7 @@ static bool emu_cs_queues(struct emu_r *r, struct emu_csrc *s)
 		size = (u16)emu_cr_le(r, 2);
 		emu_rbytes(r, 14);
 		s->used_sq = EMU_MAX(s->used_sq, qid);
-		s->used_size = EMU_MAX(s->used_size, size);
+		s->used_size = EMU_MAX(s->used_size, (u32)size);
 	}
 	return !r->bad;
 }
@@ -115,8 +119,8 @@ static void emu_cs_ns(const struct emu_r *pg, u32 nsid, struct emu_csrc *s)
 	u8 tmp[32], lbaf[4], f;
 
 	emu_cr_peek(pg, 0, tmp, sizeof(tmp));
-	/* A namespace without a size is inactive: the check skips it too. */
-	if (!emu_get_le64(tmp))
+	/* Only namespaces the model serves: the check skips the others. */
+	if (!emu_ns_served(EMU_CNS_NS, 0, nsid, emu_get_le64(tmp)))
 		return;
 	ns->nsid = nsid;
 	ns->nsze = emu_get_le64(tmp);
@@ -132,8 +136,11 @@ static bool emu_cs_identity(struct emu_r *r, struct emu_csrc *s)
 {
 	u16 npages, j;
 	u8 b[4];
+	u64 cap;
 
-	s->mqes = (u16)(emu_cr_le64(r) & 0xffff);
+	cap = emu_cr_le64(r);
+	s->mqes = (u32)(cap & 0xffff);
+	s->mpsmin = (u8)((cap >> 48) & 0xf);
 	emu_cr_le(r, 4);
 	s->nr_vectors = (u16)emu_cr_le(r, 2);
 	s->max_sqs = (u16)emu_cr_le(r, 2);
@@ -179,7 +186,7 @@ static bool emu_cs_features(struct emu_r *r, struct emu_csrc *s)
 	return !r->bad;
 }
 
-/* Walk the sections; the header was validated by the check. */
+/* Walk the sections of an image emu_img_validate() accepted. */
 static bool emu_cs_read(const u8 *b, size_t len, struct emu_csrc *s)
 {
 	u32 nsec = emu_get_le32(b + 24), i, pos = EMU_IMG_HDR_LEN;
@@ -300,8 +307,11 @@ static void emu_cv_fields(struct emu_verdict *v,
 		   (u32)lim->mqes + 1, (u32)lim->mqes + 1 >= s->used_size);
 	emu_cv_add(v, "limits.nr_vectors", EMU_VERDICT_DEC, s->used_vec,
 		   lim->nr_vectors, lim->nr_vectors >= s->used_vec);
+	/* MDTS in units of each side's MPSMIN: compared in bytes. */
 	emu_cv_add(v, "limits.mdts", EMU_VERDICT_DEC, s->mdts, lim->mdts,
-		   !(lim->mdts && (!s->mdts || lim->mdts < s->mdts)));
+		   emu_xfer_fits(emu_xfer_shift(s->mdts, (u64)s->mpsmin << 48),
+				 emu_xfer_shift(lim->mdts,
+						(u64)lim->mpsmin << 48)));
 	emu_cv_add(v, "limits.sgls", EMU_VERDICT_HEX, s->sgls & 3,
 		   lim->sgls & 3, !((s->sgls & 3) && !(lim->sgls & 3)));
 	emu_cv_add(v, "limits.oacs", EMU_VERDICT_HEX,
@@ -332,13 +342,6 @@ static void emu_cv_copy(char *dst, size_t n, const char *src)
 	dst[i] = '\0';
 }
 
-/* Does err name a field of the basic profile (a refusal, not bad data)? */
-static bool emu_cv_refusal(const char *err)
-{
-	return !strncmp(err, "limits.", 7) || !strncmp(err, "namespace.", 10) ||
-	       !strncmp(err, "features.", 9);
-}
-
 int emu_verdict_judge(const void *img, size_t len,
 		      const struct emu_nvme_limits *lim,
 		      struct emu_verdict *v, char *err, size_t errlen)
@@ -352,12 +355,11 @@ int emu_verdict_judge(const void *img, size_t len,
 	memset(v, 0, sizeof(*v));
 	if (err && errlen)
 		err[0] = '\0';
-	ret = emu_img_check_compat(img, len, lim, msg, sizeof(msg));
-	if (ret && !emu_cv_refusal(msg)) {
-		emu_cv_copy(err, errlen, msg);
-		return -EINVAL;
-	}
-	refused = ret;
+	/* Malformed exactly when an import would say so, in its words. */
+	ret = emu_img_validate(img, len, err, errlen);
+	if (ret)
+		return ret;
+	refused = emu_img_check_compat(img, len, lim, msg, sizeof(msg));
 	memset(&s, 0, sizeof(s));
 	if (!emu_cs_read(img, len, &s)) {
 		emu_msg(err, errlen, "image", "malformed section", (u64)-1);
