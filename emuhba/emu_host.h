@@ -25,17 +25,21 @@ enum emu_blk_op {
 /*
  * One backend request. The model owns the structure until it is handed
  * back with emu_nvme_blk_complete(); the host may use host_priv freely.
- * Data moves through buf (len bytes, at least nlb << lba_shift for reads and
- * writes), which the model obtained from buf_alloc.
+ * len is the range in bytes, nlb << lba_shift computed by the model in 64
+ * bits: a Dataset Management range or a Write Zeroes of 64 KiB blocks
+ * reaches 4 GiB and more, so a host that shifted itself in 32 bits would
+ * discard or zero only part of it and report success. Reads and writes
+ * move their data through buf (len bytes), which the model obtained from
+ * buf_alloc; a flush has no range (len 0).
  */
 struct emu_blk_req {
 	u32 op;			/* enum emu_blk_op */
 	u32 nsid;		/* 0xffffffff: every namespace (flush) */
 	u64 slba;
+	u64 len;		/* bytes of the range, nlb << lba_shift */
 	u32 nlb;		/* number of logical blocks, not 0's based */
 	u32 lba_shift;
 	void *buf;
-	u32 len;
 	void *host_priv;
 };
 

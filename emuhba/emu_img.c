@@ -370,14 +370,81 @@ static u64 emu_r64(struct emu_r *r)
 	return p ? emu_get_le64(p) : 0;
 }
 
+/* Bytes [off, off + n) of an encoded page (zero where no run covers). */
+static int emu_page_peek(const u8 *enc, u32 enclen, u32 off, u8 *out, u32 n)
+{
+	struct emu_r r = { .p = enc, .len = enclen };
+	u16 runs = emu_r16(&r), i, ro, rl;
+	const u8 *b;
+	u32 k;
+
+	memset(out, 0, n);
+	for (i = 0; i < runs; i++) {
+		ro = emu_r16(&r);
+		rl = emu_r16(&r);
+		b = emu_rbytes(&r, rl);
+		if (!b)
+			return -EINVAL;
+		for (k = 0; k < n; k++)
+			if (off + k >= ro && off + k < (u32)ro + rl)
+				out[k] = b[off + k - ro];
+	}
+	return 0;
+}
+
+/* A queue as the checks see it, from an image's QUEUES section or a state. */
+struct emu_q {
+	u64 base;
+	u16 qid;
+	u16 size;
+	u16 ref;		/* an SQ's CQ, a CQ's vector */
+	u16 head;
+	u16 tail;
+	u8 sq;
+	u8 phase;
+	u8 ien;
+	u8 pc;
+};
+
+/*
+ * What the checks across sections read. For an image it is gathered while
+ * the sections are decoded, and the queues are read where the image has
+ * them: judging an image (emu_img_check_compat(), the verdict) needs no
+ * copy of the state, so import, compatibility check and takeover run the
+ * same checks.
+ */
+struct emu_sum {
+	const struct emu_nvme_state *st;	/* NULL: an image */
+	const u8 *q;				/* the image's queue entries */
+	u16 ncq, nsq;
+	struct emu_nvme_regs regs;
+	u64 cap;
+	u32 nq;
+	u16 nr_vectors, max_sqs, max_cqs;
+	u16 ivc_top;		/* highest vector configured + 1 */
+	u16 pend_top;		/* highest vector with pending completions + 1 */
+	u16 cid[EMU_NVME_MAX_AER];
+	u8 nr_cid;
+	u8 nr_events;
+	u8 nr_changed_ns;
+	u8 dbbuf;
+	u64 dbs, eis;
+	u8 nr_idc;		/* Identify Controller pages */
+	u8 aerl;
+	u8 mdts;
+	u8 nr_ns;		/* namespaces the model serves */
+};
+
 struct emu_dec {
 	char *err;
 	size_t errlen;
 	u32 seen;		/* bit per basic section type */
 	u16 minor;
 	u16 rr_next;
-	u16 nr_vec_pending;
 	u8 vec_seen;		/* the extended runtime section was present */
+	u8 stable;
+	u8 qseen[2][(EMU_NVME_NR_Q + 7) / 8];	/* qids of CQs, SQs */
+	struct emu_sum s;
 };
 
 static int emu_bad(struct emu_dec *d, const char *field, const char *why,
@@ -412,195 +479,319 @@ static int emu_r_page(struct emu_r *r, u8 *out)
 	return r->bad ? -EINVAL : 0;
 }
 
+/*
+ * Whether one of the first n pages encoded at p has the key the running
+ * model looks pages up by (emu_nvme_find_id()): a second page under the
+ * same key would be one the model never shows and a check might read.
+ */
+static bool emu_page_dup(const u8 *p, u32 len, u16 n, u8 cns, u8 csi,
+			 u32 nsid)
+{
+	struct emu_r r = { .p = p, .len = len };
+	u16 j;
+
+	for (j = 0; j < n; j++) {
+		u8 c = emu_r8(&r), cs = emu_r8(&r);
+		u32 ns;
+
+		emu_r16(&r);
+		ns = emu_r32(&r);
+		emu_r_page(&r, NULL);
+		if (c == cns && (cns == EMU_CNS_CTRL || (cs == csi && ns == nsid)))
+			return true;
+	}
+	return false;
+}
+
 static int emu_d_identity(struct emu_dec *d, struct emu_r *r,
 			  struct emu_nvme_identity *id)
 {
-	u16 n, i, j;
+	struct emu_sum *s = &d->s;
+	u32 at, start, vs, nsid;
+	u16 n, i, cntid;
+	u8 cns, csi, b[8];
 
-	id->cap = emu_r64(r);
-	id->vs = emu_r32(r);
-	id->nr_vectors = emu_r16(r);
-	id->max_sqs = emu_r16(r);
-	id->max_cqs = emu_r16(r);
+	s->cap = emu_r64(r);
+	vs = emu_r32(r);
+	s->nr_vectors = emu_r16(r);
+	s->max_sqs = emu_r16(r);
+	s->max_cqs = emu_r16(r);
 	n = emu_r16(r);
 	if (r->bad)
 		return emu_bad(d, "identity", "truncated", EMU_NOVAL);
-	if (!id->nr_vectors || id->nr_vectors > EMU_NVME_MAX_VEC)
+	if (!s->nr_vectors || s->nr_vectors > EMU_NVME_MAX_VEC)
 		return emu_bad(d, "identity.nr_vectors", "out of range",
-			       id->nr_vectors);
-	if (!id->max_sqs || id->max_sqs > EMU_NVME_MAX_QID)
+			       s->nr_vectors);
+	if (!s->max_sqs || s->max_sqs > EMU_NVME_MAX_QID)
 		return emu_bad(d, "identity.max_sqs", "out of range",
-			       id->max_sqs);
-	if (!id->max_cqs || id->max_cqs > EMU_NVME_MAX_QID)
+			       s->max_sqs);
+	if (!s->max_cqs || s->max_cqs > EMU_NVME_MAX_QID)
 		return emu_bad(d, "identity.max_cqs", "out of range",
-			       id->max_cqs);
+			       s->max_cqs);
+	/* A queue has at least two entries; MQES is 0's based. */
+	if (!(s->cap & 0xffff))
+		return emu_bad(d, "identity.cap", "MQES out of range",
+			       s->cap & 0xffff);
+	if (((s->cap >> 48) & 0xf) > ((s->cap >> 52) & 0xf))
+		return emu_bad(d, "identity.cap", "MPSMIN above MPSMAX",
+			       (s->cap >> 48) & 0xf);
 	if (n > EMU_NVME_MAX_IDPAGES)
 		return emu_bad(d, "identity.nr_pages", "too many", n);
+	if (id) {
+		id->cap = s->cap;
+		id->vs = vs;
+		id->nr_vectors = s->nr_vectors;
+		id->max_sqs = s->max_sqs;
+		id->max_cqs = s->max_cqs;
+	}
+	at = r->pos;
 	for (i = 0; i < n; i++) {
-		struct emu_nvme_idpage *p = &id->pages[i];
-
-		p->valid = 1;
-		p->cns = emu_r8(r);
-		p->csi = emu_r8(r);
-		p->cntid = emu_r16(r);
-		p->nsid = emu_r32(r);
-		if (emu_r_page(r, p->data))
+		cns = emu_r8(r);
+		csi = emu_r8(r);
+		cntid = emu_r16(r);
+		nsid = emu_r32(r);
+		start = r->pos;
+		if (emu_r_page(r, id ? id->pages[i].data : NULL))
 			return emu_bad(d, "identity.page", "bad encoding", i);
-		if (p->cns == EMU_CNS_NS_LIST)
+		if (cns == EMU_CNS_NS_LIST)
 			return emu_bad(d, "identity.page.cns",
 				       "list pages are not stored", i);
-		for (j = 0; j < i; j++)
-			if (id->pages[j].cns == p->cns &&
-			    id->pages[j].csi == p->csi &&
-			    id->pages[j].nsid == p->nsid)
-				return emu_bad(d, "identity.page",
-					       "duplicate", i);
+		/* The model keys its one Identify Controller page by CNS. */
+		if (cns == EMU_CNS_CTRL && nsid)
+			return emu_bad(d, "identity.page.nsid",
+				       "not 0 for Identify Controller", nsid);
+		if (emu_page_dup(r->p + at, start - at, i, cns, csi, nsid))
+			return emu_bad(d, "identity.page", "duplicate", i);
+		if (cns == EMU_CNS_CTRL) {
+			s->nr_idc++;
+			emu_page_peek(r->p + start, r->pos - start,
+				      EMU_IDC_MDTS, &s->mdts, 1);
+			emu_page_peek(r->p + start, r->pos - start,
+				      EMU_IDC_AERL, &s->aerl, 1);
+		}
+		emu_page_peek(r->p + start, r->pos - start, 0, b, 8);
+		if (emu_ns_served(cns, csi, nsid, emu_get_le64(b)) &&
+		    ++s->nr_ns > EMU_NVME_MAX_NS)
+			return emu_bad(d, "identity.page.nsid",
+				       "more namespaces than the model serves",
+				       nsid);
+		if (id) {
+			id->pages[i].valid = 1;
+			id->pages[i].cns = cns;
+			id->pages[i].csi = csi;
+			id->pages[i].cntid = cntid;
+			id->pages[i].nsid = nsid;
+		}
 	}
-	for (i = 0; i < n; i++)
-		if (id->pages[i].cns == EMU_CNS_CTRL)
-			return 0;
-	return emu_bad(d, "identity.page", "no Identify Controller page",
-		       EMU_NOVAL);
+	if (!s->nr_idc)
+		return emu_bad(d, "identity.page",
+			       "no Identify Controller page", EMU_NOVAL);
+	return 0;
+}
+
+/* One 20-byte QUEUES entry; CQs and SQs order their fields differently. */
+static void emu_q_get(const u8 *e, bool sq, struct emu_q *q)
+{
+	u16 fl = emu_get_le16(e + 10);
+
+	memset(q, 0, sizeof(*q));
+	q->sq = sq;
+	q->qid = emu_get_le16(e);
+	q->head = emu_get_le16(e + 6);
+	q->tail = emu_get_le16(e + 8);
+	q->base = emu_get_le64(e + 12);
+	q->pc = sq ? fl & 1 : (fl >> 2) & 1;
+	if (sq) {
+		q->ref = emu_get_le16(e + 2);
+		q->size = emu_get_le16(e + 4);
+	} else {
+		q->size = emu_get_le16(e + 2);
+		q->ref = emu_get_le16(e + 4);
+		q->phase = fl & 1;
+		q->ien = (fl >> 1) & 1;
+	}
 }
 
 static int emu_d_queues(struct emu_dec *d, struct emu_r *r,
 			struct emu_nvme_state *st)
 {
-	u16 nsq = emu_r16(r), ncq = emu_r16(r), i, qid, fl;
+	u16 nsq = emu_r16(r), ncq = emu_r16(r), i, fl;
+	struct emu_q q;
+	const u8 *e;
 
+	if (r->bad)
+		return emu_bad(d, "queues", "truncated", EMU_NOVAL);
 	if (nsq > EMU_NVME_NR_Q || ncq > EMU_NVME_NR_Q)
 		return emu_bad(d, "queues.count", "too many",
 			       EMU_MAX(nsq, ncq));
-	for (i = 0; i < ncq; i++) {
-		struct emu_nvme_cq *cq;
-
-		qid = emu_r16(r);
-		if (r->bad)
-			break;
-		if (qid > EMU_NVME_MAX_QID)
-			return emu_bad(d, "queues.cq.qid", "out of range", qid);
-		cq = &st->cq[qid];
-		if (cq->valid)
-			return emu_bad(d, "queues.cq.qid", "duplicate", qid);
-		cq->valid = 1;
-		cq->size = emu_r16(r);
-		cq->vector = emu_r16(r);
-		cq->head = emu_r16(r);
-		cq->tail = emu_r16(r);
-		fl = emu_r16(r);
-		cq->base = emu_r64(r);
+	d->s.q = r->p + r->pos;
+	d->s.ncq = ncq;
+	d->s.nsq = nsq;
+	for (i = 0; i < ncq + nsq; i++) {
+		e = emu_rbytes(r, 20);
+		if (!e)
+			return emu_bad(d, "queues", "truncated", EMU_NOVAL);
+		emu_q_get(e, i >= ncq, &q);
+		fl = emu_get_le16(e + 10);
+		if (q.qid > EMU_NVME_MAX_QID)
+			return emu_bad(d, q.sq ? "queues.sq.qid" :
+				       "queues.cq.qid", "out of range", q.qid);
+		if (d->qseen[q.sq][q.qid / 8] & EMU_BIT(q.qid % 8))
+			return emu_bad(d, q.sq ? "queues.sq.qid" :
+				       "queues.cq.qid", "duplicate", q.qid);
+		d->qseen[q.sq][q.qid / 8] |= EMU_BIT(q.qid % 8);
 		if (fl & ~7U)
-			return emu_bad(d, "queues.cq.flags", "reserved bits",
-				       qid);
-		cq->phase = fl & 1;
-		cq->ien = (fl >> 1) & 1;
-		cq->pc = (fl >> 2) & 1;
-	}
-	for (i = 0; i < nsq && !r->bad; i++) {
-		struct emu_nvme_sq *sq;
+			return emu_bad(d, q.sq ? "queues.sq.flags" :
+				       "queues.cq.flags", "reserved bits",
+				       q.qid);
+		if (!st)
+			continue;
+		if (q.sq) {
+			struct emu_nvme_sq *sq = &st->sq[q.qid];
 
-		qid = emu_r16(r);
-		if (r->bad)
-			break;
-		if (qid > EMU_NVME_MAX_QID)
-			return emu_bad(d, "queues.sq.qid", "out of range", qid);
-		sq = &st->sq[qid];
-		if (sq->valid)
-			return emu_bad(d, "queues.sq.qid", "duplicate", qid);
-		sq->valid = 1;
-		sq->cqid = emu_r16(r);
-		sq->size = emu_r16(r);
-		sq->head = emu_r16(r);
-		sq->tail = emu_r16(r);
-		fl = emu_r16(r);
-		sq->base = emu_r64(r);
-		if (fl & ~7U)
-			return emu_bad(d, "queues.sq.flags", "reserved bits",
-				       qid);
-		sq->pc = fl & 1;
-		sq->qprio = (fl >> 1) & 3;
+			sq->valid = 1;
+			sq->cqid = q.ref;
+			sq->size = q.size;
+			sq->head = q.head;
+			sq->tail = q.tail;
+			sq->pc = q.pc;
+			sq->qprio = (fl >> 1) & 3;
+			sq->base = q.base;
+		} else {
+			struct emu_nvme_cq *cq = &st->cq[q.qid];
+
+			cq->valid = 1;
+			cq->size = q.size;
+			cq->vector = q.ref;
+			cq->head = q.head;
+			cq->tail = q.tail;
+			cq->phase = q.phase;
+			cq->ien = q.ien;
+			cq->pc = q.pc;
+			cq->base = q.base;
+		}
 	}
-	return r->bad ? emu_bad(d, "queues", "truncated", EMU_NOVAL) : 0;
+	return 0;
 }
 
 static int emu_d_features(struct emu_dec *d, struct emu_r *r,
 			  struct emu_nvme_features *f)
 {
+	u8 seen[(EMU_NVME_MAX_VEC + 7) / 8];
+	u32 w[13], val;
 	const u8 *hbs;
-	u16 n, i, v, t;
+	u16 n, i, v, t, th[2];
+	u64 x;
+	u8 nq_set;
 
-	f->arb = emu_r32(r);
-	f->pm = emu_r32(r);
-	f->err_rec = emu_r32(r);
-	f->vwc = emu_r32(r);
-	f->nq = emu_r32(r);
-	f->irq_coal = emu_r32(r);
-	f->atomic = emu_r32(r);
-	f->aec = emu_r32(r);
-	f->apst_en = emu_r32(r);
-	f->kato = emu_r32(r);
-	f->hctm = emu_r32(r);
-	f->nopsc = emu_r32(r);
-	f->swpm = emu_r32(r);
-	f->nq_set = emu_r8(r);
+	/* Arbitration .. Software Progress Marker, as in the layout. */
+	for (t = 0; t < EMU_ARRAY_SIZE(w); t++)
+		w[t] = emu_r32(r);
+	nq_set = emu_r8(r);
 	for (t = 0; t < 9; t++) {
-		f->temp_thr[t][0] = emu_r16(r);
-		f->temp_thr[t][1] = emu_r16(r);
+		th[0] = emu_r16(r);
+		th[1] = emu_r16(r);
+		if (f) {
+			f->temp_thr[t][0] = th[0];
+			f->temp_thr[t][1] = th[1];
+		}
 	}
-	f->ts_value = emu_r64(r);
-	/* Marks "set by the host"; emu_img_import() restarts the clock. */
-	f->ts_set_ns = f->ts_value >> 63;
-	f->ts_value &= 0xffffffffffffULL;
-	for (t = 0; t < 32; t++)
-		f->apst[t] = emu_r64(r);
+	x = emu_r64(r);
+	if (f) {
+		/* Marks "set by the host"; emu_img_import() restarts it. */
+		f->ts_set_ns = x >> 63;
+		f->ts_value = x & 0xffffffffffffULL;
+	}
+	for (t = 0; t < 32; t++) {
+		x = emu_r64(r);
+		if (f)
+			f->apst[t] = x;
+	}
 	hbs = emu_rbytes(r, sizeof(f->hbs));
-	if (hbs)
+	if (f && hbs)
 		memcpy(f->hbs, hbs, sizeof(f->hbs));
-	for (v = 0; v < EMU_NVME_MAX_VEC; v++)
+	for (v = 0; f && v < EMU_NVME_MAX_VEC; v++)
 		f->ivc[v] = v;
 	n = emu_r16(r);
 	if (r->bad)
 		return emu_bad(d, "features", "truncated", EMU_NOVAL);
 	if (n > EMU_NVME_MAX_VEC)
 		return emu_bad(d, "features.ivc.count", "too many", n);
+	memset(seen, 0, sizeof(seen));
 	for (i = 0; i < n; i++) {
 		v = emu_r16(r);
+		val = emu_r32(r);
+		if (r->bad)
+			return emu_bad(d, "features", "truncated", EMU_NOVAL);
 		if (v >= EMU_NVME_MAX_VEC)
 			return emu_bad(d, "features.ivc.vector", "out of range",
 				       v);
-		f->ivc[v] = emu_r32(r);
-		if ((f->ivc[v] & 0xffff) != v || (f->ivc[v] >> 17))
+		if (seen[v / 8] & EMU_BIT(v % 8))
+			return emu_bad(d, "features.ivc.vector", "duplicate",
+				       v);
+		seen[v / 8] |= EMU_BIT(v % 8);
+		if ((val & 0xffff) != v || (val >> 17))
 			return emu_bad(d, "features.ivc", "inconsistent", v);
+		if (val != v)
+			d->s.ivc_top = EMU_MAX(d->s.ivc_top, (u16)(v + 1));
+		if (f)
+			f->ivc[v] = val;
 	}
-	if (f->nq_set > 1 || f->vwc > 1 || f->atomic > 1 || f->apst_en > 1 ||
-	    f->nopsc > 1)
+	/* VWC, Number of Queues set, Write Atomicity, APST, NOPSC. */
+	if (nq_set > 1 || w[3] > 1 || w[6] > 1 || w[8] > 1 || w[11] > 1)
 		return emu_bad(d, "features", "flag out of range", EMU_NOVAL);
-	if ((f->nq & 0xffff) == 0xffff || (f->nq >> 16) == 0xffff)
-		return emu_bad(d, "features.nq", "out of range", f->nq);
-	if (f->err_rec & ~0xffffU)
-		return emu_bad(d, "features.err_rec", "out of range",
-			       f->err_rec);
-	return r->bad ? emu_bad(d, "features", "truncated", EMU_NOVAL) : 0;
+	if ((w[4] & 0xffff) == 0xffff || (w[4] >> 16) == 0xffff)
+		return emu_bad(d, "features.nq", "out of range", w[4]);
+	if (w[2] & ~0xffffU)
+		return emu_bad(d, "features.err_rec", "out of range", w[2]);
+	d->s.nq = w[4];
+	if (f) {
+		f->arb = w[0];
+		f->pm = w[1];
+		f->err_rec = w[2];
+		f->vwc = w[3];
+		f->nq = w[4];
+		f->irq_coal = w[5];
+		f->atomic = w[6];
+		f->aec = w[7];
+		f->apst_en = w[8];
+		f->kato = w[9];
+		f->hctm = w[10];
+		f->nopsc = w[11];
+		f->swpm = w[12];
+		f->nq_set = nq_set;
+	}
+	return 0;
 }
 
 static int emu_d_aer(struct emu_dec *d, struct emu_r *r, struct emu_nvme_aer *a)
 {
-	u32 i;
+	struct emu_sum *s = &d->s;
+	u32 i, ev;
+	u8 masked;
 
-	a->nr_cid = emu_r8(r);
-	a->nr_events = emu_r8(r);
-	a->masked = emu_r8(r);
+	s->nr_cid = emu_r8(r);
+	s->nr_events = emu_r8(r);
+	masked = emu_r8(r);
 	emu_r8(r);
-	if (a->nr_cid > EMU_NVME_MAX_AER)
-		return emu_bad(d, "aer.nr_cid", "too many", a->nr_cid);
-	if (a->nr_events > EMU_NVME_MAX_EVENTS)
-		return emu_bad(d, "aer.nr_events", "too many", a->nr_events);
-	for (i = 0; i < a->nr_cid; i++)
-		a->cid[i] = emu_r16(r);
-	for (i = 0; i < a->nr_events; i++) {
-		a->events[i] = emu_r32(r);
-		if (a->events[i] & 0xff0000f8)
+	if (s->nr_cid > EMU_NVME_MAX_AER)
+		return emu_bad(d, "aer.nr_cid", "too many", s->nr_cid);
+	if (s->nr_events > EMU_NVME_MAX_EVENTS)
+		return emu_bad(d, "aer.nr_events", "too many", s->nr_events);
+	for (i = 0; i < s->nr_cid; i++)
+		s->cid[i] = emu_r16(r);
+	if (a) {
+		a->nr_cid = s->nr_cid;
+		a->nr_events = s->nr_events;
+		a->masked = masked;
+		memcpy(a->cid, s->cid, sizeof(a->cid));
+	}
+	for (i = 0; i < s->nr_events; i++) {
+		ev = emu_r32(r);
+		if (ev & 0xff0000f8)
 			return emu_bad(d, "aer.events", "reserved bits", i);
+		if (a)
+			a->events[i] = ev;
 	}
 	return r->bad ? emu_bad(d, "aer", "truncated", EMU_NOVAL) : 0;
 }
@@ -608,34 +799,43 @@ static int emu_d_aer(struct emu_dec *d, struct emu_r *r, struct emu_nvme_aer *a)
 static int emu_d_logs(struct emu_dec *d, struct emu_r *r,
 		      struct emu_nvme_logs *l)
 {
-	u8 nerr;
-	u32 i;
+	u64 c[5];
+	u8 nerr, nchg;
+	u32 i, ns;
+	const u8 *b;
 
-	l->data_units_read = emu_r64(r);
-	l->data_units_written = emu_r64(r);
-	l->host_reads = emu_r64(r);
-	l->host_writes = emu_r64(r);
-	l->err_count = emu_r64(r);
+	for (i = 0; i < 5; i++)
+		c[i] = emu_r64(r);
 	nerr = emu_r8(r);
-	l->nr_changed_ns = emu_r8(r);
-	if (nerr > EMU_NVME_MAX_ERRLOG || nerr > l->err_count)
+	nchg = emu_r8(r);
+	if (nerr > EMU_NVME_MAX_ERRLOG || nerr > c[4])
 		return emu_bad(d, "logs.nr_err", "out of range", nerr);
-	if (l->nr_changed_ns > EMU_NVME_MAX_NS)
-		return emu_bad(d, "logs.nr_changed_ns", "too many",
-			       l->nr_changed_ns);
-	for (i = 0; i < nerr && !r->bad; i++) {
-		const u8 *b = emu_rbytes(r, 64);
-
-		if (b)
+	if (nchg > EMU_NVME_MAX_NS)
+		return emu_bad(d, "logs.nr_changed_ns", "too many", nchg);
+	d->s.nr_changed_ns = nchg;
+	if (l) {
+		l->data_units_read = c[0];
+		l->data_units_written = c[1];
+		l->host_reads = c[2];
+		l->host_writes = c[3];
+		l->err_count = c[4];
+		l->nr_changed_ns = nchg;
+	}
+	for (i = 0; i < nerr; i++) {
+		b = emu_rbytes(r, 64);
+		if (l && b)
 			memcpy(l->err[i], b, 64);
 	}
-	for (i = 0; i < l->nr_changed_ns; i++)
-		l->changed_ns[i] = emu_r32(r);
+	for (i = 0; i < nchg; i++) {
+		ns = emu_r32(r);
+		if (l)
+			l->changed_ns[i] = ns;
+	}
 	return r->bad ? emu_bad(d, "logs", "truncated", EMU_NOVAL) : 0;
 }
 
 static int emu_d_runtime(struct emu_dec *d, struct emu_r *r,
-			 struct emu_nvme_ctrl *ctrl, bool commit)
+			 struct emu_nvme_ctrl *ctrl)
 {
 	u16 v;
 	u32 pending;
@@ -652,7 +852,12 @@ static int emu_d_runtime(struct emu_dec *d, struct emu_r *r,
 		if (v >= EMU_NVME_MAX_VEC)
 			return emu_bad(d, "emu_runtime.vector", "out of range",
 				       v);
-		if (commit)
+		/* The model's count saturates there (emu_nvme.c). */
+		if (pending > EMU_NVME_MAX_PENDING)
+			return emu_bad(d, "emu_runtime.pending",
+				       "out of range for vector", v);
+		d->s.pend_top = EMU_MAX(d->s.pend_top, (u16)(v + 1));
+		if (ctrl)
 			ctrl->vec[v].pending = pending;
 	}
 	d->vec_seen = 1;
@@ -691,16 +896,16 @@ static int emu_d_header(struct emu_dec *d, const u8 *b, size_t len,
 	crc = emu_crc32c(crc, b + EMU_IMG_HDR_LEN, len - EMU_IMG_HDR_LEN);
 	if (crc != emu_get_le32(b + 20))
 		return emu_bad(d, "header.crc32c", "mismatch", crc);
+	d->stable = !!(*flags & EMU_IMG_F_STABLE);
 	return 0;
 }
 
 /*
- * Walk the sections. st receives the basic profile; ctrl (may be NULL) the
- * extended one when commit is set.
+ * Walk the sections. With st NULL only validate (and fill d->s); otherwise
+ * st receives the basic profile and ctrl (may be NULL) the extended one.
  */
 static int emu_d_sections(struct emu_dec *d, const u8 *b, size_t len,
-			  struct emu_nvme_state *st, struct emu_nvme_ctrl *ctrl,
-			  bool commit)
+			  struct emu_nvme_state *st, struct emu_nvme_ctrl *ctrl)
 {
 	u32 nsec = emu_get_le32(b + 24), i, pos = EMU_IMG_HDR_LEN;
 	int ret;
@@ -729,14 +934,21 @@ static int emu_d_sections(struct emu_dec *d, const u8 *b, size_t len,
 			return emu_bad(d, "section", "duplicate", type);
 		if (type < 32)
 			d->seen |= EMU_BIT(type);
+		/* Identity only: what a stable image says must be all. */
+		if (d->stable && type >= EMU_IMG_SEC_REGS &&
+		    type <= EMU_IMG_SEC_LOGS && type != EMU_IMG_SEC_IDENTITY)
+			return emu_bad(d, "section", "not in a stable image",
+				       type);
 		switch (type) {
 		case EMU_IMG_SEC_REGS:
-			st->regs.cc = emu_r32(&r);
-			st->regs.csts = emu_r32(&r);
-			st->regs.aqa = emu_r32(&r);
-			st->regs.intms = emu_r32(&r);
-			st->regs.asq = emu_r64(&r);
-			st->regs.acq = emu_r64(&r);
+			d->s.regs.cc = emu_r32(&r);
+			d->s.regs.csts = emu_r32(&r);
+			d->s.regs.aqa = emu_r32(&r);
+			d->s.regs.intms = emu_r32(&r);
+			d->s.regs.asq = emu_r64(&r);
+			d->s.regs.acq = emu_r64(&r);
+			if (st)
+				st->regs = d->s.regs;
 			ret = r.bad ? emu_bad(d, "regs", "truncated",
 					      EMU_NOVAL) : 0;
 			break;
@@ -744,26 +956,31 @@ static int emu_d_sections(struct emu_dec *d, const u8 *b, size_t len,
 			ret = emu_d_queues(d, &r, st);
 			break;
 		case EMU_IMG_SEC_FEATURES:
-			ret = emu_d_features(d, &r, &st->feat);
+			ret = emu_d_features(d, &r, st ? &st->feat : NULL);
 			break;
 		case EMU_IMG_SEC_AER:
-			ret = emu_d_aer(d, &r, &st->aer);
+			ret = emu_d_aer(d, &r, st ? &st->aer : NULL);
 			break;
 		case EMU_IMG_SEC_DBBUF:
-			st->dbbuf.enabled = emu_r8(&r);
-			st->dbbuf.dbs = emu_r64(&r);
-			st->dbbuf.eis = emu_r64(&r);
+			d->s.dbbuf = emu_r8(&r);
+			d->s.dbs = emu_r64(&r);
+			d->s.eis = emu_r64(&r);
+			if (st) {
+				st->dbbuf.enabled = d->s.dbbuf;
+				st->dbbuf.dbs = d->s.dbs;
+				st->dbbuf.eis = d->s.eis;
+			}
 			ret = r.bad ? emu_bad(d, "dbbuf", "truncated",
 					      EMU_NOVAL) : 0;
 			break;
 		case EMU_IMG_SEC_IDENTITY:
-			ret = emu_d_identity(d, &r, &st->id);
+			ret = emu_d_identity(d, &r, st ? &st->id : NULL);
 			break;
 		case EMU_IMG_SEC_LOGS:
-			ret = emu_d_logs(d, &r, &st->logs);
+			ret = emu_d_logs(d, &r, st ? &st->logs : NULL);
 			break;
 		case EMU_IMG_SEC_EMU_RUNTIME:
-			ret = emu_d_runtime(d, &r, ctrl, commit);
+			ret = emu_d_runtime(d, &r, ctrl);
 			break;
 		default:
 			ret = fl & EMU_IMG_S_CRITICAL ?
@@ -779,138 +996,310 @@ static int emu_d_sections(struct emu_dec *d, const u8 *b, size_t len,
 	return 0;
 }
 
-static int emu_d_state(struct emu_dec *d, const struct emu_nvme_state *st);
-
-static int emu_d_check(struct emu_dec *d, struct emu_nvme_state *st)
+static u32 emu_s_nq(const struct emu_sum *s)
 {
-	static const u16 need[] = { EMU_IMG_SEC_REGS, EMU_IMG_SEC_QUEUES,
-		EMU_IMG_SEC_FEATURES, EMU_IMG_SEC_AER, EMU_IMG_SEC_DBBUF,
-		EMU_IMG_SEC_IDENTITY };
+	return s->st ? 2 * EMU_NVME_NR_Q : (u32)s->ncq + s->nsq;
+}
+
+/* Queue i (CQs first); false where a state has none. */
+static bool emu_s_q(const struct emu_sum *s, u32 i, struct emu_q *q)
+{
+	const struct emu_nvme_cq *cq;
+	const struct emu_nvme_sq *sq;
+
+	if (!s->st) {
+		emu_q_get(s->q + 20 * i, i >= s->ncq, q);
+		return true;
+	}
+	memset(q, 0, sizeof(*q));
+	if (i < EMU_NVME_NR_Q) {
+		cq = &s->st->cq[i];
+		q->qid = (u16)i;
+		q->base = cq->base;
+		q->size = cq->size;
+		q->ref = cq->vector;
+		q->head = cq->head;
+		q->tail = cq->tail;
+		q->phase = cq->phase;
+		q->ien = cq->ien;
+		q->pc = cq->pc;
+		return cq->valid;
+	}
+	sq = &s->st->sq[i - EMU_NVME_NR_Q];
+	q->sq = 1;
+	q->qid = (u16)(i - EMU_NVME_NR_Q);
+	q->base = sq->base;
+	q->size = sq->size;
+	q->ref = sq->cqid;
+	q->head = sq->head;
+	q->tail = sq->tail;
+	q->pc = sq->pc;
+	return sq->valid;
+}
+
+static bool emu_s_find(const struct emu_sum *s, bool sq, u16 qid,
+		       struct emu_q *q)
+{
+	u32 i, n = emu_s_nq(s);
+
+	for (i = 0; i < n; i++)
+		if (emu_s_q(s, i, q) && q->sq == sq && q->qid == qid)
+			return true;
+	return false;
+}
+
+static void emu_sum_state(struct emu_sum *s, const struct emu_nvme_state *st)
+{
 	u32 i;
 
-	for (i = 0; i < EMU_ARRAY_SIZE(need); i++)
-		if (!(d->seen & EMU_BIT(need[i])))
-			return emu_bad(d, "section", "missing", need[i]);
-	return emu_d_state(d, st);
+	memset(s, 0, sizeof(*s));
+	s->st = st;
+	s->regs = st->regs;
+	s->cap = st->id.cap;
+	s->nr_vectors = st->id.nr_vectors;
+	s->max_sqs = st->id.max_sqs;
+	s->max_cqs = st->id.max_cqs;
+	s->nq = st->feat.nq;
+	for (i = 0; i < EMU_NVME_MAX_VEC; i++)
+		if (st->feat.ivc[i] != i)
+			s->ivc_top = (u16)(i + 1);
+	memcpy(s->cid, st->aer.cid, sizeof(s->cid));
+	s->nr_cid = st->aer.nr_cid;
+	s->nr_events = st->aer.nr_events;
+	s->nr_changed_ns = st->logs.nr_changed_ns;
+	s->dbbuf = st->dbbuf.enabled;
+	s->dbs = st->dbbuf.dbs;
+	s->eis = st->dbbuf.eis;
+	for (i = 0; i < EMU_NVME_MAX_IDPAGES; i++) {
+		const struct emu_nvme_idpage *p = &st->id.pages[i];
+
+		if (!p->valid)
+			continue;
+		/* The first, as emu_nvme_find_id() finds it. */
+		if (p->cns == EMU_CNS_CTRL && !s->nr_idc++) {
+			s->aerl = p->data[EMU_IDC_AERL];
+			s->mdts = p->data[EMU_IDC_MDTS];
+		}
+		s->nr_ns += emu_ns_served(p->cns, p->csi, p->nsid,
+					  emu_get_le64(p->data));
+	}
+}
+
+/* Bytes of a ring, by the entry sizes the model uses (IOSQES, IOCQES). */
+static u64 emu_q_bytes(const struct emu_q *q)
+{
+	return (u64)q->size * (q->sq ? EMU_NVME_SQE : EMU_NVME_CQE);
+}
+
+static bool emu_q_overlap(const struct emu_q *a, const struct emu_q *b)
+{
+	return a->base <= b->base + (emu_q_bytes(b) - 1) &&
+	       b->base <= a->base + (emu_q_bytes(a) - 1);
+}
+
+static int emu_d_queue(struct emu_dec *d, const struct emu_sum *s, u32 i,
+		       const struct emu_q *q)
+{
+	static const char *const fld[2][4] = {
+		{ "queues.cq.size", "queues.cq.position", "queues.cq.base",
+		  "queues.cq.qid" },
+		{ "queues.sq.size", "queues.sq.position", "queues.sq.base",
+		  "queues.sq.qid" },
+	};
+	const char *const *f = fld[q->sq];
+	u32 mqes = (u32)(s->cap & 0xffff) + 1, j;
+	u64 mps = 1ULL << (12 + ((s->regs.cc >> 7) & 0xf));
+	u32 granted = q->sq ? (s->nq & 0xffff) + 1 : (s->nq >> 16) + 1;
+	struct emu_q o;
+
+	if (q->size < 2 || q->size > mqes)
+		return emu_bad(d, f[0], "outside 2..MQES for qid", q->qid);
+	if (q->head >= q->size || q->tail >= q->size)
+		return emu_bad(d, f[1], "out of range for qid", q->qid);
+	if (!q->sq && q->ien && q->ref >= s->nr_vectors)
+		return emu_bad(d, "queues.cq.vector", "out of range for qid",
+			       q->qid);
+	if (q->sq && (q->ref > EMU_NVME_MAX_QID || (q->qid && !q->ref) ||
+		      !emu_s_find(s, false, q->ref, &o)))
+		return emu_bad(d, "queues.sq.cqid",
+			       "references a missing CQ for qid", q->qid);
+	if (!q->base)
+		return emu_bad(d, f[2], "at IOVA 0 for qid", q->qid);
+	if (q->base > ~0ULL - (emu_q_bytes(q) - 1))
+		return emu_bad(d, f[2], "wraps past the end of the IOVA space",
+			       q->qid);
+	for (j = 0; j < i; j++)
+		if (emu_s_q(s, j, &o) && emu_q_overlap(q, &o))
+			return emu_bad(d, f[2],
+				       "overlaps another queue for qid",
+				       q->qid);
+	if (!q->qid)
+		return 0;
+	if (!q->pc || (q->base & (mps - 1)))
+		return emu_bad(d, f[2], "not page aligned or not contiguous",
+			       q->qid);
+	/* What Create I/O Queue refuses, an image cannot carry either. */
+	if (!(s->regs.csts & EMU_CSTS_RDY))
+		return emu_bad(d, f[3], "I/O queue in a disabled controller",
+			       q->qid);
+	if (q->qid > granted)
+		return emu_bad(d, f[3], "above the granted queues", q->qid);
+	if (q->sq ? ((s->regs.cc >> 16) & 0xf) != 6 :
+		    ((s->regs.cc >> 20) & 0xf) != 4)
+		return emu_bad(d, "regs.cc", "I/O queue entry size not 64/16",
+			       s->regs.cc);
+	return 0;
 }
 
 /*
- * The invariants the running model relies on. Shared by the image decoder
- * and by takeover (state learned by observing a VF).
+ * The invariants the running model relies on, for an image's summary or a
+ * state's: shared by the image decoder, the compatibility check and
+ * takeover (state learned by observing a VF).
  */
-int emu_nvme_state_check(const struct emu_nvme_state *st, char *err,
-			 size_t errlen)
+static int emu_d_state(struct emu_dec *d, const struct emu_sum *s)
 {
-	struct emu_dec d = { .err = err, .errlen = errlen };
-
-	return emu_d_state(&d, st);
-}
-
-static int emu_d_state(struct emu_dec *d, const struct emu_nvme_state *st)
-{
-	const struct emu_nvme_regs *rg = &st->regs;
-	u32 mqes = emu_mqes(st), mps, i, q, aerl;
+	const struct emu_nvme_regs *rg = &s->regs;
 	bool en = rg->cc & EMU_CC_EN, rdy = rg->csts & EMU_CSTS_RDY;
-	const struct emu_nvme_idpage *c = NULL;
+	struct emu_q asq, acq, q;
+	bool have_sq, have_cq;
+	u32 i, j, n = emu_s_nq(s);
+	int ret;
 
 	if (rg->cc & ~0x01fffff1U)
 		return emu_bad(d, "regs.cc", "reserved bits", rg->cc);
 	if (rg->csts & ~0x1fU)
 		return emu_bad(d, "regs.csts", "reserved bits", rg->csts);
-	if (!en && (rg->csts & EMU_CSTS_RDY))
+	if (!en && rdy)
 		return emu_bad(d, "regs.csts", "ready while disabled",
 			       rg->csts);
 	if (rg->aqa & ~0x0fff0fffU)
 		return emu_bad(d, "regs.aqa", "reserved bits", rg->aqa);
 	if ((rg->asq | rg->acq) & 0xfff)
 		return emu_bad(d, "regs.asq", "not page aligned", EMU_NOVAL);
-	mps = 12 + ((rg->cc >> 7) & 0xf);
-	/* CC.EN with CSTS.RDY clear: an enable the controller refused. */
-	if (rdy != (st->sq[0].valid && st->cq[0].valid) ||
-	    st->sq[0].valid != st->cq[0].valid)
+	/* Ready means the model accepted CC; without RDY it refused it. */
+	if (rdy && !emu_nvme_cc_valid(s->cap, rg))
+		return emu_bad(d, "regs.cc", "refused by the controller",
+			       rg->cc);
+	if ((s->nq & 0xffff) >= s->max_sqs || (s->nq >> 16) >= s->max_cqs)
+		return emu_bad(d, "features.nq", "above the granted queues",
+			       s->nq);
+	have_sq = emu_s_find(s, true, 0, &asq);
+	have_cq = emu_s_find(s, false, 0, &acq);
+	if (rdy != (have_sq && have_cq) || have_sq != have_cq)
 		return emu_bad(d, "queues.admin", "inconsistent with csts.rdy",
 			       EMU_NOVAL);
-	if (rdy && (st->sq[0].size != (rg->aqa & 0xfff) + 1 ||
-		    st->cq[0].size != ((rg->aqa >> 16) & 0xfff) + 1 ||
-		    st->sq[0].base != rg->asq || st->cq[0].base != rg->acq ||
-		    st->sq[0].cqid || st->cq[0].vector))
+	if (rdy && (asq.size != (rg->aqa & 0xfff) + 1 ||
+		    acq.size != ((rg->aqa >> 16) & 0xfff) + 1 ||
+		    asq.base != rg->asq || acq.base != rg->acq ||
+		    asq.ref || acq.ref || !asq.pc || !acq.pc))
 		return emu_bad(d, "queues.admin", "inconsistent with aqa/asq/acq",
 			       EMU_NOVAL);
-	for (q = 0; q < EMU_NVME_NR_Q; q++) {
-		const struct emu_nvme_cq *cq = &st->cq[q];
-		const struct emu_nvme_sq *sq = &st->sq[q];
-
-		if (cq->valid) {
-			if (cq->size < 2 || cq->size > mqes)
-				return emu_bad(d, "queues.cq.size",
-					       "outside 2..MQES for qid", q);
-			if (cq->head >= cq->size || cq->tail >= cq->size)
-				return emu_bad(d, "queues.cq.position",
-					       "out of range for qid", q);
-			if (cq->ien && cq->vector >= st->id.nr_vectors)
-				return emu_bad(d, "queues.cq.vector",
-					       "out of range for qid", q);
-			if (q && (!cq->pc || (cq->base & ((1ULL << mps) - 1))))
-				return emu_bad(d, "queues.cq.base",
-					       "not page aligned or not contiguous",
-					       q);
-			if (q > st->id.max_cqs)
-				return emu_bad(d, "queues.cq.qid",
-					       "above the granted queues", q);
-		}
-		if (sq->valid) {
-			if (sq->size < 2 || sq->size > mqes)
-				return emu_bad(d, "queues.sq.size",
-					       "outside 2..MQES for qid", q);
-			if (sq->head >= sq->size || sq->tail >= sq->size)
-				return emu_bad(d, "queues.sq.position",
-					       "out of range for qid", q);
-			if (sq->cqid > EMU_NVME_MAX_QID ||
-			    !st->cq[sq->cqid].valid || (q && !sq->cqid))
-				return emu_bad(d, "queues.sq.cqid",
-					       "references a missing CQ for qid",
-					       q);
-			if (q && (!sq->pc || (sq->base & ((1ULL << mps) - 1))))
-				return emu_bad(d, "queues.sq.base",
-					       "not page aligned or not contiguous",
-					       q);
-			if (q > st->id.max_sqs)
-				return emu_bad(d, "queues.sq.qid",
-					       "above the granted queues", q);
-		}
+	/* The admin CQ always interrupts (NVMe 3.1.4.3, Create I/O CQ). */
+	if (rdy && !acq.ien)
+		return emu_bad(d, "queues.admin", "interrupts off", EMU_NOVAL);
+	for (i = 0; i < n; i++) {
+		if (!emu_s_q(s, i, &q))
+			continue;
+		ret = emu_d_queue(d, s, i, &q);
+		if (ret)
+			return ret;
 	}
-	if (st->aer.nr_cid && !rdy)
+	if (s->nr_cid && !rdy)
 		return emu_bad(d, "aer.nr_cid", "outstanding while not ready",
-			       st->aer.nr_cid);
-	if (st->dbbuf.enabled > 1)
-		return emu_bad(d, "dbbuf.enabled", "out of range",
-			       st->dbbuf.enabled);
-	if (st->dbbuf.enabled && (!st->dbbuf.dbs || !st->dbbuf.eis ||
-				  ((st->dbbuf.dbs | st->dbbuf.eis) &
-				   ((1ULL << mps) - 1))))
+			       s->nr_cid);
+	for (i = 0; i < s->nr_cid; i++)
+		for (j = 0; j < i; j++)
+			if (s->cid[i] == s->cid[j])
+				return emu_bad(d, "aer.cid", "duplicate",
+					       s->cid[i]);
+	if (s->dbbuf > 1)
+		return emu_bad(d, "dbbuf.enabled", "out of range", s->dbbuf);
+	if (s->dbbuf && !rdy)
+		return emu_bad(d, "dbbuf.enabled", "while not ready", s->dbbuf);
+	if (s->dbbuf && (!s->dbs || !s->eis ||
+			 ((s->dbs | s->eis) &
+			  ((1ULL << (12 + ((rg->cc >> 7) & 0xf))) - 1))))
 		return emu_bad(d, "dbbuf.dbs", "invalid buffer address",
 			       EMU_NOVAL);
-	for (i = 0; i < EMU_NVME_MAX_VEC; i++)
-		if (i >= st->id.nr_vectors && st->feat.ivc[i] != i)
-			return emu_bad(d, "features.ivc",
-				       "vector beyond nr_vectors", i);
-	for (i = 0; i < EMU_NVME_MAX_IDPAGES; i++)
-		if (st->id.pages[i].valid && st->id.pages[i].cns == EMU_CNS_CTRL)
-			c = &st->id.pages[i];
-	if (!c)
+	if (s->ivc_top > s->nr_vectors)
+		return emu_bad(d, "features.ivc", "vector beyond nr_vectors",
+			       s->ivc_top - 1);
+	if (s->pend_top > s->nr_vectors)
+		return emu_bad(d, "emu_runtime.vector", "beyond nr_vectors",
+			       s->pend_top - 1);
+	if (!s->nr_idc)
 		return emu_bad(d, "identity.page", "no Identify Controller page",
 			       EMU_NOVAL);
-	/* AERL comes from the identity. */
-	aerl = c->data[EMU_IDC_AERL];
-	if (st->aer.nr_cid > aerl + 1 || st->aer.nr_cid > EMU_NVME_MAX_AER)
-		return emu_bad(d, "aer.nr_cid", "exceeds AERL", st->aer.nr_cid);
-	if (st->aer.nr_events > EMU_NVME_MAX_EVENTS)
-		return emu_bad(d, "aer.nr_events", "too many",
-			       st->aer.nr_events);
-	if (st->logs.nr_changed_ns > EMU_NVME_MAX_NS)
+	if (s->nr_cid > s->aerl + 1 || s->nr_cid > EMU_NVME_MAX_AER)
+		return emu_bad(d, "aer.nr_cid", "exceeds AERL", s->nr_cid);
+	if (s->nr_events > EMU_NVME_MAX_EVENTS)
+		return emu_bad(d, "aer.nr_events", "too many", s->nr_events);
+	if (s->nr_changed_ns > EMU_NVME_MAX_NS)
 		return emu_bad(d, "logs.nr_changed_ns", "too many",
-			       st->logs.nr_changed_ns);
+			       s->nr_changed_ns);
 	return 0;
+}
+
+/*
+ * The one structural validation of an image, for import and for the
+ * compatibility check alike: header, sections, every field, the sections
+ * a (full or stable) image must have, and for a full image the invariants
+ * of a runnable state. Fills d->s.
+ */
+static int emu_d_validate(struct emu_dec *d, const void *img, size_t len)
+{
+	static const u16 need[] = { EMU_IMG_SEC_REGS, EMU_IMG_SEC_QUEUES,
+		EMU_IMG_SEC_FEATURES, EMU_IMG_SEC_AER, EMU_IMG_SEC_DBBUF,
+		EMU_IMG_SEC_IDENTITY };
+	u32 flags, i;
+	int ret;
+
+	if (d->err && d->errlen)
+		d->err[0] = '\0';
+	if (!img || len > 0x7fffffff)
+		return emu_bad(d, "image", "no data", EMU_NOVAL);
+	ret = emu_d_header(d, img, len, &flags);
+	if (!ret)
+		ret = emu_d_sections(d, img, len, NULL, NULL);
+	if (ret)
+		return ret;
+	for (i = 0; i < EMU_ARRAY_SIZE(need); i++)
+		if ((!d->stable || need[i] == EMU_IMG_SEC_IDENTITY) &&
+		    !(d->seen & EMU_BIT(need[i])))
+			return emu_bad(d, "section", "missing", need[i]);
+	return d->stable ? 0 : emu_d_state(d, &d->s);
+}
+
+int emu_img_validate(const void *img, size_t len, char *err, size_t errlen)
+{
+	struct emu_dec d = { .err = err, .errlen = errlen };
+
+	return emu_d_validate(&d, img, len);
+}
+
+int emu_nvme_state_check(const struct emu_nvme_state *st, char *err,
+			 size_t errlen)
+{
+	struct emu_dec d = { .err = err, .errlen = errlen };
+
+	emu_sum_state(&d.s, st);
+	return emu_d_state(&d, &d.s);
+}
+
+/*
+ * log2 of the largest transfer an identity allows (MDTS is in units of
+ * the minimum page size, CAP.MPSMIN), 0 for none: MDTS alone says nothing
+ * when two controllers' MPSMIN differ.
+ */
+u32 emu_xfer_shift(u8 mdts, u64 cap)
+{
+	return mdts ? 12 + (u32)((cap >> 48) & 0xf) + mdts : 0;
+}
+
+/* Does a source's transfer limit fit a destination's? */
+bool emu_xfer_fits(u32 src, u32 dst)
+{
+	return !dst || (src && src <= dst);
 }
 
 int emu_img_import(struct emu_nvme_ctrl *ctrl, const void *img, size_t len,
@@ -918,8 +1307,8 @@ int emu_img_import(struct emu_nvme_ctrl *ctrl, const void *img, size_t len,
 {
 	struct emu_dec d = { .err = err, .errlen = errlen };
 	struct emu_nvme_state *stage = &ctrl->stage;
-	const u8 *b = img;
-	u32 flags;
+	const struct emu_nvme_idpage *c;
+	u32 dst = 0;
 	int ret;
 
 	if (err && errlen)
@@ -929,23 +1318,27 @@ int emu_img_import(struct emu_nvme_ctrl *ctrl, const void *img, size_t len,
 			ctrl->nr_inflight);
 		return -EBUSY;
 	}
-	if (!img || len > 0x7fffffff)
-		return emu_bad(&d, "image", "no data", EMU_NOVAL);
-	ret = emu_d_header(&d, b, len, &flags);
+	ret = emu_d_validate(&d, img, len);
 	if (ret)
 		return ret;
-	if (flags & EMU_IMG_F_STABLE)
+	if (d.stable)
 		return emu_bad(&d, "header.flags",
 			       "a stable image carries no controller state",
-			       flags);
-	memset(stage, 0, sizeof(*stage));
-	ret = emu_d_sections(&d, b, len, stage, NULL, false);
-	if (!ret)
-		ret = emu_d_check(&d, stage);
-	if (ret)
-		return ret;
+			       EMU_IMG_F_STABLE);
+	/* The VF behind this model must do the transfers the guest may. */
+	c = emu_nvme_find_id(&ctrl->st, EMU_CNS_CTRL, 0, 0);
+	if (c)
+		dst = emu_xfer_shift(c->data[EMU_IDC_MDTS], ctrl->st.id.cap);
+	if (!emu_xfer_fits(emu_xfer_shift(d.s.mdts, d.s.cap), dst))
+		return emu_bad(&d, "limits.mdts", "smaller than the source",
+			       d.s.mdts);
 
-	/* Everything validated: commit. */
+	/* Everything validated: decode and commit. */
+	memset(stage, 0, sizeof(*stage));
+	memset(&d.s, 0, sizeof(d.s));
+	memset(d.qseen, 0, sizeof(d.qseen));
+	d.seen = 0;
+	emu_d_sections(&d, img, len, stage, NULL);
 	memcpy(&ctrl->st, stage, sizeof(*stage));
 	if (ctrl->st.feat.ts_set_ns)
 		ctrl->st.feat.ts_set_ns = ctrl->ops->now_ns(ctrl->host) | 1;
@@ -959,10 +1352,11 @@ int emu_img_import(struct emu_nvme_ctrl *ctrl, const void *img, size_t len,
 	ctrl->nssr_pending = 0;
 	emu_nvme_refresh_identity(ctrl);
 	/* Second pass for the extended profile; the stage is scratch now. */
+	memset(&d.s, 0, sizeof(d.s));
+	memset(d.qseen, 0, sizeof(d.qseen));
 	d.seen = 0;
-	memset(stage, 0, sizeof(*stage));
-	if (emu_d_sections(&d, b, len, stage, ctrl, true))
-		d.vec_seen = 0;
+	d.vec_seen = 0;
+	emu_d_sections(&d, img, len, NULL, ctrl);
 	ctrl->rr_next = d.rr_next;
 	if (!d.vec_seen) {
 		u32 v;
@@ -982,28 +1376,6 @@ int emu_img_import(struct emu_nvme_ctrl *ctrl, const void *img, size_t len,
 
 /* Compatibility -------------------------------------------------------- */
 
-/* Bytes [off, off + n) of an encoded page (zero where no run covers). */
-static int emu_page_peek(const u8 *enc, u32 enclen, u32 off, u8 *out, u32 n)
-{
-	struct emu_r r = { .p = enc, .len = enclen };
-	u16 runs = emu_r16(&r), i, ro, rl;
-	const u8 *b;
-	u32 k;
-
-	memset(out, 0, n);
-	for (i = 0; i < runs; i++) {
-		ro = emu_r16(&r);
-		rl = emu_r16(&r);
-		b = emu_rbytes(&r, rl);
-		if (!b)
-			return -EINVAL;
-		for (k = 0; k < n; k++)
-			if (off + k >= ro && off + k < (u32)ro + rl)
-				out[k] = b[off + k - ro];
-	}
-	return 0;
-}
-
 struct emu_src_ns {
 	u32 nsid;
 	u64 nsze;
@@ -1018,22 +1390,18 @@ int emu_img_check_compat(const void *img, size_t len,
 {
 	struct emu_dec d = { .err = err, .errlen = errlen };
 	const u8 *b = img;
-	u32 flags, nsec, i, pos = EMU_IMG_HDR_LEN, j;
-	u16 nr_vectors = 0, max_sqs = 0, max_cqs = 0, mqes = 0, npages = 0;
-	u16 used_sq = 0, used_cq = 0, used_size = 0, used_vec = 0;
-	bool have_q = false, have_id = false, dbbuf = false, have_feat = false;
-	u8 mdts = 0, sgls[4], oncs[2], tmp[32], vwc = 0, kas[2];
+	u32 nsec, i, pos = EMU_IMG_HDR_LEN, j, used_size = 0;
+	u16 npages = 0, used_sq = 0, used_cq = 0, used_vec = 0;
+	bool have_q = false, dbbuf = false, have_feat = false;
+	u8 sgls[4], oncs[2], tmp[32], vwc = 0, kas[2];
 	u32 f_pm = 0, f_vwc = 0, f_kato = 0;
 	bool src_vwc, src_ka;
 	u8 src_ps;
 	struct emu_src_ns ns;
 	int ret;
 
-	if (err && errlen)
-		err[0] = '\0';
-	if (!img || len > 0x7fffffff)
-		return emu_bad(&d, "image", "no data", EMU_NOVAL);
-	ret = emu_d_header(&d, b, len, &flags);
+	/* Judged only once well formed, the way an import would find it. */
+	ret = emu_d_validate(&d, img, len);
 	if (ret)
 		return ret;
 	memset(sgls, 0, sizeof(sgls));
@@ -1041,48 +1409,38 @@ int emu_img_check_compat(const void *img, size_t len,
 	memset(kas, 0, sizeof(kas));
 	nsec = emu_get_le32(b + 24);
 	for (i = 0; i < nsec; i++) {
-		struct emu_r r;
+		struct emu_r r = { 0 };
 		u16 type;
 		u32 slen;
 
-		if (len - pos < EMU_IMG_SEC_HDR_LEN)
-			return emu_bad(&d, "section", "truncated header", i);
 		type = emu_get_le16(b + pos);
 		slen = emu_get_le32(b + pos + 4);
 		pos += EMU_IMG_SEC_HDR_LEN;
-		if (slen > len - pos)
-			return emu_bad(&d, "section.length",
-				       "beyond the image", type);
 		r.p = b + pos;
 		r.len = slen;
-		r.pos = 0;
-		r.bad = false;
 		pos += slen;
 		if (type == EMU_IMG_SEC_QUEUES) {
 			u16 nsq = emu_r16(&r), ncq = emu_r16(&r), q;
 
 			have_q = true;
-			for (q = 0; q < ncq && !r.bad; q++) {
+			for (q = 0; q < ncq; q++) {
 				u16 qid = emu_r16(&r), size = emu_r16(&r);
 				u16 vec = emu_r16(&r);
 
 				emu_rbytes(&r, 14);
 				used_cq = EMU_MAX(used_cq, qid);
-				used_size = EMU_MAX(used_size, size);
+				used_size = EMU_MAX(used_size, (u32)size);
 				used_vec = EMU_MAX(used_vec, (u16)(vec + 1));
 			}
-			for (q = 0; q < nsq && !r.bad; q++) {
+			for (q = 0; q < nsq; q++) {
 				u16 qid = emu_r16(&r), size;
 
 				emu_r16(&r);
 				size = emu_r16(&r);
 				emu_rbytes(&r, 14);
 				used_sq = EMU_MAX(used_sq, qid);
-				used_size = EMU_MAX(used_size, size);
+				used_size = EMU_MAX(used_size, (u32)size);
 			}
-			if (r.bad)
-				return emu_bad(&d, "queues", "truncated",
-					       EMU_NOVAL);
 		}
 		if (type == EMU_IMG_SEC_DBBUF)
 			dbbuf = emu_r8(&r) == 1;
@@ -1095,20 +1453,12 @@ int emu_img_check_compat(const void *img, size_t len,
 			f_vwc = emu_r32(&r);
 			emu_rbytes(&r, 5 * 4);
 			f_kato = emu_r32(&r);
-			if (r.bad)
-				return emu_bad(&d, "features", "truncated",
-					       EMU_NOVAL);
 		}
 		if (type != EMU_IMG_SEC_IDENTITY)
 			continue;
-		have_id = true;
-		mqes = (u16)(emu_r64(&r) & 0xffff);
-		emu_r32(&r);
-		nr_vectors = emu_r16(&r);
-		max_sqs = emu_r16(&r);
-		max_cqs = emu_r16(&r);
+		emu_rbytes(&r, 18);
 		npages = emu_r16(&r);
-		for (j = 0; j < npages && !r.bad; j++) {
+		for (j = 0; j < npages; j++) {
 			u8 cns = emu_r8(&r), csi = emu_r8(&r);
 			u32 start, nsid, k;
 			const struct emu_nvme_ns_limits *dn = NULL;
@@ -1116,12 +1466,8 @@ int emu_img_check_compat(const void *img, size_t len,
 			emu_r16(&r);
 			nsid = emu_r32(&r);
 			start = r.pos;
-			if (r.bad || emu_r_page(&r, NULL))
-				return emu_bad(&d, "identity.page",
-					       "bad encoding", j);
+			emu_r_page(&r, NULL);
 			if (cns == EMU_CNS_CTRL) {
-				emu_page_peek(r.p + start, r.pos - start,
-					      EMU_IDC_MDTS, &mdts, 1);
 				emu_page_peek(r.p + start, r.pos - start,
 					      EMU_IDC_SGLS, sgls, 4);
 				emu_page_peek(r.p + start, r.pos - start,
@@ -1132,13 +1478,12 @@ int emu_img_check_compat(const void *img, size_t len,
 					      EMU_IDC_KAS, kas, 2);
 				continue;
 			}
-			if (cns != EMU_CNS_NS || csi)
-				continue;
 			emu_page_peek(r.p + start, r.pos - start, 0, tmp, 32);
+			/* The namespaces the guest has I/O on, as the model. */
+			if (!emu_ns_served(cns, csi, nsid, emu_get_le64(tmp)))
+				continue;
 			ns.nsid = nsid;
 			ns.nsze = emu_get_le64(tmp);
-			if (!ns.nsze)
-				continue;
 			{
 				u8 flbas = tmp[26], f, lbaf[4];
 
@@ -1171,18 +1516,13 @@ int emu_img_check_compat(const void *img, size_t len,
 				return emu_bad(&d, "namespace.eui64",
 					       "differs for nsid", nsid);
 		}
-		if (r.bad)
-			return emu_bad(&d, "identity", "truncated", EMU_NOVAL);
 	}
-	if (!have_id)
-		return emu_bad(&d, "section", "missing",
-			       EMU_IMG_SEC_IDENTITY);
 	/* A full image says what the guest uses; a stable one what it may. */
 	if (!have_q) {
-		used_sq = max_sqs;
-		used_cq = max_cqs;
-		used_size = mqes + 1;
-		used_vec = nr_vectors;
+		used_sq = d.s.max_sqs;
+		used_cq = d.s.max_cqs;
+		used_size = (u32)(d.s.cap & 0xffff) + 1;
+		used_vec = d.s.nr_vectors;
 	}
 	if (lim->max_sqs < used_sq)
 		return emu_bad(&d, "limits.max_sqs", "too few queues, need",
@@ -1196,9 +1536,10 @@ int emu_img_check_compat(const void *img, size_t len,
 	if (lim->nr_vectors < used_vec)
 		return emu_bad(&d, "limits.nr_vectors", "too few, need",
 			       used_vec);
-	if (lim->mdts && (!mdts || lim->mdts < mdts))
+	if (!emu_xfer_fits(emu_xfer_shift(d.s.mdts, d.s.cap),
+			   emu_xfer_shift(lim->mdts, (u64)lim->mpsmin << 48)))
 		return emu_bad(&d, "limits.mdts", "smaller than the source",
-			       mdts);
+			       d.s.mdts);
 	if ((emu_get_le32(sgls) & 3) && !(lim->sgls & 3))
 		return emu_bad(&d, "limits.sgls", "SGLs not supported",
 			       EMU_NOVAL);

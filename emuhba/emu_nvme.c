@@ -197,12 +197,10 @@ void emu_nvme_refresh_identity(struct emu_nvme_ctrl *ctrl)
 		struct emu_nvme_idpage *p = &st->id.pages[i];
 		struct emu_nvme_nsrt ns;
 
-		if (!p->valid || p->cns != EMU_CNS_NS || p->csi ||
-		    !p->nsid || p->nsid == 0xffffffff ||
-		    ctrl->nr_ns >= EMU_NVME_MAX_NS)
-			continue;
 		/* An inactive NSID reads as a zeroed page. */
-		if (!emu_get_le64(p->data))
+		if (!p->valid || ctrl->nr_ns >= EMU_NVME_MAX_NS ||
+		    !emu_ns_served(p->cns, p->csi, p->nsid,
+				   emu_get_le64(p->data)))
 			continue;
 		emu_nvme_parse_ns(&ns, p->nsid, p->data);
 		/* Keep the table sorted by NSID for the active list. */
@@ -313,6 +311,7 @@ void emu_nvme_get_limits(const struct emu_nvme_ctrl *ctrl,
 	lim->max_cqs = st->id.max_cqs;
 	lim->mqes = (u16)(st->id.cap & 0xffff);
 	lim->nr_vectors = st->id.nr_vectors;
+	lim->mpsmin = (u8)((st->id.cap >> 48) & 0xf);
 	for (i = 0; i < EMU_NVME_MAX_IDPAGES; i++) {
 		const u8 *idc = st->id.pages[i].data;
 
@@ -451,8 +450,10 @@ static bool emu_cq_write(struct emu_nvme_ctrl *ctrl, u16 sqid, u16 cid,
 	if (cq->ien && cq->vector < EMU_NVME_MAX_VEC) {
 		struct emu_nvme_vec *v = &ctrl->vec[cq->vector];
 
-		if (!v->pending++)
+		if (!v->pending)
 			v->first_ns = ctrl->ops->now_ns(ctrl->host);
+		if (v->pending < EMU_NVME_MAX_PENDING)
+			v->pending++;
 	}
 	if (status & 0x7ff)
 		emu_nvme_log_error(ctrl, sqid, cid, status);
@@ -627,13 +628,13 @@ void emu_nvme_ns_changed(struct emu_nvme_ctrl *ctrl, u32 nsid)
 
 /* Registers ------------------------------------------------------------ */
 
-static bool emu_cc_valid(const struct emu_nvme_ctrl *ctrl, u32 cc)
+bool emu_nvme_cc_valid(u64 cap, const struct emu_nvme_regs *r)
 {
-	const struct emu_nvme_regs *r = &ctrl->st.regs;
-	u64 cap = ctrl->st.id.cap;
+	u32 cc = r->cc;
 	u32 css = (cc >> 4) & 7, mps = (cc >> 7) & 0xf, ams = (cc >> 11) & 7;
 	u32 capcss = (cap >> 37) & 0xff;
-	u32 mqes = emu_mqes(&ctrl->st);
+	u32 mqes = (u32)(cap & 0xffff) + 1;
+	u64 sq_end, cq_end;
 
 	if (mps < ((cap >> 48) & 0xf) || mps > ((cap >> 52) & 0xf))
 		return false;
@@ -647,14 +648,19 @@ static bool emu_cc_valid(const struct emu_nvme_ctrl *ctrl, u32 cc)
 		return false;
 	if ((r->asq | r->acq) & 0xfff)
 		return false;
-	return true;
+	/* Rings at IOVA 0, wrapping or sharing memory are the host's bug. */
+	sq_end = r->asq + ((r->aqa & 0xfff) + 1) * (u64)EMU_NVME_SQE - 1;
+	cq_end = r->acq + (((r->aqa >> 16) & 0xfff) + 1) * (u64)EMU_NVME_CQE - 1;
+	if (!r->asq || !r->acq || sq_end < r->asq || cq_end < r->acq)
+		return false;
+	return r->asq > cq_end || r->acq > sq_end;
 }
 
 static void emu_ctrl_enable(struct emu_nvme_ctrl *ctrl)
 {
 	struct emu_nvme_state *st = &ctrl->st;
 
-	if (!emu_cc_valid(ctrl, st->regs.cc))
+	if (!emu_nvme_cc_valid(st->id.cap, &st->regs))
 		return;
 	memset(&st->sq[0], 0, sizeof(st->sq[0]));
 	memset(&st->cq[0], 0, sizeof(st->cq[0]));

@@ -247,7 +247,8 @@ struct emu_nvme_limits {
 	u32 oacs;
 	u32 oncs;
 	u16 kas;		/* Keep Alive Support (100 ms); 0: none */
-	u8 rsvd[2];
+	u8 mpsmin;		/* CAP.MPSMIN: the unit of mdts */
+	u8 rsvd;
 	struct emu_nvme_ns_limits ns[EMU_NVME_MAX_NS];
 };
 

@@ -548,6 +548,31 @@ static u16 emu_get_features(struct emu_nvme_ctrl *ctrl, const u8 *sqe,
 
 /* Queues ------------------------------------------------------------ */
 
+/*
+ * Ring memory a queue may use: not wrapping past the end of the IOVA space
+ * and not shared with another queue, which a state image could not carry.
+ */
+static bool emu_ring_ok(const struct emu_nvme_state *st, u64 base, u64 len)
+{
+	u64 end = base + len - 1;
+	u32 q;
+
+	if (end < base)
+		return false;
+	for (q = 0; q < EMU_NVME_NR_Q; q++) {
+		const struct emu_nvme_sq *sq = &st->sq[q];
+		const struct emu_nvme_cq *cq = &st->cq[q];
+
+		if (sq->valid && base <= sq->base + (sq->size * 64ULL - 1) &&
+		    sq->base <= end)
+			return false;
+		if (cq->valid && base <= cq->base + (cq->size * 16ULL - 1) &&
+		    cq->base <= end)
+			return false;
+	}
+	return true;
+}
+
 static u16 emu_create_cq(struct emu_nvme_ctrl *ctrl, const u8 *sqe,
 			 bool observe)
 {
@@ -572,6 +597,8 @@ static u16 emu_create_cq(struct emu_nvme_ctrl *ctrl, const u8 *sqe,
 			return EMU_SC_INVALID_FIELD;
 		if (!base || (base & (emu_mps(ctrl) - 1)))
 			return EMU_SC_PRP_INVALID_OFFSET;
+		if (!emu_ring_ok(st, base, size * (u64)EMU_NVME_CQE))
+			return EMU_SC_INVALID_FIELD;
 	}
 	if (size > 0xffff)
 		return EMU_SC_QUEUE_SIZE;
@@ -613,6 +640,8 @@ static u16 emu_create_sq(struct emu_nvme_ctrl *ctrl, const u8 *sqe,
 			return EMU_SC_INVALID_FIELD;
 		if (!base || (base & (emu_mps(ctrl) - 1)))
 			return EMU_SC_PRP_INVALID_OFFSET;
+		if (!emu_ring_ok(st, base, size * (u64)EMU_NVME_SQE))
+			return EMU_SC_INVALID_FIELD;
 	}
 	if (size > 0xffff)
 		return EMU_SC_QUEUE_SIZE;

@@ -40,7 +40,9 @@
 #define EMU_IDC_FRMW		260
 #define EMU_IDC_LPA		261
 #define EMU_IDC_ELPE		262
+#define EMU_IDC_NPSS		263
 #define EMU_IDC_APSTA		265
+#define EMU_IDC_KAS		320
 #define EMU_IDC_HCTMA		322
 #define EMU_IDC_SQES		512
 #define EMU_IDC_CQES		513
@@ -201,6 +203,30 @@ static inline const u8 *emu_rbytes(struct emu_r *r, u32 n)
 /* emu_img.c: the invariants of a runnable state. */
 int emu_nvme_state_check(const struct emu_nvme_state *st, char *err,
 			 size_t errlen);
+/*
+ * The one validation of an image's structure and state, which import and
+ * the compatibility check share; 0 or -EINVAL naming the field in err.
+ */
+int emu_img_validate(const void *img, size_t len, char *err, size_t errlen);
+u32 emu_xfer_shift(u8 mdts, u64 cap);
+bool emu_xfer_fits(u32 src, u32 dst);
+
+/* emu_nvme.c: a CC (with AQA, ASQ, ACQ) the controller accepts to enable. */
+bool emu_nvme_cc_valid(u64 cap, const struct emu_nvme_regs *r);
+
+/*
+ * Completions counted for a vector beyond this are not counted: only
+ * "none", and more than the coalescing threshold, matter, and a count
+ * that wrapped to none would lose the interrupt.
+ */
+#define EMU_NVME_MAX_PENDING	0xffff
+
+/* A namespace the model serves I/O for (emu_nvme_refresh_identity()). */
+static inline bool emu_ns_served(u8 cns, u8 csi, u32 nsid, u64 nsze)
+{
+	return cns == EMU_CNS_NS && !csi && nsid && nsid != 0xffffffff &&
+	       nsze;
+}
 
 /* Small portable message formatting for rejection reasons. */
 void emu_msg(char *err, size_t errlen, const char *field, const char *why,

@@ -269,7 +269,7 @@ static int emu_io_rw(struct emu_nvme_ctrl *ctrl, u16 sqid, const u8 *sqe,
 	req->blk.slba = slba;
 	req->blk.nlb = nlb;
 	req->blk.lba_shift = ns->lba_shift;
-	req->blk.len = (u32)len;
+	req->blk.len = len;
 	if (opc == EMU_IO_WRITE) {
 		st = emu_nvme_xfer(ctrl, sqe, false, req->blk.buf, (u32)len,
 				   false);
@@ -376,6 +376,7 @@ int emu_nvme_io_exec(struct emu_nvme_ctrl *ctrl, u16 sqid, const u8 *sqe)
 				((u64)emu_sqe_dw(sqe, 11) << 32);
 		req->blk.nlb = (emu_sqe_dw(sqe, 12) & 0xffff) + 1;
 		req->blk.lba_shift = ns->lba_shift;
+		req->blk.len = (u64)req->blk.nlb << ns->lba_shift;
 		if (!emu_lba_ok(ns, req->blk.slba, req->blk.nlb)) {
 			emu_nvme_req_put(ctrl, req);
 			emu_io_fail(ctrl, sqid, cid, EMU_SC_LBA_RANGE);
@@ -460,6 +461,7 @@ void emu_nvme_io_done(struct emu_nvme_ctrl *ctrl, struct emu_nvme_req *req,
 			req->blk.slba = emu_get_le64(e + 8);
 			req->blk.lba_shift =
 				emu_nvme_ns(ctrl, req->blk.nsid)->lba_shift;
+			req->blk.len = (u64)req->blk.nlb << req->blk.lba_shift;
 			ret = emu_nvme_blk_submit(ctrl, req);
 			if (!ret)
 				return;

@@ -20,7 +20,7 @@
 #include "../include/uapi/linux/emuhba.h"
 #include "emuhba.h"
 #include "emuhba_image.h"
-#include "emu_compat.h"
+#include "emu_verdict.h"
 #include "emu_nvme.h"
 
 static struct genl_family emuhba_nl_family;
@@ -589,7 +589,7 @@ out:
 }
 
 /* Values as text: a verdict is read by people and compared by scripts. */
-static void emuhba_nl_compat_val(const struct emu_compat_field *f, bool dst,
+static void emuhba_nl_compat_val(const struct emu_verdict_field *f, bool dst,
 				 char *buf, size_t len)
 {
 	u64 v = dst ? f->dst : f->src;
@@ -599,13 +599,13 @@ static void emuhba_nl_compat_val(const struct emu_compat_field *f, bool dst,
 		return;
 	}
 	switch (f->fmt) {
-	case EMU_COMPAT_DEC:
+	case EMU_VERDICT_DEC:
 		snprintf(buf, len, "%llu", v);
 		break;
-	case EMU_COMPAT_HEX:
+	case EMU_VERDICT_HEX:
 		snprintf(buf, len, "0x%llx", v);
 		break;
-	case EMU_COMPAT_ID:
+	case EMU_VERDICT_ID:
 		snprintf(buf, len, "%*phN", f->id_len,
 			 dst ? f->dst_id : f->src_id);
 		break;
@@ -615,16 +615,16 @@ static void emuhba_nl_compat_val(const struct emu_compat_field *f, bool dst,
 }
 
 static int emuhba_nl_put_verdict(struct sk_buff *skb,
-				 const struct emu_compat_verdict *v)
+				 const struct emu_verdict *v)
 {
-	char src[2 * EMU_COMPAT_ID_MAX + 1], dst[2 * EMU_COMPAT_ID_MAX + 1];
+	char src[2 * EMU_VERDICT_ID_MAX + 1], dst[2 * EMU_VERDICT_ID_MAX + 1];
 	struct nlattr *nest;
 	u32 i;
 
 	if (nla_put_u8(skb, EMUHBA_A_ADAPTER_COMPATIBLE, v->compatible))
 		return -EMSGSIZE;
 	for (i = 0; i < v->nr; i++) {
-		const struct emu_compat_field *f = &v->f[i];
+		const struct emu_verdict_field *f = &v->f[i];
 
 		emuhba_nl_compat_val(f, false, src, sizeof(src));
 		emuhba_nl_compat_val(f, true, dst, sizeof(dst));
@@ -650,7 +650,7 @@ static int emuhba_nl_put_verdict(struct sk_buff *skb,
 static int emuhba_nl_compat_check_doit(struct sk_buff *skb,
 				       struct genl_info *info)
 {
-	struct emu_compat_verdict *v = NULL;
+	struct emu_verdict *v = NULL;
 	struct emu_nvme_limits *lim = NULL;
 	struct emuhba_adapter *a;
 	struct sk_buff *rsp;
@@ -673,8 +673,8 @@ static int emuhba_nl_compat_check_doit(struct sk_buff *skb,
 	if (!lim || !v)
 		goto out;
 	emuhba_image_limits(a, lim);
-	err = emu_compat_verdict(nla_data(attr), nla_len(attr), lim, v, msg,
-				 sizeof(msg));
+	err = emu_verdict_judge(nla_data(attr), nla_len(attr), lim, v, msg,
+				sizeof(msg));
 	if (err) {
 		NL_SET_ERR_MSG_ATTR_FMT(info->extack, attr,
 					"image not well formed: %s", msg);

@@ -60,15 +60,13 @@ static void fh_free(void *h, void *buf, u32 len)
 
 static int fh_do(struct fh *fh, struct emu_blk_req *r)
 {
-	u64 off = r->slba << r->lba_shift, n = (u64)r->nlb << r->lba_shift;
+	u64 off = r->slba << r->lba_shift, n = r->len;
 
 	if (r->op == EMU_BLK_FLUSH)
 		return 0;
 	/* The model validated the range: anything else is a model bug. */
 	if (r->lba_shift != 12 || off > sizeof(fh->disk) ||
-	    n > sizeof(fh->disk) - off)
-		abort();
-	if ((r->op == EMU_BLK_READ || r->op == EMU_BLK_WRITE) && r->len < n)
+	    n > sizeof(fh->disk) - off || n != (u64)r->nlb << r->lba_shift)
 		abort();
 	if (r->op == EMU_BLK_READ)
 		memcpy(r->buf, fh->disk + off, n);

@@ -56,7 +56,7 @@ static void th_buf_free(void *h, void *buf, u32 len)
 
 static int th_do(struct th *th, struct emu_blk_req *r)
 {
-	u64 off = r->slba << r->lba_shift, n = (u64)r->nlb << r->lba_shift;
+	u64 off = r->slba << r->lba_shift, n = r->len;
 
 	if (th->fail_next) {
 		int e = th->fail_next;
@@ -64,19 +64,18 @@ static int th_do(struct th *th, struct emu_blk_req *r)
 		th->fail_next = 0;
 		return e;
 	}
+	/* The model says the range in bytes; a mismatch is a model bug. */
+	if (r->op != EMU_BLK_FLUSH && n != (u64)r->nlb << r->lba_shift)
+		return -EINVAL;
 	if (r->op != EMU_BLK_FLUSH &&
 	    (r->lba_shift != th->lba_shift || off > th->disk_bytes ||
 	     n > th->disk_bytes - off))
 		return -EIO;
 	switch (r->op) {
 	case EMU_BLK_READ:
-		if (r->len < n)
-			return -EINVAL;
 		memcpy(r->buf, th->disk + off, n);
 		break;
 	case EMU_BLK_WRITE:
-		if (r->len < n)
-			return -EINVAL;
 		memcpy(th->disk + off, r->buf, n);
 		break;
 	case EMU_BLK_WRITE_ZEROES:

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The field-by-field compatibility verdict (emuhba/emu_compat.c) against
+ * The field-by-field compatibility verdict (emuhba/emu_verdict.c) against
  * the check a migration destination runs (emu_img_check_compat()), in
  * userspace under ASan/UBSan, on images of the real model driven the way
  * Linux's nvme driver does (selftests/model's host library): each limit the
@@ -17,7 +17,7 @@
 
 #include "kselftest_harness.h"
 #include "emu_test_lib.h"
-#include "../../emuhba/emu_compat.h"
+#include "../../emuhba/emu_verdict.h"
 
 static u8 full[65536], stable[65536];
 
@@ -101,7 +101,7 @@ FIXTURE_TEARDOWN(cv)
 	th_fini(&fth);
 }
 
-static const struct emu_compat_field *field(const struct emu_compat_verdict *v,
+static const struct emu_verdict_field *field(const struct emu_verdict *v,
 					    const char *name)
 {
 	for (u32 i = 0; i < v->nr; i++)
@@ -110,7 +110,7 @@ static const struct emu_compat_field *field(const struct emu_compat_verdict *v,
 	return NULL;
 }
 
-static int refused(const struct emu_compat_verdict *v)
+static int refused(const struct emu_verdict *v)
 {
 	int n = 0;
 
@@ -121,11 +121,11 @@ static int refused(const struct emu_compat_verdict *v)
 
 TEST_F(cv, own_limits_accept_both_images)
 {
-	static struct emu_compat_verdict v;
+	static struct emu_verdict v;
 	struct emu_nvme_limits l;
 	char err[160];
 
-	ASSERT_EQ(0, emu_compat_verdict(full, self->full_len, &self->lim, &v,
+	ASSERT_EQ(0, emu_verdict_judge(full, self->full_len, &self->lim, &v,
 					err, sizeof(err)));
 	EXPECT_TRUE(v.compatible);
 	EXPECT_TRUE(v.full);
@@ -145,7 +145,7 @@ TEST_F(cv, own_limits_accept_both_images)
 	EXPECT_EQ(0, field(&v, "features.keep_alive")->src);
 	EXPECT_EQ(0, field(&v, "features.keep_alive")->dst);
 
-	ASSERT_EQ(0, emu_compat_verdict(stable, self->stable_len, &self->lim,
+	ASSERT_EQ(0, emu_verdict_judge(stable, self->stable_len, &self->lim,
 					&v, err, sizeof(err)));
 	EXPECT_TRUE(v.compatible);
 	EXPECT_FALSE(v.full);
@@ -161,7 +161,7 @@ TEST_F(cv, own_limits_accept_both_images)
 	EXPECT_EQ(FS_NPSS, l.npss);
 	EXPECT_EQ(FS_KAS, l.kas);
 	EXPECT_EQ(1, l.vwc & 1);
-	ASSERT_EQ(0, emu_compat_verdict(ffull, ffull_len, &l, &v, err,
+	ASSERT_EQ(0, emu_verdict_judge(ffull, ffull_len, &l, &v, err,
 					sizeof(err)));
 	EXPECT_TRUE(v.compatible) TH_LOG("%s", err);
 	EXPECT_EQ(2, field(&v, "features.power_state")->src);
@@ -170,7 +170,7 @@ TEST_F(cv, own_limits_accept_both_images)
 	EXPECT_EQ(1, field(&v, "features.keep_alive")->dst);
 	EXPECT_EQ(0, emu_img_check_compat(ffull, ffull_len, &l, err,
 					  sizeof(err)));
-	ASSERT_EQ(0, emu_compat_verdict(fstable, fstable_len, &l, &v, err,
+	ASSERT_EQ(0, emu_verdict_judge(fstable, fstable_len, &l, &v, err,
 					sizeof(err)));
 	EXPECT_TRUE(v.compatible) TH_LOG("%s", err);
 	/* Before the guest stops, any power state may still be chosen... */
@@ -182,15 +182,15 @@ TEST_F(cv, own_limits_accept_both_images)
 /* Each lack refuses its own field and no other, as the check names it. */
 TEST_F(cv, each_lack_refuses_its_field)
 {
-	static struct emu_compat_verdict v;
+	static struct emu_verdict v;
 	struct emu_nvme_limits l, fl;
 	char err[160], cerr[160];
 
 #define LACK_IN(img, len, base, change, name) do {			\
-		const struct emu_compat_field *f;			\
+		const struct emu_verdict_field *f;			\
 		l = base;						\
 		change;							\
-		ASSERT_EQ(0, emu_compat_verdict(img, len, &l,		\
+		ASSERT_EQ(0, emu_verdict_judge(img, len, &l,		\
 						&v, err, sizeof(err)));	\
 		EXPECT_FALSE(v.compatible) TH_LOG("%s", name);		\
 		f = field(&v, name);					\
@@ -236,7 +236,7 @@ TEST_F(cv, each_lack_refuses_its_field)
 	/* Both sides' values of a refused feature. */
 	l = fl;
 	l.npss = 1;
-	ASSERT_EQ(0, emu_compat_verdict(ffull, ffull_len, &l, &v, err,
+	ASSERT_EQ(0, emu_verdict_judge(ffull, ffull_len, &l, &v, err,
 					sizeof(err)));
 	EXPECT_EQ(2, field(&v, "features.power_state")->src);
 	EXPECT_EQ(1, field(&v, "features.power_state")->dst);
@@ -250,7 +250,7 @@ TEST_F(cv, each_lack_refuses_its_field)
 	/* A missing namespace: its row says so, its other rows are absent. */
 	l = self->lim;
 	l.ns[0].nsid = 2;
-	ASSERT_EQ(0, emu_compat_verdict(full, self->full_len, &l, &v, err,
+	ASSERT_EQ(0, emu_verdict_judge(full, self->full_len, &l, &v, err,
 					sizeof(err)));
 	EXPECT_FALSE(v.compatible);
 	EXPECT_FALSE(field(&v, "namespace.nsid")->ok);
@@ -261,7 +261,7 @@ TEST_F(cv, each_lack_refuses_its_field)
 	/* Values of both sides are reported, not just the decision. */
 	l = self->lim;
 	l.mqes = 15;
-	ASSERT_EQ(0, emu_compat_verdict(full, self->full_len, &l, &v, err,
+	ASSERT_EQ(0, emu_verdict_judge(full, self->full_len, &l, &v, err,
 					sizeof(err)));
 	EXPECT_EQ(64, field(&v, "limits.mqes")->src);
 	EXPECT_EQ(16, field(&v, "limits.mqes")->dst);
@@ -273,7 +273,7 @@ TEST_F(cv, each_lack_refuses_its_field)
  */
 TEST_F(cv, features_left_off_refuse_nothing)
 {
-	static struct emu_compat_verdict v;
+	static struct emu_verdict v;
 	static u8 img[65536];
 	struct emu_nvme_limits l;
 	char err[160];
@@ -288,7 +288,7 @@ TEST_F(cv, features_left_off_refuse_nothing)
 	l.vwc = 0;
 	l.npss = 0;
 	l.kas = 0;
-	ASSERT_EQ(0, emu_compat_verdict(img, len, &l, &v, err, sizeof(err)));
+	ASSERT_EQ(0, emu_verdict_judge(img, len, &l, &v, err, sizeof(err)));
 	EXPECT_TRUE(v.compatible) TH_LOG("%s", err);
 	EXPECT_EQ(0, refused(&v));
 	EXPECT_EQ(0, field(&v, "features.vwc")->src);
@@ -309,7 +309,7 @@ TEST_F(cv, features_left_off_refuse_nothing)
 /* Random destinations: the verdict and the migration check agree. */
 TEST_F(cv, agrees_with_the_check_on_random_destinations)
 {
-	static struct emu_compat_verdict v;
+	static struct emu_verdict v;
 	char err[160], cerr[160];
 	const u8 *imgs[] = { stable, full, fstable, ffull };
 	const int lens[] = { self->stable_len, self->full_len, fstable_len,
@@ -338,7 +338,7 @@ TEST_F(cv, agrees_with_the_check_on_random_destinations)
 		case 10: l.kas = th_rand(&self->th) % 3; break;
 		default: l.ns[0].lba_shift = 9 + th_rand(&self->th) % 4;
 		}
-		ASSERT_EQ(0, emu_compat_verdict(img, len, &l, &v, err,
+		ASSERT_EQ(0, emu_verdict_judge(img, len, &l, &v, err,
 						sizeof(err)));
 		c = emu_img_check_compat(img, len, &l, cerr, sizeof(cerr));
 		if (!!v.compatible != !c || (!v.compatible && !refused(&v)))
@@ -357,20 +357,20 @@ TEST_F(cv, agrees_with_the_check_on_random_destinations)
 /* Damage: refused as malformed (-EINVAL, the field named), or judged. */
 TEST_F(cv, damaged_images)
 {
-	static struct emu_compat_verdict v;
+	static struct emu_verdict v;
 	static u8 b[65536];
 	char err[160];
 
-	EXPECT_EQ(-EINVAL, emu_compat_verdict(full, 10, &self->lim, &v, err,
+	EXPECT_EQ(-EINVAL, emu_verdict_judge(full, 10, &self->lim, &v, err,
 					      sizeof(err)));
 	EXPECT_NE(NULL, strstr(err, "header"));
-	EXPECT_EQ(-EINVAL, emu_compat_verdict(full, self->full_len - 4,
+	EXPECT_EQ(-EINVAL, emu_verdict_judge(full, self->full_len - 4,
 					      &self->lim, &v, err,
 					      sizeof(err)));
 	EXPECT_NE(NULL, strstr(err, "header.length")) TH_LOG("%s", err);
 	memcpy(b, full, self->full_len);
 	b[self->full_len - 1] ^= 0x10;
-	EXPECT_EQ(-EINVAL, emu_compat_verdict(b, self->full_len, &self->lim,
+	EXPECT_EQ(-EINVAL, emu_verdict_judge(b, self->full_len, &self->lim,
 					      &v, err, sizeof(err)));
 	EXPECT_NE(NULL, strstr(err, "header.crc32c")) TH_LOG("%s", err);
 
@@ -387,7 +387,7 @@ TEST_F(cv, damaged_images)
 		emu_put_le32(b + 20, 0);
 		crc = emu_crc32c(0, b, len);
 		emu_put_le32(b + 20, crc);
-		ret = emu_compat_verdict(b, len, &self->lim, &v, err,
+		ret = emu_verdict_judge(b, len, &self->lim, &v, err,
 					 sizeof(err));
 		c = emu_img_check_compat(b, len, &self->lim, NULL, 0);
 		if (ret) {

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include "emu_test_stream.h"
+#include "../../emuhba/emu_verdict.h"
 #include "kselftest_harness.h"
 
 static u8 img[65536];
@@ -718,6 +719,343 @@ TEST(observer_learns_everything)
 	EXPECT_EQ(0, st->sq[1].valid);
 	EXPECT_EQ(0, st->sq[0].valid);
 	th_fini(&th);
+}
+
+/* Replace n bytes at at with the m bytes of p, in section sec's payload. */
+static int img_splice(u8 *b, int len, u16 sec, int at, int n, const void *p,
+		      int m)
+{
+	u32 slen;
+	int off = sec_find(b, len, sec, &slen);
+
+	memmove(b + at + m, b + at + n, (size_t)(len - at - n));
+	if (m)
+		memcpy(b + at, p, (size_t)m);
+	emu_put_le32(b + off - 4, slen + (u32)(m - n));
+	len += m - n;
+	img_fix(b, len);
+	return len;
+}
+
+/* Append an Identify page (its first n bytes as one run). */
+static int img_add_page(u8 *b, int len, u8 cns, u32 nsid, const u8 *page,
+			int n)
+{
+	static u8 e[4200];
+	u32 slen;
+	int off = sec_find(b, len, EMU_IMG_SEC_IDENTITY, &slen);
+
+	memset(e, 0, 8);
+	e[0] = cns;
+	emu_put_le32(e + 4, nsid);
+	emu_put_le16(e + 8, 1);
+	emu_put_le16(e + 10, 0);
+	emu_put_le16(e + 12, (u16)n);
+	memcpy(e + 14, page, (size_t)n);
+	len = img_splice(b, len, EMU_IMG_SEC_IDENTITY, off + (int)slen, 0, e,
+			 14 + n);
+	emu_put_le16(b + off + 18, emu_get_le16(b + off + 18) + 1);
+	img_fix(b, len);
+	return len;
+}
+
+/*
+ * Refused by import as malformed, naming field, and by the verdict and
+ * the check the same way: never judged compatible.
+ */
+static int malformed(struct th *th, u8 *b, int len, const char *field,
+		     char *err)
+{
+	static struct emu_verdict v;
+	struct emu_nvme_limits lim;
+	char verr[200];
+	int ret = reject(th, b, len, field, err);
+
+	if (ret)
+		return ret;
+	emu_nvme_get_limits(th->ctrl, &lim);
+	if (emu_verdict_judge(b, (size_t)len, &lim, &v, verr,
+			      sizeof(verr)) != -EINVAL || strcmp(err, verr))
+		return -4;
+	if (emu_img_check_compat(b, (size_t)len, &lim, verr, sizeof(verr)) !=
+	    -EINVAL || strcmp(err, verr))
+		return -5;
+	return 0;
+}
+
+/* What import refuses, the verdict never calls compatible. */
+TEST_F(img, verdict_refuses_what_import_refuses)
+{
+	static u8 b[65536];
+	char err[200];
+	int len, off;
+	u32 slen;
+
+#define SAME(expr, field) do {						\
+		memcpy(b, img, (size_t)self->len);			\
+		len = self->len;					\
+		expr;							\
+		EXPECT_EQ(0, malformed(&self->th, b, len, field, err))	\
+			TH_LOG("%s: got '%s'", field, err);		\
+	} while (0)
+	/* An unknown critical section. */
+	SAME({ memset(b + len, 0, 8);
+	       b[len] = 0x40;
+	       b[len + 2] = EMU_IMG_S_CRITICAL;
+	       emu_put_le32(b + 24, emu_get_le32(b + 24) + 1);
+	       len += 8; img_fix(b, len); },
+	     "section: unknown critical");
+	/* A basic section twice. */
+	off = sec_find(img, self->len, EMU_IMG_SEC_DBBUF, &slen);
+	SAME({ memcpy(b + len, img + off - 8, slen + 8);
+	       emu_put_le32(b + 24, emu_get_le32(b + 24) + 1);
+	       len += 8 + (int)slen; img_fix(b, len); },
+	     "section: duplicate");
+	/* A basic section missing. */
+	SAME({ memmove(b + off - 8, b + off + slen,
+		       (size_t)self->len - off - slen);
+	       emu_put_le32(b + 24, emu_get_le32(b + 24) - 1);
+	       len -= 8 + (int)slen; img_fix(b, len); },
+	     "section: missing");
+	/* Bytes after the last section. */
+	SAME({ memset(b + len, 0, 4); len += 4; img_fix(b, len); },
+	     "trailing bytes");
+#undef SAME
+}
+
+/*
+ * A second Identify Controller page under another NSID: the running model
+ * shows the first, the AER limit and the compatibility check read the
+ * last (8 AERs against a guest-visible limit of 4, MDTS 5 against 7).
+ */
+TEST_F(img, second_identify_controller_page)
+{
+	const struct emu_nvme_state *st = emu_nvme_state(self->th.ctrl);
+	static u8 b[65536], page[4096];
+	struct emu_nvme_limits lim;
+	char err[200];
+	int i, len;
+
+	for (i = 0; i < EMU_NVME_MAX_IDPAGES; i++)
+		if (st->id.pages[i].valid && st->id.pages[i].cns == 1)
+			memcpy(page, st->id.pages[i].data, sizeof(page));
+	ASSERT_EQ(3, page[259]);
+	page[259] = 7;
+	page[77] = 5;
+	memcpy(b, img, (size_t)self->len);
+	len = img_add_page(b, self->len, 1, 1, page, 4096);
+	EXPECT_EQ(0, malformed(&self->th, b, len, "identity.page", err))
+		TH_LOG("got '%s'", err);
+	emu_nvme_get_limits(self->th.ctrl, &lim);
+	lim.mdts = 5;
+	EXPECT_NE(0, emu_img_check_compat(b, (size_t)len, &lim, err,
+					  sizeof(err)));
+	/* Under NSID 0 it is a duplicate as well. */
+	memcpy(b, img, (size_t)self->len);
+	len = img_add_page(b, self->len, 1, 0, page, 4096);
+	EXPECT_EQ(0, malformed(&self->th, b, len, "identity.page", err))
+		TH_LOG("got '%s'", err);
+}
+
+/* More namespaces than the model serves: refused, naming the field. */
+TEST_F(img, more_namespaces_than_served)
+{
+	static u8 b[65536], page[4096];
+	char err[200];
+	int len = self->len;
+	u32 ns;
+
+	memcpy(b, img, (size_t)len);
+	th_idns_page(page, 12);
+	for (ns = 2; ns <= EMU_NVME_MAX_NS + 1; ns++)
+		len = img_add_page(b, len, 0, ns, page, 136);
+	EXPECT_EQ(0, malformed(&self->th, b, len, "identity.page.nsid", err))
+		TH_LOG("got '%s'", err);
+}
+
+/* CAP.MQES 0xffff: 65536 entries, not 0, in a stable image's demand. */
+TEST_F(img, stable_mqes_ffff)
+{
+	static struct emu_verdict v;
+	static u8 b[65536];
+	struct emu_nvme_limits lim;
+	char err[200];
+	int len, off;
+	u32 slen;
+
+	len = emu_img_export_stable(self->th.ctrl, b, sizeof(b));
+	ASSERT_GT(len, 0);
+	off = sec_find(b, len, EMU_IMG_SEC_IDENTITY, &slen);
+	emu_put_le16(b + off, 0xffff);
+	img_fix(b, len);
+	emu_nvme_get_limits(self->th.ctrl, &lim);
+	EXPECT_NE(0, emu_img_check_compat(b, (size_t)len, &lim, err,
+					  sizeof(err)));
+	EXPECT_NE(NULL, strstr(err, "limits.mqes")) TH_LOG("got '%s'", err);
+	ASSERT_EQ(0, emu_verdict_judge(b, (size_t)len, &lim, &v, err,
+				       sizeof(err)));
+	EXPECT_FALSE(v.compatible);
+	EXPECT_NE(NULL, strstr(err, "limits.mqes")) TH_LOG("got '%s'", err);
+}
+
+/*
+ * MDTS counts in units of 2^(12 + CAP.MPSMIN): a larger MPSMIN in the
+ * image raises the guest's transfers beyond the destination's.
+ */
+TEST_F(img, transfer_limit_in_bytes)
+{
+	static struct emu_verdict v;
+	static u8 b[65536], page[4096];
+	const struct emu_nvme_state *st = emu_nvme_state(self->th.ctrl);
+	struct emu_nvme_limits lim;
+	struct th th;
+	char err[200];
+	int len, off, i;
+	u32 slen;
+	u64 cap;
+
+	len = emu_img_export_stable(self->th.ctrl, b, sizeof(b));
+	ASSERT_GT(len, 0);
+	off = sec_find(b, len, EMU_IMG_SEC_IDENTITY, &slen);
+	cap = emu_get_le64(b + off);
+	emu_put_le64(b + off, cap | (4ULL << 48));
+	img_fix(b, len);
+	emu_nvme_get_limits(self->th.ctrl, &lim);
+	EXPECT_EQ(0, lim.mpsmin);
+	EXPECT_NE(0, emu_img_check_compat(b, (size_t)len, &lim, err,
+					  sizeof(err)));
+	EXPECT_NE(NULL, strstr(err, "limits.mdts")) TH_LOG("got '%s'", err);
+	ASSERT_EQ(0, emu_verdict_judge(b, (size_t)len, &lim, &v, err,
+				       sizeof(err)));
+	EXPECT_FALSE(v.compatible);
+	/* The same MPSMIN at the destination takes it. */
+	lim.mpsmin = 4;
+	EXPECT_EQ(0, emu_img_check_compat(b, (size_t)len, &lim, err,
+					  sizeof(err))) TH_LOG("%s", err);
+
+	/* Import into a model whose VF transfers less: refused. */
+	th_init(&th, 0x3d75);
+	th_new_ctrl(&th);
+	th_load_identity(&th, 12, 2048, 16);
+	for (i = 0; i < EMU_NVME_MAX_IDPAGES; i++)
+		if (st->id.pages[i].valid && st->id.pages[i].cns == 1)
+			memcpy(page, st->id.pages[i].data, sizeof(page));
+	page[77] = 5;
+	ASSERT_EQ(0, emu_nvme_load_identify(th.ctrl, 1, 0, 0, 1, page));
+	EXPECT_EQ(-EINVAL, emu_img_import(th.ctrl, img, (size_t)self->len,
+					  err, sizeof(err)));
+	EXPECT_NE(NULL, strstr(err, "limits.mdts")) TH_LOG("got '%s'", err);
+	page[77] = 7;
+	ASSERT_EQ(0, emu_nvme_load_identify(th.ctrl, 1, 0, 0, 1, page));
+	EXPECT_EQ(0, emu_img_import(th.ctrl, img, (size_t)self->len, err,
+				    sizeof(err))) TH_LOG("%s", err);
+	th_fini(&th);
+}
+
+/* States the model never runs, which an image must not carry either. */
+TEST_F(img, rejects_invalid_states)
+{
+	static u8 b[65536];
+	static const u8 p6[6] = { 1, 0, 0xff, 0xff, 0xff, 0xff };
+	int qoff, roff, aoff, foff, doff, len, ro;
+	char err[200];
+	u32 slen, rl;
+	u8 c2[2];
+	u16 cid;
+
+	qoff = sec_find(img, self->len, EMU_IMG_SEC_QUEUES, &slen);
+	roff = sec_find(img, self->len, EMU_IMG_SEC_REGS, &slen);
+	aoff = sec_find(img, self->len, EMU_IMG_SEC_AER, &slen);
+	foff = sec_find(img, self->len, EMU_IMG_SEC_FEATURES, &slen);
+	doff = sec_find(img, self->len, EMU_IMG_SEC_DBBUF, &slen);
+	ASSERT_GT(qoff, 0);
+#define QC(n) (qoff + 4 + 20 * (n))
+#define QS(n) (qoff + 4 + 100 + 20 * (n))
+#define BAD(expr, field) do {						\
+		memcpy(b, img, (size_t)self->len);			\
+		len = self->len;					\
+		expr;							\
+		img_fix(b, len);					\
+		EXPECT_EQ(0, malformed(&self->th, b, len, field, err))	\
+			TH_LOG("%s: got '%s'", field, err);		\
+	} while (0)
+	/* I/O queues in a disabled controller (no admin queues, no AER). */
+	BAD({ emu_put_le32(b + roff, 0);
+	      emu_put_le32(b + roff + 4, 0);
+	      b[aoff] = 0;
+	      b[doff] = 0;
+	      len = img_splice(b, len, EMU_IMG_SEC_QUEUES, QS(0), 20, NULL, 0);
+	      len = img_splice(b, len, EMU_IMG_SEC_QUEUES, QC(0), 20, NULL, 0);
+	      emu_put_le16(b + qoff, 4);
+	      emu_put_le16(b + qoff + 2, 4); },
+	    "disabled controller");
+	/* Number of Queues above the granted 16. */
+	BAD(emu_put_le32(b + foff + 16, (15U << 16) | 31), "features.nq");
+	/* A queue id above Number of Queues. */
+	BAD(emu_put_le32(b + foff + 16, (15U << 16) | 2), "queues.sq.qid");
+	/* Rings wrapping past 2^64, at IOVA 0, overlapping. */
+	BAD({ emu_put_le64(b + QS(1) + 12, 0xfffffffffffff000ULL);
+	      emu_put_le16(b + QS(1) + 4, 65); }, "queues.sq.base: wraps");
+	BAD(emu_put_le64(b + QS(1) + 12, 0), "queues.sq.base: at IOVA 0");
+	BAD(emu_put_le64(b + QS(2) + 12, emu_get_le64(b + QS(1) + 12)),
+	    "queues.sq.base: overlaps");
+	BAD(emu_put_le64(b + QC(2) + 12, emu_get_le64(b + QS(1) + 12) + 4096 - 16),
+	    "overlaps");
+	/* The admin CQ with interrupts off. */
+	BAD(b[QC(0) + 10] &= ~2, "queues.admin: interrupts off");
+	/* Two outstanding AERs with one CID. */
+	cid = emu_get_le16(img + aoff + 4);
+	c2[0] = (u8)cid;
+	c2[1] = (u8)(cid >> 8);
+	BAD({ len = img_splice(b, len, EMU_IMG_SEC_AER, aoff + 4, 0, c2, 2);
+	      b[aoff] = 2; }, "aer.cid: duplicate");
+	/* CC the controller would not have enabled: CSS 1, IOSQES 7. */
+	BAD(b[roff] |= 0x10, "regs.cc");
+	BAD(emu_put_le32(b + roff, emu_get_le32(b + roff) + (1U << 16)),
+	    "regs.cc");
+	/* A pending count the model would wrap on a masked vector. */
+	BAD({ ro = sec_find(b, len, EMU_IMG_SEC_EMU_RUNTIME, &rl);
+	      len = img_splice(b, len, EMU_IMG_SEC_EMU_RUNTIME, ro + (int)rl,
+			       0, p6, 6); },
+	    "emu_runtime.pending");
+#undef BAD
+#undef QC
+#undef QS
+}
+
+/* A masked vector's count saturates: unmasked, it still interrupts. */
+TEST_F(img, pending_count_saturates)
+{
+	static u8 b[65536];
+	char err[200];
+	u8 p6[6] = { 1, 0, 0xff, 0xff, 0, 0 };
+	int len = self->len, ro;
+	u32 rl;
+
+	memcpy(b, img, (size_t)len);
+	ro = sec_find(b, len, EMU_IMG_SEC_EMU_RUNTIME, &rl);
+	len = img_splice(b, len, EMU_IMG_SEC_EMU_RUNTIME, ro + (int)rl, 0, p6,
+			 6);
+	/* INTMS masks vector 1. */
+	ro = sec_find(b, len, EMU_IMG_SEC_REGS, &rl);
+	emu_put_le32(b + ro + 12, 2);
+	img_fix(b, len);
+	ASSERT_EQ(0, emu_img_import(self->th.ctrl, b, (size_t)len, err,
+				    sizeof(err))) TH_LOG("%s", err);
+	memset(self->th.irqs, 0, sizeof(self->th.irqs));
+	/* One more completion on vector 1 while masked. */
+	{
+		u8 sqe[64];
+
+		self->th.sync = 1;
+		drv_sqe(sqe, 0x00, 1);
+		ASSERT_GE(drv_submit(&self->d, 1, sqe), 0);
+		emu_nvme_poll(self->th.ctrl, 8);
+	}
+	EXPECT_EQ(0, (long)self->th.irqs[1]);
+	emu_nvme_reg_write(self->th.ctrl, EMU_REG_INTMC, 2, 4);
+	EXPECT_EQ(1, (long)self->th.irqs[1]);
+	drv_reap(&self->d, 1);
 }
 
 TEST_HARNESS_MAIN

@@ -241,4 +241,68 @@ TEST_F(io, coalescing_time_limit)
 	EXPECT_EQ(0, (long)emu_nvme_timer_ns(self->th.ctrl));
 }
 
+/*
+ * Ranges of 4 GiB and more reach the backend whole: a Write Zeroes of
+ * 65536 blocks of 64 KiB and a Dataset Management range of 2^20 blocks
+ * carry their length in bytes, which does not fit 32 bits.
+ */
+TEST(large_ranges_reach_the_backend_whole)
+{
+	static u8 page[4096];
+	struct emu_blk_req *r;
+	struct th th;
+	struct drv d;
+	u8 sqe[64], *rng;
+	u64 buf;
+	int cid;
+
+	th_init(&th, 0x1a26e);
+	th_new_ctrl(&th);
+	th_load_identity(&th, 16, 2048, 16);
+	th_idns_page(page, 16);
+	emu_put_le64(page, 1ULL << 32);
+	emu_put_le64(page + 8, 1ULL << 32);
+	ASSERT_EQ(0, emu_nvme_load_identify(th.ctrl, 0, 0, 1, 1, page));
+	emu_nvme_start_disabled(th.ctrl);
+	memset(&d, 0, sizeof(d));
+	d.th = &th;
+	ASSERT_EQ(0, drv_enable(&d, 32));
+	ASSERT_EQ(0, drv_bringup(&d, 1, 64, 0, 1));
+
+	drv_sqe(sqe, 0x08, 1);
+	drv_set_dw(sqe, 12, 0xffff);
+	cid = drv_submit(&d, 1, sqe);
+	ASSERT_GE(cid, 0);
+	emu_nvme_poll(th.ctrl, 8);
+	ASSERT_EQ(1, th.npend);
+	r = th.pend[--th.npend];
+	EXPECT_EQ(EMU_BLK_WRITE_ZEROES, r->op);
+	EXPECT_EQ(65536, r->nlb);
+	EXPECT_EQ(1ULL << 32, r->len);
+	emu_nvme_blk_complete(th.ctrl, r, 0);
+	drv_reap(&d, 1);
+	EXPECT_EQ(0, d.q[1].cmd[cid].status);
+
+	buf = th_alloc(&th, 4096, 4096);
+	rng = th_ptr(&th, buf);
+	emu_put_le32(rng + 4, 1U << 20);
+	emu_put_le64(rng + 8, 1ULL << 20);
+	drv_sqe(sqe, 0x09, 1);
+	drv_set_dw(sqe, 11, EMU_BIT(2));
+	drv_set_prp(sqe, buf, 0);
+	cid = drv_submit(&d, 1, sqe);
+	ASSERT_GE(cid, 0);
+	emu_nvme_poll(th.ctrl, 8);
+	ASSERT_EQ(1, th.npend);
+	r = th.pend[--th.npend];
+	EXPECT_EQ(EMU_BLK_DISCARD, r->op);
+	EXPECT_EQ(1ULL << 20, r->slba);
+	EXPECT_EQ(1ULL << 36, r->len);
+	emu_nvme_blk_complete(th.ctrl, r, 0);
+	drv_reap(&d, 1);
+	EXPECT_EQ(0, d.q[1].cmd[cid].status);
+	EXPECT_EQ(0, d.errors);
+	th_fini(&th);
+}
+
 TEST_HARNESS_MAIN

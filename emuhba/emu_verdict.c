@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The destination's compatibility verdict, field by field. The decision is
- * emu_img_check_compat()'s, the check every migration destination runs;
- * this file reads the image's basic profile once more to show, for each
- * field that check compares, what the image demands and what the
- * destination offers. The image is hostile input: every read is bounded.
+ * The destination's compatibility verdict, field by field. An image is
+ * first validated as an import validates it (emu_img_validate()); the
+ * decision is then emu_img_check_compat()'s, the check every migration
+ * destination runs, and this file reads the image's basic profile once
+ * more to show, for each field that check compares, what the image
+ * demands and what the destination offers.
  */
 #include "emu_img.h"
+#include "emu_verdict.h"
 #include "emu_nvme_int.h"
 
 static u32 emu_cr_le(struct emu_r *r, u32 n)
@@ -63,9 +65,12 @@ struct emu_csrc {
 	bool have_q;
 	bool have_feat;
 	bool dbbuf;
-	u16 nr_vectors, max_sqs, max_cqs, mqes;
-	u16 used_sq, used_cq, used_size, used_vec;
+	u16 nr_vectors, max_sqs, max_cqs;
+	u32 mqes;
+	u16 used_sq, used_cq, used_vec;
+	u32 used_size;
 	u8 mdts;
+	u8 mpsmin;
 	u8 vwc;
 	u16 kas;
 	u32 sgls, oncs;
@@ -85,7 +90,7 @@ static bool emu_cs_queues(struct emu_r *r, struct emu_csrc *s)
 
 		emu_rbytes(r, 14);
 		s->used_cq = EMU_MAX(s->used_cq, qid);
-		s->used_size = EMU_MAX(s->used_size, size);
+		s->used_size = EMU_MAX(s->used_size, (u32)size);
 		s->used_vec = EMU_MAX(s->used_vec, (u16)(vec + 1));
 	}
 	for (q = 0; q < nsq && !r->bad; q++) {
@@ -95,7 +100,7 @@ static bool emu_cs_queues(struct emu_r *r, struct emu_csrc *s)
 		size = (u16)emu_cr_le(r, 2);
 		emu_rbytes(r, 14);
 		s->used_sq = EMU_MAX(s->used_sq, qid);
-		s->used_size = EMU_MAX(s->used_size, size);
+		s->used_size = EMU_MAX(s->used_size, (u32)size);
 	}
 	return !r->bad;
 }
@@ -114,8 +119,8 @@ static void emu_cs_ns(const struct emu_r *pg, u32 nsid, struct emu_csrc *s)
 	u8 tmp[32], lbaf[4], f;
 
 	emu_cr_peek(pg, 0, tmp, sizeof(tmp));
-	/* A namespace without a size is inactive: the check skips it too. */
-	if (!emu_get_le64(tmp))
+	/* Only namespaces the model serves: the check skips the others. */
+	if (!emu_ns_served(EMU_CNS_NS, 0, nsid, emu_get_le64(tmp)))
 		return;
 	ns->nsid = nsid;
 	ns->nsze = emu_get_le64(tmp);
@@ -131,8 +136,11 @@ static bool emu_cs_identity(struct emu_r *r, struct emu_csrc *s)
 {
 	u16 npages, j;
 	u8 b[4];
+	u64 cap;
 
-	s->mqes = (u16)(emu_cr_le64(r) & 0xffff);
+	cap = emu_cr_le64(r);
+	s->mqes = (u32)(cap & 0xffff);
+	s->mpsmin = (u8)((cap >> 48) & 0xf);
 	emu_cr_le(r, 4);
 	s->nr_vectors = (u16)emu_cr_le(r, 2);
 	s->max_sqs = (u16)emu_cr_le(r, 2);
@@ -178,7 +186,7 @@ static bool emu_cs_features(struct emu_r *r, struct emu_csrc *s)
 	return !r->bad;
 }
 
-/* Walk the sections; the header was validated by the check. */
+/* Walk the sections of an image emu_img_validate() accepted. */
 static bool emu_cs_read(const u8 *b, size_t len, struct emu_csrc *s)
 {
 	u32 nsec = emu_get_le32(b + 24), i, pos = EMU_IMG_HDR_LEN;
@@ -217,13 +225,13 @@ static bool emu_cs_read(const u8 *b, size_t len, struct emu_csrc *s)
 	return true;
 }
 
-static struct emu_compat_field *emu_cv_add(struct emu_compat_verdict *v,
-					   const char *name, u8 fmt, u64 src,
-					   u64 dst, bool ok)
+static struct emu_verdict_field *emu_cv_add(struct emu_verdict *v,
+					    const char *name, u8 fmt, u64 src,
+					    u64 dst, bool ok)
 {
-	struct emu_compat_field *f;
+	struct emu_verdict_field *f;
 
-	if (v->nr == EMU_COMPAT_MAX_FIELDS)
+	if (v->nr == EMU_VERDICT_MAX_FIELDS)
 		return NULL;
 	f = &v->f[v->nr++];
 	memset(f, 0, sizeof(*f));
@@ -236,11 +244,11 @@ static struct emu_compat_field *emu_cv_add(struct emu_compat_verdict *v,
 	return f;
 }
 
-static void emu_cv_id(struct emu_compat_verdict *v, const char *name,
+static void emu_cv_id(struct emu_verdict *v, const char *name,
 		      u32 nsid, const u8 *src, const u8 *dst, u8 n)
 {
-	struct emu_compat_field *f = emu_cv_add(v, name, EMU_COMPAT_ID, 0, 0,
-						 !memcmp(src, dst, n));
+	struct emu_verdict_field *f = emu_cv_add(v, name, EMU_VERDICT_ID, 0,
+						 0, !memcmp(src, dst, n));
 
 	if (!f)
 		return;
@@ -251,7 +259,7 @@ static void emu_cv_id(struct emu_compat_verdict *v, const char *name,
 }
 
 /* The same comparisons, in the same order, as emu_img_check_compat(). */
-static void emu_cv_fields(struct emu_compat_verdict *v,
+static void emu_cv_fields(struct emu_verdict *v,
 			  const struct emu_csrc *s,
 			  const struct emu_nvme_limits *lim)
 {
@@ -262,12 +270,12 @@ static void emu_cv_fields(struct emu_compat_verdict *v,
 	for (i = 0; i < s->nr_ns; i++) {
 		const struct emu_csrc_ns *ns = &s->ns[i];
 		const struct emu_nvme_ns_limits *dn = NULL;
-		struct emu_compat_field *f;
+		struct emu_verdict_field *f;
 
 		for (k = 0; k < lim->nr_ns && k < EMU_NVME_MAX_NS; k++)
 			if (lim->ns[k].nsid == ns->nsid)
 				dn = &lim->ns[k];
-		f = emu_cv_add(v, "namespace.nsid", EMU_COMPAT_DEC, ns->nsid,
+		f = emu_cv_add(v, "namespace.nsid", EMU_VERDICT_DEC, ns->nsid,
 			       ns->nsid, dn);
 		if (!f)
 			return;
@@ -276,11 +284,11 @@ static void emu_cv_fields(struct emu_compat_verdict *v,
 			f->dst_present = 0;
 			continue;
 		}
-		f = emu_cv_add(v, "namespace.nsze", EMU_COMPAT_DEC, ns->nsze,
+		f = emu_cv_add(v, "namespace.nsze", EMU_VERDICT_DEC, ns->nsze,
 			       dn->nsze, dn->nsze == ns->nsze);
 		if (f)
 			f->nsid = ns->nsid;
-		f = emu_cv_add(v, "namespace.lba_format", EMU_COMPAT_DEC,
+		f = emu_cv_add(v, "namespace.lba_format", EMU_VERDICT_DEC,
 			       ns->lba_shift, dn->lba_shift,
 			       dn->lba_shift == ns->lba_shift);
 		if (f)
@@ -290,33 +298,36 @@ static void emu_cv_fields(struct emu_compat_verdict *v,
 		emu_cv_id(v, "namespace.eui64", ns->nsid, ns->eui64, dn->eui64,
 			  8);
 	}
-	emu_cv_add(v, "limits.max_sqs", EMU_COMPAT_DEC, s->used_sq,
+	emu_cv_add(v, "limits.max_sqs", EMU_VERDICT_DEC, s->used_sq,
 		   lim->max_sqs, lim->max_sqs >= s->used_sq);
-	emu_cv_add(v, "limits.max_cqs", EMU_COMPAT_DEC, s->used_cq,
+	emu_cv_add(v, "limits.max_cqs", EMU_VERDICT_DEC, s->used_cq,
 		   lim->max_cqs, lim->max_cqs >= s->used_cq);
 	/* In entries (MQES + 1): a full image's queues are counted so. */
-	emu_cv_add(v, "limits.mqes", EMU_COMPAT_DEC, s->used_size,
+	emu_cv_add(v, "limits.mqes", EMU_VERDICT_DEC, s->used_size,
 		   (u32)lim->mqes + 1, (u32)lim->mqes + 1 >= s->used_size);
-	emu_cv_add(v, "limits.nr_vectors", EMU_COMPAT_DEC, s->used_vec,
+	emu_cv_add(v, "limits.nr_vectors", EMU_VERDICT_DEC, s->used_vec,
 		   lim->nr_vectors, lim->nr_vectors >= s->used_vec);
-	emu_cv_add(v, "limits.mdts", EMU_COMPAT_DEC, s->mdts, lim->mdts,
-		   !(lim->mdts && (!s->mdts || lim->mdts < s->mdts)));
-	emu_cv_add(v, "limits.sgls", EMU_COMPAT_HEX, s->sgls & 3,
+	/* MDTS in units of each side's MPSMIN: compared in bytes. */
+	emu_cv_add(v, "limits.mdts", EMU_VERDICT_DEC, s->mdts, lim->mdts,
+		   emu_xfer_fits(emu_xfer_shift(s->mdts, (u64)s->mpsmin << 48),
+				 emu_xfer_shift(lim->mdts,
+						(u64)lim->mpsmin << 48)));
+	emu_cv_add(v, "limits.sgls", EMU_VERDICT_HEX, s->sgls & 3,
 		   lim->sgls & 3, !((s->sgls & 3) && !(lim->sgls & 3)));
-	emu_cv_add(v, "limits.oacs", EMU_COMPAT_HEX,
+	emu_cv_add(v, "limits.oacs", EMU_VERDICT_HEX,
 		   s->dbbuf ? EMU_OACS_DBBUF : 0, lim->oacs & EMU_OACS_DBBUF,
 		   !(s->dbbuf && !(lim->oacs & EMU_OACS_DBBUF)));
-	emu_cv_add(v, "limits.oncs", EMU_COMPAT_HEX, s->oncs & 0x4f,
+	emu_cv_add(v, "limits.oncs", EMU_VERDICT_HEX, s->oncs & 0x4f,
 		   lim->oncs & 0x4f, !(s->oncs & 0x4f & ~lim->oncs));
 	/* What the guest enabled; in a stable image, what it may enable. */
 	src_vwc = s->have_feat ? s->f_vwc & 1 : s->vwc & 1;
 	src_ps = s->have_feat ? s->f_pm & 0x1f : 0;
 	src_ka = s->have_feat ? s->f_kato != 0 : s->kas != 0;
-	emu_cv_add(v, "features.vwc", EMU_COMPAT_DEC, src_vwc, lim->vwc & 1,
+	emu_cv_add(v, "features.vwc", EMU_VERDICT_DEC, src_vwc, lim->vwc & 1,
 		   !(src_vwc && !(lim->vwc & 1)));
-	emu_cv_add(v, "features.power_state", EMU_COMPAT_DEC, src_ps,
+	emu_cv_add(v, "features.power_state", EMU_VERDICT_DEC, src_ps,
 		   lim->npss, src_ps <= lim->npss);
-	emu_cv_add(v, "features.keep_alive", EMU_COMPAT_DEC, src_ka,
+	emu_cv_add(v, "features.keep_alive", EMU_VERDICT_DEC, src_ka,
 		   lim->kas != 0, !(src_ka && !lim->kas));
 }
 
@@ -331,16 +342,9 @@ static void emu_cv_copy(char *dst, size_t n, const char *src)
 	dst[i] = '\0';
 }
 
-/* Does err name a field of the basic profile (a refusal, not bad data)? */
-static bool emu_cv_refusal(const char *err)
-{
-	return !strncmp(err, "limits.", 7) || !strncmp(err, "namespace.", 10) ||
-	       !strncmp(err, "features.", 9);
-}
-
-int emu_compat_verdict(const void *img, size_t len,
-		       const struct emu_nvme_limits *lim,
-		       struct emu_compat_verdict *v, char *err, size_t errlen)
+int emu_verdict_judge(const void *img, size_t len,
+		      const struct emu_nvme_limits *lim,
+		      struct emu_verdict *v, char *err, size_t errlen)
 {
 	struct emu_csrc s;
 	char msg[128];
@@ -351,12 +355,11 @@ int emu_compat_verdict(const void *img, size_t len,
 	memset(v, 0, sizeof(*v));
 	if (err && errlen)
 		err[0] = '\0';
-	ret = emu_img_check_compat(img, len, lim, msg, sizeof(msg));
-	if (ret && !emu_cv_refusal(msg)) {
-		emu_cv_copy(err, errlen, msg);
-		return -EINVAL;
-	}
-	refused = ret;
+	/* Malformed exactly when an import would say so, in its words. */
+	ret = emu_img_validate(img, len, err, errlen);
+	if (ret)
+		return ret;
+	refused = emu_img_check_compat(img, len, lim, msg, sizeof(msg));
 	memset(&s, 0, sizeof(s));
 	if (!emu_cs_read(img, len, &s)) {
 		emu_msg(err, errlen, "image", "malformed section", (u64)-1);
