@@ -207,7 +207,9 @@ int emuhba_backend_submit(struct emuhba_adapter *a, struct emu_blk_req *req)
 		return -EROFS;
 	if (req->lba_shift < SECTOR_SHIFT || req->lba_shift > 16)
 		return -EINVAL;
-	bytes = (u64)req->nlb << req->lba_shift;
+	bytes = req->len;
+	if (req->op != EMU_BLK_FLUSH && bytes != (u64)req->nlb << req->lba_shift)
+		return -EINVAL;
 	/* Requests are in the namespace's LBAs; bios in 512-byte sectors. */
 	c.sector = req->slba << (req->lba_shift - SECTOR_SHIFT);
 	if (req->op != EMU_BLK_FLUSH &&
@@ -215,7 +217,7 @@ int emuhba_backend_submit(struct emuhba_adapter *a, struct emu_blk_req *req)
 	     c.sector + (bytes >> SECTOR_SHIFT) > bdev_nr_sectors(c.bdev)))
 		return -ERANGE;
 	if (req->op == EMU_BLK_READ || req->op == EMU_BLK_WRITE) {
-		if (!req->buf || req->len < bytes)
+		if (!req->buf)
 			return -EINVAL;
 		c.opf |= REQ_ALLOC_CACHE;
 		ret = emuhba_bio_add_buf(&c, req->buf, bytes);
