@@ -130,6 +130,8 @@ void emuhba_db_collect(struct emuhba_adapter *a)
 	unsigned int i, j;
 	u32 *db, v;
 
+	lockdep_assert_held(&a->model_lock);
+
 	for (i = 0; i < a->db_pages; i++) {
 		db = page_address(a->db_shadow[i]);
 		for (j = 0; j < PAGE_SIZE / 4 && i * PAGE_SIZE / 4 + j < a->db_words;

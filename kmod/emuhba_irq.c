@@ -82,6 +82,8 @@ static int emuhba_admin_irq_request(struct emuhba_adapter *a)
 	int irq, ret;
 	u16 cmd;
 
+	lockdep_assert_held(&a->irq_lock);
+
 	irq = pci_irq_vector(pdev, 0);
 	if (irq <= 0)
 		return irq ? irq : -EINVAL;
@@ -109,6 +111,7 @@ static void emuhba_admin_irq_free(struct emuhba_adapter *a, bool teardown)
 {
 	u16 cmd;
 
+	lockdep_assert_held(&a->irq_lock);
 	if (a->admin_irq) {
 		cmd = emuhba_mem_lock_enable(&a->core);
 		free_irq(a->admin_irq, a);
@@ -129,6 +132,8 @@ static int emuhba_admin_irq_resync(struct emuhba_adapter *a)
 {
 	struct vfio_pci_core_device *core = &a->core;
 	int ret;
+
+	lockdep_assert_held(&a->irq_lock);
 
 	if (core->irq_type != VFIO_PCI_MSIX_IRQ_INDEX ||
 	    xa_load(&core->ctx, 0) || !a->nr_vectors || !a->vectors[0].trigger)
