@@ -434,6 +434,90 @@ TEST(flr_while_emulated)
 	mvmm_close(&vm);
 }
 
+/* Everything a saving session gives, to its end. */
+static uint8_t *save_all(int fd, size_t *len)
+{
+	uint8_t *buf = NULL, *nb;
+	ssize_t n;
+
+	*len = 0;
+	for (;;) {
+		nb = realloc(buf, *len + 65536);
+		if (!nb)
+			break;
+		buf = nb;
+		n = read(fd, buf + *len, 65536);
+		if (n <= 0)
+			break;
+		*len += n;
+	}
+	return buf;
+}
+
+/*
+ * A destination that accepted the image but cannot open its backend: the
+ * model had taken the registers while the adapter said "direct", and the
+ * next tenant of the VF talked to the previous guest's model.
+ */
+TEST(resume_without_backend)
+{
+	const char *a_bdf = env("EMUHBA_VF"), *b_bdf = env("EMUHBA_VF_B");
+	struct mvmm a, b;
+	uint16_t a_cntlid;
+	uint8_t *stream;
+	char buf[64], args[300];
+	size_t len;
+	int fd = -1;
+
+	if (!b_bdf)
+		SKIP(return, "EMUHBA_VF_B not set");
+	ASSERT_EQ(0, mvmm_open(&a, a_bdf, MEM));
+	ASSERT_EQ(0, mvmm_nvme_init(&a, 1, true));
+	a_cntlid = a.cntlid;
+	ASSERT_EQ(0, mvmm_io_run(&a, 100, 8));
+	/* One session: the pre-copy image, then the full one. */
+	ASSERT_EQ(0, mvmm_set_mig_state(&a, VFIO_DEVICE_STATE_PRE_COPY, &fd));
+	ASSERT_EQ(0, mvmm_set_mig_state(&a, VFIO_DEVICE_STATE_STOP_COPY, NULL));
+	stream = save_all(fd, &len);
+	close(fd);
+	ASSERT_NE(NULL, stream);
+	ASSERT_LT(0, len);
+
+	ASSERT_EQ(0, hbamig("dev set %s backend /nonexistent/emuhba-backend", b_bdf));
+	ASSERT_EQ(0, mvmm_open(&b, b_bdf, MEM));
+	ASSERT_EQ(0, mvmm_set_mig_state(&b, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(0, mvmm_set_mig_state(&b, VFIO_DEVICE_STATE_RESUMING, &fd));
+	EXPECT_EQ((ssize_t)len, write(fd, stream, len));
+	close(fd);
+	free(stream);
+	EXPECT_NE(0, mvmm_set_mig_state(&b, VFIO_DEVICE_STATE_STOP, NULL));
+	EXPECT_EQ(VFIO_DEVICE_STATE_ERROR, mig_state(&b));
+	mode_of(b_bdf, buf, sizeof(buf));
+	EXPECT_STREQ("direct", buf);
+	ASSERT_EQ(0, ioctl(b.device, VFIO_DEVICE_RESET));
+	EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING, mig_state(&b));
+	/* The VF answers with its own identity, not the previous guest's. */
+	ASSERT_EQ(0, mvmm_attr(b_bdf, "emuhba/identity", buf, sizeof(buf)));
+	EXPECT_EQ(0, strncmp(buf, "own", 3));
+	ASSERT_EQ(0, mvmm_nvme_init(&b, 1, true));
+	EXPECT_NE(a_cntlid, b.cntlid);
+	ASSERT_EQ(0, mvmm_io_run(&b, 100, 8));
+	EXPECT_EQ(0, b.mismatches);
+	mvmm_close(&b);
+	snprintf(args, sizeof(args), "dev set %%s backend %s", env("EMUHBA_BACKEND"));
+	EXPECT_EQ(0, hbamig(args, b_bdf));
+
+	/* The source, stopped after STOP_COPY, resumes on its own VF. */
+	ASSERT_EQ(0, mvmm_set_mig_state(&a, VFIO_DEVICE_STATE_RUNNING, NULL));
+	mode_of(a_bdf, buf, sizeof(buf));
+	EXPECT_STREQ("direct", buf);
+	ASSERT_EQ(0, mvmm_io_run(&a, 200, 8));
+	EXPECT_EQ(0, a.mismatches);
+	EXPECT_EQ(0, a.errors);
+	EXPECT_EQ(0, a.duplicates);
+	mvmm_close(&a);
+}
+
 struct forger {
 	struct mvmm *vm;
 	volatile bool stop;
