@@ -753,9 +753,8 @@ static void emuhba_rst_place_aers(struct emuhba_restore *r)
 		sqe = r->saved[0].data + (size_t)slot * EMU_NVME_SQE;
 		emuhba_rst_sqe(sqe, NVME_ADM_AER, st->aer.cid[i], 0, 0, 0, 0, 0);
 		/* The observer knows them as fetched and not completed. */
-		memcpy(obs->pending + (size_t)slot * EMU_NVME_SQE, sqe,
-		       EMU_NVME_SQE);
-		obs->pending[(size_t)slot * EMU_NVME_SQE + EMU_NVME_SQE - 1] = 1;
+		memcpy(&obs->pending[slot], sqe, sizeof(obs->pending[slot]));
+		emuhba_sqe_set_outstanding(&obs->pending[slot], true);
 	}
 }
 
@@ -801,7 +800,7 @@ static int emuhba_rst_observer(struct emuhba_restore *r)
 	obs->acq = regs->acq;
 	obs->sq_size = (regs->aqa & 0xfff) + 1;
 	obs->cq_size = ((regs->aqa >> 16) & 0xfff) + 1;
-	obs->pending = kvcalloc(obs->sq_size, EMU_NVME_SQE, GFP_KERNEL);
+	obs->pending = kvcalloc(obs->sq_size, sizeof(*obs->pending), GFP_KERNEL);
 	obs->pending_slots = obs->pending ? obs->sq_size : 0;
 	obs->enabled = !!obs->pending;
 	obs->lost = !obs->pending;
