@@ -21,7 +21,6 @@
 #include <linux/ktime.h>
 #include <linux/pci.h>
 #include <linux/slab.h>
-#include <linux/unaligned.h>
 #include <linux/vfio.h>
 
 #include "emuhba.h"
@@ -29,7 +28,6 @@
 #define EMUHBA_SETTLE_POLLS	3
 #define EMUHBA_MSG_NO_DBBUF \
 	"the guest does not use shadow doorbells: queue positions cannot be established"
-#define NVME_ADM_AER		0x0c
 
 struct emuhba_switch_req {
 	struct work_struct work;
@@ -44,7 +42,8 @@ struct emuhba_capture {
 	struct emu_nvme_positions pos;
 	struct emu_nvme_positions prev;
 	u32 stride;		/* doorbell stride in bytes */
-	u8 *ring;		/* a completion queue, read from guest memory */
+	/* a completion queue, read from guest memory */
+	struct nvme_completion *ring;
 };
 
 static int emuhba_dbbuf_read(struct emuhba_adapter *a, u64 base, u32 stride,
@@ -72,16 +71,17 @@ static int emuhba_cq_tail(struct emuhba_adapter *a, struct emuhba_capture *c,
 	u8 ph;
 	int ret;
 
-	ret = emuhba_guest_read(a, cq->base, c->ring, (size_t)cq->size * 16);
+	ret = emuhba_guest_read(a, cq->base, c->ring,
+				(size_t)cq->size * sizeof(*c->ring));
 	if (ret)
 		return ret;
 	prev = head ? head - 1 : cq->size - 1;
-	ph = get_unaligned_le16(c->ring + prev * 16 + 14) & 1;
+	ph = emuhba_cqe_phase(&c->ring[prev]);
 	if (!head)
 		ph ^= 1;
 	idx = head;
 	for (i = 0; i < cq->size; i++) {
-		if ((get_unaligned_le16(c->ring + idx * 16 + 14) & 1) != ph)
+		if (emuhba_cqe_phase(&c->ring[idx]) != ph)
 			break;
 		if (++idx == cq->size) {
 			idx = 0;
@@ -93,8 +93,8 @@ static int emuhba_cq_tail(struct emuhba_adapter *a, struct emuhba_capture *c,
 	*tail = idx;
 	*phase = ph;
 	prev = idx ? idx - 1 : cq->size - 1;
-	*last_sqhd = get_unaligned_le16(c->ring + prev * 16 + 8);
-	*last_sqid = get_unaligned_le16(c->ring + prev * 16 + 10);
+	*last_sqhd = le16_to_cpu(c->ring[prev].sq_head);
+	*last_sqid = le16_to_cpu(c->ring[prev].sq_id);
 	return 0;
 }
 
@@ -178,7 +178,7 @@ static int emuhba_capture_admin(struct emuhba_adapter *a,
 	const struct emu_nvme_state *st = emu_nvme_state(a->model);
 	struct emuhba_observer *obs = &a->obs;
 	struct emu_nvme_qpos *p = &c->pos.q[0];
-	u8 sqe[64];
+	struct nvme_command sqe;
 	u16 tail, head, slot;
 	int ret;
 
@@ -193,13 +193,14 @@ static int emuhba_capture_admin(struct emuhba_adapter *a,
 		return ret;
 	}
 	for (slot = obs->sq_head; slot != tail; slot = (slot + 1) % obs->sq_size) {
-		ret = emuhba_guest_read(a, obs->asq + (u64)slot * 64, sqe, sizeof(sqe));
+		ret = emuhba_guest_read(a, obs->asq + (u64)slot * sizeof(sqe),
+					&sqe, sizeof(sqe));
 		if (ret)
 			return ret;
-		if (sqe[0] != NVME_ADM_AER) {
+		if (sqe.common.opcode != nvme_admin_async_event) {
 			snprintf(msg, len,
 				 "admin queue: command 0x%02x in flight at the switch",
-				 sqe[0]);
+				 sqe.common.opcode);
 			return 0;
 		}
 	}
@@ -215,15 +216,15 @@ static int emuhba_capture_admin(struct emuhba_adapter *a,
 static int emuhba_capture_aers(struct emuhba_adapter *a, u16 tail)
 {
 	struct emuhba_observer *obs = &a->obs;
-	u8 sqe[64];
+	struct nvme_command sqe;
 	int ret;
 
 	while (obs->sq_head != tail) {
-		ret = emuhba_guest_read(a, obs->asq + (u64)obs->sq_head * 64,
-					sqe, sizeof(sqe));
+		ret = emuhba_guest_read(a, obs->asq + (u64)obs->sq_head *
+					sizeof(sqe), &sqe, sizeof(sqe));
 		if (ret)
 			return ret;
-		emu_nvme_observe_admin(a->model, sqe, NULL, NULL, 0);
+		emu_nvme_observe_admin(a->model, &sqe, NULL, NULL, 0);
 		obs->sq_head = (obs->sq_head + 1) % obs->sq_size;
 	}
 	return 0;
@@ -239,17 +240,17 @@ int emuhba_vf_disable(struct emuhba_adapter *a)
 	if (ret)
 		return ret;
 	bar = a->core.barmap[0];
-	ret = vfio_pci_core_iowrite32(&a->core, true, 0, bar + EMU_REG_CC);
+	ret = vfio_pci_core_iowrite32(&a->core, true, 0, bar + NVME_REG_CC);
 	if (ret)
 		return ret;
 	for (i = 0; i < 2000; i++) {
 		ret = vfio_pci_core_ioread32(&a->core, true, &csts,
-					     bar + EMU_REG_CSTS);
+					     bar + NVME_REG_CSTS);
 		if (ret)
 			return ret;
 		if (csts == ~0U)
 			return -ENODEV;
-		if (!(csts & 1))
+		if (!(csts & NVME_CSTS_RDY))
 			return 0;
 		usleep_range(500, 1000);
 	}
@@ -332,12 +333,13 @@ static int emuhba_to_emulated(struct emuhba_adapter *a,
 	c = kzalloc(sizeof(*c), GFP_KERNEL);
 	if (!c)
 		return -ENOMEM;
-	c->ring = kvmalloc(65536 * 16, GFP_KERNEL);
+	/* The largest completion queue there can be. */
+	c->ring = kvmalloc_array(65536, sizeof(*c->ring), GFP_KERNEL);
 	if (!c->ring) {
 		ret = -ENOMEM;
 		goto out_free;
 	}
-	c->stride = 4 << ((st->id.cap >> 32) & 0xf);
+	c->stride = 4 << NVME_CAP_STRIDE(st->id.cap);
 
 	mutex_lock(&a->model_lock);
 	if (!(st->regs.cc & EMU_CC_EN)) {
