@@ -321,14 +321,130 @@ void emuhba_dirty_scope_exact(struct emuhba_adapter *a, u64 iova)
 	pci_dbg(a->core.pdev, "dirty log now exact (pinned 0x%llx)\n", iova);
 }
 
+/* The backend the model will use; msg says why it cannot be opened. */
+static int emuhba_to_emu_open(struct emuhba_adapter *a,
+			      struct emuhba_switch_req *r)
+{
+	int ret;
+
+	ret = emuhba_backend_open(a, NULL);
+	if (ret)
+		snprintf(r->msg, sizeof(r->msg), "cannot open backend '%s' (%d)",
+			 a->backend, ret);
+	return ret;
+}
+
+/*
+ * The guest has not enabled the controller: there are no queues, the
+ * model starts as a disabled controller.
+ */
+static void emuhba_to_emu_disabled(struct emuhba_adapter *a,
+				   struct emuhba_switch_req *r)
+{
+	u64 t0;
+
+	t0 = ktime_get_ns();
+	emuhba_db_shadow_on(a);
+	mutex_lock(&a->model_lock);
+	emu_nvme_start_disabled(a->model);
+	mutex_unlock(&a->model_lock);
+	r->t.load_ns = ktime_get_ns() - t0;
+	emuhba_emul_start(a);
+}
+
+/* 1. No new submission reaches the VF: the doorbells are the driver's. */
+static void emuhba_to_emu_repoint(struct emuhba_adapter *a)
+{
+	emuhba_db_shadow_on(a);
+}
+
+/*
+ * 2a. Wait until the VF has completed everything it fetched and nothing
+ * has moved for EMUHBA_SETTLE_POLLS looks. 0 when settled, else a
+ * negative errno with msg saying why.
+ */
+static int emuhba_to_emu_wait_settled(struct emuhba_adapter *a,
+				      struct emuhba_switch_req *r,
+				      struct emuhba_capture *c)
+{
+	unsigned long deadline;
+	int stable = 0, ret, adm;
+
+	deadline = jiffies + msecs_to_jiffies(a->policy.switch_timeout_ms);
+	for (;;) {
+		flush_work(&a->obs.work);
+		mutex_lock(&a->model_lock);
+		ret = emuhba_capture_io(a, c, r->msg, sizeof(r->msg));
+		adm = ret < 0 ? ret : emuhba_capture_admin(a, c, r->msg,
+							   sizeof(r->msg));
+		mutex_unlock(&a->model_lock);
+		if (ret < 0 || adm < 0)
+			return ret < 0 ? ret : adm;
+		stable = ret && adm ? stable + 1 : 0;
+		if (stable >= EMUHBA_SETTLE_POLLS)
+			return 0;
+		if (time_after(jiffies, deadline)) {
+			if (!r->msg[0])
+				snprintf(r->msg, sizeof(r->msg),
+					 "the VF did not settle within %u ms",
+					 a->policy.switch_timeout_ms);
+			return -ETIMEDOUT;
+		}
+		r->msg[0] = 0;
+		usleep_range(1000, 2000);
+	}
+}
+
+/* 2b. The VF settled: disable it (CC.EN = 0). */
+static int emuhba_to_emu_stop(struct emuhba_adapter *a,
+			      struct emuhba_switch_req *r)
+{
+	int ret;
+
+	ret = emuhba_vf_disable(a);
+	if (ret)
+		snprintf(r->msg, sizeof(r->msg), "cannot stop the VF (%d)", ret);
+	return ret;
+}
+
+/*
+ * 3. Every queue's position, with the VF stopped, and the AERs it fetched
+ * after the last admin completion; model_lock held. A negative errno when
+ * a position cannot be read, else what emuhba_capture_io() and
+ * emuhba_capture_admin() said last (0 lets the load go ahead).
+ */
+static int emuhba_to_emu_capture(struct emuhba_adapter *a,
+				 struct emuhba_switch_req *r,
+				 struct emuhba_capture *c)
+{
+	int ret;
+
+	lockdep_assert_held(&a->model_lock);
+	ret = emuhba_capture_io(a, c, r->msg, sizeof(r->msg));
+	if (ret >= 0)
+		ret = emuhba_capture_admin(a, c, r->msg, sizeof(r->msg));
+	if (ret > 0)
+		ret = emuhba_capture_aers(a, c->pos.q[0].sq_tail);
+	return ret;
+}
+
+/* 4. The model takes the queues over at those positions; model_lock held. */
+static int emuhba_to_emu_load(struct emuhba_adapter *a,
+			      struct emuhba_switch_req *r,
+			      struct emuhba_capture *c)
+{
+	lockdep_assert_held(&a->model_lock);
+	return emu_nvme_takeover(a->model, &c->pos, r->msg, sizeof(r->msg));
+}
+
 static int emuhba_to_emulated(struct emuhba_adapter *a,
 			      struct emuhba_switch_req *r)
 {
 	const struct emu_nvme_state *st = emu_nvme_state(a->model);
 	struct emuhba_capture *c;
-	unsigned long deadline;
 	u64 t0, t1, t2, t3;
-	int stable = 0, ret, adm;
+	bool enabled;
+	int ret;
 
 	c = kzalloc(sizeof(*c), GFP_KERNEL);
 	if (!c)
@@ -342,42 +458,25 @@ static int emuhba_to_emulated(struct emuhba_adapter *a,
 	c->stride = 4 << NVME_CAP_STRIDE(st->id.cap);
 
 	mutex_lock(&a->model_lock);
-	if (!(st->regs.cc & EMU_CC_EN)) {
-		/*
-		 * The guest has not enabled the controller: there are no
-		 * queues, the model starts as a disabled controller.
-		 */
-		mutex_unlock(&a->model_lock);
-		ret = emuhba_backend_open(a, NULL);
-		if (ret) {
-			snprintf(r->msg, sizeof(r->msg),
-				 "cannot open backend '%s' (%d)", a->backend, ret);
+	enabled = st->regs.cc & EMU_CC_EN;
+	mutex_unlock(&a->model_lock);
+	if (!enabled) {
+		ret = emuhba_to_emu_open(a, r);
+		if (ret)
 			goto out_free;
-		}
 		ret = emuhba_emul_prepare(a);
 		if (ret)
 			goto out_undo;
-		t0 = ktime_get_ns();
-		emuhba_db_shadow_on(a);
-		mutex_lock(&a->model_lock);
-		emu_nvme_start_disabled(a->model);
-		mutex_unlock(&a->model_lock);
-		r->t.load_ns = ktime_get_ns() - t0;
-		emuhba_emul_start(a);
+		emuhba_to_emu_disabled(a, r);
 		goto out_done;
 	}
-	mutex_unlock(&a->model_lock);
 	/* Checked again: the observer may have lost track since. */
 	ret = emuhba_switch_precheck(a, r->msg, sizeof(r->msg));
 	if (ret)
 		goto out_free;
-
-	ret = emuhba_backend_open(a, NULL);
-	if (ret) {
-		snprintf(r->msg, sizeof(r->msg), "cannot open backend '%s' (%d)",
-			 a->backend, ret);
+	ret = emuhba_to_emu_open(a, r);
+	if (ret)
 		goto out_free;
-	}
 	/* Once the VF stops, starting the model must not fail. */
 	ret = emuhba_emul_prepare(a);
 	if (ret) {
@@ -387,56 +486,24 @@ static int emuhba_to_emulated(struct emuhba_adapter *a,
 	}
 
 	t0 = ktime_get_ns();
-	emuhba_db_shadow_on(a);
+	emuhba_to_emu_repoint(a);
 	t1 = ktime_get_ns();
 	r->t.repoint_ns = t1 - t0;
 
-	deadline = jiffies + msecs_to_jiffies(a->policy.switch_timeout_ms);
-	for (;;) {
-		flush_work(&a->obs.work);
-		mutex_lock(&a->model_lock);
-		ret = emuhba_capture_io(a, c, r->msg, sizeof(r->msg));
-		adm = ret < 0 ? ret : emuhba_capture_admin(a, c, r->msg,
-							   sizeof(r->msg));
-		mutex_unlock(&a->model_lock);
-		if (ret < 0 || adm < 0) {
-			ret = ret < 0 ? ret : adm;
-			goto out_undo;
-		}
-		stable = ret && adm ? stable + 1 : 0;
-		if (stable >= EMUHBA_SETTLE_POLLS)
-			break;
-		if (time_after(jiffies, deadline)) {
-			if (!r->msg[0])
-				snprintf(r->msg, sizeof(r->msg),
-					 "the VF did not settle within %u ms",
-					 a->policy.switch_timeout_ms);
-			ret = -ETIMEDOUT;
-			goto out_undo;
-		}
-		r->msg[0] = 0;
-		usleep_range(1000, 2000);
-	}
-
-	ret = emuhba_vf_disable(a);
-	if (ret) {
-		snprintf(r->msg, sizeof(r->msg), "cannot stop the VF (%d)", ret);
+	ret = emuhba_to_emu_wait_settled(a, r, c);
+	if (!ret)
+		ret = emuhba_to_emu_stop(a, r);
+	if (ret)
 		goto out_undo;
-	}
 	t2 = ktime_get_ns();
 	r->t.stop_ns = t2 - t1;
 
 	mutex_lock(&a->model_lock);
-	ret = emuhba_capture_io(a, c, r->msg, sizeof(r->msg));
-	if (ret >= 0)
-		ret = emuhba_capture_admin(a, c, r->msg, sizeof(r->msg));
-	if (ret > 0)
-		ret = emuhba_capture_aers(a, c->pos.q[0].sq_tail);
+	ret = emuhba_to_emu_capture(a, r, c);
 	t3 = ktime_get_ns();
 	r->t.capture_ns = t3 - t2;
 	if (!ret)
-		ret = emu_nvme_takeover(a->model, &c->pos, r->msg,
-					sizeof(r->msg));
+		ret = emuhba_to_emu_load(a, r, c);
 	r->t.load_ns = ktime_get_ns() - t3;
 	mutex_unlock(&a->model_lock);
 	if (ret) {
