@@ -694,7 +694,8 @@ static int emuhba_rst_regs(struct emuhba_restore *r)
 	return ret;
 }
 
-static int emuhba_rst_enable(struct emuhba_restore *r)
+/* The VF enabled with the guest's admin queue, and ready. */
+static int emuhba_rst_vf_enable(struct emuhba_restore *r)
 {
 	const struct emu_nvme_regs *regs = &r->st->regs;
 	u32 csts;
@@ -850,13 +851,11 @@ static u32 emuhba_rst_oncs(struct emuhba_adapter *a)
 	return oncs;
 }
 
-/* Runs in a kernel thread: vfio_dma_rw needs one. */
-static int emuhba_to_direct(struct emuhba_restore *r)
+/* What the whole switch goes by: the guest's controller and the VF's BAR. */
+static int emuhba_rst_init(struct emuhba_restore *r)
 {
 	struct emuhba_adapter *a = r->a;
 	const struct emu_nvme_state *st;
-	u64 t0, t1, t2;
-	u16 qid, max_sq;
 	int ret;
 
 	st = emu_nvme_state(a->model);
@@ -872,33 +871,51 @@ static int emuhba_to_direct(struct emuhba_restore *r)
 	if (ret)
 		return ret;
 	r->bar = a->core.barmap[0];
+	return 0;
+}
 
-	t0 = ktime_get_ns();
-	mutex_lock(&a->model_lock);
-	emuhba_db_collect(a);
-	if (!(st->regs.cc & EMU_CC_EN)) {
-		/* No queues: the VF only needs the registers the guest set. */
-		emuhba_observer_stop_locked(a);
-		ret = emuhba_vf_disable(a);
-		if (!ret)
-			ret = emuhba_rst_regs(r);
-		if (!ret)
-			ret = emuhba_rst_w32(r, NVME_REG_CC,
-					     st->regs.cc & ~NVME_CC_ENABLE);
-		if (ret)
-			snprintf(r->msg, sizeof(r->msg),
-				 "cannot program the VF's registers (%d)", ret);
-		if (!ret) {
-			a->obs.asq = st->regs.asq;
-			a->obs.acq = st->regs.acq;
-			a->obs.sq_size = (st->regs.aqa & 0xfff) + 1;
-			a->obs.cq_size = ((st->regs.aqa >> 16) & 0xfff) + 1;
-			WARN_ON_ONCE(emu_nvme_handback(a->model));
-		}
-		mutex_unlock(&a->model_lock);
-		r->t.load_ns = ktime_get_ns() - t0;
+/*
+ * The guest has not enabled the controller. No queues: the VF only needs
+ * the registers the guest set. model_lock held.
+ */
+static int emuhba_rst_disabled(struct emuhba_restore *r)
+{
+	const struct emu_nvme_state *st = r->st;
+	struct emuhba_adapter *a = r->a;
+	int ret;
+
+	lockdep_assert_held(&a->model_lock);
+	emuhba_observer_stop_locked(a);
+	ret = emuhba_vf_disable(a);
+	if (!ret)
+		ret = emuhba_rst_regs(r);
+	if (!ret)
+		ret = emuhba_rst_w32(r, NVME_REG_CC,
+				     st->regs.cc & ~NVME_CC_ENABLE);
+	if (ret) {
+		snprintf(r->msg, sizeof(r->msg),
+			 "cannot program the VF's registers (%d)", ret);
 		return ret;
 	}
+	a->obs.asq = st->regs.asq;
+	a->obs.acq = st->regs.acq;
+	a->obs.sq_size = (st->regs.aqa & 0xfff) + 1;
+	a->obs.cq_size = ((st->regs.aqa >> 16) & 0xfff) + 1;
+	WARN_ON_ONCE(emu_nvme_handback(a->model));
+	return 0;
+}
+
+/*
+ * 1. Where the guest is, whether the VF can be brought there, and every
+ * ring and the shadow doorbell buffer saved; model_lock held.
+ */
+static int emuhba_rst_prepare(struct emuhba_restore *r)
+{
+	const struct emu_nvme_state *st = r->st;
+	u16 qid, max_sq;
+	int ret;
+
+	lockdep_assert_held(&r->a->model_lock);
 	ret = emuhba_rst_guest_positions(r);
 	if (!ret)
 		ret = emuhba_rst_check(r);
@@ -914,23 +931,29 @@ static int emuhba_to_direct(struct emuhba_restore *r)
 		  kvmalloc_array(max_sq, sizeof(*r->sqes), GFP_KERNEL);
 	if (!ret && max_sq && !r->sqes)
 		ret = -ENOMEM;
-	t1 = ktime_get_ns();
-	r->t.capture_ns = t1 - t0;
-	if (ret) {
-		if (!r->msg[0])
-			snprintf(r->msg, sizeof(r->msg),
-				 "guest queue positions unknown (%d)", ret);
-		goto out_unlock;
-	}
+	if (ret && !r->msg[0])
+		snprintf(r->msg, sizeof(r->msg),
+			 "guest queue positions unknown (%d)", ret);
+	return ret;
+}
+
+/*
+ * 2. The VF enabled with the guest's admin queue, the guest's features,
+ * its I/O queues created.
+ */
+static int emuhba_rst_enable(struct emuhba_restore *r)
+{
+	const struct emu_nvme_state *st = r->st;
+	int ret;
 
 	ret = emuhba_rst_clear_cqs(r);
 	if (ret)
-		goto out_undo;
-	ret = emuhba_rst_enable(r);
+		return ret;
+	ret = emuhba_rst_vf_enable(r);
 	if (ret) {
 		snprintf(r->msg, sizeof(r->msg), "the VF did not become ready (%d)",
 			 ret);
-		goto out_undo;
+		return ret;
 	}
 	if (st->feat.nq_set) {
 		ret = emuhba_rst_admin_ok(r, "Set Features Number of Queues",
@@ -938,11 +961,24 @@ static int emuhba_to_direct(struct emuhba_restore *r)
 					  NVME_FEAT_NUM_QUEUES, st->feat.nq,
 					  NULL);
 		if (ret)
-			goto out_undo;
+			return ret;
 	}
 	ret = emuhba_rst_features(r);
 	if (!ret)
 		ret = emuhba_rst_queues(r);
+	return ret;
+}
+
+/*
+ * 3. Every queue at the guest's positions: the I/O queues, the doorbell
+ * buffer, the admin queue; the observer then follows the admin queue.
+ */
+static int emuhba_rst_advance(struct emuhba_restore *r)
+{
+	const struct emu_nvme_state *st = r->st;
+	int ret = 0;
+	u16 qid;
+
 	for (qid = 1; !ret && qid < EMU_NVME_NR_Q; qid++)
 		if (st->sq[qid].valid)
 			ret = emuhba_rst_advance_io(r, qid);
@@ -955,20 +991,59 @@ static int emuhba_to_direct(struct emuhba_restore *r)
 		ret = emuhba_rst_admin_finish(r);
 	if (!ret)
 		ret = emuhba_rst_observer(r);
+	return ret;
+}
+
+/* 4. The saved memory back, with the guest's outstanding AERs in place. */
+static int emuhba_rst_finish(struct emuhba_restore *r)
+{
+	emuhba_rst_place_aers(r);
+	if (!emuhba_rst_put_back(r)) {
+		strscpy(r->msg, "cannot restore the guest's queues", sizeof(r->msg));
+		return -EFAULT;
+	}
+	/* Before the VF completes anything of the guest's. */
+	emuhba_identity_refresh_locked(r->a);
+	return 0;
+}
+
+/* Runs in a kernel thread: vfio_dma_rw needs one. */
+static int emuhba_to_direct(struct emuhba_restore *r)
+{
+	struct emuhba_adapter *a = r->a;
+	u64 t0, t1, t2;
+	int ret;
+
+	ret = emuhba_rst_init(r);
+	if (ret)
+		return ret;
+
+	t0 = ktime_get_ns();
+	mutex_lock(&a->model_lock);
+	emuhba_db_collect(a);
+	if (!(r->st->regs.cc & EMU_CC_EN)) {
+		ret = emuhba_rst_disabled(r);
+		mutex_unlock(&a->model_lock);
+		r->t.load_ns = ktime_get_ns() - t0;
+		return ret;
+	}
+	ret = emuhba_rst_prepare(r);
+	t1 = ktime_get_ns();
+	r->t.capture_ns = t1 - t0;
+	if (ret)
+		goto out_unlock;
+
+	ret = emuhba_rst_enable(r);
+	if (!ret)
+		ret = emuhba_rst_advance(r);
 	if (ret)
 		goto out_undo;
 	t2 = ktime_get_ns();
 	r->t.load_ns = t2 - t1;
 
-	emuhba_rst_place_aers(r);
-	if (!emuhba_rst_put_back(r)) {
-		strscpy(r->msg, "cannot restore the guest's queues", sizeof(r->msg));
-		ret = -EFAULT;
-		goto out_undo;
-	}
-	/* Before the VF completes anything of the guest's. */
-	emuhba_identity_refresh_locked(a);
-	ret = emuhba_rst_go(r);
+	ret = emuhba_rst_finish(r);
+	if (!ret)
+		ret = emuhba_rst_go(r);
 	if (ret)
 		goto out_undo;
 	WARN_ON_ONCE(emu_nvme_handback(a->model));
