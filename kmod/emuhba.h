@@ -7,11 +7,13 @@
 #define EMUHBA_H
 
 #include <linux/atomic.h>
+#include <linux/bitfield.h>
 #include <linux/eventfd.h>
 #include <linux/llist.h>
 #include <linux/spinlock.h>
 #include <linux/mutex.h>
 #include <linux/netlink.h>
+#include <linux/nvme.h>
 #include <linux/poll.h>
 #include <linux/types.h>
 #include <linux/vfio_pci_core.h>
@@ -115,7 +117,7 @@ struct emuhba_observer {
 	bool phase;
 	bool enabled;		/* CC.EN observed set and admin queue known */
 	bool lost;		/* an observation failed: switch refused */
-	u8 *pending;		/* fetched SQEs by slot, sq_size * 64 bytes */
+	struct nvme_command *pending;	/* fetched SQEs by slot, sq_size */
 	u16 pending_slots;	/* entries pending was allocated for */
 	u16 budget;		/* completions left to read until an interrupt */
 	/* woken by the admin vector's interrupt and by CC.EN */
@@ -264,6 +266,59 @@ static inline int emuhba_guest_read(struct emuhba_adapter *a, u64 iova,
 				    void *buf, size_t len)
 {
 	return vfio_dma_rw(&a->core.vdev, iova, buf, len, false);
+}
+
+/*
+ * Submission and completion queue entries as they are in guest memory:
+ * little-endian, the command identifier included (struct nvme_command and
+ * struct nvme_completion keep it in the byte order of the host that wrote
+ * it, which for a guest's queue is the NVMe one).
+ */
+static inline u16 emuhba_sqe_cid(const struct nvme_command *c)
+{
+	return le16_to_cpu((__force __le16)c->common.command_id);
+}
+
+static inline void emuhba_sqe_set_cid(struct nvme_command *c, u16 cid)
+{
+	c->common.command_id = (__force u16)cpu_to_le16(cid);
+}
+
+static inline u16 emuhba_cqe_cid(const struct nvme_completion *cqe)
+{
+	return le16_to_cpu((__force __le16)cqe->command_id);
+}
+
+/* The phase tag, bit 0 of the status field. */
+static inline u16 emuhba_cqe_phase(const struct nvme_completion *cqe)
+{
+	return le16_to_cpu(cqe->status) & 1;
+}
+
+/* The status field without the phase tag (SC, SCT, CRD, M, DNR). */
+static inline u16 emuhba_cqe_status(const struct nvme_completion *cqe)
+{
+	return le16_to_cpu(cqe->status) >> 1;
+}
+
+/*
+ * The observer's copy of a fetched admin command is marked outstanding in
+ * its last byte, the top byte of CDW15 (reserved in every admin command).
+ */
+#define EMUHBA_SQE_OUTSTANDING	GENMASK(31, 24)
+
+static inline bool emuhba_sqe_outstanding(const struct nvme_command *c)
+{
+	return le32_to_cpu(c->common.cdw15) & EMUHBA_SQE_OUTSTANDING;
+}
+
+static inline void emuhba_sqe_set_outstanding(struct nvme_command *c,
+					      bool outstanding)
+{
+	u32 dw15 = le32_to_cpu(c->common.cdw15) & ~EMUHBA_SQE_OUTSTANDING;
+
+	c->common.cdw15 = cpu_to_le32(dw15 | FIELD_PREP(EMUHBA_SQE_OUTSTANDING,
+							outstanding));
 }
 
 /* Registers page and BAR0 (emuhba_regs.c). */

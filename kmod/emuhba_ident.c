@@ -14,7 +14,6 @@
 #include <linux/nvme.h>
 #include <linux/pci.h>
 #include <linux/slab.h>
-#include <linux/unaligned.h>
 
 #include "emuhba.h"
 #include "emuhba_image.h"
@@ -129,6 +128,8 @@ static int emuhba_ident_identify(struct emuhba_ident *id, u8 cns, u8 csi,
 
 static int emuhba_ident_read(struct emuhba_adapter *a, struct emuhba_ident *id)
 {
+	const struct nvme_id_ctrl *ctrl = id->data;
+	const __le32 *ns_list = id->data;
 	struct nvme_command c = { };
 	u32 nsids[EMUHBA_IDENT_MAX_NS];
 	u16 cntlid, max_sqs, max_cqs;
@@ -138,7 +139,7 @@ static int emuhba_ident_read(struct emuhba_adapter *a, struct emuhba_ident *id)
 	ret = emuhba_ident_identify(id, NVME_ID_CNS_CTRL, 0, 0);
 	if (ret)
 		return ret;
-	cntlid = get_unaligned_le16(id->data + 78);
+	cntlid = le16_to_cpu(ctrl->cntlid);
 	ret = emu_nvme_load_identify(a->model, NVME_ID_CNS_CTRL, 0, 0, cntlid,
 				     id->data);
 	if (ret)
@@ -158,8 +159,8 @@ static int emuhba_ident_read(struct emuhba_adapter *a, struct emuhba_ident *id)
 				     0, cntlid, id->data);
 	if (ret)
 		return ret;
-	while (n < EMUHBA_IDENT_MAX_NS && get_unaligned_le32(id->data + 4 * n)) {
-		nsids[n] = get_unaligned_le32(id->data + 4 * n);
+	while (n < EMUHBA_IDENT_MAX_NS && ns_list[n]) {
+		nsids[n] = le32_to_cpu(ns_list[n]);
 		n++;
 	}
 

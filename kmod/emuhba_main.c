@@ -413,7 +413,7 @@ static int emuhba_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	kfree(info);
 
 	ret = emuhba_db_alloc(a, emuhba_max_qid(a) + 1,
-			      (emu_nvme_state(a->model)->id.cap >> 32) & 0xf);
+			      NVME_CAP_STRIDE(emu_nvme_state(a->model)->id.cap));
 	if (ret) {
 		pci_err(pdev, "doorbell shadow pages: %pe\n", ERR_PTR(ret));
 		goto out_put;

@@ -20,26 +20,12 @@
  */
 #include <linux/nvme.h>
 #include <linux/pci.h>
-#include <linux/unaligned.h>
 #include <linux/slab.h>
 #include <linux/vfio.h>
 
 #include "emuhba.h"
 
-#define EMUHBA_SQE_SIZE		64
-#define EMUHBA_CQE_SIZE		16
 #define EMUHBA_OBS_BATCH	64
-
-/* NVMe register offsets the observer follows. */
-#define NVME_REG_CC_OFF		0x14
-#define NVME_REG_AQA_OFF	0x24
-#define NVME_REG_ASQ_OFF	0x28
-#define NVME_REG_ACQ_OFF	0x30
-
-/* The admin opcode whose data the model wants to see. */
-#define NVME_ADM_IDENTIFY	0x06
-#define NVME_ADM_SET_FEATURES	0x09
-#define NVME_ADM_AER_OPC	0x0c
 
 /*
  * Length of the data that goes with a completed admin command, if the
@@ -48,21 +34,22 @@
  * is not needed: the identity comes from the VF itself at bind time
  * (emuhba_obs_identify() only checks what the VF wrote before replacing it).
  */
-static u32 emuhba_obs_data_len(const u8 *sqe, u64 *prp1)
+static u32 emuhba_obs_data_len(const struct nvme_command *c, u64 *prp1)
 {
-	*prp1 = get_unaligned_le64(sqe + 24);
-	if (sqe[0] != NVME_ADM_SET_FEATURES || (sqe[1] & 0xc0) || !*prp1)
+	*prp1 = le64_to_cpu(c->common.dptr.prp1);
+	if (c->common.opcode != nvme_admin_set_features ||
+	    (c->common.flags & NVME_CMD_SGL_ALL) || !*prp1)
 		return 0;
 	return SZ_4K - (*prp1 & (SZ_4K - 1));
 }
 
 /* The VF's own answer to an Identify, as captured at bind time, or NULL. */
 static const u8 *emuhba_own_page(const struct emu_nvme_identity *id,
-				 const u8 *sqe)
+				 const struct nvme_command *c)
 {
-	u8 cns = get_unaligned_le32(sqe + 40) & 0xff;
-	u8 csi = get_unaligned_le32(sqe + 44) >> 24;
-	u32 nsid = get_unaligned_le32(sqe + 4);
+	u8 cns = c->identify.cns;
+	u8 csi = c->identify.csi;
+	u32 nsid = le32_to_cpu(c->identify.nsid);
 	unsigned int i;
 
 	for (i = 0; id && i < EMU_NVME_MAX_IDPAGES; i++) {
@@ -77,12 +64,13 @@ static const u8 *emuhba_own_page(const struct emu_nvme_identity *id,
 }
 
 /* Identify data: one controller page or less, so PRP1 and PRP2 (no SGLs). */
-static int emuhba_identify_rw(struct emuhba_adapter *a, const u8 *sqe,
-			      u8 *buf, bool write)
+static int emuhba_identify_rw(struct emuhba_adapter *a,
+			      const struct nvme_command *c, u8 *buf, bool write)
 {
-	u32 mps = 4096U << ((emu_nvme_state(a->model)->regs.cc >> 7) & 0xf);
-	u64 prp1 = get_unaligned_le64(sqe + 24);
-	u64 prp2 = get_unaligned_le64(sqe + 32);
+	u32 mps = 4096U << ((emu_nvme_state(a->model)->regs.cc >>
+			     NVME_CC_MPS_SHIFT) & 0xf);
+	u64 prp1 = le64_to_cpu(c->identify.dptr.prp1);
+	u64 prp2 = le64_to_cpu(c->identify.dptr.prp2);
 	u32 len1 = min_t(u32, SZ_4K, mps - (prp1 & (mps - 1)));
 	struct vfio_device *vdev = &a->core.vdev;
 	int ret;
@@ -105,55 +93,61 @@ static int emuhba_identify_rw(struct emuhba_adapter *a, const u8 *sqe,
  * so): never a write into memory the guest may have reused. Writes go
  * through vfio_dma_rw(), which the type1 container logs as dirty.
  */
-static void emuhba_obs_identify(struct emuhba_adapter *a, const u8 *sqe,
-				u8 *cqe, u64 cqe_iova, u8 *data)
+static void emuhba_obs_identify(struct emuhba_adapter *a,
+				const struct nvme_command *c,
+				struct nvme_completion *cqe, u64 cqe_iova,
+				u8 *data)
 {
-	u8 *cur = data + SZ_4K, now[EMUHBA_CQE_SIZE];
-	const u8 *own = emuhba_own_page(a->own_id, sqe);
+	const u8 *own = emuhba_own_page(a->own_id, c);
+	struct nvme_completion now;
+	u8 *cur = data + SZ_4K;
 	u16 status;
 
 	/* The VF refused it (a bad buffer, say): the guest keeps that. */
-	if ((get_unaligned_le16(cqe + 14) >> 1) || (sqe[1] & 0xc0))
+	if (emuhba_cqe_status(cqe) || (c->common.flags & NVME_CMD_SGL_ALL))
 		return;
 	/* Lists, and pages the VF did not give at bind time, stay its own. */
 	if (!own)
 		return;
-	status = emu_nvme_identify_answer(a->model, sqe, data);
-	if (emuhba_identify_rw(a, sqe, cur, false) ||
+	status = emu_nvme_identify_answer(a->model, c, data);
+	if (emuhba_identify_rw(a, c, cur, false) ||
 	    memcmp(cur, own, SZ_4K) ||
-	    vfio_dma_rw(&a->core.vdev, cqe_iova, now, sizeof(now), false) ||
-	    memcmp(now, cqe, sizeof(now))) {
+	    vfio_dma_rw(&a->core.vdev, cqe_iova, &now, sizeof(now), false) ||
+	    memcmp(&now, cqe, sizeof(now))) {
 		a->counters.identify_unanswered++;
 		dev_warn_ratelimited(&a->core.pdev->dev,
 				     "Identify (CNS %#x) answered by the VF itself: the guest may have seen it already\n",
-				     get_unaligned_le32(sqe + 40) & 0xff);
+				     c->identify.cns);
 		return;
 	}
-	if (!status && emuhba_identify_rw(a, sqe, data, true))
+	if (!status && emuhba_identify_rw(a, c, data, true))
 		status = EMU_SC_INTERNAL;
 	if (status) {
-		put_unaligned_le16((status << 1) | (cqe[14] & 1), cqe + 14);
-		if (vfio_dma_rw(&a->core.vdev, cqe_iova + 14, cqe + 14, 2, true))
+		cqe->status = cpu_to_le16(status << 1 | emuhba_cqe_phase(cqe));
+		if (vfio_dma_rw(&a->core.vdev,
+				cqe_iova + offsetof(struct nvme_completion, status),
+				&cqe->status, sizeof(cqe->status), true))
 			a->obs.lost = true;
 	}
 	a->counters.identify_answered++;
 }
 
-static void emuhba_obs_complete(struct emuhba_adapter *a, u8 *cqe,
-				u64 cqe_iova, u8 *data)
+static void emuhba_obs_complete(struct emuhba_adapter *a,
+				struct nvme_completion *cqe, u64 cqe_iova,
+				u8 *data)
 {
 	struct emuhba_observer *obs = &a->obs;
-	u16 cid = get_unaligned_le16(cqe + 12);
+	u16 cid = emuhba_cqe_cid(cqe);
+	struct nvme_command *sqe;
 	u32 i, len = 0;
 	u64 prp1;
-	u8 *sqe;
 
 	/* The most recently fetched slot with this command identifier. */
 	for (i = 0; i < obs->sq_size; i++) {
 		u16 slot = (obs->sq_head + obs->sq_size - 1 - i) % obs->sq_size;
 
-		sqe = obs->pending + (size_t)slot * EMUHBA_SQE_SIZE;
-		if (get_unaligned_le16(sqe + 2) == cid && sqe[EMUHBA_SQE_SIZE - 1])
+		sqe = &obs->pending[slot];
+		if (emuhba_sqe_cid(sqe) == cid && emuhba_sqe_outstanding(sqe))
 			break;
 	}
 	if (i == obs->sq_size) {
@@ -162,7 +156,7 @@ static void emuhba_obs_complete(struct emuhba_adapter *a, u8 *cqe,
 		 * VF fetched it. The model knows its outstanding AERs.
 		 */
 		const struct emu_nvme_aer *aer = &emu_nvme_state(a->model)->aer;
-		u8 aer_sqe[EMUHBA_SQE_SIZE] = { NVME_ADM_AER_OPC };
+		struct nvme_command aer_sqe = { };
 		unsigned int k;
 
 		for (k = 0; k < aer->nr_cid && aer->cid[k] != cid; k++)
@@ -171,12 +165,13 @@ static void emuhba_obs_complete(struct emuhba_adapter *a, u8 *cqe,
 			obs->lost = true;
 			return;
 		}
-		put_unaligned_le16(cid, aer_sqe + 2);
-		emu_nvme_observe_admin(a->model, aer_sqe, cqe, NULL, 0);
+		aer_sqe.common.opcode = nvme_admin_async_event;
+		emuhba_sqe_set_cid(&aer_sqe, cid);
+		emu_nvme_observe_admin(a->model, &aer_sqe, cqe, NULL, 0);
 		return;
 	}
-	sqe[EMUHBA_SQE_SIZE - 1] = 0;	/* see emuhba_obs_fetch() */
-	if (sqe[0] == NVME_ADM_IDENTIFY && a->id_foreign)
+	emuhba_sqe_set_outstanding(sqe, false);	/* see emuhba_obs_fetch() */
+	if (sqe->common.opcode == nvme_admin_identify && a->id_foreign)
 		emuhba_obs_identify(a, sqe, cqe, cqe_iova, data);
 
 	len = emuhba_obs_data_len(sqe, &prp1);
@@ -192,17 +187,17 @@ static void emuhba_obs_complete(struct emuhba_adapter *a, u8 *cqe,
 static int emuhba_obs_fetch(struct emuhba_adapter *a, u16 new_head)
 {
 	struct emuhba_observer *obs = &a->obs;
-	u8 *sqe;
+	struct nvme_command *sqe;
 	int ret;
 
 	while (obs->sq_head != new_head) {
-		sqe = obs->pending + (size_t)obs->sq_head * EMUHBA_SQE_SIZE;
+		sqe = &obs->pending[obs->sq_head];
 		ret = emuhba_guest_read(a, obs->asq + (u64)obs->sq_head *
-					EMUHBA_SQE_SIZE, sqe, EMUHBA_SQE_SIZE);
+					sizeof(*sqe), sqe, sizeof(*sqe));
 		if (ret)
 			return ret;
 		emu_nvme_observe_admin(a->model, sqe, NULL, NULL, 0);
-		sqe[EMUHBA_SQE_SIZE - 1] = 1;
+		emuhba_sqe_set_outstanding(sqe, true);
 		obs->sq_head = (obs->sq_head + 1) % obs->sq_size;
 	}
 	return 0;
@@ -213,7 +208,7 @@ static void emuhba_obs_work(struct work_struct *work)
 	struct emuhba_adapter *a = container_of(work, struct emuhba_adapter,
 						obs.work);
 	struct emuhba_observer *obs = &a->obs;
-	u8 cqe[EMUHBA_CQE_SIZE];
+	struct nvme_completion cqe;
 	unsigned int n = 0;
 	bool held;
 	u64 iova;
@@ -245,12 +240,12 @@ static void emuhba_obs_work(struct work_struct *work)
 	if (emu_nvme_get_mode(a->model) == EMU_NVME_MODE_RUN)
 		n = EMUHBA_OBS_BATCH;
 	while (obs->enabled && !obs->lost && n++ < EMUHBA_OBS_BATCH) {
-		iova = obs->acq + (u64)obs->cq_head * EMUHBA_CQE_SIZE;
-		if (emuhba_guest_read(a, iova, cqe, sizeof(cqe))) {
+		iova = obs->acq + (u64)obs->cq_head * sizeof(cqe);
+		if (emuhba_guest_read(a, iova, &cqe, sizeof(cqe))) {
 			obs->lost = true;
 			break;
 		}
-		if ((get_unaligned_le16(cqe + 14) & 1) != obs->phase)
+		if (emuhba_cqe_phase(&cqe) != obs->phase)
 			break;
 		if (!obs->budget) {
 			dev_warn_ratelimited(&a->core.pdev->dev,
@@ -259,13 +254,13 @@ static void emuhba_obs_work(struct work_struct *work)
 			break;
 		}
 		obs->budget--;
-		sqhd = get_unaligned_le16(cqe + 8);
+		sqhd = le16_to_cpu(cqe.sq_head);
 		if (obs->sq_size != obs->pending_slots || sqhd >= obs->sq_size ||
 		    obs->sq_head >= obs->sq_size || emuhba_obs_fetch(a, sqhd)) {
 			obs->lost = true;
 			break;
 		}
-		emuhba_obs_complete(a, cqe, iova, data);
+		emuhba_obs_complete(a, &cqe, iova, data);
 		a->counters.admin_observed++;
 		if (++obs->cq_head == obs->cq_size) {
 			obs->cq_head = 0;
@@ -328,7 +323,7 @@ static void emuhba_obs_start(struct emuhba_adapter *a)
 	obs->sq_head = 0;
 	obs->cq_head = 0;
 	obs->phase = 1;
-	obs->pending = kvcalloc(obs->sq_size, EMUHBA_SQE_SIZE, GFP_KERNEL);
+	obs->pending = kvcalloc(obs->sq_size, sizeof(*obs->pending), GFP_KERNEL);
 	obs->pending_slots = obs->pending ? obs->sq_size : 0;
 	obs->enabled = obs->pending && obs->sq_size && obs->cq_size;
 	obs->lost = !obs->enabled;
@@ -347,35 +342,34 @@ void emuhba_observe_reg_done(struct emuhba_adapter *a, u32 off, u64 val,
 	 * enabled; written while it runs they change nothing on the VF and
 	 * must not change what the observer reads either.
 	 */
-	if (obs->enabled && off >= NVME_REG_AQA_OFF &&
-	    off < NVME_REG_ACQ_OFF + 8)
+	if (obs->enabled && off >= NVME_REG_AQA && off < NVME_REG_ACQ + 8)
 		off = 0;
 	switch (off) {
-	case NVME_REG_AQA_OFF:
+	case NVME_REG_AQA:
 		obs->sq_size = (val & 0xfff) + 1;
 		obs->cq_size = ((val >> 16) & 0xfff) + 1;
 		break;
-	case NVME_REG_ASQ_OFF:
+	case NVME_REG_ASQ:
 		obs->asq = size == 8 ? val : (obs->asq & ~0xffffffffULL) | (u32)val;
 		break;
-	case NVME_REG_ASQ_OFF + 4:
+	case NVME_REG_ASQ + 4:
 		obs->asq = (obs->asq & 0xffffffffULL) | (val << 32);
 		break;
-	case NVME_REG_ACQ_OFF:
+	case NVME_REG_ACQ:
 		obs->acq = size == 8 ? val : (obs->acq & ~0xffffffffULL) | (u32)val;
 		break;
-	case NVME_REG_ACQ_OFF + 4:
+	case NVME_REG_ACQ + 4:
 		obs->acq = (obs->acq & 0xffffffffULL) | (val << 32);
 		break;
-	case NVME_REG_CC_OFF:
+	case NVME_REG_CC:
 		/*
 		 * Not read before the admin vector fires: until then the CQ
 		 * may still hold entries of the controller's previous life
 		 * (Linux clears it only once CSTS.RDY is set).
 		 */
-		if ((val & 1) && !obs->enabled)
+		if ((val & NVME_CC_ENABLE) && !obs->enabled)
 			emuhba_obs_start(a);
-		else if (!(val & 1) && obs->enabled)
+		else if (!(val & NVME_CC_ENABLE) && obs->enabled)
 			emuhba_obs_stop(obs);
 		break;
 	}

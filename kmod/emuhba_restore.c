@@ -25,23 +25,9 @@
 #include <linux/ktime.h>
 #include <linux/pci.h>
 #include <linux/slab.h>
-#include <linux/unaligned.h>
 #include <linux/vfio.h>
 
 #include "emuhba.h"
-
-#define NVME_ADM_CREATE_SQ	0x01
-#define NVME_ADM_CREATE_CQ	0x05
-#define NVME_ADM_SET_FEAT	0x09
-#define NVME_ADM_GET_FEAT	0x0a
-#define NVME_ADM_AER		0x0c
-#define NVME_ADM_DBBUF		0x7c
-#define NVME_IO_FLUSH		0x00
-#define NVME_IO_DSM		0x09
-#define NVME_ONCS_DSM		BIT(2)
-
-#define NVME_FEAT_NQ		0x07
-#define NVME_FEAT_IVC		0x09
 
 /* Command identifiers of our own commands: never outstanding with a guest's. */
 #define EMUHBA_RST_CID		0xe000
@@ -81,7 +67,7 @@ struct emuhba_restore {
 
 	struct emuhba_saved saved[EMUHBA_RST_MAX_SAVED];
 	unsigned int nr_saved;
-	u8 *sqes;		/* a batch of submission entries */
+	struct nvme_command *sqes;	/* a batch of submission entries */
 };
 
 static int emuhba_rst_w32(struct emuhba_restore *r, u32 off, u32 val)
@@ -92,7 +78,7 @@ static int emuhba_rst_w32(struct emuhba_restore *r, u32 off, u32 val)
 /* A lost doorbell shows up as a missing completion, reported there. */
 static void emuhba_rst_db(struct emuhba_restore *r, u16 qid, bool cq, u16 val)
 {
-	emuhba_rst_w32(r, EMU_REG_DBS + (2 * qid + cq) * r->stride, val);
+	emuhba_rst_w32(r, NVME_REG_DBS + (2 * qid + cq) * r->stride, val);
 }
 
 static int emuhba_rst_csts(struct emuhba_restore *r, u32 *csts)
@@ -100,12 +86,12 @@ static int emuhba_rst_csts(struct emuhba_restore *r, u32 *csts)
 	int ret;
 
 	ret = vfio_pci_core_ioread32(&r->a->core, true, csts,
-				     r->bar + EMU_REG_CSTS);
+				     r->bar + NVME_REG_CSTS);
 	if (ret)
 		return ret;
 	if (*csts == ~0U)
 		return -ENODEV;	/* the VF is gone */
-	if (*csts & EMU_CSTS_CFS)
+	if (*csts & NVME_CSTS_CFS)
 		return -EIO;
 	return 0;
 }
@@ -153,17 +139,17 @@ static void emuhba_rst_free(struct emuhba_restore *r)
 	kvfree(r->sqes);
 }
 
-static void emuhba_rst_sqe(u8 *sqe, u8 opc, u16 cid, u32 nsid, u64 prp1,
-			   u64 prp2, u32 cdw10, u32 cdw11)
+static void emuhba_rst_sqe(struct nvme_command *c, u8 opc, u16 cid, u32 nsid,
+			   u64 prp1, u64 prp2, u32 cdw10, u32 cdw11)
 {
-	memset(sqe, 0, EMU_NVME_SQE);
-	sqe[0] = opc;
-	put_unaligned_le16(cid, sqe + 2);
-	put_unaligned_le32(nsid, sqe + 4);
-	put_unaligned_le64(prp1, sqe + 24);
-	put_unaligned_le64(prp2, sqe + 32);
-	put_unaligned_le32(cdw10, sqe + 40);
-	put_unaligned_le32(cdw11, sqe + 44);
+	memset(c, 0, sizeof(*c));
+	c->common.opcode = opc;
+	emuhba_sqe_set_cid(c, cid);
+	c->common.nsid = cpu_to_le32(nsid);
+	c->common.dptr.prp1 = cpu_to_le64(prp1);
+	c->common.dptr.prp2 = cpu_to_le64(prp2);
+	c->common.cdw10 = cpu_to_le32(cdw10);
+	c->common.cdw11 = cpu_to_le32(cdw11);
 }
 
 /*
@@ -171,17 +157,17 @@ static void emuhba_rst_sqe(u8 *sqe, u8 opc, u16 cid, u32 nsid, u64 prp1,
  * given phase; the entries before it in the ring are then posted too.
  */
 static int emuhba_rst_wait_cqe(struct emuhba_restore *r, u64 cq_base, u16 slot,
-			       u8 phase, u8 *cqe)
+			       u8 phase, struct nvme_completion *cqe)
 {
 	u32 csts;
 	int ret;
 
 	for (;;) {
-		ret = emuhba_guest_read(r->a, cq_base + (u64)slot * EMU_NVME_CQE,
-					cqe, EMU_NVME_CQE);
+		ret = emuhba_guest_read(r->a, cq_base + (u64)slot * sizeof(*cqe),
+					cqe, sizeof(*cqe));
 		if (ret)
 			return ret;
-		if ((get_unaligned_le16(cqe + 14) & 1) == phase)
+		if (emuhba_cqe_phase(cqe) == phase)
 			return 0;
 		ret = emuhba_rst_csts(r, &csts);
 		if (ret)
@@ -198,18 +184,19 @@ static int emuhba_rst_admin(struct emuhba_restore *r, u8 opc, u32 nsid,
 {
 	const struct emu_nvme_regs *regs = &r->st->regs;
 	u16 asize = (regs->aqa & 0xfff) + 1, csize = ((regs->aqa >> 16) & 0xfff) + 1;
-	u8 sqe[EMU_NVME_SQE], cqe[EMU_NVME_CQE];
+	struct nvme_completion cqe;
+	struct nvme_command sqe;
 	int ret;
 
-	emuhba_rst_sqe(sqe, opc, EMUHBA_RST_CID | (r->cid++ & 0xfff), nsid, prp1,
+	emuhba_rst_sqe(&sqe, opc, EMUHBA_RST_CID | (r->cid++ & 0xfff), nsid, prp1,
 		       prp2, cdw10, cdw11);
-	ret = vfio_dma_rw(&r->a->core.vdev, regs->asq + (u64)r->asq_tail * EMU_NVME_SQE,
-			  sqe, sizeof(sqe), true);
+	ret = vfio_dma_rw(&r->a->core.vdev, regs->asq + (u64)r->asq_tail * sizeof(sqe),
+			  &sqe, sizeof(sqe), true);
 	if (ret)
 		return ret;
 	r->asq_tail = (r->asq_tail + 1) % asize;
 	emuhba_rst_db(r, 0, false, r->asq_tail);
-	ret = emuhba_rst_wait_cqe(r, regs->acq, r->acq_tail, r->acq_phase, cqe);
+	ret = emuhba_rst_wait_cqe(r, regs->acq, r->acq_tail, r->acq_phase, &cqe);
 	if (ret)
 		return ret;
 	if (++r->acq_tail == csize) {
@@ -222,8 +209,8 @@ static int emuhba_rst_admin(struct emuhba_restore *r, u8 opc, u32 nsid,
 		emuhba_rst_db(r, 0, true, r->admin_consumed % csize);
 	}
 	if (dw0)
-		*dw0 = get_unaligned_le32(cqe);
-	return (get_unaligned_le16(cqe + 14) >> 1) & 0x7ff;
+		*dw0 = le32_to_cpu(cqe.result.u32);
+	return emuhba_cqe_status(&cqe) & NVME_SCT_SC_MASK;
 }
 
 static int emuhba_rst_admin_ok(struct emuhba_restore *r, const char *what,
@@ -251,7 +238,8 @@ static int emuhba_rst_feature(struct emuhba_restore *r, u8 fid, u32 nsid,
 	u32 cur;
 	int ret;
 
-	ret = emuhba_rst_admin(r, NVME_ADM_GET_FEAT, nsid, 0, 0, fid, sel, &cur);
+	ret = emuhba_rst_admin(r, nvme_admin_get_features, nsid, 0, 0, fid, sel,
+			       &cur);
 	if (ret < 0) {
 		snprintf(r->msg, sizeof(r->msg),
 			 "Get Features 0x%02x: no answer from the VF (%d)", fid, ret);
@@ -260,13 +248,13 @@ static int emuhba_rst_feature(struct emuhba_restore *r, u8 fid, u32 nsid,
 	/* A feature the VF does not have was never set by the guest either. */
 	if (ret > 0 || (cur & mask) == (want & mask))
 		return 0;
-	ret = emuhba_rst_admin(r, NVME_ADM_SET_FEAT, nsid, 0, 0, fid,
+	ret = emuhba_rst_admin(r, nvme_admin_set_features, nsid, 0, 0, fid,
 			       (sel & ~mask) | (want & mask), NULL);
 	/*
 	 * Not changeable on the VF: the guest could not have changed it on
 	 * one either, the value it knows is a model default.
 	 */
-	if (ret == EMU_SC_FEAT_NOT_CHANGE || !ret)
+	if (ret == NVME_SC_FEATURE_NOT_CHANGEABLE || !ret)
 		return 0;
 	snprintf(r->msg, sizeof(r->msg), ret > 0 ?
 		 "the VF refused Set Features 0x%02x (status 0x%03x)" :
@@ -281,14 +269,22 @@ static int emuhba_rst_features(struct emuhba_restore *r)
 		u8 fid;
 		u16 off;	/* of the value in struct emu_nvme_features */
 	} plain[] = {
-		{ 0x01, offsetof(struct emu_nvme_features, arb) },
-		{ 0x02, offsetof(struct emu_nvme_features, pm) },
-		{ 0x05, offsetof(struct emu_nvme_features, err_rec) },
-		{ 0x06, offsetof(struct emu_nvme_features, vwc) },
-		{ 0x08, offsetof(struct emu_nvme_features, irq_coal) },
-		{ 0x0a, offsetof(struct emu_nvme_features, atomic) },
-		{ 0x0b, offsetof(struct emu_nvme_features, aec) },
-		{ 0x0f, offsetof(struct emu_nvme_features, kato) },
+		{ NVME_FEAT_ARBITRATION,
+		  offsetof(struct emu_nvme_features, arb) },
+		{ NVME_FEAT_POWER_MGMT,
+		  offsetof(struct emu_nvme_features, pm) },
+		{ NVME_FEAT_ERR_RECOVERY,
+		  offsetof(struct emu_nvme_features, err_rec) },
+		{ NVME_FEAT_VOLATILE_WC,
+		  offsetof(struct emu_nvme_features, vwc) },
+		{ NVME_FEAT_IRQ_COALESCE,
+		  offsetof(struct emu_nvme_features, irq_coal) },
+		{ NVME_FEAT_WRITE_ATOMIC,
+		  offsetof(struct emu_nvme_features, atomic) },
+		{ NVME_FEAT_ASYNC_EVENT,
+		  offsetof(struct emu_nvme_features, aec) },
+		{ NVME_FEAT_KATO,
+		  offsetof(struct emu_nvme_features, kato) },
 	};
 	unsigned int i, th;
 	u16 qid;
@@ -297,7 +293,8 @@ static int emuhba_rst_features(struct emuhba_restore *r)
 	for (i = 0; i < ARRAY_SIZE(plain); i++) {
 		/* Error recovery is per namespace (DULBE). */
 		ret = emuhba_rst_feature(r, plain[i].fid,
-					 plain[i].fid == 0x05 ? r->nsid : 0, 0,
+					 plain[i].fid == NVME_FEAT_ERR_RECOVERY ?
+					 r->nsid : 0, 0,
 					 *(const u32 *)((const u8 *)f + plain[i].off),
 					 ~0U);
 		if (ret)
@@ -305,8 +302,10 @@ static int emuhba_rst_features(struct emuhba_restore *r)
 	}
 	/* Composite temperature thresholds: over (THSEL 0) and under (1). */
 	for (th = 0; th < 2; th++) {
-		ret = emuhba_rst_feature(r, 0x04, 0, th << 20, f->temp_thr[0][th],
-					 0xffff);
+		ret = emuhba_rst_feature(r, NVME_FEAT_TEMP_THRESH, 0,
+					 th ? NVME_TEMP_THRESH_TYPE_UNDER : 0,
+					 f->temp_thr[0][th],
+					 NVME_TEMP_THRESH_MASK);
 		if (ret)
 			return ret;
 	}
@@ -319,7 +318,7 @@ static int emuhba_rst_features(struct emuhba_restore *r)
 
 		if (!cq->valid || !cq->ien || cq->vector >= EMU_NVME_MAX_VEC)
 			continue;
-		ret = emuhba_rst_feature(r, NVME_FEAT_IVC, 0, cq->vector,
+		ret = emuhba_rst_feature(r, NVME_FEAT_IRQ_CONFIG, 0, cq->vector,
 					 f->ivc[cq->vector], BIT(16));
 		if (ret)
 			return ret;
@@ -340,10 +339,13 @@ static int emuhba_rst_queues(struct emuhba_restore *r)
 		if (!cq->valid)
 			continue;
 		snprintf(what, sizeof(what), "Create I/O CQ %u", qid);
-		ret = emuhba_rst_admin_ok(r, what, NVME_ADM_CREATE_CQ, 0, cq->base,
-					  0, (u32)(cq->size - 1) << 16 | qid,
-					  (u32)cq->vector << 16 | cq->ien << 1 |
-					  cq->pc, NULL);
+		ret = emuhba_rst_admin_ok(r, what, nvme_admin_create_cq, 0,
+					  cq->base, 0,
+					  (u32)(cq->size - 1) << 16 | qid,
+					  (u32)cq->vector << 16 |
+					  (cq->ien ? NVME_CQ_IRQ_ENABLED : 0) |
+					  (cq->pc ? NVME_QUEUE_PHYS_CONTIG : 0),
+					  NULL);
 		if (ret)
 			return ret;
 	}
@@ -353,10 +355,13 @@ static int emuhba_rst_queues(struct emuhba_restore *r)
 		if (!sq->valid)
 			continue;
 		snprintf(what, sizeof(what), "Create I/O SQ %u", qid);
-		ret = emuhba_rst_admin_ok(r, what, NVME_ADM_CREATE_SQ, 0, sq->base,
-					  0, (u32)(sq->size - 1) << 16 | qid,
+		ret = emuhba_rst_admin_ok(r, what, nvme_admin_create_sq, 0,
+					  sq->base, 0,
+					  (u32)(sq->size - 1) << 16 | qid,
 					  (u32)sq->cqid << 16 |
-					  (sq->qprio & 3) << 1 | sq->pc, NULL);
+					  (sq->qprio & 3) << 1 |
+					  (sq->pc ? NVME_QUEUE_PHYS_CONTIG : 0),
+					  NULL);
 		if (ret)
 			return ret;
 	}
@@ -399,7 +404,8 @@ static int emuhba_rst_advance_io(struct emuhba_restore *r, u16 qid)
 	const struct emu_nvme_sq *sq = &r->st->sq[qid];
 	const struct emu_nvme_cq *cq = &r->st->cq[sq->cqid];
 	u16 sq_tail = 0, cq_tail = 0, b, i, last;
-	u8 phase = 1, cqe[EMU_NVME_CQE];
+	struct nvme_completion cqe;
+	u8 phase = 1;
 	u32 n, left, posted = 0, consumed = 0, unread;
 
 	unread = (cq->tail + cq->size - r->cq_head[sq->cqid]) % cq->size;
@@ -421,19 +427,19 @@ static int emuhba_rst_advance_io(struct emuhba_restore *r, u16 qid)
 		 * Deallocate) points into the ring. Flush otherwise.
 		 */
 		for (i = 0; i < b; i++)
-			emuhba_rst_sqe(r->sqes + (size_t)i * EMU_NVME_SQE,
-				       r->io_opc, EMUHBA_RST_CID | i, r->nsid,
-				       r->io_opc == NVME_IO_DSM ? sq->base : 0,
+			emuhba_rst_sqe(&r->sqes[i], r->io_opc, EMUHBA_RST_CID | i,
+				       r->nsid,
+				       r->io_opc == nvme_cmd_dsm ? sq->base : 0,
 				       0, 0, 0);
 		/* The batch may wrap around the end of the ring. */
 		i = min_t(u16, b, sq->size - sq_tail);
 		ret = vfio_dma_rw(&r->a->core.vdev,
-				  sq->base + (u64)sq_tail * EMU_NVME_SQE, r->sqes,
-				  (size_t)i * EMU_NVME_SQE, true);
+				  sq->base + (u64)sq_tail * sizeof(*r->sqes),
+				  r->sqes, (size_t)i * sizeof(*r->sqes), true);
 		if (!ret && i < b)
-			ret = vfio_dma_rw(&r->a->core.vdev, sq->base,
-					  r->sqes + (size_t)i * EMU_NVME_SQE,
-					  (size_t)(b - i) * EMU_NVME_SQE, true);
+			ret = vfio_dma_rw(&r->a->core.vdev, sq->base, &r->sqes[i],
+					  (size_t)(b - i) * sizeof(*r->sqes),
+					  true);
 		if (ret)
 			return ret;
 		sq_tail = (sq_tail + b) % sq->size;
@@ -441,11 +447,11 @@ static int emuhba_rst_advance_io(struct emuhba_restore *r, u16 qid)
 
 		last = (cq_tail + b - 1) % cq->size;
 		ret = emuhba_rst_wait_cqe(r, cq->base, last,
-					  last < cq_tail ? !phase : phase, cqe);
+					  last < cq_tail ? !phase : phase, &cqe);
 		if (ret) {
 			snprintf(r->msg, sizeof(r->msg),
 				 "queue %u: the VF did not complete %u %s commands (%d)",
-				 qid, b, r->io_opc == NVME_IO_DSM ?
+				 qid, b, r->io_opc == nvme_cmd_dsm ?
 				 "Dataset Management" : "Flush", ret);
 			return ret;
 		}
@@ -482,7 +488,7 @@ static int emuhba_rst_guest_positions(struct emuhba_restore *r)
 			continue;
 		if (sq->valid) {
 			ret = emuhba_guest_read(r->a, st->dbbuf.dbs +
-						2 * qid * r->stride, &v, 4);
+						2 * qid * r->stride, &v, sizeof(v));
 			if (ret)
 				return ret;
 			r->sq_tail[qid] = le32_to_cpu(v);
@@ -491,7 +497,8 @@ static int emuhba_rst_guest_positions(struct emuhba_restore *r)
 		}
 		if (cq->valid) {
 			ret = emuhba_guest_read(r->a, st->dbbuf.dbs +
-						(2 * qid + 1) * r->stride, &v, 4);
+						(2 * qid + 1) * r->stride, &v,
+						sizeof(v));
 			if (ret)
 				return ret;
 			r->cq_head[qid] = le32_to_cpu(v);
@@ -562,26 +569,30 @@ static int emuhba_rst_check_vf(struct emuhba_restore *r)
 {
 	const struct emu_nvme_state *st = r->st;
 	u32 lo, hi, mqes;
+	u64 cap;
 	u16 qid;
 	int ret;
 
-	ret = vfio_pci_core_ioread32(&r->a->core, true, &lo, r->bar + EMU_REG_CAP);
+	ret = vfio_pci_core_ioread32(&r->a->core, true, &lo,
+				     r->bar + NVME_REG_CAP);
 	if (!ret)
 		ret = vfio_pci_core_ioread32(&r->a->core, true, &hi,
-					     r->bar + EMU_REG_CAP + 4);
+					     r->bar + NVME_REG_CAP + 4);
 	if (!ret && lo == ~0U && hi == ~0U)
 		ret = -ENODEV;
 	if (ret) {
 		snprintf(r->msg, sizeof(r->msg), "cannot read the VF's CAP (%d)", ret);
 		return ret;
 	}
-	if ((hi & 0xf) != ((st->id.cap >> 32) & 0xf)) {
+	cap = (u64)hi << 32 | lo;
+	if (NVME_CAP_STRIDE(cap) != NVME_CAP_STRIDE(st->id.cap)) {
 		snprintf(r->msg, sizeof(r->msg),
 			 "cap.dstrd: the VF's doorbell stride %u is not the guest's %u",
-			 hi & 0xf, (u32)(st->id.cap >> 32) & 0xf);
+			 (u32)NVME_CAP_STRIDE(cap),
+			 (u32)NVME_CAP_STRIDE(st->id.cap));
 		return -EOPNOTSUPP;
 	}
-	mqes = (lo & 0xffff) + 1;
+	mqes = NVME_CAP_MQES(cap) + 1;
 	for (qid = 0; qid < EMU_NVME_NR_Q; qid++) {
 		if ((st->sq[qid].valid && st->sq[qid].size > mqes) ||
 		    (st->cq[qid].valid && st->cq[qid].size > mqes)) {
@@ -602,18 +613,21 @@ static int emuhba_rst_save_all(struct emuhba_restore *r)
 	int ret;
 
 	ret = emuhba_rst_save(r, st->regs.asq,
-			      ((st->regs.aqa & 0xfff) + 1) * EMU_NVME_SQE);
+			      ((st->regs.aqa & 0xfff) + 1) *
+			      sizeof(struct nvme_command));
 	if (!ret)
 		ret = emuhba_rst_save(r, st->regs.acq,
 				      (((st->regs.aqa >> 16) & 0xfff) + 1) *
-				      EMU_NVME_CQE);
+				      sizeof(struct nvme_completion));
 	for (qid = 1; !ret && qid < EMU_NVME_NR_Q; qid++) {
 		if (st->sq[qid].valid)
 			ret = emuhba_rst_save(r, st->sq[qid].base,
-					      st->sq[qid].size * EMU_NVME_SQE);
+					      st->sq[qid].size *
+					      sizeof(struct nvme_command));
 		if (!ret && st->cq[qid].valid)
 			ret = emuhba_rst_save(r, st->cq[qid].base,
-					      st->cq[qid].size * EMU_NVME_CQE);
+					      st->cq[qid].size *
+					      sizeof(struct nvme_completion));
 	}
 	if (!ret && st->dbbuf.enabled) {
 		ret = emuhba_rst_save(r, st->dbbuf.dbs, EMU_NVME_PAGE);
@@ -634,24 +648,24 @@ static int emuhba_rst_save_all(struct emuhba_restore *r)
 static int emuhba_rst_clear_cqs(struct emuhba_restore *r)
 {
 	const struct emu_nvme_state *st = r->st;
-	u32 len, max = (((st->regs.aqa >> 16) & 0xfff) + 1) * EMU_NVME_CQE;
+	const size_t cqe_size = sizeof(struct nvme_completion);
+	u32 len, max = (((st->regs.aqa >> 16) & 0xfff) + 1) * cqe_size;
 	u16 qid;
 	u8 *zero;
 	int ret;
 
 	for (qid = 1; qid < EMU_NVME_NR_Q; qid++)
 		if (st->cq[qid].valid)
-			max = max_t(u32, max, st->cq[qid].size * EMU_NVME_CQE);
+			max = max_t(u32, max, st->cq[qid].size * cqe_size);
 	zero = kvzalloc(max, GFP_KERNEL);
 	if (!zero)
 		return -ENOMEM;
 	ret = vfio_dma_rw(&r->a->core.vdev, st->regs.acq, zero,
-			  (((st->regs.aqa >> 16) & 0xfff) + 1) * EMU_NVME_CQE,
-			  true);
+			  (((st->regs.aqa >> 16) & 0xfff) + 1) * cqe_size, true);
 	for (qid = 1; !ret && qid < EMU_NVME_NR_Q; qid++) {
 		if (!st->cq[qid].valid)
 			continue;
-		len = st->cq[qid].size * EMU_NVME_CQE;
+		len = st->cq[qid].size * cqe_size;
 		ret = vfio_dma_rw(&r->a->core.vdev, st->cq[qid].base, zero, len,
 				  true);
 	}
@@ -668,19 +682,20 @@ static int emuhba_rst_regs(struct emuhba_restore *r)
 	const struct emu_nvme_regs *regs = &r->st->regs;
 	int ret;
 
-	ret = emuhba_rst_w32(r, EMU_REG_AQA, regs->aqa);
+	ret = emuhba_rst_w32(r, NVME_REG_AQA, regs->aqa);
 	if (!ret)
-		ret = emuhba_rst_w32(r, EMU_REG_ASQ, lower_32_bits(regs->asq));
+		ret = emuhba_rst_w32(r, NVME_REG_ASQ, lower_32_bits(regs->asq));
 	if (!ret)
-		ret = emuhba_rst_w32(r, EMU_REG_ASQ + 4, upper_32_bits(regs->asq));
+		ret = emuhba_rst_w32(r, NVME_REG_ASQ + 4, upper_32_bits(regs->asq));
 	if (!ret)
-		ret = emuhba_rst_w32(r, EMU_REG_ACQ, lower_32_bits(regs->acq));
+		ret = emuhba_rst_w32(r, NVME_REG_ACQ, lower_32_bits(regs->acq));
 	if (!ret)
-		ret = emuhba_rst_w32(r, EMU_REG_ACQ + 4, upper_32_bits(regs->acq));
+		ret = emuhba_rst_w32(r, NVME_REG_ACQ + 4, upper_32_bits(regs->acq));
 	return ret;
 }
 
-static int emuhba_rst_enable(struct emuhba_restore *r)
+/* The VF enabled with the guest's admin queue, and ready. */
+static int emuhba_rst_vf_enable(struct emuhba_restore *r)
 {
 	const struct emu_nvme_regs *regs = &r->st->regs;
 	u32 csts;
@@ -691,14 +706,14 @@ static int emuhba_rst_enable(struct emuhba_restore *r)
 		return ret;
 	ret = emuhba_rst_regs(r);
 	if (!ret)
-		ret = emuhba_rst_w32(r, EMU_REG_CC, regs->cc | EMU_CC_EN);
+		ret = emuhba_rst_w32(r, NVME_REG_CC, regs->cc | NVME_CC_ENABLE);
 	if (ret)
 		return ret;
 	for (;;) {
 		ret = emuhba_rst_csts(r, &csts);
 		if (ret)
 			return ret;
-		if (csts & EMU_CSTS_RDY)
+		if (csts & NVME_CSTS_RDY)
 			return 0;
 		if (time_after(jiffies, r->deadline))
 			return -ETIMEDOUT;
@@ -727,8 +742,9 @@ static int emuhba_rst_admin_finish(struct emuhba_restore *r)
 	}
 	r->admin_consume_max = n - unread;
 	for (x = r->admin_posted; x < n; x++) {
-		ret = emuhba_rst_admin_ok(r, "Get Features", NVME_ADM_GET_FEAT,
-					  0, 0, 0, NVME_FEAT_NQ, 0, NULL);
+		ret = emuhba_rst_admin_ok(r, "Get Features",
+					  nvme_admin_get_features, 0, 0, 0,
+					  NVME_FEAT_NUM_QUEUES, 0, NULL);
 		if (ret)
 			return ret;
 	}
@@ -744,18 +760,20 @@ static void emuhba_rst_place_aers(struct emuhba_restore *r)
 {
 	const struct emu_nvme_state *st = r->st;
 	struct emuhba_observer *obs = &r->a->obs;
+	/* The first saved range is the admin submission queue. */
+	struct nvme_command *asq = (struct nvme_command *)r->saved[0].data;
 	u16 asize = (st->regs.aqa & 0xfff) + 1, slot;
-	u8 *sqe;
+	struct nvme_command *sqe;
 	unsigned int i;
 
 	for (i = 0; i < st->aer.nr_cid; i++) {
 		slot = (r->asq_tail + i) % asize;
-		sqe = r->saved[0].data + (size_t)slot * EMU_NVME_SQE;
-		emuhba_rst_sqe(sqe, NVME_ADM_AER, st->aer.cid[i], 0, 0, 0, 0, 0);
+		sqe = &asq[slot];
+		emuhba_rst_sqe(sqe, nvme_admin_async_event, st->aer.cid[i], 0, 0,
+			       0, 0, 0);
 		/* The observer knows them as fetched and not completed. */
-		memcpy(obs->pending + (size_t)slot * EMU_NVME_SQE, sqe,
-		       EMU_NVME_SQE);
-		obs->pending[(size_t)slot * EMU_NVME_SQE + EMU_NVME_SQE - 1] = 1;
+		obs->pending[slot] = *sqe;
+		emuhba_sqe_set_outstanding(&obs->pending[slot], true);
 	}
 }
 
@@ -774,12 +792,12 @@ static int emuhba_rst_go(struct emuhba_restore *r)
 	obs->sq_head = r->asq_tail;
 	obs->cq_head = r->acq_tail;
 	obs->phase = r->acq_phase;
-	ret = emuhba_rst_w32(r, EMU_REG_DBS, r->asq_tail);
+	ret = emuhba_rst_w32(r, NVME_REG_DBS, r->asq_tail);
 	if (!ret && r->sq_tail[0] != r->asq_tail)
-		ret = emuhba_rst_w32(r, EMU_REG_DBS, r->sq_tail[0]);
+		ret = emuhba_rst_w32(r, NVME_REG_DBS, r->sq_tail[0]);
 	for (qid = 1; !ret && qid < EMU_NVME_NR_Q; qid++) {
 		if (st->sq[qid].valid)
-			ret = emuhba_rst_w32(r, EMU_REG_DBS + 2 * qid * r->stride,
+			ret = emuhba_rst_w32(r, NVME_REG_DBS + 2 * qid * r->stride,
 					     r->sq_tail[qid]);
 	}
 	/* Also flushes the posted doorbell writes. */
@@ -801,7 +819,7 @@ static int emuhba_rst_observer(struct emuhba_restore *r)
 	obs->acq = regs->acq;
 	obs->sq_size = (regs->aqa & 0xfff) + 1;
 	obs->cq_size = ((regs->aqa >> 16) & 0xfff) + 1;
-	obs->pending = kvcalloc(obs->sq_size, EMU_NVME_SQE, GFP_KERNEL);
+	obs->pending = kvcalloc(obs->sq_size, sizeof(*obs->pending), GFP_KERNEL);
 	obs->pending_slots = obs->pending ? obs->sq_size : 0;
 	obs->enabled = !!obs->pending;
 	obs->lost = !obs->pending;
@@ -833,21 +851,19 @@ static u32 emuhba_rst_oncs(struct emuhba_adapter *a)
 	return oncs;
 }
 
-/* Runs in a kernel thread: vfio_dma_rw needs one. */
-static int emuhba_to_direct(struct emuhba_restore *r)
+/* What the whole switch goes by: the guest's controller and the VF's BAR. */
+static int emuhba_rst_init(struct emuhba_restore *r)
 {
 	struct emuhba_adapter *a = r->a;
 	const struct emu_nvme_state *st;
-	u64 t0, t1, t2;
-	u16 qid, max_sq;
 	int ret;
 
 	st = emu_nvme_state(a->model);
 	r->st = st;
-	r->stride = 4 << ((st->id.cap >> 32) & 0xf);
+	r->stride = 4 << NVME_CAP_STRIDE(st->id.cap);
 	r->nsid = emuhba_rst_first_nsid(st);
-	r->io_opc = emuhba_rst_oncs(a) & NVME_ONCS_DSM ? NVME_IO_DSM :
-		    NVME_IO_FLUSH;
+	r->io_opc = emuhba_rst_oncs(a) & NVME_CTRL_ONCS_DSM ? nvme_cmd_dsm :
+		    nvme_cmd_flush;
 	r->deadline = jiffies + msecs_to_jiffies(a->policy.switch_timeout_ms);
 	r->acq_phase = 1;
 	r->admin_consume_max = U32_MAX;
@@ -855,32 +871,51 @@ static int emuhba_to_direct(struct emuhba_restore *r)
 	if (ret)
 		return ret;
 	r->bar = a->core.barmap[0];
+	return 0;
+}
 
-	t0 = ktime_get_ns();
-	mutex_lock(&a->model_lock);
-	emuhba_db_collect(a);
-	if (!(st->regs.cc & EMU_CC_EN)) {
-		/* No queues: the VF only needs the registers the guest set. */
-		emuhba_observer_stop_locked(a);
-		ret = emuhba_vf_disable(a);
-		if (!ret)
-			ret = emuhba_rst_regs(r);
-		if (!ret)
-			ret = emuhba_rst_w32(r, EMU_REG_CC, st->regs.cc & ~EMU_CC_EN);
-		if (ret)
-			snprintf(r->msg, sizeof(r->msg),
-				 "cannot program the VF's registers (%d)", ret);
-		if (!ret) {
-			a->obs.asq = st->regs.asq;
-			a->obs.acq = st->regs.acq;
-			a->obs.sq_size = (st->regs.aqa & 0xfff) + 1;
-			a->obs.cq_size = ((st->regs.aqa >> 16) & 0xfff) + 1;
-			WARN_ON_ONCE(emu_nvme_handback(a->model));
-		}
-		mutex_unlock(&a->model_lock);
-		r->t.load_ns = ktime_get_ns() - t0;
+/*
+ * The guest has not enabled the controller. No queues: the VF only needs
+ * the registers the guest set. model_lock held.
+ */
+static int emuhba_rst_disabled(struct emuhba_restore *r)
+{
+	const struct emu_nvme_state *st = r->st;
+	struct emuhba_adapter *a = r->a;
+	int ret;
+
+	lockdep_assert_held(&a->model_lock);
+	emuhba_observer_stop_locked(a);
+	ret = emuhba_vf_disable(a);
+	if (!ret)
+		ret = emuhba_rst_regs(r);
+	if (!ret)
+		ret = emuhba_rst_w32(r, NVME_REG_CC,
+				     st->regs.cc & ~NVME_CC_ENABLE);
+	if (ret) {
+		snprintf(r->msg, sizeof(r->msg),
+			 "cannot program the VF's registers (%d)", ret);
 		return ret;
 	}
+	a->obs.asq = st->regs.asq;
+	a->obs.acq = st->regs.acq;
+	a->obs.sq_size = (st->regs.aqa & 0xfff) + 1;
+	a->obs.cq_size = ((st->regs.aqa >> 16) & 0xfff) + 1;
+	WARN_ON_ONCE(emu_nvme_handback(a->model));
+	return 0;
+}
+
+/*
+ * 1. Where the guest is, whether the VF can be brought there, and every
+ * ring and the shadow doorbell buffer saved; model_lock held.
+ */
+static int emuhba_rst_prepare(struct emuhba_restore *r)
+{
+	const struct emu_nvme_state *st = r->st;
+	u16 qid, max_sq;
+	int ret;
+
+	lockdep_assert_held(&r->a->model_lock);
 	ret = emuhba_rst_guest_positions(r);
 	if (!ret)
 		ret = emuhba_rst_check(r);
@@ -893,63 +928,122 @@ static int emuhba_to_direct(struct emuhba_restore *r)
 		if (st->sq[qid].valid)
 			max_sq = max(max_sq, st->sq[qid].size);
 	r->sqes = ret || !max_sq ? NULL :
-		  kvmalloc_array(max_sq, EMU_NVME_SQE, GFP_KERNEL);
+		  kvmalloc_array(max_sq, sizeof(*r->sqes), GFP_KERNEL);
 	if (!ret && max_sq && !r->sqes)
 		ret = -ENOMEM;
-	t1 = ktime_get_ns();
-	r->t.capture_ns = t1 - t0;
-	if (ret) {
-		if (!r->msg[0])
-			snprintf(r->msg, sizeof(r->msg),
-				 "guest queue positions unknown (%d)", ret);
-		goto out_unlock;
-	}
+	if (ret && !r->msg[0])
+		snprintf(r->msg, sizeof(r->msg),
+			 "guest queue positions unknown (%d)", ret);
+	return ret;
+}
+
+/*
+ * 2. The VF enabled with the guest's admin queue, the guest's features,
+ * its I/O queues created.
+ */
+static int emuhba_rst_enable(struct emuhba_restore *r)
+{
+	const struct emu_nvme_state *st = r->st;
+	int ret;
 
 	ret = emuhba_rst_clear_cqs(r);
 	if (ret)
-		goto out_undo;
-	ret = emuhba_rst_enable(r);
+		return ret;
+	ret = emuhba_rst_vf_enable(r);
 	if (ret) {
 		snprintf(r->msg, sizeof(r->msg), "the VF did not become ready (%d)",
 			 ret);
-		goto out_undo;
+		return ret;
 	}
 	if (st->feat.nq_set) {
 		ret = emuhba_rst_admin_ok(r, "Set Features Number of Queues",
-					  NVME_ADM_SET_FEAT, 0, 0, 0,
-					  NVME_FEAT_NQ, st->feat.nq, NULL);
+					  nvme_admin_set_features, 0, 0, 0,
+					  NVME_FEAT_NUM_QUEUES, st->feat.nq,
+					  NULL);
 		if (ret)
-			goto out_undo;
+			return ret;
 	}
 	ret = emuhba_rst_features(r);
 	if (!ret)
 		ret = emuhba_rst_queues(r);
+	return ret;
+}
+
+/*
+ * 3. Every queue at the guest's positions: the I/O queues, the doorbell
+ * buffer, the admin queue; the observer then follows the admin queue.
+ */
+static int emuhba_rst_advance(struct emuhba_restore *r)
+{
+	const struct emu_nvme_state *st = r->st;
+	int ret = 0;
+	u16 qid;
+
 	for (qid = 1; !ret && qid < EMU_NVME_NR_Q; qid++)
 		if (st->sq[qid].valid)
 			ret = emuhba_rst_advance_io(r, qid);
 	/* After the I/O queues: from here the VF reads tails from memory. */
 	if (!ret && st->dbbuf.enabled)
 		ret = emuhba_rst_admin_ok(r, "Doorbell Buffer Config",
-					  NVME_ADM_DBBUF, 0, st->dbbuf.dbs,
+					  nvme_admin_dbbuf, 0, st->dbbuf.dbs,
 					  st->dbbuf.eis, 0, 0, NULL);
 	if (!ret)
 		ret = emuhba_rst_admin_finish(r);
 	if (!ret)
 		ret = emuhba_rst_observer(r);
+	return ret;
+}
+
+/* 4. The saved memory back, with the guest's outstanding AERs in place. */
+static int emuhba_rst_finish(struct emuhba_restore *r)
+{
+	emuhba_rst_place_aers(r);
+	if (!emuhba_rst_put_back(r)) {
+		strscpy(r->msg, "cannot restore the guest's queues", sizeof(r->msg));
+		return -EFAULT;
+	}
+	/* Before the VF completes anything of the guest's. */
+	emuhba_identity_refresh_locked(r->a);
+	return 0;
+}
+
+/* Runs in a kernel thread: vfio_dma_rw needs one. */
+static int emuhba_to_direct(struct emuhba_restore *r)
+{
+	struct emuhba_adapter *a = r->a;
+	u64 t0, t1, t2;
+	int ret;
+
+	ret = emuhba_rst_init(r);
+	if (ret)
+		return ret;
+
+	t0 = ktime_get_ns();
+	mutex_lock(&a->model_lock);
+	emuhba_db_collect(a);
+	if (!(r->st->regs.cc & EMU_CC_EN)) {
+		ret = emuhba_rst_disabled(r);
+		mutex_unlock(&a->model_lock);
+		r->t.load_ns = ktime_get_ns() - t0;
+		return ret;
+	}
+	ret = emuhba_rst_prepare(r);
+	t1 = ktime_get_ns();
+	r->t.capture_ns = t1 - t0;
+	if (ret)
+		goto out_unlock;
+
+	ret = emuhba_rst_enable(r);
+	if (!ret)
+		ret = emuhba_rst_advance(r);
 	if (ret)
 		goto out_undo;
 	t2 = ktime_get_ns();
 	r->t.load_ns = t2 - t1;
 
-	emuhba_rst_place_aers(r);
-	if (!emuhba_rst_put_back(r)) {
-		strscpy(r->msg, "cannot restore the guest's queues", sizeof(r->msg));
-		ret = -EFAULT;
-		goto out_undo;
-	}
-	/* Before the VF completes anything of the guest's. */
-	emuhba_identity_refresh_locked(a);
-	ret = emuhba_rst_go(r);
+	ret = emuhba_rst_finish(r);
+	if (!ret)
+		ret = emuhba_rst_go(r);
 	if (ret)
 		goto out_undo;
 	WARN_ON_ONCE(emu_nvme_handback(a->model));

@@ -21,7 +21,6 @@
 #include <linux/ktime.h>
 #include <linux/pci.h>
 #include <linux/slab.h>
-#include <linux/unaligned.h>
 #include <linux/vfio.h>
 
 #include "emuhba.h"
@@ -29,7 +28,6 @@
 #define EMUHBA_SETTLE_POLLS	3
 #define EMUHBA_MSG_NO_DBBUF \
 	"the guest does not use shadow doorbells: queue positions cannot be established"
-#define NVME_ADM_AER		0x0c
 
 struct emuhba_switch_req {
 	struct work_struct work;
@@ -44,7 +42,8 @@ struct emuhba_capture {
 	struct emu_nvme_positions pos;
 	struct emu_nvme_positions prev;
 	u32 stride;		/* doorbell stride in bytes */
-	u8 *ring;		/* a completion queue, read from guest memory */
+	/* a completion queue, read from guest memory */
+	struct nvme_completion *ring;
 };
 
 static int emuhba_dbbuf_read(struct emuhba_adapter *a, u64 base, u32 stride,
@@ -72,16 +71,17 @@ static int emuhba_cq_tail(struct emuhba_adapter *a, struct emuhba_capture *c,
 	u8 ph;
 	int ret;
 
-	ret = emuhba_guest_read(a, cq->base, c->ring, (size_t)cq->size * 16);
+	ret = emuhba_guest_read(a, cq->base, c->ring,
+				(size_t)cq->size * sizeof(*c->ring));
 	if (ret)
 		return ret;
 	prev = head ? head - 1 : cq->size - 1;
-	ph = get_unaligned_le16(c->ring + prev * 16 + 14) & 1;
+	ph = emuhba_cqe_phase(&c->ring[prev]);
 	if (!head)
 		ph ^= 1;
 	idx = head;
 	for (i = 0; i < cq->size; i++) {
-		if ((get_unaligned_le16(c->ring + idx * 16 + 14) & 1) != ph)
+		if (emuhba_cqe_phase(&c->ring[idx]) != ph)
 			break;
 		if (++idx == cq->size) {
 			idx = 0;
@@ -93,8 +93,8 @@ static int emuhba_cq_tail(struct emuhba_adapter *a, struct emuhba_capture *c,
 	*tail = idx;
 	*phase = ph;
 	prev = idx ? idx - 1 : cq->size - 1;
-	*last_sqhd = get_unaligned_le16(c->ring + prev * 16 + 8);
-	*last_sqid = get_unaligned_le16(c->ring + prev * 16 + 10);
+	*last_sqhd = le16_to_cpu(c->ring[prev].sq_head);
+	*last_sqid = le16_to_cpu(c->ring[prev].sq_id);
 	return 0;
 }
 
@@ -178,7 +178,7 @@ static int emuhba_capture_admin(struct emuhba_adapter *a,
 	const struct emu_nvme_state *st = emu_nvme_state(a->model);
 	struct emuhba_observer *obs = &a->obs;
 	struct emu_nvme_qpos *p = &c->pos.q[0];
-	u8 sqe[64];
+	struct nvme_command sqe;
 	u16 tail, head, slot;
 	int ret;
 
@@ -193,13 +193,14 @@ static int emuhba_capture_admin(struct emuhba_adapter *a,
 		return ret;
 	}
 	for (slot = obs->sq_head; slot != tail; slot = (slot + 1) % obs->sq_size) {
-		ret = emuhba_guest_read(a, obs->asq + (u64)slot * 64, sqe, sizeof(sqe));
+		ret = emuhba_guest_read(a, obs->asq + (u64)slot * sizeof(sqe),
+					&sqe, sizeof(sqe));
 		if (ret)
 			return ret;
-		if (sqe[0] != NVME_ADM_AER) {
+		if (sqe.common.opcode != nvme_admin_async_event) {
 			snprintf(msg, len,
 				 "admin queue: command 0x%02x in flight at the switch",
-				 sqe[0]);
+				 sqe.common.opcode);
 			return 0;
 		}
 	}
@@ -215,15 +216,15 @@ static int emuhba_capture_admin(struct emuhba_adapter *a,
 static int emuhba_capture_aers(struct emuhba_adapter *a, u16 tail)
 {
 	struct emuhba_observer *obs = &a->obs;
-	u8 sqe[64];
+	struct nvme_command sqe;
 	int ret;
 
 	while (obs->sq_head != tail) {
-		ret = emuhba_guest_read(a, obs->asq + (u64)obs->sq_head * 64,
-					sqe, sizeof(sqe));
+		ret = emuhba_guest_read(a, obs->asq + (u64)obs->sq_head *
+					sizeof(sqe), &sqe, sizeof(sqe));
 		if (ret)
 			return ret;
-		emu_nvme_observe_admin(a->model, sqe, NULL, NULL, 0);
+		emu_nvme_observe_admin(a->model, &sqe, NULL, NULL, 0);
 		obs->sq_head = (obs->sq_head + 1) % obs->sq_size;
 	}
 	return 0;
@@ -239,17 +240,17 @@ int emuhba_vf_disable(struct emuhba_adapter *a)
 	if (ret)
 		return ret;
 	bar = a->core.barmap[0];
-	ret = vfio_pci_core_iowrite32(&a->core, true, 0, bar + EMU_REG_CC);
+	ret = vfio_pci_core_iowrite32(&a->core, true, 0, bar + NVME_REG_CC);
 	if (ret)
 		return ret;
 	for (i = 0; i < 2000; i++) {
 		ret = vfio_pci_core_ioread32(&a->core, true, &csts,
-					     bar + EMU_REG_CSTS);
+					     bar + NVME_REG_CSTS);
 		if (ret)
 			return ret;
 		if (csts == ~0U)
 			return -ENODEV;
-		if (!(csts & 1))
+		if (!(csts & NVME_CSTS_RDY))
 			return 0;
 		usleep_range(500, 1000);
 	}
@@ -320,74 +321,54 @@ void emuhba_dirty_scope_exact(struct emuhba_adapter *a, u64 iova)
 	pci_dbg(a->core.pdev, "dirty log now exact (pinned 0x%llx)\n", iova);
 }
 
-static int emuhba_to_emulated(struct emuhba_adapter *a,
+/* The backend the model will use; msg says why it cannot be opened. */
+static int emuhba_to_emu_open(struct emuhba_adapter *a,
 			      struct emuhba_switch_req *r)
 {
-	const struct emu_nvme_state *st = emu_nvme_state(a->model);
-	struct emuhba_capture *c;
-	unsigned long deadline;
-	u64 t0, t1, t2, t3;
-	int stable = 0, ret, adm;
-
-	c = kzalloc(sizeof(*c), GFP_KERNEL);
-	if (!c)
-		return -ENOMEM;
-	c->ring = kvmalloc(65536 * 16, GFP_KERNEL);
-	if (!c->ring) {
-		ret = -ENOMEM;
-		goto out_free;
-	}
-	c->stride = 4 << ((st->id.cap >> 32) & 0xf);
-
-	mutex_lock(&a->model_lock);
-	if (!(st->regs.cc & EMU_CC_EN)) {
-		/*
-		 * The guest has not enabled the controller: there are no
-		 * queues, the model starts as a disabled controller.
-		 */
-		mutex_unlock(&a->model_lock);
-		ret = emuhba_backend_open(a, NULL);
-		if (ret) {
-			snprintf(r->msg, sizeof(r->msg),
-				 "cannot open backend '%s' (%d)", a->backend, ret);
-			goto out_free;
-		}
-		ret = emuhba_emul_prepare(a);
-		if (ret)
-			goto out_undo;
-		t0 = ktime_get_ns();
-		emuhba_db_shadow_on(a);
-		mutex_lock(&a->model_lock);
-		emu_nvme_start_disabled(a->model);
-		mutex_unlock(&a->model_lock);
-		r->t.load_ns = ktime_get_ns() - t0;
-		emuhba_emul_start(a);
-		goto out_done;
-	}
-	mutex_unlock(&a->model_lock);
-	/* Checked again: the observer may have lost track since. */
-	ret = emuhba_switch_precheck(a, r->msg, sizeof(r->msg));
-	if (ret)
-		goto out_free;
+	int ret;
 
 	ret = emuhba_backend_open(a, NULL);
-	if (ret) {
+	if (ret)
 		snprintf(r->msg, sizeof(r->msg), "cannot open backend '%s' (%d)",
 			 a->backend, ret);
-		goto out_free;
-	}
-	/* Once the VF stops, starting the model must not fail. */
-	ret = emuhba_emul_prepare(a);
-	if (ret) {
-		snprintf(r->msg, sizeof(r->msg),
-			 "cannot create the emulation thread (%d)", ret);
-		goto out_undo;
-	}
+	return ret;
+}
+
+/*
+ * The guest has not enabled the controller: there are no queues, the
+ * model starts as a disabled controller.
+ */
+static void emuhba_to_emu_disabled(struct emuhba_adapter *a,
+				   struct emuhba_switch_req *r)
+{
+	u64 t0;
 
 	t0 = ktime_get_ns();
 	emuhba_db_shadow_on(a);
-	t1 = ktime_get_ns();
-	r->t.repoint_ns = t1 - t0;
+	mutex_lock(&a->model_lock);
+	emu_nvme_start_disabled(a->model);
+	mutex_unlock(&a->model_lock);
+	r->t.load_ns = ktime_get_ns() - t0;
+	emuhba_emul_start(a);
+}
+
+/* 1. No new submission reaches the VF: the doorbells are the driver's. */
+static void emuhba_to_emu_repoint(struct emuhba_adapter *a)
+{
+	emuhba_db_shadow_on(a);
+}
+
+/*
+ * 2a. Wait until the VF has completed everything it fetched and nothing
+ * has moved for EMUHBA_SETTLE_POLLS looks. 0 when settled, else a
+ * negative errno with msg saying why.
+ */
+static int emuhba_to_emu_wait_settled(struct emuhba_adapter *a,
+				      struct emuhba_switch_req *r,
+				      struct emuhba_capture *c)
+{
+	unsigned long deadline;
+	int stable = 0, ret, adm;
 
 	deadline = jiffies + msecs_to_jiffies(a->policy.switch_timeout_ms);
 	for (;;) {
@@ -397,44 +378,132 @@ static int emuhba_to_emulated(struct emuhba_adapter *a,
 		adm = ret < 0 ? ret : emuhba_capture_admin(a, c, r->msg,
 							   sizeof(r->msg));
 		mutex_unlock(&a->model_lock);
-		if (ret < 0 || adm < 0) {
-			ret = ret < 0 ? ret : adm;
-			goto out_undo;
-		}
+		if (ret < 0 || adm < 0)
+			return ret < 0 ? ret : adm;
 		stable = ret && adm ? stable + 1 : 0;
 		if (stable >= EMUHBA_SETTLE_POLLS)
-			break;
+			return 0;
 		if (time_after(jiffies, deadline)) {
 			if (!r->msg[0])
 				snprintf(r->msg, sizeof(r->msg),
 					 "the VF did not settle within %u ms",
 					 a->policy.switch_timeout_ms);
-			ret = -ETIMEDOUT;
-			goto out_undo;
+			return -ETIMEDOUT;
 		}
 		r->msg[0] = 0;
 		usleep_range(1000, 2000);
 	}
+}
+
+/* 2b. The VF settled: disable it (CC.EN = 0). */
+static int emuhba_to_emu_stop(struct emuhba_adapter *a,
+			      struct emuhba_switch_req *r)
+{
+	int ret;
 
 	ret = emuhba_vf_disable(a);
-	if (ret) {
+	if (ret)
 		snprintf(r->msg, sizeof(r->msg), "cannot stop the VF (%d)", ret);
-		goto out_undo;
-	}
-	t2 = ktime_get_ns();
-	r->t.stop_ns = t2 - t1;
+	return ret;
+}
 
-	mutex_lock(&a->model_lock);
+/*
+ * 3. Every queue's position, with the VF stopped, and the AERs it fetched
+ * after the last admin completion; model_lock held. A negative errno when
+ * a position cannot be read, else what emuhba_capture_io() and
+ * emuhba_capture_admin() said last (0 lets the load go ahead).
+ */
+static int emuhba_to_emu_capture(struct emuhba_adapter *a,
+				 struct emuhba_switch_req *r,
+				 struct emuhba_capture *c)
+{
+	int ret;
+
+	lockdep_assert_held(&a->model_lock);
 	ret = emuhba_capture_io(a, c, r->msg, sizeof(r->msg));
 	if (ret >= 0)
 		ret = emuhba_capture_admin(a, c, r->msg, sizeof(r->msg));
 	if (ret > 0)
 		ret = emuhba_capture_aers(a, c->pos.q[0].sq_tail);
+	return ret;
+}
+
+/* 4. The model takes the queues over at those positions; model_lock held. */
+static int emuhba_to_emu_load(struct emuhba_adapter *a,
+			      struct emuhba_switch_req *r,
+			      struct emuhba_capture *c)
+{
+	lockdep_assert_held(&a->model_lock);
+	return emu_nvme_takeover(a->model, &c->pos, r->msg, sizeof(r->msg));
+}
+
+static int emuhba_to_emulated(struct emuhba_adapter *a,
+			      struct emuhba_switch_req *r)
+{
+	const struct emu_nvme_state *st = emu_nvme_state(a->model);
+	struct emuhba_capture *c;
+	u64 t0, t1, t2, t3;
+	bool enabled;
+	int ret;
+
+	c = kzalloc(sizeof(*c), GFP_KERNEL);
+	if (!c)
+		return -ENOMEM;
+	/* The largest completion queue there can be. */
+	c->ring = kvmalloc_array(65536, sizeof(*c->ring), GFP_KERNEL);
+	if (!c->ring) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	c->stride = 4 << NVME_CAP_STRIDE(st->id.cap);
+
+	mutex_lock(&a->model_lock);
+	enabled = st->regs.cc & EMU_CC_EN;
+	mutex_unlock(&a->model_lock);
+	if (!enabled) {
+		ret = emuhba_to_emu_open(a, r);
+		if (ret)
+			goto out_free;
+		ret = emuhba_emul_prepare(a);
+		if (ret)
+			goto out_undo;
+		emuhba_to_emu_disabled(a, r);
+		goto out_done;
+	}
+	/* Checked again: the observer may have lost track since. */
+	ret = emuhba_switch_precheck(a, r->msg, sizeof(r->msg));
+	if (ret)
+		goto out_free;
+	ret = emuhba_to_emu_open(a, r);
+	if (ret)
+		goto out_free;
+	/* Once the VF stops, starting the model must not fail. */
+	ret = emuhba_emul_prepare(a);
+	if (ret) {
+		snprintf(r->msg, sizeof(r->msg),
+			 "cannot create the emulation thread (%d)", ret);
+		goto out_undo;
+	}
+
+	t0 = ktime_get_ns();
+	emuhba_to_emu_repoint(a);
+	t1 = ktime_get_ns();
+	r->t.repoint_ns = t1 - t0;
+
+	ret = emuhba_to_emu_wait_settled(a, r, c);
+	if (!ret)
+		ret = emuhba_to_emu_stop(a, r);
+	if (ret)
+		goto out_undo;
+	t2 = ktime_get_ns();
+	r->t.stop_ns = t2 - t1;
+
+	mutex_lock(&a->model_lock);
+	ret = emuhba_to_emu_capture(a, r, c);
 	t3 = ktime_get_ns();
 	r->t.capture_ns = t3 - t2;
 	if (!ret)
-		ret = emu_nvme_takeover(a->model, &c->pos, r->msg,
-					sizeof(r->msg));
+		ret = emuhba_to_emu_load(a, r, c);
 	r->t.load_ns = ktime_get_ns() - t3;
 	mutex_unlock(&a->model_lock);
 	if (ret) {
