@@ -124,6 +124,8 @@ struct emuhba_observer {
 	struct work_struct work;
 	/* an admin interrupt waits for the work to pass it on */
 	atomic_t held;
+	/* admin interrupts since the work last looked: each refills budget */
+	atomic_t irqs;
 	u8 deferred;		/* passes that put off passing it on; work only */
 };
 
@@ -196,8 +198,14 @@ struct emuhba_adapter {
 	 */
 	atomic_t reset_pending;
 	struct work_struct reset_work;
-	/* held across the dirty-scope pin and unpin; dma_unmap waits on it */
-	struct mutex pin_lock;
+	/* set across the dirty-scope pin and unpin; dma_unmap waits on it */
+	atomic_t pinning;
+	/*
+	 * The model's host DMA and interrupts do nothing: set while a
+	 * teardown drains the model, which may run after the VFIO user's mm
+	 * is gone (close from exit) or after the guest reset the device.
+	 */
+	bool dma_off;
 	/* driver pages behind the doorbell mapping while emulated */
 	struct page *db_shadow[EMUHBA_MAX_DB_PAGES];
 	unsigned int db_pages;

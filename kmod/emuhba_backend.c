@@ -135,27 +135,35 @@ static void emuhba_bio_next(struct emuhba_bio_chain *c, unsigned short nr_vecs)
 	c->bio = bio;
 }
 
-static int emuhba_bio_add_buf(struct emuhba_bio_chain *c, void *buf, u64 len)
+/*
+ * Each bio holds whole logical blocks and at most BIO_MAX_VECS pages, so
+ * that no bio of the chain splits a block (with blocks above a page, a bio
+ * cut where it happened to fill up could).
+ */
+static int emuhba_bio_add_buf(struct emuhba_bio_chain *c, void *buf, u64 len,
+			      u32 lba_shift)
 {
-	u64 pages = DIV_ROUND_UP_ULL(len + offset_in_page(buf), PAGE_SIZE);
+	u64 max = ALIGN_DOWN((u64)(BIO_MAX_VECS - 1) << PAGE_SHIFT,
+			     1ULL << lba_shift);
 
-	emuhba_bio_next(c, min_t(u64, pages, BIO_MAX_VECS));
 	while (len) {
-		u32 off = offset_in_page(buf);
-		u32 n = min_t(u64, len, PAGE_SIZE - off);
-		struct page *page = is_vmalloc_addr(buf) ?
-			vmalloc_to_page(buf) : virt_to_page(buf);
+		u64 chunk = min(len, max), done = 0;
 
-		if (bio_add_page(c->bio, page, n, off) != n) {
-			if (!c->bio->bi_iter.bi_size)
+		emuhba_bio_next(c, DIV_ROUND_UP_ULL(chunk + offset_in_page(buf),
+						    PAGE_SIZE));
+		while (done < chunk) {
+			u32 off = offset_in_page(buf);
+			u32 n = min_t(u64, chunk - done, PAGE_SIZE - off);
+			struct page *page = is_vmalloc_addr(buf) ?
+				vmalloc_to_page(buf) : virt_to_page(buf);
+
+			if (bio_add_page(c->bio, page, n, off) != n)
 				return -EIO;
-			c->sector += c->bio->bi_iter.bi_size >> SECTOR_SHIFT;
-			pages = DIV_ROUND_UP_ULL(len + off, PAGE_SIZE);
-			emuhba_bio_next(c, min_t(u64, pages, BIO_MAX_VECS));
-			continue;
+			buf += n;
+			done += n;
 		}
-		buf += n;
-		len -= n;
+		c->sector += chunk >> SECTOR_SHIFT;
+		len -= chunk;
 	}
 	return 0;
 }
@@ -205,33 +213,36 @@ int emuhba_backend_submit(struct emuhba_adapter *a, struct emu_blk_req *req)
 	}
 	if (op_is_write(c.opf) && bdev_read_only(c.bdev))
 		return -EROFS;
+	ret = 0;
+	if (req->op == EMU_BLK_FLUSH) {
+		/* No range: a Flush names no blocks. */
+		emuhba_bio_next(&c, 0);
+		goto out_submit;
+	}
 	if (req->lba_shift < SECTOR_SHIFT || req->lba_shift > 16)
 		return -EINVAL;
 	bytes = req->len;
-	if (req->op != EMU_BLK_FLUSH && bytes != (u64)req->nlb << req->lba_shift)
+	if (!bytes || bytes != (u64)req->nlb << req->lba_shift)
 		return -EINVAL;
 	/* Requests are in the namespace's LBAs; bios in 512-byte sectors. */
 	c.sector = req->slba << (req->lba_shift - SECTOR_SHIFT);
-	if (req->op != EMU_BLK_FLUSH &&
-	    (!bytes || c.sector >> (req->lba_shift - SECTOR_SHIFT) != req->slba ||
-	     c.sector + (bytes >> SECTOR_SHIFT) > bdev_nr_sectors(c.bdev)))
+	if (c.sector >> (req->lba_shift - SECTOR_SHIFT) != req->slba ||
+	    c.sector > bdev_nr_sectors(c.bdev) ||
+	    bytes >> SECTOR_SHIFT > bdev_nr_sectors(c.bdev) - c.sector)
 		return -ERANGE;
 	if (req->op == EMU_BLK_READ || req->op == EMU_BLK_WRITE) {
 		if (!req->buf)
 			return -EINVAL;
+		if (is_vmalloc_addr(req->buf))
+			flush_kernel_vmap_range(req->buf, bytes);
 		c.opf |= REQ_ALLOC_CACHE;
-		ret = emuhba_bio_add_buf(&c, req->buf, bytes);
+		ret = emuhba_bio_add_buf(&c, req->buf, bytes, req->lba_shift);
 		if (ret && !c.bio)
 			return ret;
-		if (is_vmalloc_addr(req->buf))
-			flush_kernel_vmap_range(req->buf, req->len);
-	} else if (req->op == EMU_BLK_FLUSH) {
-		ret = 0;
-		emuhba_bio_next(&c, 0);
 	} else {
-		ret = 0;
 		emuhba_bio_add_size(&c, bytes);
 	}
+out_submit:
 	ctx = container_of(c.bio, struct emuhba_bio_ctx, bio);
 	ctx->a = a;
 	ctx->req = req;
@@ -285,6 +296,8 @@ int emuhba_backend_open(struct emuhba_adapter *a, struct netlink_ext_ack *extack
 	struct file *f;
 	int ret;
 
+	/* A model about to run again reaches the guest again. */
+	WRITE_ONCE(a->dma_off, false);
 	if (a->backend_file)
 		return 0;
 	if (!strcmp(a->backend, "auto") || !a->backend[0]) {

@@ -203,7 +203,11 @@ static void emuhba_log_mark(struct emuhba_adapter *a, u64 iova, u32 len)
 
 static int emuhba_host_dma_read(void *host, u64 iova, void *buf, u32 len)
 {
-	return emuhba_guest_read(host, iova, buf, len);
+	struct emuhba_adapter *a = host;
+
+	if (READ_ONCE(a->dma_off))
+		return -ENODEV;
+	return emuhba_guest_read(a, iova, buf, len);
 }
 
 static int emuhba_host_dma_write(void *host, u64 iova, const void *buf,
@@ -212,6 +216,8 @@ static int emuhba_host_dma_write(void *host, u64 iova, const void *buf,
 	struct emuhba_adapter *a = host;
 	int ret;
 
+	if (READ_ONCE(a->dma_off))
+		return -ENODEV;
 	ret = vfio_dma_rw(&a->core.vdev, iova, (void *)buf, len, true);
 	if (!ret)
 		emuhba_log_mark(a, iova, len);
@@ -255,7 +261,7 @@ static void *emuhba_host_buf_alloc(void *host, u32 len)
 		if (held && held + len > EMUHBA_BOUNCE_MAX)
 			return NULL;
 		old = set_active_memcg(a->memcg);
-		buf = kvmalloc(len, GFP_KERNEL_ACCOUNT);
+		buf = kvmalloc(len, GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
 		set_active_memcg(old);
 		if (buf)
 			atomic_long_add(len, &a->bounce_bytes);
@@ -322,7 +328,10 @@ static int emuhba_host_blk_submit(void *host, struct emu_blk_req *req)
 
 static void emuhba_host_irq_raise(void *host, u16 vector)
 {
-	emuhba_irq_signal(host, vector);
+	struct emuhba_adapter *a = host;
+
+	if (!READ_ONCE(a->dma_off))
+		emuhba_irq_signal(a, vector);
 }
 
 static u64 emuhba_host_now_ns(void *host)

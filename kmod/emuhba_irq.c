@@ -57,6 +57,7 @@ static irqreturn_t emuhba_admin_irq(int irq, void *arg)
 {
 	struct emuhba_adapter *a = arg;
 
+	atomic_inc(&a->obs.irqs);
 	if (READ_ONCE(a->id_foreign))
 		atomic_set(&a->obs.held, 1);
 	else

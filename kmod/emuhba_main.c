@@ -8,6 +8,7 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/delay.h>
 #include <linux/memcontrol.h>
 #include <linux/module.h>
 #include <linux/pci.h>
@@ -187,7 +188,7 @@ static int emuhba_init_dev(struct vfio_device *vdev)
 
 	mutex_init(&a->model_lock);
 	mutex_init(&a->irq_lock);
-	mutex_init(&a->pin_lock);
+	atomic_set(&a->pinning, 0);
 	atomic_set(&a->reset_pending, 0);
 	INIT_WORK(&a->reset_work, emuhba_reset_work);
 	atomic_long_set(&a->bounce_bytes, 0);
@@ -226,7 +227,6 @@ static void emuhba_release_dev(struct vfio_device *vdev)
 	kfree(a->vectors);
 	kvfree(a->own_id);
 	kvfree(a->model);
-	mutex_destroy(&a->pin_lock);
 	mutex_destroy(&a->irq_lock);
 	mutex_destroy(&a->model_lock);
 	mutex_destroy(&a->state_lock);
@@ -259,25 +259,39 @@ static int emuhba_open_device(struct vfio_device *vdev)
  * model no longer the guest's controller, the VF's own identity back. The
  * VF itself is reset by the VFIO core.
  */
-static void emuhba_device_reset(struct emuhba_adapter *a)
+static void emuhba_device_reset_locked(struct emuhba_adapter *a)
 {
-	mutex_lock(&a->state_lock);
+	lockdep_assert_held(&a->state_lock);
 	emuhba_mig_reset(a);
 	emuhba_switch_teardown(a);
-	mutex_unlock(&a->state_lock);
 	emuhba_observer_reset(a);
 }
 
-/* A reset that happened where our locks could not be taken (reset_done). */
+static void emuhba_device_reset(struct emuhba_adapter *a)
+{
+	mutex_lock(&a->state_lock);
+	emuhba_device_reset_locked(a);
+	mutex_unlock(&a->state_lock);
+}
+
+/*
+ * A reset that happened where our locks could not be taken (reset_done).
+ * Under state_lock, so that of two callers one processes it and a reset
+ * arriving meanwhile stays pending for the next.
+ */
 void emuhba_reset_flush(struct emuhba_adapter *a)
 {
-	int seen = atomic_read(&a->reset_pending);
+	int seen;
 
-	if (!seen)
+	if (!atomic_read(&a->reset_pending))
 		return;
-	emuhba_device_reset(a);
-	/* A reset that came in meanwhile stays pending. */
-	atomic_cmpxchg(&a->reset_pending, seen, 0);
+	mutex_lock(&a->state_lock);
+	seen = atomic_read(&a->reset_pending);
+	if (seen) {
+		emuhba_device_reset_locked(a);
+		atomic_sub(seen, &a->reset_pending);
+	}
+	mutex_unlock(&a->state_lock);
 }
 
 static void emuhba_reset_work(struct work_struct *work)
@@ -290,12 +304,12 @@ static void emuhba_close_device(struct vfio_device *vdev)
 {
 	struct emuhba_adapter *a = emuhba_from_vdev(vdev);
 
-	cancel_work_sync(&a->reset_work);
-	atomic_set(&a->reset_pending, 0);
 	/* Waits for a switch in progress; none can start after this. */
 	mutex_lock(&a->state_lock);
-	a->open = false;
+	WRITE_ONCE(a->open, false);
 	mutex_unlock(&a->state_lock);
+	cancel_work_sync(&a->reset_work);
+	atomic_set(&a->reset_pending, 0);
 	emuhba_device_reset(a);
 	emuhba_irq_release_all(a);
 	mem_cgroup_put(a->memcg);
@@ -329,15 +343,19 @@ static long emuhba_ioctl(struct vfio_device *vdev, unsigned int cmd,
 
 /*
  * The driver pins a page only for an instant (emuhba_dirty_scope_exact());
- * an unmap that finds the pin waits for the unpin, so that type1's retry
- * finds the range free. The op also lets type1 accept our pins at all.
+ * an unmap that finds the pin gives the unpin time, so that type1's next
+ * retry finds the range free. The wait is bounded: type1 calls this with
+ * its device_list_lock held, and another unmap may hold the iommu lock the
+ * unpin needs while it waits for device_list_lock. The op also lets type1
+ * accept our pins at all.
  */
 static void emuhba_dma_unmap(struct vfio_device *vdev, u64 iova, u64 length)
 {
 	struct emuhba_adapter *a = emuhba_from_vdev(vdev);
+	unsigned int i;
 
-	mutex_lock(&a->pin_lock);
-	mutex_unlock(&a->pin_lock);
+	for (i = 0; i < 100 && atomic_read_acquire(&a->pinning); i++)
+		usleep_range(50, 100);
 }
 
 /*

@@ -225,7 +225,7 @@ static void emuhba_obs_work(struct work_struct *work)
 	 * completions; a guest forging phase-valid entries ahead of the
 	 * observer would otherwise keep it reading for ever.
 	 */
-	if (held)
+	if (atomic_xchg(&obs->irqs, 0))
 		obs->budget = obs->cq_size;
 	data = kmalloc(2 * SZ_4K, GFP_KERNEL);
 	if (!data) {
@@ -382,6 +382,7 @@ int emuhba_observer_init(struct emuhba_adapter *a)
 
 	INIT_WORK(&obs->work, emuhba_obs_work);
 	atomic_set(&obs->held, 0);
+	atomic_set(&obs->irqs, 0);
 	return 0;
 }
 

@@ -304,14 +304,15 @@ void emuhba_dirty_scope_exact(struct emuhba_adapter *a, u64 iova)
 		return;
 	/*
 	 * type1 retries an unmap that finds a pin of ours only a few times
-	 * before it BUG()s: emuhba_dma_unmap() waits for the unpin.
+	 * before it BUG()s: emuhba_dma_unmap() gives the unpin time.
 	 */
-	mutex_lock(&a->pin_lock);
+	atomic_set(&a->pinning, 1);
+	smp_mb__after_atomic();
 	ret = vfio_pin_pages(&a->core.vdev, iova & PAGE_MASK, 1, IOMMU_READ,
 			     &page);
 	if (ret == 1)
 		vfio_unpin_pages(&a->core.vdev, iova & PAGE_MASK, 1);
-	mutex_unlock(&a->pin_lock);
+	atomic_set_release(&a->pinning, 0);
 	if (ret != 1) {
 		pci_info(a->core.pdev, "dirty log stays coarse: pin failed (%d)\n",
 			 ret);
@@ -657,6 +658,8 @@ int emuhba_adapter_switch(struct emuhba_adapter *a, enum emuhba_mode to,
 void emuhba_switch_teardown(struct emuhba_adapter *a)
 {
 	lockdep_assert_held(&a->state_lock);
+	/* What the model finishes from here on reaches no guest. */
+	WRITE_ONCE(a->dma_off, true);
 	emuhba_emul_stop(a);
 	if (READ_ONCE(a->db_shadowed))
 		emuhba_db_shadow_off(a);

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/vfio.h>
@@ -143,7 +145,7 @@ static int big_rw(struct mvmm *vm, uint8_t opc, uint64_t buf_iova,
 TEST(large_transfer_emulated)
 {
 	const char *bdf = env("EMUHBA_VF_MDTS0");
-	uint8_t *buf, *list, *check;
+	uint8_t *buf, *list, *check, sqe[64];
 	uint64_t buf_iova, list_iova, check_iova;
 	void *va;
 	struct mvmm vm;
@@ -175,6 +177,10 @@ TEST(large_transfer_emulated)
 	memset(check, 0, BIG);
 	ASSERT_EQ(0, big_rw(&vm, 0x02, check_iova, list_iova, list));
 	ASSERT_EQ(0, memcmp(buf, check, BIG));
+	/* A Flush names no blocks: the backend must not look for any. */
+	memset(sqe, 0, sizeof(sqe));
+	put32(sqe + 4, vm.nsid);
+	EXPECT_EQ(0, mvmm_io_cmd(&vm, 0, sqe, 10000));
 	/* Compare needs twice the bounce memory. */
 	ASSERT_EQ(0, big_rw(&vm, 0x05, buf_iova, list_iova, list));
 	buf[12345] ^= 1;
@@ -483,7 +489,10 @@ TEST(resume_without_backend)
 	ASSERT_NE(NULL, stream);
 	ASSERT_LT(0, len);
 
-	ASSERT_EQ(0, hbamig("dev set %s backend /nonexistent/emuhba-backend", b_bdf));
+	/* A block device node no driver serves: opening it fails. */
+	unlink("/tmp/emuhba-nodev");
+	ASSERT_EQ(0, mknod("/tmp/emuhba-nodev", S_IFBLK | 0600, makedev(240, 250)));
+	ASSERT_EQ(0, hbamig("dev set %s backend /tmp/emuhba-nodev", b_bdf));
 	ASSERT_EQ(0, mvmm_open(&b, b_bdf, MEM));
 	ASSERT_EQ(0, mvmm_set_mig_state(&b, VFIO_DEVICE_STATE_STOP, NULL));
 	ASSERT_EQ(0, mvmm_set_mig_state(&b, VFIO_DEVICE_STATE_RESUMING, &fd));
@@ -506,6 +515,7 @@ TEST(resume_without_backend)
 	mvmm_close(&b);
 	snprintf(args, sizeof(args), "dev set %%s backend %s", env("EMUHBA_BACKEND"));
 	EXPECT_EQ(0, hbamig(args, b_bdf));
+	unlink("/tmp/emuhba-nodev");
 
 	/* The source, stopped after STOP_COPY, resumes on its own VF. */
 	ASSERT_EQ(0, mvmm_set_mig_state(&a, VFIO_DEVICE_STATE_RUNNING, NULL));
@@ -521,13 +531,13 @@ TEST(resume_without_backend)
 struct forger {
 	struct mvmm *vm;
 	volatile bool stop;
-	uint16_t cid_base;
 };
 
 /*
- * Keep the whole admin ring full of phase-valid completions, each naming
- * the submission entry just before it, flipping the phase every lap: an
- * observer without a bound follows them for as long as this runs.
+ * Keep the whole admin ring full of self-consistent forged completions
+ * (each names a Get Features the guest "submitted" in the slot before),
+ * flipping the phase every lap: an observer that read without a bound, or
+ * requeued itself, would follow them for as long as this runs.
  */
 static void *forge(void *arg)
 {
@@ -541,12 +551,12 @@ static void *forge(void *arg)
 			uint8_t *cqe = q->cq + (size_t)i * 16;
 
 			memset(sqe, 0, 64);
-			sqe[0] = 0x0a;	/* Get Features */
-			put16(sqe + 2, fg->cid_base + i);
+			sqe[0] = 0x0a;
+			put16(sqe + 2, 0x6000 + i);
 			put32(sqe + 40, 0x07);
-			memset(cqe, 0, 16);
+			memset(cqe, 0, 14);
 			put16(cqe + 8, (i + 1) % q->depth);
-			put16(cqe + 12, fg->cid_base + i);
+			put16(cqe + 12, 0x6000 + i);
 			__atomic_store_n((uint16_t *)(cqe + 14),
 					 (uint16_t)((lap ^ q->phase) & 1),
 					 __ATOMIC_RELEASE);
@@ -560,7 +570,7 @@ static void *forge(void *arg)
 TEST(forged_admin_completions)
 {
 	const char *bdf = env("EMUHBA_VF");
-	struct forger fg = { .cid_base = 0x6000 };
+	struct forger fg = { 0 };
 	long long before, after;
 	uint8_t sqe[64] = { 0 };
 	struct mvmm vm;
@@ -574,21 +584,25 @@ TEST(forged_admin_completions)
 	before = mvmm_attr_ll(bdf, "emuhba/admin_observed");
 	ASSERT_LE(0, before);
 	ASSERT_EQ(0, pthread_create(&t, NULL, forge, &fg));
-	/* One real admin command: its interrupt wakes the observer. */
+	/*
+	 * One real admin command, never reaped: its one interrupt wakes the
+	 * observer, which must stop after a queue's worth (a guest that
+	 * writes CQ head doorbells makes more interrupts, and each allows
+	 * another queue's worth, no more).
+	 */
 	sqe[0] = 0x0a;
 	put32(sqe + 40, 0x07);
-	mvmm_admin(&vm, sqe, NULL);
+	mvmm_admin_submit(&vm, sqe);
 	usleep(1000 * 1000);
 	fg.stop = true;
 	pthread_join(t, NULL);
 	after = mvmm_attr_ll(bdf, "emuhba/admin_observed");
-	/* At most one queue's worth per interrupt, then it gives up. */
-	EXPECT_GE(before + 2 * vm.admin.depth, after);
+	/* At most one queue's worth for the one interrupt, however long. */
+	EXPECT_GE(before + vm.admin.depth, after);
+	EXPECT_LT(before, after);
 	ASSERT_EQ(0, mvmm_attr(bdf, "emuhba/observer", obs, sizeof(obs)));
-	EXPECT_EQ(0, strncmp(obs, "lost", 4));
 	TH_LOG("admin_observed %lld -> %lld, observer %s", before, after, obs);
-	/* A switch is refused while lost; after a controller reset it works. */
-	EXPECT_NE(0, hbamig("switch %s emulated", bdf));
+	/* The guest confused only itself: after a controller reset all works. */
 	ASSERT_EQ(0, mvmm_nvme_init(&vm, 1, true));
 	ASSERT_EQ(0, hbamig("switch %s emulated", bdf));
 	ASSERT_EQ(0, mvmm_io_run(&vm, 200, 8));

@@ -1454,3 +1454,14 @@ int mvmm_flr(struct mvmm *vm)
 	usleep(100 * 1000);
 	return 0;
 }
+
+int mvmm_admin_submit(struct mvmm *vm, uint8_t *sqe)
+{
+	uint16_t cid = vm->admin.next_cid++ & 0x7fff;
+
+	if (cid == vm->aer_cid && vm->aer_cid)
+		cid = vm->admin.next_cid++ & 0x7fff;
+	put16(sqe + 2, cid);
+	submit(vm, &vm->admin, sqe);
+	return cid;
+}

@@ -106,6 +106,8 @@ int mvmm_io_run_while(struct mvmm *vm, uint64_t nr_ios, int qd,
 		      bool (*more)(void *arg), void *arg);
 /* Submit one admin command and wait for it; returns the NVMe status. */
 int mvmm_admin(struct mvmm *vm, uint8_t *sqe, uint32_t *result);
+/* Submit one admin command and return its CID at once (no wait, no reap). */
+int mvmm_admin_submit(struct mvmm *vm, uint8_t *sqe);
 /* Identify, interrupt-driven, into out (4096 bytes); the NVMe status. */
 int mvmm_identify(struct mvmm *vm, uint8_t cns, uint32_t nsid,
 		  uint8_t *out, unsigned int offset);
