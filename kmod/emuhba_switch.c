@@ -306,8 +306,8 @@ void emuhba_dirty_scope_exact(struct emuhba_adapter *a, u64 iova)
 	 * type1 retries an unmap that finds a pin of ours only a few times
 	 * before it BUG()s: emuhba_dma_unmap() gives the unpin time.
 	 */
+	/* Seen by any unmap that finds the pin: type1's lock orders both. */
 	atomic_set(&a->pinning, 1);
-	smp_mb__after_atomic();
 	ret = vfio_pin_pages(&a->core.vdev, iova & PAGE_MASK, 1, IOMMU_READ,
 			     &page);
 	if (ret == 1)
