@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * The switch from emulated back to direct mode, with the vCPUs stopped (the
- * migration destination's STOP -> RUNNING_P2P arc, or a source whose VM was
+ * migration destination's RUNNING_P2P -> RUNNING arc, or a source whose VM was
  * stopped and continued). An NVMe controller's queue pointers cannot be set,
  * so the VF is brought to the guest's positions by running commands through
  * the guest's own queues:

@@ -821,7 +821,7 @@ static void print_report(struct mig *m)
 
 /*
  * The kernel switches a running guest's adapter back to the VF only with
- * the vCPUs stopped (on the STOP -> RUNNING_P2P arc QEMU takes when a
+ * the vCPUs stopped (on the RUNNING_P2P -> RUNNING arc QEMU takes when a
  * stopped VM resumes); asked while they run, it answers EOPNOTSUPP. Then
  * the VM is paused and resumed at once, which costs the guest a pause of
  * about one switch.
