@@ -354,7 +354,18 @@ static u16 emu_feat_set(struct emu_nvme_ctrl *ctrl, const u8 *sqe,
 		break;
 	case EMU_FEAT_NQ:
 		if (observe) {
-			f->nq = cqe_dw0;
+			/*
+			 * What the guest may use: a VF of another model than
+			 * the guest's identity may grant more than the
+			 * identity has, and the model serves the identity.
+			 */
+			nsq = cqe_dw0 & 0xffff;
+			ncq = cqe_dw0 >> 16;
+			if (nsq > (u32)ctrl->st.id.max_sqs - 1)
+				nsq = ctrl->st.id.max_sqs - 1;
+			if (ncq > (u32)ctrl->st.id.max_cqs - 1)
+				ncq = ctrl->st.id.max_cqs - 1;
+			f->nq = ncq << 16 | nsq;
 			f->nq_set = 1;
 			break;
 		}
