@@ -371,7 +371,7 @@ void emuhba_admin_irq_forward(struct emuhba_adapter *a);
 
 /* Admin observer (emuhba_observe.c). */
 int emuhba_observer_init(struct emuhba_adapter *a);
-void emuhba_observer_reset(struct emuhba_adapter *a);
+void emuhba_observer_reset(struct emuhba_adapter *a, bool own_id);
 void emuhba_observe_reg_done(struct emuhba_adapter *a, u32 off, u64 val,
 			     u32 size);
 void emuhba_observer_stop_locked(struct emuhba_adapter *a);

@@ -259,18 +259,23 @@ static int emuhba_open_device(struct vfio_device *vdev)
  * model no longer the guest's controller, the VF's own identity back. The
  * VF itself is reset by the VFIO core.
  */
-static void emuhba_device_reset_locked(struct emuhba_adapter *a)
+/*
+ * own_id: the VF answers with its own identity again (a new VFIO user, or
+ * the VMM's reset); a reset the guest made keeps the guest's identity, as
+ * a controller reset does.
+ */
+static void emuhba_device_reset_locked(struct emuhba_adapter *a, bool own_id)
 {
 	lockdep_assert_held(&a->state_lock);
 	emuhba_mig_reset(a);
 	emuhba_switch_teardown(a);
-	emuhba_observer_reset(a);
+	emuhba_observer_reset(a, own_id);
 }
 
 static void emuhba_device_reset(struct emuhba_adapter *a)
 {
 	mutex_lock(&a->state_lock);
-	emuhba_device_reset_locked(a);
+	emuhba_device_reset_locked(a, true);
 	mutex_unlock(&a->state_lock);
 }
 
@@ -288,7 +293,7 @@ void emuhba_reset_flush(struct emuhba_adapter *a)
 	mutex_lock(&a->state_lock);
 	seen = atomic_read(&a->reset_pending);
 	if (seen) {
-		emuhba_device_reset_locked(a);
+		emuhba_device_reset_locked(a, false);
 		atomic_sub(seen, &a->reset_pending);
 	}
 	mutex_unlock(&a->state_lock);

@@ -391,7 +391,7 @@ int emuhba_observer_init(struct emuhba_adapter *a)
  * model forgets the controller as a reset does (the VF itself is reset by
  * the VFIO core).
  */
-void emuhba_observer_reset(struct emuhba_adapter *a)
+void emuhba_observer_reset(struct emuhba_adapter *a, bool own_id)
 {
 	cancel_work_sync(&a->obs.work);
 	/* The work may have been the one to pass an interrupt on. */
@@ -401,7 +401,7 @@ void emuhba_observer_reset(struct emuhba_adapter *a)
 	emuhba_obs_stop(&a->obs);
 	if (emu_nvme_get_mode(a->model) == EMU_NVME_MODE_OBSERVE) {
 		emu_nvme_observe_reg_write(a->model, EMU_REG_CC, 0, 4);
-		if (a->own_id)
+		if (own_id && a->own_id)
 			emu_nvme_set_identity(a->model, a->own_id);
 	}
 	emuhba_identity_refresh_locked(a);
