@@ -10,7 +10,7 @@
  * kernel log and that the module unloads).
  *
  * Usage: migfuzz_test  (EMUHBA_VF bound to emuhba with a backend, HBAMIG;
- *                       EMUHBA_FUZZ_STEPS, default 2000; EMUHBA_SEED to
+ *                       EMUHBA_FUZZ_STEPS, default 4000; EMUHBA_SEED to
  *                       replay a run, whose seed is printed)
  */
 #include <dirent.h>
@@ -250,8 +250,12 @@ static void switch_under_unmap(struct fuzz *f, const char *bdf)
 static void step(struct fuzz *f, const char *bdf)
 {
 	struct vfio_precopy_info info = { .argsz = sizeof(info) };
-	unsigned int a = rnd(16);
+	unsigned int a = rnd(24);
 	int fd = -1;
+
+	/* About half of all steps are arcs. */
+	if (a >= 16)
+		a = 0;
 
 	f->actions[a]++;
 	if (!f->open && a != 3) {
@@ -337,7 +341,7 @@ TEST_F_TIMEOUT(fuzz, random_misuse_then_fresh_user, 1500)
 	const char *bdf = getenv("EMUHBA_VF");
 	const char *s = getenv("EMUHBA_SEED");
 	const char *n = getenv("EMUHBA_FUZZ_STEPS");
-	unsigned long steps = n ? strtoul(n, NULL, 0) : 2000, i;
+	unsigned long steps = n ? strtoul(n, NULL, 0) : 4000, i;
 	struct fuzz f = { .save_fd = -1, .resume_fd = -1 };
 	struct mvmm vm;
 	char mode[32];
