@@ -8,7 +8,6 @@
  * Usage: hostile_test  (EMUHBA_VF=A and EMUHBA_VF_MDTS0=M bound to emuhba
  *                       with EMUHBA_BACKEND set as their backend, HBAMIG)
  */
-#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -54,47 +53,6 @@ static void mode_of(const char *bdf, char *buf, size_t len)
 	if (mvmm_attr(bdf, "emuhba/mode", buf, len))
 		snprintf(buf, len, "?");
 	buf[strcspn(buf, "\n")] = 0;
-}
-
-/* Threads named emuhba/N: the emulation threads of every adapter. */
-static int emul_threads(void)
-{
-	struct dirent *d;
-	char path[300], comm[32];
-	int n = 0;
-	DIR *dir = opendir("/proc");
-	FILE *f;
-
-	if (!dir)
-		return -1;
-	while ((d = readdir(dir))) {
-		if (d->d_name[0] < '0' || d->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/comm", d->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (fgets(comm, sizeof(comm), f) && !strncmp(comm, "emuhba/", 7))
-			n++;
-		fclose(f);
-	}
-	closedir(dir);
-	return n;
-}
-
-static uint32_t mig_state(struct mvmm *vm)
-{
-	struct {
-		struct vfio_device_feature hdr;
-		struct vfio_device_feature_mig_state st;
-	} f = { 0 };
-
-	f.hdr.argsz = sizeof(f);
-	f.hdr.flags = VFIO_DEVICE_FEATURE_GET |
-		      VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE;
-	if (ioctl(vm->device, VFIO_DEVICE_FEATURE, &f.hdr))
-		return ~0u;
-	return f.st.device_state;
 }
 
 /* Read a saving session to its end (or its temporary end in pre-copy). */
@@ -219,18 +177,18 @@ TEST(failed_resume_then_reset)
 	EXPECT_EQ(64, write(fd, junk, 64));
 	close(fd);
 	EXPECT_NE(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_STOP, NULL));
-	EXPECT_EQ(VFIO_DEVICE_STATE_ERROR, mig_state(&vm));
+	EXPECT_EQ(VFIO_DEVICE_STATE_ERROR, mvmm_get_mig_state(&vm));
 	/* No arc leaves ERROR, and none may crash trying. */
 	EXPECT_NE(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_STOP, NULL));
 	EXPECT_NE(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_RUNNING, NULL));
 	ASSERT_EQ(0, ioctl(vm.device, VFIO_DEVICE_RESET));
-	EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING, mig_state(&vm));
+	EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING, mvmm_get_mig_state(&vm));
 
 	/* Reset while RESUMING, with the session open. */
 	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_STOP, NULL));
 	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_RESUMING, &fd));
 	ASSERT_EQ(0, ioctl(vm.device, VFIO_DEVICE_RESET));
-	EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING, mig_state(&vm));
+	EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING, mvmm_get_mig_state(&vm));
 	EXPECT_EQ(-1, write(fd, junk, 64));
 	close(fd);
 
@@ -249,7 +207,7 @@ TEST(no_thread_leak)
 {
 	const char *bdf = env("EMUHBA_VF");
 	struct mvmm vm;
-	int fd = -1, before = emul_threads();
+	int fd = -1, before = mvmm_emul_threads();
 	char mode[32];
 
 	ASSERT_NE(NULL, bdf);
@@ -259,22 +217,22 @@ TEST(no_thread_leak)
 	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_STOP_COPY, &fd));
 	EXPECT_LT(0, drain_fd(fd));
 	close(fd);
-	EXPECT_EQ(before, emul_threads());	/* STOP_COPY: stopped */
+	EXPECT_EQ(before, mvmm_emul_threads());	/* STOP_COPY: stopped */
 	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_STOP, NULL));
 	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_RUNNING, NULL));
 	mode_of(bdf, mode, sizeof(mode));
 	EXPECT_STREQ("direct", mode);
-	EXPECT_EQ(before, emul_threads());
+	EXPECT_EQ(before, mvmm_emul_threads());
 
 	/* A cancelled pre-copy leaves the model running: one thread. */
 	ASSERT_EQ(0, mvmm_nvme_init(&vm, 1, true));
 	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_PRE_COPY, &fd));
 	close(fd);
 	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_RUNNING, NULL));
-	EXPECT_EQ(before + 1, emul_threads());
+	EXPECT_EQ(before + 1, mvmm_emul_threads());
 	ASSERT_EQ(0, mvmm_io_run(&vm, 100, 4));
 	mvmm_close(&vm);
-	EXPECT_EQ(before, emul_threads());
+	EXPECT_EQ(before, mvmm_emul_threads());
 }
 
 /* The arcs a VMM with several devices uses; all of them, in order. */
@@ -500,11 +458,11 @@ TEST(resume_without_backend)
 	close(fd);
 	free(stream);
 	EXPECT_NE(0, mvmm_set_mig_state(&b, VFIO_DEVICE_STATE_STOP, NULL));
-	EXPECT_EQ(VFIO_DEVICE_STATE_ERROR, mig_state(&b));
+	EXPECT_EQ(VFIO_DEVICE_STATE_ERROR, mvmm_get_mig_state(&b));
 	mode_of(b_bdf, buf, sizeof(buf));
 	EXPECT_STREQ("direct", buf);
 	ASSERT_EQ(0, ioctl(b.device, VFIO_DEVICE_RESET));
-	EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING, mig_state(&b));
+	EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING, mvmm_get_mig_state(&b));
 	/* The VF answers with its own identity, not the previous guest's. */
 	ASSERT_EQ(0, mvmm_attr(b_bdf, "emuhba/identity", buf, sizeof(buf)));
 	EXPECT_EQ(0, strncmp(buf, "own", 3));

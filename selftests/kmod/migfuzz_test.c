@@ -13,7 +13,6 @@
  *                       EMUHBA_FUZZ_STEPS, default 4000; EMUHBA_SEED to
  *                       replay a run, whose seed is printed)
  */
-#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -40,31 +39,6 @@ static unsigned int rnd(unsigned int n)
 	return (seed >> 8) % n;
 }
 
-static int emul_threads(void)
-{
-	struct dirent *d;
-	char path[300], comm[32];
-	DIR *dir = opendir("/proc");
-	FILE *f;
-	int n = 0;
-
-	if (!dir)
-		return -1;
-	while ((d = readdir(dir))) {
-		if (d->d_name[0] < '0' || d->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/comm", d->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (fgets(comm, sizeof(comm), f) && !strncmp(comm, "emuhba/", 7))
-			n++;
-		fclose(f);
-	}
-	closedir(dir);
-	return n;
-}
-
 struct fuzz {
 	struct mvmm vm;
 	bool open, inited;
@@ -73,39 +47,6 @@ struct fuzz {
 	size_t stream_len;
 	unsigned long actions[16];
 };
-
-static int set_state(struct fuzz *f, uint32_t state, int *fd)
-{
-	struct {
-		struct vfio_device_feature hdr;
-		struct vfio_device_feature_mig_state st;
-	} m = { 0 };
-
-	m.hdr.argsz = sizeof(m);
-	m.hdr.flags = VFIO_DEVICE_FEATURE_SET |
-		      VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE;
-	m.st.device_state = state;
-	m.st.data_fd = -1;
-	if (ioctl(f->vm.device, VFIO_DEVICE_FEATURE, &m.hdr))
-		return -errno;
-	*fd = m.st.data_fd;
-	return 0;
-}
-
-static uint32_t get_state(struct fuzz *f)
-{
-	struct {
-		struct vfio_device_feature hdr;
-		struct vfio_device_feature_mig_state st;
-	} m = { 0 };
-
-	m.hdr.argsz = sizeof(m);
-	m.hdr.flags = VFIO_DEVICE_FEATURE_GET |
-		      VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE;
-	if (ioctl(f->vm.device, VFIO_DEVICE_FEATURE, &m.hdr))
-		return ~0u;
-	return m.st.device_state;
-}
 
 static void close_fds(struct fuzz *f)
 {
@@ -265,7 +206,7 @@ static void step(struct fuzz *f, const char *bdf)
 	switch (a) {
 	case 0: case 1: case 2: case 4: case 5:
 		/* An arc, to a defined state or a made-up one. */
-		if (set_state(f, rnd(12) ? rnd(9) : rnd(1000), &fd))
+		if (mvmm_set_mig_state(&f->vm, rnd(12) ? rnd(9) : rnd(1000), &fd))
 			break;
 		if (fd < 0)
 			break;
@@ -308,12 +249,12 @@ static void step(struct fuzz *f, const char *bdf)
 		break;
 	case 11:
 		/* A guest bringing its controller up (its vCPUs run). */
-		if (get_state(f) == VFIO_DEVICE_STATE_RUNNING)
+		if (mvmm_get_mig_state(&f->vm) == VFIO_DEVICE_STATE_RUNNING)
 			f->inited = !mvmm_nvme_init(&f->vm, 1 + rnd(2), rnd(4));
 		break;
 	case 12:
 		/* Only where a guest's I/O can complete at all. */
-		if (f->inited && get_state(f) == VFIO_DEVICE_STATE_RUNNING &&
+		if (f->inited && mvmm_get_mig_state(&f->vm) == VFIO_DEVICE_STATE_RUNNING &&
 		    mvmm_io_run(&f->vm, 20 + rnd(50), 1 + rnd(8)))
 			f->inited = false;
 		break;
@@ -362,7 +303,7 @@ TEST_F_TIMEOUT(fuzz, random_misuse_then_fresh_user, 1500)
 	       f.actions[13], f.actions[14], f.actions[15]);
 
 	/* Nothing of it is left. */
-	EXPECT_EQ(0, emul_threads());
+	EXPECT_EQ(0, mvmm_emul_threads());
 	ASSERT_EQ(0, mvmm_open(&vm, bdf, MEM));
 	ASSERT_EQ(0, mvmm_attr(bdf, "emuhba/mode", mode, sizeof(mode)));
 	EXPECT_EQ(0, strncmp(mode, "direct", 6));
@@ -384,7 +325,7 @@ TEST_F_TIMEOUT(fuzz, random_misuse_then_fresh_user, 1500)
 	EXPECT_EQ(0, vm.mismatches);
 	EXPECT_EQ(0, vm.errors);
 	mvmm_close(&vm);
-	EXPECT_EQ(0, emul_threads());
+	EXPECT_EQ(0, mvmm_emul_threads());
 }
 
 TEST_HARNESS_MAIN

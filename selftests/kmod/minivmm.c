@@ -5,6 +5,7 @@
  * trap), doorbells through the mmap of the sparse area, interrupts through
  * MSI-X eventfds, DMA through the type1 container.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -1464,4 +1465,44 @@ int mvmm_admin_submit(struct mvmm *vm, uint8_t *sqe)
 	put16(sqe + 2, cid);
 	submit(vm, &vm->admin, sqe);
 	return cid;
+}
+
+uint32_t mvmm_get_mig_state(struct mvmm *vm)
+{
+	struct {
+		struct vfio_device_feature hdr;
+		struct vfio_device_feature_mig_state st;
+	} f = { 0 };
+
+	f.hdr.argsz = sizeof(f);
+	f.hdr.flags = VFIO_DEVICE_FEATURE_GET |
+		      VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE;
+	if (ioctl(vm->device, VFIO_DEVICE_FEATURE, &f.hdr))
+		return ~0u;
+	return f.st.device_state;
+}
+
+int mvmm_emul_threads(void)
+{
+	struct dirent *d;
+	char path[300], comm[32];
+	DIR *dir = opendir("/proc");
+	FILE *f;
+	int n = 0;
+
+	if (!dir)
+		return -1;
+	while ((d = readdir(dir))) {
+		if (d->d_name[0] < '0' || d->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/comm", d->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(comm, sizeof(comm), f) && !strncmp(comm, "emuhba/", 7))
+			n++;
+		fclose(f);
+	}
+	closedir(dir);
+	return n;
 }

@@ -135,6 +135,10 @@ int mvmm_io_fill(struct mvmm *vm, int qd);
  */
 int mvmm_migrate(struct mvmm *vm, const char *dst_bdf,
 		 struct mvmm_mig_stats *st);
+/* The device's VFIO migration state, or ~0u when it cannot be read. */
+uint32_t mvmm_get_mig_state(struct mvmm *vm);
+/* Emulation threads (named emuhba/N) of every adapter, or -1. */
+int mvmm_emul_threads(void);
 /* One VFIO migration state change of the device; data_fd may be NULL. */
 int mvmm_set_mig_state(struct mvmm *vm, uint32_t state, int *data_fd);
 /* How mvmm_bench_reads() waits for completions, and what it saw. */
