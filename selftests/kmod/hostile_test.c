@@ -555,9 +555,11 @@ TEST(forged_admin_completions)
 	fg.stop = true;
 	pthread_join(t, NULL);
 	after = mvmm_attr_ll(bdf, "emuhba/admin_observed");
-	/* At most one queue's worth for the one interrupt, however long. */
+	/*
+	 * At most one queue's worth for the one interrupt, however long
+	 * (the forger may also have overwritten the real completion).
+	 */
 	EXPECT_GE(before + vm.admin.depth, after);
-	EXPECT_LT(before, after);
 	ASSERT_EQ(0, mvmm_attr(bdf, "emuhba/observer", obs, sizeof(obs)));
 	TH_LOG("admin_observed %lld -> %lld, observer %s", before, after, obs);
 	/* The guest confused only itself: after a controller reset all works. */
