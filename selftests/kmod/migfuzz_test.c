@@ -288,7 +288,7 @@ TEST_F_TIMEOUT(fuzz, random_misuse_then_fresh_user, 1500)
 	char mode[32];
 
 	ASSERT_NE(NULL, bdf);
-	seed = s ? strtoul(s, NULL, 0) : (unsigned int)time(NULL) ^ getpid();
+	seed = s && *s ? strtoul(s, NULL, 0) : (unsigned int)time(NULL) ^ getpid();
 	TH_LOG("seed %u (EMUHBA_SEED=%u replays), %lu steps", seed, seed, steps);
 	signal(SIGPIPE, SIG_IGN);
 	for (i = 0; i < steps; i++)
