@@ -237,8 +237,6 @@ int emuhba_backend_submit(struct emuhba_adapter *a, struct emu_blk_req *req)
 			flush_kernel_vmap_range(req->buf, bytes);
 		c.opf |= REQ_ALLOC_CACHE;
 		ret = emuhba_bio_add_buf(&c, req->buf, bytes, req->lba_shift);
-		if (ret && !c.bio)
-			return ret;
 	} else {
 		emuhba_bio_add_size(&c, bytes);
 	}
@@ -267,7 +265,6 @@ out_submit:
 static int emuhba_backend_check(struct emuhba_adapter *a, struct file *f,
 				struct netlink_ext_ack *extack)
 {
-	static const u8 zero[16];
 	struct gendisk *disk = file_bdev(f)->bd_disk;
 	u8 uid[16];
 	int n;
@@ -277,10 +274,10 @@ static int emuhba_backend_check(struct emuhba_adapter *a, struct file *f,
 	n = disk->fops->get_unique_id(disk, uid, BLK_UID_EUI64);
 	if (n < 0)
 		return 0;
-	if (n == sizeof(a->own_nguid) && memcmp(a->own_nguid, zero, 16) &&
+	if (n == sizeof(a->own_nguid) && memchr_inv(a->own_nguid, 0, n) &&
 	    !memcmp(uid, a->own_nguid, n))
 		return 0;
-	if (n == sizeof(a->own_eui64) && memcmp(a->own_eui64, zero, 8) &&
+	if (n == sizeof(a->own_eui64) && memchr_inv(a->own_eui64, 0, n) &&
 	    !memcmp(uid, a->own_eui64, n))
 		return 0;
 	pci_err(a->core.pdev, "backend %s is not the VF's namespace (its %s %*phN)\n",

@@ -148,12 +148,15 @@ void emuhba_db_collect(struct emuhba_adapter *a)
 int emuhba_db_alloc(struct emuhba_adapter *a, u32 nr_queues, u32 dstrd)
 {
 	u64 bar_len = pci_resource_len(a->core.pdev, VFIO_PCI_BAR0_REGION_INDEX);
-	u64 words = (u64)2 * nr_queues << min(dstrd, 15U);
-	unsigned int pages = DIV_ROUND_UP_ULL(words * 4, PAGE_SIZE);
-	unsigned int i;
+	unsigned int i, pages;
+	u64 words;
 
 	/* Both come from the device: a stride or queue count we cannot shadow. */
-	if (dstrd > 15 || pages > EMUHBA_MAX_DB_PAGES ||
+	if (dstrd > 15)
+		return -EINVAL;
+	words = (u64)2 * nr_queues << dstrd;
+	pages = DIV_ROUND_UP_ULL(words * 4, PAGE_SIZE);
+	if (pages > EMUHBA_MAX_DB_PAGES ||
 	    EMUHBA_REGS_SIZE + ((u64)pages << PAGE_SHIFT) > bar_len)
 		return -EINVAL;
 	a->db_words = words;

@@ -256,13 +256,10 @@ static int emuhba_open_device(struct vfio_device *vdev)
 
 /*
  * What ends a VFIO session or resets the VF: no migration session, the
- * model no longer the guest's controller, the VF's own identity back. The
- * VF itself is reset by the VFIO core.
- */
-/*
- * own_id: the VF answers with its own identity again (a new VFIO user, or
- * the VMM's reset); a reset the guest made keeps the guest's identity, as
- * a controller reset does.
+ * model no longer the guest's controller (the VF itself is reset by the
+ * VFIO core). own_id: the VF answers with its own identity again (a new
+ * VFIO user, or the VMM's reset); a reset the guest made keeps the
+ * guest's identity, as a controller reset does.
  */
 static void emuhba_device_reset_locked(struct emuhba_adapter *a, bool own_id)
 {
