@@ -55,15 +55,13 @@ static void mode_of(const char *bdf, char *buf, size_t len)
 	buf[strcspn(buf, "\n")] = 0;
 }
 
-/* Read a saving session to its end (or its temporary end in pre-copy). */
-static ssize_t drain_fd(int fd)
+/* The guest's I/O so far: nothing failed, miscompared or completed twice. */
+static void expect_clean(struct __test_metadata *_metadata,
+			 const struct mvmm *vm)
 {
-	char buf[4096];
-	ssize_t n, total = 0;
-
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		total += n;
-	return n < 0 && errno != ENOMSG ? -errno : total;
+	EXPECT_EQ(0, vm->mismatches);
+	EXPECT_EQ(0, vm->errors);
+	EXPECT_EQ(0, vm->duplicates);
 }
 
 static void fill(uint8_t *p, size_t len, uint32_t seed)
@@ -208,6 +206,8 @@ TEST(no_thread_leak)
 	const char *bdf = env("EMUHBA_VF");
 	struct mvmm vm;
 	int fd = -1, before = mvmm_emul_threads();
+	uint8_t *stream = NULL;
+	size_t len = 0;
 	char mode[32];
 
 	ASSERT_NE(NULL, bdf);
@@ -215,7 +215,9 @@ TEST(no_thread_leak)
 	ASSERT_EQ(0, mvmm_open(&vm, bdf, MEM));
 	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_STOP, NULL));
 	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_STOP_COPY, &fd));
-	EXPECT_LT(0, drain_fd(fd));
+	EXPECT_EQ(0, mvmm_read_stream(fd, &stream, &len));
+	EXPECT_LT(0, len);
+	free(stream);
 	close(fd);
 	EXPECT_EQ(before, mvmm_emul_threads());	/* STOP_COPY: stopped */
 	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_STOP, NULL));
@@ -273,9 +275,7 @@ TEST(p2p_arcs)
 	mode_of(bdf, mode, sizeof(mode));
 	EXPECT_STREQ("direct", mode);
 	ASSERT_EQ(0, mvmm_io_run(&vm, 200, 8));
-	EXPECT_EQ(0, vm.mismatches);
-	EXPECT_EQ(0, vm.errors);
-	EXPECT_EQ(0, vm.duplicates);
+	expect_clean(_metadata, &vm);
 	mvmm_close(&vm);
 }
 
@@ -351,9 +351,7 @@ TEST(flr_while_direct)
 	mode_of(bdf, mode, sizeof(mode));
 	EXPECT_STREQ("emulated", mode);
 	ASSERT_EQ(0, mvmm_io_run(&vm, 200, 8));
-	EXPECT_EQ(0, vm.mismatches);
-	EXPECT_EQ(0, vm.errors);
-	EXPECT_EQ(0, vm.duplicates);
+	expect_clean(_metadata, &vm);
 	mvmm_close(&vm);
 }
 
@@ -398,26 +396,6 @@ TEST(flr_while_emulated)
 	mvmm_close(&vm);
 }
 
-/* Everything a saving session gives, to its end. */
-static uint8_t *save_all(int fd, size_t *len)
-{
-	uint8_t *buf = NULL, *nb;
-	ssize_t n;
-
-	*len = 0;
-	for (;;) {
-		nb = realloc(buf, *len + 65536);
-		if (!nb)
-			break;
-		buf = nb;
-		n = read(fd, buf + *len, 65536);
-		if (n <= 0)
-			break;
-		*len += n;
-	}
-	return buf;
-}
-
 /*
  * A destination that accepted the image but cannot open its backend: the
  * model had taken the registers while the adapter said "direct", and the
@@ -428,9 +406,9 @@ TEST(resume_without_backend)
 	const char *a_bdf = env("EMUHBA_VF"), *b_bdf = env("EMUHBA_VF_B");
 	struct mvmm a, b;
 	uint16_t a_cntlid;
-	uint8_t *stream;
+	uint8_t *stream = NULL;
 	char buf[64], args[300];
-	size_t len;
+	size_t len = 0;
 	int fd = -1;
 
 	if (!b_bdf)
@@ -442,7 +420,7 @@ TEST(resume_without_backend)
 	/* One session: the pre-copy image, then the full one. */
 	ASSERT_EQ(0, mvmm_set_mig_state(&a, VFIO_DEVICE_STATE_PRE_COPY, &fd));
 	ASSERT_EQ(0, mvmm_set_mig_state(&a, VFIO_DEVICE_STATE_STOP_COPY, NULL));
-	stream = save_all(fd, &len);
+	EXPECT_EQ(0, mvmm_read_stream(fd, &stream, &len));
 	close(fd);
 	ASSERT_NE(NULL, stream);
 	ASSERT_LT(0, len);
@@ -480,9 +458,7 @@ TEST(resume_without_backend)
 	mode_of(a_bdf, buf, sizeof(buf));
 	EXPECT_STREQ("direct", buf);
 	ASSERT_EQ(0, mvmm_io_run(&a, 200, 8));
-	EXPECT_EQ(0, a.mismatches);
-	EXPECT_EQ(0, a.errors);
-	EXPECT_EQ(0, a.duplicates);
+	expect_clean(_metadata, &a);
 	mvmm_close(&a);
 }
 

@@ -80,21 +80,10 @@ static void dev_close(struct fuzz *f)
 
 static void read_save(struct fuzz *f)
 {
-	uint8_t buf[4096];
-	ssize_t n;
-
 	if (f->save_fd < 0)
 		return;
 	f->stream_len = 0;
-	while ((n = read(f->save_fd, buf, sizeof(buf))) > 0) {
-		uint8_t *s = realloc(f->stream, f->stream_len + n);
-
-		if (!s)
-			break;
-		f->stream = s;
-		memcpy(f->stream + f->stream_len, buf, n);
-		f->stream_len += n;
-	}
+	mvmm_read_stream(f->save_fd, &f->stream, &f->stream_len);
 }
 
 /* Bytes for a resuming session: a real stream, altered, or noise. */

@@ -966,9 +966,9 @@ static int set_mig_state(int device, uint32_t state, int *data_fd)
 }
 
 /* Read a saving session until its (temporary) end; append to *buf. */
-static int drain_fd(int fd, uint8_t **buf, size_t *len)
+int mvmm_read_stream(int fd, uint8_t **buf, size_t *len)
 {
-	uint8_t chunk[4096];
+	uint8_t chunk[4096], *nb;
 	ssize_t n;
 
 	for (;;) {
@@ -977,7 +977,10 @@ static int drain_fd(int fd, uint8_t **buf, size_t *len)
 			return 0;
 		if (n < 0)
 			return -errno;
-		*buf = realloc(*buf, *len + n);
+		nb = realloc(*buf, *len + n);
+		if (!nb)
+			return -ENOMEM;
+		*buf = nb;
 		memcpy(*buf + *len, chunk, n);
 		*len += n;
 	}
@@ -1153,7 +1156,7 @@ int mvmm_migrate(struct mvmm *vm, const char *dst_bdf, struct mvmm_mig_stats *st
 	st->sync0_pages = n;
 	ret = set_mig_state(vm->device, VFIO_DEVICE_STATE_PRE_COPY, &sfd);
 	if (!ret)
-		ret = drain_fd(sfd, &stream, &len);
+		ret = mvmm_read_stream(sfd, &stream, &len);
 	if (ret)
 		goto out_track;
 	st->precopy_bytes = len;
@@ -1190,7 +1193,7 @@ int mvmm_migrate(struct mvmm *vm, const char *dst_bdf, struct mvmm_mig_stats *st
 	if (!ret)
 		ret = set_mig_state(vm->device, VFIO_DEVICE_STATE_STOP_COPY, NULL);
 	if (!ret)
-		ret = drain_fd(sfd, &stream, &len);
+		ret = mvmm_read_stream(sfd, &stream, &len);
 	if (ret)
 		goto out_track;
 	st->pending_at_stop = vm->fill_at_stop ?

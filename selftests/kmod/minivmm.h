@@ -135,6 +135,11 @@ int mvmm_io_fill(struct mvmm *vm, int qd);
  */
 int mvmm_migrate(struct mvmm *vm, const char *dst_bdf,
 		 struct mvmm_mig_stats *st);
+/*
+ * Append what a saving fd gives, up to its (temporary) end, to *buf
+ * (*len bytes so far); 0 or a negative errno.
+ */
+int mvmm_read_stream(int fd, uint8_t **buf, size_t *len);
 /* The device's VFIO migration state, or ~0u when it cannot be read. */
 uint32_t mvmm_get_mig_state(struct mvmm *vm);
 /* Emulation threads (named emuhba/N) of every adapter, or -1. */
