@@ -43,6 +43,16 @@ enum emuhba_personality {
 	EMUHBA_PERS_NVME = 1,
 };
 
+/*
+ * Where a switch to emulated mode takes the guest's queue positions from:
+ * the shadow doorbell buffer the guest configured on the VF, or doorbell
+ * writes the driver catches and forwards while it switches.
+ */
+enum emuhba_position_source {
+	EMUHBA_POS_SHADOW_DOORBELLS = 1,
+	EMUHBA_POS_TRAPPED_DOORBELLS,
+};
+
 enum emuhba_mode {
 	EMUHBA_MODE_DIRECT = 1,
 	EMUHBA_MODE_EMULATED,
@@ -68,7 +78,8 @@ struct emuhba_switch_timing {
 };
 
 /*
- * In struct emuhba_adapter, switches, switch_failures and dirty_pages are
+ * In struct emuhba_adapter, switches, switch_failures, window_doorbells and
+ * dirty_pages are
  * protected by state_lock, admin_observed and emulated_cmds by model_lock,
  * and reg_traps is kept in emuhba_adapter.reg_traps instead.
  */
@@ -83,6 +94,8 @@ struct emuhba_counters {
 	u64 identify_answered;
 	/* ... and left to the VF because the guest may have seen them */
 	u64 identify_unanswered;
+	/* doorbell writes caught while a switch held the doorbell pages */
+	u64 window_doorbells;
 };
 
 /* A consistent copy of an adapter's state, for the control plane. */
@@ -94,6 +107,7 @@ struct emuhba_snapshot {
 	u32 mig_state;		/* enum vfio_device_mig_state */
 	bool open;		/* a VFIO user holds the device */
 	bool guest_identity;	/* the guest sees another VF's identity */
+	u32 position_source;	/* enum emuhba_position_source */
 	char backend[EMUHBA_BACKEND_MAX];
 	struct emuhba_policy policy;
 	struct emuhba_counters counters;
