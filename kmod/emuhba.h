@@ -79,9 +79,8 @@ struct emuhba_switch_timing {
 
 /*
  * In struct emuhba_adapter, switches, switch_failures, window_doorbells and
- * dirty_pages are
- * protected by state_lock, admin_observed and emulated_cmds by model_lock,
- * and reg_traps is kept in emuhba_adapter.reg_traps instead.
+ * dirty_pages are protected by state_lock, admin_observed and emulated_cmds
+ * by model_lock, and reg_traps is kept in emuhba_adapter.reg_traps instead.
  */
 struct emuhba_counters {
 	u64 reg_traps;		/* trapped accesses to the registers page */
