@@ -75,6 +75,11 @@ u32 emu_nvme_inflight(const struct emu_nvme_ctrl *ctrl)
 	return ctrl->nr_inflight;
 }
 
+bool emu_nvme_cq_counts_one_sq(const struct emu_nvme_ctrl *ctrl, u16 cqid)
+{
+	return cqid < EMU_NVME_NR_Q && ctrl->cq_sqs[cqid] <= 1;
+}
+
 struct emu_nvme_req *emu_nvme_req_get(struct emu_nvme_ctrl *ctrl)
 {
 	struct emu_nvme_req *req;
@@ -396,6 +401,7 @@ void emu_nvme_queue_reset(struct emu_nvme_ctrl *ctrl)
 	memset(ctrl->sq_inflight, 0, sizeof(ctrl->sq_inflight));
 	memset(ctrl->cq_reserved, 0, sizeof(ctrl->cq_reserved));
 	memset(ctrl->sq_deleting, 0, sizeof(ctrl->sq_deleting));
+	memset(ctrl->cq_sqs, 0, sizeof(ctrl->cq_sqs));
 	memset(ctrl->vec, 0, sizeof(ctrl->vec));
 	memset(&st->aer, 0, sizeof(st->aer));
 	memset(&st->dbbuf, 0, sizeof(st->dbbuf));

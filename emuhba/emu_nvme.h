@@ -317,6 +317,11 @@ void emu_nvme_blk_complete_more(struct emu_nvme_ctrl *ctrl,
 u64 emu_nvme_timer_ns(const struct emu_nvme_ctrl *ctrl);
 /* Backend requests still owned by the host. */
 u32 emu_nvme_inflight(const struct emu_nvme_ctrl *ctrl);
+/*
+ * Whether completion queue cqid has served one submission queue only since
+ * it was created: its tail then counts exactly that queue's completions.
+ */
+bool emu_nvme_cq_counts_one_sq(const struct emu_nvme_ctrl *ctrl, u16 cqid);
 
 /* Admin observer (OBSERVE mode). cqe NULL: submitted, not completed. */
 void emu_nvme_observe_admin(struct emu_nvme_ctrl *ctrl, const void *sqe,

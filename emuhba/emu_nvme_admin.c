@@ -623,6 +623,7 @@ static u16 emu_create_cq(struct emu_nvme_ctrl *ctrl, const u8 *sqe,
 	cq->phase = 1;
 	cq->valid = 1;
 	ctrl->cq_reserved[qid] = 0;
+	ctrl->cq_sqs[qid] = 0;
 	return EMU_SC_SUCCESS;
 }
 
@@ -666,6 +667,8 @@ static u16 emu_create_sq(struct emu_nvme_ctrl *ctrl, const u8 *sqe,
 	sq->valid = 1;
 	ctrl->sq_inflight[qid] = 0;
 	ctrl->sq_deleting[qid] = 0;
+	if (ctrl->cq_sqs[cqid] < 0xff)
+		ctrl->cq_sqs[cqid]++;
 	return EMU_SC_SUCCESS;
 }
 

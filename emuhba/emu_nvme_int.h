@@ -112,6 +112,11 @@ struct emu_nvme_ctrl {
 	u16 cq_reserved[EMU_NVME_NR_Q];
 	u8 sq_deleting[EMU_NVME_NR_Q];
 	u16 sq_del_cid[EMU_NVME_NR_Q];
+	/*
+	 * Submission queues created on each completion queue since it was:
+	 * with more than one, its tail no longer counts one SQ's completions.
+	 */
+	u8 cq_sqs[EMU_NVME_NR_Q];
 	struct emu_nvme_vec vec[EMU_NVME_MAX_VEC];
 	struct emu_nvme_nsrt ns[EMU_NVME_MAX_NS];
 	u32 nr_ns;

@@ -368,6 +368,11 @@ int emuhba_db_alloc(struct emuhba_adapter *a, u32 nr_queues, u32 dstrd);
 void emuhba_db_free(struct emuhba_adapter *a);
 void emuhba_db_shadow_on(struct emuhba_adapter *a);
 void emuhba_db_shadow_off(struct emuhba_adapter *a);
+void emuhba_db_unshadow(struct emuhba_adapter *a,
+			void (*flush)(struct emuhba_adapter *a, void *arg),
+			void *arg);
+/* A doorbell write through the region instead of the mapping. */
+bool emuhba_db_region_write(struct emuhba_adapter *a, u64 off, u32 val);
 int emuhba_backend_open(struct emuhba_adapter *a,
 			struct netlink_ext_ack *extack);
 void emuhba_backend_close(struct emuhba_adapter *a);

@@ -118,10 +118,48 @@ void emuhba_db_shadow_on(struct emuhba_adapter *a)
 
 void emuhba_db_shadow_off(struct emuhba_adapter *a)
 {
+	emuhba_db_unshadow(a, NULL, NULL);
+}
+
+/*
+ * Give the doorbell pages back to the VF; flush, if any, runs once no
+ * write can reach the driver pages any more and before any can reach the
+ * VF (faults and region writes wait on memory_lock meanwhile).
+ */
+void emuhba_db_unshadow(struct emuhba_adapter *a,
+			void (*flush)(struct emuhba_adapter *a, void *arg),
+			void *arg)
+{
 	down_write(&a->core.memory_lock);
 	WRITE_ONCE(a->db_shadowed, false);
 	emuhba_db_zap(a);
+	if (flush)
+		flush(a, arg);
 	up_write(&a->core.memory_lock);
+}
+
+/*
+ * A doorbell written through the region (pwrite) lands where one written
+ * through the mapping would: in the driver page while the pages are
+ * shadowed. false: they are not, the VF takes it.
+ */
+bool emuhba_db_region_write(struct emuhba_adapter *a, u64 off, u32 val)
+{
+	u64 word = (off - EMUHBA_REGS_SIZE) / 4;
+	bool done = false;
+	u32 *db;
+
+	down_read(&a->core.memory_lock);
+	if (READ_ONCE(a->db_shadowed) && off >= EMUHBA_REGS_SIZE &&
+	    word < (u64)a->db_pages * (PAGE_SIZE / 4)) {
+		db = page_address(a->db_shadow[word / (PAGE_SIZE / 4)]);
+		WRITE_ONCE(db[word % (PAGE_SIZE / 4)], val);
+		done = true;
+	}
+	up_read(&a->core.memory_lock);
+	if (done)
+		emuhba_emul_kick(a);
+	return done;
 }
 
 /* Hand the doorbell writes that reached the shadow pages to the model. */

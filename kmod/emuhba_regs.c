@@ -21,6 +21,16 @@ static bool emuhba_is_regs(struct emuhba_adapter *a, loff_t pos, size_t count)
 	       off < EMUHBA_REGS_SIZE;
 }
 
+/* The doorbell pages of BAR0, which a switch or the model may hold. */
+static bool emuhba_is_doorbells(struct emuhba_adapter *a, loff_t pos)
+{
+	u64 off = pos & VFIO_PCI_OFFSET_MASK;
+
+	return VFIO_PCI_OFFSET_TO_INDEX(pos) == VFIO_PCI_BAR0_REGION_INDEX &&
+	       off >= EMUHBA_REGS_SIZE &&
+	       off < EMUHBA_REGS_SIZE + ((u64)a->db_pages << PAGE_SHIFT);
+}
+
 /*
  * Pages of BAR0 holding the MSI-X table or the pending bit array, which the
  * VMM emulates itself: [start, end) each, or empty.
@@ -258,6 +268,20 @@ ssize_t emuhba_write(struct vfio_device *vdev, const char __user *buf,
 	u64 val = 0;
 	ssize_t ret;
 
+	if (emuhba_is_doorbells(a, *ppos)) {
+		u32 db;
+
+		if (count == 4 && !(off & 3)) {
+			if (copy_from_user(&db, buf, 4))
+				return -EFAULT;
+			if (emuhba_db_region_write(a, off, db)) {
+				*ppos += count;
+				return count;
+			}
+		} else if (READ_ONCE(a->db_shadowed)) {
+			return -EINVAL;
+		}
+	}
 	if (!emuhba_is_regs(a, *ppos, count))
 		return vfio_pci_core_write(vdev, buf, count, ppos);
 

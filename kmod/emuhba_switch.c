@@ -25,23 +25,40 @@
 
 #include "emuhba.h"
 
-#define EMUHBA_SETTLE_POLLS	3
-#define EMUHBA_MSG_NO_DBBUF \
-	"the guest does not use shadow doorbells: queue positions cannot be established"
-
 struct emuhba_switch_req {
 	struct work_struct work;
 	struct emuhba_adapter *a;
 	struct emuhba_switch_timing t;
 	char msg[EMUHBA_BACKEND_MAX + 64];
 	int ret;
+	u32 window_doorbells;	/* doorbell writes the window caught */
 	struct completion done;
+};
+
+/* What a switch knows of one queue while it holds the doorbell pages. */
+struct emuhba_winq {
+	u16 vf_tail;		/* the last tail the VF was given */
+	u16 tail;		/* the guest's last tail */
+	u16 cq_head;		/* the guest's last completion queue head */
+	u16 cq_tail0;		/* the completion queue's tail as the window opened */
+	bool vf_tail_known;	/* vf_tail is exact: written in the window */
+	bool tail_seen;
+	bool head_seen;
+	bool cq_tail0_known;
 };
 
 struct emuhba_capture {
 	struct emu_nvme_positions pos;
-	struct emu_nvme_positions prev;
+	struct emuhba_winq q[EMU_NVME_NR_Q];
 	u32 stride;		/* doorbell stride in bytes */
+	bool dbbuf;		/* I/O tails come from the shadow doorbell buffer */
+	bool frozen;		/* no tail reaches the VF any more */
+	bool vf_stopped;	/* nothing reaches the VF any more */
+	bool release;		/* the switch is undone: everything goes on */
+	/* core.memory_lock is held for writing; mem_ok: the BAR may be used */
+	bool mem_locked;
+	bool mem_ok;
+	u32 caught;		/* doorbell writes caught */
 	/* a completion queue, read from guest memory */
 	struct nvme_completion *ring;
 };
@@ -58,139 +75,382 @@ static int emuhba_dbbuf_read(struct emuhba_adapter *a, u64 base, u32 stride,
 }
 
 /*
- * Where the controller posts the next entry of a completion queue whose
- * consumer is at head: the guest's phase at head is the phase of the entry
- * just before it (it consumed that one in its current lap); the posted but
- * unconsumed entries follow with that phase.
+ * Where the controller posts next in a completion queue, from the phase
+ * tags alone: the controller fills the ring in order, inverting the phase
+ * at each wrap, and the guest zeroed it before creating the queue, so the
+ * ring holds one run of the current phase from slot 0 followed by one run
+ * of the other. *last is the newest entry; *posted is false while the ring
+ * has never been written (I/O completions name a non-zero queue).
+ * -EAGAIN: two phase changes, as in a ring being written while it is read.
  */
-static int emuhba_cq_tail(struct emuhba_adapter *a, struct emuhba_capture *c,
-			  const struct emu_nvme_cq *cq, u16 head, u16 *tail,
-			  u8 *phase, u16 *last_sqid, u16 *last_sqhd)
+static int emuhba_cq_scan(struct emuhba_adapter *a, struct emuhba_capture *c,
+			  const struct emu_nvme_cq *cq, u16 *tail, u8 *phase,
+			  struct nvme_completion *last, bool *posted)
 {
-	u16 prev, i, idx;
-	u8 ph;
+	u32 i, edge;
+	u8 p0;
 	int ret;
 
 	ret = emuhba_guest_read(a, cq->base, c->ring,
 				(size_t)cq->size * sizeof(*c->ring));
 	if (ret)
 		return ret;
-	prev = head ? head - 1 : cq->size - 1;
-	ph = emuhba_cqe_phase(&c->ring[prev]);
-	if (!head)
-		ph ^= 1;
-	idx = head;
-	for (i = 0; i < cq->size; i++) {
-		if (emuhba_cqe_phase(&c->ring[idx]) != ph)
+	p0 = emuhba_cqe_phase(&c->ring[0]);
+	for (edge = 1; edge < cq->size; edge++)
+		if (emuhba_cqe_phase(&c->ring[edge]) != p0)
 			break;
-		if (++idx == cq->size) {
-			idx = 0;
-			ph ^= 1;
-		}
+	for (i = edge; i < cq->size; i++)
+		if (emuhba_cqe_phase(&c->ring[i]) == p0)
+			return -EAGAIN;
+	if (edge == cq->size) {
+		*tail = 0;
+		*phase = !p0;
+	} else {
+		*tail = edge;
+		*phase = p0;
 	}
-	if (i == cq->size)
-		return -ERANGE;	/* a full ring cannot be told from an empty one */
-	*tail = idx;
-	*phase = ph;
-	prev = idx ? idx - 1 : cq->size - 1;
-	*last_sqhd = le16_to_cpu(c->ring[prev].sq_head);
-	*last_sqid = le16_to_cpu(c->ring[prev].sq_id);
+	*last = c->ring[(*tail + cq->size - 1) % cq->size];
+	*posted = last->sq_id != 0;
 	return 0;
 }
 
+static void emuhba_win_forward(struct emuhba_adapter *a,
+			       struct emuhba_capture *c, u32 word, u32 val)
+{
+	void __iomem *io = a->core.barmap[VFIO_PCI_BAR0_REGION_INDEX] +
+			   EMUHBA_REGS_SIZE + word * 4;
+
+	if (!c->mem_locked)
+		vfio_pci_core_iowrite32(&a->core, true, val, io);
+	else if (c->mem_ok)
+		vfio_pci_core_iowrite32(&a->core, false, val, io);
+}
+
 /*
- * One look at every I/O queue. Returns 1 when settled (each completion
- * queue consumed up to the controller's tail, each submission queue's last
- * completion reporting the head the controller announced in EventIdx), 0
- * when not yet, or a negative errno when positions cannot be read.
+ * Take the doorbell writes the guest made since the last look. Each value
+ * supersedes the ones before it in the same register, so only the last
+ * matters. A completion queue head is passed on to the VF (it frees
+ * entries); a queue's first tail is passed on and fixes what the VF was
+ * given; later tails are held for the model. With a shadow doorbell buffer
+ * the VF reads I/O tails from memory: their register writes are held.
+ * Writes that are no queue's doorbell go to the VF as the guest made them.
+ * model_lock held.
  */
+static void emuhba_win_pump(struct emuhba_adapter *a, struct emuhba_capture *c)
+{
+	const struct emu_nvme_state *st = emu_nvme_state(a->model);
+	u32 per_q = c->stride / 4, w, v, qid;
+	struct emuhba_winq *q;
+	u32 *db;
+
+	lockdep_assert_held(&a->model_lock);
+	for (w = 0; w < a->db_words; w++) {
+		db = (u32 *)page_address(a->db_shadow[w / (PAGE_SIZE / 4)]) +
+		     w % (PAGE_SIZE / 4);
+		if (READ_ONCE(*db) == EMUHBA_DB_EMPTY)
+			continue;
+		v = xchg(db, EMUHBA_DB_EMPTY);
+		c->caught++;
+		qid = w / per_q / 2;
+		if (w % per_q || qid >= EMU_NVME_NR_Q ||
+		    (w / per_q & 1 ? !st->cq[qid].valid : !st->sq[qid].valid)) {
+			if (!c->vf_stopped)
+				emuhba_win_forward(a, c, w, v);
+			continue;
+		}
+		q = &c->q[qid];
+		if (w / per_q & 1) {
+			q->cq_head = v;
+			q->head_seen = true;
+			if (!c->vf_stopped)
+				emuhba_win_forward(a, c, w, v);
+			continue;
+		}
+		q->tail = v;
+		q->tail_seen = true;
+		if (!c->release &&
+		    (q->vf_tail_known || c->frozen || (qid && c->dbbuf)))
+			continue;
+		emuhba_win_forward(a, c, w, v);
+		q->vf_tail = v;
+		q->vf_tail_known = true;
+	}
+}
+
+/*
+ * The switch is undone with the VF running: what was held goes to the VF,
+ * older before newer, before the guest's writes reach it directly again.
+ * Called with the doorbell pages taken back and core.memory_lock held for
+ * writing, so that no such write can come first; model_lock held.
+ */
+static void emuhba_win_release(struct emuhba_adapter *a, void *arg)
+{
+	const struct emu_nvme_state *st = emu_nvme_state(a->model);
+	struct emuhba_capture *c = arg;
+	struct pci_dev *pdev = a->core.pdev;
+	u16 cmd = le16_to_cpu(*(__le16 *)&a->core.vconfig[PCI_COMMAND]);
+	u16 qid;
+
+	c->mem_locked = true;
+	/* What vfio_pci_core_iowrite32() checks under the same lock. */
+	c->mem_ok = (__force int)pdev->current_state < (__force int)PCI_D3hot &&
+		    (pdev->no_command_memory || (cmd & PCI_COMMAND_MEMORY));
+	for (qid = 0; qid < EMU_NVME_NR_Q; qid++) {
+		struct emuhba_winq *q = &c->q[qid];
+
+		if (!st->sq[qid].valid || !q->tail_seen ||
+		    (q->vf_tail_known && q->vf_tail == q->tail))
+			continue;
+		emuhba_win_forward(a, c, 2 * qid * (c->stride / 4), q->tail);
+		q->vf_tail = q->tail;
+		q->vf_tail_known = true;
+	}
+	c->release = true;
+	emuhba_win_pump(a, c);
+	c->mem_locked = false;
+}
+
+/*
+ * One I/O queue pair, with its completion queue serving it alone and of
+ * the same size N (emuhba_switch_precheck()). Its completion queue tail
+ * then counts the queue's completions and its tail its submissions, both
+ * modulo N; the guest never has N commands outstanding on a queue of N
+ * entries. So once the VF has been given tail T and nothing more, the VF
+ * holds no command of the queue exactly when the completion tail is T (and
+ * the newest completion then reports head T). Without T, the newest
+ * completion says how many commands were outstanding when it was posted:
+ * its head minus the completion tail. Returns 1 when the VF holds nothing
+ * of the queue and fills the positions, 0 when it still does (msg says
+ * what), -EAGAIN to look again, another negative errno when positions
+ * cannot be known.
+ */
+static int emuhba_capture_pair(struct emuhba_adapter *a,
+			       struct emuhba_capture *c, u16 qid,
+			       char *msg, size_t len)
+{
+	const struct emu_nvme_state *st = emu_nvme_state(a->model);
+	const struct emu_nvme_sq *sq = &st->sq[qid];
+	const struct emu_nvme_cq *cq = &st->cq[sq->cqid];
+	struct emu_nvme_qpos *p = &c->pos.q[qid];
+	struct emuhba_winq *q = &c->q[qid];
+	struct nvme_completion last;
+	u16 tail, vf_tail, guest_tail, head, sqhd, n = sq->size;
+	bool posted;
+	u8 phase;
+	int ret;
+
+	ret = emuhba_cq_scan(a, c, cq, &tail, &phase, &last, &posted);
+	if (ret) {
+		snprintf(msg, len, "completion queue %u: %s (%d)", sq->cqid,
+			 ret == -EAGAIN ? "phase tags out of order" : "unreadable",
+			 ret);
+		return ret;
+	}
+	sqhd = le16_to_cpu(last.sq_head);
+	if (posted && (le16_to_cpu(last.sq_id) != qid || sqhd >= n)) {
+		snprintf(msg, len,
+			 "completion queue %u: its newest entry (queue %u, head %u) is not queue %u's",
+			 sq->cqid, le16_to_cpu(last.sq_id), sqhd, qid);
+		return -EPROTO;
+	}
+	if (!q->cq_tail0_known) {
+		q->cq_tail0 = tail;
+		q->cq_tail0_known = true;
+	}
+
+	if (c->dbbuf) {
+		/* The VF announces in EventIdx the tail it read last. */
+		ret = emuhba_dbbuf_read(a, st->dbbuf.eis, c->stride, qid, false,
+					&vf_tail);
+		if (!ret)
+			ret = emuhba_dbbuf_read(a, st->dbbuf.dbs, c->stride, qid,
+						false, &guest_tail);
+		if (!ret)
+			ret = emuhba_dbbuf_read(a, st->dbbuf.dbs, c->stride, qid,
+						true, &head);
+		if (!ret && (vf_tail >= n || guest_tail >= n || head >= cq->size))
+			ret = -ERANGE;
+		if (ret) {
+			snprintf(msg, len, "queue %u: shadow doorbells unreadable (%d)",
+				 qid, ret);
+			return ret;
+		}
+	} else {
+		if (q->vf_tail_known) {
+			vf_tail = q->vf_tail;
+		} else if (!posted) {
+			vf_tail = 0;
+		} else {
+			/*
+			 * No tail written since the window opened: the VF has
+			 * what it had. Its newest completion tells how much of
+			 * that it still holds.
+			 */
+			if ((u16)((sqhd + n - tail) % n)) {
+				snprintf(msg, len,
+					 "queue %u: %u commands still on the VF",
+					 qid, (sqhd + n - tail) % n);
+				return 0;
+			}
+			vf_tail = sqhd;
+		}
+		guest_tail = q->tail_seen ? q->tail : vf_tail;
+		head = q->head_seen ? q->cq_head : q->cq_tail0;
+		if (vf_tail >= n || guest_tail >= n || head >= cq->size) {
+			snprintf(msg, len, "queue %u: doorbell value out of range",
+				 qid);
+			return -ERANGE;
+		}
+	}
+	if (tail != vf_tail) {
+		snprintf(msg, len, "queue %u: %u commands still on the VF", qid,
+			 (vf_tail + n - tail) % n);
+		return 0;
+	}
+	if (posted && sqhd != vf_tail) {
+		snprintf(msg, len,
+			 "queue %u: completions account for tail %u but the VF reports head %u",
+			 qid, vf_tail, sqhd);
+		return -EPROTO;
+	}
+	p->sq_head = vf_tail;
+	p->sq_tail = guest_tail;
+	p->cq_tail = tail;
+	p->cq_phase = phase;
+	p->cq_head = head;
+	return 1;
+}
+
+/* Every I/O queue; 1 when the VF holds none of their commands. */
 static int emuhba_capture_io(struct emuhba_adapter *a, struct emuhba_capture *c,
 			     char *msg, size_t len)
 {
 	const struct emu_nvme_state *st = emu_nvme_state(a->model);
-	u16 qid, sqhd[EMU_NVME_NR_Q], sqid[EMU_NVME_NR_Q];
-	bool settled = true;
-	int ret;
+	int ret, settled = 1;
+	u16 qid;
 
-	memcpy(&c->prev, &c->pos, sizeof(c->prev));
-
+	for (qid = 1; qid < EMU_NVME_NR_Q; qid++) {
+		if (!st->sq[qid].valid)
+			continue;
+		ret = emuhba_capture_pair(a, c, qid, msg, len);
+		if (ret < 0 && ret != -EAGAIN)
+			return ret;
+		if (ret <= 0)
+			settled = 0;
+	}
+	/* Completion queues without a submission queue post nothing. */
 	for (qid = 1; qid < EMU_NVME_NR_Q; qid++) {
 		const struct emu_nvme_cq *cq = &st->cq[qid];
 		struct emu_nvme_qpos *p = &c->pos.q[qid];
+		u16 i;
 
-		sqid[qid] = 0;
 		if (!cq->valid)
 			continue;
-		ret = emuhba_dbbuf_read(a, st->dbbuf.dbs, c->stride, qid, true,
-					&p->cq_head);
-		if (!ret && p->cq_head >= cq->size)
-			ret = -ERANGE;
-		if (!ret)
-			ret = emuhba_cq_tail(a, c, cq, p->cq_head, &p->cq_tail,
-					     &p->cq_phase, &sqid[qid],
-					     &sqhd[qid]);
-		if (ret) {
-			snprintf(msg, len, "completion queue %u: position unknown (%d)",
-				 qid, ret);
-			return ret;
-		}
-	}
-	for (qid = 1; qid < EMU_NVME_NR_Q; qid++) {
-		const struct emu_nvme_sq *sq = &st->sq[qid];
-		struct emu_nvme_qpos *p = &c->pos.q[qid];
-		u16 seen, tail;
-
-		if (!sq->valid)
+		for (i = 1; i < EMU_NVME_NR_Q; i++)
+			if (st->sq[i].valid && st->sq[i].cqid == qid)
+				break;
+		if (i < EMU_NVME_NR_Q)
 			continue;
-		ret = emuhba_dbbuf_read(a, st->dbbuf.eis, c->stride, qid, false,
-					&seen);
-		if (!ret)
-			ret = emuhba_dbbuf_read(a, st->dbbuf.dbs, c->stride, qid,
-						false, &tail);
-		if (!ret && (seen >= sq->size || tail >= sq->size))
-			ret = -ERANGE;
-		if (ret) {
-			snprintf(msg, len, "submission queue %u: position unknown (%d)",
-				 qid, ret);
-			return ret;
-		}
-		/* The VF fetched up to seen; the model fetches the rest. */
-		p->sq_head = seen;
-		p->sq_tail = seen;
-		if (sqid[sq->cqid] == qid && sqhd[sq->cqid] != seen)
-			settled = false;
+		p->cq_tail = cq->tail;
+		p->cq_phase = cq->phase;
+		p->cq_head = c->q[qid].head_seen ? c->q[qid].cq_head : cq->tail;
+		if (p->cq_head >= cq->size)
+			return -ERANGE;
 	}
-	/* Nothing posted or fetched since the last look. */
-	if (memcmp(&c->prev.q[1], &c->pos.q[1],
-		   sizeof(c->pos.q) - sizeof(c->pos.q[0])))
-		settled = false;
 	return settled;
 }
 
 /*
- * The admin queue: the observer has every completion; the VF mirrors the
- * admin doorbells into the shadow buffer, so its tail is known, and what
- * it fetched beyond the last completion must be AERs only.
+ * The admin tail the VF was given, when the guest wrote none in the window:
+ * the head its newest completion reported, and after it any AER the guest
+ * placed since the VF last fetched that slot (it differs from the
+ * observer's copy of the slot) and the model does not count outstanding.
+ * Linux submits its AER on its own after one completes; an identical AER
+ * in the same slot as one lap before cannot be told from the old one and is
+ * left to the guest's next admin doorbell.
+ */
+static u16 emuhba_admin_inferred_tail(struct emuhba_adapter *a)
+{
+	const struct emu_nvme_aer *aer = &emu_nvme_state(a->model)->aer;
+	struct emuhba_observer *obs = &a->obs;
+	struct nvme_command sqe, old;
+	u16 tail = obs->sq_head, cid;
+	unsigned int n, k;
+
+	for (n = aer->nr_cid; n < EMU_NVME_MAX_AER; n++) {
+		if ((tail + 1) % obs->sq_size == obs->sq_head ||
+		    emuhba_guest_read(a, obs->asq + (u64)tail * sizeof(sqe),
+				      &sqe, sizeof(sqe)) ||
+		    sqe.common.opcode != nvme_admin_async_event)
+			break;
+		old = obs->pending[tail];
+		emuhba_sqe_set_outstanding(&old, false);
+		emuhba_sqe_set_outstanding(&sqe, false);
+		if (!memcmp(&old, &sqe, sizeof(sqe)))
+			break;
+		cid = emuhba_sqe_cid(&sqe);
+		for (k = 0; k < aer->nr_cid && aer->cid[k] != cid; k++)
+			;
+		if (k < aer->nr_cid)
+			break;
+		tail = (tail + 1) % obs->sq_size;
+	}
+	return tail;
+}
+
+/*
+ * The admin queue: the observer has read every completion and the entries
+ * the VF reported fetched. What the VF fetched beyond the newest
+ * completion, up to the tail it was given, must be AERs only, and no
+ * fetched command but an AER may be outstanding. Without a tail written in
+ * the window, the VF was given what the newest completion reports.
  */
 static int emuhba_capture_admin(struct emuhba_adapter *a,
 				struct emuhba_capture *c, char *msg, size_t len)
 {
-	const struct emu_nvme_state *st = emu_nvme_state(a->model);
 	struct emuhba_observer *obs = &a->obs;
 	struct emu_nvme_qpos *p = &c->pos.q[0];
+	struct emuhba_winq *q = &c->q[0];
+	struct nvme_completion cqe;
 	struct nvme_command sqe;
-	u16 tail, head, slot;
+	u16 tail, slot;
 	int ret;
 
-	ret = emuhba_dbbuf_read(a, st->dbbuf.dbs, c->stride, 0, false, &tail);
-	if (!ret)
-		ret = emuhba_dbbuf_read(a, st->dbbuf.dbs, c->stride, 0, true,
-					&head);
-	if (!ret && (tail >= obs->sq_size || head >= obs->cq_size))
-		ret = -ERANGE;
-	if (ret) {
-		snprintf(msg, len, "admin queue: doorbells unknown (%d)", ret);
+	if (obs->lost) {
+		strscpy(msg, "admin queue observation was lost", len);
+		return -EIO;
+	}
+	if (!obs->pending || obs->pending_slots != obs->sq_size ||
+	    obs->sq_head >= obs->sq_size || obs->cq_head >= obs->cq_size) {
+		strscpy(msg, "admin queue: not observed", len);
+		return -EIO;
+	}
+	/* A completion the observer has not read yet. */
+	ret = emuhba_guest_read(a, obs->acq + (u64)obs->cq_head * sizeof(cqe),
+				&cqe, sizeof(cqe));
+	if (ret)
 		return ret;
+	if (emuhba_cqe_phase(&cqe) == obs->phase) {
+		strscpy(msg, "admin queue: completions not observed yet", len);
+		return 0;
+	}
+	tail = q->vf_tail_known ? q->vf_tail : emuhba_admin_inferred_tail(a);
+	if (tail >= obs->sq_size ||
+	    (q->tail_seen && q->tail >= obs->sq_size) ||
+	    (q->head_seen && q->cq_head >= obs->cq_size)) {
+		strscpy(msg, "admin queue: doorbell value out of range", len);
+		return -ERANGE;
+	}
+	for (slot = 0; slot < obs->sq_size; slot++) {
+		const struct nvme_command *f = &obs->pending[slot];
+
+		if (emuhba_sqe_outstanding(f) &&
+		    f->common.opcode != nvme_admin_async_event) {
+			snprintf(msg, len,
+				 "admin queue: command 0x%02x still on the VF",
+				 f->common.opcode);
+			return 0;
+		}
 	}
 	for (slot = obs->sq_head; slot != tail; slot = (slot + 1) % obs->sq_size) {
 		ret = emuhba_guest_read(a, obs->asq + (u64)slot * sizeof(sqe),
@@ -199,14 +459,18 @@ static int emuhba_capture_admin(struct emuhba_adapter *a,
 			return ret;
 		if (sqe.common.opcode != nvme_admin_async_event) {
 			snprintf(msg, len,
-				 "admin queue: command 0x%02x in flight at the switch",
+				 "admin queue: command 0x%02x still on the VF",
 				 sqe.common.opcode);
 			return 0;
 		}
 	}
+	if (!q->cq_tail0_known) {
+		q->cq_tail0 = obs->cq_head;
+		q->cq_tail0_known = true;
+	}
 	p->sq_head = tail;
-	p->sq_tail = tail;
-	p->cq_head = head;
+	p->sq_tail = q->tail_seen ? q->tail : tail;
+	p->cq_head = q->head_seen ? q->cq_head : q->cq_tail0;
 	p->cq_tail = obs->cq_head;
 	p->cq_phase = obs->phase;
 	return 1;
@@ -228,6 +492,36 @@ static int emuhba_capture_aers(struct emuhba_adapter *a, u16 tail)
 		obs->sq_head = (obs->sq_head + 1) % obs->sq_size;
 	}
 	return 0;
+}
+
+/*
+ * One look at the window: doorbells, then every queue. 1 when the VF holds
+ * no command of the guest's, 0 when it still does, else a negative errno;
+ * msg says what is outstanding or wrong. model_lock held.
+ */
+static int emuhba_capture(struct emuhba_adapter *a, struct emuhba_capture *c,
+			  char *msg, size_t len)
+{
+	char amsg[96] = "";
+	int io, adm;
+
+	lockdep_assert_held(&a->model_lock);
+	emuhba_win_pump(a, c);
+	msg[0] = 0;
+	if (emu_nvme_state(a->model)->dbbuf.enabled != c->dbbuf) {
+		strscpy(msg, "the guest changed its shadow doorbells during the switch",
+			len);
+		return -EBUSY;
+	}
+	io = emuhba_capture_io(a, c, msg, len);
+	if (io < 0)
+		return io;
+	adm = emuhba_capture_admin(a, c, amsg, sizeof(amsg));
+	if (adm < 0 || (io && !adm))
+		strscpy(msg, amsg, len);
+	if (adm < 0)
+		return adm;
+	return io && adm;
 }
 
 int emuhba_vf_disable(struct emuhba_adapter *a)
@@ -257,6 +551,49 @@ int emuhba_vf_disable(struct emuhba_adapter *a)
 	return -ETIMEDOUT;
 }
 
+/*
+ * Positions are counted per queue pair: every I/O submission queue needs a
+ * completion queue of its own, of the same size, that has served no other
+ * submission queue since it was created. Linux, SPDK and Windows create
+ * their queues so. 1 with msg set when a queue is not counted so.
+ */
+static int emuhba_pairs_check(struct emuhba_adapter *a, char *msg, size_t len)
+{
+	const struct emu_nvme_state *st = emu_nvme_state(a->model);
+	u16 qid, other;
+
+	for (qid = 1; qid < EMU_NVME_NR_Q; qid++) {
+		const struct emu_nvme_sq *sq = &st->sq[qid];
+		const struct emu_nvme_cq *cq;
+
+		if (!sq->valid)
+			continue;
+		cq = &st->cq[sq->cqid];
+		if (!cq->valid || cq->size != sq->size) {
+			snprintf(msg, len,
+				 "submission queue %u (%u entries) and its completion queue %u (%u entries) differ in size: outstanding commands cannot be counted",
+				 qid, sq->size, sq->cqid, cq->valid ? cq->size : 0);
+			return 1;
+		}
+		for (other = 1; other < EMU_NVME_NR_Q; other++) {
+			if (other != qid && st->sq[other].valid &&
+			    st->sq[other].cqid == sq->cqid) {
+				snprintf(msg, len,
+					 "submission queues %u and %u share completion queue %u: outstanding commands cannot be counted",
+					 qid, other, sq->cqid);
+				return 1;
+			}
+		}
+		if (!emu_nvme_cq_counts_one_sq(a->model, sq->cqid)) {
+			snprintf(msg, len,
+				 "completion queue %u served another submission queue before %u: outstanding commands cannot be counted",
+				 sq->cqid, qid);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 /* What makes a switch impossible before it starts. */
 static int emuhba_switch_precheck(struct emuhba_adapter *a, char *msg,
 				  size_t len)
@@ -270,9 +607,8 @@ static int emuhba_switch_precheck(struct emuhba_adapter *a, char *msg,
 			why = "admin queue observation was lost";
 		else if (!a->obs.enabled)
 			why = "the guest has not enabled the controller";
-		else if (!st->dbbuf.enabled)
-			why = EMUHBA_MSG_NO_DBBUF;
-		else if (emu_nvme_check(a->model, msg, len))
+		else if (emu_nvme_check(a->model, msg, len) ||
+			 emuhba_pairs_check(a, msg, len))
 			why = msg;
 	}
 	mutex_unlock(&a->model_lock);
@@ -353,50 +689,57 @@ static void emuhba_to_emu_disabled(struct emuhba_adapter *a,
 	emuhba_emul_start(a);
 }
 
-/* 1. No new submission reaches the VF: the doorbells are the driver's. */
+/* 1. No doorbell write reaches the VF but through the switch. */
 static void emuhba_to_emu_repoint(struct emuhba_adapter *a)
 {
 	emuhba_db_shadow_on(a);
 }
 
 /*
- * 2a. Wait until the VF has completed everything it fetched and nothing
- * has moved for EMUHBA_SETTLE_POLLS looks. 0 when settled, else a
- * negative errno with msg saying why.
+ * 2a. Forward doorbell writes until every queue's tail on the VF is known
+ * and the VF holds no command of the guest's, then hold every tail. 0 when
+ * so, else a negative errno with msg saying why (at the deadline: which
+ * queue and what is outstanding).
  */
-static int emuhba_to_emu_wait_settled(struct emuhba_adapter *a,
-				      struct emuhba_switch_req *r,
-				      struct emuhba_capture *c)
+static int emuhba_to_emu_wait_idle(struct emuhba_adapter *a,
+				   struct emuhba_switch_req *r,
+				   struct emuhba_capture *c)
 {
 	unsigned long deadline;
-	int stable = 0, ret, adm;
+	int ret;
 
 	deadline = jiffies + msecs_to_jiffies(a->policy.switch_timeout_ms);
 	for (;;) {
 		flush_work(&a->obs.work);
 		mutex_lock(&a->model_lock);
-		ret = emuhba_capture_io(a, c, r->msg, sizeof(r->msg));
-		adm = ret < 0 ? ret : emuhba_capture_admin(a, c, r->msg,
-							   sizeof(r->msg));
+		ret = emuhba_capture(a, c, r->msg, sizeof(r->msg));
+		if (ret > 0 && !c->frozen) {
+			/*
+			 * From here no tail reaches the VF; one more look
+			 * covers what was forwarded during this one.
+			 */
+			c->frozen = true;
+			ret = emuhba_capture(a, c, r->msg, sizeof(r->msg));
+		}
 		mutex_unlock(&a->model_lock);
-		if (ret < 0 || adm < 0)
-			return ret < 0 ? ret : adm;
-		stable = ret && adm ? stable + 1 : 0;
-		if (stable >= EMUHBA_SETTLE_POLLS)
+		if (ret > 0)
 			return 0;
+		if (ret < 0 && ret != -EAGAIN)
+			return ret;
 		if (time_after(jiffies, deadline)) {
-			if (!r->msg[0])
-				snprintf(r->msg, sizeof(r->msg),
-					 "the VF did not settle within %u ms",
-					 a->policy.switch_timeout_ms);
+			char why[200];
+
+			strscpy(why, r->msg[0] ? r->msg : "positions unknown",
+				sizeof(why));
+			snprintf(r->msg, sizeof(r->msg), "after %u ms, %s",
+				 a->policy.switch_timeout_ms, why);
 			return -ETIMEDOUT;
 		}
-		r->msg[0] = 0;
-		usleep_range(1000, 2000);
+		usleep_range(50, 100);
 	}
 }
 
-/* 2b. The VF settled: disable it (CC.EN = 0). */
+/* 2b. The VF holds nothing of the guest's: disable it (CC.EN = 0). */
 static int emuhba_to_emu_stop(struct emuhba_adapter *a,
 			      struct emuhba_switch_req *r)
 {
@@ -409,10 +752,9 @@ static int emuhba_to_emu_stop(struct emuhba_adapter *a,
 }
 
 /*
- * 3. Every queue's position, with the VF stopped, and the AERs it fetched
- * after the last admin completion; model_lock held. A negative errno when
- * a position cannot be read, else what emuhba_capture_io() and
- * emuhba_capture_admin() said last (0 lets the load go ahead).
+ * 3. Every queue's position, with the VF stopped: the same look, which
+ * must find what the last one found, and the AERs the VF fetched after the
+ * last admin completion; model_lock held.
  */
 static int emuhba_to_emu_capture(struct emuhba_adapter *a,
 				 struct emuhba_switch_req *r,
@@ -421,11 +763,16 @@ static int emuhba_to_emu_capture(struct emuhba_adapter *a,
 	int ret;
 
 	lockdep_assert_held(&a->model_lock);
-	ret = emuhba_capture_io(a, c, r->msg, sizeof(r->msg));
-	if (ret >= 0)
-		ret = emuhba_capture_admin(a, c, r->msg, sizeof(r->msg));
+	c->vf_stopped = true;
+	ret = emuhba_capture(a, c, r->msg, sizeof(r->msg));
+	if (!ret) {
+		/* Only a VF reading shadow doorbells on its own gets here. */
+		pci_err(a->core.pdev, "the VF took commands after it was idle: %s\n",
+			r->msg);
+		ret = -EIO;
+	}
 	if (ret > 0)
-		ret = emuhba_capture_aers(a, c->pos.q[0].sq_tail);
+		ret = emuhba_capture_aers(a, c->pos.q[0].sq_head);
 	return ret;
 }
 
@@ -442,9 +789,9 @@ static int emuhba_to_emulated(struct emuhba_adapter *a,
 			      struct emuhba_switch_req *r)
 {
 	const struct emu_nvme_state *st = emu_nvme_state(a->model);
+	bool enabled, vf_running = false;
 	struct emuhba_capture *c;
 	u64 t0, t1, t2, t3;
-	bool enabled;
 	int ret;
 
 	c = kzalloc(sizeof(*c), GFP_KERNEL);
@@ -457,6 +804,9 @@ static int emuhba_to_emulated(struct emuhba_adapter *a,
 		goto out_free;
 	}
 	c->stride = 4 << NVME_CAP_STRIDE(st->id.cap);
+	ret = vfio_pci_core_setup_barmap(&a->core, VFIO_PCI_BAR0_REGION_INDEX);
+	if (ret)
+		goto out_free;
 
 	mutex_lock(&a->model_lock);
 	enabled = st->regs.cc & EMU_CC_EN;
@@ -475,6 +825,9 @@ static int emuhba_to_emulated(struct emuhba_adapter *a,
 	ret = emuhba_switch_precheck(a, r->msg, sizeof(r->msg));
 	if (ret)
 		goto out_free;
+	mutex_lock(&a->model_lock);
+	c->dbbuf = st->dbbuf.enabled;
+	mutex_unlock(&a->model_lock);
 	ret = emuhba_to_emu_open(a, r);
 	if (ret)
 		goto out_free;
@@ -491,9 +844,12 @@ static int emuhba_to_emulated(struct emuhba_adapter *a,
 	t1 = ktime_get_ns();
 	r->t.repoint_ns = t1 - t0;
 
-	ret = emuhba_to_emu_wait_settled(a, r, c);
-	if (!ret)
-		ret = emuhba_to_emu_stop(a, r);
+	vf_running = true;
+	ret = emuhba_to_emu_wait_idle(a, r, c);
+	if (ret)
+		goto out_undo;
+	vf_running = false;
+	ret = emuhba_to_emu_stop(a, r);
 	if (ret)
 		goto out_undo;
 	t2 = ktime_get_ns();
@@ -517,14 +873,22 @@ static int emuhba_to_emulated(struct emuhba_adapter *a,
 	emuhba_dirty_scope_exact(a, a->obs.asq);
 	emuhba_emul_start(a);
 out_done:
+	r->window_doorbells = c->caught;
 	kvfree(c->ring);
 	kfree(c);
 	return 0;
 
 out_undo:
 	emuhba_emul_stop(a);
-	emuhba_db_shadow_off(a);
+	if (vf_running) {
+		mutex_lock(&a->model_lock);
+		emuhba_db_unshadow(a, emuhba_win_release, c);
+		mutex_unlock(&a->model_lock);
+	} else {
+		emuhba_db_shadow_off(a);
+	}
 	emuhba_backend_close(a);
+	r->window_doorbells = c->caught;
 out_free:
 	kvfree(c->ring);
 	kfree(c);
@@ -586,6 +950,7 @@ int emuhba_switch_to_emulated(struct emuhba_adapter *a,
 	a->mode = ret ? from : EMUHBA_MODE_EMULATED;
 	a->last_switch = r->t;
 	a->counters.switches++;
+	a->counters.window_doorbells += r->window_doorbells;
 	if (ret)
 		a->counters.switch_failures++;
 	*timing = r->t;
