@@ -2,18 +2,18 @@
 /*
  * The switch from direct to emulated mode with the guest running.
  *
- *  1. re-point: the doorbell pages are backed by driver pages, so no new
- *     submission reaches the VF;
- *  2. stop: wait until the VF has completed everything it fetched (each
- *     queue's last completion reports the head the VF announced in EventIdx
- *     and nothing moves for a few polls: drain and settle), then disable the
- *     VF (CC.EN = 0);
- *  3. capture: establish every queue's position from the guest's shadow
- *     doorbell buffer and from the completion queues in guest memory;
+ *  1. re-point: the doorbell pages are backed by driver pages: every
+ *     doorbell write of the guest reaches the VF only through the switch;
+ *  2. wait: forward completion heads and each queue's first tail, hold
+ *     later tails, until every queue's completion tail equals the tail the
+ *     VF was given (it then holds no command of the guest's), then hold
+ *     every tail; disable the VF (CC.EN = 0);
+ *  3. capture: the same look with the VF stopped gives every position;
  *  4. load: the model takes the queues over at those positions.
  *
- * Positions are only taken when they are certain; otherwise the switch is
- * undone and refused, leaving the guest on the VF as before.
+ * Documentation/queue-positions.rst argues why the positions are exact.
+ * When they cannot be known within the switch deadline the switch is
+ * undone and refused, leaving the guest on the VF with nothing lost.
  */
 #include <linux/delay.h>
 #include <linux/io.h>
