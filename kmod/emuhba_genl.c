@@ -25,6 +25,12 @@
 
 static struct genl_family emuhba_nl_family;
 
+/* The driver's position sources are the uAPI's values. */
+static_assert((int)EMUHBA_POS_SHADOW_DOORBELLS ==
+	      (int)EMUHBA_ADAPTER_POSITION_SOURCE_SHADOW_DOORBELLS);
+static_assert((int)EMUHBA_POS_TRAPPED_DOORBELLS ==
+	      (int)EMUHBA_ADAPTER_POSITION_SOURCE_TRAPPED_DOORBELLS);
+
 /* Whether the family is registered: the core may notify before or after. */
 static bool emuhba_genl_ready;
 
@@ -224,7 +230,9 @@ static int emuhba_nl_put_counters(struct sk_buff *skb,
 	    nla_put_u64_64bit(skb, EMUHBA_A_COUNTERS_DIRTY_PAGES,
 			      c->dirty_pages, pad) ||
 	    nla_put_u64_64bit(skb, EMUHBA_A_COUNTERS_IDENTIFY_ANSWERED,
-			      c->identify_answered, pad)) {
+			      c->identify_answered, pad) ||
+	    nla_put_u64_64bit(skb, EMUHBA_A_COUNTERS_WINDOW_DOORBELLS,
+			      c->window_doorbells, pad)) {
 		nla_nest_cancel(skb, nest);
 		return -EMSGSIZE;
 	}
@@ -300,6 +308,8 @@ static int emuhba_nl_fill_adapter(struct sk_buff *skb,
 	    nla_put_u8(skb, EMUHBA_A_ADAPTER_OPEN, s->open) ||
 	    nla_put_u8(skb, EMUHBA_A_ADAPTER_GUEST_IDENTITY,
 		       s->guest_identity) ||
+	    nla_put_u32(skb, EMUHBA_A_ADAPTER_POSITION_SOURCE,
+			s->position_source) ||
 	    nla_put_string(skb, EMUHBA_A_ADAPTER_BACKEND, s->backend) ||
 	    emuhba_nl_put_policy(skb, &s->policy) ||
 	    emuhba_nl_put_counters(skb, &s->counters) ||

@@ -57,6 +57,8 @@ struct hba_counters {
 	u64 switches, switch_failures, dirty_pages;
 	bool has_identify_answered;
 	u64 identify_answered;
+	bool has_window_doorbells;
+	u64 window_doorbells;
 };
 
 struct hba_timing {
@@ -73,6 +75,7 @@ struct hba_msg {
 	bool has_mig_state, has_old_mig_state, has_open, has_backend;
 	bool has_policy, has_error, has_error_msg;
 	bool has_nsid, has_nguid, has_eui64, has_subnqn, has_guest_identity;
+	bool has_position_source;
 	u32 id;
 	char bdf[HBA_BDF_LEN];
 	u32 personality, mode, old_mode, mig_state, old_mig_state;
@@ -83,6 +86,8 @@ struct hba_msg {
 	u8 nguid[16], eui64[8];
 	char subnqn[HBA_SUBNQN_LEN];
 	bool guest_identity;
+	/* enum emuhba_adapter_position_source: where a switch finds positions */
+	u32 position_source;
 	struct hba_policy policy;
 	struct hba_counters counters;
 	struct hba_timing last_switch;
@@ -163,6 +168,7 @@ int hba_parse_link(const void *nlh, size_t len, struct hba_link *l);
 const char *hba_mode_name(u32 mode);
 const char *hba_mig_state_name(u32 st);
 const char *hba_personality_name(u32 p);
+const char *hba_position_source_name(u32 src);
 const char *hba_cmd_name(u8 cmd);
 void hba_print_adapter(const struct hba_msg *m);
 void hba_print_switch(const struct hba_msg *m);

@@ -194,6 +194,18 @@ const char *hba_personality_name(u32 p)
 	return name_or_num(t, sizeof(t) / sizeof(t[0]), p);
 }
 
+const char *hba_position_source_name(u32 src)
+{
+	static const char *const t[] = {
+		[EMUHBA_ADAPTER_POSITION_SOURCE_SHADOW_DOORBELLS] =
+			"shadow-doorbells",
+		[EMUHBA_ADAPTER_POSITION_SOURCE_TRAPPED_DOORBELLS] =
+			"trapped-doorbells",
+	};
+
+	return name_or_num(t, sizeof(t) / sizeof(t[0]), src);
+}
+
 const char *hba_cmd_name(u8 cmd)
 {
 	static const char *const t[] = {
@@ -368,6 +380,12 @@ void hba_print_adapter(const struct hba_msg *m)
 			out_str("backend", m->backend);
 		else
 			out_null("backend");
+		/* null from kernels that do not report it */
+		if (m->has_position_source)
+			out_str("position_source",
+				hba_position_source_name(m->position_source));
+		else
+			out_null("position_source");
 		print_policy_json(&m->policy);
 		if (m->counters.present) {
 			const struct hba_counters *c = &m->counters;
@@ -384,6 +402,11 @@ void hba_print_adapter(const struct hba_msg *m)
 					c->identify_answered);
 			else
 				out_null("identify_answered");
+			if (c->has_window_doorbells)
+				out_u64("window_doorbells",
+					c->window_doorbells);
+			else
+				out_null("window_doorbells");
 			out_obj_end();
 		}
 		print_identity_json(m);
@@ -406,13 +429,21 @@ void hba_print_adapter(const struct hba_msg *m)
 			on_off(m->policy.auto_switch),
 			on_off(m->policy.quiesce_required),
 			m->policy.switch_timeout_ms);
-	if (m->counters.present)
+	if (m->has_position_source)
+		fprintf(f, "    position-source %s\n",
+			hba_position_source_name(m->position_source));
+	if (m->counters.present) {
 		fprintf(f, "    counters reg-traps %" PRIu64 " admin-observed %"
 			PRIu64 " emulated-cmds %" PRIu64 " switches %" PRIu64
-			" switch-failures %" PRIu64 " dirty-pages %" PRIu64 "\n",
+			" switch-failures %" PRIu64 " dirty-pages %" PRIu64,
 			m->counters.reg_traps, m->counters.admin_observed,
 			m->counters.emulated_cmds, m->counters.switches,
 			m->counters.switch_failures, m->counters.dirty_pages);
+		if (m->counters.has_window_doorbells)
+			fprintf(f, " window-doorbells %" PRIu64,
+				m->counters.window_doorbells);
+		fputc('\n', f);
+	}
 	print_identity_text(m);
 	if (m->last_switch.present)
 		print_timing_text(&m->last_switch);

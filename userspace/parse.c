@@ -154,6 +154,10 @@ static int parse_counters(const struct attr *nest, struct hba_counters *c)
 			err = get_u64(&a, &c->identify_answered);
 			c->has_identify_answered = true;
 			break;
+		case EMUHBA_A_COUNTERS_WINDOW_DOORBELLS:
+			err = get_u64(&a, &c->window_doorbells);
+			c->has_window_doorbells = true;
+			break;
 		}
 	}
 	return err;
@@ -285,6 +289,10 @@ int hba_parse_attrs(const void *attrs, size_t len, struct hba_msg *m)
 			err = get_u8(&a, &v8);
 			m->guest_identity = v8;
 			m->has_guest_identity = true;
+			break;
+		case EMUHBA_A_ADAPTER_POSITION_SOURCE:
+			err = get_u32(&a, &m->position_source);
+			m->has_position_source = true;
 			break;
 		default:
 			/* Newer kernels may add attributes: not an error. */

@@ -55,8 +55,10 @@ struct fake_adapter {
 	const char *backend;
 	bool auto_switch, quiesce;
 	u32 timeout;
-	u64 ctr[7];
-	int nctr;		/* counters sent: 6 from kernels before 7 */
+	u64 ctr[8];
+	/* counters sent: 6 or 7 from older kernels, 8 from current ones */
+	int nctr;
+	u32 possrc;		/* position source; 0: not sent (older kernels) */
 	bool ident;		/* send nsid, nguid, eui64, subnqn, guest */
 	bool switched;
 	s32 result;
@@ -77,6 +79,8 @@ static struct nl_msg *adapter_msg(const struct fake_adapter *a, u8 cmd,
 	nla_put_u32(m, EMUHBA_A_ADAPTER_MODE, a->mode);
 	nla_put_u32(m, EMUHBA_A_ADAPTER_MIG_STATE, a->mig);
 	nla_put_u8(m, EMUHBA_A_ADAPTER_OPEN, a->open);
+	if (a->possrc)
+		nla_put_u32(m, EMUHBA_A_ADAPTER_POSITION_SOURCE, a->possrc);
 	nla_put_string(m, EMUHBA_A_ADAPTER_BACKEND, a->backend);
 	n = nla_nest_start(m, EMUHBA_A_ADAPTER_POLICY);
 	nla_put_u8(m, EMUHBA_A_POLICY_AUTO_SWITCH, a->auto_switch);
@@ -122,8 +126,9 @@ static const struct fake_adapter fa0 = {
 static const struct fake_adapter fa1 = {
 	.id = 1, .bdf = "0000:01:00.2", .mode = EMUHBA_ADAPTER_MODE_EMULATED,
 	.mig = 6, .open = true, .backend = "/dev/nvme0n1", .quiesce = true,
-	.timeout = 500, .ctr = { 100, 42, 7777, 1, 0, 12345678901ULL, 2 },
-	.nctr = 7, .ident = true,
+	.timeout = 500, .ctr = { 100, 42, 7777, 1, 0, 12345678901ULL, 2, 5 },
+	.nctr = 8, .ident = true,
+	.possrc = EMUHBA_ADAPTER_POSITION_SOURCE_TRAPPED_DOORBELLS,
 	.switched = true, .t = { 1000, 2000, 3000, 4000, 15000 },
 };
 
@@ -296,6 +301,66 @@ TEST(dev_show_dump_text_golden)
 						&err));
 	EXPECT_EQ(0, golden("dev-show.txt", cap_end(&c)));
 	free(c.s);
+}
+
+/*
+ * The position source by name, in text and JSON; a value this hbamig does
+ * not know (a newer kernel's) is printed as a number, not refused.
+ */
+TEST(position_source_names)
+{
+	struct fake_adapter fa = fa1;
+	static struct buf b;
+	struct hba_msg got;
+	struct cap c;
+	char *s;
+
+	EXPECT_STREQ("shadow-doorbells", hba_position_source_name(
+		EMUHBA_ADAPTER_POSITION_SOURCE_SHADOW_DOORBELLS));
+	EXPECT_STREQ("trapped-doorbells", hba_position_source_name(
+		EMUHBA_ADAPTER_POSITION_SOURCE_TRAPPED_DOORBELLS));
+	EXPECT_STREQ("unknown-0", hba_position_source_name(0));
+	EXPECT_STREQ("unknown-9", hba_position_source_name(9));
+
+	for (u32 src = 1; src <= 3; src++) {
+		fa.possrc = src;
+		b.len = 0;
+		buf_add(&b, adapter_msg(&fa, EMUHBA_CMD_ADAPTER_GET, 0));
+		memset(&got, 0, sizeof(got));
+		ASSERT_EQ(0, hba_parse_attrs(b.d + NLMSG_HDRLEN + GENL_HDRLEN,
+					     b.len - NLMSG_HDRLEN -
+					     GENL_HDRLEN, &got));
+		EXPECT_TRUE(got.has_position_source);
+		EXPECT_EQ(src, got.position_source);
+		EXPECT_TRUE(got.counters.has_window_doorbells);
+		EXPECT_EQ(5, got.counters.window_doorbells);
+
+		cap_start(&c, false, false);
+		hba_print_adapter(&got);
+		s = cap_end(&c);
+		EXPECT_NE(NULL, strstr(s, src == 1 ?
+				       "\n    position-source shadow-doorbells\n" :
+				       src == 2 ?
+				       "\n    position-source trapped-doorbells\n" :
+				       "\n    position-source unknown-3\n"))
+			TH_LOG("%s", s);
+		EXPECT_NE(NULL, strstr(s, " window-doorbells 5\n"))
+			TH_LOG("%s", s);
+		free(s);
+
+		cap_start(&c, true, false);
+		hba_print_adapter(&got);
+		s = cap_end(&c);
+		EXPECT_NE(NULL, strstr(s, src == 1 ?
+				       "\"position_source\":\"shadow-doorbells\"" :
+				       src == 2 ?
+				       "\"position_source\":\"trapped-doorbells\"" :
+				       "\"position_source\":\"unknown-3\""))
+			TH_LOG("%s", s);
+		EXPECT_NE(NULL, strstr(s, "\"window_doorbells\":5}"))
+			TH_LOG("%s", s);
+		free(s);
+	}
 }
 
 /* A dump split over two recv() buffers: MORE after the first. */

@@ -283,6 +283,10 @@ struct adapter {
 	__u8 auto_switch, quiesce_required;
 	__u32 timeout;
 	int has_counters;
+	int has_window_doorbells;
+	__u64 window_doorbells;
+	int has_position_source;
+	__u32 position_source;
 	__u32 nsid;
 	char subnqn[300];
 	int nguid_len, eui64_len;	/* 0 when absent */
@@ -344,10 +348,21 @@ static inline void adapter_cb(const struct nlmsghdr *h, void *arg)
 			break;
 		case EMUHBA_A_ADAPTER_COUNTERS:
 			x->has_counters = 1;
-			for_attrs(b, d, a->nla_len - NLA_HDRLEN, rem2)
+			for_attrs(b, d, a->nla_len - NLA_HDRLEN, rem2) {
+				const char *bd = (const char *)b + NLA_HDRLEN;
+
 				if (b->nla_type == EMUHBA_A_COUNTERS_SWITCHES)
-					memcpy(&x->switches,
-					       (const char *)b + NLA_HDRLEN, 8);
+					memcpy(&x->switches, bd, 8);
+				if (b->nla_type ==
+				    EMUHBA_A_COUNTERS_WINDOW_DOORBELLS) {
+					memcpy(&x->window_doorbells, bd, 8);
+					x->has_window_doorbells = 1;
+				}
+			}
+			break;
+		case EMUHBA_A_ADAPTER_POSITION_SOURCE:
+			x->position_source = *(const __u32 *)d;
+			x->has_position_source = 1;
 			break;
 		case EMUHBA_A_ADAPTER_LAST_SWITCH:
 			x->has_last_switch = 1;

@@ -705,6 +705,45 @@ TEST_F(genl, identity_in_adapter_get)
 	       self->self.subnqn, self->self.nguid_len, self->self.eui64_len);
 }
 
+/*
+ * Where a switch would take the guest's queue positions from, and the
+ * doorbell writes switches caught: present for every bound adapter, the
+ * source one of the two the uAPI names.
+ */
+TEST_F(genl, position_source_in_adapter_get)
+{
+	struct adapters as = { 0 };
+	struct reply rep;
+	struct req r;
+
+	ASSERT_TRUE(self->self.has_position_source);
+	EXPECT_TRUE(self->self.position_source ==
+		    EMUHBA_ADAPTER_POSITION_SOURCE_SHADOW_DOORBELLS ||
+		    self->self.position_source ==
+		    EMUHBA_ADAPTER_POSITION_SOURCE_TRAPPED_DOORBELLS)
+		TH_LOG("position source %u", self->self.position_source);
+	EXPECT_TRUE(self->self.has_window_doorbells);
+
+	req_init(&r, self->f.id, EMUHBA_CMD_ADAPTER_GET, NLM_F_DUMP);
+	ASSERT_EQ(0, talk(self->fd, &r, &rep, adapter_cb, &as, BUF_SIZE, NULL));
+	EXPECT_EQ(0, rep.error);
+	ASSERT_LE(1, as.n);
+	for (int i = 0; i < as.n; i++) {
+		EXPECT_TRUE(as.a[i].has_position_source &&
+			    (as.a[i].position_source ==
+			     EMUHBA_ADAPTER_POSITION_SOURCE_SHADOW_DOORBELLS ||
+			     as.a[i].position_source ==
+			     EMUHBA_ADAPTER_POSITION_SOURCE_TRAPPED_DOORBELLS))
+			TH_LOG("%s: position source %u", as.a[i].bdf,
+			       as.a[i].position_source);
+		EXPECT_TRUE(as.a[i].has_window_doorbells)
+			TH_LOG("%s: no window_doorbells counter", as.a[i].bdf);
+	}
+	TH_LOG("%s: position source %u, %llu window doorbells", self->vf,
+	       self->self.position_source,
+	       (unsigned long long)self->self.window_doorbells);
+}
+
 TEST_F(genl, image_get_is_a_stable_image)
 {
 	static struct image im, im2;

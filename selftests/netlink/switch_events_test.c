@@ -67,6 +67,13 @@ FIXTURE_SETUP(sw)
 	ASSERT_EQ(0, get_adapter(self->fd, self->f.id, self->bdf,
 				 &self->before, &rep));
 	ASSERT_EQ(EMUHBA_ADAPTER_MODE_DIRECT, self->before.mode);
+	/* The guest's doorbell buffer decides where positions come from. */
+	ASSERT_TRUE(self->before.has_position_source);
+	EXPECT_EQ(variant->dbbuf ?
+		  EMUHBA_ADAPTER_POSITION_SOURCE_SHADOW_DOORBELLS :
+		  EMUHBA_ADAPTER_POSITION_SOURCE_TRAPPED_DOORBELLS,
+		  self->before.position_source);
+	EXPECT_TRUE(self->before.has_window_doorbells);
 	self->lfd = listener(self->f.grp);
 	ASSERT_LE(0, self->lfd);
 }

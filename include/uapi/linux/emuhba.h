@@ -40,6 +40,21 @@ enum emuhba_adapter_mode {
 	EMUHBA_ADAPTER_MODE_SWITCHING,
 };
 
+/**
+ * enum emuhba_adapter_position_source - Where a switch to emulated mode takes
+ *   the guest's queue positions from.
+ * @EMUHBA_ADAPTER_POSITION_SOURCE_SHADOW_DOORBELLS: The shadow doorbell buffer
+ *   the guest configured on the VF (Doorbell Buffer Config).
+ * @EMUHBA_ADAPTER_POSITION_SOURCE_TRAPPED_DOORBELLS: Doorbell writes the
+ *   driver catches and forwards while it switches: the guest has not
+ *   configured shadow doorbells (as on VFs of real SSDs, which do not offer
+ *   them).
+ */
+enum emuhba_adapter_position_source {
+	EMUHBA_ADAPTER_POSITION_SOURCE_SHADOW_DOORBELLS = 1,
+	EMUHBA_ADAPTER_POSITION_SOURCE_TRAPPED_DOORBELLS,
+};
+
 enum {
 	EMUHBA_A_ADAPTER_ID = 1,
 	EMUHBA_A_ADAPTER_BDF,
@@ -63,6 +78,7 @@ enum {
 	EMUHBA_A_ADAPTER_COMPATIBLE,
 	EMUHBA_A_ADAPTER_COMPAT_FIELD,
 	EMUHBA_A_ADAPTER_GUEST_IDENTITY,
+	EMUHBA_A_ADAPTER_POSITION_SOURCE,
 
 	__EMUHBA_A_ADAPTER_MAX,
 	EMUHBA_A_ADAPTER_MAX = (__EMUHBA_A_ADAPTER_MAX - 1)
@@ -97,6 +113,7 @@ enum {
 	EMUHBA_A_COUNTERS_SWITCH_FAILURES,
 	EMUHBA_A_COUNTERS_DIRTY_PAGES,
 	EMUHBA_A_COUNTERS_IDENTIFY_ANSWERED,
+	EMUHBA_A_COUNTERS_WINDOW_DOORBELLS,
 
 	__EMUHBA_A_COUNTERS_MAX,
 	EMUHBA_A_COUNTERS_MAX = (__EMUHBA_A_COUNTERS_MAX - 1)
