@@ -4,11 +4,14 @@
  * Linux guest's driver would (selftests/kmod/minivmm.c) and run random
  * 4 KiB reads at the given queue depth per queue.
  *
- * Usage: vfio_io [-m irq|poll] BDF QD MS [switch|roundtrip HBAMIG]
+ * Usage: vfio_io [-m irq|poll] [-d on|off] BDF QD MS [switch|roundtrip HBAMIG]
  *   -m irq (default): completions are taken when the queue's MSI-X vector
  *   fires, the thread sleeping in poll() on the eventfds meanwhile, as a
  *   guest's interrupt-driven driver does; -m poll: the completion queues
- *   are busy-polled, as with a guest's polled queues.
+ *   are busy-polled, as with a guest's polled queues. -d off: the guest
+ *   does not configure shadow doorbells (as on a VF that lacks them): it
+ *   rings MMIO doorbells only, and a switch takes the positions from the
+ *   doorbell writes it catches.
  *   Prints "mode=M iops=N traps_per_io=X irqs_per_io=Y stalls=S"; with
  *   "switch", the adapter is switched to emulated mode first; with
  *   "roundtrip", it is switched to emulated, measured, then paused and
@@ -17,9 +20,12 @@
  *   stalls counts waits of a second that ended with a completion in a CQ
  *   but no interrupt: a lost interrupt, 0 in a correct device.
  */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <linux/vfio.h>
@@ -29,23 +35,66 @@
 static void bad_args(const char *prog)
 {
 	fprintf(stderr,
-		"usage: %s [-m irq|poll] BDF QD MS [switch|roundtrip HBAMIG]\n",
+		"usage: %s [-m irq|poll] [-d on|off] BDF QD MS [switch|roundtrip HBAMIG]\n",
 		prog);
 	exit(2);
+}
+
+struct child {
+	pid_t pid;
+	int status;
+	bool done;
+};
+
+static bool child_running(void *arg)
+{
+	struct child *c = arg;
+
+	if (!c->done && waitpid(c->pid, &c->status, WNOHANG) == c->pid)
+		c->done = true;
+	return !c->done;
+}
+
+/* hbamig switch BDF emulated, with the guest's reads going on meanwhile. */
+static int switch_during_io(struct mvmm *vm, const char *hbamig,
+			    const char *bdf, int qd)
+{
+	struct child c = { 0 };
+	int ret;
+
+	c.pid = fork();
+	if (c.pid < 0)
+		return -errno;
+	if (!c.pid) {
+		if (!freopen("/dev/null", "w", stdout))
+			_exit(126);
+		execl(hbamig, hbamig, "switch", bdf, "emulated",
+		      (char *)NULL);
+		_exit(127);
+	}
+	ret = mvmm_io_run_while(vm, 0, qd, child_running, &c);
+	if (ret) {
+		kill(c.pid, SIGKILL);
+		waitpid(c.pid, NULL, 0);
+		return ret;
+	}
+	return WIFEXITED(c.status) ? WEXITSTATUS(c.status) : 128;
 }
 
 int main(int argc, char **argv)
 {
 	struct mvmm_bench b = { .irq = true };
-	long long traps0, traps1;
+	long long traps0, traps1, win0 = 0, win1 = 0;
+	bool dbbuf = true;
 	const char *bdf, *how = NULL, *hbamig = NULL;
 	struct mvmm vm;
 	int qd, ms, ret, opt;
 	uint64_t stalls;
-	char cmd[256];
 
-	while ((opt = getopt(argc, argv, "m:")) != -1) {
-		if (opt == 'm' && !strcmp(optarg, "irq"))
+	while ((opt = getopt(argc, argv, "m:d:")) != -1) {
+		if (opt == 'd' && (!strcmp(optarg, "on") || !strcmp(optarg, "off")))
+			dbbuf = !strcmp(optarg, "on");
+		else if (opt == 'm' && !strcmp(optarg, "irq"))
 			b.irq = true;
 		else if (opt == 'm' && !strcmp(optarg, "poll"))
 			b.irq = false;
@@ -68,7 +117,7 @@ int main(int argc, char **argv)
 
 	ret = mvmm_open(&vm, bdf, 16 << 20);
 	if (!ret)
-		ret = mvmm_nvme_init(&vm, 4, true);
+		ret = mvmm_nvme_init(&vm, 4, dbbuf);
 	if (ret) {
 		fprintf(stderr, "vfio_io: %s: %s\n", bdf, strerror(-ret));
 		return 1;
@@ -79,10 +128,12 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (how) {
-		snprintf(cmd, sizeof(cmd), "%s switch %s emulated >/dev/null",
-			 hbamig, bdf);
-		if (system(cmd)) {
-			fprintf(stderr, "vfio_io: switch failed\n");
+		win0 = mvmm_attr_ll(bdf, "emuhba/window_doorbells");
+		ret = switch_during_io(&vm, hbamig, bdf, qd);
+		win1 = mvmm_attr_ll(bdf, "emuhba/window_doorbells");
+		if (ret || vm.errors) {
+			fprintf(stderr, "vfio_io: switch failed (%d, %llu errors)\n",
+				ret, (unsigned long long)vm.errors);
 			return 1;
 		}
 	}
@@ -100,6 +151,8 @@ int main(int argc, char **argv)
 	if (traps0 >= 0)
 		printf(" traps_per_io=%.4f",
 		       b.ios ? (double)(traps1 - traps0) / b.ios : 0);
+	if (how && win0 >= 0 && win1 >= 0)
+		printf(" window_traps=%lld", win1 - win0);
 	if (b.irq)
 		printf(" irqs_per_io=%.4f",
 		       b.ios ? (double)b.irqs / b.ios : 0);

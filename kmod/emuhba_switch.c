@@ -45,6 +45,7 @@ struct emuhba_winq {
 	bool tail_seen;
 	bool head_seen;
 	bool cq_tail0_known;
+	bool stray;		/* rung while the queue did not exist */
 };
 
 struct emuhba_capture {
@@ -154,6 +155,9 @@ static void emuhba_win_pump(struct emuhba_adapter *a, struct emuhba_capture *c)
 		qid = w / per_q / 2;
 		if (w % per_q || qid >= EMU_NVME_NR_Q ||
 		    (w / per_q & 1 ? !st->cq[qid].valid : !st->sq[qid].valid)) {
+			/* The VF judges it; a queue created later is refused. */
+			if (!(w % per_q) && qid < EMU_NVME_NR_Q)
+				c->q[qid].stray = true;
 			if (!c->vf_stopped)
 				emuhba_win_forward(a, c, w, v);
 			continue;
@@ -239,6 +243,10 @@ static int emuhba_capture_pair(struct emuhba_adapter *a,
 	u8 phase;
 	int ret;
 
+	if (q->stray) {
+		snprintf(msg, len, "queue %u was rung before it existed", qid);
+		return -EPROTO;
+	}
 	ret = emuhba_cq_scan(a, c, cq, &tail, &phase, &last, &posted);
 	if (ret) {
 		snprintf(msg, len, "completion queue %u: %s (%d)", sq->cqid,
@@ -326,7 +334,9 @@ static int emuhba_capture_io(struct emuhba_adapter *a, struct emuhba_capture *c,
 			     char *msg, size_t len)
 {
 	const struct emu_nvme_state *st = emu_nvme_state(a->model);
+	struct nvme_completion last;
 	int ret, settled = 1;
+	bool posted;
 	u16 qid;
 
 	for (qid = 1; qid < EMU_NVME_NR_Q; qid++) {
@@ -351,9 +361,16 @@ static int emuhba_capture_io(struct emuhba_adapter *a, struct emuhba_capture *c,
 				break;
 		if (i < EMU_NVME_NR_Q)
 			continue;
-		p->cq_tail = cq->tail;
-		p->cq_phase = cq->phase;
-		p->cq_head = c->q[qid].head_seen ? c->q[qid].cq_head : cq->tail;
+		ret = emuhba_cq_scan(a, c, cq, &p->cq_tail, &p->cq_phase, &last,
+				     &posted);
+		if (ret) {
+			snprintf(msg, len, "completion queue %u: %s (%d)", qid,
+				 ret == -EAGAIN ? "phase tags out of order" :
+				 "unreadable", ret);
+			return ret;
+		}
+		p->cq_head = c->q[qid].head_seen ? c->q[qid].cq_head :
+			     p->cq_tail;
 		if (p->cq_head >= cq->size)
 			return -ERANGE;
 	}

@@ -129,7 +129,38 @@ static ssize_t identity_show(struct device *dev,
 }
 static DEVICE_ATTR_RO(identity);
 
+/* Doorbell writes switch windows caught; state_lock, as the switch counts. */
+static ssize_t window_doorbells_show(struct device *dev,
+				     struct device_attribute *attr, char *buf)
+{
+	struct emuhba_adapter *a = dev_to_adapter(dev);
+	u64 n;
+
+	mutex_lock(&a->state_lock);
+	n = a->counters.window_doorbells;
+	mutex_unlock(&a->state_lock);
+	return sysfs_emit(buf, "%llu\n", n);
+}
+static DEVICE_ATTR_RO(window_doorbells);
+
+/* Where a switch would take the guest's queue positions from. */
+static ssize_t position_source_show(struct device *dev,
+				    struct device_attribute *attr, char *buf)
+{
+	struct emuhba_adapter *a = dev_to_adapter(dev);
+	bool dbbuf;
+
+	mutex_lock(&a->model_lock);
+	dbbuf = emu_nvme_state(a->model)->dbbuf.enabled;
+	mutex_unlock(&a->model_lock);
+	return sysfs_emit(buf, "%s\n", dbbuf ? "shadow-doorbells" :
+			  "trapped-doorbells");
+}
+static DEVICE_ATTR_RO(position_source);
+
 static struct attribute *emuhba_attrs[] = {
+	&dev_attr_window_doorbells.attr,
+	&dev_attr_position_source.attr,
 	&dev_attr_identify_answered.attr,
 	&dev_attr_identify_unanswered.attr,
 	&dev_attr_identity.attr,
