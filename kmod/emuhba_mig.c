@@ -322,6 +322,11 @@ static void emuhba_mig_pause(struct emuhba_adapter *a)
 {
 	emuhba_emul_stop(a);
 	emuhba_backend_drain(a);
+	/* Doorbells rung before the stop are state: they go in the image. */
+	mutex_lock(&a->model_lock);
+	if (emuhba_model_owns_regs(a) && READ_ONCE(a->db_shadowed))
+		emuhba_db_collect(a);
+	mutex_unlock(&a->model_lock);
 }
 
 /* The saving session's PRE_COPY_INFO answers only in a PRE_COPY state. */

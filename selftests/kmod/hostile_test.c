@@ -384,7 +384,8 @@ TEST(flr_while_emulated)
 	put32(sqe + 4, vm.nsid);
 	memcpy(q->sq + (size_t)q->sq_tail * 64, sqe, 64);
 	q->sq_tail = (q->sq_tail + 1) % q->depth;
-	vm.dbs[2] = q->sq_tail;
+	if (vm.dbbuf)
+		vm.dbs[2] = q->sq_tail;
 	vm.db[2 << vm.dstrd] = q->sq_tail;
 	usleep(300 * 1000);
 	EXPECT_EQ(0, memcmp(cq_before, q->cq, sizeof(cq_before)));
@@ -499,6 +500,34 @@ static void *forge(void *arg)
 		usleep(200);
 	}
 	return NULL;
+}
+
+/*
+ * A VMM that writes doorbells through the region (pwrite) instead of the
+ * mapping, as QEMU does when it cannot mmap: in emulated mode those writes
+ * must reach the model, not the stopped VF.
+ */
+TEST(region_doorbells)
+{
+	const char *bdf = env("EMUHBA_VF");
+	long long before, after;
+	struct mvmm vm;
+	char mode[32];
+
+	ASSERT_NE(NULL, bdf);
+	ASSERT_EQ(0, mvmm_open(&vm, bdf, MEM));
+	ASSERT_EQ(0, mvmm_nvme_init(&vm, 2, true));
+	vm.db_pwrite = true;
+	ASSERT_EQ(0, mvmm_io_run(&vm, 100, 8));
+	ASSERT_EQ(0, hbamig("switch %s emulated", bdf));
+	mode_of(bdf, mode, sizeof(mode));
+	ASSERT_STREQ("emulated", mode);
+	before = mvmm_attr_ll(bdf, "emuhba/emulated_cmds");
+	ASSERT_EQ(0, mvmm_io_run(&vm, 200, 8));
+	after = mvmm_attr_ll(bdf, "emuhba/emulated_cmds");
+	EXPECT_LE(200, after - before);
+	expect_clean(_metadata, &vm);
+	mvmm_close(&vm);
 }
 
 TEST(forged_admin_completions)

@@ -44,6 +44,7 @@
 #define ADM_SET_FEAT	0x09
 #define ADM_AER		0x0c
 #define ADM_DBBUF	0x7c
+#define OACS_DBBUF	0x100	/* Doorbell Buffer Config supported */
 #define IO_WRITE	0x01
 #define IO_READ		0x02
 
@@ -402,6 +403,14 @@ static void ring(struct mvmm *vm, uint16_t qid, bool cq, uint16_t value)
 		if (!need_event(vm->eis[idx], value, old))
 			return;
 	}
+	if (vm->db_pwrite) {
+		uint32_t v = value;
+
+		if (pwrite(vm->device, &v, 4, vm->bar0_off + 4096 +
+			   (uint64_t)idx * 4) != 4)
+			vm->errors++;
+		return;
+	}
 	*(cq ? cq_db(vm, qid) : sq_db(vm, qid)) = value;
 }
 
@@ -668,6 +677,7 @@ int mvmm_nvme_init(struct mvmm *vm, int nr_ioq, bool dbbuf)
 	memcpy(vm->sn, idp + 4, 20);
 	memcpy(vm->mn, idp + 24, 40);
 	vm->cntlid = get16(idp + 78);
+	vm->oacs = get16(idp + 256);
 	vm->mdts_bytes = idp[77] ? (PAGE << idp[77]) > 65535 ? 65535 :
 			 (PAGE << idp[77]) : 65535;
 	ret = identify(vm, 2, 0, idp_iova);
@@ -690,7 +700,8 @@ int mvmm_nvme_init(struct mvmm *vm, int nr_ioq, bool dbbuf)
 	if ((int)(result & 0xffff) + 1 < nr_ioq)
 		nr_ioq = (result & 0xffff) + 1;
 
-	if (dbbuf) {
+	/* As Linux: shadow doorbells only on a controller that offers them. */
+	if (dbbuf && (vm->oacs & OACS_DBBUF)) {
 		vm->dbs_iova = mem_alloc(vm, PAGE, &va);
 		vm->dbs = va;
 		vm->eis_iova = mem_alloc(vm, PAGE, &va);
@@ -1189,6 +1200,12 @@ int mvmm_migrate(struct mvmm *vm, const char *dst_bdf, struct mvmm_mig_stats *st
 	send_pages(vm, dst.mem, to_send);
 
 	t_stop = now_ms();
+	/*
+	 * MMIO doorbells are the device's state: what the guest rang just
+	 * before its vCPUs stopped must reach the destination through it.
+	 */
+	if (vm->fill_at_stop && !vm->dbbuf)
+		st->pending_at_stop = mvmm_io_fill(vm, vm->fill_at_stop);
 	ret = set_mig_state(vm->device, VFIO_DEVICE_STATE_PRE_COPY_P2P, NULL);
 	if (!ret)
 		ret = set_mig_state(vm->device, VFIO_DEVICE_STATE_STOP_COPY, NULL);
@@ -1196,8 +1213,12 @@ int mvmm_migrate(struct mvmm *vm, const char *dst_bdf, struct mvmm_mig_stats *st
 		ret = mvmm_read_stream(sfd, &stream, &len);
 	if (ret)
 		goto out_track;
-	st->pending_at_stop = vm->fill_at_stop ?
-			      mvmm_io_fill(vm, vm->fill_at_stop) : 0;
+	/*
+	 * Shadow doorbells live in guest memory: submissions after the stop
+	 * reach the destination with it.
+	 */
+	if (vm->fill_at_stop && vm->dbbuf)
+		st->pending_at_stop = mvmm_io_fill(vm, vm->fill_at_stop);
 	n = sync_dirty(vm, to_send);
 	if (n < 0) {
 		ret = n;

@@ -43,6 +43,8 @@ struct mvmm {
 	uint64_t bar0_off;	/* region offset for pread/pwrite */
 	uint64_t bar0_size;
 	volatile uint32_t *db;	/* mmap of BAR0 from 4 KiB on */
+	/* doorbells through the region (pwrite), as a VMM without the mmap */
+	bool db_pwrite;
 	void *db_map;
 	size_t db_map_len;
 	uint64_t cap;
@@ -54,6 +56,7 @@ struct mvmm {
 	struct mvmm_queue admin;
 	struct mvmm_queue ioq[MVMM_MAX_IOQ];
 	int nr_ioq;
+	uint16_t oacs;		/* Identify Controller OACS */
 	bool dbbuf;
 	uint64_t dbs_iova, eis_iova;
 	uint32_t *dbs, *eis;
@@ -92,7 +95,11 @@ struct mvmm {
 
 int mvmm_open(struct mvmm *vm, const char *bdf, size_t mem_size);
 void mvmm_close(struct mvmm *vm);
-/* Bring the controller up as Linux does; returns 0 or a negative errno. */
+/*
+ * Bring the controller up as Linux does; returns 0 or a negative errno.
+ * dbbuf: configure shadow doorbells if the controller offers them (OACS
+ * bit 8); vm->dbbuf says whether it did.
+ */
 int mvmm_nvme_init(struct mvmm *vm, int nr_ioq, bool dbbuf);
 /* Disable the controller (CC.EN = 0) and wait for CSTS.RDY = 0. */
 int mvmm_nvme_disable(struct mvmm *vm);
