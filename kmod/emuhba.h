@@ -198,6 +198,13 @@ struct emuhba_adapter {
 	 * model_lock, read by the interrupt handler.
 	 */
 	bool id_foreign;
+	/*
+	 * While a switch stops the VF and takes its queues over, register
+	 * accesses wait on regs_wq: none may reach the VF it is disabling.
+	 * Written under model_lock.
+	 */
+	bool regs_held;
+	wait_queue_head_t regs_wq;
 	/* the emulation thread sleeps here; EMUHBA_EMUL_KICKED wakes it */
 	wait_queue_head_t emul_wq;
 	unsigned long emul_flags;
@@ -371,6 +378,7 @@ void emuhba_db_shadow_off(struct emuhba_adapter *a);
 void emuhba_db_unshadow(struct emuhba_adapter *a,
 			void (*flush)(struct emuhba_adapter *a, void *arg),
 			void *arg);
+bool emuhba_vf_mem_ok(struct emuhba_adapter *a);
 /* A doorbell write through the region instead of the mapping. */
 bool emuhba_db_region_write(struct emuhba_adapter *a, u64 off, u32 val);
 int emuhba_backend_open(struct emuhba_adapter *a,

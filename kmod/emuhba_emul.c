@@ -45,32 +45,54 @@ void emuhba_emul_kick(struct emuhba_adapter *a)
  */
 static const struct vm_operations_struct *emuhba_core_vm_ops;
 
+/*
+ * Whether the VF's BAR may be touched, as the VFIO core judges it for its
+ * own mappings and accesses (its helper is private); memory_lock held.
+ */
+bool emuhba_vf_mem_ok(struct emuhba_adapter *a)
+{
+	struct pci_dev *pdev = a->core.pdev;
+	u16 cmd = le16_to_cpu(*(__le16 *)&a->core.vconfig[PCI_COMMAND]);
+
+	lockdep_assert_held(&a->core.memory_lock);
+	return !a->core.pm_runtime_engaged &&
+	       (__force int)pdev->current_state < (__force int)PCI_D3hot &&
+	       (pdev->no_command_memory || (cmd & PCI_COMMAND_MEMORY));
+}
+
+/*
+ * A doorbell page is mapped here, to the driver's page or the VF's, under
+ * the same hold of memory_lock that reads db_shadowed: a switch taking the
+ * pages (which zaps under the lock held for writing) cannot slip between
+ * the check and the mapping.
+ */
 static vm_fault_t emuhba_db_fault(struct vm_fault *vmf)
 {
 	struct vm_area_struct *vma = vmf->vma;
 	/* vfio_pci_core_mmap() keeps the core device there. */
 	struct vfio_pci_core_device *core = vma->vm_private_data;
 	struct emuhba_adapter *a = emuhba_from_core(core);
-	unsigned long pgoff;
-	vm_fault_t ret;
+	unsigned long pgoff, first = EMUHBA_REGS_SIZE >> PAGE_SHIFT;
+	vm_fault_t ret = VM_FAULT_SIGBUS;
 
 	/* Offset of the faulting page in BAR0, in pages. */
 	pgoff = (vma->vm_pgoff & (BIT(VFIO_PCI_OFFSET_SHIFT - PAGE_SHIFT) - 1)) +
 		((vmf->address - vma->vm_start) >> PAGE_SHIFT);
+	if (pgoff < first || pgoff >= first + a->db_pages)
+		return emuhba_core_vm_ops->fault(vmf);
 	down_read(&a->core.memory_lock);
-	if (READ_ONCE(a->db_shadowed) &&
-	    pgoff >= EMUHBA_REGS_SIZE >> PAGE_SHIFT &&
-	    pgoff < (EMUHBA_REGS_SIZE >> PAGE_SHIFT) + a->db_pages) {
-		struct page *page = a->db_shadow[pgoff -
-						 (EMUHBA_REGS_SIZE >> PAGE_SHIFT)];
-
+	if (READ_ONCE(a->db_shadowed))
+		/* Ordinary memory: mapped cacheable, as the driver reads it. */
+		ret = vmf_insert_pfn_prot(vma, vmf->address & PAGE_MASK,
+					  page_to_pfn(a->db_shadow[pgoff - first]),
+					  vm_get_page_prot(vma->vm_flags));
+	else if (emuhba_vf_mem_ok(a))
 		ret = vmf_insert_pfn(vma, vmf->address & PAGE_MASK,
-				     page_to_pfn(page));
-		up_read(&a->core.memory_lock);
-		return ret;
-	}
+				     (pci_resource_start(a->core.pdev,
+							 VFIO_PCI_BAR0_REGION_INDEX) >>
+				      PAGE_SHIFT) + pgoff);
 	up_read(&a->core.memory_lock);
-	return emuhba_core_vm_ops->fault(vmf);
+	return ret;
 }
 
 static const struct vm_operations_struct emuhba_db_vm_ops = {
@@ -141,25 +163,32 @@ void emuhba_db_unshadow(struct emuhba_adapter *a,
 /*
  * A doorbell written through the region (pwrite) lands where one written
  * through the mapping would: in the driver page while the pages are
- * shadowed. false: they are not, the VF takes it.
+ * shadowed, else in the VF. false: not a doorbell page.
  */
 bool emuhba_db_region_write(struct emuhba_adapter *a, u64 off, u32 val)
 {
 	u64 word = (off - EMUHBA_REGS_SIZE) / 4;
-	bool done = false;
+	bool shadowed;
 	u32 *db;
 
+	if (off < EMUHBA_REGS_SIZE || word >= (u64)a->db_pages * (PAGE_SIZE / 4) ||
+	    vfio_pci_core_setup_barmap(&a->core, VFIO_PCI_BAR0_REGION_INDEX))
+		return false;
+	/* Decided and done under one hold, as the fault handler maps. */
 	down_read(&a->core.memory_lock);
-	if (READ_ONCE(a->db_shadowed) && off >= EMUHBA_REGS_SIZE &&
-	    word < (u64)a->db_pages * (PAGE_SIZE / 4)) {
+	shadowed = READ_ONCE(a->db_shadowed);
+	if (shadowed) {
 		db = page_address(a->db_shadow[word / (PAGE_SIZE / 4)]);
 		WRITE_ONCE(db[word % (PAGE_SIZE / 4)], val);
-		done = true;
+	} else if (emuhba_vf_mem_ok(a)) {
+		vfio_pci_core_iowrite32(&a->core, false, val,
+					a->core.barmap[VFIO_PCI_BAR0_REGION_INDEX] +
+					off);
 	}
 	up_read(&a->core.memory_lock);
-	if (done)
+	if (shadowed)
 		emuhba_emul_kick(a);
-	return done;
+	return true;
 }
 
 /* Hand the doorbell writes that reached the shadow pages to the model. */
@@ -544,6 +573,7 @@ void emuhba_emul_stop(struct emuhba_adapter *a)
 void emuhba_emul_init(struct emuhba_adapter *a)
 {
 	init_waitqueue_head(&a->emul_wq);
+	init_waitqueue_head(&a->regs_wq);
 	mutex_init(&a->log.lock);
 	xa_init(&a->log.pages);
 }

@@ -202,6 +202,22 @@ static int emuhba_reg_access_ok(loff_t pos, size_t count)
 	return 0;
 }
 
+/*
+ * Take model_lock for a register access, once no switch holds the
+ * registers; -EINTR (without the lock) if the caller was killed meanwhile.
+ */
+static int emuhba_regs_lock(struct emuhba_adapter *a)
+{
+	mutex_lock(&a->model_lock);
+	while (a->regs_held) {
+		mutex_unlock(&a->model_lock);
+		if (wait_event_killable(a->regs_wq, !READ_ONCE(a->regs_held)))
+			return -EINTR;
+		mutex_lock(&a->model_lock);
+	}
+	return 0;
+}
+
 ssize_t emuhba_read(struct vfio_device *vdev, char __user *buf, size_t count,
 		    loff_t *ppos)
 {
@@ -219,7 +235,8 @@ ssize_t emuhba_read(struct vfio_device *vdev, char __user *buf, size_t count,
 	if (ret)
 		return ret;
 
-	mutex_lock(&a->model_lock);
+	if (emuhba_regs_lock(a))
+		return -EINTR;
 	/*
 	 * CAP and VS belong to the identity: a guest that came from another
 	 * model keeps its own (the switch checked that this VF honours them).
@@ -271,15 +288,14 @@ ssize_t emuhba_write(struct vfio_device *vdev, const char __user *buf,
 	if (emuhba_is_doorbells(a, *ppos)) {
 		u32 db;
 
-		if (count == 4 && !(off & 3)) {
-			if (copy_from_user(&db, buf, 4))
-				return -EFAULT;
-			if (emuhba_db_region_write(a, off, db)) {
-				*ppos += count;
-				return count;
-			}
-		} else if (READ_ONCE(a->db_shadowed)) {
+		/* Doorbells are 32-bit registers (NVMe 3.1.2). */
+		if (count != 4 || (off & 3))
 			return -EINVAL;
+		if (copy_from_user(&db, buf, 4))
+			return -EFAULT;
+		if (emuhba_db_region_write(a, off, db)) {
+			*ppos += count;
+			return count;
 		}
 	}
 	if (!emuhba_is_regs(a, *ppos, count))
@@ -293,7 +309,8 @@ ssize_t emuhba_write(struct vfio_device *vdev, const char __user *buf,
 	if (copy_from_user(&val, buf, count))
 		return -EFAULT;
 
-	mutex_lock(&a->model_lock);
+	if (emuhba_regs_lock(a))
+		return -EINTR;
 	if (emuhba_model_owns_regs(a)) {
 		emu_nvme_reg_write(a->model, off, val, count);
 		mutex_unlock(&a->model_lock);

@@ -56,9 +56,7 @@ struct emuhba_capture {
 	bool frozen;		/* no tail reaches the VF any more */
 	bool vf_stopped;	/* nothing reaches the VF any more */
 	bool release;		/* the switch is undone: everything goes on */
-	/* core.memory_lock is held for writing; mem_ok: the BAR may be used */
-	bool mem_locked;
-	bool mem_ok;
+	bool mem_locked;	/* core.memory_lock is held for writing */
 	u32 caught;		/* doorbell writes caught */
 	/* a completion queue, read from guest memory */
 	struct nvme_completion *ring;
@@ -67,7 +65,7 @@ struct emuhba_capture {
 static int emuhba_dbbuf_read(struct emuhba_adapter *a, u64 base, u32 stride,
 			     u32 qid, bool cq, u16 *val)
 {
-	__le32 v;
+	__le32 v = 0;
 	int ret;
 
 	ret = emuhba_guest_read(a, base + (2 * qid + cq) * stride, &v, sizeof(v));
@@ -115,16 +113,18 @@ static int emuhba_cq_scan(struct emuhba_adapter *a, struct emuhba_capture *c,
 	return 0;
 }
 
-static void emuhba_win_forward(struct emuhba_adapter *a,
-			       struct emuhba_capture *c, u32 word, u32 val)
+/* 0 when the VF got the write. */
+static int emuhba_win_forward(struct emuhba_adapter *a,
+			      struct emuhba_capture *c, u32 word, u32 val)
 {
 	void __iomem *io = a->core.barmap[VFIO_PCI_BAR0_REGION_INDEX] +
 			   EMUHBA_REGS_SIZE + word * 4;
 
 	if (!c->mem_locked)
-		vfio_pci_core_iowrite32(&a->core, true, val, io);
-	else if (c->mem_ok)
-		vfio_pci_core_iowrite32(&a->core, false, val, io);
+		return vfio_pci_core_iowrite32(&a->core, true, val, io);
+	if (!emuhba_vf_mem_ok(a))
+		return -EIO;
+	return vfio_pci_core_iowrite32(&a->core, false, val, io);
 }
 
 /*
@@ -154,7 +154,7 @@ static void emuhba_win_pump(struct emuhba_adapter *a, struct emuhba_capture *c)
 		c->caught++;
 		qid = w / per_q / 2;
 		if (w % per_q || qid >= EMU_NVME_NR_Q ||
-		    (w / per_q & 1 ? !st->cq[qid].valid : !st->sq[qid].valid)) {
+		    ((w / per_q) & 1 ? !st->cq[qid].valid : !st->sq[qid].valid)) {
 			/* The VF judges it; a queue created later is refused. */
 			if (!(w % per_q) && qid < EMU_NVME_NR_Q)
 				c->q[qid].stray = true;
@@ -163,7 +163,7 @@ static void emuhba_win_pump(struct emuhba_adapter *a, struct emuhba_capture *c)
 			continue;
 		}
 		q = &c->q[qid];
-		if (w / per_q & 1) {
+		if ((w / per_q) & 1) {
 			q->cq_head = v;
 			q->head_seen = true;
 			if (!c->vf_stopped)
@@ -175,10 +175,35 @@ static void emuhba_win_pump(struct emuhba_adapter *a, struct emuhba_capture *c)
 		if (!c->release &&
 		    (q->vf_tail_known || c->frozen || (qid && c->dbbuf)))
 			continue;
-		emuhba_win_forward(a, c, w, v);
-		q->vf_tail = v;
-		q->vf_tail_known = true;
+		if (!emuhba_win_forward(a, c, w, v)) {
+			q->vf_tail = v;
+			q->vf_tail_known = true;
+		}
 	}
+}
+
+/*
+ * With shadow doorbells the guest's newest I/O tails are in its buffer, not
+ * in the register writes the window held: those go to the VF on an undo.
+ */
+static void emuhba_win_shadow_tails(struct emuhba_adapter *a,
+				    struct emuhba_capture *c)
+{
+	const struct emu_nvme_state *st = emu_nvme_state(a->model);
+	u16 qid, v;
+
+	if (!c->dbbuf)
+		return;
+	mutex_lock(&a->model_lock);
+	for (qid = 1; qid < EMU_NVME_NR_Q; qid++) {
+		struct emuhba_winq *q = &c->q[qid];
+
+		if (st->sq[qid].valid && q->tail_seen &&
+		    !emuhba_dbbuf_read(a, st->dbbuf.dbs, c->stride, qid, false,
+				       &v) && v < st->sq[qid].size)
+			q->tail = v;
+	}
+	mutex_unlock(&a->model_lock);
 }
 
 /*
@@ -191,23 +216,20 @@ static void emuhba_win_release(struct emuhba_adapter *a, void *arg)
 {
 	const struct emu_nvme_state *st = emu_nvme_state(a->model);
 	struct emuhba_capture *c = arg;
-	struct pci_dev *pdev = a->core.pdev;
-	u16 cmd = le16_to_cpu(*(__le16 *)&a->core.vconfig[PCI_COMMAND]);
 	u16 qid;
 
 	c->mem_locked = true;
-	/* What vfio_pci_core_iowrite32() checks under the same lock. */
-	c->mem_ok = (__force int)pdev->current_state < (__force int)PCI_D3hot &&
-		    (pdev->no_command_memory || (cmd & PCI_COMMAND_MEMORY));
 	for (qid = 0; qid < EMU_NVME_NR_Q; qid++) {
 		struct emuhba_winq *q = &c->q[qid];
 
 		if (!st->sq[qid].valid || !q->tail_seen ||
 		    (q->vf_tail_known && q->vf_tail == q->tail))
 			continue;
-		emuhba_win_forward(a, c, 2 * qid * (c->stride / 4), q->tail);
-		q->vf_tail = q->tail;
-		q->vf_tail_known = true;
+		if (!emuhba_win_forward(a, c, 2 * qid * (c->stride / 4),
+					q->tail)) {
+			q->vf_tail = q->tail;
+			q->vf_tail_known = true;
+		}
 	}
 	c->release = true;
 	emuhba_win_pump(a, c);
@@ -235,19 +257,24 @@ static int emuhba_capture_pair(struct emuhba_adapter *a,
 	const struct emu_nvme_state *st = emu_nvme_state(a->model);
 	const struct emu_nvme_sq *sq = &st->sq[qid];
 	const struct emu_nvme_cq *cq = &st->cq[sq->cqid];
-	struct emu_nvme_qpos *p = &c->pos.q[qid];
-	struct emuhba_winq *q = &c->q[qid];
-	struct nvme_completion last;
+	/* The submission queue's records, and its completion queue's. */
+	struct emu_nvme_qpos *p = &c->pos.q[qid], *cp = &c->pos.q[sq->cqid];
+	struct emuhba_winq *q = &c->q[qid], *cw = &c->q[sq->cqid];
+	struct nvme_completion last, again;
 	u16 tail, vf_tail, guest_tail, head, sqhd, n = sq->size;
 	bool posted;
 	u8 phase;
 	int ret;
 
-	if (q->stray) {
-		snprintf(msg, len, "queue %u was rung before it existed", qid);
-		return -EPROTO;
-	}
 	ret = emuhba_cq_scan(a, c, cq, &tail, &phase, &last, &posted);
+	/* The newest entry once more: not one read while it was written. */
+	if (!ret && posted) {
+		ret = emuhba_guest_read(a, cq->base + (u64)((tail + cq->size - 1) %
+							     cq->size) *
+					sizeof(again), &again, sizeof(again));
+		if (!ret && memcmp(&again, &last, sizeof(last)))
+			ret = -EAGAIN;
+	}
 	if (ret) {
 		snprintf(msg, len, "completion queue %u: %s (%d)", sq->cqid,
 			 ret == -EAGAIN ? "phase tags out of order" : "unreadable",
@@ -261,9 +288,9 @@ static int emuhba_capture_pair(struct emuhba_adapter *a,
 			 sq->cqid, le16_to_cpu(last.sq_id), sqhd, qid);
 		return -EPROTO;
 	}
-	if (!q->cq_tail0_known) {
-		q->cq_tail0 = tail;
-		q->cq_tail0_known = true;
+	if (!cw->cq_tail0_known) {
+		cw->cq_tail0 = tail;
+		cw->cq_tail0_known = true;
 	}
 
 	if (c->dbbuf) {
@@ -274,8 +301,8 @@ static int emuhba_capture_pair(struct emuhba_adapter *a,
 			ret = emuhba_dbbuf_read(a, st->dbbuf.dbs, c->stride, qid,
 						false, &guest_tail);
 		if (!ret)
-			ret = emuhba_dbbuf_read(a, st->dbbuf.dbs, c->stride, qid,
-						true, &head);
+			ret = emuhba_dbbuf_read(a, st->dbbuf.dbs, c->stride,
+						sq->cqid, true, &head);
 		if (!ret && (vf_tail >= n || guest_tail >= n || head >= cq->size))
 			ret = -ERANGE;
 		if (ret) {
@@ -303,7 +330,7 @@ static int emuhba_capture_pair(struct emuhba_adapter *a,
 			vf_tail = sqhd;
 		}
 		guest_tail = q->tail_seen ? q->tail : vf_tail;
-		head = q->head_seen ? q->cq_head : q->cq_tail0;
+		head = cw->head_seen ? cw->cq_head : cw->cq_tail0;
 		if (vf_tail >= n || guest_tail >= n || head >= cq->size) {
 			snprintf(msg, len, "queue %u: doorbell value out of range",
 				 qid);
@@ -323,9 +350,9 @@ static int emuhba_capture_pair(struct emuhba_adapter *a,
 	}
 	p->sq_head = vf_tail;
 	p->sq_tail = guest_tail;
-	p->cq_tail = tail;
-	p->cq_phase = phase;
-	p->cq_head = head;
+	cp->cq_tail = tail;
+	cp->cq_phase = phase;
+	cp->cq_head = head;
 	return 1;
 }
 
@@ -512,63 +539,6 @@ static int emuhba_capture_aers(struct emuhba_adapter *a, u16 tail)
 }
 
 /*
- * One look at the window: doorbells, then every queue. 1 when the VF holds
- * no command of the guest's, 0 when it still does, else a negative errno;
- * msg says what is outstanding or wrong. model_lock held.
- */
-static int emuhba_capture(struct emuhba_adapter *a, struct emuhba_capture *c,
-			  char *msg, size_t len)
-{
-	char amsg[96] = "";
-	int io, adm;
-
-	lockdep_assert_held(&a->model_lock);
-	emuhba_win_pump(a, c);
-	msg[0] = 0;
-	if (emu_nvme_state(a->model)->dbbuf.enabled != c->dbbuf) {
-		strscpy(msg, "the guest changed its shadow doorbells during the switch",
-			len);
-		return -EBUSY;
-	}
-	io = emuhba_capture_io(a, c, msg, len);
-	if (io < 0)
-		return io;
-	adm = emuhba_capture_admin(a, c, amsg, sizeof(amsg));
-	if (adm < 0 || (io && !adm))
-		strscpy(msg, amsg, len);
-	if (adm < 0)
-		return adm;
-	return io && adm;
-}
-
-int emuhba_vf_disable(struct emuhba_adapter *a)
-{
-	void __iomem *bar;
-	int i, ret;
-	u32 csts;
-
-	ret = vfio_pci_core_setup_barmap(&a->core, 0);
-	if (ret)
-		return ret;
-	bar = a->core.barmap[0];
-	ret = vfio_pci_core_iowrite32(&a->core, true, 0, bar + NVME_REG_CC);
-	if (ret)
-		return ret;
-	for (i = 0; i < 2000; i++) {
-		ret = vfio_pci_core_ioread32(&a->core, true, &csts,
-					     bar + NVME_REG_CSTS);
-		if (ret)
-			return ret;
-		if (csts == ~0U)
-			return -ENODEV;
-		if (!(csts & NVME_CSTS_RDY))
-			return 0;
-		usleep_range(500, 1000);
-	}
-	return -ETIMEDOUT;
-}
-
-/*
  * Positions are counted per queue pair: every I/O submission queue needs a
  * completion queue of its own, of the same size, that has served no other
  * submission queue since it was created. Linux, SPDK and Windows create
@@ -611,6 +581,80 @@ static int emuhba_pairs_check(struct emuhba_adapter *a, char *msg, size_t len)
 	return 0;
 }
 
+/*
+ * One look at the window: doorbells, then every queue. 1 when the VF holds
+ * no command of the guest's, 0 when it still does, else a negative errno;
+ * msg says what is outstanding or wrong. model_lock held.
+ */
+static int emuhba_capture(struct emuhba_adapter *a, struct emuhba_capture *c,
+			  char *msg, size_t len)
+{
+	const struct emu_nvme_state *st = emu_nvme_state(a->model);
+	char amsg[96] = "";
+	int io, adm;
+	u16 qid;
+
+	lockdep_assert_held(&a->model_lock);
+	emuhba_win_pump(a, c);
+	msg[0] = 0;
+	if (atomic_read(&a->reset_pending)) {
+		strscpy(msg, "the VF was reset during the switch", len);
+		return -EBUSY;
+	}
+	if (!(st->regs.cc & EMU_CC_EN) || st->dbbuf.enabled != c->dbbuf) {
+		strscpy(msg, "the guest reconfigured its controller during the switch",
+			len);
+		return -EBUSY;
+	}
+	for (qid = 0; qid < EMU_NVME_NR_Q; qid++) {
+		if (c->q[qid].stray) {
+			snprintf(msg, len,
+				 "the guest rang queue %u, which the switch does not know",
+				 qid);
+			return -EPROTO;
+		}
+	}
+	/* Queues created during the window must pair up too. */
+	if (emuhba_pairs_check(a, msg, len))
+		return -EOPNOTSUPP;
+	io = emuhba_capture_io(a, c, msg, len);
+	if (io < 0)
+		return io;
+	adm = emuhba_capture_admin(a, c, amsg, sizeof(amsg));
+	if (adm < 0 || (io && !adm))
+		strscpy(msg, amsg, len);
+	if (adm < 0)
+		return adm;
+	return io && adm;
+}
+
+int emuhba_vf_disable(struct emuhba_adapter *a)
+{
+	void __iomem *bar;
+	int i, ret;
+	u32 csts;
+
+	ret = vfio_pci_core_setup_barmap(&a->core, 0);
+	if (ret)
+		return ret;
+	bar = a->core.barmap[0];
+	ret = vfio_pci_core_iowrite32(&a->core, true, 0, bar + NVME_REG_CC);
+	if (ret)
+		return ret;
+	for (i = 0; i < 2000; i++) {
+		ret = vfio_pci_core_ioread32(&a->core, true, &csts,
+					     bar + NVME_REG_CSTS);
+		if (ret)
+			return ret;
+		if (csts == ~0U)
+			return -ENODEV;
+		if (!(csts & NVME_CSTS_RDY))
+			return 0;
+		usleep_range(500, 1000);
+	}
+	return -ETIMEDOUT;
+}
+
 /* What makes a switch impossible before it starts. */
 static int emuhba_switch_precheck(struct emuhba_adapter *a, char *msg,
 				  size_t len)
@@ -624,6 +668,8 @@ static int emuhba_switch_precheck(struct emuhba_adapter *a, char *msg,
 			why = "admin queue observation was lost";
 		else if (!a->obs.enabled)
 			why = "the guest has not enabled the controller";
+		else if (PAGE_SIZE != SZ_4K)
+			why = "pages above 4 KiB: doorbells share the registers page and bypass the switch window";
 		else if (emu_nvme_check(a->model, msg, len) ||
 			 emuhba_pairs_check(a, msg, len))
 			why = msg;
@@ -692,18 +738,26 @@ static int emuhba_to_emu_open(struct emuhba_adapter *a,
  * The guest has not enabled the controller: there are no queues, the
  * model starts as a disabled controller.
  */
-static void emuhba_to_emu_disabled(struct emuhba_adapter *a,
-				   struct emuhba_switch_req *r)
+static int emuhba_to_emu_disabled(struct emuhba_adapter *a,
+				  struct emuhba_switch_req *r)
 {
 	u64 t0;
 
 	t0 = ktime_get_ns();
-	emuhba_db_shadow_on(a);
+	/* Under the lock register writes take: CC.EN cannot change meanwhile. */
 	mutex_lock(&a->model_lock);
+	if (emu_nvme_state(a->model)->regs.cc & EMU_CC_EN) {
+		mutex_unlock(&a->model_lock);
+		strscpy(r->msg, "the guest enabled the controller during the switch",
+			sizeof(r->msg));
+		return -EBUSY;
+	}
+	emuhba_db_shadow_on(a);
 	emu_nvme_start_disabled(a->model);
 	mutex_unlock(&a->model_lock);
 	r->t.load_ns = ktime_get_ns() - t0;
 	emuhba_emul_start(a);
+	return 0;
 }
 
 /* 1. No doorbell write reaches the VF but through the switch. */
@@ -783,7 +837,7 @@ static int emuhba_to_emu_capture(struct emuhba_adapter *a,
 	c->vf_stopped = true;
 	ret = emuhba_capture(a, c, r->msg, sizeof(r->msg));
 	if (!ret) {
-		/* Only a VF reading shadow doorbells on its own gets here. */
+		/* The VF took or lost commands after it was found idle. */
 		pci_err(a->core.pdev, "the VF took commands after it was idle: %s\n",
 			r->msg);
 		ret = -EIO;
@@ -833,9 +887,13 @@ static int emuhba_to_emulated(struct emuhba_adapter *a,
 		if (ret)
 			goto out_free;
 		ret = emuhba_emul_prepare(a);
-		if (ret)
-			goto out_undo;
-		emuhba_to_emu_disabled(a, r);
+		if (!ret)
+			ret = emuhba_to_emu_disabled(a, r);
+		if (ret) {
+			emuhba_emul_stop(a);
+			emuhba_backend_close(a);
+			goto out_free;
+		}
 		goto out_done;
 	}
 	/* Checked again: the observer may have lost track since. */
@@ -865,13 +923,19 @@ static int emuhba_to_emulated(struct emuhba_adapter *a,
 	ret = emuhba_to_emu_wait_idle(a, r, c);
 	if (ret)
 		goto out_undo;
-	vf_running = false;
+	/* No register access reaches the VF from here to the takeover. */
+	mutex_lock(&a->model_lock);
+	a->regs_held = true;
+	mutex_unlock(&a->model_lock);
 	ret = emuhba_to_emu_stop(a, r);
 	if (ret)
 		goto out_undo;
+	vf_running = false;
 	t2 = ktime_get_ns();
 	r->t.stop_ns = t2 - t1;
 
+	/* The admin completions the VF posted before it stopped. */
+	flush_work(&a->obs.work);
 	mutex_lock(&a->model_lock);
 	ret = emuhba_to_emu_capture(a, r, c);
 	t3 = ktime_get_ns();
@@ -879,9 +943,13 @@ static int emuhba_to_emulated(struct emuhba_adapter *a,
 	if (!ret)
 		ret = emuhba_to_emu_load(a, r, c);
 	r->t.load_ns = ktime_get_ns() - t3;
+	if (ret)
+		/* The VF lost the guest's queues: no switch until it resets. */
+		a->obs.lost = true;
+	a->regs_held = false;
 	mutex_unlock(&a->model_lock);
+	wake_up_all(&a->regs_wq);
 	if (ret) {
-		/* The VF is stopped: the guest's controller is lost. */
 		pci_err(a->core.pdev, "takeover failed after the VF stopped: %s (%pe)\n",
 			r->msg, ERR_PTR(ret));
 		goto out_undo;
@@ -898,9 +966,13 @@ out_done:
 out_undo:
 	emuhba_emul_stop(a);
 	if (vf_running) {
+		/* Guest memory is read before memory_lock is taken. */
+		emuhba_win_shadow_tails(a, c);
 		mutex_lock(&a->model_lock);
 		emuhba_db_unshadow(a, emuhba_win_release, c);
+		a->regs_held = false;
 		mutex_unlock(&a->model_lock);
+		wake_up_all(&a->regs_wq);
 	} else {
 		emuhba_db_shadow_off(a);
 	}
