@@ -328,15 +328,25 @@ int emu_img_export(struct emu_nvme_ctrl *ctrl, void *buf, size_t cap,
 	return emu_w_finish(&w, nsec);
 }
 
+u32 emu_img_usage(const struct emu_nvme_ctrl *ctrl)
+{
+	return ctrl->st.dbbuf.enabled ? EMU_IMG_USE_DBBUF : 0;
+}
+
 int emu_img_export_stable(struct emu_nvme_ctrl *ctrl, void *buf, size_t cap)
 {
 	struct emu_w w = { .buf = buf, .cap = cap };
 	u32 nsec = 0;
+	size_t at;
 
 	if (cap < EMU_IMG_HDR_LEN)
 		return -ENOSPC;
 	emu_w_header(&w, EMU_IMG_MINOR, EMU_IMG_F_STABLE);
 	emu_w_identity(&w, &ctrl->st, &nsec);
+	/* Optional: a 1.1 destination skips it (and judges as before). */
+	at = emu_sec_begin(&w, EMU_IMG_SEC_USAGE, 0);
+	emu_w8(&w, !!(emu_img_usage(ctrl) & EMU_IMG_USE_DBBUF));
+	emu_sec_end(&w, at, &nsec);
 	return emu_w_finish(&w, nsec);
 }
 
@@ -429,6 +439,7 @@ struct emu_sum {
 	u8 nr_changed_ns;
 	u8 dbbuf;
 	u64 dbs, eis;
+	u8 use_dbbuf;		/* a stable image's USAGE: shadow doorbells */
 	u8 nr_idc;		/* Identify Controller pages */
 	u8 aerl;
 	u8 mdts;
@@ -979,6 +990,18 @@ static int emu_d_sections(struct emu_dec *d, const u8 *b, size_t len,
 		case EMU_IMG_SEC_LOGS:
 			ret = emu_d_logs(d, &r, st ? &st->logs : NULL);
 			break;
+		case EMU_IMG_SEC_USAGE:
+			/* A full image says it in its DBBUF section. */
+			if (!d->stable)
+				return emu_bad(d, "section",
+					       "only in a stable image", type);
+			d->s.use_dbbuf = emu_r8(&r);
+			ret = r.bad ? emu_bad(d, "usage", "truncated",
+					      EMU_NOVAL) : 0;
+			if (!ret && d->s.use_dbbuf > 1)
+				ret = emu_bad(d, "usage.dbbuf", "out of range",
+					      d->s.use_dbbuf);
+			break;
 		case EMU_IMG_SEC_EMU_RUNTIME:
 			ret = emu_d_runtime(d, &r, ctrl);
 			break;
@@ -1394,9 +1417,9 @@ int emu_img_check_compat(const void *img, size_t len,
 	u32 nsec, i, pos = EMU_IMG_HDR_LEN, j, used_size = 0;
 	u16 npages = 0, used_sq = 0, used_cq = 0, used_vec = 0;
 	bool have_q = false, dbbuf = false, have_feat = false;
-	u8 sgls[4], oncs[2], tmp[32], vwc = 0, kas[2];
+	u8 sgls[4], oncs[2], tmp[32], vwc = 0, kas[2], oacs[2];
 	u32 f_pm = 0, f_vwc = 0, f_kato = 0;
-	bool src_vwc, src_ka;
+	bool src_vwc, src_ka, src_db, db_known;
 	u8 src_ps;
 	struct emu_src_ns ns;
 	int ret;
@@ -1408,6 +1431,7 @@ int emu_img_check_compat(const void *img, size_t len,
 	memset(sgls, 0, sizeof(sgls));
 	memset(oncs, 0, sizeof(oncs));
 	memset(kas, 0, sizeof(kas));
+	memset(oacs, 0, sizeof(oacs));
 	nsec = emu_get_le32(b + 24);
 	for (i = 0; i < nsec; i++) {
 		struct emu_r r = { 0 };
@@ -1477,6 +1501,8 @@ int emu_img_check_compat(const void *img, size_t len,
 					      EMU_IDC_VWC, &vwc, 1);
 				emu_page_peek(r.p + start, r.pos - start,
 					      EMU_IDC_KAS, kas, 2);
+				emu_page_peek(r.p + start, r.pos - start,
+					      EMU_IDC_OACS, oacs, 2);
 				continue;
 			}
 			emu_page_peek(r.p + start, r.pos - start, 0, tmp, 32);
@@ -1544,10 +1570,6 @@ int emu_img_check_compat(const void *img, size_t len,
 	if ((emu_get_le32(sgls) & 3) && !(lim->sgls & 3))
 		return emu_bad(&d, "limits.sgls", "SGLs not supported",
 			       EMU_NOVAL);
-	if (dbbuf && !(lim->oacs & EMU_OACS_DBBUF))
-		return emu_bad(&d, "limits.oacs",
-			       "Doorbell Buffer Config in use, not supported",
-			       EMU_NOVAL);
 	if ((emu_get_le16(oncs) & 0x4f) & ~lim->oncs)
 		return emu_bad(&d, "limits.oncs", "optional commands missing",
 			       emu_get_le16(oncs) & 0x4f & ~lim->oncs);
@@ -1570,5 +1592,18 @@ int emu_img_check_compat(const void *img, size_t len,
 	if (src_ka && !lim->kas)
 		return emu_bad(&d, "features.keep_alive",
 			       "Keep Alive in use, not supported", EMU_NOVAL);
+	/*
+	 * Shadow doorbells (Doorbell Buffer Config), which the destination's
+	 * VF must take back too. A stable image says whether the guest has
+	 * them on (USAGE); one older than 1.2 only what the source offers.
+	 */
+	db_known = have_q || (d.seen & EMU_BIT(EMU_IMG_SEC_USAGE));
+	src_db = have_q ? dbbuf : db_known ? d.s.use_dbbuf :
+		 !!(emu_get_le16(oacs) & EMU_OACS_DBBUF);
+	if (src_db && !(lim->oacs & EMU_OACS_DBBUF))
+		return emu_bad(&d, "features.dbbuf", db_known ?
+			       "guest uses shadow doorbells, destination has none" :
+			       "guest may use shadow doorbells, destination has none",
+			       EMU_NOVAL);
 	return 0;
 }

@@ -10,13 +10,13 @@
 
 #define EMU_IMG_MAGIC		0x48554d45	/* "EMUH" */
 #define EMU_IMG_MAJOR		1
-#define EMU_IMG_MINOR		1
+#define EMU_IMG_MINOR		2
 #define EMU_IMG_HDR_LEN		32
 #define EMU_IMG_SEC_HDR_LEN	8
 #define EMU_IMG_PERS_NVME	1
 
 /* Header flags */
-#define EMU_IMG_F_STABLE	EMU_BIT(0)	/* identity only (pre-copy) */
+#define EMU_IMG_F_STABLE	EMU_BIT(0)	/* identity and usage (pre-copy) */
 
 /* Section flags */
 #define EMU_IMG_S_CRITICAL	EMU_BIT(0)	/* a decoder must understand it */
@@ -30,6 +30,7 @@
 #define EMU_IMG_SEC_DBBUF	0x0005
 #define EMU_IMG_SEC_IDENTITY	0x0006
 #define EMU_IMG_SEC_LOGS	0x0007	/* since 1.1 */
+#define EMU_IMG_SEC_USAGE	0x0008	/* since 1.2, stable images only */
 /* Extended profile of this model */
 #define EMU_IMG_SEC_EMU_RUNTIME	0x8001
 
@@ -43,8 +44,18 @@
  */
 int emu_img_export(struct emu_nvme_ctrl *ctrl, void *buf, size_t cap,
 		   u32 opts);
-/* Identity only, for the pre-copy phase. */
+/*
+ * Identity, and what the guest uses that a destination must offer, for the
+ * pre-copy phase.
+ */
 int emu_img_export_stable(struct emu_nvme_ctrl *ctrl, void *buf, size_t cap);
+/*
+ * What the guest uses, as the USAGE section of a stable image exported now
+ * would say it (EMU_IMG_USE_* bits): a saving session sends a new stable
+ * image when it changes.
+ */
+#define EMU_IMG_USE_DBBUF	EMU_BIT(0)	/* shadow doorbells */
+u32 emu_img_usage(const struct emu_nvme_ctrl *ctrl);
 /*
  * Decode, validate fully, then load into ctrl and enter RUN mode. On any
  * error ctrl is unchanged and err names the first offending field.

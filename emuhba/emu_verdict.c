@@ -64,7 +64,9 @@ struct emu_csrc_ns {
 struct emu_csrc {
 	bool have_q;
 	bool have_feat;
+	bool have_usage;
 	bool dbbuf;
+	bool use_dbbuf;
 	u16 nr_vectors, max_sqs, max_cqs;
 	u32 mqes;
 	u16 used_sq, used_cq, used_vec;
@@ -73,6 +75,7 @@ struct emu_csrc {
 	u8 mpsmin;
 	u8 vwc;
 	u16 kas;
+	u16 oacs;
 	u32 sgls, oncs;
 	u32 f_pm, f_vwc, f_kato;
 	u32 nr_ns;
@@ -165,6 +168,8 @@ static bool emu_cs_identity(struct emu_r *r, struct emu_csrc *s)
 			emu_cr_peek(&pg, EMU_IDC_VWC, &s->vwc, 1);
 			emu_cr_peek(&pg, EMU_IDC_KAS, b, 2);
 			s->kas = emu_get_le16(b);
+			emu_cr_peek(&pg, EMU_IDC_OACS, b, 2);
+			s->oacs = emu_get_le16(b);
 		} else if (cns == EMU_CNS_NS && !csi &&
 			   s->nr_ns < EMU_NVME_MAX_NS) {
 			emu_cs_ns(&pg, nsid, s);
@@ -210,6 +215,10 @@ static bool emu_cs_read(const u8 *b, size_t len, struct emu_csrc *s)
 			return false;
 		if (type == EMU_IMG_SEC_DBBUF)
 			s->dbbuf = emu_cr_le(&r, 1) == 1;
+		if (type == EMU_IMG_SEC_USAGE) {
+			s->have_usage = true;
+			s->use_dbbuf = emu_cr_le(&r, 1) == 1;
+		}
 		if (type == EMU_IMG_SEC_FEATURES && !emu_cs_features(&r, s))
 			return false;
 		if (type == EMU_IMG_SEC_IDENTITY && !emu_cs_identity(&r, s))
@@ -263,7 +272,7 @@ static void emu_cv_fields(struct emu_verdict *v,
 			  const struct emu_csrc *s,
 			  const struct emu_nvme_limits *lim)
 {
-	bool src_vwc, src_ka;
+	bool src_vwc, src_ka, src_db, dst_db;
 	u8 src_ps;
 	u32 i, k;
 
@@ -314,9 +323,6 @@ static void emu_cv_fields(struct emu_verdict *v,
 						(u64)lim->mpsmin << 48)));
 	emu_cv_add(v, "limits.sgls", EMU_VERDICT_HEX, s->sgls & 3,
 		   lim->sgls & 3, !((s->sgls & 3) && !(lim->sgls & 3)));
-	emu_cv_add(v, "limits.oacs", EMU_VERDICT_HEX,
-		   s->dbbuf ? EMU_OACS_DBBUF : 0, lim->oacs & EMU_OACS_DBBUF,
-		   !(s->dbbuf && !(lim->oacs & EMU_OACS_DBBUF)));
 	emu_cv_add(v, "limits.oncs", EMU_VERDICT_HEX, s->oncs & 0x4f,
 		   lim->oncs & 0x4f, !(s->oncs & 0x4f & ~lim->oncs));
 	/* What the guest enabled; in a stable image, what it may enable. */
@@ -329,6 +335,12 @@ static void emu_cv_fields(struct emu_verdict *v,
 		   lim->npss, src_ps <= lim->npss);
 	emu_cv_add(v, "features.keep_alive", EMU_VERDICT_DEC, src_ka,
 		   lim->kas != 0, !(src_ka && !lim->kas));
+	/* A stable image's USAGE; before 1.2, what the source offers. */
+	src_db = s->have_q ? s->dbbuf : s->have_usage ? s->use_dbbuf :
+		 !!(s->oacs & EMU_OACS_DBBUF);
+	dst_db = !!(lim->oacs & EMU_OACS_DBBUF);
+	emu_cv_add(v, "features.dbbuf", EMU_VERDICT_DEC, src_db, dst_db,
+		   !(src_db && !dst_db));
 }
 
 static void emu_cv_copy(char *dst, size_t n, const char *src)

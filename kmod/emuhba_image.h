@@ -27,9 +27,9 @@ struct emuhba_ident_info {
 void emuhba_ident_info(struct emuhba_adapter *a, struct emuhba_ident_info *id);
 
 /*
- * The stable image (identity and limits), as the pre-copy stage sends it,
- * into a kvmalloc'ed buffer the caller frees with kvfree(). Returns its
- * length or a negative errno.
+ * The stable image (identity, limits and the guest's use of shadow
+ * doorbells), as the pre-copy stage sends it, into a kvmalloc'ed buffer the
+ * caller frees with kvfree(). Returns its length or a negative errno.
  */
 int emuhba_image_stable(struct emuhba_adapter *a, size_t max, u8 **buf);
 

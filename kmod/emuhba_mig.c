@@ -2,11 +2,13 @@
 /*
  * VFIO migration v2. The device state is the model's state image
  * (emuhba/emu_img.h): the stream of one saving session is a sequence of
- * images, the stable one (identity and limits) first, during pre-copy, so
- * that a destination refuses an incompatible source while the VM still runs,
- * then the full one at STOP_COPY. A destination keeps what it is given,
- * checks each complete image as it arrives and loads the last full one when
- * RESUMING ends.
+ * images, the stable one (identity, limits and what the guest uses of them)
+ * first, during pre-copy, so that a destination refuses an incompatible
+ * source while the VM still runs, then the full one at STOP_COPY. The guest
+ * runs on the model during pre-copy and may start or stop using shadow
+ * doorbells (a controller reset): a new stable image then follows, as
+ * pre-copy data. A destination keeps what it is given, checks each complete
+ * image as it arrives and loads the last full one when RESUMING ends.
  *
  * The switch to emulated mode happens on RUNNING -> PRE_COPY (guest running)
  * or, without pre-copy, on RUNNING_P2P -> STOP (vCPUs stopped). A resumed
@@ -37,6 +39,8 @@ struct emuhba_mig_file {
 	size_t cap;
 	size_t checked;		/* resuming: bytes of complete images checked */
 	loff_t pos;		/* saving: bytes read */
+	size_t initial;		/* saving: bytes of the first image */
+	u32 usage;		/* saving: the last stable image's EMU_IMG_USE_* */
 	bool resuming;
 	bool final;		/* saving: the full image is in buf */
 	bool precopy;		/* saving: the device is in a PRE_COPY state */
@@ -65,6 +69,70 @@ static int emuhba_mig_reserve(struct emuhba_mig_file *mf, size_t more)
 	return 0;
 }
 
+/* Append an image to the saving session's stream; mf->lock held. */
+static int emuhba_mig_append_locked(struct emuhba_mig_file *mf, bool stable)
+{
+	struct emuhba_adapter *a = mf->a;
+	size_t room = 64 * 1024;
+	u32 usage = 0;
+	int ret;
+
+	lockdep_assert_held(&mf->lock);
+	for (;;) {
+		ret = emuhba_mig_reserve(mf, room);
+		if (ret)
+			break;
+		mutex_lock(&a->model_lock);
+		if (stable) {
+			ret = emu_img_export_stable(a->model, mf->buf + mf->len,
+						    room);
+			usage = emu_img_usage(a->model);
+		} else {
+			ret = emu_img_export(a->model, mf->buf + mf->len, room,
+					     0);
+		}
+		mutex_unlock(&a->model_lock);
+		if (ret != -ENOSPC)
+			break;
+		room *= 2;
+	}
+	if (ret > 0) {
+		if (!mf->len)
+			mf->initial = ret;
+		mf->len += ret;
+		mf->final = !stable;
+		if (stable)
+			mf->usage = usage;
+		ret = 0;
+	}
+	return ret;
+}
+
+/*
+ * Pre-copy: the guest runs on the model and may turn on what the last
+ * stable image said it did not use (shadow doorbells, after a controller
+ * reset), or turn it off. Send a new stable image then, which the
+ * destination judges on arrival as it did the first one. Only what the
+ * hypervisor reads before it stops the VM is judged while the VM runs; a
+ * change after that is refused with the full image, and the VM resumes on
+ * its source. mf->lock held, the session not ended.
+ */
+static int emuhba_mig_restable(struct emuhba_mig_file *mf)
+{
+	struct emuhba_adapter *a = mf->a;
+	u32 usage;
+
+	lockdep_assert_held(&mf->lock);
+	if (!mf->precopy || mf->final)
+		return 0;
+	mutex_lock(&a->model_lock);
+	usage = emu_img_usage(a->model);
+	mutex_unlock(&a->model_lock);
+	if (usage == mf->usage)
+		return 0;
+	return emuhba_mig_append_locked(mf, true);
+}
+
 static ssize_t emuhba_mig_read(struct file *filp, char __user *ubuf,
 			       size_t len, loff_t *ppos)
 {
@@ -77,6 +145,11 @@ static ssize_t emuhba_mig_read(struct file *filp, char __user *ubuf,
 	if (mf->disabled || mf->resuming) {
 		ret = -ENODEV;
 		goto out;
+	}
+	if (mf->pos >= mf->len) {
+		ret = emuhba_mig_restable(mf);
+		if (ret)
+			goto out;
 	}
 	if (mf->pos >= mf->len) {
 		/* Pre-copy's temporary end of stream, or the real one. */
@@ -190,9 +263,15 @@ static long emuhba_mig_ioctl(struct file *filp, unsigned int cmd,
 	} else if (!mf->precopy) {
 		ret = -EINVAL;
 	} else {
-		/* The running state is sent whole at STOP_COPY. */
-		info.initial_bytes = mf->len - mf->pos;
-		info.dirty_bytes = 0;
+		ret = emuhba_mig_restable(mf);
+		/*
+		 * The first stable image is the initial data, a later one
+		 * dirty data; the running state is sent whole at STOP_COPY.
+		 */
+		info.initial_bytes = mf->pos < mf->initial ?
+				     mf->initial - mf->pos : 0;
+		info.dirty_bytes = mf->len - max_t(size_t, mf->pos,
+						   mf->initial);
 		info.flags = 0;
 	}
 	mutex_unlock(&mf->lock);
@@ -284,35 +363,13 @@ static void emuhba_mig_file_end(struct emuhba_mig_file **pmf)
 	*pmf = NULL;
 }
 
-/* Append an image to the saving session's stream. */
 static int emuhba_mig_append(struct emuhba_adapter *a, bool stable)
 {
 	struct emuhba_mig_file *mf = a->save;
-	size_t room = 64 * 1024;
 	int ret;
 
 	mutex_lock(&mf->lock);
-	for (;;) {
-		ret = emuhba_mig_reserve(mf, room);
-		if (ret)
-			break;
-		mutex_lock(&a->model_lock);
-		if (stable)
-			ret = emu_img_export_stable(a->model, mf->buf + mf->len,
-						    room);
-		else
-			ret = emu_img_export(a->model, mf->buf + mf->len, room,
-					     0);
-		mutex_unlock(&a->model_lock);
-		if (ret != -ENOSPC)
-			break;
-		room *= 2;
-	}
-	if (ret > 0) {
-		mf->len += ret;
-		mf->final = !stable;
-		ret = 0;
-	}
+	ret = emuhba_mig_append_locked(mf, stable);
 	mutex_unlock(&mf->lock);
 	return ret;
 }

@@ -72,6 +72,9 @@ static void fz_lack(const u8 *data, size_t size,
 	l = *lim;
 	l.kas = 0;
 	fz_compat_crc(data, size, &l);
+	l = *lim;
+	l.oacs = 0;
+	fz_compat_crc(data, size, &l);
 }
 
 /*

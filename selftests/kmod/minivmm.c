@@ -1189,6 +1189,11 @@ int mvmm_migrate(struct mvmm *vm, const char *dst_bdf, struct mvmm_mig_stats *st
 		}
 		sent = len;
 	}
+	if (vm->in_precopy) {
+		ret = vm->in_precopy(vm);
+		if (ret)
+			goto out_track;
+	}
 	/* The bulk pass, then an iteration. */
 	send_pages(vm, dst.mem, to_send);
 	n = sync_dirty(vm, to_send);
@@ -1198,6 +1203,31 @@ int mvmm_migrate(struct mvmm *vm, const char *dst_bdf, struct mvmm_mig_stats *st
 	}
 	st->dirty_pages = n;
 	send_pages(vm, dst.mem, to_send);
+	/* The iteration asks the device too, and reads what it has. */
+	{
+		struct vfio_precopy_info info = { .argsz = sizeof(info) };
+		size_t before = len;
+
+		if (ioctl(sfd, VFIO_MIG_GET_PRECOPY_INFO, &info)) {
+			ret = -errno;
+			goto out_track;
+		}
+		st->iter_initial_bytes = info.initial_bytes;
+		st->iter_dirty_bytes = info.dirty_bytes;
+		ret = mvmm_read_stream(sfd, &stream, &len);
+		if (ret)
+			goto out_track;
+		st->iter_bytes = len - before;
+	}
+	if (vm->precopy_to_dest && len > sent) {
+		w = write(rfd, stream + sent, len - sent);
+		if (w != (ssize_t)(len - sent)) {
+			ret = w < 0 ? -errno : -EIO;
+			st->refused_in_precopy = true;
+			goto out_track;
+		}
+		sent = len;
+	}
 
 	t_stop = now_ms();
 	/*

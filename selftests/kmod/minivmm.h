@@ -87,6 +87,12 @@ struct mvmm {
 	/* send the pre-copy data to the destination while the guest runs */
 	bool precopy_to_dest;
 	/*
+	 * What the guest does during pre-copy, once the first pre-copy data
+	 * has been read (NULL: nothing); a non-zero return ends the
+	 * migration with that error.
+	 */
+	int (*in_precopy)(struct mvmm *vm);
+	/*
 	 * The next mvmm_nvme_init() enables the controller without disabling
 	 * it first, as a driver may right after a reset (CC is 0 then).
 	 */
@@ -130,14 +136,18 @@ struct mvmm_mig_stats {
 	size_t stale_pages;	/* differing after the last copy: must be 0 */
 	size_t pending_at_stop;	/* submitted after the source stopped */
 	bool refused_in_precopy;	/* the destination refused the pre-copy */
+	/* PRE_COPY_INFO before the iteration's read of device data */
+	uint64_t iter_initial_bytes, iter_dirty_bytes;
+	size_t iter_bytes;	/* pre-copy data that read gave */
 };
 
 /* Submit up to qd commands on every I/O queue and return at once. */
 int mvmm_io_fill(struct mvmm *vm, int qd);
 /*
  * Migrate the VF's state to dst_bdf through the VFIO migration uAPI as QEMU
- * does (type1 dirty tracking, PRE_COPY, STOP_COPY, RESUMING, RUNNING), with
- * a new container and a copy of guest memory made from the dirty log; the
+ * does (type1 dirty tracking, PRE_COPY, one iteration that sends memory and
+ * the device's further pre-copy data, STOP_COPY, RESUMING, RUNNING), with a
+ * new container and a copy of guest memory made from the dirty log; the
  * guest (vm) then runs on dst_bdf.
  */
 int mvmm_migrate(struct mvmm *vm, const char *dst_bdf,

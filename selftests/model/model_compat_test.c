@@ -9,7 +9,8 @@
  * are refused as malformed, never half-judged. A second source, whose
  * controller has power states and Keep Alive, has a guest that uses them:
  * the features the guest enabled must be honoured too, and a feature it
- * left off never refuses a destination.
+ * left off never refuses a destination. Shadow doorbells are judged by
+ * what the guest uses already in the stable (pre-copy) image.
  */
 #include <stdio.h>
 #include <string.h>
@@ -131,12 +132,14 @@ TEST_F(cv, own_limits_accept_both_images)
 	EXPECT_TRUE(v.full);
 	EXPECT_EQ(0, refused(&v));
 	EXPECT_STREQ("", err);
-	/* 8 limits, 3 features, 5 per namespace. */
+	/* 7 limits, 4 features, 5 per namespace. */
 	EXPECT_EQ(11 + 5 * self->lim.nr_ns, v.nr);
+	EXPECT_EQ(NULL, field(&v, "limits.oacs"));
 	/* The guest created 4 queue pairs of 64 entries, used dbbuf. */
 	EXPECT_EQ(4, field(&v, "limits.max_sqs")->src);
 	EXPECT_EQ(64, field(&v, "limits.mqes")->src);
-	EXPECT_EQ(EMU_BIT(8), field(&v, "limits.oacs")->src);
+	EXPECT_EQ(1, field(&v, "features.dbbuf")->src);
+	EXPECT_EQ(1, field(&v, "features.dbbuf")->dst);
 	EXPECT_EQ(self->lim.max_sqs, field(&v, "limits.max_sqs")->dst);
 	/* The write cache is on (the controller's default), nothing else. */
 	EXPECT_EQ(1, field(&v, "features.vwc")->src);
@@ -152,7 +155,8 @@ TEST_F(cv, own_limits_accept_both_images)
 	/* A stable image demands what the guest may use: the source's all. */
 	EXPECT_EQ(self->lim.max_sqs, field(&v, "limits.max_sqs")->src);
 	EXPECT_EQ((u64)self->lim.mqes + 1, field(&v, "limits.mqes")->src);
-	EXPECT_EQ(0, field(&v, "limits.oacs")->src);
+	/* ...but shadow doorbells as the guest uses them. */
+	EXPECT_EQ(1, field(&v, "features.dbbuf")->src);
 	EXPECT_EQ(1, field(&v, "features.vwc")->src);
 	EXPECT_EQ(0, field(&v, "features.power_state")->src);
 
@@ -211,7 +215,8 @@ TEST_F(cv, each_lack_refuses_its_field)
 	LACK(l.mdts = 5, "limits.mdts");
 	LACK(l.sgls = 0, "limits.sgls");
 	LACK(l.oncs = 0x1, "limits.oncs");
-	LACK(l.oacs = 0, "limits.oacs");
+	LACK(l.oacs = 0, "features.dbbuf");
+	LACK(l.oacs &= ~EMU_BIT(8), "features.dbbuf");
 	LACK(l.ns[0].nguid[3] ^= 1, "namespace.nguid");
 	LACK(l.ns[0].eui64[0] ^= 1, "namespace.eui64");
 	LACK(l.ns[0].nsze--, "namespace.nsze");
@@ -221,6 +226,9 @@ TEST_F(cv, each_lack_refuses_its_field)
 	/* A stable image: the source's cache may be on when the guest stops. */
 	LACK_IN(stable, self->stable_len, self->lim, l.vwc = 0,
 		"features.vwc");
+	/* ...and the guest's shadow doorbells refuse already in pre-copy. */
+	LACK_IN(stable, self->stable_len, self->lim, l.oacs = 0,
+		"features.dbbuf");
 
 	/* The second source: its guest uses power state 2 and Keep Alive. */
 	emu_nvme_get_limits(fth.ctrl, &fl);
@@ -304,6 +312,171 @@ TEST_F(cv, features_left_off_refuse_nothing)
 	EXPECT_NE(0, emu_img_check_compat(img, len, &l, err, sizeof(err)));
 	EXPECT_STREQ("features.vwc: volatile write cache enabled, none here",
 		     err);
+}
+
+/* Remove a stable image's USAGE section, as a 1.1 source wrote it. */
+static int strip_usage(u8 *b, int len)
+{
+	u32 n = emu_get_le32(b + 24), i, pos = 32, slen;
+
+	for (i = 0; i < n; i++) {
+		slen = emu_get_le32(b + pos + 4);
+		if (emu_get_le16(b + pos) == EMU_IMG_SEC_USAGE) {
+			memmove(b + pos, b + pos + 8 + slen,
+				(size_t)len - pos - 8 - slen);
+			len -= 8 + (int)slen;
+			break;
+		}
+		pos += 8 + slen;
+	}
+	if (i == n)
+		return -1;
+	emu_put_le16(b + 6, 1);
+	emu_put_le32(b + 24, n - 1);
+	emu_put_le32(b + 16, (u32)len);
+	emu_put_le32(b + 20, 0);
+	emu_put_le32(b + 20, emu_crc32c(0, b, (size_t)len));
+	return len;
+}
+
+/*
+ * Shadow doorbells (Doorbell Buffer Config), which VFs of real SSDs do not
+ * offer: a guest that uses them is refused by such a destination already
+ * in its stable (pre-copy) image, naming features.dbbuf; a guest that does
+ * not is taken, though its source offers them; one that turns them on
+ * later says so in the next stable image.
+ */
+TEST_F(cv, shadow_doorbells_judged_by_use)
+{
+	static const char uses[] =
+		"features.dbbuf: guest uses shadow doorbells, destination has none";
+	static const char may[] =
+		"features.dbbuf: guest may use shadow doorbells, destination has none";
+	static struct emu_verdict v;
+	static u8 s2[65536], f2[65536], old[65536];
+	struct emu_nvme_limits none = self->lim;
+	char err[160], cerr[160];
+	int s2_len, f2_len, old_len;
+	struct th th2;
+	struct drv d2;
+	u8 sqe[64];
+
+	none.oacs &= ~EMU_BIT(8);
+	/* The fixture's guest uses them: refused, stable and full alike. */
+	EXPECT_EQ(-EINVAL, emu_img_check_compat(stable, self->stable_len,
+						&none, err, sizeof(err)));
+	EXPECT_STREQ(uses, err);
+	ASSERT_EQ(0, emu_verdict_judge(stable, self->stable_len, &none, &v,
+					cerr, sizeof(cerr)));
+	EXPECT_FALSE(v.compatible);
+	EXPECT_STREQ(uses, cerr);
+	EXPECT_EQ(1, field(&v, "features.dbbuf")->src);
+	EXPECT_EQ(0, field(&v, "features.dbbuf")->dst);
+	EXPECT_FALSE(field(&v, "features.dbbuf")->ok);
+	EXPECT_EQ(-EINVAL, emu_img_check_compat(full, self->full_len, &none,
+						err, sizeof(err)));
+	EXPECT_STREQ(uses, err);
+	EXPECT_EQ(EMU_IMG_USE_DBBUF, emu_img_usage(self->th.ctrl));
+
+	/* A guest on the same kind of VF that does not use them. */
+	ASSERT_EQ(0, drv_start(&d2, &th2, 0xdb0f + (unsigned int)getpid()));
+	ASSERT_EQ(0, drv_bringup(&d2, 4, 64, 0, 1));
+	EXPECT_EQ(0, emu_img_usage(th2.ctrl));
+	s2_len = emu_img_export_stable(th2.ctrl, s2, sizeof(s2));
+	ASSERT_GT(s2_len, 0);
+	f2_len = emu_img_export(th2.ctrl, f2, sizeof(f2), 0);
+	ASSERT_GT(f2_len, 0);
+	EXPECT_EQ(0, emu_img_check_compat(s2, s2_len, &none, err,
+					  sizeof(err))) TH_LOG("%s", err);
+	EXPECT_EQ(0, emu_img_check_compat(f2, f2_len, &none, err,
+					  sizeof(err))) TH_LOG("%s", err);
+	ASSERT_EQ(0, emu_verdict_judge(s2, s2_len, &none, &v, err,
+					sizeof(err)));
+	EXPECT_TRUE(v.compatible) TH_LOG("%s", err);
+	EXPECT_EQ(0, refused(&v));
+	EXPECT_EQ(0, field(&v, "features.dbbuf")->src);
+	EXPECT_EQ(0, field(&v, "features.dbbuf")->dst);
+	/* And by a destination that has them: either way is fine. */
+	EXPECT_EQ(0, emu_img_check_compat(s2, s2_len, &self->lim, err,
+					  sizeof(err))) TH_LOG("%s", err);
+
+	/* A 1.1 source's stable image does not say: judged by the offer. */
+	memcpy(old, s2, (size_t)s2_len);
+	old_len = strip_usage(old, s2_len);
+	ASSERT_GT(old_len, 0);
+	EXPECT_EQ(-EINVAL, emu_img_check_compat(old, old_len, &none, err,
+						sizeof(err)));
+	EXPECT_STREQ(may, err);
+	ASSERT_EQ(0, emu_verdict_judge(old, old_len, &none, &v, cerr,
+					sizeof(cerr)));
+	EXPECT_STREQ(may, cerr);
+	EXPECT_EQ(1, field(&v, "features.dbbuf")->src);
+	EXPECT_EQ(1, refused(&v));
+	EXPECT_EQ(0, emu_img_check_compat(old, old_len, &self->lim, err,
+					  sizeof(err))) TH_LOG("%s", err);
+
+	/* The guest turns them on later (nvme_dbbuf_set() after a reset). */
+	drv_sqe(sqe, 0x7c, 0);
+	drv_set_prp(sqe, th_alloc(&th2, 4096, 4096), th_alloc(&th2, 4096, 4096));
+	ASSERT_EQ(0, drv_admin(&d2, sqe, NULL));
+	EXPECT_EQ(EMU_IMG_USE_DBBUF, emu_img_usage(th2.ctrl));
+	s2_len = emu_img_export_stable(th2.ctrl, s2, sizeof(s2));
+	ASSERT_GT(s2_len, 0);
+	EXPECT_EQ(-EINVAL, emu_img_check_compat(s2, s2_len, &none, err,
+						sizeof(err)));
+	EXPECT_STREQ(uses, err);
+	/* A controller reset drops the buffer: nothing in use again. */
+	drv_wreg(&d2, EMU_REG_CC, drv_reg(&d2, EMU_REG_CC, 4) & ~EMU_CC_EN, 4);
+	ASSERT_EQ(0, drv_wait_csts(&d2, EMU_CSTS_RDY, 0));
+	EXPECT_EQ(0, emu_img_usage(th2.ctrl));
+	s2_len = emu_img_export_stable(th2.ctrl, s2, sizeof(s2));
+	ASSERT_GT(s2_len, 0);
+	EXPECT_EQ(0, emu_img_check_compat(s2, s2_len, &none, err,
+					  sizeof(err))) TH_LOG("%s", err);
+	th_fini(&th2);
+}
+
+/*
+ * A 1.1 stable image of a source that offers no shadow doorbells (as real
+ * SSDs' VFs) refuses no destination for them.
+ */
+TEST_F(cv, old_stable_image_without_offer)
+{
+	static struct emu_verdict v;
+	static u8 page[4096], s3[65536];
+	struct emu_nvme_limits none = self->lim;
+	struct th th3;
+	struct drv d3;
+	char err[160];
+	u8 sqe[64];
+	int len;
+
+	none.oacs = 0;
+	th_init(&th3, 0xdb11 + (unsigned int)getpid());
+	th_new_ctrl(&th3);
+	th_load_identity(&th3, 12, 2048, 16);
+	th_idctrl_page(page);
+	emu_put_le16(page + 256, 0xaa);
+	ASSERT_EQ(0, emu_nvme_load_identify(th3.ctrl, 1, 0, 0, 1, page));
+	emu_nvme_start_disabled(th3.ctrl);
+	memset(&d3, 0, sizeof(d3));
+	d3.th = &th3;
+	ASSERT_EQ(0, drv_enable(&d3, 32));
+	ASSERT_EQ(0, drv_bringup(&d3, 2, 64, 0, 1));
+	/* The controller refuses the command it does not offer. */
+	drv_sqe(sqe, 0x7c, 0);
+	drv_set_prp(sqe, th_alloc(&th3, 4096, 4096), th_alloc(&th3, 4096, 4096));
+	EXPECT_NE(0, drv_admin(&d3, sqe, NULL));
+	len = emu_img_export_stable(th3.ctrl, s3, sizeof(s3));
+	ASSERT_GT(len, 0);
+	len = strip_usage(s3, len);
+	ASSERT_GT(len, 0);
+	ASSERT_EQ(0, emu_verdict_judge(s3, len, &none, &v, err, sizeof(err)));
+	EXPECT_TRUE(v.compatible) TH_LOG("%s", err);
+	EXPECT_EQ(0, field(&v, "features.dbbuf")->src);
+	EXPECT_EQ(0, emu_img_check_compat(s3, len, &none, err, sizeof(err)))
+		TH_LOG("%s", err);
+	th_fini(&th3);
 }
 
 /* Random destinations: the verdict and the migration check agree. */

@@ -337,6 +337,7 @@ TEST_F(img, golden_images_decode)
 {
 	static const char *const files[] = {
 		"golden/nvme-v1.0.img", "golden/nvme-v1.1.img",
+		"golden/nvme-v1.2.img",
 	};
 	static u8 b[65536];
 	const struct emu_nvme_state *st;
@@ -344,7 +345,7 @@ TEST_F(img, golden_images_decode)
 	unsigned int i;
 	int n;
 
-	for (i = 0; i < 2; i++) {
+	for (i = 0; i < EMU_ARRAY_SIZE(files); i++) {
 		n = read_file(files[i], b, sizeof(b));
 		ASSERT_GT(n, 0) {
 			TH_LOG("missing %s", files[i]);
@@ -409,7 +410,9 @@ TEST_F(img, compat_check_names_the_field)
 	BAD(l.mdts = 5, "limits.mdts", img, self->len);
 	BAD(l.sgls = 0, "limits.sgls", img, self->len);
 	BAD(l.oncs = 0x1, "limits.oncs", img, self->len);
-	BAD(l.oacs = 0, "limits.oacs", img, self->len);
+	BAD(l.oacs = 0, "features.dbbuf", img, self->len);
+	/* The guest uses shadow doorbells: the stable image says so. */
+	BAD(l.oacs = 0, "features.dbbuf", stable, n);
 	BAD(l.ns[0].nguid[3] ^= 1, "namespace.nguid", img, self->len);
 	BAD(l.ns[0].eui64[0] ^= 1, "namespace.eui64", img, self->len);
 	BAD(l.ns[0].nsze--, "namespace.nsze", img, self->len);
@@ -781,6 +784,121 @@ static int malformed(struct th *th, u8 *b, int len, const char *field,
 	    -EINVAL || strcmp(err, verr))
 		return -5;
 	return 0;
+}
+
+/*
+ * Stable (pre-copy) images of 1.1, identity only, and of 1.2, which adds
+ * USAGE: both decode; a 1.1 one is judged by what its source offers (the
+ * golden scenario's VF offers shadow doorbells), a 1.2 one by what the
+ * guest uses (the scenario's guest does).
+ */
+TEST_F(img, golden_stable_images)
+{
+	static const char *const files[] = {
+		"golden/nvme-v1.1-stable.img", "golden/nvme-v1.2-stable.img",
+	};
+	static const char *const why[] = {
+		"features.dbbuf: guest may use shadow doorbells, destination has none",
+		"features.dbbuf: guest uses shadow doorbells, destination has none",
+	};
+	static struct emu_verdict v;
+	static u8 b[65536];
+	struct emu_nvme_limits lim;
+	char err[200];
+	unsigned int i;
+	u32 slen;
+	int n;
+
+	for (i = 0; i < EMU_ARRAY_SIZE(files); i++) {
+		n = read_file(files[i], b, sizeof(b));
+		ASSERT_GT(n, 0) TH_LOG("missing %s", files[i]);
+		EXPECT_EQ(i + 1, emu_get_le16(b + 6));
+		EXPECT_EQ(EMU_IMG_F_STABLE, emu_get_le32(b + 12));
+		EXPECT_EQ(i ? 1 : -1, sec_find(b, n, EMU_IMG_SEC_USAGE, &slen) > 0 ?
+			  (int)slen : -1);
+		/* Well formed, and fits the VF it came from. */
+		emu_nvme_get_limits(self->th.ctrl, &lim);
+		EXPECT_EQ(0, emu_img_check_compat(b, (size_t)n, &lim, err,
+						  sizeof(err)))
+			TH_LOG("%s: %s", files[i], err);
+		lim.oacs = 0;
+		EXPECT_EQ(-EINVAL, emu_img_check_compat(b, (size_t)n, &lim, err,
+							sizeof(err)));
+		EXPECT_STREQ(why[i], err);
+		ASSERT_EQ(0, emu_verdict_judge(b, (size_t)n, &lim, &v, err,
+						sizeof(err)));
+		EXPECT_FALSE(v.compatible);
+		EXPECT_STREQ(why[i], err);
+		/* A stable image is never controller state. */
+		EXPECT_EQ(0, reject(&self->th, b, n, "header.flags", err))
+			TH_LOG("%s: %s", files[i], err);
+	}
+}
+
+/* The USAGE section: in stable images only, once, its value 0 or 1. */
+TEST_F(img, usage_section)
+{
+	static u8 stable[65536], b[65536];
+	struct emu_nvme_limits lim;
+	int n, len, off;
+	char err[200];
+	u32 slen;
+
+#define STABLE_BAD(expr, field) do {					\
+		memcpy(b, stable, (size_t)n);				\
+		len = n;						\
+		expr;							\
+		EXPECT_EQ(0, malformed(&self->th, b, len, field, err))	\
+			TH_LOG("%s: got '%s'", field, err);		\
+	} while (0)
+	n = emu_img_export_stable(self->th.ctrl, stable, sizeof(stable));
+	ASSERT_GT(n, 0);
+	EXPECT_EQ(EMU_IMG_MINOR, emu_get_le16(stable + 6));
+	off = sec_find(stable, n, EMU_IMG_SEC_USAGE, &slen);
+	ASSERT_GT(off, 0);
+	/* Optional and basic: a 1.1 decoder skips it. */
+	EXPECT_EQ(0, emu_get_le16(stable + off - 6));
+	EXPECT_EQ(1, slen);
+	EXPECT_EQ(1, stable[off]);
+	STABLE_BAD({ b[off] = 2; img_fix(b, len); },
+		   "usage.dbbuf: out of range (2)");
+	STABLE_BAD(len = img_splice(b, len, EMU_IMG_SEC_USAGE, off, 1, NULL,
+				    0), "usage: truncated");
+	STABLE_BAD({ memcpy(b + len, stable + off - 8, slen + 8);
+		     emu_put_le32(b + 24, emu_get_le32(b + 24) + 1);
+		     len += 8 + (int)slen; img_fix(b, len); },
+		   "section: duplicate (8)");
+	/* A full image says it in its DBBUF section. */
+	memcpy(b, img, (size_t)self->len);
+	len = self->len;
+	memcpy(b + len, stable + off - 8, slen + 8);
+	emu_put_le32(b + 24, emu_get_le32(b + 24) + 1);
+	len += 8 + (int)slen;
+	img_fix(b, len);
+	EXPECT_EQ(0, malformed(&self->th, b, len,
+			       "section: only in a stable image (8)", err))
+		TH_LOG("got '%s'", err);
+#undef STABLE_BAD
+
+	/* Fields a later minor appends are ignored. */
+	memcpy(b, stable, (size_t)n);
+	len = img_splice(b, n, EMU_IMG_SEC_USAGE, off + 1, 0, "\x07\x00", 2);
+	emu_nvme_get_limits(self->th.ctrl, &lim);
+	EXPECT_EQ(0, emu_img_check_compat(b, (size_t)len, &lim, err,
+					  sizeof(err))) TH_LOG("%s", err);
+	lim.oacs = 0;
+	EXPECT_EQ(-EINVAL, emu_img_check_compat(b, (size_t)len, &lim, err,
+						sizeof(err)));
+	EXPECT_NE(NULL, strstr(err, "features.dbbuf")) TH_LOG("%s", err);
+	/* Without it (a 1.1 source), still well formed. */
+	ASSERT_EQ(n, off + (int)slen);
+	memcpy(b, stable, (size_t)n);
+	len = off - 8;
+	emu_put_le32(b + 24, emu_get_le32(b + 24) - 1);
+	img_fix(b, len);
+	lim.oacs = EMU_BIT(8);
+	EXPECT_EQ(0, emu_img_check_compat(b, (size_t)len, &lim, err,
+					  sizeof(err))) TH_LOG("%s", err);
 }
 
 /* What import refuses, the verdict never calls compatible. */

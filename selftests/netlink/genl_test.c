@@ -779,10 +779,10 @@ TEST_F(genl, compat_two_vfs_of_one_pf)
 	static const char *const want[] = {
 		"limits.max_sqs", "limits.max_cqs", "limits.mqes",
 		"limits.nr_vectors", "limits.mdts", "limits.sgls",
-		"limits.oacs", "limits.oncs", "namespace.nsid",
-		"namespace.nsze", "namespace.lba_format", "namespace.nguid",
-		"namespace.eui64", "features.vwc", "features.power_state",
-		"features.keep_alive",
+		"limits.oncs", "namespace.nsid", "namespace.nsze",
+		"namespace.lba_format", "namespace.nguid", "namespace.eui64",
+		"features.vwc", "features.power_state", "features.keep_alive",
+		"features.dbbuf",
 	};
 	char dst[32];
 	struct reply rep;
