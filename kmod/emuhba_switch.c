@@ -669,7 +669,7 @@ static int emuhba_switch_precheck(struct emuhba_adapter *a, char *msg,
 		else if (!a->obs.enabled)
 			why = "the guest has not enabled the controller";
 		else if (PAGE_SIZE != SZ_4K)
-			why = "pages above 4 KiB: doorbells share the registers page and bypass the switch window";
+			why = "host pages above 4 KiB: the doorbells bypass the switch";
 		else if (emu_nvme_check(a->model, msg, len) ||
 			 emuhba_pairs_check(a, msg, len))
 			why = msg;
