@@ -62,6 +62,9 @@ TEST_F_TIMEOUT(mig, a_to_b_and_back_with_io_in_flight, 900)
 		ASSERT_EQ(0, mvmm_attr(to, "emuhba/mode", self->mode,
 				       sizeof(self->mode)));
 		EXPECT_STREQ("direct\n", self->mode);
+		if (strcmp(self->mode, "direct\n"))
+			/* Why the switch back was refused: the driver says. */
+			system("dmesg | grep -i 'emuhba.*direct' | tail -n 2 | sed 's/^/# /'");
 		/* The log covered every page the device wrote ... */
 		EXPECT_EQ(0, st.stale_pages);
 		/* ... and after the switch only what the model wrote. */
