@@ -54,6 +54,8 @@ struct emuhba_capture {
 	u32 stride;		/* doorbell stride in bytes */
 	bool dbbuf;		/* I/O tails come from the shadow doorbell buffer */
 	bool frozen;		/* no tail reaches the VF any more */
+	/* a queue neither rung nor completing for half the deadline is idle */
+	bool idle_proven;
 	bool vf_stopped;	/* nothing reaches the VF any more */
 	bool release;		/* the switch is undone: everything goes on */
 	bool mem_locked;	/* core.memory_lock is held for writing */
@@ -172,8 +174,7 @@ static void emuhba_win_pump(struct emuhba_adapter *a, struct emuhba_capture *c)
 		}
 		q->tail = v;
 		q->tail_seen = true;
-		if (!c->release &&
-		    (q->vf_tail_known || c->frozen || (qid && c->dbbuf)))
+		if (!c->release && (c->frozen || (qid && c->dbbuf)))
 			continue;
 		if (!emuhba_win_forward(a, c, w, v)) {
 			q->vf_tail = v;
@@ -313,21 +314,29 @@ static int emuhba_capture_pair(struct emuhba_adapter *a,
 	} else {
 		if (q->vf_tail_known) {
 			vf_tail = q->vf_tail;
-		} else if (!posted) {
-			vf_tail = 0;
 		} else {
 			/*
 			 * No tail written since the window opened: the VF has
 			 * what it had. Its newest completion tells how much of
-			 * that it still holds.
+			 * what it had fetched then it still holds; a completion
+			 * posted during the window also covers what was
+			 * submitted before it (later submissions are rung in
+			 * the window). Without one, only time says the queue
+			 * is idle (Documentation/queue-positions.rst).
 			 */
-			if ((u16)((sqhd + n - tail) % n)) {
+			if (posted && (u16)((sqhd + n - tail) % n)) {
 				snprintf(msg, len,
 					 "queue %u: %u commands still on the VF",
 					 qid, (sqhd + n - tail) % n);
 				return 0;
 			}
-			vf_tail = sqhd;
+			if (tail == cw->cq_tail0 && !c->idle_proven) {
+				snprintf(msg, len,
+					 "queue %u: neither rung nor completing since the switch began",
+					 qid);
+				return 0;
+			}
+			vf_tail = posted ? sqhd : 0;
 		}
 		guest_tail = q->tail_seen ? q->tail : vf_tail;
 		head = cw->head_seen ? cw->cq_head : cw->cq_tail0;
@@ -337,6 +346,9 @@ static int emuhba_capture_pair(struct emuhba_adapter *a,
 			return -ERANGE;
 		}
 	}
+	/* Before the freeze only what the VF was given must be known. */
+	if (!c->frozen)
+		return 1;
 	if (tail != vf_tail) {
 		snprintf(msg, len, "queue %u: %u commands still on the VF", qid,
 			 (vf_tail + n - tail) % n);
@@ -406,14 +418,15 @@ static int emuhba_capture_io(struct emuhba_adapter *a, struct emuhba_capture *c,
 
 /*
  * The admin tail the VF was given, when the guest wrote none in the window:
- * the head its newest completion reported, and after it any AER the guest
- * placed since the VF last fetched that slot (it differs from the
- * observer's copy of the slot) and the model does not count outstanding.
- * Linux submits its AER on its own after one completes; an identical AER
- * in the same slot as one lap before cannot be told from the old one and is
- * left to the guest's next admin doorbell.
+ * the head its newest completion reported, and after it any entry the
+ * guest placed since the VF last fetched that slot (it differs from the
+ * observer's copy of the slot). Such AERs the model does not count
+ * outstanding are taken as given (Linux submits its AER on its own after
+ * one completes); any other such command is still to complete, and *opc
+ * names it. An identical command in the same slot as one lap before
+ * cannot be told from the old one.
  */
-static u16 emuhba_admin_inferred_tail(struct emuhba_adapter *a)
+static u16 emuhba_admin_inferred_tail(struct emuhba_adapter *a, int *opc)
 {
 	const struct emu_nvme_aer *aer = &emu_nvme_state(a->model)->aer;
 	struct emuhba_observer *obs = &a->obs;
@@ -421,17 +434,22 @@ static u16 emuhba_admin_inferred_tail(struct emuhba_adapter *a)
 	u16 tail = obs->sq_head, cid;
 	unsigned int n, k;
 
-	for (n = aer->nr_cid; n < EMU_NVME_MAX_AER; n++) {
+	*opc = -1;
+	for (n = aer->nr_cid; n <= EMU_NVME_MAX_AER; n++) {
 		if ((tail + 1) % obs->sq_size == obs->sq_head ||
 		    emuhba_guest_read(a, obs->asq + (u64)tail * sizeof(sqe),
-				      &sqe, sizeof(sqe)) ||
-		    sqe.common.opcode != nvme_admin_async_event)
+				      &sqe, sizeof(sqe)))
 			break;
 		old = obs->pending[tail];
 		emuhba_sqe_set_outstanding(&old, false);
 		emuhba_sqe_set_outstanding(&sqe, false);
 		if (!memcmp(&old, &sqe, sizeof(sqe)))
 			break;
+		if (sqe.common.opcode != nvme_admin_async_event ||
+		    n == EMU_NVME_MAX_AER) {
+			*opc = sqe.common.opcode;
+			break;
+		}
 		cid = emuhba_sqe_cid(&sqe);
 		for (k = 0; k < aer->nr_cid && aer->cid[k] != cid; k++)
 			;
@@ -457,8 +475,8 @@ static int emuhba_capture_admin(struct emuhba_adapter *a,
 	struct emuhba_winq *q = &c->q[0];
 	struct nvme_completion cqe;
 	struct nvme_command sqe;
+	int ret, opc;
 	u16 tail, slot;
-	int ret;
 
 	if (obs->lost) {
 		strscpy(msg, "admin queue observation was lost", len);
@@ -478,7 +496,17 @@ static int emuhba_capture_admin(struct emuhba_adapter *a,
 		strscpy(msg, "admin queue: completions not observed yet", len);
 		return 0;
 	}
-	tail = q->vf_tail_known ? q->vf_tail : emuhba_admin_inferred_tail(a);
+	if (q->vf_tail_known) {
+		tail = q->vf_tail;
+	} else {
+		tail = emuhba_admin_inferred_tail(a, &opc);
+		if (opc >= 0) {
+			snprintf(msg, len,
+				 "admin queue: command 0x%02x submitted before the switch still on the VF",
+				 opc);
+			return 0;
+		}
+	}
 	if (tail >= obs->sq_size ||
 	    (q->tail_seen && q->tail >= obs->sq_size) ||
 	    (q->head_seen && q->cq_head >= obs->cq_size)) {
@@ -776,11 +804,14 @@ static int emuhba_to_emu_wait_idle(struct emuhba_adapter *a,
 				   struct emuhba_switch_req *r,
 				   struct emuhba_capture *c)
 {
-	unsigned long deadline;
+	unsigned long deadline, idle;
 	int ret;
 
 	deadline = jiffies + msecs_to_jiffies(a->policy.switch_timeout_ms);
+	idle = jiffies + msecs_to_jiffies(a->policy.switch_timeout_ms / 2);
 	for (;;) {
+		if (!c->idle_proven && time_after(jiffies, idle))
+			c->idle_proven = true;
 		flush_work(&a->obs.work);
 		mutex_lock(&a->model_lock);
 		ret = emuhba_capture(a, c, r->msg, sizeof(r->msg));
