@@ -401,6 +401,7 @@ void emuhba_observer_reset(struct emuhba_adapter *a, bool own_id);
 void emuhba_observe_reg_done(struct emuhba_adapter *a, u32 off, u64 val,
 			     u32 size);
 void emuhba_observer_stop_locked(struct emuhba_adapter *a);
+void emuhba_observer_snapshot(struct emuhba_adapter *a);
 /* Whether the guest's identity differs from the VF's; under model_lock. */
 void emuhba_identity_refresh_locked(struct emuhba_adapter *a);
 

@@ -315,6 +315,28 @@ void emuhba_observer_stop_locked(struct emuhba_adapter *a)
 	emuhba_obs_stop(&a->obs);
 }
 
+/*
+ * The observer's copy of every admin slot starts as what the guest's
+ * memory holds: an entry that later differs from it was written by the
+ * guest since (the switch tells commands placed after the newest
+ * completion from stale ones so). Not fetched, so none is outstanding.
+ * From the VFIO user's context or a kernel thread.
+ */
+void emuhba_observer_snapshot(struct emuhba_adapter *a)
+{
+	struct emuhba_observer *obs = &a->obs;
+	u16 slot;
+
+	if (!obs->pending || obs->pending_slots != obs->sq_size)
+		return;
+	if (emuhba_guest_read(a, obs->asq, obs->pending,
+			      (size_t)obs->sq_size * sizeof(*obs->pending)))
+		memset(obs->pending, 0,
+		       (size_t)obs->sq_size * sizeof(*obs->pending));
+	for (slot = 0; slot < obs->sq_size; slot++)
+		emuhba_sqe_set_outstanding(&obs->pending[slot], false);
+}
+
 static void emuhba_obs_start(struct emuhba_adapter *a)
 {
 	struct emuhba_observer *obs = &a->obs;
@@ -328,6 +350,7 @@ static void emuhba_obs_start(struct emuhba_adapter *a)
 	obs->enabled = obs->pending && obs->sq_size && obs->cq_size;
 	obs->lost = !obs->enabled;
 	obs->budget = obs->cq_size;
+	emuhba_observer_snapshot(a);
 }
 
 /* After the VF accepted a register write in direct mode. */

@@ -1002,6 +1002,8 @@ static int emuhba_rst_finish(struct emuhba_restore *r)
 		strscpy(r->msg, "cannot restore the guest's queues", sizeof(r->msg));
 		return -EFAULT;
 	}
+	/* The guest's admin slots as they are now, ours put back. */
+	emuhba_observer_snapshot(r->a);
 	/* Before the VF completes anything of the guest's. */
 	emuhba_identity_refresh_locked(r->a);
 	return 0;
