@@ -68,7 +68,7 @@ int main(int argc, char **argv)
 
 	ret = mvmm_open(&vm, bdf, 16 << 20);
 	if (!ret)
-		ret = mvmm_nvme_init(&vm, 4, true);
+		ret = mvmm_nvme_init(&vm, 4, MVMM_DB_LINUX);
 	if (ret) {
 		fprintf(stderr, "vfio_io: %s: %s\n", bdf, strerror(-ret));
 		return 1;

@@ -44,6 +44,7 @@
 #define ADM_SET_FEAT	0x09
 #define ADM_AER		0x0c
 #define ADM_DBBUF	0x7c
+#define OACS_DBBUF	(1u << 8)
 #define IO_WRITE	0x01
 #define IO_READ		0x02
 
@@ -617,7 +618,12 @@ static int create_queues(struct mvmm *vm, int idx, int vector)
 	return (err) > 0 ? -EIO : (err); \
 } while (0)
 
-int mvmm_nvme_init(struct mvmm *vm, int nr_ioq, bool dbbuf)
+const char *mvmm_doorbells_name(const struct mvmm *vm)
+{
+	return vm->dbbuf ? "shadow" : "mmio";
+}
+
+int mvmm_nvme_init(struct mvmm *vm, int nr_ioq, enum mvmm_doorbells db)
 {
 	uint8_t sqe[64];
 	uint32_t result = 0;
@@ -642,6 +648,9 @@ int mvmm_nvme_init(struct mvmm *vm, int nr_ioq, bool dbbuf)
 	memset(&vm->admin, 0, sizeof(vm->admin));
 	vm->nr_ioq = 0;
 	vm->dbbuf = false;
+	vm->dbs_iova = vm->eis_iova = 0;
+	vm->dbs = vm->eis = NULL;
+	vm->no_dbbuf_why[0] = 0;
 	vm->aer_cid = 0;
 	vm->admin.qid = 0;
 	vm->admin.depth = MVMM_ADMIN_Q;
@@ -668,6 +677,13 @@ int mvmm_nvme_init(struct mvmm *vm, int nr_ioq, bool dbbuf)
 	memcpy(vm->sn, idp + 4, 20);
 	memcpy(vm->mn, idp + 24, 40);
 	vm->cntlid = get16(idp + 78);
+	vm->oacs = get16(idp + 256);
+	if (!(vm->oacs & OACS_DBBUF))
+		snprintf(vm->no_dbbuf_why, sizeof(vm->no_dbbuf_why),
+			 "%s has no shadow doorbells: Identify Controller OACS 0x%x, bit 8 (Doorbell Buffer Config) clear",
+			 vm->bdf, vm->oacs);
+	if (db == MVMM_DB_SHADOW && !(vm->oacs & OACS_DBBUF))
+		return -EOPNOTSUPP;
 	vm->mdts_bytes = idp[77] ? (PAGE << idp[77]) > 65535 ? 65535 :
 			 (PAGE << idp[77]) : 65535;
 	ret = identify(vm, 2, 0, idp_iova);
@@ -690,19 +706,46 @@ int mvmm_nvme_init(struct mvmm *vm, int nr_ioq, bool dbbuf)
 	if ((int)(result & 0xffff) + 1 < nr_ioq)
 		nr_ioq = (result & 0xffff) + 1;
 
-	if (dbbuf) {
-		vm->dbs_iova = mem_alloc(vm, PAGE, &va);
-		vm->dbs = va;
-		vm->eis_iova = mem_alloc(vm, PAGE, &va);
-		vm->eis = va;
+	if (db == MVMM_DB_SHADOW || (db == MVMM_DB_LINUX && vm->oacs & OACS_DBBUF)) {
+		uint64_t dbs_iova, eis_iova;
+		void *dbs = NULL, *eis = NULL;
+
+		dbs_iova = mem_alloc(vm, PAGE, &dbs);
+		eis_iova = mem_alloc(vm, PAGE, &eis);
+		if (!dbs_iova || !eis_iova)
+			INIT_FAIL("doorbell buffer memory", -ENOMEM);
 		memset(sqe, 0, sizeof(sqe));
 		sqe[0] = ADM_DBBUF;
-		put64(sqe + 24, vm->dbs_iova);
-		put64(sqe + 32, vm->eis_iova);
+		put64(sqe + 24, dbs_iova);
+		put64(sqe + 32, eis_iova);
 		ret = mvmm_admin(vm, sqe, NULL);
-		if (ret)
+		if (ret > 0) {
+			/* Linux warns and goes on with MMIO doorbells. */
+			snprintf(vm->no_dbbuf_why, sizeof(vm->no_dbbuf_why),
+				 "%s refused Doorbell Buffer Config (status 0x%x) though OACS 0x%x has bit 8",
+				 vm->bdf, ret, vm->oacs);
+			fprintf(stderr, "# nvme init: %s\n", vm->no_dbbuf_why);
+			if (db == MVMM_DB_SHADOW)
+				return -EOPNOTSUPP;
+		} else if (ret) {
 			INIT_FAIL("doorbell buffer config", ret);
-		vm->dbbuf = true;
+		} else {
+			vm->dbs_iova = dbs_iova;
+			vm->dbs = dbs;
+			vm->eis_iova = eis_iova;
+			vm->eis = eis;
+			vm->dbbuf = true;
+		}
+	}
+
+	if (db == MVMM_DB_LINUX && !vm->dbbuf) {
+		static bool said;
+
+		/* Once per process: the tests then run on MMIO doorbells. */
+		if (!said)
+			fprintf(stderr, "# %s; the guest rings MMIO doorbells\n",
+				vm->no_dbbuf_why);
+		said = true;
 	}
 
 	for (i = 0; i < nr_ioq; i++) {

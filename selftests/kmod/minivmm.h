@@ -17,6 +17,18 @@
 #define MVMM_QDEPTH	32
 #define MVMM_ADMIN_Q	32
 
+/*
+ * Which doorbells the guest rings. Real SSDs lack Doorbell Buffer Config
+ * (OACS bit 8), QEMU's VFs have it unless dbcs=off: a test that is about
+ * shadow doorbells asks for them and skips without them; a test that only
+ * needs "a guest" behaves as Linux's nvme driver does.
+ */
+enum mvmm_doorbells {
+	MVMM_DB_MMIO,		/* MMIO doorbell writes only */
+	MVMM_DB_SHADOW,		/* shadow doorbells, -EOPNOTSUPP without them */
+	MVMM_DB_LINUX,		/* shadow doorbells when OACS bit 8 is set */
+};
+
 struct mvmm_queue {
 	uint16_t qid;
 	uint16_t depth;
@@ -54,7 +66,10 @@ struct mvmm {
 	struct mvmm_queue admin;
 	struct mvmm_queue ioq[MVMM_MAX_IOQ];
 	int nr_ioq;
-	bool dbbuf;
+	bool dbbuf;		/* the guest uses shadow doorbells */
+	uint16_t oacs;		/* Identify Controller's OACS */
+	/* why the last mvmm_nvme_init() could not use shadow doorbells */
+	char no_dbbuf_why[160];
 	uint64_t dbs_iova, eis_iova;
 	uint32_t *dbs, *eis;
 	uint32_t nsid;
@@ -92,8 +107,29 @@ struct mvmm {
 
 int mvmm_open(struct mvmm *vm, const char *bdf, size_t mem_size);
 void mvmm_close(struct mvmm *vm);
-/* Bring the controller up as Linux does; returns 0 or a negative errno. */
-int mvmm_nvme_init(struct mvmm *vm, int nr_ioq, bool dbbuf);
+/*
+ * Bring the controller up as Linux does; returns 0 or a negative errno,
+ * -EOPNOTSUPP when MVMM_DB_SHADOW is asked of a controller without
+ * Doorbell Buffer Config (OACS bit 8 clear, or the command refused), with
+ * the reason in vm->no_dbbuf_why.
+ */
+int mvmm_nvme_init(struct mvmm *vm, int nr_ioq, enum mvmm_doorbells db);
+/* "shadow" or "mmio": the doorbells the guest rings now. */
+const char *mvmm_doorbells_name(const struct mvmm *vm);
+/*
+ * For kselftest_harness tests that ask for MVMM_DB_SHADOW: when
+ * mvmm_nvme_init() returned -EOPNOTSUPP (a VF without shadow doorbells, as
+ * real SSDs' are), close vm and skip the test loudly with the reason; it
+ * neither passes nor fails. Usable in FIXTURE_SETUP and in test bodies.
+ */
+#define MVMM_SKIP_IF_NO_DBBUF(ret, vm) do {				\
+	if ((ret) == -EOPNOTSUPP) {					\
+		fprintf(stderr, "# WARNING: shadow-doorbell test not run: %s\n", \
+			(vm)->no_dbbuf_why);				\
+		mvmm_close(vm);						\
+		SKIP(return, "%s", (vm)->no_dbbuf_why);		\
+	}								\
+} while (0)
 /* Disable the controller (CC.EN = 0) and wait for CSTS.RDY = 0. */
 int mvmm_nvme_disable(struct mvmm *vm);
 /*
