@@ -58,6 +58,14 @@ static uint64_t now_ms(void)
 	return ts.tv_sec * 1000ull + ts.tv_nsec / 1000000;
 }
 
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000ull + ts.tv_nsec / 1000;
+}
+
 static void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
 static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
@@ -828,13 +836,25 @@ static void complete_one(struct mvmm *vm, int qi, const uint8_t *cqe)
 	uint16_t cid = get16(cqe + 12);
 	uint16_t status = get16(cqe + 14) >> 1;
 	size_t bs = (size_t)1 << vm->lba_shift;
-	uint64_t lba;
+	uint64_t lba, lat;
+	bool read;
+	int c;
 
 	if (cid >= MVMM_QDEPTH || !q->busy[cid]) {
 		vm->duplicates++;
 		return;
 	}
 	lba = (q->busy[cid] & ~BUSY_READ) - 1;
+	lat = now_us() - q->sub_us[cid];
+	read = !!(q->busy[cid] & BUSY_READ);
+	if (lat > vm->max_lat_us[read])
+		vm->max_lat_us[read] = lat;
+	for (c = 0; c < MVMM_QDEPTH; c++) {
+		if (q->busy[c] && q->seq[c] < q->seq[cid]) {
+			vm->reordered++;
+			break;
+		}
+	}
 	if (status)
 		vm->errors++;
 	else if (q->busy[cid] & BUSY_READ &&
@@ -843,6 +863,19 @@ static void complete_one(struct mvmm *vm, int qi, const uint8_t *cqe)
 	q->busy[cid] = 0;
 	q->nr_busy--;
 	vm->completions++;
+}
+
+/* The reference generations, for nr_lbas (at most 4096) blocks. */
+static int ensure_gen(struct mvmm *vm)
+{
+	uint64_t max = vm->nsze < 4096 ? vm->nsze : 4096;
+
+	if (vm->gen)
+		return 0;
+	if (!vm->nr_lbas || vm->nr_lbas > max)
+		vm->nr_lbas = max;
+	vm->gen = calloc(vm->nr_lbas, sizeof(*vm->gen));
+	return vm->gen ? 0 : -ENOMEM;
 }
 
 static int reap(struct mvmm *vm, int qi)
@@ -889,6 +922,9 @@ static void io_submit(struct mvmm *vm, int qi, uint64_t lba, bool read)
 	guest_dirty(vm, slot_buf(vm, qi, cid), bs);
 	q->busy[cid] = (lba + 1) | (read ? BUSY_READ : 0);
 	q->nr_busy++;
+	q->seq[cid] = vm->next_seq++;
+	q->sub_us[cid] = now_us();
+	vm->submitted++;
 	sqe[0] = read ? IO_READ : IO_WRITE;
 	put16(sqe + 2, cid);
 	put32(sqe + 4, vm->nsid);
@@ -933,10 +969,8 @@ int mvmm_io_run_while(struct mvmm *vm, uint64_t nr_ios, int qd,
 		return -EINVAL;
 	if (qd > MVMM_QDEPTH - 1)
 		qd = MVMM_QDEPTH - 1;
-	if (!vm->gen) {
-		vm->nr_lbas = vm->nsze < 4096 ? vm->nsze : 4096;
-		vm->gen = calloc(vm->nr_lbas, sizeof(*vm->gen));
-	}
+	if (ensure_gen(vm))
+		return -ENOMEM;
 	deadline = now_ms() + 120000;
 	while (submitted < nr_ios || (more && more(arg))) {
 		idle = 1;
@@ -945,7 +979,7 @@ int mvmm_io_run_while(struct mvmm *vm, uint64_t nr_ios, int qd,
 
 			if (reap(vm, qi))
 				idle = 0;
-			while (q->nr_busy < (uint32_t)qd &&
+			while (!q->hold && q->nr_busy < (uint32_t)qd &&
 			       (submitted < nr_ios || (more && more(arg)))) {
 				uint64_t lba = rand_r(&seed) % vm->nr_lbas;
 
@@ -976,7 +1010,7 @@ int mvmm_io_fill(struct mvmm *vm, int qd)
 		struct mvmm_queue *q = &vm->ioq[qi];
 
 		reap(vm, qi);
-		while (q->nr_busy < (uint32_t)qd) {
+		while (!q->hold && q->nr_busy < (uint32_t)qd) {
 			uint64_t lba = rand_r(&seed) % vm->nr_lbas;
 
 			if (lba_busy(vm, lba))
@@ -985,6 +1019,46 @@ int mvmm_io_fill(struct mvmm *vm, int qd)
 			n++;
 		}
 	}
+	return n;
+}
+
+int mvmm_io_submit(struct mvmm *vm, int qi, uint64_t lba, bool read)
+{
+	if (qi < 0 || qi >= vm->nr_ioq)
+		return -EINVAL;
+	if (ensure_gen(vm))
+		return -ENOMEM;
+	if (lba >= vm->nr_lbas)
+		return -EINVAL;
+	/* One slot stays free: a full SQ has tail + 1 == head. */
+	if (vm->ioq[qi].nr_busy >= (uint32_t)vm->ioq[qi].depth - 1 ||
+	    lba_busy(vm, lba))
+		return -EBUSY;
+	io_submit(vm, qi, lba, read);
+	return 0;
+}
+
+int mvmm_io_reap(struct mvmm *vm)
+{
+	int qi, n = 0;
+
+	for (qi = 0; qi < vm->nr_ioq; qi++)
+		n += reap(vm, qi);
+	return n;
+}
+
+int mvmm_io_drain(struct mvmm *vm, int timeout_ms)
+{
+	return drain(vm, now_ms() + timeout_ms);
+}
+
+uint32_t mvmm_io_outstanding(const struct mvmm *vm)
+{
+	uint32_t n = 0;
+	int qi;
+
+	for (qi = 0; qi < vm->nr_ioq; qi++)
+		n += vm->ioq[qi].nr_busy;
 	return n;
 }
 
@@ -1413,12 +1487,8 @@ int mvmm_bench_reads(struct mvmm *vm, int qd, unsigned int ms,
 	b->wakeups = 0;
 	b->irqs = 0;
 	b->stalls = 0;
-	if (!vm->gen) {
-		vm->nr_lbas = vm->nsze < 4096 ? vm->nsze : 4096;
-		vm->gen = calloc(vm->nr_lbas, sizeof(*vm->gen));
-		if (!vm->gen)
-			return -ENOMEM;
-	}
+	if (ensure_gen(vm))
+		return -ENOMEM;
 	if (qd > MVMM_QDEPTH - 1)
 		qd = MVMM_QDEPTH - 1;
 	if ((uint64_t)qd * vm->nr_ioq >= vm->nr_lbas)

@@ -42,6 +42,17 @@ struct mvmm_queue {
 	/* outstanding commands by CID: LBA written or read, 0 = free */
 	uint64_t busy[MVMM_QDEPTH];
 	uint32_t nr_busy;
+	/*
+	 * By CID: submission number (vm-wide) and time, to tell completions
+	 * that overtook older commands and how long a command was out.
+	 */
+	uint64_t seq[MVMM_QDEPTH];
+	uint64_t sub_us[MVMM_QDEPTH];
+	/*
+	 * The guest submits nothing more here (its completions are still
+	 * reaped): a queue that goes idle with commands outstanding.
+	 */
+	bool hold;
 };
 
 struct mvmm {
@@ -85,8 +96,15 @@ struct mvmm {
 	uint8_t *data;
 	/* reference of what each tested LBA must hold (generation) */
 	uint32_t *gen;
+	/* blocks the I/O uses: set before the first I/O for fewer than 4096 */
 	uint64_t nr_lbas;
 	uint64_t completions, mismatches, errors, duplicates;
+	uint64_t submitted;	/* I/O commands submitted (mvmm_io_*) */
+	/* completions that came before an older command of their queue */
+	uint64_t reordered;
+	uint64_t next_seq;
+	/* the longest time a write [0] and a read [1] were outstanding */
+	uint64_t max_lat_us[2];
 	uint64_t *gdirty;	/* pages the guest wrote since the last sync */
 	/* fault injection: alters the migration stream before the resume */
 	void (*tamper)(uint8_t *stream, size_t *len);
@@ -163,6 +181,18 @@ struct mvmm_mig_stats {
 
 /* Submit up to qd commands on every I/O queue and return at once. */
 int mvmm_io_fill(struct mvmm *vm, int qd);
+/*
+ * One checksummed write, or a verifying read, of lba on I/O queue qi; no
+ * wait. -EBUSY when the queue is full or lba has a command outstanding.
+ * For tests that need a given mix per queue (mvmm_io_run picks at random).
+ */
+int mvmm_io_submit(struct mvmm *vm, int qi, uint64_t lba, bool read);
+/* Reap every I/O queue once; the number of completions. */
+int mvmm_io_reap(struct mvmm *vm);
+/* Reap until nothing is outstanding: 0, or -ETIMEDOUT after timeout_ms. */
+int mvmm_io_drain(struct mvmm *vm, int timeout_ms);
+/* Commands outstanding on all I/O queues. */
+uint32_t mvmm_io_outstanding(const struct mvmm *vm);
 /*
  * Migrate the VF's state to dst_bdf through the VFIO migration uAPI as QEMU
  * does (type1 dirty tracking, PRE_COPY, STOP_COPY, RESUMING, RUNNING), with
