@@ -1062,6 +1062,29 @@ uint32_t mvmm_io_outstanding(const struct mvmm *vm)
 	return n;
 }
 
+void mvmm_io_dump(const struct mvmm *vm, FILE *f)
+{
+	uint64_t now = now_us();
+	int qi, c, n;
+
+	for (qi = 0; qi < vm->nr_ioq; qi++) {
+		const struct mvmm_queue *q = &vm->ioq[qi];
+
+		fprintf(f, "# queue %u: sq_tail %u cq_head %u phase %u%s, %u out",
+			q->qid, q->sq_tail, q->cq_head, q->phase,
+			q->hold ? " (held)" : "", q->nr_busy);
+		for (c = 0, n = 0; c < MVMM_QDEPTH; c++) {
+			if (!q->busy[c])
+				continue;
+			fprintf(f, "%s cid %d %s lba %llu %llu ms", n++ ? "," : ":", c,
+				q->busy[c] & BUSY_READ ? "read" : "write",
+				(unsigned long long)(q->busy[c] & ~BUSY_READ) - 1,
+				(unsigned long long)(now - q->sub_us[c]) / 1000);
+		}
+		fprintf(f, "\n");
+	}
+}
+
 static int set_mig_state(int device, uint32_t state, int *data_fd)
 {
 	struct {

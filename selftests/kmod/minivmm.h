@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #define MVMM_MAX_IOQ	8
 #define MVMM_QDEPTH	32
@@ -193,6 +194,11 @@ int mvmm_io_reap(struct mvmm *vm);
 int mvmm_io_drain(struct mvmm *vm, int timeout_ms);
 /* Commands outstanding on all I/O queues. */
 uint32_t mvmm_io_outstanding(const struct mvmm *vm);
+/*
+ * For a test's failure report: every I/O queue's positions and the
+ * commands it still has out (CID, read or write, LBA, age), as "# " lines.
+ */
+void mvmm_io_dump(const struct mvmm *vm, FILE *f);
 /*
  * Migrate the VF's state to dst_bdf through the VFIO migration uAPI as QEMU
  * does (type1 dirty tracking, PRE_COPY, STOP_COPY, RESUMING, RUNNING), with
