@@ -14,7 +14,7 @@
  *    submitted completes once, with good data.
  *  - With a deadline shorter than a write's life, the switch is refused
  *    cleanly (hbamig exits non-zero and says why, the adapter stays
- *    direct) and the guest goes on on its VF, again with nothing lost.
+ *    direct) and the guest continues on its VF, again with nothing lost.
  *
  * Each case runs with shadow doorbells (skipped on a VF without them) and
  * with MMIO doorbells.
@@ -396,7 +396,7 @@ TEST_F_TIMEOUT(slow, switch_deadline_shorter_than_a_write, 300)
 	/* The refusal says why (the kernel names queue and command). */
 	EXPECT_NE(0, strlen(self->msg)) TH_LOG("hbamig printed no reason");
 
-	/* The guest goes on, on its VF. */
+	/* The guest continues on its VF. */
 	vm->ioq[IDLE_Q].hold = false;
 	for (i = 0; i < 2; i++) {
 		top_up(vm, 6, 3, &seed);
