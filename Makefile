@@ -4,6 +4,7 @@
 #   all (default)  emuhba.ko, hbamig, the tests
 #   check          all tests: userspace (ASan/UBSan), fuzz smoke, in-VM selftests
 #   check-quick    userspace tests and fuzz smoke only (no VM)
+#   check-vm-list  the in-VM runs make check does (suites and their variants)
 #   demo           the main job on the test VM (see README.md)
 #   lint           checkpatch --strict and sparse on kmod/ and emuhba/
 #   coverage fuzz  line coverage of emuhba/, long fuzz runs
@@ -20,17 +21,21 @@ KSFT_HARNESS := $(LINUX_TOOLS)/tools/testing/selftests/kselftest_harness.h
 KMOD_SRCS := $(wildcard kmod/*.c kmod/*.h emuhba/*.c emuhba/*.h include/uapi/linux/*.h)
 SUBDIRS_USER := $(wildcard userspace/Makefile)
 VM_SUITES ?= $(sort $(wildcard selftests/*/vm-suite))
+# Variants of the suites to run (selftests/*/vm-variants, scripts/vm-matrix):
+# empty for all, else e.g. "base" or "nodbbuf".
+VM_VARIANTS ?=
 VM_TIMEOUT ?= 900
 
 export KVER KDIR ROOT
 
 .PHONY: all modules userspace selftests linux-tools lint check check-quick \
-	check-user check-vm check-vm-only demo coverage fuzz clean deps help
+	check-user check-vm check-vm-only check-vm-list demo coverage fuzz clean \
+	deps help
 
 all: modules userspace selftests
 
 help:
-	@sed -n '3,10p' Makefile
+	@sed -n '3,11p' Makefile
 
 deps:
 	@scripts/install-deps
@@ -75,18 +80,25 @@ check-user: linux-tools
 	@scripts/run-suite user-model "$(MAKE) -s -C selftests/model run_tests" selftests/model/Makefile
 	@scripts/run-suite user-hbamig "$(MAKE) -s -C userspace check" userspace/Makefile
 	@scripts/run-suite user-quiesce "$(MAKE) -s -C selftests/quiesce run_tests" selftests/quiesce/Makefile
+	@scripts/run-suite user-vmrun "selftests/vm/options-test" selftests/vm/options-test
 	@scripts/run-suite fuzz-model "$(MAKE) -s -C fuzz/model smoke" fuzz/model/Makefile
 	@scripts/run-suite fuzz-hbamig "$(MAKE) -s -C fuzz/hbamig smoke" fuzz/hbamig/Makefile
 	@scripts/run-suite fuzz-qmp "$(MAKE) -s -C fuzz/qmp smoke" fuzz/qmp/Makefile
 
 check-vm: modules userspace selftests check-vm-only
 
+# Every suite with its vm-options, then once more per line of its
+# vm-variants (scripts/vm-matrix names the runs: vm-kmod, vm-kmod-nodbbuf).
 check-vm-only:
 	@mkdir -p build/results
-	@for s in $(VM_SUITES); do \
-		name=vm-$$(basename $$(dirname $$s)); \
-		scripts/run-suite $$name "selftests/vm/run --timeout $(VM_TIMEOUT) --name $$name $$(cat $$(dirname $$s)/vm-options 2>/dev/null) -- $$s" $$s; \
-	done
+	@runs=$$(VM_VARIANTS="$(VM_VARIANTS)" scripts/vm-matrix $(VM_SUITES)) || exit 1; \
+	while read -r name suite opts <&3; do \
+		[ -n "$$name" ] || continue; \
+		scripts/run-suite $$name "selftests/vm/run --timeout $(VM_TIMEOUT) --name $$name $$opts -- $$suite" $$suite; \
+	done 3<<< "$$runs"
+
+check-vm-list:
+	@VM_VARIANTS="$(VM_VARIANTS)" scripts/vm-matrix $(VM_SUITES)
 
 check-quick:
 	@scripts/install-deps

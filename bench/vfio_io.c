@@ -117,7 +117,7 @@ int main(int argc, char **argv)
 
 	ret = mvmm_open(&vm, bdf, 16 << 20);
 	if (!ret)
-		ret = mvmm_nvme_init(&vm, 4, dbbuf);
+		ret = mvmm_nvme_init(&vm, 4, dbbuf ? MVMM_DB_LINUX : MVMM_DB_MMIO);
 	if (ret) {
 		fprintf(stderr, "vfio_io: %s: %s\n", bdf, strerror(-ret));
 		return 1;

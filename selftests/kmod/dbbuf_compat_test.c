@@ -101,7 +101,7 @@ FIXTURE_SETUP(dbc)
 	ASSERT_NE(NULL, getenv("HBAMIG"));
 	/* The premise: one kind offers shadow doorbells, the other not. */
 	ASSERT_EQ(0, mvmm_open(&probe, self->nodb, 4 << 20));
-	ASSERT_EQ(0, mvmm_nvme_init(&probe, 1, false));
+	ASSERT_EQ(0, mvmm_nvme_init(&probe, 1, MVMM_DB_MMIO));
 	ASSERT_EQ(0, oacs(&probe) & OACS_DBBUF)
 		TH_LOG("%s offers Doorbell Buffer Config (OACS %#x): is its PF dbcs=off?",
 		       self->nodb, oacs(&probe));
@@ -119,7 +119,7 @@ TEST_F_TIMEOUT(dbc, verdict_by_what_the_guest_uses, 300)
 {
 	char row[128], why[256];
 
-	ASSERT_EQ(0, mvmm_nvme_init(&self->vm, 2, true));
+	ASSERT_EQ(0, mvmm_nvme_init(&self->vm, 2, MVMM_DB_SHADOW));
 	ASSERT_NE(0, oacs(&self->vm) & OACS_DBBUF);
 	clean_io(_metadata, &self->vm);
 	EXPECT_EQ(1, compat(self->a, self->nodb, row, sizeof(row), why,
@@ -132,7 +132,7 @@ TEST_F_TIMEOUT(dbc, verdict_by_what_the_guest_uses, 300)
 	EXPECT_STREQ("1 1 ok", row);
 
 	/* The same guest after a reset without them: taken by both. */
-	ASSERT_EQ(0, mvmm_nvme_init(&self->vm, 2, false));
+	ASSERT_EQ(0, mvmm_nvme_init(&self->vm, 2, MVMM_DB_MMIO));
 	clean_io(_metadata, &self->vm);
 	EXPECT_EQ(0, compat(self->a, self->nodb, row, sizeof(row), why,
 			    sizeof(why))) TH_LOG("%s", why);
@@ -151,7 +151,7 @@ TEST_F_TIMEOUT(dbc, dbbuf_guest_refused_in_precopy, 300)
 {
 	struct mvmm_mig_stats st;
 
-	ASSERT_EQ(0, mvmm_nvme_init(&self->vm, 2, true));
+	ASSERT_EQ(0, mvmm_nvme_init(&self->vm, 2, MVMM_DB_SHADOW));
 	clean_io(_metadata, &self->vm);
 	mvmm_io_fill(&self->vm, 8);
 	self->vm.precopy_to_dest = true;
@@ -192,7 +192,7 @@ TEST_F_TIMEOUT(dbc, no_dbbuf_guest_moves, 300)
 	struct mvmm_mig_stats st;
 	int ret;
 
-	ASSERT_EQ(0, mvmm_nvme_init(&self->vm, 2, false));
+	ASSERT_EQ(0, mvmm_nvme_init(&self->vm, 2, MVMM_DB_MMIO));
 	clean_io(_metadata, &self->vm);
 	mvmm_io_fill(&self->vm, 8);
 	self->vm.precopy_to_dest = true;
@@ -222,7 +222,7 @@ TEST_F_TIMEOUT(dbc, no_dbbuf_guest_moves, 300)
  */
 static int up_without_dbbuf(struct mvmm *vm)
 {
-	int ret = mvmm_nvme_init(vm, 2, false);
+	int ret = mvmm_nvme_init(vm, 2, MVMM_DB_MMIO);
 
 	if (!ret)
 		ret = mvmm_io_run(vm, 100, 8);
@@ -233,7 +233,7 @@ static int up_without_dbbuf(struct mvmm *vm)
 
 static int up_with_dbbuf(struct mvmm *vm)
 {
-	int ret = mvmm_nvme_init(vm, 2, true);
+	int ret = mvmm_nvme_init(vm, 2, MVMM_DB_SHADOW);
 
 	return ret ? ret : mvmm_io_run(vm, 100, 8);
 }

@@ -94,7 +94,7 @@ FIXTURE_SETUP(fault)
 	ASSERT_NE(NULL, self->b);
 	ASSERT_NE(NULL, getenv("HBAMIG"));
 	ASSERT_EQ(0, mvmm_open(&self->vm, self->a, 16 << 20));
-	ASSERT_EQ(0, mvmm_nvme_init(&self->vm, 4, true));
+	ASSERT_EQ(0, mvmm_nvme_init(&self->vm, 4, MVMM_DB_LINUX));
 	ASSERT_EQ(0, mvmm_io_run(&self->vm, 200, 16));
 }
 
@@ -164,7 +164,7 @@ TEST_F_TIMEOUT(fault, guest_resets_controller_while_emulated, 300)
 	ASSERT_STREQ("emulated\n", self->mode);
 	/* The guest's driver resets and re-initialises the controller. */
 	ASSERT_EQ(0, mvmm_nvme_disable(&self->vm));
-	ASSERT_EQ(0, mvmm_nvme_init(&self->vm, 4, true));
+	ASSERT_EQ(0, mvmm_nvme_init(&self->vm, 4, MVMM_DB_LINUX));
 	expect_clean(_metadata, &self->vm);
 	EXPECT_LE(300, mvmm_attr_ll(self->a, "emuhba/emulated_cmds"));
 }
@@ -217,7 +217,7 @@ TEST_F_TIMEOUT(fault, device_closed_mid_migration, 300)
 	EXPECT_STREQ("direct\n", self->mode);
 	/* A new VMM gets a working VF. */
 	ASSERT_EQ(0, mvmm_open(&self->vm, self->a, 16 << 20));
-	ASSERT_EQ(0, mvmm_nvme_init(&self->vm, 4, true));
+	ASSERT_EQ(0, mvmm_nvme_init(&self->vm, 4, MVMM_DB_LINUX));
 	expect_clean(_metadata, &self->vm);
 }
 

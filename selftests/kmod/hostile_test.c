@@ -110,7 +110,7 @@ TEST(large_transfer_emulated)
 	if (!bdf)
 		SKIP(return, "EMUHBA_VF_MDTS0 not set (selftests/kmod/vm-options adds the PF)");
 	ASSERT_EQ(0, mvmm_open(&vm, bdf, MEM));
-	ASSERT_EQ(0, mvmm_nvme_init(&vm, 1, true));
+	ASSERT_EQ(0, mvmm_nvme_init(&vm, 1, MVMM_DB_LINUX));
 	buf_iova = mvmm_mem_alloc(&vm, BIG, &va);
 	buf = va;
 	check_iova = mvmm_mem_alloc(&vm, BIG, &va);
@@ -190,7 +190,7 @@ TEST(failed_resume_then_reset)
 	EXPECT_EQ(-1, write(fd, junk, 64));
 	close(fd);
 
-	ASSERT_EQ(0, mvmm_nvme_init(&vm, 2, true));
+	ASSERT_EQ(0, mvmm_nvme_init(&vm, 2, MVMM_DB_LINUX));
 	ASSERT_EQ(0, mvmm_io_run(&vm, 300, 8));
 	EXPECT_EQ(0, vm.mismatches);
 	EXPECT_EQ(0, vm.errors);
@@ -227,7 +227,7 @@ TEST(no_thread_leak)
 	EXPECT_EQ(before, mvmm_emul_threads());
 
 	/* A cancelled pre-copy leaves the model running: one thread. */
-	ASSERT_EQ(0, mvmm_nvme_init(&vm, 1, true));
+	ASSERT_EQ(0, mvmm_nvme_init(&vm, 1, MVMM_DB_LINUX));
 	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_PRE_COPY, &fd));
 	close(fd);
 	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_RUNNING, NULL));
@@ -249,7 +249,7 @@ TEST(p2p_arcs)
 
 	ASSERT_NE(NULL, bdf);
 	ASSERT_EQ(0, mvmm_open(&vm, bdf, MEM));
-	ASSERT_EQ(0, mvmm_nvme_init(&vm, 2, true));
+	ASSERT_EQ(0, mvmm_nvme_init(&vm, 2, MVMM_DB_LINUX));
 	ASSERT_EQ(0, mvmm_io_run(&vm, 200, 8));
 	/* RUNNING_P2P stops the VF: the model, which does no P2P, runs on. */
 	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_RUNNING_P2P, NULL));
@@ -295,7 +295,7 @@ TEST(mig_fd_outlives_adapter)
 
 	ASSERT_NE(NULL, bdf);
 	ASSERT_EQ(0, mvmm_open(&vm, bdf, MEM));
-	ASSERT_EQ(0, mvmm_nvme_init(&vm, 1, true));
+	ASSERT_EQ(0, mvmm_nvme_init(&vm, 1, MVMM_DB_LINUX));
 	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_PRE_COPY, &fd));
 	ASSERT_LE(0, fd);
 	mvmm_close(&vm);
@@ -336,7 +336,7 @@ TEST(flr_while_direct)
 
 	ASSERT_NE(NULL, bdf);
 	ASSERT_EQ(0, mvmm_open(&vm, bdf, MEM));
-	ASSERT_EQ(0, mvmm_nvme_init(&vm, 2, true));
+	ASSERT_EQ(0, mvmm_nvme_init(&vm, 2, MVMM_DB_LINUX));
 	ASSERT_EQ(0, mvmm_io_run(&vm, 200, 8));
 	ret = mvmm_flr(&vm);
 	if (ret == -EOPNOTSUPP)
@@ -344,7 +344,7 @@ TEST(flr_while_direct)
 	ASSERT_EQ(0, ret);
 	/* CC reads 0 after the FLR: the driver enables straight away. */
 	vm.no_disable_first = true;
-	ASSERT_EQ(0, mvmm_nvme_init(&vm, 2, true));
+	ASSERT_EQ(0, mvmm_nvme_init(&vm, 2, MVMM_DB_LINUX));
 	ASSERT_EQ(0, mvmm_io_run(&vm, 200, 8));
 	/* The observer follows the new admin queue: the switch works. */
 	ASSERT_EQ(0, hbamig("switch %s emulated", bdf));
@@ -366,7 +366,7 @@ TEST(flr_while_emulated)
 
 	ASSERT_NE(NULL, bdf);
 	ASSERT_EQ(0, mvmm_open(&vm, bdf, MEM));
-	ASSERT_EQ(0, mvmm_nvme_init(&vm, 1, true));
+	ASSERT_EQ(0, mvmm_nvme_init(&vm, 1, MVMM_DB_LINUX));
 	ASSERT_EQ(0, mvmm_io_run(&vm, 100, 8));
 	ASSERT_EQ(0, hbamig("switch %s emulated", bdf));
 	ret = mvmm_flr(&vm);
@@ -390,7 +390,7 @@ TEST(flr_while_emulated)
 	usleep(300 * 1000);
 	EXPECT_EQ(0, memcmp(cq_before, q->cq, sizeof(cq_before)));
 
-	ASSERT_EQ(0, mvmm_nvme_init(&vm, 2, true));
+	ASSERT_EQ(0, mvmm_nvme_init(&vm, 2, MVMM_DB_LINUX));
 	ASSERT_EQ(0, mvmm_io_run(&vm, 200, 8));
 	EXPECT_EQ(0, vm.mismatches);
 	EXPECT_EQ(0, vm.errors);
@@ -415,7 +415,7 @@ TEST(resume_without_backend)
 	if (!b_bdf)
 		SKIP(return, "EMUHBA_VF_B not set");
 	ASSERT_EQ(0, mvmm_open(&a, a_bdf, MEM));
-	ASSERT_EQ(0, mvmm_nvme_init(&a, 1, true));
+	ASSERT_EQ(0, mvmm_nvme_init(&a, 1, MVMM_DB_LINUX));
 	a_cntlid = a.cntlid;
 	ASSERT_EQ(0, mvmm_io_run(&a, 100, 8));
 	/* One session: the pre-copy image, then the full one. */
@@ -445,7 +445,7 @@ TEST(resume_without_backend)
 	/* The VF answers with its own identity, not the previous guest's. */
 	ASSERT_EQ(0, mvmm_attr(b_bdf, "emuhba/identity", buf, sizeof(buf)));
 	EXPECT_EQ(0, strncmp(buf, "own", 3));
-	ASSERT_EQ(0, mvmm_nvme_init(&b, 1, true));
+	ASSERT_EQ(0, mvmm_nvme_init(&b, 1, MVMM_DB_LINUX));
 	EXPECT_NE(a_cntlid, b.cntlid);
 	ASSERT_EQ(0, mvmm_io_run(&b, 100, 8));
 	EXPECT_EQ(0, b.mismatches);
@@ -516,7 +516,7 @@ TEST(region_doorbells)
 
 	ASSERT_NE(NULL, bdf);
 	ASSERT_EQ(0, mvmm_open(&vm, bdf, MEM));
-	ASSERT_EQ(0, mvmm_nvme_init(&vm, 2, true));
+	ASSERT_EQ(0, mvmm_nvme_init(&vm, 2, MVMM_DB_LINUX));
 	vm.db_pwrite = true;
 	ASSERT_EQ(0, mvmm_io_run(&vm, 100, 8));
 	ASSERT_EQ(0, hbamig("switch %s emulated", bdf));
@@ -542,7 +542,7 @@ TEST(forged_admin_completions)
 
 	ASSERT_NE(NULL, bdf);
 	ASSERT_EQ(0, mvmm_open(&vm, bdf, MEM));
-	ASSERT_EQ(0, mvmm_nvme_init(&vm, 1, true));
+	ASSERT_EQ(0, mvmm_nvme_init(&vm, 1, MVMM_DB_LINUX));
 	fg.vm = &vm;
 	before = mvmm_attr_ll(bdf, "emuhba/admin_observed");
 	ASSERT_LE(0, before);
@@ -568,7 +568,7 @@ TEST(forged_admin_completions)
 	ASSERT_EQ(0, mvmm_attr(bdf, "emuhba/observer", obs, sizeof(obs)));
 	TH_LOG("admin_observed %lld -> %lld, observer %s", before, after, obs);
 	/* The guest confused only itself: after a controller reset all works. */
-	ASSERT_EQ(0, mvmm_nvme_init(&vm, 1, true));
+	ASSERT_EQ(0, mvmm_nvme_init(&vm, 1, MVMM_DB_LINUX));
 	ASSERT_EQ(0, hbamig("switch %s emulated", bdf));
 	ASSERT_EQ(0, mvmm_io_run(&vm, 200, 8));
 	EXPECT_EQ(0, vm.mismatches);

@@ -239,7 +239,8 @@ static void step(struct fuzz *f, const char *bdf)
 	case 11:
 		/* A guest bringing its controller up (its vCPUs run). */
 		if (mvmm_get_mig_state(&f->vm) == VFIO_DEVICE_STATE_RUNNING)
-			f->inited = !mvmm_nvme_init(&f->vm, 1 + rnd(2), rnd(4));
+			f->inited = !mvmm_nvme_init(&f->vm, 1 + rnd(2), rnd(4) ?
+						    MVMM_DB_LINUX : MVMM_DB_MMIO);
 		break;
 	case 12:
 		/* Only where a guest's I/O can complete at all. */
@@ -296,7 +297,7 @@ TEST_F_TIMEOUT(fuzz, random_misuse_then_fresh_user, 1500)
 	ASSERT_EQ(0, mvmm_open(&vm, bdf, MEM));
 	ASSERT_EQ(0, mvmm_attr(bdf, "emuhba/mode", mode, sizeof(mode)));
 	EXPECT_EQ(0, strncmp(mode, "direct", 6));
-	ASSERT_EQ(0, mvmm_nvme_init(&vm, 2, true));
+	ASSERT_EQ(0, mvmm_nvme_init(&vm, 2, MVMM_DB_LINUX));
 	ASSERT_EQ(0, mvmm_io_run(&vm, 300, 8));
 	EXPECT_EQ(0, vm.mismatches);
 	EXPECT_EQ(0, vm.errors);

@@ -31,7 +31,7 @@ FIXTURE_SETUP(mig)
 	ASSERT_NE(NULL, self->b);
 	ret = mvmm_open(&self->vm, self->a, 16 << 20);
 	ASSERT_EQ(0, ret) TH_LOG("open %s: %s", self->a, strerror(-ret));
-	ASSERT_EQ(0, mvmm_nvme_init(&self->vm, 4, true));
+	ASSERT_EQ(0, mvmm_nvme_init(&self->vm, 4, MVMM_DB_LINUX));
 }
 
 FIXTURE_TEARDOWN(mig)

@@ -44,7 +44,7 @@
 #define ADM_SET_FEAT	0x09
 #define ADM_AER		0x0c
 #define ADM_DBBUF	0x7c
-#define OACS_DBBUF	0x100	/* Doorbell Buffer Config supported */
+#define OACS_DBBUF	(1u << 8)
 #define IO_WRITE	0x01
 #define IO_READ		0x02
 
@@ -56,6 +56,14 @@ static uint64_t now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1000ull + ts.tv_nsec / 1000000;
+}
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000ull + ts.tv_nsec / 1000;
 }
 
 static void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
@@ -626,7 +634,12 @@ static int create_queues(struct mvmm *vm, int idx, int vector)
 	return (err) > 0 ? -EIO : (err); \
 } while (0)
 
-int mvmm_nvme_init(struct mvmm *vm, int nr_ioq, bool dbbuf)
+const char *mvmm_doorbells_name(const struct mvmm *vm)
+{
+	return vm->dbbuf ? "shadow" : "mmio";
+}
+
+int mvmm_nvme_init(struct mvmm *vm, int nr_ioq, enum mvmm_doorbells db)
 {
 	uint8_t sqe[64];
 	uint32_t result = 0;
@@ -651,6 +664,9 @@ int mvmm_nvme_init(struct mvmm *vm, int nr_ioq, bool dbbuf)
 	memset(&vm->admin, 0, sizeof(vm->admin));
 	vm->nr_ioq = 0;
 	vm->dbbuf = false;
+	vm->dbs_iova = vm->eis_iova = 0;
+	vm->dbs = vm->eis = NULL;
+	vm->no_dbbuf_why[0] = 0;
 	vm->aer_cid = 0;
 	vm->admin.qid = 0;
 	vm->admin.depth = MVMM_ADMIN_Q;
@@ -678,6 +694,12 @@ int mvmm_nvme_init(struct mvmm *vm, int nr_ioq, bool dbbuf)
 	memcpy(vm->mn, idp + 24, 40);
 	vm->cntlid = get16(idp + 78);
 	vm->oacs = get16(idp + 256);
+	if (!(vm->oacs & OACS_DBBUF))
+		snprintf(vm->no_dbbuf_why, sizeof(vm->no_dbbuf_why),
+			 "%s has no shadow doorbells: Identify Controller OACS 0x%x, bit 8 (Doorbell Buffer Config) clear",
+			 vm->bdf, vm->oacs);
+	if (db == MVMM_DB_SHADOW && !(vm->oacs & OACS_DBBUF))
+		return -EOPNOTSUPP;
 	vm->mdts_bytes = idp[77] ? (PAGE << idp[77]) > 65535 ? 65535 :
 			 (PAGE << idp[77]) : 65535;
 	ret = identify(vm, 2, 0, idp_iova);
@@ -700,20 +722,46 @@ int mvmm_nvme_init(struct mvmm *vm, int nr_ioq, bool dbbuf)
 	if ((int)(result & 0xffff) + 1 < nr_ioq)
 		nr_ioq = (result & 0xffff) + 1;
 
-	/* As Linux: shadow doorbells only on a controller that offers them. */
-	if (dbbuf && (vm->oacs & OACS_DBBUF)) {
-		vm->dbs_iova = mem_alloc(vm, PAGE, &va);
-		vm->dbs = va;
-		vm->eis_iova = mem_alloc(vm, PAGE, &va);
-		vm->eis = va;
+	if (db == MVMM_DB_SHADOW || (db == MVMM_DB_LINUX && vm->oacs & OACS_DBBUF)) {
+		uint64_t dbs_iova, eis_iova;
+		void *dbs = NULL, *eis = NULL;
+
+		dbs_iova = mem_alloc(vm, PAGE, &dbs);
+		eis_iova = mem_alloc(vm, PAGE, &eis);
+		if (!dbs_iova || !eis_iova)
+			INIT_FAIL("doorbell buffer memory", -ENOMEM);
 		memset(sqe, 0, sizeof(sqe));
 		sqe[0] = ADM_DBBUF;
-		put64(sqe + 24, vm->dbs_iova);
-		put64(sqe + 32, vm->eis_iova);
+		put64(sqe + 24, dbs_iova);
+		put64(sqe + 32, eis_iova);
 		ret = mvmm_admin(vm, sqe, NULL);
-		if (ret)
+		if (ret > 0) {
+			/* Linux warns and goes on with MMIO doorbells. */
+			snprintf(vm->no_dbbuf_why, sizeof(vm->no_dbbuf_why),
+				 "%s refused Doorbell Buffer Config (status 0x%x) though OACS 0x%x has bit 8",
+				 vm->bdf, ret, vm->oacs);
+			fprintf(stderr, "# nvme init: %s\n", vm->no_dbbuf_why);
+			if (db == MVMM_DB_SHADOW)
+				return -EOPNOTSUPP;
+		} else if (ret) {
 			INIT_FAIL("doorbell buffer config", ret);
-		vm->dbbuf = true;
+		} else {
+			vm->dbs_iova = dbs_iova;
+			vm->dbs = dbs;
+			vm->eis_iova = eis_iova;
+			vm->eis = eis;
+			vm->dbbuf = true;
+		}
+	}
+
+	if (db == MVMM_DB_LINUX && !vm->dbbuf) {
+		static bool said;
+
+		/* Once per process: the tests then run on MMIO doorbells. */
+		if (!said)
+			fprintf(stderr, "# %s; the guest rings MMIO doorbells\n",
+				vm->no_dbbuf_why);
+		said = true;
 	}
 
 	for (i = 0; i < nr_ioq; i++) {
@@ -796,13 +844,25 @@ static void complete_one(struct mvmm *vm, int qi, const uint8_t *cqe)
 	uint16_t cid = get16(cqe + 12);
 	uint16_t status = get16(cqe + 14) >> 1;
 	size_t bs = (size_t)1 << vm->lba_shift;
-	uint64_t lba;
+	uint64_t lba, lat;
+	bool read;
+	int c;
 
 	if (cid >= MVMM_QDEPTH || !q->busy[cid]) {
 		vm->duplicates++;
 		return;
 	}
 	lba = (q->busy[cid] & ~BUSY_READ) - 1;
+	lat = now_us() - q->sub_us[cid];
+	read = !!(q->busy[cid] & BUSY_READ);
+	if (lat > vm->max_lat_us[read])
+		vm->max_lat_us[read] = lat;
+	for (c = 0; c < MVMM_QDEPTH; c++) {
+		if (q->busy[c] && q->seq[c] < q->seq[cid]) {
+			vm->reordered++;
+			break;
+		}
+	}
 	if (status)
 		vm->errors++;
 	else if (q->busy[cid] & BUSY_READ &&
@@ -811,6 +871,19 @@ static void complete_one(struct mvmm *vm, int qi, const uint8_t *cqe)
 	q->busy[cid] = 0;
 	q->nr_busy--;
 	vm->completions++;
+}
+
+/* The reference generations, for nr_lbas (at most 4096) blocks. */
+static int ensure_gen(struct mvmm *vm)
+{
+	uint64_t max = vm->nsze < 4096 ? vm->nsze : 4096;
+
+	if (vm->gen)
+		return 0;
+	if (!vm->nr_lbas || vm->nr_lbas > max)
+		vm->nr_lbas = max;
+	vm->gen = calloc(vm->nr_lbas, sizeof(*vm->gen));
+	return vm->gen ? 0 : -ENOMEM;
 }
 
 static int reap(struct mvmm *vm, int qi)
@@ -857,6 +930,9 @@ static void io_submit(struct mvmm *vm, int qi, uint64_t lba, bool read)
 	guest_dirty(vm, slot_buf(vm, qi, cid), bs);
 	q->busy[cid] = (lba + 1) | (read ? BUSY_READ : 0);
 	q->nr_busy++;
+	q->seq[cid] = vm->next_seq++;
+	q->sub_us[cid] = now_us();
+	vm->submitted++;
 	sqe[0] = read ? IO_READ : IO_WRITE;
 	put16(sqe + 2, cid);
 	put32(sqe + 4, vm->nsid);
@@ -901,10 +977,8 @@ int mvmm_io_run_while(struct mvmm *vm, uint64_t nr_ios, int qd,
 		return -EINVAL;
 	if (qd > MVMM_QDEPTH - 1)
 		qd = MVMM_QDEPTH - 1;
-	if (!vm->gen) {
-		vm->nr_lbas = vm->nsze < 4096 ? vm->nsze : 4096;
-		vm->gen = calloc(vm->nr_lbas, sizeof(*vm->gen));
-	}
+	if (ensure_gen(vm))
+		return -ENOMEM;
 	deadline = now_ms() + 120000;
 	while (submitted < nr_ios || (more && more(arg))) {
 		idle = 1;
@@ -913,7 +987,7 @@ int mvmm_io_run_while(struct mvmm *vm, uint64_t nr_ios, int qd,
 
 			if (reap(vm, qi))
 				idle = 0;
-			while (q->nr_busy < (uint32_t)qd &&
+			while (!q->hold && q->nr_busy < (uint32_t)qd &&
 			       (submitted < nr_ios || (more && more(arg)))) {
 				uint64_t lba = rand_r(&seed) % vm->nr_lbas;
 
@@ -944,7 +1018,7 @@ int mvmm_io_fill(struct mvmm *vm, int qd)
 		struct mvmm_queue *q = &vm->ioq[qi];
 
 		reap(vm, qi);
-		while (q->nr_busy < (uint32_t)qd) {
+		while (!q->hold && q->nr_busy < (uint32_t)qd) {
 			uint64_t lba = rand_r(&seed) % vm->nr_lbas;
 
 			if (lba_busy(vm, lba))
@@ -954,6 +1028,69 @@ int mvmm_io_fill(struct mvmm *vm, int qd)
 		}
 	}
 	return n;
+}
+
+int mvmm_io_submit(struct mvmm *vm, int qi, uint64_t lba, bool read)
+{
+	if (qi < 0 || qi >= vm->nr_ioq)
+		return -EINVAL;
+	if (ensure_gen(vm))
+		return -ENOMEM;
+	if (lba >= vm->nr_lbas)
+		return -EINVAL;
+	/* One slot stays free: a full SQ has tail + 1 == head. */
+	if (vm->ioq[qi].nr_busy >= (uint32_t)vm->ioq[qi].depth - 1 ||
+	    lba_busy(vm, lba))
+		return -EBUSY;
+	io_submit(vm, qi, lba, read);
+	return 0;
+}
+
+int mvmm_io_reap(struct mvmm *vm)
+{
+	int qi, n = 0;
+
+	for (qi = 0; qi < vm->nr_ioq; qi++)
+		n += reap(vm, qi);
+	return n;
+}
+
+int mvmm_io_drain(struct mvmm *vm, int timeout_ms)
+{
+	return drain(vm, now_ms() + timeout_ms);
+}
+
+uint32_t mvmm_io_outstanding(const struct mvmm *vm)
+{
+	uint32_t n = 0;
+	int qi;
+
+	for (qi = 0; qi < vm->nr_ioq; qi++)
+		n += vm->ioq[qi].nr_busy;
+	return n;
+}
+
+void mvmm_io_dump(const struct mvmm *vm, FILE *f)
+{
+	uint64_t now = now_us();
+	int qi, c, n;
+
+	for (qi = 0; qi < vm->nr_ioq; qi++) {
+		const struct mvmm_queue *q = &vm->ioq[qi];
+
+		fprintf(f, "# queue %u: sq_tail %u cq_head %u phase %u%s, %u out",
+			q->qid, q->sq_tail, q->cq_head, q->phase,
+			q->hold ? " (held)" : "", q->nr_busy);
+		for (c = 0, n = 0; c < MVMM_QDEPTH; c++) {
+			if (!q->busy[c])
+				continue;
+			fprintf(f, "%s cid %d %s lba %llu %llu ms", n++ ? "," : ":", c,
+				q->busy[c] & BUSY_READ ? "read" : "write",
+				(unsigned long long)(q->busy[c] & ~BUSY_READ) - 1,
+				(unsigned long long)(now - q->sub_us[c]) / 1000);
+		}
+		fprintf(f, "\n");
+	}
 }
 
 static int set_mig_state(int device, uint32_t state, int *data_fd)
@@ -1421,12 +1558,8 @@ int mvmm_bench_reads(struct mvmm *vm, int qd, unsigned int ms,
 	b->wakeups = 0;
 	b->irqs = 0;
 	b->stalls = 0;
-	if (!vm->gen) {
-		vm->nr_lbas = vm->nsze < 4096 ? vm->nsze : 4096;
-		vm->gen = calloc(vm->nr_lbas, sizeof(*vm->gen));
-		if (!vm->gen)
-			return -ENOMEM;
-	}
+	if (ensure_gen(vm))
+		return -ENOMEM;
 	if (qd > MVMM_QDEPTH - 1)
 		qd = MVMM_QDEPTH - 1;
 	if ((uint64_t)qd * vm->nr_ioq >= vm->nr_lbas)

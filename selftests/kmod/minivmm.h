@@ -12,10 +12,23 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #define MVMM_MAX_IOQ	8
 #define MVMM_QDEPTH	32
 #define MVMM_ADMIN_Q	32
+
+/*
+ * Which doorbells the guest rings. Real SSDs lack Doorbell Buffer Config
+ * (OACS bit 8), QEMU's VFs have it unless dbcs=off: a test that is about
+ * shadow doorbells asks for them and skips without them; a test that only
+ * needs "a guest" behaves as Linux's nvme driver does.
+ */
+enum mvmm_doorbells {
+	MVMM_DB_MMIO,		/* MMIO doorbell writes only */
+	MVMM_DB_SHADOW,		/* shadow doorbells, -EOPNOTSUPP without them */
+	MVMM_DB_LINUX,		/* shadow doorbells when OACS bit 8 is set */
+};
 
 struct mvmm_queue {
 	uint16_t qid;
@@ -30,6 +43,17 @@ struct mvmm_queue {
 	/* outstanding commands by CID: LBA written or read, 0 = free */
 	uint64_t busy[MVMM_QDEPTH];
 	uint32_t nr_busy;
+	/*
+	 * By CID: submission number (vm-wide) and time, to tell completions
+	 * that overtook older commands and how long a command was out.
+	 */
+	uint64_t seq[MVMM_QDEPTH];
+	uint64_t sub_us[MVMM_QDEPTH];
+	/*
+	 * The guest submits nothing more here (its completions are still
+	 * reaped): a queue that goes idle with commands outstanding.
+	 */
+	bool hold;
 };
 
 struct mvmm {
@@ -56,8 +80,10 @@ struct mvmm {
 	struct mvmm_queue admin;
 	struct mvmm_queue ioq[MVMM_MAX_IOQ];
 	int nr_ioq;
-	uint16_t oacs;		/* Identify Controller OACS */
-	bool dbbuf;
+	bool dbbuf;		/* the guest uses shadow doorbells */
+	uint16_t oacs;		/* Identify Controller's OACS */
+	/* why the last mvmm_nvme_init() could not use shadow doorbells */
+	char no_dbbuf_why[160];
 	uint64_t dbs_iova, eis_iova;
 	uint32_t *dbs, *eis;
 	uint32_t nsid;
@@ -73,8 +99,15 @@ struct mvmm {
 	uint8_t *data;
 	/* reference of what each tested LBA must hold (generation) */
 	uint32_t *gen;
+	/* blocks the I/O uses: set before the first I/O for fewer than 4096 */
 	uint64_t nr_lbas;
 	uint64_t completions, mismatches, errors, duplicates;
+	uint64_t submitted;	/* I/O commands submitted (mvmm_io_*) */
+	/* completions that came before an older command of their queue */
+	uint64_t reordered;
+	uint64_t next_seq;
+	/* the longest time a write [0] and a read [1] were outstanding */
+	uint64_t max_lat_us[2];
 	uint64_t *gdirty;	/* pages the guest wrote since the last sync */
 	/* fault injection: alters the migration stream before the resume */
 	void (*tamper)(uint8_t *stream, size_t *len);
@@ -102,11 +135,28 @@ struct mvmm {
 int mvmm_open(struct mvmm *vm, const char *bdf, size_t mem_size);
 void mvmm_close(struct mvmm *vm);
 /*
- * Bring the controller up as Linux does; returns 0 or a negative errno.
- * dbbuf: configure shadow doorbells if the controller offers them (OACS
- * bit 8); vm->dbbuf says whether it did.
+ * Bring the controller up as Linux does; returns 0 or a negative errno,
+ * -EOPNOTSUPP when MVMM_DB_SHADOW is asked of a controller without
+ * Doorbell Buffer Config (OACS bit 8 clear, or the command refused), with
+ * the reason in vm->no_dbbuf_why.
  */
-int mvmm_nvme_init(struct mvmm *vm, int nr_ioq, bool dbbuf);
+int mvmm_nvme_init(struct mvmm *vm, int nr_ioq, enum mvmm_doorbells db);
+/* "shadow" or "mmio": the doorbells the guest rings now. */
+const char *mvmm_doorbells_name(const struct mvmm *vm);
+/*
+ * For kselftest_harness tests that ask for MVMM_DB_SHADOW: when
+ * mvmm_nvme_init() returned -EOPNOTSUPP (a VF without shadow doorbells, as
+ * real SSDs' are), close vm and skip the test with the reason, which the
+ * harness prints as "SKIP <reason>" and on the test's "ok ... # SKIP"
+ * line (scripts/ktap-summary names every skipped test). Usable in
+ * FIXTURE_SETUP and in test bodies.
+ */
+#define MVMM_SKIP_IF_NO_DBBUF(ret, vm) do {				\
+	if ((ret) == -EOPNOTSUPP) {					\
+		mvmm_close(vm);						\
+		SKIP(return, "%s", (vm)->no_dbbuf_why);		\
+	}								\
+} while (0)
 /* Disable the controller (CC.EN = 0) and wait for CSTS.RDY = 0. */
 int mvmm_nvme_disable(struct mvmm *vm);
 /*
@@ -143,6 +193,23 @@ struct mvmm_mig_stats {
 
 /* Submit up to qd commands on every I/O queue and return at once. */
 int mvmm_io_fill(struct mvmm *vm, int qd);
+/*
+ * One checksummed write, or a verifying read, of lba on I/O queue qi; no
+ * wait. -EBUSY when the queue is full or lba has a command outstanding.
+ * For tests that need a given mix per queue (mvmm_io_run picks at random).
+ */
+int mvmm_io_submit(struct mvmm *vm, int qi, uint64_t lba, bool read);
+/* Reap every I/O queue once; the number of completions. */
+int mvmm_io_reap(struct mvmm *vm);
+/* Reap until nothing is outstanding: 0, or -ETIMEDOUT after timeout_ms. */
+int mvmm_io_drain(struct mvmm *vm, int timeout_ms);
+/* Commands outstanding on all I/O queues. */
+uint32_t mvmm_io_outstanding(const struct mvmm *vm);
+/*
+ * For a test's failure report: every I/O queue's positions and the
+ * commands it still has out (CID, read or write, LBA, age), as "# " lines.
+ */
+void mvmm_io_dump(const struct mvmm *vm, FILE *f);
 /*
  * Migrate the VF's state to dst_bdf through the VFIO migration uAPI as QEMU
  * does (type1 dirty tracking, PRE_COPY, one iteration that sends memory and

@@ -66,7 +66,7 @@ FIXTURE_SETUP(rm)
 	ASSERT_NE(NULL, getenv("HBAMIG"));
 	ASSERT_EQ(0, mvmm_open(&self->vm, self->bdf, 16 << 20));
 	self->open = true;
-	ASSERT_EQ(0, mvmm_nvme_init(&self->vm, 4, true));
+	ASSERT_EQ(0, mvmm_nvme_init(&self->vm, 4, MVMM_DB_LINUX));
 	ASSERT_EQ(0, mvmm_io_run(&self->vm, 200, 16));
 }
 

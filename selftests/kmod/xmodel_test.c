@@ -76,7 +76,7 @@ static void refused_in_precopy(struct __test_metadata *_metadata,
 	struct mvmm_mig_stats st;
 
 	ASSERT_EQ(0, mvmm_open(vm, src, 16 << 20));
-	ASSERT_EQ(0, mvmm_nvme_init(vm, nr_ioq, true));
+	ASSERT_EQ(0, mvmm_nvme_init(vm, nr_ioq, MVMM_DB_LINUX));
 	ASSERT_EQ(9, vm->lba_shift);
 	ASSERT_EQ(0, mvmm_io_run(vm, 200, 8));
 	mvmm_io_fill(vm, 8);
@@ -119,7 +119,7 @@ TEST_F_TIMEOUT(xm, small_to_big_and_back, 300)
 	uint32_t vs, vs_after;
 
 	ASSERT_EQ(0, mvmm_open(&self->vm, self->small, 16 << 20));
-	ASSERT_EQ(0, mvmm_nvme_init(&self->vm, 1, true));
+	ASSERT_EQ(0, mvmm_nvme_init(&self->vm, 1, MVMM_DB_LINUX));
 	ASSERT_EQ(0, mvmm_io_run(&self->vm, 200, 8));
 	cap = mvmm_reg_read64(&self->vm, 0x00);
 	vs = mvmm_reg_read32(&self->vm, 0x08);
@@ -178,13 +178,13 @@ TEST_F_TIMEOUT(xm, identity_kept_across_models, 300)
 
 	/* What the larger model's VF says of itself. */
 	ASSERT_EQ(0, mvmm_open(&self->vm, self->big, 16 << 20));
-	ASSERT_EQ(0, mvmm_nvme_init(&self->vm, 1, true));
+	ASSERT_EQ(0, mvmm_nvme_init(&self->vm, 1, MVMM_DB_LINUX));
 	ASSERT_EQ(0, mvmm_identify(&self->vm, 1, 0, own_big, 0));
 	cap_big = mvmm_reg_read64(&self->vm, 0x00);
 	mvmm_close(&self->vm);
 
 	ASSERT_EQ(0, mvmm_open(&self->vm, self->small, 16 << 20));
-	ASSERT_EQ(0, mvmm_nvme_init(&self->vm, 1, true));
+	ASSERT_EQ(0, mvmm_nvme_init(&self->vm, 1, MVMM_DB_LINUX));
 	ASSERT_EQ(0, mvmm_identify(&self->vm, 1, 0, ctrl, 0));
 	ASSERT_EQ(0, mvmm_identify(&self->vm, 0, self->vm.nsid, ns, 512));
 	cap = mvmm_reg_read64(&self->vm, 0x00);
@@ -213,7 +213,7 @@ TEST_F_TIMEOUT(xm, identity_kept_across_models, 300)
 	clean_io(_metadata, &self->vm);
 
 	/* A controller reset by the guest keeps what it was given. */
-	ASSERT_EQ(0, mvmm_nvme_init(&self->vm, 1, true));
+	ASSERT_EQ(0, mvmm_nvme_init(&self->vm, 1, MVMM_DB_LINUX));
 	identity_is(_metadata, &self->vm, ctrl, ns, "after a controller reset");
 	EXPECT_EQ(cap, mvmm_reg_read64(&self->vm, 0x00));
 	clean_io(_metadata, &self->vm);
@@ -230,7 +230,7 @@ TEST_F_TIMEOUT(xm, identity_kept_across_models, 300)
 	/* The guest has gone: the larger model's VF is itself again. */
 	attr_is(_metadata, self->big, "emuhba/identity", "own\n");
 	ASSERT_EQ(0, mvmm_open(&self->vm, self->big, 16 << 20));
-	ASSERT_EQ(0, mvmm_nvme_init(&self->vm, 1, true));
+	ASSERT_EQ(0, mvmm_nvme_init(&self->vm, 1, MVMM_DB_LINUX));
 	identity_is(_metadata, &self->vm, own_big, ns, "a new guest");
 }
 
