@@ -1369,6 +1369,7 @@ int emu_img_import(struct emu_nvme_ctrl *ctrl, const void *img, size_t len,
 	memset(ctrl->cq_reserved, 0, sizeof(ctrl->cq_reserved));
 	memset(ctrl->sq_deleting, 0, sizeof(ctrl->sq_deleting));
 	memset(ctrl->cq_sqs, 0, sizeof(ctrl->cq_sqs));
+	memset(ctrl->cq_head_guess, 0, sizeof(ctrl->cq_head_guess));
 	memset(ctrl->vec, 0, sizeof(ctrl->vec));
 	ctrl->resetting = 0;
 	ctrl->shutting = 0;

@@ -402,6 +402,7 @@ void emu_nvme_queue_reset(struct emu_nvme_ctrl *ctrl)
 	memset(ctrl->cq_reserved, 0, sizeof(ctrl->cq_reserved));
 	memset(ctrl->sq_deleting, 0, sizeof(ctrl->sq_deleting));
 	memset(ctrl->cq_sqs, 0, sizeof(ctrl->cq_sqs));
+	memset(ctrl->cq_head_guess, 0, sizeof(ctrl->cq_head_guess));
 	memset(ctrl->vec, 0, sizeof(ctrl->vec));
 	memset(&st->aer, 0, sizeof(st->aer));
 	memset(&st->dbbuf, 0, sizeof(st->dbbuf));
@@ -900,7 +901,9 @@ void emu_nvme_doorbell_write(struct emu_nvme_ctrl *ctrl, u32 off, u32 val)
 		}
 		st->sq[qid].tail = (u16)val;
 	} else {
-		if (!emu_cq_head_ok(&st->cq[qid], val)) {
+		if (ctrl->cq_head_guess[qid] && val < st->cq[qid].size) {
+			ctrl->cq_head_guess[qid] = 0;
+		} else if (!emu_cq_head_ok(&st->cq[qid], val)) {
 			emu_nvme_async_event(ctrl, EMU_AET_ERROR, 1, 0x01);
 			return;
 		}
@@ -1264,11 +1267,15 @@ int emu_nvme_takeover(struct emu_nvme_ctrl *ctrl,
 			st->cq[qid].phase = p->cq_phase;
 		}
 	}
+
 	st->regs.csts = (st->regs.csts & ~(EMU_CSTS_CFS | EMU_CSTS_SHST_MASK))
 			| EMU_CSTS_RDY;
 	if (emu_nvme_state_check(st, err, errlen))
 		return -EINVAL;
 	memcpy(&ctrl->st, st, sizeof(*st));
+	for (qid = 0; qid < EMU_NVME_NR_Q; qid++)
+		ctrl->cq_head_guess[qid] = st->cq[qid].valid &&
+			(pos->q[qid].flags & EMU_QPOS_CQ_HEAD_GUESS);
 	ctrl->ei_len = 0;
 	emu_nvme_refresh_identity(ctrl);
 	memset(ctrl->vec, 0, sizeof(ctrl->vec));

@@ -217,8 +217,15 @@ struct emu_nvme_qpos {
 	u16 cq_head;
 	u16 cq_tail;
 	u8 cq_phase;
-	u8 rsvd[3];
+	u8 flags;		/* EMU_QPOS_* */
+	u8 rsvd[2];
 };
+
+/*
+ * cq_head is a guess (the host wrote none where the glue could see it):
+ * the host's first head write is taken wherever it lies in the ring.
+ */
+#define EMU_QPOS_CQ_HEAD_GUESS	0x01
 
 struct emu_nvme_positions {
 	struct emu_nvme_qpos q[EMU_NVME_NR_Q];

@@ -624,6 +624,7 @@ static u16 emu_create_cq(struct emu_nvme_ctrl *ctrl, const u8 *sqe,
 	cq->valid = 1;
 	ctrl->cq_reserved[qid] = 0;
 	ctrl->cq_sqs[qid] = 0;
+	ctrl->cq_head_guess[qid] = 0;
 	return EMU_SC_SUCCESS;
 }
 

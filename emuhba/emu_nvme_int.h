@@ -117,6 +117,8 @@ struct emu_nvme_ctrl {
 	 * with more than one, its tail no longer counts one SQ's completions.
 	 */
 	u8 cq_sqs[EMU_NVME_NR_Q];
+	/* the head given at takeover was a guess (EMU_QPOS_CQ_HEAD_GUESS) */
+	u8 cq_head_guess[EMU_NVME_NR_Q];
 	struct emu_nvme_vec vec[EMU_NVME_MAX_VEC];
 	struct emu_nvme_nsrt ns[EMU_NVME_MAX_NS];
 	u32 nr_ns;

@@ -365,6 +365,7 @@ static int emuhba_capture_pair(struct emuhba_adapter *a,
 	cp->cq_tail = tail;
 	cp->cq_phase = phase;
 	cp->cq_head = head;
+	cp->flags = c->dbbuf || cw->head_seen ? 0 : EMU_QPOS_CQ_HEAD_GUESS;
 	return 1;
 }
 
@@ -410,6 +411,7 @@ static int emuhba_capture_io(struct emuhba_adapter *a, struct emuhba_capture *c,
 		}
 		p->cq_head = c->q[qid].head_seen ? c->q[qid].cq_head :
 			     p->cq_tail;
+		p->flags = c->q[qid].head_seen ? 0 : EMU_QPOS_CQ_HEAD_GUESS;
 		if (p->cq_head >= cq->size)
 			return -ERANGE;
 	}
@@ -543,6 +545,7 @@ static int emuhba_capture_admin(struct emuhba_adapter *a,
 	p->sq_head = tail;
 	p->sq_tail = q->tail_seen ? q->tail : tail;
 	p->cq_head = q->head_seen ? q->cq_head : q->cq_tail0;
+	p->flags = q->head_seen ? 0 : EMU_QPOS_CQ_HEAD_GUESS;
 	p->cq_tail = obs->cq_head;
 	p->cq_phase = obs->phase;
 	return 1;

@@ -471,6 +471,7 @@ TEST(observe_then_takeover)
 	struct emu_nvme_ctrl *vf;
 	char err[200];
 	u8 sqe[64];
+	u32 acq_db;
 	int i, q;
 
 	th_init(&th, 77);
@@ -540,10 +541,27 @@ TEST(observe_then_takeover)
 	EXPECT_EQ(-EINVAL, emu_nvme_takeover(obs, &pos, err, sizeof(err)));
 	EXPECT_NE(NULL, strstr(err, "sq position"));
 	pos.q[1].sq_tail = a->sq[1].tail;
+	/*
+	 * The admin completion head a guess at its tail (as the switch makes
+	 * one when the guest wrote none): the host may write one behind. (I/O
+	 * heads come from the shadow doorbells here.)
+	 */
+	pos.q[0].cq_head = a->cq[0].tail;
+	pos.q[0].flags = EMU_QPOS_CQ_HEAD_GUESS;
 	ASSERT_EQ(0, emu_nvme_takeover(obs, &pos, err, sizeof(err))) {
 		TH_LOG("%s", err);
 	}
 	EXPECT_EQ(EMU_NVME_MODE_RUN, emu_nvme_get_mode(obs));
+	q = (a->cq[0].tail + a->cq[0].size - 1) % a->cq[0].size;
+	acq_db = EMU_REG_DBS + (4U << ((a->id.cap >> 32) & 0xf));
+	emu_nvme_doorbell_write(obs, acq_db, q);
+	EXPECT_EQ(q, b->cq[0].head);
+	/* No Invalid Doorbell Write Value event took the AER. */
+	EXPECT_EQ(1, b->aer.nr_cid);
+	EXPECT_EQ(0, b->aer.nr_events);
+	/* The driver's own head, at the tail, is valid from there. */
+	emu_nvme_doorbell_write(obs, acq_db, a->cq[0].tail);
+	EXPECT_EQ(a->cq[0].tail, b->cq[0].head);
 	/* The guest never notices: the stream continues on the model. */
 	th.ctrl = obs;
 	d.on_done = NULL;
