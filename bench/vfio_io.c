@@ -20,12 +20,9 @@
  *   stalls counts waits of a second that ended with a completion in a CQ
  *   but no interrupt: a lost interrupt, 0 in a correct device.
  */
-#include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <linux/vfio.h>
@@ -38,47 +35,6 @@ static void bad_args(const char *prog)
 		"usage: %s [-m irq|poll] [-d on|off] BDF QD MS [switch|roundtrip HBAMIG]\n",
 		prog);
 	exit(2);
-}
-
-struct child {
-	pid_t pid;
-	int status;
-	bool done;
-};
-
-static bool child_running(void *arg)
-{
-	struct child *c = arg;
-
-	if (!c->done && waitpid(c->pid, &c->status, WNOHANG) == c->pid)
-		c->done = true;
-	return !c->done;
-}
-
-/* hbamig switch BDF emulated, with the guest's reads going on meanwhile. */
-static int switch_during_io(struct mvmm *vm, const char *hbamig,
-			    const char *bdf, int qd)
-{
-	struct child c = { 0 };
-	int ret;
-
-	c.pid = fork();
-	if (c.pid < 0)
-		return -errno;
-	if (!c.pid) {
-		if (!freopen("/dev/null", "w", stdout))
-			_exit(126);
-		execl(hbamig, hbamig, "switch", bdf, "emulated",
-		      (char *)NULL);
-		_exit(127);
-	}
-	ret = mvmm_io_run_while(vm, 0, qd, child_running, &c);
-	if (ret) {
-		kill(c.pid, SIGKILL);
-		waitpid(c.pid, NULL, 0);
-		return ret;
-	}
-	return WIFEXITED(c.status) ? WEXITSTATUS(c.status) : 128;
 }
 
 int main(int argc, char **argv)
@@ -128,8 +84,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (how) {
+		char *sw[] = { (char *)hbamig, "switch", (char *)bdf,
+			       "emulated", NULL };
+
 		win0 = mvmm_attr_ll(bdf, "emuhba/window_doorbells");
-		ret = switch_during_io(&vm, hbamig, bdf, qd);
+		ret = mvmm_exec_during_io(&vm, qd, true, sw);
 		win1 = mvmm_attr_ll(bdf, "emuhba/window_doorbells");
 		if (ret || vm.errors) {
 			fprintf(stderr, "vfio_io: switch failed (%d, %llu errors)\n",

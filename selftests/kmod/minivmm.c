@@ -10,12 +10,14 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/vfio.h>
@@ -1006,6 +1008,45 @@ int mvmm_io_run_while(struct mvmm *vm, uint64_t nr_ios, int qd,
 			return -ETIMEDOUT;
 	}
 	return drain(vm, deadline);
+}
+
+struct mvmm_child {
+	pid_t pid;
+	int status;
+	bool done;
+};
+
+static bool mvmm_child_running(void *arg)
+{
+	struct mvmm_child *c = arg;
+
+	if (!c->done && waitpid(c->pid, &c->status, WNOHANG) == c->pid)
+		c->done = true;
+	return !c->done;
+}
+
+int mvmm_exec_during_io(struct mvmm *vm, int qd, bool quiet,
+			char *const argv[])
+{
+	struct mvmm_child c = { 0 };
+	int ret;
+
+	c.pid = fork();
+	if (c.pid < 0)
+		return -errno;
+	if (!c.pid) {
+		if (quiet && !freopen("/dev/null", "w", stdout))
+			_exit(126);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	ret = mvmm_io_run_while(vm, 0, qd, mvmm_child_running, &c);
+	if (ret) {
+		kill(c.pid, SIGKILL);
+		waitpid(c.pid, NULL, 0);
+		return ret;
+	}
+	return WIFEXITED(c.status) ? WEXITSTATUS(c.status) : 128;
 }
 
 /* Fill every I/O queue up to qd commands and return without waiting. */

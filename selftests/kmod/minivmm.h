@@ -167,6 +167,12 @@ int mvmm_io_run(struct mvmm *vm, uint64_t nr_ios, int qd);
 /* The same, going on while more(arg) is true even past nr_ios. */
 int mvmm_io_run_while(struct mvmm *vm, uint64_t nr_ios, int qd,
 		      bool (*more)(void *arg), void *arg);
+/*
+ * Run argv (a path and its arguments; stdout dropped when quiet) while the
+ * I/O goes on at qd per queue; its exit status, or a negative errno.
+ */
+int mvmm_exec_during_io(struct mvmm *vm, int qd, bool quiet,
+			char *const argv[]);
 /* Submit one admin command and wait for it; returns the NVMe status. */
 int mvmm_admin(struct mvmm *vm, uint8_t *sqe, uint32_t *result);
 /* Submit one admin command and return its CID at once (no wait, no reap). */

@@ -11,56 +11,15 @@
  *                       HBAMIG=<path to hbamig>)
  */
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "kselftest_harness.h"
 #include "minivmm.h"
 
 #define NR_IOQ	4
-
-struct child {
-	pid_t pid;
-	int status;
-	bool done;
-};
-
-static bool child_running(void *arg)
-{
-	struct child *c = arg;
-
-	if (c->done)
-		return false;
-	if (waitpid(c->pid, &c->status, WNOHANG) == c->pid)
-		c->done = true;
-	return !c->done;
-}
-
-/* Run hbamig with args while the mini-VMM keeps its I/O going. */
-static int hbamig_during_io(struct mvmm *vm, char *const argv[])
-{
-	struct child c = { 0 };
-	int ret;
-
-	c.pid = fork();
-	if (c.pid < 0)
-		return -errno;
-	if (!c.pid) {
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	ret = mvmm_io_run_while(vm, 0, 16, child_running, &c);
-	if (ret) {
-		kill(c.pid, SIGKILL);
-		waitpid(c.pid, NULL, 0);
-		return ret;
-	}
-	return WIFEXITED(c.status) ? WEXITSTATUS(c.status) : 128;
-}
 
 static int hbamig(const char *a1, const char *a2, const char *a3,
 		  const char *a4, const char *a5)
@@ -122,7 +81,7 @@ TEST_F(sw, to_emulated_with_io_in_flight)
 	int rc;
 
 	ASSERT_EQ(0, mvmm_io_run(&self->vm, 500, 16));
-	rc = hbamig_during_io(&self->vm, argv);
+	rc = mvmm_exec_during_io(&self->vm, 16, false, argv);
 	ASSERT_EQ(0, mvmm_attr(self->bdf, "emuhba/mode", self->mode,
 			       sizeof(self->mode)));
 	/* With shadow doorbells or without, the switch must work. */
