@@ -84,10 +84,13 @@ static int emuhba_dbbuf_read(struct emuhba_adapter *a, u64 base, u32 stride,
  * has never been written (I/O completions name a non-zero queue).
  * -EAGAIN: two phase changes, as in a ring being written while it is read.
  */
-static int emuhba_cq_scan(struct emuhba_adapter *a, struct emuhba_capture *c,
-			  const struct emu_nvme_cq *cq, u16 *tail, u8 *phase,
-			  struct nvme_completion *last, bool *posted)
+static int emuhba_cq_ring_scan(struct emuhba_adapter *a,
+			       struct emuhba_capture *c,
+			       const struct emu_nvme_cq *cq, u16 *tail,
+			       u8 *phase, struct nvme_completion *last,
+			       bool *posted)
 {
+	struct nvme_completion again;
 	u32 i, edge;
 	u8 p0;
 	int ret;
@@ -112,7 +115,32 @@ static int emuhba_cq_scan(struct emuhba_adapter *a, struct emuhba_capture *c,
 	}
 	*last = c->ring[(*tail + cq->size - 1) % cq->size];
 	*posted = last->sq_id != 0;
-	return 0;
+	if (!*posted)
+		return 0;
+	/* The newest entry once more: not one read while it was written. */
+	ret = emuhba_guest_read(a, cq->base + (u64)((*tail + cq->size - 1) %
+						     cq->size) * sizeof(again),
+				&again, sizeof(again));
+	if (!ret && memcmp(&again, last, sizeof(again)))
+		ret = -EAGAIN;
+	return ret;
+}
+
+/* The same, with msg saying why completion queue cqid cannot be read. */
+static int emuhba_cq_scan(struct emuhba_adapter *a, struct emuhba_capture *c,
+			  u16 cqid, u16 *tail, u8 *phase,
+			  struct nvme_completion *last, bool *posted,
+			  char *msg, size_t len)
+{
+	int ret;
+
+	ret = emuhba_cq_ring_scan(a, c, &emu_nvme_state(a->model)->cq[cqid],
+				  tail, phase, last, posted);
+	if (ret)
+		snprintf(msg, len, "completion queue %u: %s (%d)", cqid,
+			 ret == -EAGAIN ? "phase tags out of order" : "unreadable",
+			 ret);
+	return ret;
 }
 
 /* 0 when the VF got the write. */
@@ -261,27 +289,16 @@ static int emuhba_capture_pair(struct emuhba_adapter *a,
 	/* The submission queue's records, and its completion queue's. */
 	struct emu_nvme_qpos *p = &c->pos.q[qid], *cp = &c->pos.q[sq->cqid];
 	struct emuhba_winq *q = &c->q[qid], *cw = &c->q[sq->cqid];
-	struct nvme_completion last, again;
+	struct nvme_completion last;
 	u16 tail, vf_tail, guest_tail, head, sqhd, n = sq->size;
 	bool posted;
 	u8 phase;
 	int ret;
 
-	ret = emuhba_cq_scan(a, c, cq, &tail, &phase, &last, &posted);
-	/* The newest entry once more: not one read while it was written. */
-	if (!ret && posted) {
-		ret = emuhba_guest_read(a, cq->base + (u64)((tail + cq->size - 1) %
-							     cq->size) *
-					sizeof(again), &again, sizeof(again));
-		if (!ret && memcmp(&again, &last, sizeof(last)))
-			ret = -EAGAIN;
-	}
-	if (ret) {
-		snprintf(msg, len, "completion queue %u: %s (%d)", sq->cqid,
-			 ret == -EAGAIN ? "phase tags out of order" : "unreadable",
-			 ret);
+	ret = emuhba_cq_scan(a, c, sq->cqid, &tail, &phase, &last, &posted,
+			     msg, len);
+	if (ret)
 		return ret;
-	}
 	sqhd = le16_to_cpu(last.sq_head);
 	if (posted && (le16_to_cpu(last.sq_id) != qid || sqhd >= n)) {
 		snprintf(msg, len,
@@ -401,14 +418,10 @@ static int emuhba_capture_io(struct emuhba_adapter *a, struct emuhba_capture *c,
 				break;
 		if (i < EMU_NVME_NR_Q)
 			continue;
-		ret = emuhba_cq_scan(a, c, cq, &p->cq_tail, &p->cq_phase, &last,
-				     &posted);
-		if (ret) {
-			snprintf(msg, len, "completion queue %u: %s (%d)", qid,
-				 ret == -EAGAIN ? "phase tags out of order" :
-				 "unreadable", ret);
+		ret = emuhba_cq_scan(a, c, qid, &p->cq_tail, &p->cq_phase, &last,
+				     &posted, msg, len);
+		if (ret)
 			return ret;
-		}
 		p->cq_head = c->q[qid].head_seen ? c->q[qid].cq_head :
 			     p->cq_tail;
 		p->flags = c->q[qid].head_seen ? 0 : EMU_QPOS_CQ_HEAD_GUESS;
