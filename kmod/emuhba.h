@@ -265,6 +265,8 @@ struct emuhba_adapter *emuhba_adapter_get_by_bdf(const char *bdf);
 void emuhba_adapter_put(struct emuhba_adapter *a);
 void emuhba_adapter_snapshot(struct emuhba_adapter *a,
 			     struct emuhba_snapshot *s);
+enum emuhba_position_source
+emuhba_position_source_locked(struct emuhba_adapter *a);
 int emuhba_adapter_set_backend(struct emuhba_adapter *a, const char *path,
 			       struct netlink_ext_ack *extack);
 int emuhba_adapter_set_policy(struct emuhba_adapter *a,

@@ -87,6 +87,21 @@ void emuhba_adapter_put(struct emuhba_adapter *a)
 	vfio_put_device(&a->core.vdev);
 }
 
+/*
+ * Where a switch would take the queue positions from: the guest's shadow
+ * doorbells when it configured them (Doorbell Buffer Config), otherwise
+ * doorbell writes caught during the switch. It only matters while the
+ * guest's controller is enabled; a guest that has not configured shadow
+ * doorbells (yet) is reported as trapped. model_lock held.
+ */
+enum emuhba_position_source
+emuhba_position_source_locked(struct emuhba_adapter *a)
+{
+	lockdep_assert_held(&a->model_lock);
+	return emu_nvme_state(a->model)->dbbuf.enabled ?
+	       EMUHBA_POS_SHADOW_DOORBELLS : EMUHBA_POS_TRAPPED_DOORBELLS;
+}
+
 void emuhba_adapter_snapshot(struct emuhba_adapter *a,
 			     struct emuhba_snapshot *s)
 {
@@ -108,16 +123,7 @@ void emuhba_adapter_snapshot(struct emuhba_adapter *a,
 	s->counters.emulated_cmds = a->counters.emulated_cmds;
 	s->counters.identify_answered = a->counters.identify_answered;
 	s->guest_identity = a->id_foreign;
-	/*
-	 * Where a switch would take the queue positions from: the guest's
-	 * shadow doorbells when it configured them (Doorbell Buffer Config),
-	 * otherwise doorbell writes caught during the switch. It only
-	 * matters while the guest's controller is enabled; a guest that has
-	 * not configured shadow doorbells (yet) is reported as trapped.
-	 */
-	s->position_source = emu_nvme_state(a->model)->dbbuf.enabled ?
-			     EMUHBA_POS_SHADOW_DOORBELLS :
-			     EMUHBA_POS_TRAPPED_DOORBELLS;
+	s->position_source = emuhba_position_source_locked(a);
 	mutex_unlock(&a->model_lock);
 	s->last_switch = a->last_switch;
 	mutex_unlock(&a->state_lock);

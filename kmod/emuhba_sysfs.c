@@ -148,13 +148,13 @@ static ssize_t position_source_show(struct device *dev,
 				    struct device_attribute *attr, char *buf)
 {
 	struct emuhba_adapter *a = dev_to_adapter(dev);
-	bool dbbuf;
+	enum emuhba_position_source src;
 
 	mutex_lock(&a->model_lock);
-	dbbuf = emu_nvme_state(a->model)->dbbuf.enabled;
+	src = emuhba_position_source_locked(a);
 	mutex_unlock(&a->model_lock);
-	return sysfs_emit(buf, "%s\n", dbbuf ? "shadow-doorbells" :
-			  "trapped-doorbells");
+	return sysfs_emit(buf, "%s\n", src == EMUHBA_POS_SHADOW_DOORBELLS ?
+			  "shadow-doorbells" : "trapped-doorbells");
 }
 static DEVICE_ATTR_RO(position_source);
 
