@@ -114,6 +114,25 @@ FIXTURE_TEARDOWN(dbc)
 	mvmm_close(&self->vm);
 }
 
+/*
+ * A refused migration: the source, still emulated, goes on with clean I/O,
+ * is paused and resumed as QEMU does after a failed migration, and is back
+ * on its VF; the destination never left direct mode.
+ */
+static void source_goes_on(struct __test_metadata *_metadata,
+			   FIXTURE_DATA(dbc) *self)
+{
+	mode_is(_metadata, self->a, "emulated\n");
+	clean_io(_metadata, &self->vm);
+	ASSERT_EQ(0, mvmm_set_mig_state(&self->vm, VFIO_DEVICE_STATE_STOP,
+					NULL));
+	ASSERT_EQ(0, mvmm_set_mig_state(&self->vm, VFIO_DEVICE_STATE_RUNNING,
+					NULL));
+	mode_is(_metadata, self->a, "direct\n");
+	clean_io(_metadata, &self->vm);
+	mode_is(_metadata, self->nodb, "direct\n");
+}
+
 /* The verdict of a guest in direct mode, as "hbamig dev compat" shows it. */
 TEST_F_TIMEOUT(dbc, verdict_by_what_the_guest_uses, 300)
 {
@@ -160,15 +179,7 @@ TEST_F_TIMEOUT(dbc, dbbuf_guest_refused_in_precopy, 300)
 		TH_LOG("%s took a guest with shadow doorbells", self->nodb);
 	EXPECT_LT(0, st.precopy_bytes);
 	EXPECT_STREQ(self->a, self->vm.bdf);
-	mode_is(_metadata, self->a, "emulated\n");
-	clean_io(_metadata, &self->vm);
-	ASSERT_EQ(0, mvmm_set_mig_state(&self->vm, VFIO_DEVICE_STATE_STOP,
-					NULL));
-	ASSERT_EQ(0, mvmm_set_mig_state(&self->vm, VFIO_DEVICE_STATE_RUNNING,
-					NULL));
-	mode_is(_metadata, self->a, "direct\n");
-	clean_io(_metadata, &self->vm);
-	mode_is(_metadata, self->nodb, "direct\n");
+	source_goes_on(_metadata, self);
 
 	/* The same guest moves to a VF that has them. */
 	mvmm_io_fill(&self->vm, 8);
@@ -280,15 +291,7 @@ TEST_F_TIMEOUT(dbc, dbbuf_turned_on_in_precopy_refused, 300)
 	EXPECT_EQ(st.iter_dirty_bytes, st.iter_bytes);
 	EXPECT_STREQ(self->a, self->vm.bdf);
 	EXPECT_TRUE(self->vm.dbbuf);
-	mode_is(_metadata, self->a, "emulated\n");
-	clean_io(_metadata, &self->vm);
-	ASSERT_EQ(0, mvmm_set_mig_state(&self->vm, VFIO_DEVICE_STATE_STOP,
-					NULL));
-	ASSERT_EQ(0, mvmm_set_mig_state(&self->vm, VFIO_DEVICE_STATE_RUNNING,
-					NULL));
-	mode_is(_metadata, self->a, "direct\n");
-	clean_io(_metadata, &self->vm);
-	mode_is(_metadata, self->nodb, "direct\n");
+	source_goes_on(_metadata, self);
 }
 
 TEST_F_TIMEOUT(dbc, dbbuf_turned_on_in_precopy_moves_where_offered, 300)
