@@ -1325,6 +1325,34 @@ bool emu_xfer_fits(u32 src, u32 dst)
 	return !dst || (src && src <= dst);
 }
 
+/*
+ * The image carries no queue history, but a completion queue's tail counts
+ * one submission queue's completions exactly when it has one submission
+ * queue of its own size and, with nothing in flight (an image never has),
+ * the two stand at the same slot: from here on each fetch moves the head
+ * and each completion the tail by one. Anything else is marked as serving
+ * several, so that a later switch refuses to count on it.
+ */
+static void emu_img_count_cq_sqs(struct emu_nvme_ctrl *ctrl)
+{
+	const struct emu_nvme_state *st = &ctrl->st;
+	u16 q;
+
+	memset(ctrl->cq_sqs, 0, sizeof(ctrl->cq_sqs));
+	for (q = 1; q < EMU_NVME_NR_Q; q++) {
+		const struct emu_nvme_sq *sq = &st->sq[q];
+		const struct emu_nvme_cq *cq;
+
+		if (!sq->valid || sq->cqid >= EMU_NVME_NR_Q)
+			continue;
+		cq = &st->cq[sq->cqid];
+		if (ctrl->cq_sqs[sq->cqid] < 0xff)
+			ctrl->cq_sqs[sq->cqid]++;
+		if (sq->size != cq->size || sq->head != cq->tail)
+			ctrl->cq_sqs[sq->cqid] = 0xff;
+	}
+}
+
 int emu_img_import(struct emu_nvme_ctrl *ctrl, const void *img, size_t len,
 		   char *err, size_t errlen)
 {
@@ -1368,7 +1396,7 @@ int emu_img_import(struct emu_nvme_ctrl *ctrl, const void *img, size_t len,
 	memset(ctrl->sq_inflight, 0, sizeof(ctrl->sq_inflight));
 	memset(ctrl->cq_reserved, 0, sizeof(ctrl->cq_reserved));
 	memset(ctrl->sq_deleting, 0, sizeof(ctrl->sq_deleting));
-	memset(ctrl->cq_sqs, 0, sizeof(ctrl->cq_sqs));
+	emu_img_count_cq_sqs(ctrl);
 	memset(ctrl->cq_head_guess, 0, sizeof(ctrl->cq_head_guess));
 	memset(ctrl->vec, 0, sizeof(ctrl->vec));
 	ctrl->resetting = 0;

@@ -1194,4 +1194,63 @@ TEST_F(img, pending_count_saturates)
 	drv_reap(&self->d, 1);
 }
 
+/* Flushes on an I/O queue, run and reaped. */
+static int flushes(struct drv *d, u16 qid, int n)
+{
+	u8 sqe[64];
+	int i;
+
+	for (i = 0; i < n; i++) {
+		drv_sqe(sqe, 0x00, 1);
+		if (drv_submit(d, qid, sqe) < 0)
+			return -1;
+	}
+	return drv_drain(d, 64);
+}
+
+/*
+ * A switch counts on a completion queue's tail counting one submission
+ * queue's completions; the image carries no queue history, so import must
+ * derive it: a pair whose head and tail stand together counts, a CQ whose
+ * SQ was recreated (head and tail apart) does not.
+ */
+TEST_F(img, import_derives_one_sq_per_cq)
+{
+	struct emu_nvme_ctrl *c = self->th.ctrl;
+	struct drv_q *q = &self->d.q[1];
+	u8 sqe[64];
+
+	ASSERT_EQ(0, flushes(&self->d, 1, 5));
+	ASSERT_EQ(0, flushes(&self->d, 2, 3));
+	self->len = emu_img_export(c, img, sizeof(img), 0);
+	ASSERT_GT(self->len, 0);
+	ASSERT_EQ(0, emu_img_import(c, img, self->len, NULL, 0));
+	EXPECT_TRUE(emu_nvme_cq_counts_one_sq(c, 1));
+	EXPECT_TRUE(emu_nvme_cq_counts_one_sq(c, 2));
+
+	/* SQ 1 deleted and created again on CQ 1: it starts at slot 0. */
+	drv_sqe(sqe, 0x00, 0);
+	drv_set_dw(sqe, 10, 1);
+	ASSERT_EQ(0, drv_admin(&self->d, sqe, NULL));
+	q->sq = th_alloc(&self->th, 64ULL * q->size, 4096);
+	q->sq_tail = 0;
+	q->sq_head = 0;
+	q->last_sqhd = 0;
+	drv_sqe(sqe, 0x01, 0);
+	drv_set_prp(sqe, q->sq, 0);
+	drv_set_dw(sqe, 10, ((u32)(q->size - 1) << 16) | 1);
+	drv_set_dw(sqe, 11, (1u << 16) | 1);
+	ASSERT_EQ(0, drv_admin(&self->d, sqe, NULL));
+	ASSERT_EQ(0, flushes(&self->d, 1, 2));
+	EXPECT_FALSE(emu_nvme_cq_counts_one_sq(c, 1));
+	self->len = emu_img_export(c, img, sizeof(img), 0);
+	ASSERT_GT(self->len, 0);
+	ASSERT_EQ(0, emu_img_import(c, img, self->len, NULL, 0));
+	EXPECT_NE(emu_nvme_state(c)->sq[1].head, emu_nvme_state(c)->cq[1].tail);
+	EXPECT_FALSE(emu_nvme_cq_counts_one_sq(c, 1))
+		TH_LOG("a recreated SQ's CQ counted as one SQ's after import");
+	EXPECT_TRUE(emu_nvme_cq_counts_one_sq(c, 2));
+	EXPECT_EQ(0, self->d.errors);
+}
+
 TEST_HARNESS_MAIN
