@@ -63,6 +63,12 @@ struct emuhba_policy {
 	bool auto_switch;	/* switch to emulated when migration starts */
 	bool quiesce_required;	/* refuse a switch unless peers are quiesced */
 	u32 switch_timeout_ms;
+	/*
+	 * Without shadow doorbells: how long the administrator vouches any
+	 * command takes on the VF; 0 when nobody does, and a queue the guest
+	 * leaves alone during a switch then cannot be placed.
+	 */
+	u32 idle_after_ms;
 };
 
 /* Phases of the last switch, in nanoseconds; zero when not run. */

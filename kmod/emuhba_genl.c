@@ -75,11 +75,17 @@ static const struct netlink_range_validation emuhba_a_adapter_image_range = {
 	.max	= EMUHBA_IMAGE_MAX_LEN,
 };
 
-static const struct nla_policy emuhba_policy_nl_policy[EMUHBA_A_POLICY_SWITCH_TIMEOUT + 1] = {
+static const struct netlink_range_validation emuhba_a_policy_idle_after_range = {
+	.max	= 60000ULL,
+};
+
+static const struct nla_policy emuhba_policy_nl_policy[EMUHBA_A_POLICY_IDLE_AFTER + 1] = {
 	[EMUHBA_A_POLICY_AUTO_SWITCH] = NLA_POLICY_MAX(NLA_U8, 1),
 	[EMUHBA_A_POLICY_QUIESCE_REQUIRED] = NLA_POLICY_MAX(NLA_U8, 1),
 	[EMUHBA_A_POLICY_SWITCH_TIMEOUT] =
 		NLA_POLICY_FULL_RANGE(NLA_U32, &emuhba_a_policy_switch_timeout_range),
+	[EMUHBA_A_POLICY_IDLE_AFTER] =
+		NLA_POLICY_FULL_RANGE(NLA_U32, &emuhba_a_policy_idle_after_range),
 };
 
 static const struct nla_policy emuhba_adapter_get_nl_policy[EMUHBA_A_ADAPTER_BDF + 1] = {
@@ -200,7 +206,8 @@ static int emuhba_nl_put_policy(struct sk_buff *skb,
 	    nla_put_u8(skb, EMUHBA_A_POLICY_QUIESCE_REQUIRED,
 		       p->quiesce_required) ||
 	    nla_put_u32(skb, EMUHBA_A_POLICY_SWITCH_TIMEOUT,
-			p->switch_timeout_ms)) {
+			p->switch_timeout_ms) ||
+	    nla_put_u32(skb, EMUHBA_A_POLICY_IDLE_AFTER, p->idle_after_ms)) {
 		nla_nest_cancel(skb, nest);
 		return -EMSGSIZE;
 	}
@@ -458,7 +465,8 @@ static int emuhba_nl_policy_set_doit(struct sk_buff *skb,
 		return err;
 	if (!tb[EMUHBA_A_POLICY_AUTO_SWITCH] &&
 	    !tb[EMUHBA_A_POLICY_QUIESCE_REQUIRED] &&
-	    !tb[EMUHBA_A_POLICY_SWITCH_TIMEOUT]) {
+	    !tb[EMUHBA_A_POLICY_SWITCH_TIMEOUT] &&
+	    !tb[EMUHBA_A_POLICY_IDLE_AFTER]) {
 		NL_SET_ERR_MSG_ATTR(info->extack, nest,
 				    "policy nest changes nothing");
 		return -EINVAL;
@@ -484,6 +492,8 @@ static int emuhba_nl_policy_set_doit(struct sk_buff *skb,
 	if (tb[EMUHBA_A_POLICY_SWITCH_TIMEOUT])
 		p.switch_timeout_ms =
 			nla_get_u32(tb[EMUHBA_A_POLICY_SWITCH_TIMEOUT]);
+	if (tb[EMUHBA_A_POLICY_IDLE_AFTER])
+		p.idle_after_ms = nla_get_u32(tb[EMUHBA_A_POLICY_IDLE_AFTER]);
 	err = emuhba_adapter_set_policy(a, &p, info->extack);
 	mutex_unlock(&emuhba_genl_policy_lock);
 	if (err && !info->extack->_msg)

@@ -140,12 +140,14 @@ int emuhba_adapter_set_backend(struct emuhba_adapter *a, const char *path,
 		NL_SET_ERR_MSG(extack, "backend path too long");
 		return -ENAMETOOLONG;
 	}
+	/*
+	 * Any mode: a model already running keeps the device it opened until
+	 * it stops, and the path is opened at the next switch or resume. A
+	 * migration that moved its storage through a temporary device must be
+	 * able to point the adapter back at the namespace before the VMM
+	 * closes it, or the next user would open the stale path.
+	 */
 	mutex_lock(&a->state_lock);
-	if (a->mode != EMUHBA_MODE_DIRECT) {
-		mutex_unlock(&a->state_lock);
-		NL_SET_ERR_MSG(extack, "backend can only change in direct mode");
-		return -EBUSY;
-	}
 	strscpy(a->backend, path, sizeof(a->backend));
 	mutex_unlock(&a->state_lock);
 	return 0;
@@ -158,6 +160,11 @@ int emuhba_adapter_set_policy(struct emuhba_adapter *a,
 	if (p->switch_timeout_ms < EMUHBA_SWITCH_TIMEOUT_MIN_MS ||
 	    p->switch_timeout_ms > EMUHBA_SWITCH_TIMEOUT_MAX_MS) {
 		NL_SET_ERR_MSG(extack, "switch timeout out of range");
+		return -ERANGE;
+	}
+	if (p->idle_after_ms && p->idle_after_ms >= p->switch_timeout_ms) {
+		NL_SET_ERR_MSG(extack,
+			       "idle-after must be below the switch timeout");
 		return -ERANGE;
 	}
 	mutex_lock(&a->state_lock);

@@ -54,7 +54,10 @@ struct emuhba_capture {
 	u32 stride;		/* doorbell stride in bytes */
 	bool dbbuf;		/* I/O tails come from the shadow doorbell buffer */
 	bool frozen;		/* no tail reaches the VF any more */
-	/* a queue neither rung nor completing for half the deadline is idle */
+	/*
+	 * idle_after_ms has passed since the window opened: a queue neither
+	 * rung nor completing since holds nothing (the administrator's bound)
+	 */
 	bool idle_proven;
 	bool vf_stopped;	/* nothing reaches the VF any more */
 	bool release;		/* the switch is undone: everything goes on */
@@ -333,25 +336,28 @@ static int emuhba_capture_pair(struct emuhba_adapter *a,
 			vf_tail = q->vf_tail;
 		} else {
 			/*
-			 * No tail written since the window opened: the VF has
-			 * what it had. Its newest completion tells how much of
-			 * what it had fetched then it still holds; a completion
-			 * posted during the window also covers what was
-			 * submitted before it (later submissions are rung in
-			 * the window). Without one, only time says the queue
-			 * is idle (Documentation/queue-positions.rst).
+			 * No tail written since the window opened: the last
+			 * tail the VF was given cannot be read back, and no
+			 * completion proves the VF fetched it (a controller
+			 * may post before fetching what was rung). Only the
+			 * administrator's bound on a command's time places
+			 * the queue: once it has passed without a doorbell or
+			 * a completion, everything rung before the window has
+			 * completed, and the newest completion's head is the
+			 * tail (Documentation/queue-positions.rst).
 			 */
-			if (posted && (u16)((sqhd + n - tail) % n)) {
+			if (!c->idle_proven) {
 				snprintf(msg, len,
-					 "queue %u: %u commands still on the VF",
-					 qid, (sqhd + n - tail) % n);
+					 "queue %u: not rung, tail unknown%s",
+					 qid, a->policy.idle_after_ms ? " yet" :
+					 " (idle-after 0)");
 				return 0;
 			}
-			if (tail == cw->cq_tail0 && !c->idle_proven) {
+			if (posted && (u16)((sqhd + n - tail) % n)) {
 				snprintf(msg, len,
-					 "queue %u: neither rung nor completing since the switch began",
-					 qid);
-				return 0;
+					 "queue %u: %u commands on the VF after idle-after",
+					 qid, (sqhd + n - tail) % n);
+				return -EPROTO;
 			}
 			vf_tail = posted ? sqhd : 0;
 		}
@@ -824,9 +830,10 @@ static int emuhba_to_emu_wait_idle(struct emuhba_adapter *a,
 	int ret;
 
 	deadline = jiffies + msecs_to_jiffies(a->policy.switch_timeout_ms);
-	idle = jiffies + msecs_to_jiffies(a->policy.switch_timeout_ms / 2);
+	idle = jiffies + msecs_to_jiffies(a->policy.idle_after_ms);
 	for (;;) {
-		if (!c->idle_proven && time_after(jiffies, idle))
+		if (a->policy.idle_after_ms && !c->idle_proven &&
+		    time_after(jiffies, idle))
 			c->idle_proven = true;
 		flush_work(&a->obs.work);
 		mutex_lock(&a->model_lock);
@@ -845,7 +852,7 @@ static int emuhba_to_emu_wait_idle(struct emuhba_adapter *a,
 		if (ret < 0 && ret != -EAGAIN)
 			return ret;
 		if (time_after(jiffies, deadline)) {
-			char why[200];
+			char why[sizeof(r->msg)];
 
 			strscpy(why, r->msg[0] ? r->msg : "positions unknown",
 				sizeof(why));

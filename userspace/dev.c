@@ -31,6 +31,7 @@ static void dev_usage(FILE *f)
 "       hbamig dev set BDF [backend PATH|auto]\n"
 "                          [policy] [auto-switch on|off]\n"
 "                          [quiesce-required on|off] [switch-timeout MS]\n"
+"                          [idle-after MS]\n"
 "       hbamig dev compat SRC_BDF DST_BDF\n"
 "       hbamig dev bind BDF\n"
 "       hbamig dev unbind BDF [driver NAME|none]\n"
@@ -597,13 +598,17 @@ static int dev_set(int argc, char **argv)
 			if (parse_u32(k, v, &p.switch_timeout_ms))
 				return HBAMIG_EXIT_USAGE;
 			p.has_switch_timeout = true;
+		} else if (!strcmp(k, "idle-after")) {
+			if (parse_u32(k, v, &p.idle_after_ms))
+				return HBAMIG_EXIT_USAGE;
+			p.has_idle_after = true;
 		} else {
 			return usage_error("dev set: unknown setting \"%s\"", k);
 		}
 		i++;
 	}
 	if (!backend && !p.has_auto_switch && !p.has_quiesce_required &&
-	    !p.has_switch_timeout)
+	    !p.has_switch_timeout && !p.has_idle_after)
 		return usage_error("dev set: nothing to set");
 
 	ret = hba_genl_open(&g);
@@ -645,7 +650,7 @@ static int dev_set(int argc, char **argv)
 		}
 	}
 	if (p.has_auto_switch || p.has_quiesce_required ||
-	    p.has_switch_timeout) {
+	    p.has_switch_timeout || p.has_idle_after) {
 		struct nlattr *nest;
 
 		msg = hba_genl_msg(&g, EMUHBA_CMD_POLICY_SET, 0);
@@ -664,6 +669,9 @@ static int dev_set(int argc, char **argv)
 		if (p.has_switch_timeout)
 			nla_put_u32(msg, EMUHBA_A_POLICY_SWITCH_TIMEOUT,
 				    p.switch_timeout_ms);
+		if (p.has_idle_after)
+			nla_put_u32(msg, EMUHBA_A_POLICY_IDLE_AFTER,
+				    p.idle_after_ms);
 		nla_nest_end(msg, nest);
 		if (hba_genl_talk(&g, msg, NULL, NULL, &err)) {
 			ret = hba_report_nlerr("dev set policy", &err);

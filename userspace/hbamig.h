@@ -47,8 +47,10 @@ void out_eol(void);		/* ends a top-level JSON value */
 
 struct hba_policy {
 	bool has_auto_switch, has_quiesce_required, has_switch_timeout;
+	bool has_idle_after;	/* false from kernels that do not report it */
 	bool auto_switch, quiesce_required;
 	u32 switch_timeout_ms;
+	u32 idle_after_ms;
 };
 
 struct hba_counters {

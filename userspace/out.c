@@ -263,6 +263,11 @@ static void print_policy_json(const struct hba_policy *p)
 		out_bool("quiesce_required", p->quiesce_required);
 	if (p->has_switch_timeout)
 		out_u64("switch_timeout_ms", p->switch_timeout_ms);
+	/* null from kernels that do not report it */
+	if (p->has_idle_after)
+		out_u64("idle_after_ms", p->idle_after_ms);
+	else
+		out_null("idle_after_ms");
 	out_obj_end();
 }
 
@@ -423,12 +428,17 @@ void hba_print_adapter(const struct hba_msg *m)
 		hba_mig_state_name(m->mig_state), m->open ? " open" : "");
 	fprintf(f, "    backend %s\n",
 		m->has_backend && m->backend[0] ? m->backend : "none");
-	if (m->has_policy)
+	if (m->has_policy) {
 		fprintf(f, "    policy auto-switch %s quiesce-required %s "
-			"switch-timeout %ums\n",
+			"switch-timeout %ums",
 			on_off(m->policy.auto_switch),
 			on_off(m->policy.quiesce_required),
 			m->policy.switch_timeout_ms);
+		if (m->policy.has_idle_after)
+			fprintf(f, " idle-after %ums",
+				m->policy.idle_after_ms);
+		fputc('\n', f);
+	}
 	if (m->has_position_source)
 		fprintf(f, "    position-source %s\n",
 			hba_position_source_name(m->position_source));

@@ -118,6 +118,10 @@ static int parse_policy(const struct attr *nest, struct hba_policy *p)
 			err = get_u32(&a, &p->switch_timeout_ms);
 			p->has_switch_timeout = true;
 			break;
+		case EMUHBA_A_POLICY_IDLE_AFTER:
+			err = get_u32(&a, &p->idle_after_ms);
+			p->has_idle_after = true;
+			break;
 		}
 	}
 	return err;

@@ -55,6 +55,8 @@ struct fake_adapter {
 	const char *backend;
 	bool auto_switch, quiesce;
 	u32 timeout;
+	bool has_idle;		/* send idle-after; false: an older kernel */
+	u32 idle;
 	u64 ctr[8];
 	/* counters sent: 6 or 7 from older kernels, 8 from current ones */
 	int nctr;
@@ -86,6 +88,8 @@ static struct nl_msg *adapter_msg(const struct fake_adapter *a, u8 cmd,
 	nla_put_u8(m, EMUHBA_A_POLICY_AUTO_SWITCH, a->auto_switch);
 	nla_put_u8(m, EMUHBA_A_POLICY_QUIESCE_REQUIRED, a->quiesce);
 	nla_put_u32(m, EMUHBA_A_POLICY_SWITCH_TIMEOUT, a->timeout);
+	if (a->has_idle)
+		nla_put_u32(m, EMUHBA_A_POLICY_IDLE_AFTER, a->idle);
 	nla_nest_end(m, n);
 	n = nla_nest_start(m, EMUHBA_A_ADAPTER_COUNTERS);
 	for (int i = 0; i < (a->nctr ? a->nctr : 6); i++)
@@ -126,7 +130,8 @@ static const struct fake_adapter fa0 = {
 static const struct fake_adapter fa1 = {
 	.id = 1, .bdf = "0000:01:00.2", .mode = EMUHBA_ADAPTER_MODE_EMULATED,
 	.mig = 6, .open = true, .backend = "/dev/nvme0n1", .quiesce = true,
-	.timeout = 500, .ctr = { 100, 42, 7777, 1, 0, 12345678901ULL, 2, 5 },
+	.timeout = 500, .has_idle = true, .idle = 200,
+	.ctr = { 100, 42, 7777, 1, 0, 12345678901ULL, 2, 5 },
 	.nctr = 8, .ident = true,
 	.possrc = EMUHBA_ADAPTER_POSITION_SOURCE_TRAPPED_DOORBELLS,
 	.switched = true, .t = { 1000, 2000, 3000, 4000, 15000 },
@@ -359,6 +364,55 @@ TEST(position_source_names)
 			TH_LOG("%s", s);
 		EXPECT_NE(NULL, strstr(s, "\"window_doorbells\":5}"))
 			TH_LOG("%s", s);
+		free(s);
+	}
+}
+
+/*
+ * idle-after in text and JSON: 0 (nobody vouches) is printed like any
+ * value; from a kernel that does not report it, JSON says null and the
+ * text line leaves it out.
+ */
+TEST(policy_idle_after)
+{
+	static const struct { bool has; u32 ms; const char *txt, *json; } t[] = {
+		{ true, 0, " switch-timeout 500ms idle-after 0ms\n",
+		  "\"switch_timeout_ms\":500,\"idle_after_ms\":0}" },
+		{ true, 499, " switch-timeout 500ms idle-after 499ms\n",
+		  "\"switch_timeout_ms\":500,\"idle_after_ms\":499}" },
+		{ false, 0, " switch-timeout 500ms\n",
+		  "\"switch_timeout_ms\":500,\"idle_after_ms\":null}" },
+	};
+	struct fake_adapter fa = fa1;
+	static struct buf b;
+	struct hba_msg got;
+	struct cap c;
+	char *s;
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		fa.has_idle = t[i].has;
+		fa.idle = t[i].ms;
+		b.len = 0;
+		buf_add(&b, adapter_msg(&fa, EMUHBA_CMD_ADAPTER_GET, 0));
+		memset(&got, 0, sizeof(got));
+		ASSERT_EQ(0, hba_parse_attrs(b.d + NLMSG_HDRLEN + GENL_HDRLEN,
+					     b.len - NLMSG_HDRLEN -
+					     GENL_HDRLEN, &got));
+		EXPECT_TRUE(got.has_policy);
+		EXPECT_EQ(t[i].has, got.policy.has_idle_after);
+		EXPECT_EQ(t[i].ms, got.policy.idle_after_ms);
+		EXPECT_EQ(500, got.policy.switch_timeout_ms);
+
+		cap_start(&c, false, false);
+		hba_print_adapter(&got);
+		s = cap_end(&c);
+		EXPECT_NE(NULL, strstr(s, t[i].txt)) TH_LOG("%s", s);
+		free(s);
+
+		cap_start(&c, true, false);
+		hba_print_adapter(&got);
+		s = cap_end(&c);
+		EXPECT_NE(NULL, strstr(s, t[i].json)) TH_LOG("%s", s);
 		free(s);
 	}
 }
@@ -698,6 +752,20 @@ TEST(truncated_and_malformed)
 						     EMUHBA_A_ADAPTER_COUNTERS);
 
 		nla_put_u32(m, EMUHBA_A_COUNTERS_SWITCHES, 1);
+		nla_nest_end(m, nest);
+	}
+	buf_add(&x, m);
+	EXPECT_EQ(-EBADMSG, hba_parse_buf(x.d, x.len, FAM, count_cb, &n, 0,
+					  NULL, &err));
+
+	/* idle-after of the wrong width inside the policy nest. */
+	x.len = 0;
+	m = genl_new(EMUHBA_CMD_ADAPTER_GET, 0);
+	{
+		struct nlattr *nest = nla_nest_start(m,
+						     EMUHBA_A_ADAPTER_POLICY);
+
+		nla_put_u16(m, EMUHBA_A_POLICY_IDLE_AFTER, 1);
 		nla_nest_end(m, nest);
 	}
 	buf_add(&x, m);

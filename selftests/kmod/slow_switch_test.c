@@ -12,6 +12,11 @@
  *  - With a switch deadline longer than the slow writes, the switch
  *    succeeds and nothing is lost, repeated or corrupted: every command
  *    submitted completes once, with good data.
+ *    With MMIO doorbells the idle queue is placed only because the test
+ *    vouches for a bound on a command's life (policy idle-after).
+ *  - Without that bound, the idle queue's position is unknown with MMIO
+ *    doorbells and the switch is refused, naming it; with shadow
+ *    doorbells the same switch succeeds.
  *  - With a deadline shorter than a write's life, the switch is refused
  *    cleanly (hbamig exits non-zero and says why, the adapter stays
  *    direct) and the guest continues on its VF, again with nothing lost.
@@ -283,6 +288,8 @@ FIXTURE_TEARDOWN(slow)
 {
 	mvmm_close(&self->vm);
 	unlink(self->out);
+	/* idle-after first: it must stay below the timeout. */
+	hbamig(NULL, "dev set %s policy idle-after 0", self->bdf);
 	if (self->timeout_before > 0)
 		hbamig(NULL, "dev set %s policy switch-timeout %ld", self->bdf,
 		       self->timeout_before);
@@ -291,7 +298,9 @@ FIXTURE_TEARDOWN(slow)
 /*
  * Writes and reads in flight on every queue, completions out of order,
  * one queue idle with writes outstanding: the switch waits for the slow
- * writes (deadline 30 s) and takes every queue over exactly.
+ * writes (deadline 30 s) and takes every queue over exactly. Ten writes at
+ * ten per second are all done within 10 s: that is the bound the test
+ * vouches for, which places the idle queue with MMIO doorbells.
  */
 TEST_F_TIMEOUT(slow, switch_with_slow_writes_in_flight, 300)
 {
@@ -304,6 +313,8 @@ TEST_F_TIMEOUT(slow, switch_with_slow_writes_in_flight, 300)
 	uint32_t idle_out;
 
 	ASSERT_EQ(0, hbamig(NULL, "dev set %s policy switch-timeout 30000",
+			    self->bdf));
+	ASSERT_EQ(0, hbamig(NULL, "dev set %s policy idle-after 10000",
 			    self->bdf));
 	cmds_before = mvmm_attr_ll(self->bdf, "emuhba/emulated_cmds");
 
@@ -352,6 +363,58 @@ TEST_F_TIMEOUT(slow, switch_with_slow_writes_in_flight, 300)
 	cmds = mvmm_attr_ll(self->bdf, "emuhba/emulated_cmds");
 	if (!rc)
 		EXPECT_LT(cmds_before, cmds) TH_LOG("the model executed nothing");
+}
+
+/*
+ * The same guest, nobody vouching for a command's life (idle-after 0):
+ * the idle queue's tail cannot be known from MMIO doorbells, so the switch
+ * is refused and names it, and the guest goes on on its VF with nothing
+ * lost. Shadow doorbells give the tail (EventIdx): there it switches.
+ */
+TEST_F_TIMEOUT(slow, idle_queue_without_a_bound, 300)
+{
+	struct mvmm *vm = &self->vm;
+	struct mvmm_queue *idle = &vm->ioq[IDLE_Q];
+	uint64_t lba = PREP + 96;
+	unsigned int seed = 5;
+	char want[64];
+	int qi, i, rc;
+
+	ASSERT_EQ(0, hbamig(NULL, "dev set %s policy idle-after 0", self->bdf));
+	ASSERT_EQ(0, hbamig(NULL, "dev set %s policy switch-timeout 10000",
+			    self->bdf));
+	for (qi = 0; qi < NR_IOQ; qi++)
+		ASSERT_EQ(0, mvmm_io_submit(vm, qi, lba++, false));
+	idle->hold = true;
+	ASSERT_LT(0, idle->nr_busy);
+
+	rc = hbamig_during_io(vm, self->out, 4, "switch %s emulated", self->bdf);
+	read_msg(self->out, self->msg, sizeof(self->msg));
+	mode_of(self->bdf, self->mode, sizeof(self->mode));
+	TH_LOG("%s doorbells, idle queue %d without a bound: exit %d, mode %s; hbamig: %s",
+	       mvmm_doorbells_name(vm), idle->qid, rc, self->mode,
+	       self->msg[0] ? self->msg : "(nothing)");
+	if (variant->db == MVMM_DB_SHADOW) {
+		EXPECT_EQ(0, rc);
+		EXPECT_STREQ("emulated", self->mode);
+	} else {
+		EXPECT_NE(0, rc);
+		EXPECT_NE(2, rc);
+		EXPECT_NE(7, rc);
+		EXPECT_GT(128, rc);
+		EXPECT_STREQ("direct", self->mode);
+		snprintf(want, sizeof(want), "queue %d: not rung", idle->qid);
+		EXPECT_NE(NULL, strstr(self->msg, want))
+			TH_LOG("the refusal does not name the idle queue");
+		EXPECT_NE(NULL, strstr(self->msg, "tail unknown (idle-after 0)"));
+	}
+
+	idle->hold = false;
+	for (i = 0; i < 2; i++) {
+		top_up(vm, 6, 3, &seed);
+		ASSERT_EQ(0, drain(vm));
+	}
+	expect_exact(_metadata, vm);
 }
 
 /*

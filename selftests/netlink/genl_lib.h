@@ -282,6 +282,8 @@ struct adapter {
 	int has_policy;
 	__u8 auto_switch, quiesce_required;
 	__u32 timeout;
+	int has_idle_after;
+	__u32 idle_after;
 	int has_counters;
 	int has_window_doorbells;
 	__u64 window_doorbells;
@@ -398,6 +400,10 @@ static inline void adapter_cb(const struct nlmsghdr *h, void *arg)
 				if (b->nla_type ==
 				    EMUHBA_A_POLICY_SWITCH_TIMEOUT)
 					x->timeout = *(const __u32 *)bd;
+				if (b->nla_type == EMUHBA_A_POLICY_IDLE_AFTER) {
+					x->idle_after = *(const __u32 *)bd;
+					x->has_idle_after = 1;
+				}
 			}
 			break;
 		}

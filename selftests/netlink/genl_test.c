@@ -211,6 +211,122 @@ TEST_F(genl, policy_set_partial_keeps_the_rest)
 		EXPECT_EQ(off, (rep).offs) TH_LOG("msg: %s", (rep).msg); \
 } while (0)
 
+/*
+ * POLICY_SET of idle-after and/or switch-timeout (0 leaves the timeout
+ * out); returns the offset of the idle-after attribute, -1 when not sent.
+ */
+static int policy_set_idle(int fd, int fam, const char *vf, int idle,
+			   __u32 timeout, struct reply *rep)
+{
+	struct nlattr *nest;
+	struct req r;
+	int off = -1;
+
+	req_init(&r, fam, EMUHBA_CMD_POLICY_SET, 0);
+	put_str(&r, EMUHBA_A_ADAPTER_BDF, vf);
+	nest = nest_start(&r, EMUHBA_A_ADAPTER_POLICY);
+	if (timeout)
+		put_u32(&r, EMUHBA_A_POLICY_SWITCH_TIMEOUT, timeout);
+	if (idle >= 0)
+		off = put_u32(&r, EMUHBA_A_POLICY_IDLE_AFTER, idle);
+	nest_end(&r, nest);
+	if (talk(fd, &r, rep, NULL, NULL, BUF_SIZE, NULL))
+		return -2;
+	return off;
+}
+
+/*
+ * idle-after: reported in every adapter reply, 0 accepted, above 60000
+ * refused by the attribute policy, at or above the switch timeout (set in
+ * the same request or before) refused with the kernel's message; a
+ * refusal changes nothing, a valid value round-trips.
+ */
+TEST_F(genl, policy_idle_after)
+{
+	static const char below[] = "idle-after must be below the switch timeout";
+	struct adapter a = self->self, b;
+	struct nlattr *nest;
+	struct reply rep;
+	struct req r;
+	int off;
+
+	ASSERT_TRUE(a.has_idle_after) TH_LOG("no idle-after in the policy nest");
+	ASSERT_LE(0, policy_set_idle(self->fd, self->f.id, self->vf, 0, 1000,
+				     &rep));
+	EXPECT_EQ(0, rep.error) TH_LOG("%s", rep.msg);
+	ASSERT_EQ(0, get_adapter(self->fd, self->f.id, self->vf, &b, &rep));
+	EXPECT_TRUE(b.has_idle_after);
+	EXPECT_EQ(0, b.idle_after);
+	EXPECT_EQ(1000, b.timeout);
+
+	/* The attribute policy: 0..60000. */
+	off = policy_set_idle(self->fd, self->f.id, self->vf, 60001, 0, &rep);
+	ASSERT_LE(0, off);
+	EXPECT_REJECT(rep, ERANGE, off);
+	EXPECT_EQ(NULL, strstr(rep.msg, "switch timeout")) TH_LOG("%s", rep.msg);
+
+	/* Wrong type inside the nest. */
+	req_init(&r, self->f.id, EMUHBA_CMD_POLICY_SET, 0);
+	put_str(&r, EMUHBA_A_ADAPTER_BDF, self->vf);
+	nest = nest_start(&r, EMUHBA_A_ADAPTER_POLICY);
+	off = put_u8(&r, EMUHBA_A_POLICY_IDLE_AFTER, 1);
+	nest_end(&r, nest);
+	ASSERT_EQ(0, talk(self->fd, &r, &rep, NULL, NULL, BUF_SIZE, NULL));
+	EXPECT_NE(0, rep.error);
+	EXPECT_EQ(off, rep.offs);
+
+	/* Equal to, then above, the current switch timeout. */
+	ASSERT_LE(0, policy_set_idle(self->fd, self->f.id, self->vf, 1000, 0,
+				     &rep));
+	EXPECT_REJECT(rep, ERANGE, -1);
+	EXPECT_STREQ(below, rep.msg);
+	ASSERT_LE(0, policy_set_idle(self->fd, self->f.id, self->vf, 60000, 0,
+				     &rep));
+	EXPECT_REJECT(rep, ERANGE, -1);
+	EXPECT_STREQ(below, rep.msg);
+	/* With a timeout in the same request: the new one counts. */
+	ASSERT_LE(0, policy_set_idle(self->fd, self->f.id, self->vf, 500, 500,
+				     &rep));
+	EXPECT_REJECT(rep, ERANGE, -1);
+	EXPECT_STREQ(below, rep.msg);
+	ASSERT_EQ(0, get_adapter(self->fd, self->f.id, self->vf, &b, &rep));
+	EXPECT_EQ(0, b.idle_after);
+	EXPECT_EQ(1000, b.timeout);
+
+	/* Valid values round-trip; the other fields stay. */
+	ASSERT_LE(0, policy_set_idle(self->fd, self->f.id, self->vf, 999, 0,
+				     &rep));
+	EXPECT_EQ(0, rep.error) TH_LOG("%s", rep.msg);
+	ASSERT_EQ(0, get_adapter(self->fd, self->f.id, self->vf, &b, &rep));
+	EXPECT_EQ(999, b.idle_after);
+	EXPECT_EQ(1000, b.timeout);
+	EXPECT_EQ(a.auto_switch, b.auto_switch);
+	EXPECT_EQ(a.quiesce_required, b.quiesce_required);
+	ASSERT_LE(0, policy_set_idle(self->fd, self->f.id, self->vf, 250, 300,
+				     &rep));
+	EXPECT_EQ(0, rep.error) TH_LOG("%s", rep.msg);
+	ASSERT_EQ(0, get_adapter(self->fd, self->f.id, self->vf, &b, &rep));
+	EXPECT_EQ(250, b.idle_after);
+	EXPECT_EQ(300, b.timeout);
+
+	/* A timeout at or below a non-zero idle-after is refused too. */
+	ASSERT_EQ(-1, policy_set_idle(self->fd, self->f.id, self->vf, -1, 250,
+				      &rep));
+	EXPECT_REJECT(rep, ERANGE, -1);
+	EXPECT_STREQ(below, rep.msg);
+	ASSERT_EQ(0, get_adapter(self->fd, self->f.id, self->vf, &b, &rep));
+	EXPECT_EQ(250, b.idle_after);
+	EXPECT_EQ(300, b.timeout);
+
+	/* Back to what the fixture found. */
+	ASSERT_LE(0, policy_set_idle(self->fd, self->f.id, self->vf,
+				     a.idle_after, a.timeout, &rep));
+	EXPECT_EQ(0, rep.error) TH_LOG("%s", rep.msg);
+	ASSERT_EQ(0, get_adapter(self->fd, self->f.id, self->vf, &b, &rep));
+	EXPECT_EQ(a.idle_after, b.idle_after);
+	EXPECT_EQ(a.timeout, b.timeout);
+}
+
 static const __u8 cmds[] = {
 	EMUHBA_CMD_ADAPTER_GET, EMUHBA_CMD_BACKEND_SET,
 	EMUHBA_CMD_POLICY_SET, EMUHBA_CMD_SWITCH,
