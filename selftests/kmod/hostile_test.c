@@ -280,6 +280,78 @@ TEST(p2p_arcs)
 }
 
 /*
+ * A STOP_COPY that fails after the model was paused left it paused: the
+ * guest's device hung in PRE_COPY_P2P. A guest makes the append fail on
+ * its own: each time it turns shadow doorbells on or off during pre-copy,
+ * a new stable image joins the stream, until the stream is at its bound.
+ */
+FIXTURE(stream) {
+};
+
+FIXTURE_SETUP(stream)
+{
+}
+
+FIXTURE_TEARDOWN(stream)
+{
+}
+
+/* About 9000 toggles of some 460 bytes each fill the 4 MiB stream. */
+TEST_F_TIMEOUT(stream, stop_copy_fails_device_runs_on, 600)
+{
+	const char *bdf = env("EMUHBA_VF");
+	struct vfio_precopy_info info = { .argsz = sizeof(info) };
+	int fd = -1, toggles = 0, ret;
+	struct mvmm vm;
+	char mode[32];
+	size_t mark;
+
+	ASSERT_NE(NULL, bdf);
+	ASSERT_EQ(0, mvmm_open(&vm, bdf, MEM));
+	ret = mvmm_nvme_init(&vm, 1, MVMM_DB_SHADOW);
+	MVMM_SKIP_IF_NO_DBBUF(ret, &vm);
+	ASSERT_EQ(0, ret);
+	ASSERT_EQ(0, mvmm_io_run(&vm, 100, 4));
+	/* QEMU's arcs: PRE_COPY while the VM runs, then PRE_COPY_P2P. */
+	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_PRE_COPY, &fd));
+	ASSERT_LE(0, fd);
+	/* Never read: the stream only grows. */
+	mark = vm.mem_used;
+	while (toggles < 40000) {
+		ASSERT_EQ(0, mvmm_nvme_disable(&vm));
+		toggles++;
+		/* A driver's re-initialisation reuses its memory. */
+		vm.mem_used = mark;
+		ASSERT_EQ(0, mvmm_nvme_init(&vm, 1, toggles % 2 ? MVMM_DB_MMIO :
+								MVMM_DB_SHADOW));
+		if (ioctl(fd, VFIO_MIG_GET_PRECOPY_INFO, &info))
+			break;
+	}
+	TH_LOG("%d toggles of shadow doorbells, %llu bytes of stable images; PRECOPY_INFO: %s",
+	       toggles, (unsigned long long)info.dirty_bytes, strerror(errno));
+	ASSERT_GT(40000, toggles) TH_LOG("the stream never reached its bound");
+	ASSERT_EQ(0, mvmm_io_run(&vm, 100, 4));
+	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_PRE_COPY_P2P, NULL));
+	EXPECT_NE(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_STOP_COPY, NULL));
+	/* Still PRE_COPY_P2P: the guest's device runs on the model. */
+	mode_of(bdf, mode, sizeof(mode));
+	EXPECT_STREQ("emulated", mode);
+	EXPECT_EQ(0, mvmm_io_run(&vm, 100, 4)) TH_LOG("the guest's device hung");
+	close(fd);
+	/* Cancelled as QEMU does, then back to the VF. */
+	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_PRE_COPY, NULL));
+	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_RUNNING, NULL));
+	EXPECT_EQ(0, mvmm_io_run(&vm, 100, 4));
+	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_RUNNING_P2P, NULL));
+	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_RUNNING, NULL));
+	mode_of(bdf, mode, sizeof(mode));
+	EXPECT_STREQ("direct", mode);
+	EXPECT_EQ(0, mvmm_io_run(&vm, 100, 4));
+	expect_clean(_metadata, &vm);
+	mvmm_close(&vm);
+}
+
+/*
  * The saving fd held no reference on the adapter: used after the VF was
  * unbound, it read freed memory.
  */
