@@ -1559,16 +1559,20 @@ int emu_img_check_compat(const void *img, size_t len,
 				return emu_bad(&d, "namespace.nsid",
 					       "missing at the destination",
 					       nsid);
-			if (dn->nsze != ns.nsze)
+			if (!lim->ns_copied && dn->nsze != ns.nsze)
 				return emu_bad(&d, "namespace.nsze",
 					       "differs for nsid", nsid);
+			if (lim->ns_copied && dn->nsze < ns.nsze)
+				return emu_bad(&d, "namespace.nsze",
+					       "smaller than the source for nsid",
+					       nsid);
 			if (dn->lba_shift != ns.lba_shift)
 				return emu_bad(&d, "namespace.lba_format",
 					       "differs for nsid", nsid);
-			if (memcmp(dn->nguid, ns.nguid, 16))
+			if (!lim->ns_copied && memcmp(dn->nguid, ns.nguid, 16))
 				return emu_bad(&d, "namespace.nguid",
 					       "differs for nsid", nsid);
-			if (memcmp(dn->eui64, ns.eui64, 8))
+			if (!lim->ns_copied && memcmp(dn->eui64, ns.eui64, 8))
 				return emu_bad(&d, "namespace.eui64",
 					       "differs for nsid", nsid);
 		}

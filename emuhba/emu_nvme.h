@@ -255,7 +255,13 @@ struct emu_nvme_limits {
 	u32 oncs;
 	u16 kas;		/* Keep Alive Support (100 ms); 0: none */
 	u8 mpsmin;		/* CAP.MPSMIN: the unit of mdts */
-	u8 rsvd;
+	/*
+	 * Set by the host, not the model: the migration brings the
+	 * namespaces' data (a storage copy). The source's namespace
+	 * identities may then differ (the guest keeps the ones it was
+	 * given) and its namespaces may be smaller.
+	 */
+	u8 ns_copied;
 	struct emu_nvme_ns_limits ns[EMU_NVME_MAX_NS];
 };
 

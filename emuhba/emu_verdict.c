@@ -253,11 +253,12 @@ static struct emu_verdict_field *emu_cv_add(struct emu_verdict *v,
 	return f;
 }
 
-static void emu_cv_id(struct emu_verdict *v, const char *name,
-		      u32 nsid, const u8 *src, const u8 *dst, u8 n)
+/* An identity field; a copied namespace may have another. */
+static void emu_cv_id(struct emu_verdict *v, const char *name, u32 nsid,
+		      const u8 *src, const u8 *dst, u8 n, bool copied)
 {
-	struct emu_verdict_field *f = emu_cv_add(v, name, EMU_VERDICT_ID, 0,
-						 0, !memcmp(src, dst, n));
+	struct emu_verdict_field *f = emu_cv_add(v, name, EMU_VERDICT_ID, 0, 0,
+						 copied || !memcmp(src, dst, n));
 
 	if (!f)
 		return;
@@ -294,7 +295,8 @@ static void emu_cv_fields(struct emu_verdict *v,
 			continue;
 		}
 		f = emu_cv_add(v, "namespace.nsze", EMU_VERDICT_DEC, ns->nsze,
-			       dn->nsze, dn->nsze == ns->nsze);
+			       dn->nsze, lim->ns_copied ? dn->nsze >= ns->nsze :
+			       dn->nsze == ns->nsze);
 		if (f)
 			f->nsid = ns->nsid;
 		f = emu_cv_add(v, "namespace.lba_format", EMU_VERDICT_DEC,
@@ -303,9 +305,9 @@ static void emu_cv_fields(struct emu_verdict *v,
 		if (f)
 			f->nsid = ns->nsid;
 		emu_cv_id(v, "namespace.nguid", ns->nsid, ns->nguid, dn->nguid,
-			  16);
+			  16, lim->ns_copied);
 		emu_cv_id(v, "namespace.eui64", ns->nsid, ns->eui64, dn->eui64,
-			  8);
+			  8, lim->ns_copied);
 	}
 	emu_cv_add(v, "limits.max_sqs", EMU_VERDICT_DEC, s->used_sq,
 		   lim->max_sqs, lim->max_sqs >= s->used_sq);

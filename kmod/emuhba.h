@@ -69,6 +69,8 @@ struct emuhba_policy {
 	 * leaves alone during a switch then cannot be placed.
 	 */
 	u32 idle_after_ms;
+	/* the destination of a storage copy (emu_nvme_limits.ns_copied) */
+	bool ns_copy;
 };
 
 /* Phases of the last switch, in nanoseconds; zero when not run. */

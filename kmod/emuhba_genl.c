@@ -79,13 +79,14 @@ static const struct netlink_range_validation emuhba_a_policy_idle_after_range = 
 	.max	= 60000ULL,
 };
 
-static const struct nla_policy emuhba_policy_nl_policy[EMUHBA_A_POLICY_IDLE_AFTER + 1] = {
+static const struct nla_policy emuhba_policy_nl_policy[EMUHBA_A_POLICY_NS_COPY + 1] = {
 	[EMUHBA_A_POLICY_AUTO_SWITCH] = NLA_POLICY_MAX(NLA_U8, 1),
 	[EMUHBA_A_POLICY_QUIESCE_REQUIRED] = NLA_POLICY_MAX(NLA_U8, 1),
 	[EMUHBA_A_POLICY_SWITCH_TIMEOUT] =
 		NLA_POLICY_FULL_RANGE(NLA_U32, &emuhba_a_policy_switch_timeout_range),
 	[EMUHBA_A_POLICY_IDLE_AFTER] =
 		NLA_POLICY_FULL_RANGE(NLA_U32, &emuhba_a_policy_idle_after_range),
+	[EMUHBA_A_POLICY_NS_COPY] = NLA_POLICY_MAX(NLA_U8, 1),
 };
 
 static const struct nla_policy emuhba_adapter_get_nl_policy[EMUHBA_A_ADAPTER_BDF + 1] = {
@@ -207,7 +208,8 @@ static int emuhba_nl_put_policy(struct sk_buff *skb,
 		       p->quiesce_required) ||
 	    nla_put_u32(skb, EMUHBA_A_POLICY_SWITCH_TIMEOUT,
 			p->switch_timeout_ms) ||
-	    nla_put_u32(skb, EMUHBA_A_POLICY_IDLE_AFTER, p->idle_after_ms)) {
+	    nla_put_u32(skb, EMUHBA_A_POLICY_IDLE_AFTER, p->idle_after_ms) ||
+	    nla_put_u8(skb, EMUHBA_A_POLICY_NS_COPY, p->ns_copy)) {
 		nla_nest_cancel(skb, nest);
 		return -EMSGSIZE;
 	}
@@ -466,7 +468,8 @@ static int emuhba_nl_policy_set_doit(struct sk_buff *skb,
 	if (!tb[EMUHBA_A_POLICY_AUTO_SWITCH] &&
 	    !tb[EMUHBA_A_POLICY_QUIESCE_REQUIRED] &&
 	    !tb[EMUHBA_A_POLICY_SWITCH_TIMEOUT] &&
-	    !tb[EMUHBA_A_POLICY_IDLE_AFTER]) {
+	    !tb[EMUHBA_A_POLICY_IDLE_AFTER] &&
+	    !tb[EMUHBA_A_POLICY_NS_COPY]) {
 		NL_SET_ERR_MSG_ATTR(info->extack, nest,
 				    "policy nest changes nothing");
 		return -EINVAL;
@@ -494,6 +497,8 @@ static int emuhba_nl_policy_set_doit(struct sk_buff *skb,
 			nla_get_u32(tb[EMUHBA_A_POLICY_SWITCH_TIMEOUT]);
 	if (tb[EMUHBA_A_POLICY_IDLE_AFTER])
 		p.idle_after_ms = nla_get_u32(tb[EMUHBA_A_POLICY_IDLE_AFTER]);
+	if (tb[EMUHBA_A_POLICY_NS_COPY])
+		p.ns_copy = nla_get_u8(tb[EMUHBA_A_POLICY_NS_COPY]);
 	err = emuhba_adapter_set_policy(a, &p, info->extack);
 	mutex_unlock(&emuhba_genl_policy_lock);
 	if (err && !info->extack->_msg)

@@ -47,4 +47,5 @@ void emuhba_image_limits(struct emuhba_adapter *a, struct emu_nvme_limits *lim)
 	mutex_lock(&a->model_lock);
 	emu_nvme_get_limits(a->model, lim);
 	mutex_unlock(&a->model_lock);
+	lim->ns_copied = READ_ONCE(a->policy.ns_copy);
 }

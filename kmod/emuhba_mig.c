@@ -24,6 +24,7 @@
 
 #include "emuhba.h"
 #include "emu_img.h"
+#include "emuhba_image.h"
 
 /* Far above any image (64 queue pairs take a few KiB), far below harm. */
 #define EMUHBA_MIG_MAX		(4 << 20)
@@ -184,9 +185,7 @@ static int emuhba_mig_check(struct emuhba_mig_file *mf)
 	lim = kzalloc(sizeof(*lim), GFP_KERNEL);
 	if (!lim)
 		return -ENOMEM;
-	mutex_lock(&a->model_lock);
-	emu_nvme_get_limits(a->model, lim);
-	mutex_unlock(&a->model_lock);
+	emuhba_image_limits(a, lim);
 
 	while (mf->len - mf->checked >= EMU_IMG_HDR_LEN) {
 		ilen = get_unaligned_le32(mf->buf + mf->checked +

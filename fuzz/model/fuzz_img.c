@@ -75,6 +75,12 @@ static void fz_lack(const u8 *data, size_t size,
 	l = *lim;
 	l.oacs = 0;
 	fz_compat_crc(data, size, &l);
+	/* A storage copy's destination: other identities, a larger disk. */
+	l = *lim;
+	l.ns_copied = 1;
+	l.ns[0].nguid[0] ^= 1;
+	l.ns[0].nsze++;
+	fz_compat_crc(data, size, &l);
 }
 
 /*

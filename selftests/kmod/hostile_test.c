@@ -6,7 +6,8 @@
  * broke it itself, works again after the guest resets it).
  *
  * Usage: hostile_test  (EMUHBA_VF=A and EMUHBA_VF_MDTS0=M bound to emuhba
- *                       with EMUHBA_BACKEND set as their backend, HBAMIG)
+ *                       with EMUHBA_BACKEND set as their backend, HBAMIG;
+ *                       EMUHBA_IDLE_AFTER: the idle-after a rebound VF gets)
  */
 #include <errno.h>
 #include <poll.h>
@@ -390,7 +391,9 @@ TEST(mig_fd_outlives_adapter)
 	ASSERT_NE(NULL, f);
 	fprintf(f, "%s", bdf);
 	ASSERT_EQ(0, fclose(f));
-	snprintf(path, sizeof(path), "dev set %%s backend %s", env("EMUHBA_BACKEND"));
+	/* A new adapter: the suite's settings again. */
+	snprintf(path, sizeof(path), "dev set %%s backend %s idle-after %s",
+		 env("EMUHBA_BACKEND"), env("EMUHBA_IDLE_AFTER") ?: "0");
 	ASSERT_EQ(0, hbamig(path, bdf));
 }
 

@@ -572,4 +572,57 @@ TEST_F(cv, damaged_images)
 	}
 }
 
+/*
+ * A storage copy's destination (ns_copied): another namespace identity is
+ * taken (the guest keeps its own), a larger namespace too; a smaller one
+ * or another LBA format is still refused; verdict and check agree.
+ */
+TEST_F(cv, copied_namespace)
+{
+	static struct emu_verdict v;
+	struct emu_nvme_limits l;
+	char err[160], cerr[160];
+	const u8 *img[2] = { full, stable };
+	int len[2] = { self->full_len, self->stable_len };
+
+	for (int i = 0; i < 2; i++) {
+		l = self->lim;
+		l.ns_copied = 1;
+		l.ns[0].nguid[3] ^= 1;
+		l.ns[0].eui64[0] ^= 1;
+		l.ns[0].nsze += 8;
+		ASSERT_EQ(0, emu_verdict_judge(img[i], len[i], &l, &v, err,
+					       sizeof(err)));
+		EXPECT_TRUE(v.compatible) TH_LOG("%s", err);
+		EXPECT_EQ(0, emu_img_check_compat(img[i], len[i], &l, cerr,
+						  sizeof(cerr))) TH_LOG("%s", cerr);
+		/* Without the copy the same destination is another disk. */
+		l.ns_copied = 0;
+		ASSERT_EQ(0, emu_verdict_judge(img[i], len[i], &l, &v, err,
+					       sizeof(err)));
+		EXPECT_FALSE(v.compatible);
+		EXPECT_EQ(3, refused(&v));
+
+		l = self->lim;
+		l.ns_copied = 1;
+		l.ns[0].nsze--;
+		ASSERT_EQ(0, emu_verdict_judge(img[i], len[i], &l, &v, err,
+					       sizeof(err)));
+		EXPECT_FALSE(v.compatible);
+		EXPECT_NE(NULL, strstr(err, "namespace.nsze")) TH_LOG("%s", err);
+		EXPECT_NE(0, emu_img_check_compat(img[i], len[i], &l, cerr,
+						  sizeof(cerr)));
+		EXPECT_STREQ(cerr, err);
+
+		l = self->lim;
+		l.ns_copied = 1;
+		l.ns[0].lba_shift = l.ns[0].lba_shift == 9 ? 12 : 9;
+		ASSERT_EQ(0, emu_verdict_judge(img[i], len[i], &l, &v, err,
+					       sizeof(err)));
+		EXPECT_FALSE(v.compatible);
+		EXPECT_NE(NULL, strstr(err, "namespace.lba_format"))
+			TH_LOG("%s", err);
+	}
+}
+
 TEST_HARNESS_MAIN
