@@ -1398,6 +1398,7 @@ int emu_img_import(struct emu_nvme_ctrl *ctrl, const void *img, size_t len,
 	memset(ctrl->sq_deleting, 0, sizeof(ctrl->sq_deleting));
 	emu_img_count_cq_sqs(ctrl);
 	memset(ctrl->cq_head_guess, 0, sizeof(ctrl->cq_head_guess));
+	ctrl->nr_unrec = 0;
 	memset(ctrl->vec, 0, sizeof(ctrl->vec));
 	ctrl->resetting = 0;
 	ctrl->shutting = 0;

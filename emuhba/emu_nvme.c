@@ -403,6 +403,7 @@ void emu_nvme_queue_reset(struct emu_nvme_ctrl *ctrl)
 	memset(ctrl->sq_deleting, 0, sizeof(ctrl->sq_deleting));
 	memset(ctrl->cq_sqs, 0, sizeof(ctrl->cq_sqs));
 	memset(ctrl->cq_head_guess, 0, sizeof(ctrl->cq_head_guess));
+	ctrl->nr_unrec = 0;
 	memset(ctrl->vec, 0, sizeof(ctrl->vec));
 	memset(&st->aer, 0, sizeof(st->aer));
 	memset(&st->dbbuf, 0, sizeof(st->dbbuf));
@@ -1215,6 +1216,11 @@ void emu_nvme_start_disabled(struct emu_nvme_ctrl *ctrl)
 
 int emu_nvme_check(const struct emu_nvme_ctrl *ctrl, char *err, size_t errlen)
 {
+	if (ctrl->nr_unrec) {
+		emu_msg(err, errlen, "queue", "created on the VF, not placeable",
+			ctrl->unrec_qid);
+		return -EINVAL;
+	}
 	return emu_nvme_state_check(&ctrl->st, err, errlen);
 }
 

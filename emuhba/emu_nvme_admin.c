@@ -918,6 +918,14 @@ void emu_nvme_observe_reg_write(struct emu_nvme_ctrl *ctrl, u32 off,
 	}
 }
 
+/* The VF accepted a queue the model cannot hold. */
+static void emu_obs_unrecorded(struct emu_nvme_ctrl *ctrl, u16 qid)
+{
+	if (ctrl->nr_unrec < 0xffff)
+		ctrl->nr_unrec++;
+	ctrl->unrec_qid = qid;
+}
+
 void emu_nvme_observe_admin(struct emu_nvme_ctrl *ctrl, const void *sqep,
 			    const void *cqep, const void *datap, u32 len)
 {
@@ -957,16 +965,22 @@ void emu_nvme_observe_admin(struct emu_nvme_ctrl *ctrl, const void *sqep,
 		return;
 	switch (opc) {
 	case EMU_ADM_CREATE_CQ:
-		emu_create_cq(ctrl, sqe, true);
+		if (emu_create_cq(ctrl, sqe, true))
+			emu_obs_unrecorded(ctrl, dw10 & 0xffff);
 		break;
 	case EMU_ADM_CREATE_SQ:
-		emu_create_sq(ctrl, sqe, true);
+		if (emu_create_sq(ctrl, sqe, true))
+			emu_obs_unrecorded(ctrl, dw10 & 0xffff);
 		break;
 	case EMU_ADM_DELETE_SQ:
 		emu_delete_sq(ctrl, sqe, true, &status);
+		/* The VF deleted a queue the model never had. */
+		if (status && ctrl->nr_unrec)
+			ctrl->nr_unrec--;
 		break;
 	case EMU_ADM_DELETE_CQ:
-		emu_delete_cq(ctrl, sqe, true);
+		if (emu_delete_cq(ctrl, sqe, true) && ctrl->nr_unrec)
+			ctrl->nr_unrec--;
 		break;
 	case EMU_ADM_IDENTIFY:
 		cns = dw10 & 0xff;

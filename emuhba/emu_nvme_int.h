@@ -119,6 +119,13 @@ struct emu_nvme_ctrl {
 	u8 cq_sqs[EMU_NVME_NR_Q];
 	/* the head given at takeover was a guess (EMU_QPOS_CQ_HEAD_GUESS) */
 	u8 cq_head_guess[EMU_NVME_NR_Q];
+	/*
+	 * Queues the VF created that the observer could not record (65536
+	 * entries, an identifier beyond the model's): a switch cannot place
+	 * them. unrec_qid is the newest, for the refusal.
+	 */
+	u16 nr_unrec;
+	u16 unrec_qid;
 	struct emu_nvme_vec vec[EMU_NVME_MAX_VEC];
 	struct emu_nvme_nsrt ns[EMU_NVME_MAX_NS];
 	u32 nr_ns;

@@ -1253,4 +1253,61 @@ TEST_F(img, import_derives_one_sq_per_cq)
 	EXPECT_EQ(0, self->d.errors);
 }
 
+/*
+ * A queue the VF accepted but the model cannot hold (65536 entries, an
+ * identifier beyond the model's): the switch must refuse, naming it, until
+ * the guest deletes it; a controller reset forgets it too.
+ */
+TEST(observer_refuses_unrecorded_queues)
+{
+	static u8 page[4096];
+	struct emu_nvme_ctrl *c;
+	struct th th;
+	char err[200];
+	int i;
+
+	th_init(&th, 10);
+	c = th_new_ctrl(&th);
+	emu_nvme_set_hw(c, 0xffff | (1ULL << 16) | (1ULL << 37) |
+			(4ULL << 52), 0x10400, 17, 8, 8);
+	emu_nvme_observe_reg_write(c, EMU_REG_AQA, 0x001f001f, 4);
+	emu_nvme_observe_reg_write(c, EMU_REG_ASQ, TH_MEM_BASE + 0x10000, 8);
+	emu_nvme_observe_reg_write(c, EMU_REG_ACQ, TH_MEM_BASE + 0x11000, 8);
+	emu_nvme_observe_reg_write(c, EMU_REG_CC, (6U << 16) | (4U << 20) | 1,
+				   4);
+	th_idctrl_page(page);
+	obs_cmd(c, 0x06, 1, 0, 1, 0, TH_MEM_BASE, 0, 0, 0, page, 4096);
+	th_idns_page(page, 9);
+	obs_cmd(c, 0x06, 2, 1, 0, 0, TH_MEM_BASE, 0, 0, 0, page, 4096);
+	ASSERT_EQ(0, emu_nvme_check(c, err, sizeof(err))) TH_LOG("%s", err);
+	/* CQ 1 and SQ 1 with 65536 entries, CQ 200 beyond the model. */
+	obs_cmd(c, 0x05, 1, 0, 0xffff0001, 1, TH_MEM_BASE + 0x100000, 0, 0, 0,
+		NULL, 0);
+	obs_cmd(c, 0x01, 2, 0, 0xffff0001, (1U << 16) | 1,
+		TH_MEM_BASE + 0x200000, 0, 0, 0, NULL, 0);
+	obs_cmd(c, 0x05, 3, 0, (63U << 16) | 200, 1, TH_MEM_BASE + 0x300000,
+		0, 0, 0, NULL, 0);
+	EXPECT_EQ(-EINVAL, emu_nvme_check(c, err, sizeof(err)));
+	EXPECT_NE(NULL, strstr(err, "not placeable")) TH_LOG("%s", err);
+	EXPECT_NE(NULL, strstr(err, "200")) TH_LOG("%s", err);
+	/* The guest deletes them; a refused delete changes nothing. */
+	obs_cmd(c, 0x00, 4, 0, 1, 0, 0, 0, 0x0101, 0, NULL, 0);
+	EXPECT_EQ(-EINVAL, emu_nvme_check(c, err, sizeof(err)));
+	obs_cmd(c, 0x00, 5, 0, 1, 0, 0, 0, 0, 0, NULL, 0);
+	obs_cmd(c, 0x04, 6, 0, 1, 0, 0, 0, 0, 0, NULL, 0);
+	EXPECT_EQ(-EINVAL, emu_nvme_check(c, err, sizeof(err)));
+	obs_cmd(c, 0x04, 7, 0, 200, 0, 0, 0, 0, 0, NULL, 0);
+	EXPECT_EQ(0, emu_nvme_check(c, err, sizeof(err))) TH_LOG("%s", err);
+	/* Again, then a controller reset. */
+	for (i = 0; i < 2; i++)
+		obs_cmd(c, 0x05, 8 + i, 0, 0xffff0002 + i, 1,
+			TH_MEM_BASE + 0x100000, 0, 0, 0, NULL, 0);
+	EXPECT_EQ(-EINVAL, emu_nvme_check(c, err, sizeof(err)));
+	emu_nvme_observe_reg_write(c, EMU_REG_CC, 0, 4);
+	emu_nvme_observe_reg_write(c, EMU_REG_CC, (6U << 16) | (4U << 20) | 1,
+				   4);
+	EXPECT_EQ(0, emu_nvme_check(c, err, sizeof(err))) TH_LOG("%s", err);
+	th_fini(&th);
+}
+
 TEST_HARNESS_MAIN
