@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1299,6 +1300,47 @@ int mvmm_set_mig_state(struct mvmm *vm, uint32_t state, int *data_fd)
 	return set_mig_state(vm->device, state, data_fd);
 }
 
+/* A migration arc made by another thread while the guest runs. */
+struct mvmm_arc {
+	int device;
+	uint32_t state;
+	int data_fd;
+	int ret;
+	bool done;
+};
+
+static void *arc_thread(void *arg)
+{
+	struct mvmm_arc *a = arg;
+
+	a->ret = set_mig_state(a->device, a->state, &a->data_fd);
+	__atomic_store_n(&a->done, true, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static bool arc_running(void *arg)
+{
+	return !__atomic_load_n(&((struct mvmm_arc *)arg)->done,
+				__ATOMIC_ACQUIRE);
+}
+
+/* The arc, with the guest submitting on every queue until it is made. */
+static int set_mig_state_during_io(struct mvmm *vm, uint32_t state,
+				   int *data_fd)
+{
+	struct mvmm_arc a = { .device = vm->device, .state = state,
+			      .data_fd = -1 };
+	pthread_t t;
+	int ret;
+
+	if (pthread_create(&t, NULL, arc_thread, &a))
+		return -EAGAIN;
+	ret = mvmm_io_run_while(vm, 0, vm->io_during_switch, arc_running, &a);
+	pthread_join(t, NULL);
+	*data_fd = a.data_fd;
+	return a.ret ? a.ret : ret;
+}
+
 int mvmm_migrate(struct mvmm *vm, const char *dst_bdf, struct mvmm_mig_stats *st)
 {
 	uint64_t t0 = now_ms(), t_stop, *to_send = NULL;
@@ -1343,7 +1385,12 @@ int mvmm_migrate(struct mvmm *vm, const char *dst_bdf, struct mvmm_mig_stats *st
 		goto out_track;
 	}
 	st->sync0_pages = n;
-	ret = set_mig_state(vm->device, VFIO_DEVICE_STATE_PRE_COPY, &sfd);
+	if (vm->io_during_switch)
+		ret = set_mig_state_during_io(vm, VFIO_DEVICE_STATE_PRE_COPY,
+					      &sfd);
+	else
+		ret = set_mig_state(vm->device, VFIO_DEVICE_STATE_PRE_COPY,
+				    &sfd);
 	if (!ret)
 		ret = mvmm_read_stream(sfd, &stream, &len);
 	if (ret)

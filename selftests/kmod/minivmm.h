@@ -117,6 +117,12 @@ struct mvmm {
 	 * the destination can run); 0 for none.
 	 */
 	int fill_at_stop;
+	/*
+	 * Commands per queue the guest keeps out on every queue while the
+	 * device enters pre-copy (and switches), as a running VM does; 0:
+	 * the guest is idle then.
+	 */
+	int io_during_switch;
 	/* send the pre-copy data to the destination while the guest runs */
 	bool precopy_to_dest;
 	/*
