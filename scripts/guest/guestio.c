@@ -6,11 +6,14 @@
  * seconds) every block written is read once more and checked against the
  * last generation written, and a summary line follows. 'i' prints the
  * identity of the NVMe controller as the guest's driver knows it; 'r'
- * resets that controller first (the driver reads Identify again). Output
- * is meant to be parsed from a serial console:
+ * resets that controller first (the driver reads Identify again); 'v'
+ * pauses the writers, reads every block written and checks it against its
+ * last generation, and resumes them (the disk then holds exactly what the
+ * guest wrote). Output is meant to be parsed from a serial console:
  *
  *   guestio tick t_ms=.. ios=.. d_ios=.. err=.. mis=.. max_lat_us=..
  *   guestio identity now|after_reset cntlid=.. model=.. serial=.. ...
+ *   guestio verify verified=.. verify_mis=.. (after 'v')
  *   guestio summary ios=.. err=.. mis=.. verified=.. verify_mis=.. ...
  *
  * Each thread owns a disjoint range of blocks, so the last generation of
@@ -65,6 +68,8 @@ static unsigned int gio_interval_ms = 100;
 static unsigned int gio_seconds;
 static int gio_fd;
 static int gio_stop;		/* read by the workers, set once by main */
+static int gio_pause;		/* set by main: the workers wait */
+static unsigned int gio_paused;	/* workers waiting */
 static struct gio_thread gio_threads[GIO_MAX_THREADS];
 static u32 gio_crc_table[256];
 
@@ -174,7 +179,16 @@ static void *gio_worker(void *arg)
 		return NULL;
 	}
 	while (!__atomic_load_n(&gio_stop, __ATOMIC_RELAXED)) {
-		u64 rel = i++ % t->count;
+		u64 rel;
+
+		if (__atomic_load_n(&gio_pause, __ATOMIC_ACQUIRE)) {
+			__atomic_add_fetch(&gio_paused, 1, __ATOMIC_ACQ_REL);
+			while (__atomic_load_n(&gio_pause, __ATOMIC_ACQUIRE))
+				usleep(1000);
+			__atomic_sub_fetch(&gio_paused, 1, __ATOMIC_ACQ_REL);
+			continue;
+		}
+		rel = i++ % t->count;
 		u64 block = t->first + rel;
 		u32 gen = t->gen[rel] + 1;
 		const char *why;
@@ -298,6 +312,55 @@ static void gio_reset(void)
 	gio_identity("after_reset");
 }
 
+/*
+ * Every block written must hold its last generation; the workers are
+ * stopped or paused. Adds to *done and *mis.
+ */
+static int gio_verify_all(u64 *done, u64 *mis)
+{
+	void *buf;
+
+	if (posix_memalign(&buf, GIO_BS, GIO_BS))
+		return -1;
+	for (unsigned int i = 0; i < gio_nthreads; i++) {
+		struct gio_thread *t = &gio_threads[i];
+
+		for (u64 r = 0; r < t->count; r++) {
+			const char *why;
+
+			if (!t->gen[r])
+				continue;
+			if (gio_io(t, buf, t->first + r, 0))
+				continue;
+			(*done)++;
+			why = gio_check(buf, t->first + r, t->gen[r]);
+			if (why) {
+				(*mis)++;
+				printf("guestio verify-mismatch block=%" PRIu64
+				       " gen=%u why=%s\n", t->first + r,
+				       t->gen[r], why);
+			}
+		}
+	}
+	free(buf);
+	return 0;
+}
+
+/* 'v': pause the writers, verify everything written, resume. */
+static void gio_verify_now(void)
+{
+	u64 done = 0, mis = 0;
+
+	__atomic_store_n(&gio_pause, 1, __ATOMIC_RELEASE);
+	while (__atomic_load_n(&gio_paused, __ATOMIC_ACQUIRE) < gio_nthreads)
+		usleep(1000);
+	gio_verify_all(&done, &mis);
+	printf("guestio verify verified=%" PRIu64 " verify_mis=%" PRIu64 "\n",
+	       done, mis);
+	fflush(stdout);
+	__atomic_store_n(&gio_pause, 0, __ATOMIC_RELEASE);
+}
+
 /* Commands from stdin; 1 when asked to stop. */
 static int gio_stdin_cmd(int timeout_ms)
 {
@@ -319,6 +382,8 @@ static int gio_stdin_cmd(int timeout_ms)
 		gio_identity("now");
 	if (memchr(c, 'r', n))
 		gio_reset();
+	if (memchr(c, 'v', n))
+		gio_verify_now();
 	return memchr(c, 'q', n) != NULL;
 }
 
@@ -328,7 +393,8 @@ static void gio_usage(void)
 		"usage: guestio [-d DEV] [-t THREADS] [-n BLOCKS] [-o OFFSET_BLOCKS]\n"
 		"               [-i INTERVAL_MS] [-s SECONDS]\n"
 		"Stops on 'q' from stdin or after SECONDS (0: never); 'i' prints the\n"
-		"controller's identity, 'r' resets the controller and prints it.\n");
+		"controller's identity, 'r' resets the controller and prints it,\n"
+		"'v' pauses the writers and verifies every block written.\n");
 	exit(2);
 }
 
@@ -336,7 +402,6 @@ int main(int argc, char **argv)
 {
 	u64 start, next, ios, errs, mis, last_ios = 0, vmis = 0, vdone = 0;
 	u64 max_all = 0;
-	void *buf;
 	int opt, first_errno = 0;
 
 	while ((opt = getopt(argc, argv, "d:t:n:o:i:s:")) != -1) {
@@ -420,27 +485,11 @@ int main(int argc, char **argv)
 		pthread_join(gio_threads[i].tid, NULL);
 
 	/* Every block written must still hold its last generation. */
-	if (posix_memalign(&buf, GIO_BS, GIO_BS))
+	if (gio_verify_all(&vdone, &vmis))
 		return 1;
 	for (unsigned int i = 0; i < gio_nthreads; i++) {
 		struct gio_thread *t = &gio_threads[i];
 
-		for (u64 r = 0; r < t->count; r++) {
-			const char *why;
-
-			if (!t->gen[r])
-				continue;
-			if (gio_io(t, buf, t->first + r, 0))
-				continue;
-			vdone++;
-			why = gio_check(buf, t->first + r, t->gen[r]);
-			if (why) {
-				vmis++;
-				printf("guestio verify-mismatch block=%" PRIu64
-				       " gen=%u why=%s\n", t->first + r,
-				       t->gen[r], why);
-			}
-		}
 		if (t->max_lat_all_ns > max_all)
 			max_all = t->max_lat_all_ns;
 		if (!first_errno)
