@@ -679,7 +679,7 @@ int stor_copy_prepare(struct stor_copy *c, const char *tag,
 			    local);
 	r = blk_of_path(local, &lb);
 	if (r)
-		return fail(errno_exit(r), "storage: backend %s: %s", local,
+		return fail(r == -ENOTBLK ? HBAMIG_EXIT_NODEV : errno_exit(r), "storage: backend %s: %s", local,
 			    r == -ENOTBLK ? "not a block device" : strerror(-r));
 	/* A leftover copy device must not become the next copy's source. */
 	sfmt(p, sizeof(p), "%s/dm/name", lb.sys);
@@ -1050,7 +1050,7 @@ static int do_export(int argc, char **argv)
 	memset(&e, 0, sizeof(e));
 	optind = 0;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
 			listen = optarg;
@@ -1095,7 +1095,7 @@ static int do_export(int argc, char **argv)
 		return r;
 	r = blk_of_path(e.dev, &b);
 	if (r)
-		return fail(errno_exit(r), "storage export: backend %s of %s: %s",
+		return fail(r == -ENOTBLK ? HBAMIG_EXIT_NODEV : errno_exit(r), "storage export: backend %s of %s: %s",
 			    e.dev, e.bdf,
 			    r == -ENOTBLK ? "not a block device" : strerror(-r));
 	r = nvmet_ready();
@@ -1442,7 +1442,7 @@ static int do_mirror(int argc, char **argv)
 
 	optind = 0;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'n':
 			tag = optarg;
