@@ -17,12 +17,14 @@
  * "storage mirror" runs the source engine on a plain block device, without
  * an adapter or a VM: for tests and for measuring a link.
  */
+#define _GNU_SOURCE	/* setns */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <spawn.h>
@@ -318,6 +320,7 @@ struct exp {
 	char dev[HBA_BACKEND_LEN];
 	struct stor_target t;
 	const char *allow_host;
+	const char *netns;	/* listen in this network namespace */
 	u16 portid;
 	char subsys[PATH_MAX], ns[PATH_MAX], port[PATH_MAX];
 	char link[PATH_MAX * 2], host[PATH_MAX], hostlink[PATH_MAX * 2];
@@ -385,6 +388,39 @@ static int nvmet_ready(void)
 		return fail(HBAMIG_EXIT_NOTSUPP,
 			    "storage: the NVMe target (nvmet) is not available: load the nvmet and nvmet-tcp modules");
 	return 0;
+}
+
+/* symlink(2) from inside network namespace @netns (/run/netns/NAME). */
+static int netns_symlink(const char *netns, const char *target,
+			 const char *link)
+{
+	char p[PATH_MAX];
+	int self, ns, r = 0;
+
+	if (!netns)
+		return symlink(target, link) ? -errno : 0;
+	sfmt(p, sizeof(p), "/run/netns/%s", netns);
+	self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	ns = open(p, O_RDONLY | O_CLOEXEC);
+	if (self < 0 || ns < 0 || setns(ns, CLONE_NEWNET)) {
+		r = -errno;
+		fprintf(stderr, "%s: storage: network namespace %s: %s\n",
+			hba_prog, netns, strerror(-r));
+		goto out;
+	}
+	if (symlink(target, link))
+		r = -errno;
+	if (setns(self, CLONE_NEWNET)) {
+		fprintf(stderr, "%s: storage: cannot return to the original network namespace: %s\n",
+			hba_prog, strerror(errno));
+		abort();
+	}
+out:
+	if (self >= 0)
+		close(self);
+	if (ns >= 0)
+		close(ns);
+	return r;
 }
 
 static int exp_setup(struct exp *e)
@@ -479,9 +515,12 @@ static int exp_setup(struct exp *e)
 	}
 	sfmt(e->link, sizeof(e->link), "%s/subsystems/%s", e->port,
 		 e->t.nqn);
-	/* The link enables the port: nvmet-tcp binds ADDR:PORT now. */
-	if (symlink(e->subsys, e->link)) {
-		r = -errno;
+	/*
+	 * The link enables the port: nvmet-tcp binds ADDR:PORT now, in the
+	 * network namespace of the writer.
+	 */
+	r = netns_symlink(e->netns, e->subsys, e->link);
+	if (r) {
 		fail(r == -EADDRINUSE ? HBAMIG_EXIT_BUSY : errno_exit(r),
 		     "storage: nvmet cannot listen on %s:%u: %s%s", e->t.addr,
 		     e->t.port, strerror(-r),
@@ -953,7 +992,7 @@ static void storage_usage(FILE *f)
 {
 	fprintf(f,
 "Usage: hbamig [-j] storage export BDF --listen ADDR[:PORT]\n"
-"                     [--allow-host HOSTNQN] [--timeout S]\n"
+"                     [--allow-host HOSTNQN] [--timeout S] [--netns NAME]\n"
 "       hbamig [-j] storage cleanup [BDF]\n"
 "       hbamig [-j] storage mirror DEVICE TARGET [--name TAG] [--hold]\n"
 "\n"
@@ -963,7 +1002,7 @@ static void storage_usage(FILE *f)
 "source, and holds it until SIGINT/SIGTERM/SIGHUP, --timeout S or the end\n"
 "of stdin (a pipe or terminal); then removes everything it made.\n"
 "PORT defaults to %d. Without --allow-host any host reaching the port may\n"
-"connect.\n"
+"connect. --netns NAME: listen in network namespace NAME (ip netns).\n"
 "cleanup: removes leftover emuhba copy objects (dm devices %s*,\n"
 "nvme-tcp controllers and nvmet subsystems %s*, nvmet ports\n"
 "%#x..%#x without subsystems), of BDF only when given.\n"
@@ -1037,6 +1076,7 @@ static int do_export(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "allow-host", required_argument, NULL, 'a' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "netns", required_argument, NULL, 'N' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct exp e;
@@ -1060,6 +1100,13 @@ static int do_export(int argc, char **argv)
 				return usage_error("storage export: --allow-host \"%s\" is not an NQN (nqn. then letters, digits, . : _ -)",
 						   optarg);
 			e.allow_host = optarg;
+			break;
+		case 'N':
+			if (!optarg[0] || strchr(optarg, '/') ||
+			    strlen(optarg) > 64)
+				return usage_error("storage export: --netns \"%s\" is not a network namespace name",
+						   optarg);
+			e.netns = optarg;
 			break;
 		case 't':
 			if (parse_u32("--timeout", optarg, &timeout))
