@@ -1040,6 +1040,19 @@ static bool watch_stdin(void)
 	       isatty(STDIN_FILENO);
 }
 
+/* A watched stdin that has ended (non-blocking look). */
+static bool stdin_ended(void)
+{
+	struct pollfd pfd = { .fd = STDIN_FILENO, .events = POLLIN };
+	char buf[256];
+	ssize_t n;
+
+	if (!watch_stdin() || poll(&pfd, 1, 0) <= 0)
+		return false;
+	n = read(STDIN_FILENO, buf, sizeof(buf));
+	return n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN);
+}
+
 /*
  * Wait for a reason to end: a signal, @deadline_ns (0: none), stdin's end,
  * or @check returning non-zero (called every POLL_MS). Returns a static
@@ -1547,6 +1560,10 @@ static int do_mirror(int argc, char **argv)
 		r = stor_copy_poll(c);
 		if (r < 0 || stor_stop)
 			break;
+		if (stdin_ended()) {
+			stor_stop = SIGHUP;
+			break;
+		}
 		stor_copy_progress(c, hba_out.json, tty);
 		if (r > 0)
 			break;
