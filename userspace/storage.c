@@ -593,12 +593,28 @@ static int connect_target(struct stor_copy *c)
 	ssize_t n;
 	int fd, r;
 
-	/* The host NQN nvme-cli uses, when there is one. */
+	/*
+	 * The host NQN and ID nvme-cli uses, when there are: the ID from
+	 * /etc/nvme/hostid, or the UUID of a uuid-style NQN. Without an ID
+	 * the kernel's default host (NQN and ID) is used: it refuses a
+	 * known ID with another NQN.
+	 */
 	if (!sysfs_read("/etc/nvme/hostnqn", hn, sizeof(hn)) &&
-	    stor_valid_nqn(hn))
-		sfmt(c->hostnqn, sizeof(c->hostnqn), "%s", hn);
+	    stor_valid_nqn(hn)) {
+		char id[64];
+		const char *u = strstr(hn, ":uuid:");
+
+		if (!sysfs_read("/etc/nvme/hostid", id, sizeof(id)) &&
+		    stor_valid_uuid(id))
+			sfmt(c->hostid, sizeof(c->hostid), "%s", id);
+		else if (u && stor_valid_uuid(u + 6))
+			sfmt(c->hostid, sizeof(c->hostid), "%s", u + 6);
+		if (c->hostid[0])
+			sfmt(c->hostnqn, sizeof(c->hostnqn), "%s", hn);
+	}
 	r = stor_fabrics_options(&c->tgt, c->hostnqn[0] ? c->hostnqn : NULL,
-				 opts, sizeof(opts));
+				 c->hostid[0] ? c->hostid : NULL, opts,
+				 sizeof(opts));
 	if (r)
 		return fail(HBAMIG_EXIT_USAGE, "storage: bad target or host NQN");
 	fd = open(FABRICS, O_RDWR | O_CLOEXEC);
@@ -1570,8 +1586,9 @@ static int do_mirror(int argc, char **argv)
 		stor_sleep_ms(POLL_MS);
 	}
 	if (r >= 0 && stor_stop) {
-		sfmt(c->why, sizeof(c->why), "%s received",
-			 sig_name(stor_stop));
+		sfmt(c->why, sizeof(c->why), "%s",
+		     stor_stop == SIGHUP ? "SIGHUP or the end of stdin" :
+		     sig_name(stor_stop));
 		r = -1;
 	}
 	if (r < 0) {

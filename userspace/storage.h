@@ -58,9 +58,11 @@ int stor_parse_listen(const char *s, struct stor_target *t);
  */
 bool stor_valid_nqn(const char *s);
 
+/* 8-4-4-4-12 hex digits (a host ID). */
+bool stor_valid_uuid(const char *s);
 /* The nvme-fabrics options string for @t, or -ENOSPC. */
 int stor_fabrics_options(const struct stor_target *t, const char *hostnqn,
-			 char *buf, size_t len);
+			 const char *hostid, char *buf, size_t len);
 /* What /dev/nvme-fabrics answers to a connect: "instance=N,cntlid=M\n". */
 int stor_parse_fabrics_reply(const char *s, int *instance, int *cntlid);
 
@@ -150,6 +152,7 @@ struct stor_copy {
 	char local[HBA_BACKEND_LEN];	/* its backend before the copy */
 	struct stor_target tgt;
 	char hostnqn[STOR_NQN_MAX + 1];
+	char hostid[40];
 	/* the remote namespace */
 	int instance, cntlid;
 	char ctrl[32];			/* nvmeN */

@@ -206,19 +206,41 @@ int stor_parse_listen(const char *s, struct stor_target *t)
 	return 0;
 }
 
+bool stor_valid_uuid(const char *s)
+{
+	if (!s || strlen(s) != 36)
+		return false;
+	for (int i = 0; i < 36; i++) {
+		char c = s[i];
+
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (c != '-')
+				return false;
+		} else if (!is_digit(c) && !(c >= 'a' && c <= 'f') &&
+			   !(c >= 'A' && c <= 'F')) {
+			return false;
+		}
+	}
+	return true;
+}
+
 int stor_fabrics_options(const struct stor_target *t, const char *hostnqn,
-			 char *buf, size_t len)
+			 const char *hostid, char *buf, size_t len)
 {
 	int n;
 
-	if (!stor_valid_nqn(t->nqn) || (hostnqn && !stor_valid_nqn(hostnqn)))
+	/* The kernel pairs a host NQN with one host ID: both or neither. */
+	if (!stor_valid_nqn(t->nqn) || !hostnqn != !hostid ||
+	    (hostnqn && !stor_valid_nqn(hostnqn)) ||
+	    (hostid && !stor_valid_uuid(hostid)))
 		return -EINVAL;
 	n = snprintf(buf, len,
-		     "nqn=%s,transport=tcp,traddr=%s,trsvcid=%u%s%s,"
+		     "nqn=%s,transport=tcp,traddr=%s,trsvcid=%u%s%s%s%s,"
 		     "ctrl_loss_tmo=%d,fast_io_fail_tmo=%d,reconnect_delay=%d,"
 		     "keep_alive_tmo=%d",
 		     t->nqn, t->addr, t->port, hostnqn ? ",hostnqn=" : "",
-		     hostnqn ? hostnqn : "", STOR_CTRL_LOSS_TMO,
+		     hostnqn ? hostnqn : "", hostid ? ",hostid=" : "",
+		     hostid ? hostid : "", STOR_CTRL_LOSS_TMO,
 		     STOR_FAST_IO_FAIL_TMO, STOR_RECONNECT_DELAY, STOR_KATO);
 	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
 }

@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			    stor_parse_target(buf, &t2) ||
 			    strcmp(t.addr, t2.addr) || t.port != t2.port ||
 			    strcmp(t.nqn, t2.nqn) ||
-			    stor_fabrics_options(&t, NULL, buf, sizeof(buf)))
+			    stor_fabrics_options(&t, NULL, NULL, buf, sizeof(buf)))
 				abort();
 			/* No option can be smuggled into the fabrics string. */
 			if (strchr(t.nqn, ',') || strchr(t.addr, ','))

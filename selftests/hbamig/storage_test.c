@@ -115,13 +115,21 @@ TEST(fabrics_options)
 	char buf[1024];
 
 	ASSERT_EQ(0, stor_parse_target("tcp://10.0.0.2:4420/nqn.2014-08.org.emuhba:copy:0000:01:00.1", &t));
-	ASSERT_EQ(0, stor_fabrics_options(&t, NULL, buf, sizeof(buf)));
+	ASSERT_EQ(0, stor_fabrics_options(&t, NULL, NULL, buf, sizeof(buf)));
 	EXPECT_STREQ("nqn=nqn.2014-08.org.emuhba:copy:0000:01:00.1,transport=tcp,traddr=10.0.0.2,trsvcid=4420,ctrl_loss_tmo=15,fast_io_fail_tmo=2,reconnect_delay=2,keep_alive_tmo=5", buf);
-	ASSERT_EQ(0, stor_fabrics_options(&t, "nqn.h", buf, sizeof(buf)));
-	EXPECT_NE(NULL, strstr(buf, ",hostnqn=nqn.h,"));
-	/* A host NQN cannot smuggle options in. */
-	EXPECT_EQ(-EINVAL, stor_fabrics_options(&t, "nqn.h,ctrl_loss_tmo=-1", buf, sizeof(buf)));
-	EXPECT_EQ(-ENOSPC, stor_fabrics_options(&t, NULL, buf, 20));
+	ASSERT_EQ(0, stor_fabrics_options(&t, "nqn.h", "0f7c3a1e-1e3b-4b7a-9e3c-1a2b3c4d5e6f", buf, sizeof(buf)));
+	EXPECT_NE(NULL, strstr(buf, ",hostnqn=nqn.h,hostid=0f7c3a1e-1e3b-4b7a-9e3c-1a2b3c4d5e6f,"));
+	/* Both or neither: the kernel pairs them. */
+	EXPECT_EQ(-EINVAL, stor_fabrics_options(&t, "nqn.h", NULL, buf, sizeof(buf)));
+	EXPECT_EQ(-EINVAL, stor_fabrics_options(&t, NULL, "0f7c3a1e-1e3b-4b7a-9e3c-1a2b3c4d5e6f", buf, sizeof(buf)));
+	/* Neither can smuggle options in. */
+	EXPECT_EQ(-EINVAL, stor_fabrics_options(&t, "nqn.h,ctrl_loss_tmo=-1", "0f7c3a1e-1e3b-4b7a-9e3c-1a2b3c4d5e6f", buf, sizeof(buf)));
+	EXPECT_EQ(-EINVAL, stor_fabrics_options(&t, "nqn.h", "0f7c3a1e-1e3b-4b7a-9e3c-1a2b3c4d5e6,", buf, sizeof(buf)));
+	EXPECT_EQ(-ENOSPC, stor_fabrics_options(&t, NULL, NULL, buf, 20));
+	EXPECT_TRUE(stor_valid_uuid("0F7C3A1E-1E3B-4B7A-9E3C-1A2B3C4D5E6F"));
+	EXPECT_FALSE(stor_valid_uuid("0f7c3a1e-1e3b-4b7a-9e3c-1a2b3c4d5e6"));
+	EXPECT_FALSE(stor_valid_uuid("0f7c3a1e11e3b-4b7a-9e3c-1a2b3c4d5e6f"));
+	EXPECT_FALSE(stor_valid_uuid("0f7c3a1e-1e3b-4b7a-9e3c-1a2b3c4d5e6g"));
 }
 
 TEST(fabrics_reply)
