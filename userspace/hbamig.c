@@ -9,6 +9,7 @@
 
 #include "hbamig.h"
 #include "quiesce.h"
+#include "storage.h"
 
 #ifndef HBAMIG_VERSION
 #define HBAMIG_VERSION "0.1"
@@ -19,7 +20,7 @@ static void usage(FILE *f)
 	fprintf(f,
 "Usage: hbamig [OPTIONS] OBJECT { COMMAND | help }\n"
 "       hbamig [OPTIONS] help\n"
-"OBJECT := { dev | vf | switch | monitor | quiesce | migrate }\n"
+"OBJECT := { dev | vf | switch | monitor | quiesce | migrate | storage }\n"
 "OPTIONS := { -j[son] | -p[retty] | -V[ersion] | -h[elp] }\n"
 "\n"
 "  dev show [BDF]                        adapters bound to emuhba\n"
@@ -32,6 +33,9 @@ static void usage(FILE *f)
 "  monitor                               print events as they happen\n"
 "  quiesce ...                           pause/resume fabric peers\n"
 "  migrate --qmp SOCKET --to URI ...     live-migrate a VM and its adapter\n"
+"          [--copy-storage TARGET]       ... and its local namespace's data\n"
+"  storage export BDF --listen ADDR[:PORT]  export the destination's namespace\n"
+"  storage cleanup [BDF]                 remove leftover copy objects\n"
 "\n"
 "Exit status: 0 ok, 1 failed, 2 usage, 3 emuhba not loaded, 4 not\n"
 "permitted, 5 no such device, 6 busy, 7 not supported, 8 not available\n"
@@ -98,5 +102,7 @@ int main(int argc, char **argv)
 		return quiesce_main(argc, argv, json);
 	if (matches(obj, "migrate") && strlen(obj) >= 2)
 		return do_migrate(argc, argv);
+	if (matches(obj, "storage") && strlen(obj) >= 2)
+		return do_storage(argc, argv);
 	return usage_error("unknown object \"%s\"", obj);
 }

@@ -28,6 +28,7 @@
 #include "hbamig.h"
 #include "qmp.h"
 #include "quiesce.h"
+#include "storage.h"
 #ifdef HBAMIG_HAVE_COMPAT
 #include "compat.h"
 #endif
@@ -48,6 +49,7 @@ static void migrate_usage(FILE *f)
 "Usage: hbamig [-j] migrate --qmp SOCKET --to URI [--dev BDF]\n"
 "                  [--dest-dev BDF] [--dest-qmp SOCKET] [--peer PEER]...\n"
 "                  [--timeout S] [--downtime-limit MS]\n"
+"                  [--copy-storage TARGET]\n"
 "PEER := \"tcp SELECTION [--dev IFNAME] [--extend-timers]\"\n"
 "      | \"pfc --dev IFNAME { --prio P[,P...] | --link } [--quanta Q]\n"
 "             [--refresh MS] [--speed MBPS]\"\n"
@@ -67,6 +69,16 @@ static void migrate_usage(FILE *f)
 "On failure, timeout (--timeout, default %d s) or SIGINT/SIGTERM the\n"
 "migration is cancelled, the VM keeps running on the source, the peers are\n"
 "resumed and the source adapter is asked back to direct mode.\n"
+"--copy-storage TARGET (as \"hbamig storage export\" prints it on the\n"
+"destination): the source adapter's namespace is local and the\n"
+"destination's empty; after the checks the adapter is switched to emulated\n"
+"with a device-mapper mirror of its namespace and the remote one as backend,\n"
+"the data is copied while the guest runs (progress once a second), and the\n"
+"migration starts once both are in sync; QEMU pauses before the switchover\n"
+"until the mirror is confirmed healthy and flushed. A failure (link, leg,\n"
+"destination QEMU, signal) cancels it as above; the destination's namespace\n"
+"content is then undefined. Not with --peer. --timeout counts from the end of\n"
+"the copy.\n"
 "Exit status: 0 migrated; 1 migration failed or cancelled (VM on the\n"
 "source) or destination refused; 2 usage; 3 emuhba not loaded; 4 not\n"
 "permitted; 5 no such socket or adapter (or the VM has none); 6 busy (a\n"
@@ -115,6 +127,7 @@ struct mig_args {
 	long timeout_s;
 	bool has_downtime;
 	u32 downtime_ms;
+	const char *copy_storage;	/* TARGET of --copy-storage */
 };
 
 static int peer_usage(const struct mig_peer *p, const char *why)
@@ -426,6 +439,22 @@ static int mig_switch(struct hba_genl *g, const char *bdf, u32 mode,
 	return ret;
 }
 
+static int mig_set_backend(struct hba_genl *g, const char *bdf,
+			   const char *path, struct hba_nlerr *err)
+{
+	struct nl_msg *msg;
+
+	msg = hba_genl_msg(g, EMUHBA_CMD_BACKEND_SET, 0);
+	if (!msg || nla_put_string(msg, EMUHBA_A_ADAPTER_BDF, bdf) ||
+	    nla_put_string(msg, EMUHBA_A_ADAPTER_BACKEND, path)) {
+		nlmsg_free(msg);
+		memset(err, 0, sizeof(*err));
+		err->error = ENOMEM;
+		return -ENOMEM;
+	}
+	return hba_genl_talk(g, msg, NULL, NULL, err);
+}
+
 /* ---- the VM's VFIO devices, from QOM ---- */
 
 struct vm_vfio {
@@ -558,6 +587,13 @@ struct mig {
 	double restore_pause_ms;
 	char vm_status[32];
 	bool vm_running;
+	/* --copy-storage */
+	struct stor_copy *copy;
+	bool copy_prepared;	/* connected, checked: release on exit */
+	bool backend_moved;	/* the adapter's backend is the dm device */
+	bool copy_failed;	/* the mirror or the link failed */
+	bool preswitch_set;	/* pause-before-switchover set by us */
+	u64 t_emul0, t_emul1;	/* the source guest emulated: from, to */
 };
 
 static double ms_since(u64 t0)
@@ -590,6 +626,12 @@ static void progress(const struct qmp_mig_info *mi, void *arg)
 	int64_t s = (int64_t)(ms_since(m->t0) / 1000);
 
 	m->info = *mi;
+	/* The mirror must stay healthy until QEMU has switched over. */
+	if (m->copy_prepared && m->copy->mirrored && !m->copy_failed &&
+	    stor_copy_poll(m->copy) < 0) {
+		m->copy_failed = true;
+		mig_stop = -1;
+	}
 	if (!m->tty || s == m->last_progress_s)
 		return;
 	m->last_progress_s = s;
@@ -688,6 +730,44 @@ static void jprint(struct json_object *o)
 	json_object_put(o);
 }
 
+/* The storage copy and the time the source guest ran emulated. */
+static double emulated_ms(const struct mig *m)
+{
+	if (!m->t_emul0)
+		return -1;
+	return ((m->t_emul1 ? m->t_emul1 : quiesce_now_ns()) - m->t_emul0) /
+	       1e6;
+}
+
+static void jcopy(struct json_object *o, const struct mig *m)
+{
+	const struct stor_copy *c = m->copy;
+	double ms = c ? stor_copy_ms(c) : 0, em = emulated_ms(m);
+	bool has = c && c->t_mirror;
+
+	jadd(o, "copy_storage", jstr(m->a.copy_storage));
+	jadd(o, "copy_bytes", has ? ju64(c->copy_bytes) : NULL);
+	jadd(o, "copy_ms", has ? jnum(ms, "%.1f") : NULL);
+	jadd(o, "copy_mb_per_s", has && ms > 0 ?
+	     jnum(c->copy_bytes / 1e3 / ms, "%.1f") : NULL);
+	jadd(o, "emulated_ms", em >= 0 ? jnum(em, "%.1f") : NULL);
+}
+
+static void print_copy(const struct mig *m)
+{
+	const struct stor_copy *c = m->copy;
+	double ms = c ? stor_copy_ms(c) : 0, em = emulated_ms(m);
+
+	if (c && c->t_mirror)
+		printf("  storage copy      %llu bytes in %.0f ms (%.1f MB/s) to %s\n",
+		       (unsigned long long)c->copy_bytes, ms,
+		       ms > 0 ? c->copy_bytes / 1e3 / ms : 0.0,
+		       m->a.copy_storage);
+	if (em >= 0)
+		printf("  emulated          %.0f ms (the source guest on the device model)\n",
+		       em);
+}
+
 /* The destination's emulated -> direct switch, when it did one for us. */
 static bool dest_switch(const struct mig *m, double *ms)
 {
@@ -754,6 +834,7 @@ static void print_report(struct mig *m)
 			jstr(m->dest_status) : NULL);
 		jadd(o, "compat", jstr(m->compat));
 		jadd(o, "peers", jpeers(m));
+		jcopy(o, m);
 		jprint(o);
 		return;
 	}
@@ -808,6 +889,7 @@ static void print_report(struct mig *m)
 		       dmode ? dmode : "unknown",
 		       m->dest_status[0] ? ", VM " : "", m->dest_status);
 	printf("  compatibility     %s\n", m->compat);
+	print_copy(m);
 	for (int i = 0; i < m->a.nr_peers; i++) {
 		const struct mig_peer *p = &m->a.peers[i];
 
@@ -915,10 +997,15 @@ static void print_failure(struct mig *m)
 		jadd(o, "restore_pause_ms", m->restore_paused ?
 			jnum(m->restore_pause_ms, "%.1f") : NULL);
 		jadd(o, "peers", jpeers(m));
+		jcopy(o, m);
 		jprint(o);
 	}
 	fprintf(stderr, "%s: migrate: %s: %s\n", hba_prog, m->reason,
 		m->detail);
+	if (m->copy && m->copy->t_mirror)
+		fprintf(stderr, "%s: migrate: the destination's namespace holds an incomplete copy (%llu of %llu bytes): its content is undefined\n",
+			hba_prog, (unsigned long long)m->copy->copy_bytes,
+			(unsigned long long)m->copy->sectors * 512);
 	if (m->vm_status[0])
 		fprintf(stderr, "%s: migrate: the VM is %s on the source (%s)\n",
 			hba_prog, m->vm_running ? "running" : "NOT running",
@@ -942,6 +1029,152 @@ static void print_failure(struct mig *m)
 			hba_prog, m->bdf, m->restore_msg);
 }
 
+/* ---- --copy-storage ---- */
+
+static int mig_failed(struct mig *m, const char *reason, int code,
+		      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/*
+ * The remote leg released (writes a failed leg holds go to the local one)
+ * and the adapter's backend pointed back at its namespace; a running model
+ * keeps the dm device, now linear, until it stops.
+ */
+static void storage_unmirror(struct mig *m)
+{
+	struct hba_nlerr err;
+
+	if (!m->copy_prepared)
+		return;
+	stor_copy_unmirror(m->copy);
+	if (m->backend_moved && m->have_genl) {
+		if (mig_set_backend(&m->g, m->bdf, m->copy->local, &err)) {
+			hba_report_nlerr("migrate: pointing the backend back at the namespace",
+					 &err);
+			fprintf(stderr, "%s: migrate: run \"hbamig dev set %s backend %s\"\n",
+				hba_prog, m->bdf, m->copy->local);
+		} else {
+			m->backend_moved = false;
+		}
+	}
+}
+
+/* Then the connection and the dm device (gone once the model closes it). */
+static void storage_release(struct mig *m)
+{
+	if (!m->copy_prepared)
+		return;
+	storage_unmirror(m);
+	stor_copy_release(m->copy);
+	m->copy_prepared = false;
+}
+
+static int copy_prepare(struct mig *m)
+{
+	int r;
+
+	m->copy = malloc(sizeof(*m->copy));
+	if (!m->copy)
+		return fail(HBAMIG_EXIT_FAIL, "out of memory");
+	stor_copy_init(m->copy);
+	if (!m->before.has_backend)
+		return fail(HBAMIG_EXIT_NOTSUPP,
+			    "migrate: --copy-storage: the kernel does not report %s's backend",
+			    m->bdf);
+	r = stor_copy_prepare(m->copy, m->bdf, m->before.backend,
+			      m->a.copy_storage);
+	if (r)
+		return r;
+	m->copy_prepared = true;
+	return 0;
+}
+
+/* Before the switch: the dm device (linear, local) becomes the backend. */
+static int copy_setup(struct mig *m)
+{
+	struct hba_nlerr err;
+	int r;
+
+	r = stor_copy_linear(m->copy);
+	if (!r) {
+		r = mig_set_backend(&m->g, m->bdf, m->copy->dm_path, &err);
+		if (r)
+			r = hba_report_nlerr("migrate: setting the backend to the copy device",
+					     &err);
+		else
+			m->backend_moved = true;
+	}
+	if (r) {
+		storage_release(m);
+		return fail(r, "migrate: the storage copy could not be set up; nothing was changed");
+	}
+	return 0;
+}
+
+/* The guest runs emulated: mirror, resync, until in sync or a failure. */
+static int copy_storage(struct mig *m)
+{
+	struct stor_copy *c = m->copy;
+	u64 last_dst = quiesce_now_ns();
+	bool running;
+	char st[32];
+	int r;
+
+	r = stor_copy_mirror(c);
+	if (r)
+		return mig_failed(m, "failed", r,
+				  "the storage mirror could not start");
+	for (;;) {
+		r = stor_copy_poll(c);
+		if (r < 0) {
+			m->copy_failed = true;
+			return mig_failed(m, "failed", HBAMIG_EXIT_FAIL,
+					  "storage copy failed: %s", c->why);
+		}
+		stor_copy_progress(c, hba_out.json, m->tty);
+		if (r > 0)
+			return 0;
+		if (mig_stop)
+			return mig_failed(m, "interrupted", HBAMIG_EXIT_FAIL,
+					  "%s received during the storage copy",
+					  mig_stop == SIGINT ? "SIGINT" : "SIGTERM");
+		if (m->have_dst && ms_since(last_dst) >= 1000) {
+			last_dst = quiesce_now_ns();
+			r = qmp_query_status(&m->dst, st, sizeof(st), &running);
+			if (r)
+				return mig_failed(m, "failed", HBAMIG_EXIT_FAIL,
+						  "the destination QEMU (%s) stopped answering during the storage copy: %s",
+						  m->a.dest_qmp, m->dst.err_desc);
+		}
+		sleep_ms(2 * MIG_POLL_MS);
+	}
+}
+
+/*
+ * QEMU paused before the switchover: the VM is stopped and its device
+ * drained. Only a healthy, in-sync, flushed mirror lets it go on.
+ */
+static bool copy_switchover_ok(struct mig *m)
+{
+	int r = stor_copy_poll(m->copy);
+
+	if (r == 1) {
+		r = stor_copy_flush(m->copy);
+		if (r) {
+			snprintf(m->copy->why, sizeof(m->copy->why),
+				 "flushing %s failed: %s", m->copy->dm_path,
+				 strerror(-r));
+			return false;
+		}
+		r = stor_copy_poll(m->copy);
+	} else if (r == 0) {
+		snprintf(m->copy->why, sizeof(m->copy->why),
+			 "the mirror is not in sync (%llu/%llu regions)",
+			 (unsigned long long)m->copy->st.in_sync,
+			 (unsigned long long)m->copy->st.regions);
+	}
+	return r == 1;
+}
+
 /*
  * Undo a started migration. Returns 1 when QEMU completed it before the
  * cancel took effect (the VM runs on the destination), 0 otherwise.
@@ -952,6 +1185,8 @@ static int rollback(struct mig *m)
 	bool running = false;
 	int r;
 
+	/* First: writes a failed mirror leg holds must complete locally. */
+	storage_unmirror(m);
 	if (m->started && m->have_src) {
 		r = qmp_mig_cancel(&m->src, MIG_CANCEL_MS, &ci);
 		if (r == QMP_MIG_COMPLETED) {
@@ -981,6 +1216,9 @@ static int rollback(struct mig *m)
 	}
 	resume_peers(m);
 	restore_source(m);
+	if (m->t_emul0 && !m->t_emul1)
+		m->t_emul1 = quiesce_now_ns();
+	storage_release(m);
 	return 0;
 }
 
@@ -1009,7 +1247,7 @@ static int mig_failed(struct mig *m, const char *reason, int code,
 
 enum {
 	OPT_QMP = 256, OPT_TO, OPT_DEV, OPT_DEST_DEV, OPT_DEST_QMP, OPT_PEER,
-	OPT_TIMEOUT, OPT_DOWNTIME,
+	OPT_TIMEOUT, OPT_DOWNTIME, OPT_COPY_STORAGE,
 };
 
 static int parse_args(int argc, char **argv, struct mig_args *a)
@@ -1023,6 +1261,7 @@ static int parse_args(int argc, char **argv, struct mig_args *a)
 		{ "peer", required_argument, NULL, OPT_PEER },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "downtime-limit", required_argument, NULL, OPT_DOWNTIME },
+		{ "copy-storage", required_argument, NULL, OPT_COPY_STORAGE },
 		{ NULL, 0, NULL, 0 },
 	};
 	u32 v;
@@ -1076,6 +1315,15 @@ static int parse_args(int argc, char **argv, struct mig_args *a)
 			a->has_downtime = true;
 			a->downtime_ms = v;
 			break;
+		case OPT_COPY_STORAGE: {
+			struct stor_target t;
+
+			if (stor_parse_target(optarg, &t))
+				return usage_error("migrate: --copy-storage \"%s\" is not a target (tcp://ADDR:PORT/NQN as \"hbamig storage export\" prints it)",
+						   optarg);
+			a->copy_storage = optarg;
+			break;
+		}
 		default:
 			return usage_error("migrate: unknown option or missing value \"%s\"",
 					   argv[optind - 1]);
@@ -1087,6 +1335,8 @@ static int parse_args(int argc, char **argv, struct mig_args *a)
 		return usage_error("migrate: --qmp SOCKET and --to URI are required");
 	if (a->dev && a->dest_dev && !strcmp(a->dev, a->dest_dev))
 		return usage_error("migrate: --dev and --dest-dev are the same adapter");
+	if (a->copy_storage && a->nr_peers)
+		return usage_error("migrate: --copy-storage is for a namespace on a local disk, which has no fabric peer to pause: no --peer");
 	return 0;
 }
 
@@ -1280,6 +1530,11 @@ static void confirm_dest(struct mig *m)
 
 static void mig_cleanup(struct mig *m)
 {
+	storage_release(m);
+	if (m->preswitch_set && m->have_src)
+		qmp_mig_set_capability(&m->src, "pause-before-switchover",
+				       false);
+	free(m->copy);
 	for (int i = 0; i < m->a.nr_peers; i++)
 		peer_free(&m->a.peers[i]);
 	if (m->have_src)
@@ -1294,6 +1549,9 @@ static int completed(struct mig *m)
 {
 	struct hba_nlerr err;
 
+	if (m->t_emul0 && !m->t_emul1)
+		m->t_emul1 = quiesce_now_ns();
+	storage_release(m);
 	resume_peers(m);
 	if (mig_adapter_get(&m->g, m->bdf, &m->after, &err))
 		m->after = m->before;
@@ -1328,10 +1586,26 @@ static int run(struct mig *m)
 		if (r)
 			r = qmp_fail(&m->src, "migrate-set-parameters", r);
 	}
+	/* The VM stops only once the mirror is confirmed at the switchover. */
+	if (!r && m->a.copy_storage) {
+		r = qmp_mig_set_capability(&m->src, "pause-before-switchover",
+					   true);
+		if (r)
+			r = qmp_fail(&m->src, "pause-before-switchover", r);
+		else
+			m->preswitch_set = true;
+	}
+	if (!r && m->a.copy_storage)
+		r = copy_prepare(m);
 	if (r)
 		return r;
 	if (mig_stop)
 		return fail(HBAMIG_EXIT_FAIL, "migrate: interrupted; nothing was changed");
+	if (m->copy_prepared) {
+		r = copy_setup(m);
+		if (r)
+			return r;
+	}
 
 	/* From here on, every failure goes through rollback(). */
 	for (i = 0; i < m->a.nr_peers; i++) {
@@ -1352,6 +1626,15 @@ static int run(struct mig *m)
 		return r;
 	}
 	m->switched = true;
+	m->t_emul0 = quiesce_now_ns();
+	if (m->copy_prepared) {
+		r = copy_storage(m);
+		if (r)
+			return r;
+		ts = quiesce_now_ns();	/* --timeout counts from here */
+	} else {
+		ts = m->t0;
+	}
 	if (mig_stop)
 		return mig_failed(m, "interrupted", HBAMIG_EXIT_FAIL,
 				  "%s received before the migration started",
@@ -1363,12 +1646,30 @@ static int run(struct mig *m)
 				  "QEMU refused to migrate to %s: %s", m->a.to,
 				  m->src.err_desc);
 	m->started = true;
-	w.timeout_ms = (int)(m->a.timeout_s * 1000 - ms_since(m->t0));
+	w.timeout_ms = (int)(m->a.timeout_s * 1000 - ms_since(ts));
 	if (w.timeout_ms < 1)
 		w.timeout_ms = 1;
 	w.progress = progress;
 	w.arg = m;
+	w.until_preswitch = m->copy_prepared;
 	r = qmp_mig_wait(&m->src, &w, &m->info);
+	if (r == QMP_MIG_PRE_SWITCHOVER) {
+		if (!copy_switchover_ok(m)) {
+			m->copy_failed = true;
+			return mig_failed(m, "failed", HBAMIG_EXIT_FAIL,
+					  "storage copy failed at the switchover: %s; the migration is cancelled",
+					  m->copy->why);
+		}
+		if (qmp_mig_continue(&m->src, "pre-switchover"))
+			return mig_failed(m, "failed", HBAMIG_EXIT_FAIL,
+					  "migrate-continue: %s",
+					  m->src.err_desc);
+		w.until_preswitch = false;
+		w.timeout_ms = (int)(m->a.timeout_s * 1000 - ms_since(ts));
+		if (w.timeout_ms < 1)
+			w.timeout_ms = 1;
+		r = qmp_mig_wait(&m->src, &w, &m->info);
+	}
 	switch (r) {
 	case QMP_MIG_COMPLETED:
 		return completed(m);
@@ -1388,6 +1689,12 @@ static int run(struct mig *m)
 			       m->a.timeout_s, m->info.status);
 		break;
 	case QMP_MIG_STOPPED:
+		if (m->copy_failed) {
+			r = mig_failed(m, "failed", HBAMIG_EXIT_FAIL,
+				       "storage copy failed during the migration: %s; the migration is cancelled",
+				       m->copy->why);
+			break;
+		}
 		r = mig_failed(m, "interrupted", HBAMIG_EXIT_FAIL,
 			       "%s received; the migration is cancelled",
 				  mig_stop == SIGINT ? "SIGINT" : "SIGTERM");

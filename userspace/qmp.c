@@ -719,6 +719,35 @@ int qmp_mig_start(struct qmp *q, const char *uri)
 	return qmp_exec(q, "migrate", args, NULL);
 }
 
+int qmp_mig_set_capability(struct qmp *q, const char *cap, bool on)
+{
+	struct json_object *args = json_object_new_object();
+	struct json_object *caps = json_object_new_array();
+	struct json_object *c = json_object_new_object();
+
+	if (!args || !caps || !c) {
+		json_object_put(args);
+		json_object_put(caps);
+		json_object_put(c);
+		return -ENOMEM;
+	}
+	json_object_object_add(c, "capability", json_object_new_string(cap));
+	json_object_object_add(c, "state", json_object_new_boolean(on));
+	json_object_array_add(caps, c);
+	json_object_object_add(args, "capabilities", caps);
+	return qmp_exec(q, "migrate-set-capabilities", args, NULL);
+}
+
+int qmp_mig_continue(struct qmp *q, const char *state)
+{
+	struct json_object *args = json_object_new_object();
+
+	if (!args)
+		return -ENOMEM;
+	json_object_object_add(args, "state", json_object_new_string(state));
+	return qmp_exec(q, "migrate-continue", args, NULL);
+}
+
 static int result_of(const char *status)
 {
 	if (!strcmp(status, "completed"))
@@ -742,6 +771,9 @@ int qmp_mig_wait(struct qmp *q, const struct qmp_mig_wait *w,
 		/* No status: the migrate command has not taken effect. */
 		if (last->status[0] && qmp_mig_done(last->status))
 			return result_of(last->status);
+		if (w->until_preswitch &&
+		    !strcmp(last->status, "pre-switchover"))
+			return QMP_MIG_PRE_SWITCHOVER;
 		if (w->progress)
 			w->progress(last, w->arg);
 		if (w->stop && *w->stop)
@@ -782,6 +814,8 @@ const char *qmp_mig_result_name(int r)
 		return "timeout";
 	case QMP_MIG_STOPPED:
 		return "interrupted";
+	case QMP_MIG_PRE_SWITCHOVER:
+		return "pre-switchover";
 	default:
 		return "error";
 	}

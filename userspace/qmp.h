@@ -141,6 +141,10 @@ int qmp_qom_get_str(struct qmp *q, const char *path, const char *prop,
 /* ---- migration ---- */
 int qmp_mig_set_downtime(struct qmp *q, uint64_t ms);
 int qmp_mig_start(struct qmp *q, const char *uri);
+/* migrate-set-capabilities with one capability. */
+int qmp_mig_set_capability(struct qmp *q, const char *cap, bool on);
+/* migrate-continue from @state (e.g. "pre-switchover"). */
+int qmp_mig_continue(struct qmp *q, const char *state);
 
 enum qmp_mig_result {
 	QMP_MIG_COMPLETED = 0,
@@ -148,12 +152,16 @@ enum qmp_mig_result {
 	QMP_MIG_CANCELLED,	/* cancelled, by us or someone else */
 	QMP_MIG_TIMEOUT,
 	QMP_MIG_STOPPED,	/* *stop became non-zero */
+	/* paused before switchover (the capability pause-before-switchover) */
+	QMP_MIG_PRE_SWITCHOVER,
 };
 
 struct qmp_mig_wait {
 	int timeout_ms;
 	int poll_ms;
 	volatile sig_atomic_t *stop;
+	/* Return QMP_MIG_PRE_SWITCHOVER when QEMU waits there. */
+	bool until_preswitch;
 	/* Called after every query-migrate while in progress. */
 	void (*progress)(const struct qmp_mig_info *mi, void *arg);
 	void *arg;
