@@ -602,13 +602,17 @@ static int dev_set(int argc, char **argv)
 			if (parse_u32(k, v, &p.idle_after_ms))
 				return HBAMIG_EXIT_USAGE;
 			p.has_idle_after = true;
+		} else if (!strcmp(k, "ns-copy")) {
+			if (parse_on_off(k, v, &p.ns_copy))
+				return HBAMIG_EXIT_USAGE;
+			p.has_ns_copy = true;
 		} else {
 			return usage_error("dev set: unknown setting \"%s\"", k);
 		}
 		i++;
 	}
 	if (!backend && !p.has_auto_switch && !p.has_quiesce_required &&
-	    !p.has_switch_timeout && !p.has_idle_after)
+	    !p.has_switch_timeout && !p.has_idle_after && !p.has_ns_copy)
 		return usage_error("dev set: nothing to set");
 
 	ret = hba_genl_open(&g);
@@ -650,7 +654,7 @@ static int dev_set(int argc, char **argv)
 		}
 	}
 	if (p.has_auto_switch || p.has_quiesce_required ||
-	    p.has_switch_timeout || p.has_idle_after) {
+	    p.has_switch_timeout || p.has_idle_after || p.has_ns_copy) {
 		struct nlattr *nest;
 
 		msg = hba_genl_msg(&g, EMUHBA_CMD_POLICY_SET, 0);
@@ -672,6 +676,8 @@ static int dev_set(int argc, char **argv)
 		if (p.has_idle_after)
 			nla_put_u32(msg, EMUHBA_A_POLICY_IDLE_AFTER,
 				    p.idle_after_ms);
+		if (p.has_ns_copy)
+			nla_put_u8(msg, EMUHBA_A_POLICY_NS_COPY, p.ns_copy);
 		nla_nest_end(msg, nest);
 		if (hba_genl_talk(&g, msg, NULL, NULL, &err)) {
 			ret = hba_report_nlerr("dev set policy", &err);

@@ -26,7 +26,7 @@ static void usage(FILE *f)
 "  dev show [BDF]                        adapters bound to emuhba\n"
 "  dev set BDF backend PATH|auto         host path of the emulated backend\n"
 "  dev set BDF policy [auto-switch on|off] [quiesce-required on|off]\n"
-"                     [switch-timeout MS] [idle-after MS]\n"
+"                     [switch-timeout MS] [idle-after MS] [ns-copy on|off]\n"
 "  dev bind BDF | dev unbind BDF [driver NAME]\n"
 "  vf show PF | vf set PF N VFSETTINGS   SR-IOV VF settings (rtnetlink)\n"
 "  switch BDF emulated|direct            switch an adapter now\n"

@@ -48,7 +48,9 @@ void out_eol(void);		/* ends a top-level JSON value */
 struct hba_policy {
 	bool has_auto_switch, has_quiesce_required, has_switch_timeout;
 	bool has_idle_after;	/* false from kernels that do not report it */
+	bool has_ns_copy;	/* likewise */
 	bool auto_switch, quiesce_required;
+	bool ns_copy;		/* the destination of a storage copy */
 	u32 switch_timeout_ms;
 	u32 idle_after_ms;
 };

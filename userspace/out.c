@@ -268,6 +268,10 @@ static void print_policy_json(const struct hba_policy *p)
 		out_u64("idle_after_ms", p->idle_after_ms);
 	else
 		out_null("idle_after_ms");
+	if (p->has_ns_copy)
+		out_bool("ns_copy", p->ns_copy);
+	else
+		out_null("ns_copy");
 	out_obj_end();
 }
 
@@ -437,6 +441,9 @@ void hba_print_adapter(const struct hba_msg *m)
 		if (m->policy.has_idle_after)
 			fprintf(f, " idle-after %ums",
 				m->policy.idle_after_ms);
+		/* Only while a storage copy's export holds the adapter. */
+		if (m->policy.has_ns_copy && m->policy.ns_copy)
+			fputs(" ns-copy on", f);
 		fputc('\n', f);
 	}
 	if (m->has_position_source)

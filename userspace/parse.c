@@ -122,6 +122,11 @@ static int parse_policy(const struct attr *nest, struct hba_policy *p)
 			err = get_u32(&a, &p->idle_after_ms);
 			p->has_idle_after = true;
 			break;
+		case EMUHBA_A_POLICY_NS_COPY:
+			err = get_u8(&a, &v8);
+			p->ns_copy = v8;
+			p->has_ns_copy = true;
+			break;
 		}
 	}
 	return err;

@@ -313,6 +313,36 @@ static int adapter_backend(const char *bdf, char *buf, size_t len)
 	return 0;
 }
 
+/*
+ * The adapter's ns-copy policy: while its namespace is exported for a
+ * storage copy, a migration into it takes a source namespace with another
+ * identity (the guest keeps its own) and a size up to its own.
+ */
+static int adapter_ns_copy(const char *bdf, bool on)
+{
+	struct hba_nlerr err;
+	struct hba_genl g;
+	struct nl_msg *msg;
+	struct nlattr *nest;
+	int r;
+
+	r = hba_genl_open(&g);
+	if (r)
+		return r;
+	msg = hba_genl_msg(&g, EMUHBA_CMD_POLICY_SET, 0);
+	if (!msg || nla_put_string(msg, EMUHBA_A_ADAPTER_BDF, bdf)) {
+		nlmsg_free(msg);
+		hba_genl_close(&g);
+		return fail(HBAMIG_EXIT_FAIL, "out of memory");
+	}
+	nest = nla_nest_start(msg, EMUHBA_A_ADAPTER_POLICY);
+	nla_put_u8(msg, EMUHBA_A_POLICY_NS_COPY, on);
+	nla_nest_end(msg, nest);
+	r = hba_genl_talk(&g, msg, NULL, NULL, &err);
+	hba_genl_close(&g);
+	return r ? hba_report_nlerr("storage: ns-copy", &err) : 0;
+}
+
 /* ---- nvmet (configfs) ---- */
 
 struct exp {
@@ -1182,6 +1212,11 @@ static int do_export(int argc, char **argv)
 	r = exp_setup(&e);
 	if (r)
 		return r;
+	r = adapter_ns_copy(e.bdf, true);
+	if (r) {
+		exp_teardown(&e);
+		return r;
+	}
 	stor_format_target(&e.t, target, sizeof(target));
 	if (hba_out.json) {
 		struct json_object *o = jo();
@@ -1208,6 +1243,8 @@ static int do_export(int argc, char **argv)
 			timeout ? " or --timeout" : "");
 	why = hold(deadline, NULL, NULL);
 	exp_teardown(&e);
+	/* The adapter may be gone (unbound, module unloaded): said, not fatal. */
+	adapter_ns_copy(e.bdf, false);
 	if (!hba_out.json)
 		fprintf(stderr, "%s: storage export: %s: export of %s removed\n",
 			hba_prog, why, e.dev);
@@ -1437,6 +1474,44 @@ static void clean_nvmet(struct clean *cl)
 		closedir(dir);
 }
 
+struct ns_copy_set {
+	int n;
+	char bdf[32][HBA_BDF_LEN];
+};
+
+static int ns_copy_cb(const struct hba_msg *m, void *arg)
+{
+	struct ns_copy_set *set = arg;
+
+	if (m->cmd == EMUHBA_CMD_ADAPTER_GET && m->has_bdf && m->has_policy &&
+	    m->policy.has_ns_copy && m->policy.ns_copy &&
+	    set->n < (int)(sizeof(set->bdf) / sizeof(set->bdf[0])))
+		sfmt(set->bdf[set->n++], HBA_BDF_LEN, "%s", m->bdf);
+	return 0;
+}
+
+/* Adapters an export killed without its teardown left in ns-copy. */
+static void clean_ns_copy(struct clean *cl)
+{
+	struct ns_copy_set set = { 0 };
+	struct hba_nlerr err;
+	struct hba_genl g;
+	struct nl_msg *msg;
+	int i;
+
+	/* Without the module there is no adapter to mend. */
+	if (access("/sys/module/emuhba", F_OK) || hba_genl_open(&g))
+		return;
+	msg = hba_genl_msg(&g, EMUHBA_CMD_ADAPTER_GET, NLM_F_DUMP);
+	if (!msg || hba_genl_talk(&g, msg, ns_copy_cb, &set, &err))
+		set.n = 0;
+	hba_genl_close(&g);
+	for (i = 0; i < set.n; i++)
+		if (!cl->bdf || !strcmp(cl->bdf, set.bdf[i]))
+			said(cl, adapter_ns_copy(set.bdf[i], false) ? -EIO : 0,
+			     "ns-copy policy of adapter", set.bdf[i]);
+}
+
 static int do_cleanup(int argc, char **argv)
 {
 	struct clean cl = { .dmfd = -1 };
@@ -1463,6 +1538,7 @@ static int do_cleanup(int argc, char **argv)
 	}
 	clean_nvme(&cl);
 	clean_nvmet(&cl);
+	clean_ns_copy(&cl);
 	if (!cl.removed && !hba_out.json)
 		printf("nothing to remove\n");
 	return cl.failed ? HBAMIG_EXIT_FAIL : HBAMIG_EXIT_OK;
