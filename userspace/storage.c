@@ -408,6 +408,12 @@ static void exp_teardown(struct exp *e)
 
 static int nvmet_ready(void)
 {
+	/*
+	 * The port asks for its transport by module alias when enabled;
+	 * where the kernel cannot load modules by itself that fails with
+	 * a bare EINVAL, so load it here.
+	 */
+	modprobe("nvmet-tcp");
 	if (exists(NVMET))
 		return 0;
 	if (!exists("/sys/kernel/config/"))
@@ -647,6 +653,8 @@ static int connect_target(struct stor_copy *c)
 				 sizeof(opts));
 	if (r)
 		return fail(HBAMIG_EXIT_USAGE, "storage: bad target or host NQN");
+	/* As for nvmet-tcp: the transport is not always loaded on demand. */
+	modprobe("nvme-tcp");
 	fd = open(FABRICS, O_RDWR | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT && !modprobe("nvme-fabrics"))
 		fd = open(FABRICS, O_RDWR | O_CLOEXEC);
@@ -731,8 +739,10 @@ double stor_copy_ms(const struct stor_copy *c)
 
 static int dm_ready(struct stor_copy *c)
 {
-	int fd = stor_dm_open();
+	int fd;
 
+	modprobe("dm-mirror");
+	fd = stor_dm_open();
 	if (fd == -ENOENT && !modprobe("dm_mod"))
 		fd = stor_dm_open();
 	if (fd < 0)

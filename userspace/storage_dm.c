@@ -121,27 +121,47 @@ int stor_dm_load(int fd, const char *name, u64 sectors, const char *type,
 	return r;
 }
 
-int stor_dm_status(int fd, const char *name, bool table, char *type,
-		   size_t tlen, char *buf, size_t len)
+/*
+ * An ioctl whose answer follows the header, in a buffer grown until it
+ * fits (or DM_BUF_MAX); *iop (NULL when none could be had) is the
+ * caller's to free whatever the result, *sizep its size.
+ */
+static int dm_ioctl_data(int fd, unsigned long cmd, const char *name,
+			 u32 flags, struct dm_ioctl **iop, size_t *sizep)
 {
 	size_t size = DM_BUF;
-	struct dm_target_spec sp;
 	struct dm_ioctl *io;
-	const char *s, *end;
 	int r;
 
+	*iop = NULL;
 	for (;;) {
 		io = calloc(1, size);
 		if (!io)
 			return -ENOMEM;
 		dm_init(io, size, name);
-		io->flags = DM_NOFLUSH_FLAG | (table ? DM_STATUS_TABLE_FLAG : 0);
-		r = dm_ioctl(fd, DM_TABLE_STATUS, io);
+		io->flags = flags;
+		r = dm_ioctl(fd, cmd, io);
 		if (r || !(io->flags & DM_BUFFER_FULL_FLAG) || size >= DM_BUF_MAX)
 			break;
 		free(io);
 		size *= 2;
 	}
+	*iop = io;
+	*sizep = size;
+	return r;
+}
+
+int stor_dm_status(int fd, const char *name, bool table, char *type,
+		   size_t tlen, char *buf, size_t len)
+{
+	struct dm_target_spec sp;
+	struct dm_ioctl *io;
+	const char *s, *end;
+	size_t size;
+	int r;
+
+	r = dm_ioctl_data(fd, DM_TABLE_STATUS, name, DM_NOFLUSH_FLAG |
+			  (table ? DM_STATUS_TABLE_FLAG : 0), &io, &size);
 	if (r)
 		goto out;
 	r = -ENODATA;
@@ -193,23 +213,13 @@ int stor_dm_info(int fd, const char *name, struct stor_dm_dev *d)
 
 int stor_dm_list(int fd, stor_dm_list_cb cb, void *arg)
 {
-	size_t size = DM_BUF, off, n;
+	size_t size, off, n;
 	struct dm_name_list nl;
 	struct dm_ioctl *io;
 	const char *base, *name;
 	int r;
 
-	for (;;) {
-		io = calloc(1, size);
-		if (!io)
-			return -ENOMEM;
-		dm_init(io, size, NULL);
-		r = dm_ioctl(fd, DM_LIST_DEVICES, io);
-		if (r || !(io->flags & DM_BUFFER_FULL_FLAG) || size >= DM_BUF_MAX)
-			break;
-		free(io);
-		size *= 2;
-	}
+	r = dm_ioctl_data(fd, DM_LIST_DEVICES, NULL, 0, &io, &size);
 	if (r)
 		goto out;
 	r = -EPROTO;

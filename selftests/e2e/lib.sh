@@ -382,3 +382,44 @@ e2e_env_args()
 		[ -n "${!v:-}" ] && printf '%s=%q ' "$v" "${!v}"
 	done
 }
+
+# last_tick NAME...: the newest tick line over these consoles
+last_tick()
+{
+	e2e_guest_ticks "$@" | tail -n1
+}
+
+# progress NAME SECONDS: the guest's workload completes I/O on NAME's
+# console for SECONDS (twice the ticks of the moment it is called), with no
+# errors and no mismatches.
+guest_progress()
+{
+	local name=$1 secs=$2 before after
+	before=$(last_tick "$name" | awk '{print $3}')
+	before=${before:-0}
+	sleep "$secs"
+	after=$(last_tick "$name" | awk '{print $3}')
+	[ -n "$after" ] && [ "$after" -gt "$before" ]
+}
+
+# guest_resumed SRC DST SINCE_MS SECONDS: wait until the guest, now on DST,
+# completes an I/O it had not done on SRC; prints how long after SINCE_MS
+# (host time) that I/O was reported. Fails after SECONDS.
+guest_resumed()
+{
+	local src=$1 dst=$2 since=$3 end base t
+	end=$(( $(e2e_now_ms) + $4 * 1000 ))
+	base=$(last_tick "$src" | awk '{print $3}')
+	while :; do
+		t=$(e2e_guest_ticks "$dst" | awk -v b="${base:-0}" '$3 > b { print $1; exit }')
+		[ -n "$t" ] && { echo $((t - since)); return 0; }
+		[ "$(e2e_now_ms)" -lt "$end" ] || return 1
+		sleep 0.5
+	done
+}
+
+guest_clean()
+{
+	# cumulative err and mis of the newest tick over all consoles
+	e2e_guest_ticks "$@" | awk '$5 || $6 { bad = 1 } END { exit bad }'
+}
