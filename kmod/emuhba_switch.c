@@ -856,8 +856,10 @@ static int emuhba_to_emu_wait_idle(struct emuhba_adapter *a,
 
 			strscpy(why, r->msg[0] ? r->msg : "positions unknown",
 				sizeof(why));
-			snprintf(r->msg, sizeof(r->msg), "after %u ms, %s",
-				 a->policy.switch_timeout_ms, why);
+			/* The prefix takes at most 21 bytes of the message. */
+			snprintf(r->msg, sizeof(r->msg), "after %u ms, %.*s",
+				 a->policy.switch_timeout_ms,
+				 (int)sizeof(r->msg) - 22, why);
 			return -ETIMEDOUT;
 		}
 		usleep_range(50, 100);
