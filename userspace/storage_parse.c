@@ -447,7 +447,13 @@ int stor_parse_mirror_table(const char *s, struct stor_mirror_status *st)
 
 u32 stor_region_sectors(u64 sectors)
 {
-	u32 r = 1024;	/* 512 KiB */
+	/*
+	 * dm-raid1 recovers one region at a time (MAX_RECOVERY) and kcopyd
+	 * splits a copy into 8 sub-jobs of 512 KiB that run together: a
+	 * region of 4 MiB keeps all of them busy, a smaller one leaves the
+	 * copy waiting on each round trip to the remote namespace.
+	 */
+	u32 r = 8192;	/* 4 MiB */
 
 	/* At most 1 Mi regions: two bitmaps of 128 KiB in the core log. */
 	while (r < (1u << 30) && sectors / r > (1u << 20))

@@ -299,9 +299,9 @@ TEST(mirror_table)
 
 TEST(region_size)
 {
-	EXPECT_EQ(1024, stor_region_sectors(131072));		/* 64 MiB */
-	EXPECT_EQ(1024, stor_region_sectors(1ull << 30));	/* 512 GiB */
-	EXPECT_EQ(2048, stor_region_sectors((1ull << 30) + 1024));
+	EXPECT_EQ(8192, stor_region_sectors(131072));		/* 64 MiB */
+	EXPECT_EQ(8192, stor_region_sectors(1ull << 33));	/* 4 TiB */
+	EXPECT_EQ(16384, stor_region_sectors((1ull << 33) + 8192));
 	/* 16 TiB in at most 1 Mi regions. */
 	EXPECT_GE(1ull << 20, (1ull << 35) / stor_region_sectors(1ull << 35));
 	EXPECT_EQ(1u << 30, stor_region_sectors(UINT64_MAX));
