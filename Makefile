@@ -25,6 +25,8 @@ VM_SUITES ?= $(sort $(wildcard selftests/*/vm-suite))
 # empty for all, else e.g. "base" or "nodbbuf".
 VM_VARIANTS ?=
 VM_TIMEOUT ?= 900
+# Test VMs run side by side, one a core (each is one TCG thread), at most 4.
+VM_JOBS ?= $(shell n=$$(nproc); [ $$n -gt 4 ] && n=4; echo $$n)
 
 export KVER KDIR ROOT
 
@@ -91,11 +93,7 @@ check-vm: modules userspace selftests check-vm-only
 # vm-variants (scripts/vm-matrix names the runs: vm-kmod, vm-kmod-nodbbuf).
 check-vm-only:
 	@mkdir -p build/results
-	@runs=$$(VM_VARIANTS="$(VM_VARIANTS)" scripts/vm-matrix $(VM_SUITES)) || exit 1; \
-	while read -r name suite opts <&3; do \
-		[ -n "$$name" ] || continue; \
-		scripts/run-suite $$name "selftests/vm/run --timeout $(VM_TIMEOUT) --name $$name $$opts -- $$suite" $$suite; \
-	done 3<<< "$$runs"
+	@VM_VARIANTS="$(VM_VARIANTS)" scripts/run-vm-suites $(VM_JOBS) $(VM_TIMEOUT) $(VM_SUITES)
 
 check-vm-list:
 	@VM_VARIANTS="$(VM_VARIANTS)" scripts/vm-matrix $(VM_SUITES)

@@ -1124,7 +1124,7 @@ static int copy_storage(struct mig *m)
 		return mig_failed(m, "failed", r,
 				  "the storage mirror could not start");
 	for (;;) {
-		r = stor_copy_poll(c);
+		r = stor_copy_check(c);
 		if (r < 0) {
 			m->copy_failed = true;
 			return mig_failed(m, "failed", HBAMIG_EXIT_FAIL,
@@ -1145,7 +1145,7 @@ static int copy_storage(struct mig *m)
 						  "the destination QEMU (%s) stopped answering during the storage copy: %s",
 						  m->a.dest_qmp, m->dst.err_desc);
 		}
-		sleep_ms(2 * MIG_POLL_MS);
+		stor_copy_wait(c, 2 * MIG_POLL_MS);
 	}
 }
 

@@ -993,6 +993,26 @@ int stor_copy_poll(struct stor_copy *c)
 	return 0;
 }
 
+int stor_copy_check(struct stor_copy *c)
+{
+	/*
+	 * Armed before the status is read, so that an event between the
+	 * read and the wait still ends the wait. Without the ioctl (dm
+	 * before 4.37) the wait is a plain sleep.
+	 */
+	c->armed = !stor_dm_arm_poll(c->dmfd);
+	return stor_copy_poll(c);
+}
+
+void stor_copy_wait(struct stor_copy *c, int ms)
+{
+	struct pollfd pfd = { .fd = c->dmfd, .events = POLLIN };
+
+	if (!c->armed || poll(&pfd, 1, ms) < 0)
+		stor_sleep_ms(ms);
+	c->armed = false;
+}
+
 void stor_copy_progress(struct stor_copy *c, bool json, bool tty)
 {
 	u64 now = stor_now_ns(), total = c->sectors * 512;
@@ -1659,7 +1679,7 @@ static int do_mirror(int argc, char **argv)
 		       c->disk, c->ctrl, c->dm_path);
 	fflush(stdout);
 	for (;;) {
-		r = stor_copy_poll(c);
+		r = stor_copy_check(c);
 		if (r < 0 || stor_stop)
 			break;
 		if (stdin_ended()) {
@@ -1669,7 +1689,7 @@ static int do_mirror(int argc, char **argv)
 		stor_copy_progress(c, hba_out.json, tty);
 		if (r > 0)
 			break;
-		stor_sleep_ms(POLL_MS);
+		stor_copy_wait(c, POLL_MS);
 	}
 	if (r >= 0 && stor_stop) {
 		sfmt(c->why, sizeof(c->why), "%s",

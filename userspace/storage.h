@@ -136,6 +136,7 @@ int stor_dm_create(int fd, const char *name, const char *uuid,
 int stor_dm_load(int fd, const char *name, u64 sectors, const char *type,
 		 const char *params, bool activate);
 int stor_dm_resume(int fd, const char *name);
+int stor_dm_arm_poll(int fd);
 /* First target's status (@table: the table line) into @buf. */
 int stor_dm_status(int fd, const char *name, bool table, char *type,
 		   size_t tlen, char *buf, size_t len);
@@ -169,6 +170,7 @@ struct stor_copy {
 	u32 dm_minor;
 	/* what exists, for the unwind */
 	bool connected, dm_created, mirrored, backend_set;
+	bool armed;	/* dm event poll armed on dmfd */
 	/* progress and timing (ns, CLOCK_MONOTONIC) */
 	u64 t_mirror, t_sync, t_emulated, t_direct;
 	u64 copy_bytes;
@@ -191,6 +193,10 @@ int stor_copy_mirror(struct stor_copy *c);
  * failed (c->why says why).
  */
 int stor_copy_poll(struct stor_copy *c);
+/* Arms dm's event poll, then stor_copy_poll(); see stor_copy_wait(). */
+int stor_copy_check(struct stor_copy *c);
+/* Sleeps up to @ms, less when dm reports an event (the resync's end). */
+void stor_copy_wait(struct stor_copy *c, int ms);
 /* Progress line (terminal) or JSON line; @force: print now. */
 void stor_copy_progress(struct stor_copy *c, bool json, bool tty);
 /* Flush both legs (fsync of the dm device); 0 or -errno. */

@@ -92,6 +92,19 @@ int stor_dm_resume(int fd, const char *name)
 	return dm_ioctl(fd, DM_DEV_SUSPEND, &io);
 }
 
+/*
+ * Every dm event (a mirror finishing its resync, a leg failing) after this
+ * call makes @fd readable: the copy sleeps in poll() and still sees the end
+ * of the resync the moment dm reports it.
+ */
+int stor_dm_arm_poll(int fd)
+{
+	struct dm_ioctl io;
+
+	dm_init(&io, sizeof(io), NULL);
+	return dm_ioctl(fd, DM_DEV_ARM_POLL, &io);
+}
+
 int stor_dm_load(int fd, const char *name, u64 sectors, const char *type,
 		 const char *params, bool activate)
 {
