@@ -14,6 +14,11 @@
  *   server is this test: the pin's GUP waits for a read the server holds.
  *   The unmap must wait for the pin and then succeed; type1 must not
  *   BUG() on the pin it finds, and the guest's device must work after.
+ *   Once the read is answered, whether the driver's unpin or the unmap
+ *   takes type1's lock first is the scheduler's choice (on the test VM,
+ *   the unpin: the pinning thread takes the lock back before the woken
+ *   unmap runs), so this does not by itself catch a dma_unmap op that
+ *   does not wait.
  *
  * Usage: race_test  (EMUHBA_VF=A, EMUHBA_VF_B=B bound to emuhba with a
  *                    backend set, HBAMIG; the nbd module available)
