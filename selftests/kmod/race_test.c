@@ -14,19 +14,19 @@
  *   server is this test: the pin's GUP waits for a read the server holds.
  *   The unmap must wait for the pin and then succeed; type1 must not
  *   BUG() on the pin it finds, and the guest's device must work after.
- *   Once the read is answered, whether the driver's unpin or the unmap
- *   takes type1's lock first is the scheduler's choice (on the test VM,
- *   the unpin: the pinning thread takes the lock back before the woken
- *   unmap runs), so this does not by itself catch a dma_unmap op that
- *   does not wait.
+ *   Once the read is answered, the unmap (real-time, on the pinning
+ *   thread's CPU) takes type1's lock before the driver's unpin does, and
+ *   so finds the pin: the case that made type1 BUG().
  *
  * Usage: race_test  (EMUHBA_VF=A, EMUHBA_VF_B=B bound to emuhba with a
  *                    backend set, HBAMIG; the nbd module available)
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -325,11 +325,36 @@ struct bg {
 	int done;
 };
 
+/*
+ * The arc and the unmap share CPU 0, the unmap at a real-time priority:
+ * when the pin returns and type1's lock wakes the unmap, the arc thread
+ * gives the CPU up at the might_resched() of its unpin's mutex_lock(), so
+ * the unmap takes the lock and finds the pin. A dma_unmap op that does not
+ * sleep until the unpin then never lets the arc run, and type1 BUG()s
+ * after ten retries.
+ */
+static int on_cpu0(bool rt)
+{
+	struct sched_param sp = { .sched_priority = 1 };
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(0, &set);
+	if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set))
+		return -1;
+	return rt ? pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp) : 0;
+}
+
 static void *arc_stop(void *arg)
 {
 	struct bg *b = arg;
 
 	__atomic_store_n(&b->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_SEQ_CST);
+	if (on_cpu0(false)) {
+		b->ret = -EPERM;
+		__atomic_store_n(&b->done, 1, __ATOMIC_SEQ_CST);
+		return NULL;
+	}
 	b->ret = mvmm_set_mig_state(b->dst, VFIO_DEVICE_STATE_STOP, NULL);
 	__atomic_store_n(&b->done, 1, __ATOMIC_SEQ_CST);
 	return NULL;
@@ -341,6 +366,11 @@ static void *unmap_dma(void *arg)
 	struct vfio_iommu_type1_dma_unmap u = { .argsz = sizeof(u) };
 
 	__atomic_store_n(&b->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_SEQ_CST);
+	if (on_cpu0(true)) {
+		b->ret = -EPERM;
+		__atomic_store_n(&b->done, 1, __ATOMIC_SEQ_CST);
+		return NULL;
+	}
 	while (!b->go)
 		usleep(1000);
 	u.iova = b->iova;
