@@ -1504,7 +1504,9 @@ int mvmm_migrate(struct mvmm *vm, const char *dst_bdf, struct mvmm_mig_stats *st
 	}
 	/* MSI-X is restored while resuming. */
 	ret = restore_msix(vm, dst.device, dst.efd);
-	if (!ret)
+	if (!ret && vm->resume_stop)
+		ret = vm->resume_stop(vm, &dst);
+	else if (!ret)
 		ret = set_mig_state(dst.device, VFIO_DEVICE_STATE_STOP, NULL);
 	if (!ret)
 		ret = set_mig_state(dst.device, VFIO_DEVICE_STATE_RUNNING, NULL);

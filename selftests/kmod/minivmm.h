@@ -132,6 +132,13 @@ struct mvmm {
 	 */
 	int (*in_precopy)(struct mvmm *vm);
 	/*
+	 * Makes the destination's RESUMING -> STOP arc instead of
+	 * mvmm_migrate() (NULL: the plain arc), with dst's container, VF
+	 * and guest memory ready; it may replace dst->mem (the same size, at
+	 * the same IOVA). 0 or a negative errno, which ends the migration.
+	 */
+	int (*resume_stop)(struct mvmm *vm, struct mvmm *dst);
+	/*
 	 * The next mvmm_nvme_init() enables the controller without disabling
 	 * it first, as a driver may right after a reset (CC is 0 then).
 	 */
