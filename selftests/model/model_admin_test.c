@@ -246,7 +246,22 @@ TEST_F(adm, features)
 	EXPECT_EQ(0, adm(d, 0x09, 0, 0x0f, 5000, 0, NULL));
 	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x0f, 0, 0, &dw0));
 	EXPECT_EQ(5000, dw0);
+	/* Write Atomicity Normal: DN (bit 0) only, and it reads back. */
 	EXPECT_EQ(0, adm(d, 0x09, 0, 0x0a, 1, 0, NULL));
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x0a, 0, 0, &dw0));
+	EXPECT_EQ(1, dw0);
+	EXPECT_EQ(0, adm(d, 0x09, 0, 0x0a, 0, 0, NULL));
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x0a, 0, 0, &dw0));
+	EXPECT_EQ(0, dw0);
+	EXPECT_EQ(0, adm(d, 0x09, 0, 0x0a, 1, 0, NULL));
+	/*
+	 * Temperature Threshold: sensors are 0 (composite) to 8, TMPSEL 9 is
+	 * reserved; whatever a Get of it answers, it is no threshold of a
+	 * sensor 9.
+	 */
+	dw0 = 0;
+	adm(d, 0x0a, 0, 0x04, 9U << 16, 0, &dw0);
+	EXPECT_NE(9, (dw0 >> 16) & 0xf);
 	EXPECT_EQ(0, adm(d, 0x09, 0, 0x11, 1, 0, NULL));
 	EXPECT_EQ(0, adm(d, 0x09, 0, 0x80, 3, 0, NULL));
 	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x80, 0, 0, &dw0));
@@ -740,6 +755,63 @@ TEST_F(adm, enable_validation)
 	drv_wreg(d, EMU_REG_AQA, 0x001f001f, 4);
 	drv_wreg(d, EMU_REG_CC, cc | 1, 4);
 	EXPECT_EQ(1, drv_reg(d, EMU_REG_CSTS, 4) & 1);
+}
+
+/*
+ * Before any I/O queue exists: Number of Queues with NSQR or NCQR 65535
+ * (a 0's based 65536) is Invalid Field in Command (NVMe 2.0, Number of
+ * Queues feature); the default over-temperature threshold of the composite
+ * sensor is not 0 K (it would report an over-temperature at once), and
+ * the 64-bit registers take a 64-bit write whole.
+ */
+TEST(fresh_controller_limits)
+{
+	static struct th th;
+	static struct drv d;
+	u32 dw0 = 0, over, under;
+
+	ASSERT_EQ(0, drv_start(&d, &th, 0xf5e5 + (unsigned int)getpid()));
+	drv_wreg(&d, EMU_REG_CC, drv_reg(&d, EMU_REG_CC, 4) & ~1ULL, 4);
+	ASSERT_EQ(0, drv_wait_csts(&d, 1, 0));
+	drv_wreg(&d, EMU_REG_ASQ, 0x0000001234567000ULL, 8);
+	EXPECT_EQ(0x0000001234567000ULL, drv_reg(&d, EMU_REG_ASQ, 8));
+	drv_wreg(&d, EMU_REG_ACQ, 0x0000004321000000ULL, 8);
+	EXPECT_EQ(0x0000004321000000ULL, drv_reg(&d, EMU_REG_ACQ, 8));
+	ASSERT_EQ(0, drv_enable(&d, 32));
+	EXPECT_EQ(DNR | 0x02, adm(&d, 0x09, 0, 0x07, 0xffff0000U, 0, NULL));
+	EXPECT_EQ(DNR | 0x02, adm(&d, 0x09, 0, 0x07, 0x0000ffffU, 0, NULL));
+	EXPECT_EQ(0, adm(&d, 0x09, 0, 0x07, 0x00010001U, 0, &dw0));
+	EXPECT_EQ(0, adm(&d, 0x0a, 0, 0x04, 0, 0, &over));
+	EXPECT_EQ(0, adm(&d, 0x0a, 0, 0x04, 1U << 20, 0, &under));
+	EXPECT_NE(0, over & 0xffff);
+	EXPECT_GT(over & 0xffff, under & 0xffff);
+	EXPECT_EQ(0, d.errors) {
+		TH_LOG("%s", d.why);
+	}
+	th_fini(&th);
+}
+
+/*
+ * Namespace Identification Descriptor list (CNS 03h): each descriptor's
+ * NIDL is fixed by its type (NVMe 2.0: EUI64 8, NGUID 16, UUID 16, CSI 1).
+ */
+TEST_F(adm, ns_id_descriptor_lengths)
+{
+	static const u8 want[5] = { 0, 8, 16, 16, 1 };
+	u8 *b = th_ptr(&self->th, self->page);
+	int off = 0, n = 0;
+
+	memset(b, 0xa5, 4096);
+	ASSERT_EQ(0, adm(&self->d, 0x06, 1, 0x03, 0, self->page, NULL));
+	while (off + 4 <= 4096 && b[off]) {
+		ASSERT_LT(b[off], 5);
+		EXPECT_EQ(want[b[off]], b[off + 1]) {
+			TH_LOG("NIDT %u", b[off]);
+		}
+		off += 4 + b[off + 1];
+		n++;
+	}
+	EXPECT_GT(n, 0);
 }
 
 TEST(weighted_round_robin)
