@@ -416,6 +416,39 @@ TEST_F(adm, register_doorbell_behind_shadow)
 	EXPECT_EQ(0, drv_drain(d, 100));
 }
 
+static u64 smart_u64(struct drv *d, u64 p, u8 *b, int off)
+{
+	memset(b, 0, 512);
+	if (adm(d, 0x02, 0xffffffff, (127U << 16) | 0x02, 0, p, NULL))
+		return ~0ULL;
+	return emu_get_le64(b + off);
+}
+
+/* SMART / Health: Host Write Commands counts writes, not reads. */
+TEST_F(adm, smart_counts_commands)
+{
+	struct drv *d = &self->d;
+	u64 p = self->page, data = th_alloc(&self->th, 4096, 4096);
+	u8 *b = th_ptr(&self->th, p), sqe[64];
+	u64 w0 = smart_u64(d, p, b, 80), r0 = smart_u64(d, p, b, 64);
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		drv_sqe(sqe, 0x01, 1);
+		drv_set_dw(sqe, 10, (u32)i);
+		drv_set_prp(sqe, data, 0);
+		EXPECT_EQ(0, io(d, 1, sqe));
+	}
+	EXPECT_EQ(w0 + 3, smart_u64(d, p, b, 80));
+	EXPECT_EQ(r0, smart_u64(d, p, b, 64));
+	drv_sqe(sqe, 0x02, 1);
+	drv_set_prp(sqe, data, 0);
+	EXPECT_EQ(0, io(d, 1, sqe));
+	EXPECT_EQ(w0 + 3, smart_u64(d, p, b, 80));
+	EXPECT_EQ(r0 + 1, smart_u64(d, p, b, 64));
+	EXPECT_EQ(0, d->errors);
+}
+
 TEST_F(adm, io_errors)
 {
 	struct drv *d = &self->d;
