@@ -802,6 +802,8 @@ TEST(fresh_controller_limits)
 	static struct th th;
 	static struct drv d;
 	u32 dw0 = 0, over, under;
+	u8 sqe[64];
+	u16 last;
 
 	ASSERT_EQ(0, drv_start(&d, &th, 0xf5e5 + (unsigned int)getpid()));
 	drv_wreg(&d, EMU_REG_CC, drv_reg(&d, EMU_REG_CC, 4) & ~1ULL, 4);
@@ -814,6 +816,20 @@ TEST(fresh_controller_limits)
 	EXPECT_EQ(DNR | 0x02, adm(&d, 0x09, 0, 0x07, 0xffff0000U, 0, NULL));
 	EXPECT_EQ(DNR | 0x02, adm(&d, 0x09, 0, 0x07, 0x0000ffffU, 0, NULL));
 	EXPECT_EQ(0, adm(&d, 0x09, 0, 0x07, 0x00010001U, 0, &dw0));
+	/* Queue ids run 1..NSQA+1 (0's based): the last one is valid. */
+	last = (u16)((dw0 & 0xffff) + 1);
+	drv_sqe(sqe, 0x05, 0);
+	drv_set_prp(sqe, th_alloc(&th, 4096, 4096), 0);
+	drv_set_dw(sqe, 10, (15U << 16) | last);
+	drv_set_dw(sqe, 11, 1);
+	EXPECT_EQ(0, drv_admin(&d, sqe, NULL));
+	drv_sqe(sqe, 0x01, 0);
+	drv_set_prp(sqe, th_alloc(&th, 4096, 4096), 0);
+	drv_set_dw(sqe, 10, (15U << 16) | last);
+	drv_set_dw(sqe, 11, ((u32)last << 16) | 1);
+	EXPECT_EQ(0, drv_admin(&d, sqe, NULL));
+	drv_set_dw(sqe, 10, (15U << 16) | (last + 1));
+	EXPECT_EQ(DNR | 0x101, drv_admin(&d, sqe, NULL));
 	EXPECT_EQ(0, adm(&d, 0x0a, 0, 0x04, 0, 0, &over));
 	EXPECT_EQ(0, adm(&d, 0x0a, 0, 0x04, 1U << 20, 0, &under));
 	EXPECT_NE(0, over & 0xffff);

@@ -1182,7 +1182,8 @@ TEST_F(img, rejects_invalid_states)
 	BAD(emu_put_le32(b + roff, emu_get_le32(b + roff) + (1U << 16)),
 	    "regs.cc");
 	/* Error Recovery: bits 31:17 are reserved. */
-	BAD(emu_put_le32(b + foff + 8, 0x80000000U), "features.err_rec");
+	BAD(emu_put_le32(b + foff + 8, 0x80000000U),
+	    "features.err_rec: out of range (2147483648)");
 	/* Number of Queues: 65535 is invalid (0's based 65536), granted or not. */
 	BAD(emu_put_le32(b + foff + 16, 0xffff), "features.nq: out of range");
 	BAD(emu_put_le32(b + foff + 16, 0xffff0000U), "features.nq: out of range");
