@@ -841,6 +841,49 @@ TEST(fresh_controller_limits)
 }
 
 /*
+ * MDTS is a power of two in units of CAP.MPSMIN (4 KiB here): MDTS 18 is
+ * 1 GiB, so a 4 MiB read, above the model's own 2 MiB default, is within
+ * the limit.
+ */
+TEST(transfer_limit_of_a_gibibyte)
+{
+	static struct th th;
+	static struct drv d;
+	static u8 page[4096];
+	const struct emu_nvme_state *st;
+	u64 buf;
+	u8 sqe[64];
+	int i, cid;
+
+	th_init(&th, 0x6d75 + (unsigned int)getpid());
+	th_new_ctrl(&th);
+	th_load_identity(&th, 12, 2048, 16);
+	st = emu_nvme_state(th.ctrl);
+	for (i = 0; i < EMU_NVME_MAX_IDPAGES; i++)
+		if (st->id.pages[i].valid && st->id.pages[i].cns == 1)
+			memcpy(page, st->id.pages[i].data, sizeof(page));
+	page[77] = 18;
+	ASSERT_EQ(0, emu_nvme_load_identify(th.ctrl, 1, 0, 0, 1, page));
+	emu_nvme_start_disabled(th.ctrl);
+	memset(&d, 0, sizeof(d));
+	d.th = &th;
+	ASSERT_EQ(0, drv_enable(&d, 32));
+	ASSERT_EQ(0, drv_bringup(&d, 1, 64, 0, 1));
+	buf = th_alloc(&th, 4U << 20, 4096);
+	drv_sqe(sqe, 0x02, 1);
+	drv_set_dw(sqe, 12, 1023);
+	drv_map_prp(&d, sqe, buf, 4U << 20);
+	cid = drv_submit(&d, 1, sqe);
+	ASSERT_GE(cid, 0);
+	ASSERT_EQ(0, drv_drain(&d, 1000));
+	EXPECT_EQ(0, d.q[1].cmd[cid].status);
+	EXPECT_EQ(0, d.errors) {
+		TH_LOG("%s", d.why);
+	}
+	th_fini(&th);
+}
+
+/*
  * Namespace Identification Descriptor list (CNS 03h): each descriptor's
  * NIDL is fixed by its type (NVMe 2.0: EUI64 8, NGUID 16, UUID 16, CSI 1).
  */
