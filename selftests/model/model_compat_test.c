@@ -659,4 +659,34 @@ TEST(lba_format_one)
 	th_fini(&th);
 }
 
+/*
+ * KAS is a 16-bit count of 100 ms: a source offering 25.6 s (0x100) offers
+ * Keep Alive, which a destination without it cannot honour.
+ */
+TEST(keep_alive_granularity_is_16_bits)
+{
+	static struct th th;
+	static u8 page[4096], img[65536];
+	struct emu_nvme_limits lim;
+	char err[200];
+	int len;
+
+	th_init(&th, 0x4a5);
+	th_new_ctrl(&th);
+	th_load_identity(&th, 12, 2048, 16);
+	th_idctrl_page(page);
+	emu_put_le16(page + 320, 0x100);
+	ASSERT_EQ(0, emu_nvme_load_identify(th.ctrl, 1, 0, 0, 1, page));
+	emu_nvme_get_limits(th.ctrl, &lim);
+	len = emu_img_export_stable(th.ctrl, img, sizeof(img));
+	ASSERT_GT(len, 0);
+	EXPECT_EQ(0, emu_img_check_compat(img, (size_t)len, &lim, err,
+					  sizeof(err))) TH_LOG("%s", err);
+	lim.kas = 0;
+	EXPECT_NE(0, emu_img_check_compat(img, (size_t)len, &lim, err,
+					  sizeof(err)));
+	EXPECT_NE(NULL, strstr(err, "features.keep_alive")) TH_LOG("%s", err);
+	th_fini(&th);
+}
+
 TEST_HARNESS_MAIN
