@@ -124,7 +124,7 @@ coverage: linux-tools
 
 # Mutants of emuhba/ and userspace/ against the userspace suites
 # (scripts/mutate, Documentation/testing.rst). MUTATION_SAMPLE mutants per
-# directory drawn with MUTATION_SEED (0: all of them, hours); at most 2 jobs.
+# directory drawn with MUTATION_SEED (0: all of them, about a day); at most 2 jobs.
 MUTATION_SAMPLE ?= 0
 MUTATION_SEED ?= 1
 MUTATION_JOBS ?= 1
