@@ -1191,7 +1191,7 @@ TEST_F(img, rejects_invalid_states)
 	BAD({ ro = sec_find(b, len, EMU_IMG_SEC_EMU_RUNTIME, &rl);
 	      len = img_splice(b, len, EMU_IMG_SEC_EMU_RUNTIME, ro + (int)rl,
 			       0, pv, 6); },
-	    "emu_runtime.vector");
+	    "emu_runtime.vector: out of range");
 	/* A pending count the model would wrap on a masked vector. */
 	BAD({ ro = sec_find(b, len, EMU_IMG_SEC_EMU_RUNTIME, &rl);
 	      len = img_splice(b, len, EMU_IMG_SEC_EMU_RUNTIME, ro + (int)rl,
