@@ -8,6 +8,7 @@
 #   demo           the main job on the test VM (see README.md)
 #   lint           checkpatch --strict and sparse on kmod/ and emuhba/
 #   coverage fuzz  line coverage of emuhba/, long fuzz runs
+#   mutation       mutation score of emuhba/ and userspace/ (MUTATION_SAMPLE=N)
 SHELL := /bin/bash
 ROOT := $(CURDIR)
 
@@ -32,7 +33,7 @@ export KVER KDIR ROOT
 
 .PHONY: all modules userspace selftests linux-tools lint check check-quick \
 	check-user check-vm check-vm-only check-vm-list demo coverage fuzz clean \
-	deps help
+	deps help mutation
 
 all: modules userspace selftests
 
@@ -118,6 +119,16 @@ demo:
 
 coverage: linux-tools
 	$(MAKE) -C selftests/model coverage
+
+# Mutants of emuhba/ and userspace/ against the userspace suites
+# (scripts/mutate, Documentation/testing.rst). MUTATION_SAMPLE mutants per
+# directory drawn with MUTATION_SEED (0: all of them, about a day); at most 2 jobs.
+MUTATION_SAMPLE ?= 0
+MUTATION_SEED ?= 1
+MUTATION_JOBS ?= 1
+mutation: linux-tools
+	nice -n 19 scripts/mutate --sample $(MUTATION_SAMPLE) \
+		--seed $(MUTATION_SEED) --jobs $(MUTATION_JOBS)
 
 fuzz:
 	$(MAKE) -C fuzz/model long

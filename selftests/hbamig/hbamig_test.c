@@ -610,6 +610,68 @@ TEST(vf_show_golden)
 	nlmsg_free(m);
 }
 
+/*
+ * Only IFLA_VF_INFO entries of IFLA_VFINFO_LIST describe VFs (an entry of
+ * another type, here one that looks like a VF 7, is skipped), and a VF's
+ * IFLA_VF_RATE gives both its minimum and its maximum rate.
+ */
+TEST(vf_list_skips_other_entries)
+{
+	static struct hba_link l;
+	struct ifinfomsg ifi = { .ifi_index = 5 };
+	struct nl_msg *m = nlmsg_alloc_simple(RTM_NEWLINK, 0);
+	struct ifla_vf_mac mac = { .vf = 7 };
+	struct ifla_vf_rate rate = { .vf = 0, .min_tx_rate = 10,
+				     .max_tx_rate = 100 };
+	struct nlattr *list, *info;
+	struct nlmsghdr *h;
+
+	nlmsg_append(m, &ifi, sizeof(ifi), NLMSG_ALIGNTO);
+	nla_put_string(m, IFLA_IFNAME, "enp1s0f0");
+	list = nla_nest_start(m, IFLA_VFINFO_LIST);
+	info = nla_nest_start(m, IFLA_VF_INFO + 1);
+	nla_put(m, IFLA_VF_MAC, sizeof(mac), &mac);
+	nla_nest_end(m, info);
+	info = nla_nest_start(m, IFLA_VF_INFO);
+	mac.vf = 0;
+	nla_put(m, IFLA_VF_MAC, sizeof(mac), &mac);
+	nla_put(m, IFLA_VF_RATE, sizeof(rate), &rate);
+	nla_nest_end(m, info);
+	nla_nest_end(m, list);
+	h = nlmsg_hdr(m);
+	ASSERT_EQ(0, hba_parse_link(h, h->nlmsg_len, &l));
+	EXPECT_EQ(1, l.n);
+	EXPECT_EQ(0, l.vfs[0].vf);
+	EXPECT_TRUE(l.vfs[0].has_rate);
+	EXPECT_EQ(10, l.vfs[0].min_tx_rate);
+	EXPECT_EQ(100, l.vfs[0].max_tx_rate);
+	nlmsg_free(m);
+}
+
+/*
+ * A controller message without CTRL_ATTR_FAMILY_NAME, in a buffer of
+ * exactly its length: the parser reads nothing past nlmsg_len (ASan).
+ */
+TEST(ctrl_family_within_its_length)
+{
+	struct nl_msg *m = nlmsg_alloc_simple(GENL_ID_CTRL, 0);
+	struct genlmsghdr g = { .cmd = CTRL_CMD_NEWFAMILY, .version = 2 };
+	struct nlmsghdr *h;
+	void *exact;
+	u8 cmd = 0;
+
+	nlmsg_append(m, &g, sizeof(g), NLMSG_ALIGNTO);
+	nla_put_u16(m, CTRL_ATTR_FAMILY_ID, FAM);
+	h = nlmsg_hdr(m);
+	exact = malloc(h->nlmsg_len);
+	ASSERT_NE(NULL, exact);
+	memcpy(exact, h, h->nlmsg_len);
+	EXPECT_EQ(NULL, hba_parse_ctrl_family(exact, &cmd));
+	EXPECT_EQ(CTRL_CMD_NEWFAMILY, cmd);
+	free(exact);
+	nlmsg_free(m);
+}
+
 /* ---- errors and extended ACKs ---- */
 
 static void error_msg(struct buf *b, int err, bool capped, const char *msg,

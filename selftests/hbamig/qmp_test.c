@@ -225,6 +225,48 @@ TEST(classify)
 	json_object_put(o);
 }
 
+/*
+ * query-status (QAPI StatusInfo): "status" a string and "running" a
+ * boolean, else the reply is not QEMU's. An error whose class and desc are
+ * no strings leaves no text behind from an earlier message.
+ */
+TEST(status_and_error_types)
+{
+	static const char *const bad[] = {
+		"{\"status\": \"running\", \"running\": \"yes\"}",
+		"{\"status\": \"running\"}",
+		"{\"running\": true}",
+	};
+	struct json_object *o;
+	struct qmp_msg m;
+	char st[32];
+	bool running = true;
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		o = parse1(bad[i]);
+		ASSERT_NE(NULL, o);
+		EXPECT_EQ(-EPROTO, qmp_parse_status(o, st, sizeof(st), &running)) {
+			TH_LOG("accepted: %s", bad[i]);
+		}
+		json_object_put(o);
+	}
+	o = parse1("{\"status\": \"paused\", \"running\": false}");
+	ASSERT_EQ(0, qmp_parse_status(o, st, sizeof(st), &running));
+	EXPECT_STREQ("paused", st);
+	EXPECT_FALSE(running);
+	json_object_put(o);
+
+	memset(&m, 'x', sizeof(m));
+	m.err_class[sizeof(m.err_class) - 1] = 0;
+	o = parse1("{\"error\": {\"class\": 5, \"desc\": []}}");
+	ASSERT_EQ(0, qmp_classify(o, &m));
+	EXPECT_EQ(QMP_MSG_ERROR, m.kind);
+	EXPECT_STREQ("", m.err_class);
+	EXPECT_STREQ("(no description)", m.err_desc);
+	json_object_put(o);
+}
+
 TEST(mig_info_qemu10)
 {
 	struct qmp_mig_info mi;
@@ -515,6 +557,8 @@ TEST(exec_with_events_and_stale_replies)
 
 	ASSERT_EQ(0, srv_start(&sv, s, NS(s), &q, 2000));
 	EXPECT_EQ(10, q.ver_major);
+	EXPECT_EQ(0, q.ver_minor);
+	EXPECT_EQ(2, q.ver_micro);
 	ASSERT_EQ(0, qmp_query_status(&q, st, sizeof(st), &running));
 	EXPECT_STREQ("running", st);
 	EXPECT_TRUE(running);

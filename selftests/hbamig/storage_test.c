@@ -167,6 +167,7 @@ TEST(sysfs_numbers)
 	EXPECT_EQ(0, stor_parse_u64("131072\n", &v));
 	EXPECT_EQ(131072, v);
 	EXPECT_EQ(0, stor_parse_u64("0", &v));
+	EXPECT_EQ(-EINVAL, stor_parse_u64(NULL, &v));
 	EXPECT_EQ(0, v);
 	EXPECT_EQ(0, stor_parse_u64("18446744073709551615", &v));
 	EXPECT_EQ(UINT64_MAX, v);
@@ -251,6 +252,10 @@ TEST(mirror_status)
 	ASSERT_EQ(0, stor_parse_mirror_status("2 7:0 259:1 1/2 1 SA 3 disk 7:5 A", &st));
 	EXPECT_EQ(0, stor_mirror_failed_leg(&st));
 	EXPECT_STREQ("disk", st.log);
+	/* "COUNT NAME [ARGS]": COUNT - 1 arguments follow the name. */
+	ASSERT_EQ(0, stor_parse_mirror_status("2 7:0 259:1 1/2 1 AA 2 userspace x", &st));
+	EXPECT_STREQ("userspace", st.log);
+	EXPECT_NE(0, stor_parse_mirror_status("2 7:0 259:1 1/2 1 AA 3 userspace x", &st));
 }
 
 TEST(mirror_status_hostile)

@@ -497,6 +497,9 @@ int drv_reap(struct drv *d, u16 qid)
 			break;
 		if (sqid != qid)
 			drv_err(d, "CQE SQID", qid, sqid);
+		/* DW1 is reserved for every command the model implements. */
+		if (emu_get_le32(cqe + 4))
+			drv_err(d, "CQE DW1 not zero", qid, emu_get_le32(cqe + 4));
 		dist_hd = (u16)((sqhd + q->size - q->sq_head) % q->size);
 		dist_tail = (u16)((q->sq_tail + q->size - q->sq_head) % q->size);
 		if (sqhd >= q->size || dist_hd > dist_tail)

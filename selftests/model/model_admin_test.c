@@ -246,7 +246,22 @@ TEST_F(adm, features)
 	EXPECT_EQ(0, adm(d, 0x09, 0, 0x0f, 5000, 0, NULL));
 	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x0f, 0, 0, &dw0));
 	EXPECT_EQ(5000, dw0);
+	/* Write Atomicity Normal: DN (bit 0) only, and it reads back. */
 	EXPECT_EQ(0, adm(d, 0x09, 0, 0x0a, 1, 0, NULL));
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x0a, 0, 0, &dw0));
+	EXPECT_EQ(1, dw0);
+	EXPECT_EQ(0, adm(d, 0x09, 0, 0x0a, 0, 0, NULL));
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x0a, 0, 0, &dw0));
+	EXPECT_EQ(0, dw0);
+	EXPECT_EQ(0, adm(d, 0x09, 0, 0x0a, 1, 0, NULL));
+	/*
+	 * Temperature Threshold: sensors are 0 (composite) to 8, TMPSEL 9 is
+	 * reserved; whatever a Get of it answers, it is no threshold of a
+	 * sensor 9.
+	 */
+	dw0 = 0;
+	adm(d, 0x0a, 0, 0x04, 9U << 16, 0, &dw0);
+	EXPECT_NE(9, (dw0 >> 16) & 0xf);
 	EXPECT_EQ(0, adm(d, 0x09, 0, 0x11, 1, 0, NULL));
 	EXPECT_EQ(0, adm(d, 0x09, 0, 0x80, 3, 0, NULL));
 	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x80, 0, 0, &dw0));
@@ -399,6 +414,39 @@ TEST_F(adm, register_doorbell_behind_shadow)
 	/* Nothing is run twice and the queue goes on. */
 	EXPECT_EQ(0, io(d, 1, sqe));
 	EXPECT_EQ(0, drv_drain(d, 100));
+}
+
+static u64 smart_u64(struct drv *d, u64 p, u8 *b, int off)
+{
+	memset(b, 0, 512);
+	if (adm(d, 0x02, 0xffffffff, (127U << 16) | 0x02, 0, p, NULL))
+		return ~0ULL;
+	return emu_get_le64(b + off);
+}
+
+/* SMART / Health: Host Write Commands counts writes, not reads. */
+TEST_F(adm, smart_counts_commands)
+{
+	struct drv *d = &self->d;
+	u64 p = self->page, data = th_alloc(&self->th, 4096, 4096);
+	u8 *b = th_ptr(&self->th, p), sqe[64];
+	u64 w0 = smart_u64(d, p, b, 80), r0 = smart_u64(d, p, b, 64);
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		drv_sqe(sqe, 0x01, 1);
+		drv_set_dw(sqe, 10, (u32)i);
+		drv_set_prp(sqe, data, 0);
+		EXPECT_EQ(0, io(d, 1, sqe));
+	}
+	EXPECT_EQ(w0 + 3, smart_u64(d, p, b, 80));
+	EXPECT_EQ(r0, smart_u64(d, p, b, 64));
+	drv_sqe(sqe, 0x02, 1);
+	drv_set_prp(sqe, data, 0);
+	EXPECT_EQ(0, io(d, 1, sqe));
+	EXPECT_EQ(w0 + 3, smart_u64(d, p, b, 80));
+	EXPECT_EQ(r0 + 1, smart_u64(d, p, b, 64));
+	EXPECT_EQ(0, d->errors);
 }
 
 TEST_F(adm, io_errors)
@@ -740,6 +788,122 @@ TEST_F(adm, enable_validation)
 	drv_wreg(d, EMU_REG_AQA, 0x001f001f, 4);
 	drv_wreg(d, EMU_REG_CC, cc | 1, 4);
 	EXPECT_EQ(1, drv_reg(d, EMU_REG_CSTS, 4) & 1);
+}
+
+/*
+ * Before any I/O queue exists: Number of Queues with NSQR or NCQR 65535
+ * (a 0's based 65536) is Invalid Field in Command (NVMe 2.0, Number of
+ * Queues feature); the default over-temperature threshold of the composite
+ * sensor is not 0 K (it would report an over-temperature at once), and
+ * the 64-bit registers take a 64-bit write whole.
+ */
+TEST(fresh_controller_limits)
+{
+	static struct th th;
+	static struct drv d;
+	u32 dw0 = 0, over, under;
+	u8 sqe[64];
+	u16 last;
+
+	ASSERT_EQ(0, drv_start(&d, &th, 0xf5e5 + (unsigned int)getpid()));
+	drv_wreg(&d, EMU_REG_CC, drv_reg(&d, EMU_REG_CC, 4) & ~1ULL, 4);
+	ASSERT_EQ(0, drv_wait_csts(&d, 1, 0));
+	drv_wreg(&d, EMU_REG_ASQ, 0x0000001234567000ULL, 8);
+	EXPECT_EQ(0x0000001234567000ULL, drv_reg(&d, EMU_REG_ASQ, 8));
+	drv_wreg(&d, EMU_REG_ACQ, 0x0000004321000000ULL, 8);
+	EXPECT_EQ(0x0000004321000000ULL, drv_reg(&d, EMU_REG_ACQ, 8));
+	ASSERT_EQ(0, drv_enable(&d, 32));
+	EXPECT_EQ(DNR | 0x02, adm(&d, 0x09, 0, 0x07, 0xffff0000U, 0, NULL));
+	EXPECT_EQ(DNR | 0x02, adm(&d, 0x09, 0, 0x07, 0x0000ffffU, 0, NULL));
+	EXPECT_EQ(0, adm(&d, 0x09, 0, 0x07, 0x00010001U, 0, &dw0));
+	/* Queue ids run 1..NSQA+1 (0's based): the last one is valid. */
+	last = (u16)((dw0 & 0xffff) + 1);
+	drv_sqe(sqe, 0x05, 0);
+	drv_set_prp(sqe, th_alloc(&th, 4096, 4096), 0);
+	drv_set_dw(sqe, 10, (15U << 16) | last);
+	drv_set_dw(sqe, 11, 1);
+	EXPECT_EQ(0, drv_admin(&d, sqe, NULL));
+	drv_sqe(sqe, 0x01, 0);
+	drv_set_prp(sqe, th_alloc(&th, 4096, 4096), 0);
+	drv_set_dw(sqe, 10, (15U << 16) | last);
+	drv_set_dw(sqe, 11, ((u32)last << 16) | 1);
+	EXPECT_EQ(0, drv_admin(&d, sqe, NULL));
+	drv_set_dw(sqe, 10, (15U << 16) | (last + 1));
+	EXPECT_EQ(DNR | 0x101, drv_admin(&d, sqe, NULL));
+	EXPECT_EQ(0, adm(&d, 0x0a, 0, 0x04, 0, 0, &over));
+	EXPECT_EQ(0, adm(&d, 0x0a, 0, 0x04, 1U << 20, 0, &under));
+	EXPECT_NE(0, over & 0xffff);
+	EXPECT_GT(over & 0xffff, under & 0xffff);
+	EXPECT_EQ(0, d.errors) {
+		TH_LOG("%s", d.why);
+	}
+	th_fini(&th);
+}
+
+/*
+ * MDTS is a power of two in units of CAP.MPSMIN (4 KiB here): MDTS 18 is
+ * 1 GiB, so a 4 MiB read, above the model's own 2 MiB default, is within
+ * the limit.
+ */
+TEST(transfer_limit_of_a_gibibyte)
+{
+	static struct th th;
+	static struct drv d;
+	static u8 page[4096];
+	const struct emu_nvme_state *st;
+	u64 buf;
+	u8 sqe[64];
+	int i, cid;
+
+	th_init(&th, 0x6d75 + (unsigned int)getpid());
+	th_new_ctrl(&th);
+	th_load_identity(&th, 12, 2048, 16);
+	st = emu_nvme_state(th.ctrl);
+	for (i = 0; i < EMU_NVME_MAX_IDPAGES; i++)
+		if (st->id.pages[i].valid && st->id.pages[i].cns == 1)
+			memcpy(page, st->id.pages[i].data, sizeof(page));
+	page[77] = 18;
+	ASSERT_EQ(0, emu_nvme_load_identify(th.ctrl, 1, 0, 0, 1, page));
+	emu_nvme_start_disabled(th.ctrl);
+	memset(&d, 0, sizeof(d));
+	d.th = &th;
+	ASSERT_EQ(0, drv_enable(&d, 32));
+	ASSERT_EQ(0, drv_bringup(&d, 1, 64, 0, 1));
+	buf = th_alloc(&th, 4U << 20, 4096);
+	drv_sqe(sqe, 0x02, 1);
+	drv_set_dw(sqe, 12, 1023);
+	drv_map_prp(&d, sqe, buf, 4U << 20);
+	cid = drv_submit(&d, 1, sqe);
+	ASSERT_GE(cid, 0);
+	ASSERT_EQ(0, drv_drain(&d, 1000));
+	EXPECT_EQ(0, d.q[1].cmd[cid].status);
+	EXPECT_EQ(0, d.errors) {
+		TH_LOG("%s", d.why);
+	}
+	th_fini(&th);
+}
+
+/*
+ * Namespace Identification Descriptor list (CNS 03h): each descriptor's
+ * NIDL is fixed by its type (NVMe 2.0: EUI64 8, NGUID 16, UUID 16, CSI 1).
+ */
+TEST_F(adm, ns_id_descriptor_lengths)
+{
+	static const u8 want[5] = { 0, 8, 16, 16, 1 };
+	u8 *b = th_ptr(&self->th, self->page);
+	int off = 0, n = 0;
+
+	memset(b, 0xa5, 4096);
+	ASSERT_EQ(0, adm(&self->d, 0x06, 1, 0x03, 0, self->page, NULL));
+	while (off + 4 <= 4096 && b[off]) {
+		ASSERT_LT(b[off], 5);
+		EXPECT_EQ(want[b[off]], b[off + 1]) {
+			TH_LOG("NIDT %u", b[off]);
+		}
+		off += 4 + b[off + 1];
+		n++;
+	}
+	EXPECT_GT(n, 0);
 }
 
 TEST(weighted_round_robin)

@@ -625,4 +625,68 @@ TEST_F(cv, copied_namespace)
 	}
 }
 
+/*
+ * FLBAS bits 3:0 select the LBA format in use: a namespace on format 1
+ * (4 KiB; format 0 is 512 B) is compared by format 1's size.
+ */
+TEST(lba_format_one)
+{
+	static struct th th;
+	static u8 page[4096], img[65536];
+	struct emu_nvme_limits lim;
+	char err[200];
+	int len;
+
+	th_init(&th, 0x1baf);
+	th_new_ctrl(&th);
+	th_load_identity(&th, 12, 2048, 16);
+	th_idns_page(page, 12);
+	page[25] = 1;			/* NLBAF: two formats (0's based) */
+	page[26] = 1;			/* FLBAS: format 1 */
+	page[128 + 2] = 9;		/* LBAF0: 512 B */
+	page[128 + 4 + 2] = 12;		/* LBAF1: 4 KiB */
+	ASSERT_EQ(0, emu_nvme_load_identify(th.ctrl, 0, 0, 1, 1, page));
+	emu_nvme_get_limits(th.ctrl, &lim);
+	len = emu_img_export_stable(th.ctrl, img, sizeof(img));
+	ASSERT_GT(len, 0);
+	EXPECT_EQ(0, emu_img_check_compat(img, (size_t)len, &lim, err,
+					  sizeof(err))) TH_LOG("%s", err);
+	/* The same namespace on 512-byte blocks is another format. */
+	lim.ns[0].lba_shift = 9;
+	EXPECT_NE(0, emu_img_check_compat(img, (size_t)len, &lim, err,
+					  sizeof(err)));
+	EXPECT_NE(NULL, strstr(err, "namespace.lba_format")) TH_LOG("%s", err);
+	th_fini(&th);
+}
+
+/*
+ * KAS is a 16-bit count of 100 ms: a source offering 25.6 s (0x100) offers
+ * Keep Alive, which a destination without it cannot honour.
+ */
+TEST(keep_alive_granularity_is_16_bits)
+{
+	static struct th th;
+	static u8 page[4096], img[65536];
+	struct emu_nvme_limits lim;
+	char err[200];
+	int len;
+
+	th_init(&th, 0x4a5);
+	th_new_ctrl(&th);
+	th_load_identity(&th, 12, 2048, 16);
+	th_idctrl_page(page);
+	emu_put_le16(page + 320, 0x100);
+	ASSERT_EQ(0, emu_nvme_load_identify(th.ctrl, 1, 0, 0, 1, page));
+	emu_nvme_get_limits(th.ctrl, &lim);
+	len = emu_img_export_stable(th.ctrl, img, sizeof(img));
+	ASSERT_GT(len, 0);
+	EXPECT_EQ(0, emu_img_check_compat(img, (size_t)len, &lim, err,
+					  sizeof(err))) TH_LOG("%s", err);
+	lim.kas = 0;
+	EXPECT_NE(0, emu_img_check_compat(img, (size_t)len, &lim, err,
+					  sizeof(err)));
+	EXPECT_NE(NULL, strstr(err, "features.keep_alive")) TH_LOG("%s", err);
+	th_fini(&th);
+}
+
 TEST_HARNESS_MAIN

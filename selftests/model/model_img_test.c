@@ -276,6 +276,37 @@ TEST_F(img, timestamp_runs_on_across_migration)
 	stream_fini(&s);
 }
 
+/*
+ * The Timestamp feature (FID 0Eh) counts milliseconds since the host set it:
+ * after 1000 s of the host clock it has moved by 1,000,000, not a few
+ * more or less; the test clock is exact, so the only slack is the
+ * truncation to whole milliseconds at each hop (set, export, import).
+ */
+TEST_F(img, timestamp_counts_milliseconds)
+{
+	u64 p = th_alloc(&self->th, 4096, 4096);
+	u8 *b = th_ptr(&self->th, p), sqe[64];
+	struct stream s;
+	u64 v;
+
+	drv_sqe(sqe, 0x09, 0);
+	drv_set_dw(sqe, 10, 0x0e);
+	drv_set_prp(sqe, p, 0);
+	emu_put_le64(b, 7000000);
+	ASSERT_EQ(0, drv_admin(&self->d, sqe, NULL));
+	self->th.now += 1000000000000ULL;
+	stream_init(&s, &self->d);
+	ASSERT_EQ(0, stream_migrate(&s, NULL));
+	self->th.now += 2000000000ULL;
+	memset(b, 0, 8);
+	sqe[0] = 0x0a;
+	ASSERT_EQ(0, drv_admin(&self->d, sqe, NULL));
+	v = emu_get_le64(b) & 0xffffffffffffULL;
+	EXPECT_LE(v, 7000000ULL + 1000000 + 2000);
+	EXPECT_GE(v, 7000000ULL + 1000000 + 2000 - 2);
+	stream_fini(&s);
+}
+
 TEST_F(img, coalesced_interrupt_survives_migration)
 {
 	static u8 b[65536];
@@ -1093,6 +1124,7 @@ TEST_F(img, rejects_invalid_states)
 {
 	static u8 b[65536];
 	static const u8 p6[6] = { 1, 0, 0xff, 0xff, 0xff, 0xff };
+	static const u8 pv[6] = { EMU_NVME_MAX_VEC & 0xff, EMU_NVME_MAX_VEC >> 8 };
 	int qoff, roff, aoff, foff, doff, len, ro;
 	char err[200];
 	u32 slen, rl;
@@ -1149,6 +1181,17 @@ TEST_F(img, rejects_invalid_states)
 	BAD(b[roff] |= 0x10, "regs.cc");
 	BAD(emu_put_le32(b + roff, emu_get_le32(b + roff) + (1U << 16)),
 	    "regs.cc");
+	/* Error Recovery: bits 31:17 are reserved. */
+	BAD(emu_put_le32(b + foff + 8, 0x80000000U),
+	    "features.err_rec: out of range (2147483648)");
+	/* Number of Queues: 65535 is invalid (0's based 65536), granted or not. */
+	BAD(emu_put_le32(b + foff + 16, 0xffff), "features.nq: out of range");
+	BAD(emu_put_le32(b + foff + 16, 0xffff0000U), "features.nq: out of range");
+	/* A pending count on the first vector past the last one. */
+	BAD({ ro = sec_find(b, len, EMU_IMG_SEC_EMU_RUNTIME, &rl);
+	      len = img_splice(b, len, EMU_IMG_SEC_EMU_RUNTIME, ro + (int)rl,
+			       0, pv, 6); },
+	    "emu_runtime.vector: out of range");
 	/* A pending count the model would wrap on a masked vector. */
 	BAD({ ro = sec_find(b, len, EMU_IMG_SEC_EMU_RUNTIME, &rl);
 	      len = img_splice(b, len, EMU_IMG_SEC_EMU_RUNTIME, ro + (int)rl,
@@ -1157,6 +1200,19 @@ TEST_F(img, rejects_invalid_states)
 #undef BAD
 #undef QC
 #undef QS
+}
+
+/* No image, or one longer than the format's 2^31 - 1 bytes. */
+TEST_F(img, import_refuses_no_data)
+{
+	char err[200];
+
+	EXPECT_EQ(0, reject(&self->th, NULL, 64, "image", err));
+	EXPECT_NE(0, emu_img_import(self->th.ctrl, img, 0x80000000UL, err,
+				    sizeof(err)));
+	EXPECT_EQ(0, strncmp(err, "image", 5)) {
+		TH_LOG("got '%s'", err);
+	}
 }
 
 /* A masked vector's count saturates: unmasked, it still interrupts. */
