@@ -184,7 +184,7 @@ struct emu_nvme_regs {
 
 /* Log page contents the controller accumulates. */
 struct emu_nvme_logs {
-	u64 data_units_read;	/* thousands of 512-byte units, rounded up */
+	u64 data_units_read;	/* 512-byte units; the log reports thousands */
 	u64 data_units_written;
 	u64 host_reads;
 	u64 host_writes;

@@ -158,8 +158,11 @@ static u32 emu_build_log(struct emu_nvme_ctrl *ctrl, u8 lid, u8 *buf)
 		emu_put_le16(buf + 1, 323);	/* 50 degrees Celsius */
 		buf[3] = 100;			/* available spare */
 		buf[4] = 10;			/* spare threshold */
-		emu_put_u128(buf + 32, l->data_units_read);
-		emu_put_u128(buf + 48, l->data_units_written);
+		/* Thousands of 512-byte units, rounded up (NVMe 2.0 5.16.1.3). */
+		emu_put_u128(buf + 32, l->data_units_read / 1000 +
+			     !!(l->data_units_read % 1000));
+		emu_put_u128(buf + 48, l->data_units_written / 1000 +
+			     !!(l->data_units_written % 1000));
 		emu_put_u128(buf + 64, l->host_reads);
 		emu_put_u128(buf + 80, l->host_writes);
 		emu_put_u128(buf + 160, l->err_count);

@@ -449,6 +449,39 @@ TEST_F(adm, smart_counts_commands)
 	EXPECT_EQ(0, d->errors);
 }
 
+/*
+ * SMART / Health: Data Units Read/Written are thousands of 512-byte units,
+ * rounded up (NVMe 2.0, SMART / Health Information log, bytes 32-63): one
+ * for 1 to 1000 units, two for 1001 to 2000. The namespace has 4 KiB
+ * blocks: a one-block command moves 8 units.
+ */
+TEST_F(adm, smart_data_units_in_thousands_rounded_up)
+{
+	struct drv *d = &self->d;
+	u64 p = self->page, data = th_alloc(&self->th, 4096, 4096);
+	u8 *b = th_ptr(&self->th, p), sqe[64];
+	int i;
+
+	ASSERT_EQ(12, (int)self->th.lba_shift);
+	EXPECT_EQ(0, smart_u64(d, p, b, 48));
+	EXPECT_EQ(0, smart_u64(d, p, b, 32));
+	for (i = 1; i <= 126; i++) {
+		drv_sqe(sqe, 0x01, 1);
+		drv_set_dw(sqe, 10, (u32)i);
+		drv_set_prp(sqe, data, 0);
+		ASSERT_EQ(0, io(d, 1, sqe));
+		if (i == 1 || i == 125)	/* 8 and 1000 units */
+			EXPECT_EQ(1, smart_u64(d, p, b, 48)) TH_LOG("after %d writes", i);
+	}
+	EXPECT_EQ(2, smart_u64(d, p, b, 48));	/* 1008 units */
+	EXPECT_EQ(0, smart_u64(d, p, b, 32));
+	drv_sqe(sqe, 0x02, 1);
+	drv_set_prp(sqe, data, 0);
+	ASSERT_EQ(0, io(d, 1, sqe));
+	EXPECT_EQ(1, smart_u64(d, p, b, 32));
+	EXPECT_EQ(0, d->errors);
+}
+
 TEST_F(adm, io_errors)
 {
 	struct drv *d = &self->d;
