@@ -39,7 +39,7 @@ export KVER KDIR ROOT
 	check-user check-vm check-vm-only check-vm-list demo coverage fuzz clean \
 	deps help install uninstall install-module uninstall-module \
 	install-hbamig uninstall-hbamig install-dkms-src dkms-install \
-	dkms-uninstall deb
+	dkms-uninstall deb debs
 
 all: modules userspace selftests
 
@@ -93,13 +93,19 @@ check-user: linux-tools
 	@scripts/run-suite fuzz-model "$(MAKE) -s -C fuzz/model smoke" fuzz/model/Makefile
 	@scripts/run-suite fuzz-hbamig "$(MAKE) -s -C fuzz/hbamig smoke" fuzz/hbamig/Makefile
 	@scripts/run-suite fuzz-qmp "$(MAKE) -s -C fuzz/qmp smoke" fuzz/qmp/Makefile
+	@scripts/run-suite user-pkg "$(MAKE) -s debs; selftests/pkg/run-tests" selftests/pkg/run-tests
 
 check-vm: modules userspace selftests check-vm-only
+
+# The packaging suite installs the packages built here; should they not
+# build, that suite fails, the others still run.
+VM_DEBS := $(filter selftests/pkg/vm-suite,$(VM_SUITES))
 
 # Every suite with its vm-options, then once more per line of its
 # vm-variants (scripts/vm-matrix names the runs: vm-kmod, vm-kmod-nodbbuf).
 check-vm-only:
 	@mkdir -p build/results
+	@$(if $(VM_DEBS),$(MAKE) -s debs || echo "# WARNING: make debs failed: vm-pkg will fail" >&2)
 	@runs=$$(VM_VARIANTS="$(VM_VARIANTS)" scripts/vm-matrix $(VM_SUITES)) || exit 1; \
 	while read -r name suite opts <&3; do \
 		[ -n "$$name" ] || continue; \
@@ -162,6 +168,10 @@ DKMS_SRC = $(DESTDIR)/usr/src/emuhba-$(VERSION)
 DEB_DIR ?= build/deb
 INSTALL ?= install
 
+# "make -s print-VERSION": a variable's value, for scripts and tests.
+print-%:
+	@echo '$($*)'
+
 install: install-module install-hbamig
 
 uninstall: uninstall-module uninstall-hbamig
@@ -222,3 +232,16 @@ deb:
 	cd $(DEB_SRC) && dpkg-buildpackage -us -uc -b
 	rm -rf $(DEB_SRC)
 	@ls $(DEB_DIR)/*.deb
+
+# "make deb" only when something packaged changed: the packaging suites
+# (user-pkg, vm-pkg) test what is in $(DEB_DIR). Its log: build/deb.log.
+DEB_INPUTS := Makefile Kbuild dkms.conf $(KMOD_SRCS) $(wildcard debian/* \
+	debian/*/* udev/* userspace/*.c userspace/*.h userspace/Makefile \
+	userspace/completion/* userspace/quiesce/*.[ch] userspace/quiesce/*.mk \
+	userspace/quiesce/bpf/*.[ch] Documentation/man/*)
+debs: $(DEB_DIR)/.built
+$(DEB_DIR)/.built: $(DEB_INPUTS)
+	@mkdir -p build
+	@$(MAKE) -s deb > build/deb.log 2>&1 || \
+		{ tail -n 30 build/deb.log >&2; echo "make deb failed: build/deb.log" >&2; exit 1; }
+	@touch $@
