@@ -44,7 +44,7 @@ export KVER KDIR ROOT
 all: modules userspace selftests
 
 help:
-	@sed -n '3,18p' Makefile
+	@sed -n '3,17p' Makefile
 
 deps:
 	@scripts/install-deps
