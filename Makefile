@@ -9,6 +9,13 @@
 #   lint           checkpatch --strict and sparse on kmod/ and emuhba/
 #   coverage fuzz  line coverage of emuhba/, long fuzz runs
 #   mutation       mutation score of emuhba/ and userspace/ (MUTATION_SAMPLE=N)
+#   install        module (modules_install, depmod), hbamig, man page, bash
+#                  completion, udev rule; honours DESTDIR, PREFIX, KVER
+#   uninstall      removes what install installed
+#   dkms-install   module sources into /usr/src and dkms install (rebuilt on
+#                  kernel updates); dkms-uninstall removes them
+#   deb            Debian packages emuhba-dkms and hbamig into build/deb
+#   (see Documentation/install.rst)
 SHELL := /bin/bash
 ROOT := $(CURDIR)
 
@@ -33,12 +40,14 @@ export KVER KDIR ROOT
 
 .PHONY: all modules userspace selftests linux-tools lint check check-quick \
 	check-user check-vm check-vm-only check-vm-list demo coverage fuzz clean \
-	deps help mutation
+	deps help mutation install uninstall install-module uninstall-module \
+	install-hbamig uninstall-hbamig install-dkms-src dkms-install \
+	dkms-uninstall deb debs
 
 all: modules userspace selftests
 
 help:
-	@sed -n '3,11p' Makefile
+	@sed -n '3,17p' Makefile
 
 deps:
 	@scripts/install-deps
@@ -87,13 +96,19 @@ check-user: linux-tools
 	@scripts/run-suite fuzz-model "$(MAKE) -s -C fuzz/model smoke" fuzz/model/Makefile
 	@scripts/run-suite fuzz-hbamig "$(MAKE) -s -C fuzz/hbamig smoke" fuzz/hbamig/Makefile
 	@scripts/run-suite fuzz-qmp "$(MAKE) -s -C fuzz/qmp smoke" fuzz/qmp/Makefile
+	@scripts/run-suite user-pkg "$(MAKE) -s debs; selftests/pkg/run-tests" selftests/pkg/run-tests
 
 check-vm: modules userspace selftests check-vm-only
+
+# The packaging suite installs the packages built here; should they not
+# build, that suite fails, the others still run.
+VM_DEBS := $(filter selftests/pkg/vm-suite,$(VM_SUITES))
 
 # Every suite with its vm-options, then once more per line of its
 # vm-variants (scripts/vm-matrix names the runs: vm-kmod, vm-kmod-nodbbuf).
 check-vm-only:
 	@mkdir -p build/results
+	@$(if $(VM_DEBS),$(MAKE) -s debs || echo "# WARNING: make debs failed: vm-pkg will fail" >&2)
 	@VM_VARIANTS="$(VM_VARIANTS)" scripts/run-vm-suites $(VM_JOBS) $(VM_TIMEOUT) $(VM_SUITES)
 
 check-vm-list:
@@ -140,3 +155,102 @@ clean:
 	-rm -rf build
 	@for d in userspace $(wildcard selftests/*/Makefile fuzz/*/Makefile); do \
 		d=$${d%/Makefile}; [ -f $$d/Makefile ] && $(MAKE) -C $$d clean; done; true
+
+# ---- installation (Documentation/install.rst) ----
+# One version string: hbamig's (userspace/hbamig.c). dkms.conf takes it
+# when its sources are installed, debian/changelog must carry it
+# (selftests/pkg/run-tests checks).
+VERSION := $(shell sed -n 's/^\#define HBAMIG_VERSION "\(.*\)"/\1/p' userspace/hbamig.c)
+DESTDIR ?=
+PREFIX ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+# udev reads rules from /lib/udev/rules.d (packages) and /etc/udev/rules.d
+# (the administrator's): a local install goes to the latter.
+UDEVRULESDIR ?= $(if $(filter /usr,$(PREFIX)),/lib/udev/rules.d,/etc/udev/rules.d)
+BIND_DIR := /etc/emuhba/bind.d
+# "updates" takes precedence over the kernel's own modules in depmod's
+# default search order; DKMS uses updates/dkms.
+INSTALL_MOD_DIR ?= updates
+DKMS_SRC = $(DESTDIR)/usr/src/emuhba-$(VERSION)
+DEB_DIR ?= build/deb
+INSTALL ?= install
+
+# "make -s print-VERSION": a variable's value, for scripts and tests.
+print-%:
+	@echo '$($*)'
+
+install: install-module install-hbamig
+
+uninstall: uninstall-module uninstall-hbamig
+
+install-module: modules
+	$(MAKE) -C $(KDIR) M=$(ROOT) INSTALL_MOD_PATH=$(DESTDIR) \
+		INSTALL_MOD_DIR=$(INSTALL_MOD_DIR) modules_install
+	$(if $(DESTDIR),,depmod -a $(KVER))
+
+uninstall-module:
+	rm -f $(DESTDIR)/lib/modules/$(KVER)/$(INSTALL_MOD_DIR)/emuhba.ko*
+	-rmdir -p --ignore-fail-on-non-empty $(DESTDIR)/lib/modules/$(KVER)/$(INSTALL_MOD_DIR) 2>/dev/null
+	$(if $(DESTDIR),,depmod -a $(KVER))
+
+install-hbamig: userspace
+	$(INSTALL) -D -m 0755 userspace/hbamig $(DESTDIR)$(SBINDIR)/hbamig
+	$(INSTALL) -D -m 0644 Documentation/man/hbamig.8 $(DESTDIR)$(MANDIR)/man8/hbamig.8
+	$(INSTALL) -D -m 0644 userspace/completion/hbamig $(DESTDIR)$(BASHCOMPDIR)/hbamig
+	$(INSTALL) -d $(DESTDIR)$(UDEVRULESDIR)
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BIND_DIR@|$(BIND_DIR)|g' \
+		udev/90-emuhba.rules.in > $(DESTDIR)$(UDEVRULESDIR)/90-emuhba.rules
+	chmod 0644 $(DESTDIR)$(UDEVRULESDIR)/90-emuhba.rules
+
+# The administrator's choices in $(BIND_DIR) stay: they are configuration.
+uninstall-hbamig:
+	rm -f $(DESTDIR)$(SBINDIR)/hbamig $(DESTDIR)$(MANDIR)/man8/hbamig.8 \
+		$(DESTDIR)$(BASHCOMPDIR)/hbamig \
+		$(DESTDIR)$(UDEVRULESDIR)/90-emuhba.rules
+
+# What DKMS builds from: Kbuild and the module's sources, no more.
+install-dkms-src:
+	$(INSTALL) -d $(DKMS_SRC)
+	tar -cf - Kbuild $(KMOD_SRCS) | tar -xf - -C $(DKMS_SRC)
+
+dkms-install: install-dkms-src
+	sed 's/#MODULE_VERSION#/$(VERSION)/' dkms.conf > $(DKMS_SRC)/dkms.conf
+	dkms install emuhba/$(VERSION) $(if $(KVER),-k $(KVER))
+
+dkms-uninstall:
+	-dkms remove emuhba/$(VERSION) --all
+	rm -rf /usr/src/emuhba-$(VERSION)
+
+# Built from a copy of the tracked (and new, not ignored) files, so that
+# dpkg-buildpackage leaves nothing in this tree; the packages land in
+# $(DEB_DIR).
+DEB_SRC = $(DEB_DIR)/emuhba-$(VERSION)
+deb:
+	@command -v dpkg-buildpackage >/dev/null || { echo "dpkg-dev missing: run scripts/install-deps" >&2; exit 1; }
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_SRC)
+	if git -C $(ROOT) rev-parse --git-dir >/dev/null 2>&1; then \
+		git -C $(ROOT) ls-files -z -c -o --exclude-standard | \
+			xargs -0 sh -c 'for f; do [ -e "$$f" ] && printf "%s\0" "$$f"; done' sh | \
+			tar --null -T - -cf - | tar -xf - -C $(DEB_SRC); \
+	else \
+		tar --exclude=./build --exclude=./.git -cf - . | tar -xf - -C $(DEB_SRC); \
+	fi
+	cd $(DEB_SRC) && dpkg-buildpackage -us -uc -b
+	rm -rf $(DEB_SRC)
+	@ls $(DEB_DIR)/*.deb
+
+# "make deb" only when something packaged changed: the packaging suites
+# (user-pkg, vm-pkg) test what is in $(DEB_DIR). Its log: build/deb.log.
+DEB_INPUTS := Makefile Kbuild dkms.conf $(KMOD_SRCS) $(wildcard debian/* \
+	debian/*/* udev/* userspace/*.c userspace/*.h userspace/Makefile \
+	userspace/completion/* userspace/quiesce/*.[ch] userspace/quiesce/*.mk \
+	userspace/quiesce/bpf/*.[ch] Documentation/man/*)
+debs: $(DEB_DIR)/.built
+$(DEB_DIR)/.built: $(DEB_INPUTS)
+	@mkdir -p build
+	@$(MAKE) -s deb > build/deb.log 2>&1 || \
+		{ tail -n 30 build/deb.log >&2; echo "make deb failed: build/deb.log" >&2; exit 1; }
+	@touch $@

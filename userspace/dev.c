@@ -23,6 +23,12 @@
 
 #define PCI_DEVICES "/sys/bus/pci/devices"
 #define EMUHBA_DRIVER "emuhba"
+/*
+ * One file per chosen VF, named by its address: the udev rule only needs a
+ * TEST on the path to leave every other device alone. HBAMIG_BIND_DIR moves
+ * it (tests, or a system whose rule reads another directory).
+ */
+#define HBA_BIND_DIR_HELP "/etc/emuhba/bind.d"
 
 static void dev_usage(FILE *f)
 {
@@ -33,14 +39,18 @@ static void dev_usage(FILE *f)
 "                          [quiesce-required on|off] [switch-timeout MS]\n"
 "                          [idle-after MS]\n"
 "       hbamig dev compat SRC_BDF DST_BDF\n"
-"       hbamig dev bind BDF\n"
-"       hbamig dev unbind BDF [driver NAME|none]\n"
+"       hbamig dev bind [--persist] BDF\n"
+"       hbamig dev unbind [--persist] BDF [driver NAME|none]\n"
 "BDF is a VF's PCI address as in sysfs, e.g. 0000:01:00.1.\n"
 "backend auto finds the host block device that reaches the adapter's\n"
 "namespace (by NGUID, EUI64, or subsystem NQN and NSID) and sets it.\n"
 "compat asks DST_BDF whether it can take SRC_BDF's guest; it exits 0 when\n"
 "compatible, 1 when not, and prints the verdict field by field.\n"
-"bind and unbind refuse a VF that a process, a mount or a VMM uses.\n");
+"bind and unbind refuse a VF that a process, a mount or a VMM uses.\n"
+"--persist also records (bind) or forgets (unbind) the choice in\n"
+HBA_BIND_DIR_HELP "/BDF, so that the VF is bound to emuhba\n"
+"whenever it appears, e.g. at boot (udev rule 90-emuhba.rules); bind\n"
+"--persist records a VF that does not exist yet.\n");
 }
 
 /* ---- sysfs ---- */
@@ -941,8 +951,92 @@ static void print_binding(const char *bdf, const char *drv)
 	}
 }
 
+static const char *bind_dir(void)
+{
+	const char *d = getenv("HBAMIG_BIND_DIR");
+
+	return d && d[0] ? d : HBA_BIND_DIR_HELP;
+}
+
+/* The udev rule matches the kernel's spelling of the address only. */
+static bool canonical_bdf(const char *bdf)
+{
+	unsigned int d, b, dev, fn;
+	char buf[HBA_BDF_LEN + 8];
+
+	if (!valid_bdf(bdf) ||
+	    sscanf(bdf, "%x:%x:%x.%u", &d, &b, &dev, &fn) != 4)
+		return false;
+	snprintf(buf, sizeof(buf), "%04x:%02x:%02x.%u", d, b, dev, fn);
+	return !strcmp(buf, bdf);
+}
+
+static int mkdir_p(const char *dir)
+{
+	char p[PATH_MAX], *s;
+
+	if (snprintf(p, sizeof(p), "%s", dir) >= (int)sizeof(p))
+		return -ENAMETOOLONG;
+	for (s = p + 1; ; s++) {
+		if (*s && *s != '/')
+			continue;
+		char c = *s;
+
+		*s = 0;
+		if (mkdir(p, 0755) && errno != EEXIST)
+			return -errno;
+		*s = c;
+		if (!c)
+			return 0;
+	}
+}
+
+static int persist_record(const char *bdf)
+{
+	char p[PATH_MAX];
+	int err, fd;
+
+	err = mkdir_p(bind_dir());
+	if (err)
+		return fail(hba_exit_from_errno(err), "dev bind: %s: %s",
+			    bind_dir(), strerror(-err));
+	snprintf(p, sizeof(p), "%s/%s", bind_dir(), bdf);
+	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || write(fd, EMUHBA_DRIVER "\n", 7) != 7 || fsync(fd)) {
+		err = -errno;
+		if (fd >= 0)
+			close(fd);
+		return fail(hba_exit_from_errno(err), "dev bind: %s: %s", p,
+			    strerror(-err));
+	}
+	close(fd);
+	return 0;
+}
+
+static int persist_forget(const char *bdf)
+{
+	char p[PATH_MAX];
+
+	snprintf(p, sizeof(p), "%s/%s", bind_dir(), bdf);
+	if (unlink(p) && errno != ENOENT)
+		return fail(hba_exit_from_errno(-errno), "dev unbind: %s: %s",
+			    p, strerror(errno));
+	return 0;
+}
+
+/* "[--persist] BDF ...": strips the option, tells whether it was there. */
+static bool take_persist(int *argc, char **argv)
+{
+	if (*argc < 2 || strcmp(argv[1], "--persist"))
+		return false;
+	memmove(&argv[1], &argv[2], (*argc - 1) * sizeof(*argv));
+	(*argc)--;
+	return true;
+}
+
 static int dev_bind(int argc, char **argv)
 {
+	bool persist = take_persist(&argc, argv);
 	char cur[64], who[PATH_MAX + 128];
 	struct stat st;
 	const char *bdf;
@@ -955,6 +1049,29 @@ static int dev_bind(int argc, char **argv)
 	if (argc > 2)
 		return usage_error("dev bind: unexpected \"%s\"", argv[2]);
 	bdf = argv[1];
+	if (persist) {
+		if (!canonical_bdf(bdf))
+			return usage_error("dev bind: \"%s\" is not a PCI address as sysfs writes it (0000:01:00.1)",
+					   bdf);
+		ret = persist_record(bdf);
+		if (ret)
+			return ret;
+		/* Recorded for when it appears: nothing to bind now. */
+		if (!pci_exists(bdf)) {
+			if (hba_out.json) {
+				out_obj_start(NULL);
+				out_str("bdf", bdf);
+				out_null("driver");
+				out_bool("persist", true);
+				out_obj_end();
+				out_eol();
+			} else {
+				printf("%s: not present; bound to emuhba when it appears\n",
+				       bdf);
+			}
+			return HBAMIG_EXIT_OK;
+		}
+	}
 	ret = check_vf("bind", bdf);
 	if (ret)
 		return ret;
@@ -987,6 +1104,7 @@ static int dev_bind(int argc, char **argv)
 
 static int dev_unbind(int argc, char **argv)
 {
+	bool persist = take_persist(&argc, argv);
 	char cur[64], who[PATH_MAX + 128];
 	const char *bdf, *to = "";
 	struct hba_nlerr err;
@@ -1002,7 +1120,19 @@ static int dev_unbind(int argc, char **argv)
 	if (argc == 4 && !strcmp(argv[2], "driver"))
 		to = !strcmp(argv[3], "none") ? "none" : argv[3];
 	else if (argc != 2)
-		return usage_error("dev unbind: expected \"dev unbind BDF [driver NAME|none]\"");
+		return usage_error("dev unbind: expected \"dev unbind [--persist] BDF [driver NAME|none]\"");
+	if (persist) {
+		if (!canonical_bdf(bdf))
+			return usage_error("dev unbind: \"%s\" is not a PCI address as sysfs writes it (0000:01:00.1)",
+					   bdf);
+		ret = persist_forget(bdf);
+		if (ret)
+			return ret;
+		if (!pci_exists(bdf)) {
+			print_binding(bdf, "");
+			return HBAMIG_EXIT_OK;
+		}
+	}
 	ret = check_vf("unbind", bdf);
 	if (ret)
 		return ret;
@@ -1010,6 +1140,11 @@ static int dev_unbind(int argc, char **argv)
 	if (ret)
 		return fail(HBAMIG_EXIT_FAIL, "dev unbind: %s: %s", bdf,
 			    strerror(-ret));
+	/* Forgotten; a VF on another driver already is where it should be. */
+	if (persist && strcmp(cur, EMUHBA_DRIVER)) {
+		print_binding(bdf, cur);
+		return HBAMIG_EXIT_OK;
+	}
 	if (strcmp(cur, EMUHBA_DRIVER))
 		return fail(HBAMIG_EXIT_FAIL,
 			    "dev unbind: %s is bound to %s, not emuhba", bdf,
