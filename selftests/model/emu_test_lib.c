@@ -1,7 +1,32 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* Userspace host and Linux-like guest driver for the emuhba model tests. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "emu_test_lib.h"
+
+/*
+ * Every random workload is seeded from one base per test process: the pid,
+ * so that runs differ, or EMUHBA_SEED to repeat a failing one. The base is
+ * printed where the test's own log is, for the failure report to carry it.
+ */
+unsigned int th_seed(unsigned int salt)
+{
+	const char *env = getenv("EMUHBA_SEED");
+	unsigned int base = (unsigned int)getpid();
+	char *end;
+
+	if (env && *env) {
+		base = (unsigned int)strtoul(env, &end, 0);
+		if (*end) {
+			fprintf(stderr, "# EMUHBA_SEED=%s is not a number\n", env);
+			abort();
+		}
+	}
+	fprintf(stderr, "# seed: EMUHBA_SEED=%u repeats this run\n", base);
+	return salt + base;
+}
 
 unsigned int th_rand(struct th *th)
 {

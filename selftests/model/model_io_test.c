@@ -14,7 +14,7 @@ FIXTURE(io) {
 
 FIXTURE_SETUP(io)
 {
-	ASSERT_EQ(0, drv_start(&self->d, &self->th, 0x5eed + (unsigned int)getpid()));
+	ASSERT_EQ(0, drv_start(&self->d, &self->th, th_seed(0x5eed)));
 }
 
 FIXTURE_TEARDOWN(io)
