@@ -165,6 +165,45 @@ static int io_burst(struct drv *d, u16 qid, int n)
 	return drv_drain(d, 10000);
 }
 
+/*
+ * Aggregation Threshold (Interrupt Coalescing, FID 08h, 0's based): with
+ * no aggregation time, exactly threshold + 1 completions on a vector raise
+ * its interrupt, one fewer raises none.
+ */
+TEST_F(io, coalescing_threshold_exact)
+{
+	u64 buf;
+	u8 sqe[64];
+	int thr, i;
+
+	ASSERT_EQ(0, drv_bringup(&self->d, 1, 64, 0, 1));
+	thr = 1 + (int)(th_rand(&self->th) % 30);
+	drv_sqe(sqe, 0x09, 0);
+	drv_set_dw(sqe, 10, 0x08);
+	drv_set_dw(sqe, 11, (u32)thr);
+	ASSERT_EQ(0, drv_admin(&self->d, sqe, NULL));
+	self->th.sync = 1;
+	buf = th_alloc(&self->th, 4096, 4096);
+	memset(self->th.irqs, 0, sizeof(self->th.irqs));
+	for (i = 0; i <= thr; i++) {
+		drv_sqe(sqe, 0x02, 1);
+		drv_set_prp(sqe, buf, 0);
+		ASSERT_LE(0, drv_submit(&self->d, 1, sqe));
+		emu_nvme_poll(self->th.ctrl, 64);
+		if (i < thr)
+			ASSERT_EQ(0, (long)self->th.irqs[1]) {
+				TH_LOG("threshold %d: interrupt after %d completions",
+				       thr + 1, i + 1);
+			}
+	}
+	EXPECT_EQ(1, (long)self->th.irqs[1]) {
+		TH_LOG("threshold %d: no interrupt after %d completions",
+		       thr + 1, thr + 1);
+	}
+	EXPECT_EQ(thr + 1, drv_reap(&self->d, 1));
+	EXPECT_EQ(0, self->d.errors);
+}
+
 TEST_F(io, interrupts_ien_and_coalescing)
 {
 	u8 sqe[64];
