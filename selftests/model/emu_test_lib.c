@@ -476,6 +476,7 @@ int drv_submit_cid(struct drv *d, u16 qid, u8 *sqe, u16 cid)
 	c->busy = 1;
 	c->done = 0;
 	c->opc = sqe[0];
+	c->slot = q->sq_tail;
 	q->outstanding++;
 	q->sq_tail = (u16)((q->sq_tail + 1) % q->size);
 	drv_ring(d, qid, 0, q->sq_tail);
@@ -535,6 +536,15 @@ int drv_reap(struct drv *d, u16 qid)
 			drv_err(d, "CQE for a CID not outstanding", qid, cid);
 		} else {
 			c = &q->cmd[cid];
+			/*
+			 * The controller fetched the command before completing
+			 * it: SQHD is past its entry, not in [slot, tail).
+			 */
+			if ((u16)((c->slot + q->size - sqhd) % q->size) <
+			    (u16)((q->sq_tail + q->size - sqhd) % q->size))
+				drv_err(d, "CQE SQHD before its command's entry",
+					qid, sqhd);
+			c->sqhd = sqhd;
 			c->busy = 0;
 			c->done = 1;
 			c->status = sp >> 1;

@@ -79,6 +79,8 @@ struct drv_cmd {
 	u64 slba;
 	u32 nlb;
 	u8 opc;
+	u16 slot;		/* its SQ entry */
+	u16 sqhd;		/* SQHD of its CQE */
 };
 
 struct drv_q {
