@@ -3,7 +3,9 @@
  * hbamig's netlink decoding and output, on messages built byte for byte as
  * the kernel builds them (same attributes, nesting, padding). Output is
  * compared with golden files in selftests/hbamig/golden/; set
- * HBAMIG_UPDATE_GOLDEN=1 to rewrite them after an intended change.
+ * HBAMIG_UPDATE_GOLDEN=1 to rewrite them after an intended change (the
+ * test then fails: a rewrite is reviewed with git diff, never a pass, and
+ * scripts/run-suite clears the variable, so `make check` cannot rewrite).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -207,7 +209,10 @@ static int golden(const char *name, const char *got)
 		if (!f)
 			return -1;
 		fputs(got, f);
-		return fclose(f);
+		fclose(f);
+		fprintf(stderr, "# %s rewritten (HBAMIG_UPDATE_GOLDEN): review it, run again without\n",
+			path);
+		return -1;
 	}
 	f = fopen(path, "r");
 	if (!f) {

@@ -1,7 +1,32 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* Userspace host and Linux-like guest driver for the emuhba model tests. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "emu_test_lib.h"
+
+/*
+ * Every random workload is seeded from one base per test process: the pid,
+ * so that runs differ, or EMUHBA_SEED to repeat a failing one. The base is
+ * printed where the test's own log is, for the failure report to carry it.
+ */
+unsigned int th_seed(unsigned int salt)
+{
+	const char *env = getenv("EMUHBA_SEED");
+	unsigned int base = (unsigned int)getpid();
+	char *end;
+
+	if (env && *env) {
+		base = (unsigned int)strtoul(env, &end, 0);
+		if (*end) {
+			fprintf(stderr, "# EMUHBA_SEED=%s is not a number\n", env);
+			abort();
+		}
+	}
+	fprintf(stderr, "# seed: EMUHBA_SEED=%u repeats this run\n", base);
+	return salt + base;
+}
 
 unsigned int th_rand(struct th *th)
 {
@@ -451,6 +476,7 @@ int drv_submit_cid(struct drv *d, u16 qid, u8 *sqe, u16 cid)
 	c->busy = 1;
 	c->done = 0;
 	c->opc = sqe[0];
+	c->slot = q->sq_tail;
 	q->outstanding++;
 	q->sq_tail = (u16)((q->sq_tail + 1) % q->size);
 	drv_ring(d, qid, 0, q->sq_tail);
@@ -510,6 +536,15 @@ int drv_reap(struct drv *d, u16 qid)
 			drv_err(d, "CQE for a CID not outstanding", qid, cid);
 		} else {
 			c = &q->cmd[cid];
+			/*
+			 * The controller fetched the command before completing
+			 * it: SQHD is past its entry, not in [slot, tail).
+			 */
+			if ((u16)((c->slot + q->size - sqhd) % q->size) <
+			    (u16)((q->sq_tail + q->size - sqhd) % q->size))
+				drv_err(d, "CQE SQHD before its command's entry",
+					qid, sqhd);
+			c->sqhd = sqhd;
 			c->busy = 0;
 			c->done = 1;
 			c->status = sp >> 1;

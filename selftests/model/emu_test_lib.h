@@ -39,6 +39,7 @@ struct th {
 
 extern const struct emu_host_ops th_ops;
 
+unsigned int th_seed(unsigned int salt);
 unsigned int th_rand(struct th *th);
 void th_init(struct th *th, unsigned int seed);
 void th_fini(struct th *th);
@@ -78,6 +79,8 @@ struct drv_cmd {
 	u64 slba;
 	u32 nlb;
 	u8 opc;
+	u16 slot;		/* its SQ entry */
+	u16 sqhd;		/* SQHD of its CQE */
 };
 
 struct drv_q {

@@ -17,7 +17,7 @@ FIXTURE(adm) {
 
 FIXTURE_SETUP(adm)
 {
-	ASSERT_EQ(0, drv_start(&self->d, &self->th, 0xadd + (unsigned int)getpid()));
+	ASSERT_EQ(0, drv_start(&self->d, &self->th, th_seed(0xadd)));
 	ASSERT_EQ(0, drv_bringup(&self->d, 4, 64, 1, 1));
 	self->page = th_alloc(&self->th, 8192, 4096);
 }
@@ -838,7 +838,7 @@ TEST(fresh_controller_limits)
 	u8 sqe[64];
 	u16 last;
 
-	ASSERT_EQ(0, drv_start(&d, &th, 0xf5e5 + (unsigned int)getpid()));
+	ASSERT_EQ(0, drv_start(&d, &th, th_seed(0xf5e5)));
 	drv_wreg(&d, EMU_REG_CC, drv_reg(&d, EMU_REG_CC, 4) & ~1ULL, 4);
 	ASSERT_EQ(0, drv_wait_csts(&d, 1, 0));
 	drv_wreg(&d, EMU_REG_ASQ, 0x0000001234567000ULL, 8);
@@ -888,7 +888,7 @@ TEST(transfer_limit_of_a_gibibyte)
 	u8 sqe[64];
 	int i, cid;
 
-	th_init(&th, 0x6d75 + (unsigned int)getpid());
+	th_init(&th, th_seed(0x6d75));
 	th_new_ctrl(&th);
 	th_load_identity(&th, 12, 2048, 16);
 	st = emu_nvme_state(th.ctrl);

@@ -24,7 +24,7 @@ FIXTURE_SETUP(batch)
 	u64 slba;
 	int i;
 
-	ASSERT_EQ(0, drv_start(&self->d, &self->th, 0xba7c + (unsigned int)getpid()));
+	ASSERT_EQ(0, drv_start(&self->d, &self->th, th_seed(0xba7c)));
 	/* Two I/O queues on vectors 1 and 2, interrupts enabled, no dbbuf. */
 	ASSERT_EQ(0, drv_bringup(&self->d, 2, 64, 0, 1));
 	for (slba = 0; slba < 64; slba++)

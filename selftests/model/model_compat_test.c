@@ -73,7 +73,7 @@ FIXTURE(cv)
 
 FIXTURE_SETUP(cv)
 {
-	ASSERT_EQ(0, drv_start(&self->d, &self->th, 0xc0de + (unsigned int)getpid()));
+	ASSERT_EQ(0, drv_start(&self->d, &self->th, th_seed(0xc0de)));
 	/* 4 I/O queue pairs of 64 entries, shadow doorbells on. */
 	ASSERT_EQ(0, drv_bringup(&self->d, 4, 64, 1, 1));
 	self->full_len = emu_img_export(self->th.ctrl, full, sizeof(full), 0);
@@ -84,7 +84,7 @@ FIXTURE_SETUP(cv)
 	emu_nvme_get_limits(self->th.ctrl, &self->lim);
 
 	/* Power state 2, keep-alive every 5 s, the write cache left on. */
-	ASSERT_EQ(0, start_feat(&fdrv, &fth, 0xfea7 + (unsigned int)getpid(),
+	ASSERT_EQ(0, start_feat(&fdrv, &fth, th_seed(0xfea7),
 				FS_NPSS, FS_KAS));
 	ASSERT_EQ(0, drv_bringup(&fdrv, 4, 64, 1, 1));
 	ASSERT_EQ(0, set_feat(&fdrv, 0x02, 2));
@@ -379,7 +379,7 @@ TEST_F(cv, shadow_doorbells_judged_by_use)
 	EXPECT_EQ(EMU_IMG_USE_DBBUF, emu_img_usage(self->th.ctrl));
 
 	/* A guest on the same kind of VF that does not use them. */
-	ASSERT_EQ(0, drv_start(&d2, &th2, 0xdb0f + (unsigned int)getpid()));
+	ASSERT_EQ(0, drv_start(&d2, &th2, th_seed(0xdb0f)));
 	ASSERT_EQ(0, drv_bringup(&d2, 4, 64, 0, 1));
 	EXPECT_EQ(0, emu_img_usage(th2.ctrl));
 	s2_len = emu_img_export_stable(th2.ctrl, s2, sizeof(s2));
@@ -452,7 +452,7 @@ TEST_F(cv, old_stable_image_without_offer)
 	int len;
 
 	none.oacs = 0;
-	th_init(&th3, 0xdb11 + (unsigned int)getpid());
+	th_init(&th3, th_seed(0xdb11));
 	th_new_ctrl(&th3);
 	th_load_identity(&th3, 12, 2048, 16);
 	th_idctrl_page(page);

@@ -14,7 +14,7 @@ FIXTURE(io) {
 
 FIXTURE_SETUP(io)
 {
-	ASSERT_EQ(0, drv_start(&self->d, &self->th, 0x5eed + (unsigned int)getpid()));
+	ASSERT_EQ(0, drv_start(&self->d, &self->th, th_seed(0x5eed)));
 }
 
 FIXTURE_TEARDOWN(io)
@@ -163,6 +163,90 @@ static int io_burst(struct drv *d, u16 qid, int n)
 			return -1;
 	}
 	return drv_drain(d, 10000);
+}
+
+/*
+ * SQHD is the SQ head when the CQE is posted (NVMe base 4.2.4, CQE DW2):
+ * with a backend that completes at submission and commands left unfetched
+ * behind it (a poll budget of one), each CQE reports exactly the entry
+ * after its own command's, never the tail.
+ */
+TEST_F(io, sqhd_exact)
+{
+	struct drv_q *q;
+	int n, i, cid[64];
+	u64 buf;
+	u8 sqe[64];
+
+	ASSERT_EQ(0, drv_bringup(&self->d, 1, 16, 0, 1));
+	self->th.sync = 1;
+	q = &self->d.q[1];
+	buf = th_alloc(&self->th, 4096, 4096);
+	n = 20 + (int)(th_rand(&self->th) % 30);
+	for (i = 0; i < n; i++) {
+		int k = i % 8;
+
+		drv_sqe(sqe, 0x02, 1);
+		drv_set_prp(sqe, buf, 0);
+		cid[k] = drv_submit(&self->d, 1, sqe);
+		ASSERT_LE(0, cid[k]);
+		if (k < 7 && i < n - 1)
+			continue;
+		/* Up to eight entries queued: fetch and complete one by one. */
+		while (q->outstanding) {
+			ASSERT_EQ(1, emu_nvme_poll(self->th.ctrl, 1));
+			ASSERT_EQ(1, drv_reap(&self->d, 1));
+		}
+		for (; k >= 0; k--) {
+			struct drv_cmd *c = &q->cmd[cid[k]];
+
+			EXPECT_EQ((c->slot + 1) % q->size, c->sqhd) {
+				TH_LOG("entry %u: SQHD %u", c->slot, c->sqhd);
+			}
+		}
+	}
+	EXPECT_EQ(0, self->d.errors) {
+		TH_LOG("%s", self->d.why);
+	}
+}
+
+/*
+ * Aggregation Threshold (Interrupt Coalescing, FID 08h, 0's based): with
+ * no aggregation time, exactly threshold + 1 completions on a vector raise
+ * its interrupt, one fewer raises none.
+ */
+TEST_F(io, coalescing_threshold_exact)
+{
+	u64 buf;
+	u8 sqe[64];
+	int thr, i;
+
+	ASSERT_EQ(0, drv_bringup(&self->d, 1, 64, 0, 1));
+	thr = 1 + (int)(th_rand(&self->th) % 30);
+	drv_sqe(sqe, 0x09, 0);
+	drv_set_dw(sqe, 10, 0x08);
+	drv_set_dw(sqe, 11, (u32)thr);
+	ASSERT_EQ(0, drv_admin(&self->d, sqe, NULL));
+	self->th.sync = 1;
+	buf = th_alloc(&self->th, 4096, 4096);
+	memset(self->th.irqs, 0, sizeof(self->th.irqs));
+	for (i = 0; i <= thr; i++) {
+		drv_sqe(sqe, 0x02, 1);
+		drv_set_prp(sqe, buf, 0);
+		ASSERT_LE(0, drv_submit(&self->d, 1, sqe));
+		emu_nvme_poll(self->th.ctrl, 64);
+		if (i < thr)
+			ASSERT_EQ(0, (long)self->th.irqs[1]) {
+				TH_LOG("threshold %d: interrupt after %d completions",
+				       thr + 1, i + 1);
+			}
+	}
+	EXPECT_EQ(1, (long)self->th.irqs[1]) {
+		TH_LOG("threshold %d: no interrupt after %d completions",
+		       thr + 1, thr + 1);
+	}
+	EXPECT_EQ(thr + 1, drv_reap(&self->d, 1));
+	EXPECT_EQ(0, self->d.errors);
 }
 
 TEST_F(io, interrupts_ien_and_coalescing)
