@@ -96,7 +96,7 @@ check-user: linux-tools
 	@scripts/run-suite fuzz-model "$(MAKE) -s -C fuzz/model smoke" fuzz/model/Makefile
 	@scripts/run-suite fuzz-hbamig "$(MAKE) -s -C fuzz/hbamig smoke" fuzz/hbamig/Makefile
 	@scripts/run-suite fuzz-qmp "$(MAKE) -s -C fuzz/qmp smoke" fuzz/qmp/Makefile
-	@scripts/run-suite user-pkg "$(MAKE) -s debs; selftests/pkg/run-tests" selftests/pkg/run-tests
+	@scripts/run-suite user-pkg "$(MAKE) -s userspace debs; selftests/pkg/run-tests" selftests/pkg/run-tests
 
 check-vm: modules userspace selftests check-vm-only
 
