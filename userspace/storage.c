@@ -689,6 +689,26 @@ static int connect_target(struct stor_copy *c)
 	return 0;
 }
 
+/*
+ * A disk the kernel has finished adding: its /dev node opens. add_disk
+ * makes /sys/block/NAME/dev and the node first, then the queue's sysfs
+ * directory, and only then the block device that opens (6.12
+ * device_add_disk()); a namespace read in between has no logical block
+ * size yet (seen when a loaded machine connected during a link cut).
+ */
+static bool disk_ready(const char *disk)
+{
+	char p[PATH_MAX];
+	int fd;
+
+	sfmt(p, sizeof(p), "/dev/%s", disk);
+	fd = open(p, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
 /* Namespace 1 of our controller: "nvmeXcNn1" (multipath) or "nvmeNn1". */
 static int find_remote_ns(struct stor_copy *c)
 {
@@ -706,8 +726,7 @@ static int find_remote_ns(struct stor_copy *c)
 						&nsid) || nsid != 1)
 				continue;
 			sfmt(c->disk, sizeof(c->disk), "%s", disk);
-			sfmt(p, sizeof(p), "/sys/block/%s/dev", disk);
-			if (exists(p)) {
+			if (disk_ready(disk)) {
 				closedir(dir);
 				return 0;
 			}
