@@ -272,29 +272,48 @@ TEST_F(img, unknown_sections_and_older_minor)
 				    sizeof(err)));
 }
 
-TEST_F(img, timestamp_runs_on_across_migration)
+/*
+ * Set the Timestamp feature (FID 0Eh) to 7,000,000 ms, let @before_ns of
+ * host time pass, migrate, let @after_ns pass, and read it back: the
+ * timestamp field, and in *@attr byte 6 (the attributes).
+ */
+static u64 timestamp_across_migration(struct th *th, struct drv *d,
+				      u64 before_ns, u64 after_ns, u8 *attr)
 {
-	u64 p = th_alloc(&self->th, 4096, 4096);
-	u8 *b = th_ptr(&self->th, p), sqe[64];
+	u64 p = th_alloc(th, 4096, 4096);
+	u8 *b = th_ptr(th, p), sqe[64];
 	struct stream s;
 
 	drv_sqe(sqe, 0x09, 0);
 	drv_set_dw(sqe, 10, 0x0e);
 	drv_set_prp(sqe, p, 0);
 	emu_put_le64(b, 7000000);
-	ASSERT_EQ(0, drv_admin(&self->d, sqe, NULL));
-	self->th.now += 3000000000ULL;
-	stream_init(&s, &self->d);
-	ASSERT_EQ(0, stream_migrate(&s, NULL));
-	self->th.now += 2000000000ULL;
+	if (drv_admin(d, sqe, NULL))
+		return 0;
+	th->now += before_ns;
+	stream_init(&s, d);
+	if (stream_migrate(&s, NULL))
+		return 0;
+	th->now += after_ns;
 	memset(b, 0, 8);
 	sqe[0] = 0x0a;
-	ASSERT_EQ(0, drv_admin(&self->d, sqe, NULL));
-	/* 7000 s + 3 s before and 2 s after the migration */
-	EXPECT_GE(emu_get_le64(b) & 0xffffffffffffULL, 7005000ULL);
-	EXPECT_LT(emu_get_le64(b) & 0xffffffffffffULL, 7006000ULL);
-	EXPECT_EQ(2, b[6]);
+	if (drv_admin(d, sqe, NULL))
+		return 0;
 	stream_fini(&s);
+	*attr = b[6];
+	return emu_get_le64(b) & 0xffffffffffffULL;
+}
+
+TEST_F(img, timestamp_runs_on_across_migration)
+{
+	u8 attr = 0;
+	u64 v = timestamp_across_migration(&self->th, &self->d,
+					   3000000000ULL, 2000000000ULL, &attr);
+
+	/* 7000 s + 3 s before and 2 s after the migration */
+	EXPECT_GE(v, 7005000ULL);
+	EXPECT_LT(v, 7006000ULL);
+	EXPECT_EQ(2, attr);
 }
 
 /*
@@ -305,27 +324,13 @@ TEST_F(img, timestamp_runs_on_across_migration)
  */
 TEST_F(img, timestamp_counts_milliseconds)
 {
-	u64 p = th_alloc(&self->th, 4096, 4096);
-	u8 *b = th_ptr(&self->th, p), sqe[64];
-	struct stream s;
-	u64 v;
+	u8 attr = 0;
+	u64 v = timestamp_across_migration(&self->th, &self->d,
+					   1000000000000ULL, 2000000000ULL,
+					   &attr);
 
-	drv_sqe(sqe, 0x09, 0);
-	drv_set_dw(sqe, 10, 0x0e);
-	drv_set_prp(sqe, p, 0);
-	emu_put_le64(b, 7000000);
-	ASSERT_EQ(0, drv_admin(&self->d, sqe, NULL));
-	self->th.now += 1000000000000ULL;
-	stream_init(&s, &self->d);
-	ASSERT_EQ(0, stream_migrate(&s, NULL));
-	self->th.now += 2000000000ULL;
-	memset(b, 0, 8);
-	sqe[0] = 0x0a;
-	ASSERT_EQ(0, drv_admin(&self->d, sqe, NULL));
-	v = emu_get_le64(b) & 0xffffffffffffULL;
 	EXPECT_LE(v, 7000000ULL + 1000000 + 2000);
 	EXPECT_GE(v, 7000000ULL + 1000000 + 2000 - 2);
-	stream_fini(&s);
 }
 
 TEST_F(img, coalesced_interrupt_survives_migration)
