@@ -93,6 +93,7 @@ check-user: linux-tools
 	@scripts/run-suite user-hbamig "$(MAKE) -s -C userspace check" userspace/Makefile
 	@scripts/run-suite user-quiesce "$(MAKE) -s -C selftests/quiesce run_tests" selftests/quiesce/Makefile
 	@scripts/run-suite user-vmrun "selftests/vm/options-test" selftests/vm/options-test
+	@scripts/run-suite user-ktap "selftests/lib/ktap-summary-test" selftests/lib/ktap-summary-test
 	@scripts/run-suite fuzz-model "$(MAKE) -s -C fuzz/model smoke" fuzz/model/Makefile
 	@scripts/run-suite fuzz-hbamig "$(MAKE) -s -C fuzz/hbamig smoke" fuzz/hbamig/Makefile
 	@scripts/run-suite fuzz-qmp "$(MAKE) -s -C fuzz/qmp smoke" fuzz/qmp/Makefile
