@@ -590,6 +590,16 @@ int drv_admin(struct drv *d, u8 *sqe, u32 *dw0)
 	return d->q[0].cmd[cid].status;
 }
 
+int drv_set_feature(struct drv *d, u8 fid, u32 val)
+{
+	u8 sqe[64];
+
+	drv_sqe(sqe, 0x09, 0);
+	drv_set_dw(sqe, 10, fid);
+	drv_set_dw(sqe, 11, val);
+	return drv_admin(d, sqe, NULL);
+}
+
 int drv_start(struct drv *d, struct th *th, unsigned int seed)
 {
 	th_init(th, seed);

@@ -144,6 +144,8 @@ int drv_submit_cid(struct drv *d, u16 qid, u8 *sqe, u16 cid);
 int drv_reap(struct drv *d, u16 qid);
 /* One synchronous admin command; returns status, dw0 in *dw0. */
 int drv_admin(struct drv *d, u8 *sqe, u32 *dw0);
+/* Set Features @fid to @val (CDW11); returns the status. */
+int drv_set_feature(struct drv *d, u8 fid, u32 val);
 void drv_sqe(u8 *sqe, u8 opc, u32 nsid);
 void drv_set_dw(u8 *sqe, int n, u32 v);
 void drv_set_prp(u8 *sqe, u64 prp1, u64 prp2);

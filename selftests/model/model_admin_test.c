@@ -977,10 +977,7 @@ TEST(weighted_round_robin)
 		d.q[q].sq_head = 0;
 	}
 	/* HPW 3 (4 commands), LPW 0 (1 command), no burst limit. */
-	drv_sqe(sqe, 0x09, 0);
-	drv_set_dw(sqe, 10, 0x01);
-	drv_set_dw(sqe, 11, (3U << 24) | (1U << 16) | 7);
-	ASSERT_EQ(0, drv_admin(&d, sqe, NULL));
+	ASSERT_EQ(0, drv_set_feature(&d, 0x01, (3U << 24) | (1U << 16) | 7));
 	th.sync = 1;
 	for (q = 1; q <= 2; q++)
 		for (i = 0; i < 16; i++) {

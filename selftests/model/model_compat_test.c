@@ -30,16 +30,6 @@ static struct drv fdrv;
 static u8 ffull[65536], fstable[65536];
 static int ffull_len, fstable_len;
 
-static int set_feat(struct drv *d, u8 fid, u32 val)
-{
-	u8 sqe[64];
-
-	drv_sqe(sqe, 0x09, 0);
-	drv_set_dw(sqe, 10, fid);
-	drv_set_dw(sqe, 11, val);
-	return drv_admin(d, sqe, NULL);
-}
-
 /*
  * drv_start() on a controller whose Identify Controller page has power
  * states 0..npss, Keep Alive Support kas and a volatile write cache.
@@ -87,8 +77,8 @@ FIXTURE_SETUP(cv)
 	ASSERT_EQ(0, start_feat(&fdrv, &fth, th_seed(0xfea7),
 				FS_NPSS, FS_KAS));
 	ASSERT_EQ(0, drv_bringup(&fdrv, 4, 64, 1, 1));
-	ASSERT_EQ(0, set_feat(&fdrv, 0x02, 2));
-	ASSERT_EQ(0, set_feat(&fdrv, 0x0f, 5000));
+	ASSERT_EQ(0, drv_set_feature(&fdrv, 0x02, 2));
+	ASSERT_EQ(0, drv_set_feature(&fdrv, 0x0f, 5000));
 	ffull_len = emu_img_export(fth.ctrl, ffull, sizeof(ffull), 0);
 	ASSERT_GT(ffull_len, 0);
 	fstable_len = emu_img_export_stable(fth.ctrl, fstable,
@@ -287,9 +277,9 @@ TEST_F(cv, features_left_off_refuse_nothing)
 	char err[160];
 	int len;
 
-	ASSERT_EQ(0, set_feat(&fdrv, 0x02, 0));
-	ASSERT_EQ(0, set_feat(&fdrv, 0x0f, 0));
-	ASSERT_EQ(0, set_feat(&fdrv, 0x06, 0));
+	ASSERT_EQ(0, drv_set_feature(&fdrv, 0x02, 0));
+	ASSERT_EQ(0, drv_set_feature(&fdrv, 0x0f, 0));
+	ASSERT_EQ(0, drv_set_feature(&fdrv, 0x06, 0));
 	len = emu_img_export(fth.ctrl, img, sizeof(img), 0);
 	ASSERT_GT(len, 0);
 	emu_nvme_get_limits(fth.ctrl, &l);
@@ -306,7 +296,7 @@ TEST_F(cv, features_left_off_refuse_nothing)
 		TH_LOG("%s", err);
 
 	/* The same guest's cache turned on again is refused there. */
-	ASSERT_EQ(0, set_feat(&fdrv, 0x06, 1));
+	ASSERT_EQ(0, drv_set_feature(&fdrv, 0x06, 1));
 	len = emu_img_export(fth.ctrl, img, sizeof(img), 0);
 	ASSERT_GT(len, 0);
 	EXPECT_NE(0, emu_img_check_compat(img, len, &l, err, sizeof(err)));

@@ -32,16 +32,6 @@ FIXTURE_TEARDOWN(img)
 	th_fini(&self->th);
 }
 
-static int set_feat(struct drv *d, u8 fid, u32 val)
-{
-	u8 sqe[64];
-
-	drv_sqe(sqe, 0x09, 0);
-	drv_set_dw(sqe, 10, fid);
-	drv_set_dw(sqe, 11, val);
-	return drv_admin(d, sqe, NULL);
-}
-
 TEST_F(img, save_restore_mid_stream)
 {
 	int i, next, migrations = 0, len = 0;
@@ -55,8 +45,10 @@ TEST_F(img, save_restore_mid_stream)
 	 * once (the time has passed during the migration), so the image
 	 * exported after it rightly differs.
 	 */
-	ASSERT_EQ(0, set_feat(&self->d, 0x01, th_rand(&self->th) & 0xffffff07));
-	ASSERT_EQ(0, set_feat(&self->d, 0x08, 1 + th_rand(&self->th) % 0xff));
+	ASSERT_EQ(0, drv_set_feature(&self->d, 0x01,
+				     th_rand(&self->th) & 0xffffff07));
+	ASSERT_EQ(0, drv_set_feature(&self->d, 0x08,
+				     1 + th_rand(&self->th) % 0xff));
 	stream_init(&self->s, &self->d);
 	next = 20 + (int)(th_rand(&self->th) % 80);
 	for (i = 0; i < 3000; i++) {
@@ -342,10 +334,7 @@ TEST_F(img, coalesced_interrupt_survives_migration)
 	u32 slen;
 
 	/* Threshold 64, time 1 x 100 us: one completion stays pending. */
-	drv_sqe(sqe, 0x09, 0);
-	drv_set_dw(sqe, 10, 0x08);
-	drv_set_dw(sqe, 11, (1U << 8) | 63);
-	ASSERT_EQ(0, drv_admin(&self->d, sqe, NULL));
+	ASSERT_EQ(0, drv_set_feature(&self->d, 0x08, (1U << 8) | 63));
 	self->th.sync = 1;
 	drv_sqe(sqe, 0x00, 1);
 	ASSERT_GE(drv_submit(&self->d, 2, sqe), 0);
@@ -547,10 +536,7 @@ TEST(observe_then_takeover)
 	d.on_wreg = obs_wreg;
 	ASSERT_EQ(0, drv_enable(&d, 32));
 	ASSERT_EQ(0, drv_bringup(&d, 4, 64, 1, 1));
-	drv_sqe(sqe, 0x09, 0);
-	drv_set_dw(sqe, 10, 0x08);
-	drv_set_dw(sqe, 11, 0x0103);
-	ASSERT_EQ(0, drv_admin(&d, sqe, NULL));
+	ASSERT_EQ(0, drv_set_feature(&d, 0x08, 0x0103));
 	/* Queue 4 goes away again: the observer must follow. */
 	drv_sqe(sqe, 0x00, 0);
 	drv_set_dw(sqe, 10, 4);

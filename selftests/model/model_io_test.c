@@ -223,10 +223,7 @@ TEST_F(io, coalescing_threshold_exact)
 
 	ASSERT_EQ(0, drv_bringup(&self->d, 1, 64, 0, 1));
 	thr = 1 + (int)(th_rand(&self->th) % 30);
-	drv_sqe(sqe, 0x09, 0);
-	drv_set_dw(sqe, 10, 0x08);
-	drv_set_dw(sqe, 11, (u32)thr);
-	ASSERT_EQ(0, drv_admin(&self->d, sqe, NULL));
+	ASSERT_EQ(0, drv_set_feature(&self->d, 0x08, (u32)thr));
 	self->th.sync = 1;
 	buf = th_alloc(&self->th, 4096, 4096);
 	memset(self->th.irqs, 0, sizeof(self->th.irqs));
@@ -263,10 +260,7 @@ TEST_F(io, interrupts_ien_and_coalescing)
 	EXPECT_LE((long)self->th.irqs[1], 40);
 
 	/* Aggregation threshold 8 (0's based 7), no time limit. */
-	drv_sqe(sqe, 0x09, 0);
-	drv_set_dw(sqe, 10, 0x08);
-	drv_set_dw(sqe, 11, 7);
-	ASSERT_EQ(0, drv_admin(&self->d, sqe, NULL));
+	ASSERT_EQ(0, drv_set_feature(&self->d, 0x08, 7));
 	self->th.sync = 1;
 	memset(self->th.irqs, 0, sizeof(self->th.irqs));
 	ASSERT_EQ(0, io_burst(&self->d, 1, 48));
@@ -274,10 +268,7 @@ TEST_F(io, interrupts_ien_and_coalescing)
 	EXPECT_LE((long)self->th.irqs[1], 7);
 
 	/* Coalescing disabled for vector 1: one interrupt per poll batch. */
-	drv_sqe(sqe, 0x09, 0);
-	drv_set_dw(sqe, 10, 0x09);
-	drv_set_dw(sqe, 11, (1U << 16) | 1);
-	ASSERT_EQ(0, drv_admin(&self->d, sqe, NULL));
+	ASSERT_EQ(0, drv_set_feature(&self->d, 0x09, (1U << 16) | 1));
 	memset(self->th.irqs, 0, sizeof(self->th.irqs));
 	drv_sqe(sqe, 0x02, 1);
 	drv_set_prp(sqe, th_alloc(&self->th, 4096, 4096), 0);
@@ -305,10 +296,7 @@ TEST_F(io, coalescing_time_limit)
 
 	ASSERT_EQ(0, drv_bringup(&self->d, 1, 64, 0, 1));
 	/* threshold 64 entries, time 1 x 100 us */
-	drv_sqe(sqe, 0x09, 0);
-	drv_set_dw(sqe, 10, 0x08);
-	drv_set_dw(sqe, 11, (1U << 8) | 63);
-	ASSERT_EQ(0, drv_admin(&self->d, sqe, NULL));
+	ASSERT_EQ(0, drv_set_feature(&self->d, 0x08, (1U << 8) | 63));
 	self->th.sync = 1;
 	memset(self->th.irqs, 0, sizeof(self->th.irqs));
 	drv_sqe(sqe, 0x02, 1);
