@@ -5,6 +5,7 @@
 # The guest's serial console and each QEMU's QMP are unix sockets in $E2E_DIR.
 #
 #   e2e_hosts_up                 VFs, emuhba, backends, namespaces, veth
+#   e2e_hosts_link               the namespaces and veth alone (after vf-setup)
 #   e2e_qemu_start NAME HOST VF [incoming]
 #   e2e_console_wait NAME REGEX SECONDS
 #   e2e_qmp NAME '{"execute":...}'      prints the reply (return or error)
@@ -53,6 +54,13 @@ e2e_hosts_up()
 		"$E2E_HBAMIG" dev set "$vf" backend "$PFNS" >/dev/null || return 1
 		"$E2E_HBAMIG" dev set "$vf" policy auto-switch on >/dev/null || return 1
 	done
+	e2e_hosts_link
+}
+
+# e2e_hosts_link: after vf-setup, the two hosts' namespaces joined by the
+# veth, the guest's files where every QEMU reads them, and each host's VF.
+e2e_hosts_link()
+{
 	modprobe veth 2>/dev/null
 	ip netns add e2e-a && ip netns add e2e-b || return 1
 	ip link add e2e-va netns e2e-a type veth peer name e2e-vb netns e2e-b || return 1

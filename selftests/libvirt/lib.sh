@@ -50,25 +50,10 @@ lv_install_module()
 # e2e-b, guest files copied where both daemons' QEMUs read them.
 lv_hosts_up()
 {
-	local h
 	mkdir -p "$E2E_DIR"
 	eval "$("$E2E_ROOT/selftests/vm/vf-setup" 3)" || return 1
 	export PF PFNS VF0 VF1 VF2
-	modprobe veth 2>/dev/null
-	ip netns add e2e-a && ip netns add e2e-b || return 1
-	ip link add e2e-va netns e2e-a type veth peer name e2e-vb netns e2e-b || return 1
-	ip -n e2e-a addr add "${E2E_ADDR[a]}/24" dev e2e-va
-	ip -n e2e-b addr add "${E2E_ADDR[b]}/24" dev e2e-vb
-	for h in a b; do
-		ip -n "e2e-$h" link set lo up
-		ip -n "e2e-$h" link set "e2e-v$h" up || return 1
-	done
-	mkdir -p /tmp/e2e-guest
-	cp "$E2E_KERNEL" /tmp/e2e-guest/vmlinux && cp "$E2E_INITRD" /tmp/e2e-guest/initrd.gz || return 1
-	E2E_KERNEL=/tmp/e2e-guest/vmlinux
-	E2E_INITRD=/tmp/e2e-guest/initrd.gz
-	E2E_VF_a=$VF0
-	E2E_VF_b=$VF1
+	e2e_hosts_link
 }
 
 lv_uri()
