@@ -417,6 +417,7 @@ void emuhba_identity_refresh_locked(struct emuhba_adapter *a);
 
 /* sysfs and debugfs views (emuhba_sysfs.c). */
 extern const struct attribute_group *emuhba_dev_groups[];
+bool emuhba_is_plain(struct device *dev);
 void emuhba_debugfs_add(struct emuhba_adapter *a);
 void emuhba_debugfs_remove(struct emuhba_adapter *a);
 void emuhba_debugfs_init(void);

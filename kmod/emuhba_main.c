@@ -415,16 +415,83 @@ static const struct vfio_device_ops emuhba_vfio_ops = {
 	.dma_unmap = emuhba_dma_unmap,
 };
 
+/*
+ * A function the model cannot serve: a physical function, or another
+ * interface of the NVMe class. libvirt picks the variant driver from
+ * modules.alias, which cannot tell a VF from its PF, so refusing would
+ * fail that guest's start: such a function is passed through as vfio-pci
+ * would, without migration. Its drvdata is a bare core device.
+ */
+static int emuhba_plain_open_device(struct vfio_device *vdev)
+{
+	struct vfio_pci_core_device *core =
+		container_of(vdev, struct vfio_pci_core_device, vdev);
+	int ret;
+
+	ret = vfio_pci_core_enable(core);
+	if (ret)
+		return ret;
+	vfio_pci_core_finish_enable(core);
+	return 0;
+}
+
+static const struct vfio_device_ops emuhba_plain_ops = {
+	.name = "emuhba-vfio-pci-plain",
+	.init = vfio_pci_core_init_dev,
+	.release = vfio_pci_core_release_dev,
+	.open_device = emuhba_plain_open_device,
+	.close_device = vfio_pci_core_close_device,
+	.ioctl = vfio_pci_core_ioctl,
+	.device_feature = vfio_pci_core_ioctl_feature,
+	.read = vfio_pci_core_read,
+	.write = vfio_pci_core_write,
+	.mmap = vfio_pci_core_mmap,
+	.request = vfio_pci_core_request,
+	.match = vfio_pci_core_match,
+	.bind_iommufd = vfio_iommufd_physical_bind,
+	.unbind_iommufd = vfio_iommufd_physical_unbind,
+	.attach_ioas = vfio_iommufd_physical_attach_ioas,
+	.detach_ioas = vfio_iommufd_physical_detach_ioas,
+};
+
+bool emuhba_is_plain(struct device *dev)
+{
+	struct vfio_pci_core_device *core = dev_get_drvdata(dev);
+
+	return core->vdev.ops == &emuhba_plain_ops;
+}
+
+static int emuhba_probe_plain(struct pci_dev *pdev)
+{
+	struct vfio_pci_core_device *core;
+	int ret;
+
+	core = vfio_alloc_device(vfio_pci_core_device, vdev, &pdev->dev,
+				 &emuhba_plain_ops);
+	if (IS_ERR(core))
+		return PTR_ERR(core);
+	dev_set_drvdata(&pdev->dev, core);
+	ret = vfio_pci_core_register_device(core);
+	if (ret)
+		goto out_put;
+	pci_info(pdev, "%s: plain VFIO passthrough, no live migration\n",
+		 pdev->is_virtfn ? "not an NVM Express I/O controller" :
+		 "not an SR-IOV virtual function");
+	return 0;
+
+out_put:
+	vfio_put_device(&core->vdev);
+	return ret;
+}
+
 static int emuhba_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 {
 	struct emuhba_ident_info *info;
 	struct emuhba_adapter *a;
 	int ret;
 
-	if (!pdev->is_virtfn) {
-		pci_info(pdev, "not an SR-IOV virtual function; use vfio-pci\n");
-		return -ENODEV;
-	}
+	if (!pdev->is_virtfn || pdev->class != PCI_CLASS_STORAGE_EXPRESS)
+		return emuhba_probe_plain(pdev);
 
 	a = vfio_alloc_device(emuhba_adapter, core.vdev, &pdev->dev,
 			      &emuhba_vfio_ops);
@@ -486,8 +553,14 @@ out_put:
 static void emuhba_remove(struct pci_dev *pdev)
 {
 	struct vfio_pci_core_device *core = dev_get_drvdata(&pdev->dev);
-	struct emuhba_adapter *a = emuhba_from_core(core);
+	struct emuhba_adapter *a;
 
+	if (emuhba_is_plain(&pdev->dev)) {
+		vfio_pci_core_unregister_device(core);
+		vfio_put_device(&core->vdev);
+		return;
+	}
+	a = emuhba_from_core(core);
 	WRITE_ONCE(a->removing, true);
 	vfio_pci_core_unregister_device(core);
 	emuhba_debugfs_remove(a);
@@ -506,8 +579,11 @@ static void emuhba_remove(struct pci_dev *pdev)
 static void emuhba_reset_done(struct pci_dev *pdev)
 {
 	struct vfio_pci_core_device *core = dev_get_drvdata(&pdev->dev);
-	struct emuhba_adapter *a = emuhba_from_core(core);
+	struct emuhba_adapter *a;
 
+	if (emuhba_is_plain(&pdev->dev))
+		return;
+	a = emuhba_from_core(core);
 	/* A reset while no user holds the VF leaves nothing to undo. */
 	if (!READ_ONCE(a->open))
 		return;
@@ -522,10 +598,17 @@ static const struct pci_error_handlers emuhba_err_handlers = {
 
 static const struct pci_device_id emuhba_pci_table[] = {
 	{
-		/* Any NVMe function, but only when chosen by driver_override. */
+		/*
+		 * Any NVMe-class function, only when chosen by driver_override.
+		 * The interface is left out of the match so that the alias
+		 * reads "...bc01sc08i*": libvirt matches each alias field
+		 * whole or as a lone "*", and prefers this to vfio-pci's
+		 * all-wildcard one (the probe serves what it cannot model
+		 * as plain passthrough).
+		 */
 		.vendor = PCI_ANY_ID, .device = PCI_ANY_ID,
 		.subvendor = PCI_ANY_ID, .subdevice = PCI_ANY_ID,
-		.class = PCI_CLASS_STORAGE_EXPRESS, .class_mask = 0xffffff,
+		.class = PCI_CLASS_STORAGE_EXPRESS, .class_mask = 0xffff00,
 		.override_only = PCI_ID_F_VFIO_DRIVER_OVERRIDE,
 	},
 	{}

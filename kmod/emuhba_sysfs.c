@@ -173,9 +173,17 @@ static struct attribute *emuhba_attrs[] = {
 	NULL
 };
 
+/* A function passed through plainly has no adapter: no directory. */
+static bool emuhba_group_visible(struct kobject *kobj)
+{
+	return !emuhba_is_plain(kobj_to_dev(kobj));
+}
+DEFINE_SIMPLE_SYSFS_GROUP_VISIBLE(emuhba);
+
 static const struct attribute_group emuhba_attr_group = {
 	.name = "emuhba",
 	.attrs = emuhba_attrs,
+	.is_visible = SYSFS_GROUP_VISIBLE(emuhba),
 };
 
 const struct attribute_group *emuhba_dev_groups[] = {

@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * An emuhba-bound VF seen through the VFIO group/container API exactly as
- * QEMU sees it: identity, regions, interrupts and the migration features.
+ * QEMU sees it: identity, regions, interrupts and the migration features;
+ * and a function emuhba cannot model (a PF) bound to it, as libvirt's
+ * alias lookup would bind it, which must be plain vfio-pci passthrough.
  *
- * Usage: vfio_device_test   (EMUHBA_VF=<bdf> in the environment)
+ * Usage: vfio_device_test -f vf      (EMUHBA_VF=<bdf> in the environment)
+ *        vfio_device_test -f plain   (EMUHBA_PLAIN=<bdf>)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -50,44 +53,59 @@ FIXTURE(vf) {
 	struct vfio_device_info info;
 };
 
-FIXTURE_SETUP(vf)
+/* Container, group and device of the function ENV names, as QEMU opens them. */
+static void open_function(struct __test_metadata *_metadata, const char *env,
+			  const char **bdf, int *container, int *group,
+			  int *device, struct vfio_device_info *info)
 {
 	struct vfio_group_status status = { .argsz = sizeof(status) };
 	char path[64];
 	int nr;
 
-	self->bdf = getenv("EMUHBA_VF");
-	ASSERT_NE(NULL, self->bdf) TH_LOG("set EMUHBA_VF to the VF's address");
+	*container = *group = *device = -1;
+	*bdf = getenv(env);
+	ASSERT_NE(NULL, *bdf) TH_LOG("set %s to the function's address", env);
 
-	self->container = open("/dev/vfio/vfio", O_RDWR);
-	ASSERT_LE(0, self->container) TH_LOG("open /dev/vfio/vfio: %s", strerror(errno));
-	ASSERT_EQ(VFIO_API_VERSION, ioctl(self->container, VFIO_GET_API_VERSION));
-	ASSERT_EQ(1, ioctl(self->container, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU));
+	*container = open("/dev/vfio/vfio", O_RDWR);
+	ASSERT_LE(0, *container) TH_LOG("open /dev/vfio/vfio: %s", strerror(errno));
+	ASSERT_EQ(VFIO_API_VERSION, ioctl(*container, VFIO_GET_API_VERSION));
+	ASSERT_EQ(1, ioctl(*container, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU));
 
-	nr = mvmm_iommu_group(self->bdf);
-	ASSERT_LE(0, nr) TH_LOG("%s has no IOMMU group", self->bdf);
+	nr = mvmm_iommu_group(*bdf);
+	ASSERT_LE(0, nr) TH_LOG("%s has no IOMMU group", *bdf);
 	snprintf(path, sizeof(path), "/dev/vfio/%d", nr);
-	self->group = open(path, O_RDWR);
-	ASSERT_LE(0, self->group) TH_LOG("open %s: %s", path, strerror(errno));
-	ASSERT_EQ(0, ioctl(self->group, VFIO_GROUP_GET_STATUS, &status));
+	*group = open(path, O_RDWR);
+	ASSERT_LE(0, *group) TH_LOG("open %s: %s", path, strerror(errno));
+	ASSERT_EQ(0, ioctl(*group, VFIO_GROUP_GET_STATUS, &status));
 	ASSERT_TRUE(status.flags & VFIO_GROUP_FLAGS_VIABLE);
-	ASSERT_EQ(0, ioctl(self->group, VFIO_GROUP_SET_CONTAINER, &self->container));
-	ASSERT_EQ(0, ioctl(self->container, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU));
+	ASSERT_EQ(0, ioctl(*group, VFIO_GROUP_SET_CONTAINER, container));
+	ASSERT_EQ(0, ioctl(*container, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU));
 
-	self->device = ioctl(self->group, VFIO_GROUP_GET_DEVICE_FD, self->bdf);
-	ASSERT_LE(0, self->device) TH_LOG("GET_DEVICE_FD %s: %s", self->bdf, strerror(errno));
-	self->info.argsz = sizeof(self->info);
-	ASSERT_EQ(0, ioctl(self->device, VFIO_DEVICE_GET_INFO, &self->info));
+	*device = ioctl(*group, VFIO_GROUP_GET_DEVICE_FD, *bdf);
+	ASSERT_LE(0, *device) TH_LOG("GET_DEVICE_FD %s: %s", *bdf, strerror(errno));
+	info->argsz = sizeof(*info);
+	ASSERT_EQ(0, ioctl(*device, VFIO_DEVICE_GET_INFO, info));
+}
+
+static void close_function(int container, int group, int device)
+{
+	if (device >= 0)
+		close(device);
+	if (group >= 0)
+		close(group);
+	if (container >= 0)
+		close(container);
+}
+
+FIXTURE_SETUP(vf)
+{
+	open_function(_metadata, "EMUHBA_VF", &self->bdf, &self->container,
+		      &self->group, &self->device, &self->info);
 }
 
 FIXTURE_TEARDOWN(vf)
 {
-	if (self->device >= 0)
-		close(self->device);
-	if (self->group >= 0)
-		close(self->group);
-	if (self->container >= 0)
-		close(self->container);
+	close_function(self->container, self->group, self->device);
 }
 
 static uint64_t region_offset(struct __test_metadata *_metadata, int device,
@@ -340,6 +358,62 @@ TEST_F(vf, device_reset)
 {
 	EXPECT_EQ(0, ioctl(self->device, VFIO_DEVICE_RESET))
 		TH_LOG("VFIO_DEVICE_RESET: %s", strerror(errno));
+}
+
+FIXTURE(plain) {
+	const char *bdf;
+	int container;
+	int group;
+	int device;
+	struct vfio_device_info info;
+};
+
+FIXTURE_SETUP(plain)
+{
+	open_function(_metadata, "EMUHBA_PLAIN", &self->bdf, &self->container,
+		      &self->group, &self->device, &self->info);
+}
+
+FIXTURE_TEARDOWN(plain)
+{
+	close_function(self->container, self->group, self->device);
+}
+
+/* What QEMU's vfio-pci needs of any function: regions, BAR 0, config space. */
+TEST_F(plain, passthrough_works)
+{
+	uint64_t cfg, bar0, size;
+	uint32_t flags, cap_lo;
+
+	EXPECT_TRUE(self->info.flags & VFIO_DEVICE_FLAGS_PCI);
+	EXPECT_LE(VFIO_PCI_NUM_REGIONS, self->info.num_regions);
+	cfg = region_offset(_metadata, self->device, VFIO_PCI_CONFIG_REGION_INDEX,
+			    NULL, NULL);
+	EXPECT_EQ(0x010802, cfg_read(self->device, cfg, PCI_CLASS_REVISION, 4) >> 8);
+	bar0 = region_offset(_metadata, self->device, VFIO_PCI_BAR0_REGION_INDEX,
+			     &size, &flags);
+	ASSERT_LE(0x1000, size);
+	EXPECT_TRUE(flags & VFIO_REGION_INFO_FLAG_MMAP);
+	/* CAP.MQES is at least 1 on any controller (NVMe 2.0, 3.1.4.1). */
+	ASSERT_EQ(4, pread(self->device, &cap_lo, 4, bar0));
+	EXPECT_NE(0, cap_lo & 0xffff) TH_LOG("CAP reads 0x%x", cap_lo);
+	EXPECT_EQ(0, ioctl(self->device, VFIO_DEVICE_RESET))
+		TH_LOG("VFIO_DEVICE_RESET: %s", strerror(errno));
+}
+
+/* No migration: QEMU must see what it sees on vfio-pci and block it. */
+TEST_F(plain, no_migration)
+{
+	struct {
+		struct vfio_device_feature hdr;
+		struct vfio_device_feature_migration mig;
+	} f;
+
+	memset(&f, 0, sizeof(f));
+	f.hdr.argsz = sizeof(f);
+	f.hdr.flags = VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIGRATION;
+	EXPECT_EQ(-1, ioctl(self->device, VFIO_DEVICE_FEATURE, &f.hdr));
+	EXPECT_EQ(ENOTTY, errno);
 }
 
 TEST_HARNESS_MAIN

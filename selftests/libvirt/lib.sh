@@ -189,11 +189,8 @@ lv_alias_pick()
 # same kernel, initrd and command line, the VF and a serial port (a unix
 # socket, CONSOLE.con in $E2E_DIR) and nothing else. Without <acpi/>
 # libvirt gives QEMU "acpi=off", which plain QEMU does not have.
-# <driver model='emuhba'/>
-# names the variant driver: libvirt's modules.alias lookup does not match
-# emuhba's alias (lv_alias_pick) and would bind the VF to vfio-pci, whose
-# QEMU then refuses enable-migration=on ("VFIO migration is not supported
-# in kernel").
+# The hostdev names no driver model: libvirt finds emuhba in modules.alias
+# (lv_alias_pick), as it would on an admin's host after "make install".
 lv_domain_xml()
 {
 	local con=$1 vf=$2
@@ -221,7 +218,6 @@ lv_domain_xml()
 	    <emulator>/usr/bin/qemu-system-x86_64</emulator>
 	    <controller type='usb' model='none'/>
 	    <hostdev mode='subsystem' type='pci' managed='yes'>
-	      <driver name='vfio' model='emuhba'/>
 	      <source>
 	        $(lv_bdf_xml "$vf")
 	      </source>
