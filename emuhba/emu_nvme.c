@@ -506,12 +506,15 @@ void emu_nvme_irq_flush(struct emu_nvme_ctrl *ctrl)
 			continue;
 		if (v < 32 && (ctrl->st.regs.intms & EMU_BIT(v)))
 			continue;
-		/* The admin queue's vector is never coalesced (5.21.1.8). */
-		coalesce = v && !(ctrl->st.feat.ivc[v] & EMU_BIT(16)) &&
-			   (thr || time);
+		/*
+		 * The admin queue's vector is never coalesced (5.21.1.8). An
+		 * Aggregation Time of 0h "corresponds to no delay": the
+		 * threshold alone never holds an interrupt back, or a guest
+		 * waiting on fewer commands than the threshold would wait
+		 * for ever.
+		 */
+		coalesce = v && !(ctrl->st.feat.ivc[v] & EMU_BIT(16)) && time;
 		if (coalesce && vec->pending < thr + 1) {
-			if (!time)
-				continue;
 			if (!now)
 				now = ctrl->ops->now_ns(ctrl->host);
 			if (now - vec->first_ns < time)
