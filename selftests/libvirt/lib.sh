@@ -309,7 +309,9 @@ lv_migrate()
 	done > "$E2E_DIR/$tag.jobinfo") &
 	jpid=$!
 	echo "t_start=$(e2e_now_ms)"
-	out=$(lv_virsh "$s" migrate --live --p2p \
+	# LV_MIGRATE_ARGS: more virsh migrate options, e.g. --bandwidth MiB/s
+	# shellcheck disable=SC2086
+	out=$(lv_virsh "$s" migrate --live --p2p ${LV_MIGRATE_ARGS:-} \
 		--xml "$xml" --migrateuri "tcp:${E2E_ADDR[$t]}" \
 		"$LV_DOM" "qemu+tcp://${E2E_ADDR[$t]}/system" 2>&1)
 	rc=$?
