@@ -248,9 +248,10 @@ TEST_F(io, coalescing_threshold_exact)
 }
 
 /*
- * NVMe 2.0 5.27.1.8, Interrupt Coalescing: an Aggregation Time of 0h
- * "corresponds to no delay", so a threshold without a time holds nothing:
- * one completion, one interrupt, even with THR 255.
+ * Interrupt Coalescing (Set Features, FID 08h): an Aggregation Time of 0h
+ * "corresponds to no delay", so a threshold without a time holds nothing
+ * (one completion, one interrupt, even with THR 255); nor does a time with
+ * THR 0h (0's based: one entry).
  */
 TEST_F(io, coalescing_without_time_does_not_delay)
 {
@@ -268,6 +269,13 @@ TEST_F(io, coalescing_without_time_does_not_delay)
 	emu_nvme_poll(self->th.ctrl, 64);
 	EXPECT_EQ(1, (long)self->th.irqs[1]);
 	EXPECT_EQ(0, (long)emu_nvme_timer_ns(self->th.ctrl));
+	EXPECT_EQ(1, drv_reap(&self->d, 1));
+
+	ASSERT_EQ(0, drv_set_feature(&self->d, 0x08, 0xff00));
+	memset(self->th.irqs, 0, sizeof(self->th.irqs));
+	ASSERT_LE(0, drv_submit(&self->d, 1, sqe));
+	emu_nvme_poll(self->th.ctrl, 64);
+	EXPECT_EQ(1, (long)self->th.irqs[1]);
 	EXPECT_EQ(1, drv_reap(&self->d, 1));
 	EXPECT_EQ(0, self->d.errors);
 }
