@@ -1243,6 +1243,16 @@ int emu_nvme_takeover(struct emu_nvme_ctrl *ctrl,
 			(u64)-1);
 		return -EINVAL;
 	}
+	/*
+	 * The host's check before the switch does not cover the queues the
+	 * guest created between it and this moment: a queue the model cannot
+	 * hold would never be served.
+	 */
+	if (ctrl->nr_unrec) {
+		emu_msg(err, errlen, "queue", "created on the VF, not placeable",
+			ctrl->unrec_qid);
+		return -EINVAL;
+	}
 	for (qid = 0; qid < EMU_NVME_NR_Q; qid++) {
 		const struct emu_nvme_qpos *p = &pos->q[qid];
 

@@ -1358,6 +1358,19 @@ TEST(observer_refuses_unrecorded_queues)
 	EXPECT_EQ(-EINVAL, emu_nvme_check(c, err, sizeof(err)));
 	EXPECT_NE(NULL, strstr(err, "not placeable")) TH_LOG("%s", err);
 	EXPECT_NE(NULL, strstr(err, "200")) TH_LOG("%s", err);
+	/* A takeover that did not check first refuses as well, changing nothing. */
+	{
+		struct emu_nvme_positions pos;
+		struct emu_nvme_state before;
+
+		memset(&pos, 0, sizeof(pos));
+		memcpy(&before, emu_nvme_state(c), sizeof(before));
+		err[0] = 0;
+		EXPECT_EQ(-EINVAL, emu_nvme_takeover(c, &pos, err, sizeof(err)));
+		EXPECT_NE(NULL, strstr(err, "not placeable")) TH_LOG("%s", err);
+		EXPECT_EQ(0, memcmp(&before, emu_nvme_state(c), sizeof(before)));
+		EXPECT_EQ(EMU_NVME_MODE_OBSERVE, emu_nvme_get_mode(c));
+	}
 	/* The guest deletes them; a refused delete changes nothing. */
 	obs_cmd(c, 0x00, 4, 0, 1, 0, 0, 0, 0x0101, 0, NULL, 0);
 	EXPECT_EQ(-EINVAL, emu_nvme_check(c, err, sizeof(err)));
