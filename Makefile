@@ -104,12 +104,15 @@ check-vm: modules userspace selftests check-vm-only
 # The packaging suite installs the packages built here; should they not
 # build, that suite fails, the others still run.
 VM_DEBS := $(filter selftests/pkg/vm-suite,$(VM_SUITES))
+# The libvirt suite installs the module with depmod's output computed here.
+VM_DEPMOD := $(filter selftests/libvirt/vm-suite,$(VM_SUITES))
 
 # Every suite with its vm-options, then once more per line of its
 # vm-variants (scripts/vm-matrix names the runs: vm-kmod, vm-kmod-nodbbuf).
 check-vm-only:
 	@mkdir -p build/results
 	@$(if $(VM_DEBS),$(MAKE) -s debs || echo "# WARNING: make debs failed: vm-pkg will fail" >&2)
+	@$(if $(VM_DEPMOD),scripts/depmod-stage >/dev/null || echo "# WARNING: scripts/depmod-stage failed: vm-libvirt runs depmod -a itself" >&2)
 	@VM_VARIANTS="$(VM_VARIANTS)" scripts/run-vm-suites $(VM_JOBS) $(VM_TIMEOUT) $(VM_SUITES)
 
 check-vm-list:

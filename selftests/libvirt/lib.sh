@@ -38,11 +38,26 @@ declare -A LV_UUID=([a]=5a2f6c1e-0d1b-4c3e-9a51-00000000000a
 # test VM's writable overlay: libvirt finds a variant driver for a VF in
 # modules.alias (vfio_pci: aliases, which depmod writes from the id table's
 # override-only entries) and loads it with modprobe.
+# depmod -a reads every compressed module of the kernel: minutes under
+# TCG. scripts/depmod-stage (make check-vm-only runs it) computes the same
+# files with the same depmod on the build machine, for this very
+# emuhba.ko; without them, or for another build of the module, depmod -a
+# runs here. LV_DEPMOD says which.
 lv_install_module()
 {
-	local dst
-	dst=/lib/modules/$(uname -r)/updates
-	mkdir -p "$dst" && cp "$E2E_ROOT/emuhba.ko" "$dst/emuhba.ko" && depmod -a
+	local kver dst stage sum
+	kver=$(uname -r)
+	dst=/lib/modules/$kver
+	stage=$E2E_ROOT/build/depmod/$kver
+	mkdir -p "$dst/updates" && cp "$E2E_ROOT/emuhba.ko" "$dst/updates/emuhba.ko" || return 1
+	sum=$(sha256sum < "$E2E_ROOT/emuhba.ko" | cut -d' ' -f1)
+	if [ "$(cat "$stage/emuhba.ko.sha256" 2>/dev/null)" = "$sum" ]; then
+		LV_DEPMOD="depmod -b, on the build machine (scripts/depmod-stage)"
+		cp "$stage"/modules.* "$dst/"
+	else
+		LV_DEPMOD="depmod -a, here"
+		depmod -a
+	fi
 }
 
 # lv_hosts_up: e2e_hosts_up without the binding (libvirt binds the VFs, as
