@@ -81,7 +81,7 @@ static int grep_file(const char *path, const char *needle)
 	n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
 	buf[n > 0 ? n : 0] = 0;
-	return strstr(buf, needle) != NULL;
+	return !!strstr(buf, needle);
 }
 
 TEST(migrate_exit_9_destination_stays_emulated)
