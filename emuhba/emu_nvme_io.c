@@ -97,9 +97,13 @@ static u16 emu_prp(struct emu_xfer *x, const u8 *sqe)
 		for (i = 0; i < n && x->rem; i++) {
 			u64 e = emu_get_le64(ent + 8 * i);
 
-			/* The last entry of a list page chains to the next. */
+			/*
+			 * The last entry of a list page chains to the next;
+			 * like every entry but PRP1 and PRP2, at offset 0h.
+			 */
 			if (i == in_page - 1 && x->rem > mps) {
-				if ((e & 7) || ++chains > EMU_MAX_XFER / 4096)
+				if ((e & (mps - 1)) ||
+				    ++chains > EMU_MAX_XFER / 4096)
 					return EMU_SC_PRP_INVALID_OFFSET;
 				list = e;
 				break;

@@ -38,8 +38,8 @@ static void usage(FILE *f)
 "  storage cleanup [BDF]                 remove leftover copy objects\n"
 "\n"
 "Exit status: 0 ok, 1 failed, 2 usage, 3 emuhba not loaded, 4 not\n"
-"permitted, 5 no such device, 6 busy, 7 not supported, 8 not available\n"
-"in this version, 9 migrated but the destination stayed emulated.\n"
+"permitted, 5 no such device, 6 busy, 7 not supported, 9 migrated but\n"
+"the destination stayed emulated (8 is reserved).\n"
 "See hbamig(8).\n");
 }
 

@@ -16,7 +16,13 @@ enum hbamig_exit {
 	HBAMIG_EXIT_NODEV = 5,		/* no such adapter, device or VF */
 	HBAMIG_EXIT_BUSY = 6,		/* in use, or in the wrong mode */
 	HBAMIG_EXIT_NOTSUPP = 7,	/* the kernel or device cannot */
-	HBAMIG_EXIT_UNAVAIL = 8,	/* command not available in this version */
+	/*
+	 * Never returned: a command this build does not know is a usage
+	 * error (2), as it is to every older hbamig a script may meet, so
+	 * there is nothing for 8 to tell apart. Kept so that no other
+	 * meaning ever takes the value.
+	 */
+	HBAMIG_EXIT_UNAVAIL = 8,	/* reserved */
 	/* migrated, but the destination adapter did not return to direct */
 	HBAMIG_EXIT_DEST_EMULATED = 9,
 };

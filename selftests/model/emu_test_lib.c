@@ -388,8 +388,8 @@ void drv_set_prp(u8 *sqe, u64 prp1, u64 prp2)
 void drv_map_prp(struct drv *d, u8 *sqe, u64 iova, u32 len)
 {
 	u64 first = 4096 - (iova & 4095), p;
-	u32 n, i;
-	u64 list, *l;
+	u32 n, i, slot = 0;
+	u64 list, page, *l;
 
 	if (len <= first) {
 		drv_set_prp(sqe, iova, 0);
@@ -400,17 +400,23 @@ void drv_map_prp(struct drv *d, u8 *sqe, u64 iova, u32 len)
 		return;
 	}
 	n = (u32)((len - first + 4095) / 4096);
-	/* Lists chain when they exceed one page (511 entries + pointer). */
+	/*
+	 * The last slot of a list page chains to the next page only when
+	 * more than one entry is left (NVMe 2.0 §4.1.1): a page holds 512
+	 * entries when they are the last, 511 and the chain otherwise.
+	 */
 	list = th_alloc(d->th, ((n / 511) + 1) * 4096, 4096);
-	l = th_ptr(d->th, list);
+	page = list;
+	l = th_ptr(d->th, page);
 	p = iova + first;
 	for (i = 0; i < n; i++) {
-		if (i && i % 511 == 0 && i < n) {
-			/* last slot of the page points to the next */
-			emu_put_le64(&l[(i / 511) * 512 - 1],
-				     list + (i / 511) * 4096);
+		if (slot == 511 && n - i > 1) {
+			emu_put_le64(&l[511], page + 4096);
+			page += 4096;
+			l = th_ptr(d->th, page);
+			slot = 0;
 		}
-		emu_put_le64(&l[(i / 511) * 512 + i % 511], p);
+		emu_put_le64(&l[slot++], p);
 		p += 4096;
 	}
 	drv_set_prp(sqe, iova, list);

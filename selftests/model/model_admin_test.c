@@ -626,6 +626,177 @@ TEST_F(adm, large_chained_prp_list)
 	EXPECT_EQ(0, memcmp(m, self->th.disk + 100 * 4096, 128 * 4096));
 }
 
+/*
+ * PRP lists that end at the last slot of a list page. NVMe 2.0 §4.1.1: the
+ * last entry of a list page points to the next list page only when more
+ * than one entry is still needed; when exactly one is, that slot is data.
+ * An entry that is neither the first PRP entry nor the list pointer in the
+ * command has a page offset of 0h, else Invalid PRP Offset (13h); memory
+ * the controller cannot reach is a Data Transfer Error (04h). MDTS 10
+ * (4 MiB at 4 KiB pages) lets one command fill a whole list page.
+ */
+#define PG 4096ULL
+#define FULL (1 + 512)		/* PRP1 and one full list page */
+
+struct prp {
+	struct th th;
+	struct drv d;
+	u64 src, back, l1, l2;
+	u8 *m;
+};
+
+static int prp_start(struct prp *t)
+{
+	static u8 page[4096];
+	const struct emu_nvme_state *st;
+	u32 i;
+
+	th_init(&t->th, th_seed(0x9e9));
+	th_new_ctrl(&t->th);
+	th_load_identity(&t->th, 12, 2048, 16);
+	st = emu_nvme_state(t->th.ctrl);
+	for (i = 0; i < EMU_NVME_MAX_IDPAGES; i++)
+		if (st->id.pages[i].valid && st->id.pages[i].cns == 1)
+			memcpy(page, st->id.pages[i].data, sizeof(page));
+	page[77] = 10;
+	if (emu_nvme_load_identify(t->th.ctrl, 1, 0, 0, 1, page))
+		return -1;
+	emu_nvme_start_disabled(t->th.ctrl);
+	memset(&t->d, 0, sizeof(t->d));
+	t->d.th = &t->th;
+	if (drv_enable(&t->d, 32) || drv_bringup(&t->d, 1, 64, 0, 1))
+		return -1;
+	t->src = th_alloc(&t->th, (FULL + 1) * PG, PG);
+	t->back = th_alloc(&t->th, (FULL + 1) * PG, PG);
+	t->l1 = th_alloc(&t->th, PG, PG);
+	t->l2 = th_alloc(&t->th, PG, PG);
+	t->m = th_ptr(&t->th, t->src);
+	for (i = 0; i < (FULL + 1) * PG; i++)
+		t->m[i] = (u8)(i * 13 + (i >> 12) * 101 + 1);
+	return 0;
+}
+
+static void prp_ent(struct prp *t, u64 list, u32 slot, u64 v)
+{
+	emu_put_le64(th_ptr(&t->th, list + 8 * slot), v);
+}
+
+/* One command of npg 4 KiB blocks at LBA 64, PRP1 at the base. */
+static int prp_io(struct prp *t, u8 opc, u64 base, u64 prp2, u32 npg)
+{
+	u8 sqe[64];
+
+	drv_sqe(sqe, opc, 1);
+	drv_set_dw(sqe, 10, 64);
+	drv_set_dw(sqe, 12, npg - 1);
+	drv_set_prp(sqe, base, prp2);
+	return io(&t->d, 1, sqe);
+}
+
+/* Transfer page k of the read-back lands at this page: scattered. */
+static u64 prp_back(struct prp *t, u32 k)
+{
+	return t->back + PG * ((k * 7) % FULL);
+}
+
+TEST(prp_list_last_slot_is_data_when_the_page_is_full)
+{
+	static struct prp t;
+	u8 sqe[64];
+	u32 k;
+
+	ASSERT_EQ(0, prp_start(&t));
+	/* Write: slots 0..511 of one list page are all data, slot 511 too. */
+	for (k = 1; k < FULL; k++)
+		prp_ent(&t, t.l1, k - 1, t.src + PG * k);
+	EXPECT_EQ(0, prp_io(&t, 0x01, t.src, t.l1, FULL));
+	EXPECT_EQ(0, memcmp(t.m, t.th.disk + 64 * PG, FULL * PG));
+	/* Read back through a list whose pages are out of order. */
+	for (k = 1; k < FULL; k++)
+		prp_ent(&t, t.l2, k - 1, prp_back(&t, k));
+	EXPECT_EQ(0, prp_io(&t, 0x02, prp_back(&t, 0), t.l2, FULL));
+	for (k = 0; k < FULL; k++)
+		EXPECT_EQ(0, memcmp(t.m + PG * k, th_ptr(&t.th, prp_back(&t, k)), PG)) {
+			TH_LOG("transfer page %u (list slot %u) misplaced", k, k - 1);
+		}
+	/* The test driver's own mapping of this size agrees. */
+	memset(th_ptr(&t.th, t.back), 0, FULL * PG);
+	drv_sqe(sqe, 0x02, 1);
+	drv_set_dw(sqe, 10, 64);
+	drv_set_dw(sqe, 12, FULL - 1);
+	drv_map_prp(&t.d, sqe, t.back, FULL * PG);
+	EXPECT_EQ(0, io(&t.d, 1, sqe));
+	EXPECT_EQ(0, memcmp(t.m, th_ptr(&t.th, t.back), FULL * PG));
+	EXPECT_EQ(0, t.d.errors);
+	th_fini(&t.th);
+}
+
+TEST(prp_list_last_slot_chains_when_two_entries_remain)
+{
+	static struct prp t;
+	u8 sqe[64];
+	u32 k;
+
+	ASSERT_EQ(0, prp_start(&t));
+	/* FULL + 1 pages: 511 data slots, the chain, two slots after it. */
+	for (k = 1; k < FULL - 1; k++)
+		prp_ent(&t, t.l1, k - 1, t.src + PG * k);
+	prp_ent(&t, t.l1, 511, t.l2);
+	prp_ent(&t, t.l2, 0, t.src + PG * (FULL - 1));
+	prp_ent(&t, t.l2, 1, t.src + PG * FULL);
+	/* Entries past the transfer are never used, whatever they hold. */
+	prp_ent(&t, t.l2, 2, 0x3);
+	EXPECT_EQ(0, prp_io(&t, 0x01, t.src, t.l1, FULL + 1));
+	EXPECT_EQ(0, memcmp(t.m, t.th.disk + 64 * PG, (FULL + 1) * PG));
+	drv_sqe(sqe, 0x02, 1);
+	drv_set_dw(sqe, 10, 64);
+	drv_set_dw(sqe, 12, FULL);
+	drv_map_prp(&t.d, sqe, t.back, (FULL + 1) * PG);
+	EXPECT_EQ(0, io(&t.d, 1, sqe));
+	EXPECT_EQ(0, memcmp(t.m, th_ptr(&t.th, t.back), (FULL + 1) * PG));
+	EXPECT_EQ(0, t.d.errors);
+	th_fini(&t.th);
+}
+
+TEST(prp_list_last_slot_misuse)
+{
+	static struct prp t;
+	u8 *l2;
+	u32 k;
+
+	ASSERT_EQ(0, prp_start(&t));
+	l2 = th_ptr(&t.th, t.l2);
+	for (k = 1; k < FULL - 1; k++)
+		prp_ent(&t, t.l1, k - 1, t.src + PG * k);
+	/* A chain pointer with an offset: 13h, nothing written. */
+	memset(t.th.disk + 64 * PG, 0, (FULL + 1) * PG);
+	prp_ent(&t, t.l1, 511, t.l2 + 8);
+	prp_ent(&t, t.l2, 1, t.src + PG * (FULL - 1));
+	prp_ent(&t, t.l2, 2, t.src + PG * FULL);
+	EXPECT_EQ(DNR | 0x13, prp_io(&t, 0x01, t.src, t.l1, FULL + 1));
+	/* A chain pointer to memory the controller cannot reach: 04h. */
+	prp_ent(&t, t.l1, 511, 0x1000);
+	EXPECT_EQ(DNR | 0x04, prp_io(&t, 0x01, t.src, t.l1, FULL + 1));
+	/* A data pointer in the last slot that cannot be reached: 04h. */
+	EXPECT_EQ(DNR | 0x04, prp_io(&t, 0x01, t.src, t.l1, FULL));
+	/* ... or with an offset: 13h. */
+	prp_ent(&t, t.l1, 511, t.src + PG * (FULL - 1) + 512);
+	EXPECT_EQ(DNR | 0x13, prp_io(&t, 0x01, t.src, t.l1, FULL));
+	/*
+	 * A list that chains where exactly one entry remains runs past the
+	 * transfer: the controller takes the last slot as data, as the spec
+	 * says, so a read lands in the would-be next list page.
+	 */
+	prp_ent(&t, t.l1, 511, t.src + PG * (FULL - 1));
+	ASSERT_EQ(0, prp_io(&t, 0x01, t.src, t.l1, FULL));
+	prp_ent(&t, t.l1, 511, t.l2);
+	prp_ent(&t, t.l2, 0, t.back);
+	EXPECT_EQ(0, prp_io(&t, 0x02, t.src, t.l1, FULL));
+	EXPECT_EQ(0, memcmp(l2, t.m + PG * (FULL - 1), PG));
+	EXPECT_EQ(0, t.d.errors);
+	th_fini(&t.th);
+}
+
 TEST_F(adm, backend_errors_and_compare)
 {
 	struct drv *d = &self->d;
