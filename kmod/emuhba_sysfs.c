@@ -178,6 +178,7 @@ static bool emuhba_group_visible(struct kobject *kobj)
 {
 	return !emuhba_is_plain(kobj_to_dev(kobj));
 }
+
 DEFINE_SIMPLE_SYSFS_GROUP_VISIBLE(emuhba);
 
 static const struct attribute_group emuhba_attr_group = {
