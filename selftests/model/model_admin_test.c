@@ -336,6 +336,7 @@ TEST_F(adm, async_events)
 	struct drv *d = &self->d;
 	u64 p = self->page;
 	u8 sqe[64];
+	u32 dw0;
 	int i;
 
 	ASSERT_EQ(1, d->aer_outstanding);
@@ -380,8 +381,14 @@ TEST_F(adm, async_events)
 	emu_nvme_poll(self->th.ctrl, 16);
 	drv_reap(d, 0);
 	EXPECT_EQ(DNR | 0x105, d->q[0].cmd[904].status);
-	/* Abort cannot recall, Keep Alive is accepted. */
-	EXPECT_EQ(0, adm(d, 0x08, 0, 1, 0, 0, NULL));
+	/*
+	 * Abort cannot recall a backend request: success, with Dword 0 bit 0
+	 * set, the Abort command's "command not aborted" (NVMe Base, Abort
+	 * command, completion queue entry Dword 0).
+	 */
+	dw0 = 0;
+	EXPECT_EQ(0, adm(d, 0x08, 0, (5U << 16) | 1, 0, 0, &dw0));
+	EXPECT_EQ(1, dw0 & 1);
 	EXPECT_EQ(0, adm(d, 0x18, 0, 0, 0, 0, NULL));
 	EXPECT_EQ(DNR | 0x02, adm(d, 0x7c, 0, 0, 0, 0, NULL));
 }
@@ -1091,6 +1098,57 @@ TEST(transfer_limit_of_a_gibibyte)
  * Namespace Identification Descriptor list (CNS 03h): each descriptor's
  * NIDL is fixed by its type (NVMe 2.0: EUI64 8, NGUID 16, UUID 16, CSI 1).
  */
+/*
+ * A namespace the model cannot serve: metadata in the LBA format (a second
+ * data stream the model lacks), or LBAs above 64 KiB. Every I/O command but
+ * Flush is refused with Invalid Namespace or Format (0Bh), and nothing
+ * reaches the backend.
+ */
+TEST(unusable_namespace_formats_refused)
+{
+	static const struct { u16 ms; u8 lbads; } fmt[] = {
+		{ 8, 12 }, { 64, 9 }, { 0, 17 },
+	};
+	unsigned int f;
+
+	for (f = 0; f < sizeof(fmt) / sizeof(fmt[0]); f++) {
+		static const u8 opcs[] = { 0x01, 0x02, 0x05, 0x08, 0x09 };
+		struct th th;
+		struct drv d;
+		u8 page[4096], sqe[64];
+		unsigned int i;
+		u64 buf;
+
+		th_init(&th, th_seed(0x3d + f));
+		th_new_ctrl(&th);
+		th_load_identity(&th, 12, 2048, 16);
+		th_idns_page(page, fmt[f].lbads);
+		emu_put_le16(page + 128, fmt[f].ms);
+		emu_nvme_load_identify(th.ctrl, 0, 0, 1, 1, page);
+		emu_nvme_start_disabled(th.ctrl);
+		memset(&d, 0, sizeof(d));
+		d.th = &th;
+		ASSERT_EQ(0, drv_enable(&d, 32));
+		ASSERT_EQ(0, drv_bringup(&d, 1, 64, 0, 1));
+		buf = th_alloc(&th, 65536, 4096);
+		for (i = 0; i < sizeof(opcs); i++) {
+			drv_sqe(sqe, opcs[i], 1);
+			drv_set_prp(sqe, buf, 0);
+			if (opcs[i] == 0x09)
+				drv_set_dw(sqe, 11, 1 << 2);	/* deallocate */
+			EXPECT_EQ(DNR | 0x0b, io(&d, 1, sqe)) {
+				TH_LOG("ms %u lbads %u opcode 0x%02x", fmt[f].ms,
+				       fmt[f].lbads, opcs[i]);
+			}
+		}
+		EXPECT_EQ(0, (long)th.npend);
+		/* Flush names no data: it completes. */
+		drv_sqe(sqe, 0x00, 1);
+		EXPECT_EQ(0, io(&d, 1, sqe));
+		th_fini(&th);
+	}
+}
+
 TEST_F(adm, ns_id_descriptor_lengths)
 {
 	static const u8 want[5] = { 0, 8, 16, 16, 1 };
