@@ -1112,7 +1112,7 @@ static int drain(struct mvmm *vm, uint64_t deadline)
 int mvmm_read_back(struct mvmm *vm, bool allow_uncertain,
 		   struct mvmm_readback *rb)
 {
-	uint64_t lba = 0, deadline = now_ms() + 120000;
+	uint64_t lba = 0, t0 = now_ms(), deadline = t0 + 120000;
 	int qi, ret, qd = MVMM_QDEPTH / 2, open = 0;
 
 	memset(rb, 0, sizeof(*rb));
@@ -1156,6 +1156,7 @@ int mvmm_read_back(struct mvmm *vm, bool allow_uncertain,
 			wait_any(vm, 10);
 	}
 	vm->rb = NULL;
+	rb->ms = now_ms() - t0;
 	if (rb->bad)
 		return -EIO;
 	return vm->cqe_bad ? -EPROTO : 0;

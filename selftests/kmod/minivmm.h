@@ -263,6 +263,7 @@ struct mvmm_readback {
 	uint64_t uncertain;	/* holding an acceptable generation */
 	uint64_t unreadable;	/* uncertain, never written successfully, unreadable */
 	uint64_t bad;		/* wrong contents or read error */
+	uint64_t ms;		/* how long it took */
 };
 
 /*
@@ -295,8 +296,9 @@ int mvmm_read_back(struct mvmm *vm, bool allow_uncertain,
 	EXPECT_EQ(0, __rb.bad);						\
 	EXPECT_LT(0, __rb.lbas) TH_LOG("nothing to read back");	\
 	EXPECT_EQ(0, (vm)->cqe_bad) TH_LOG("%s", (vm)->cqe_bad_why);	\
-	TH_LOG("read back %llu LBAs on %s: %llu exact, %llu uncertain (%llu of them unreadable), %llu wrong; %llu completions checked for SQID and SQHD, %llu with one SQHD right, %llu wrong", \
+	TH_LOG("read back %llu LBAs on %s in %llu ms: %llu exact, %llu uncertain (%llu of them unreadable), %llu wrong; %llu completions checked for SQID and SQHD, %llu with one SQHD right, %llu wrong", \
 	       (unsigned long long)__rb.lbas, (vm)->bdf,		\
+	       (unsigned long long)__rb.ms,				\
 	       (unsigned long long)__rb.exact,				\
 	       (unsigned long long)__rb.uncertain,			\
 	       (unsigned long long)__rb.unreadable,			\
