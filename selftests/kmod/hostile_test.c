@@ -335,6 +335,8 @@ TEST_F_TIMEOUT(stream, stop_copy_fails_device_runs_on, 600)
 	TH_LOG("%d toggles of shadow doorbells, %llu bytes of stable images; PRECOPY_INFO: %s",
 	       toggles, (unsigned long long)info.dirty_bytes, strerror(errno));
 	ASSERT_GT(40000, toggles) TH_LOG("the stream never reached its bound");
+	/* Each re-initialisation's admin commands, and nothing else, ran. */
+	MVMM_EXPECT_CQES_EXACT(&vm);
 	ASSERT_EQ(0, mvmm_io_run(&vm, 100, 4));
 	ASSERT_EQ(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_PRE_COPY_P2P, NULL));
 	EXPECT_NE(0, mvmm_set_mig_state(&vm, VFIO_DEVICE_STATE_STOP_COPY, NULL));
