@@ -88,6 +88,7 @@ TEST_F(direct, zero_traps_per_io)
 	EXPECT_EQ(0, self->vm.duplicates);
 	EXPECT_EQ(before, after) TH_LOG("%lld register traps during 2000 I/Os",
 					after - before);
+	MVMM_EXPECT_READ_BACK(&self->vm);
 }
 
 TEST_F(direct, registers_trap)
@@ -129,6 +130,7 @@ TEST_F(direct, observer_learns_queue_table)
 		 self->vm.dbbuf, (unsigned long long)self->vm.dbs_iova,
 		 (unsigned long long)self->vm.eis_iova);
 	EXPECT_NE(NULL, strstr(self->state, line)) TH_LOG("missing: %s", line);
+	MVMM_EXPECT_CQES_EXACT(&self->vm);
 }
 
 TEST_F(direct, reset_forgets_queues)

@@ -109,6 +109,7 @@ static void expect_clean(struct __test_metadata *_metadata, struct mvmm *vm)
 	EXPECT_EQ(0, vm->errors);
 	EXPECT_EQ(0, vm->mismatches);
 	EXPECT_EQ(0, vm->duplicates);
+	MVMM_EXPECT_READ_BACK(vm);
 }
 
 static void refused_migration(struct __test_metadata *_metadata,
@@ -242,6 +243,8 @@ TEST_F_TIMEOUT(fault, backend_errors_reach_the_guest, 300)
 	ASSERT_EQ(0, hbamig(cmd));
 	snprintf(cmd, sizeof(cmd), "switch %s emulated", self->a);
 	ASSERT_EQ(0, hbamig(cmd));
+	/* Another disk: what was written before is not on it. */
+	mvmm_io_forget(&self->vm);
 
 	EXPECT_EQ(0, mvmm_io_run(&self->vm, 400, 16));
 	EXPECT_EQ(before + 400, self->vm.completions)
@@ -251,6 +254,13 @@ TEST_F_TIMEOUT(fault, backend_errors_reach_the_guest, 300)
 	EXPECT_EQ(0, self->vm.duplicates);
 	TH_LOG("%llu of 400 commands failed with an NVMe status",
 	       (unsigned long long)self->vm.errors);
+	/*
+	 * What succeeded reads back exactly; a block whose write failed
+	 * holds the old or the new contents (or cannot be read, if no write
+	 * of it ever succeeded).
+	 */
+	EXPECT_EQ(0, self->vm.mismatches);
+	MVMM_EXPECT_READ_BACK_UNCERTAIN(&self->vm);
 
 	/* Back to the real namespace for whoever comes next. */
 	mvmm_close(&self->vm);

@@ -314,6 +314,7 @@ TEST_F_TIMEOUT(fuzz, random_misuse_then_fresh_user, 1500)
 	ASSERT_EQ(0, mvmm_io_run(&vm, 200, 8));
 	EXPECT_EQ(0, vm.mismatches);
 	EXPECT_EQ(0, vm.errors);
+	MVMM_EXPECT_READ_BACK(&vm);
 	mvmm_close(&vm);
 	EXPECT_EQ(0, mvmm_emul_threads());
 }

@@ -93,6 +93,7 @@ TEST_F_TIMEOUT(mig, a_to_b_and_back_with_io_in_flight, 900)
 	       (unsigned long long)self->vm.completions,
 	       (unsigned long long)state_bytes, max_dirty,
 	       (unsigned long long)worst.downtime_ms);
+	MVMM_EXPECT_READ_BACK(&self->vm);
 }
 
 TEST_HARNESS_MAIN

@@ -53,6 +53,9 @@
 
 #define BLOCK_MAGIC	0x6d766d6du	/* "mvmm" */
 
+/* The per-slot records of struct mvmm_queue serve the admin queue too. */
+_Static_assert(MVMM_ADMIN_Q <= MVMM_QDEPTH, "admin queue deeper than the slot records");
+
 static uint64_t now_ms(void)
 {
 	struct timespec ts;
@@ -357,6 +360,8 @@ void mvmm_close(struct mvmm *vm)
 		munmap(vm->mem, vm->mem_size);
 	free(vm->gen);
 	vm->gen = NULL;
+	free(vm->ok_gen);
+	vm->ok_gen = NULL;
 	free(vm->gdirty);
 	vm->gdirty = NULL;
 }
@@ -427,6 +432,8 @@ static void ring(struct mvmm *vm, uint16_t qid, bool cq, uint16_t value)
 
 static void submit(struct mvmm *vm, struct mvmm_queue *q, const uint8_t *sqe)
 {
+	q->slot_cid[q->sq_tail] = get16(sqe + 2);
+	q->slot_out[q->sq_tail] = true;
 	memcpy(q->sq + (size_t)q->sq_tail * 64, sqe, 64);
 	guest_dirty(vm, q->sq + (size_t)q->sq_tail * 64, 64);
 	q->sq_tail = (q->sq_tail + 1) % q->depth;
@@ -445,13 +452,71 @@ static uint8_t *cq_peek(struct mvmm_queue *q)
 	return cqe;
 }
 
-static void cq_pop(struct mvmm *vm, struct mvmm_queue *q)
+/*
+ * The completion entry at q's CQ head names q (SQ Identifier) and says
+ * where the controller's fetching stood when it posted it (SQ Head
+ * Pointer, NVMe base spec 2.0 sections 3.3.1 and 4.2.4): past the
+ * command's own slot, as the controller fetched it, never behind the last
+ * SQHD (it fetches in order), never past the tail the guest rang. Counted
+ * as "backs" from the tail: the entry's SQHD may lag the tail no more than
+ * the last SQHD did, nor more than the slot after the command's. With the
+ * newest command the one completing, one value only is right. 0, or
+ * -EPROTO for a wrong entry (recorded in vm, the first few printed).
+ */
+static int cqe_check(struct mvmm *vm, struct mvmm_queue *q)
 {
+	const uint8_t *cqe = q->cq + (size_t)q->cq_head * 16;
+	uint16_t sqhd = get16(cqe + 8), sqid = get16(cqe + 10);
+	uint16_t cid = get16(cqe + 12), d = q->depth, tail = q->sq_tail;
+	uint16_t most = (uint16_t)(tail - q->sq_head + d) % d, back;
+	int i, slot = -1;
+	char why[sizeof(vm->cqe_bad_why)];
+
+	/* The oldest command out with that CID: the ring from the tail on. */
+	for (i = 0; i < d; i++) {
+		uint16_t s = (tail + i) % d;
+
+		if (q->slot_out[s] && q->slot_cid[s] == cid) {
+			slot = s;
+			break;
+		}
+	}
+	if (slot >= 0) {
+		back = (uint16_t)(tail - (slot + 1) + d) % d;
+		if (back < most)
+			most = back;
+		q->slot_out[slot] = false;
+	}
+	vm->cqe_checked++;
+	if (!most)
+		vm->cqe_exact++;
+	back = (uint16_t)(tail - sqhd + d) % d;
+	if (sqid == q->qid && sqhd < d && back <= most) {
+		q->sq_head = sqhd;
+		return 0;
+	}
+	snprintf(why, sizeof(why),
+		 "queue %u: completion of CID %u (SQ slot %d, status 0x%x) has SQID %u, SQHD %u; want SQID %u, SQHD from %u to tail %u (last SQHD %u)",
+		 q->qid, cid, slot, get16(cqe + 14) >> 1, sqid, sqhd, q->qid,
+		 (uint16_t)(tail - most + d) % d, tail, q->sq_head);
+	if (!vm->cqe_bad++)
+		memcpy(vm->cqe_bad_why, why, sizeof(why));
+	if (vm->cqe_bad <= 5)
+		fprintf(stderr, "# %s: %s\n", vm->bdf, why);
+	return -EPROTO;
+}
+
+/* Consume the completion at q's CQ head: 0, or -EPROTO (cqe_check()). */
+static int cq_pop(struct mvmm *vm, struct mvmm_queue *q)
+{
+	int ret = cqe_check(vm, q);
+
 	if (++q->cq_head == q->depth) {
 		q->cq_head = 0;
 		q->phase ^= 1;
 	}
 	ring(vm, q->qid, true, q->cq_head);
+	return ret;
 }
 
 /* Wait for the queue's interrupt (or poll when it has none). */
@@ -501,6 +566,7 @@ int mvmm_admin(struct mvmm *vm, uint8_t *sqe, uint32_t *result)
 	uint16_t cid = q->next_cid++ & 0x7fff;
 	uint8_t *cqe;
 	uint16_t status;
+	int bad;
 
 	/* The AER's CID must never be reused by another admin command. */
 	if (cid == vm->aer_cid && vm->aer_cid)
@@ -514,9 +580,9 @@ int mvmm_admin(struct mvmm *vm, uint8_t *sqe, uint32_t *result)
 			status = get16(cqe + 14) >> 1;
 			if (c == cid && result)
 				*result = get32(cqe);
-			cq_pop(vm, q);
+			bad = cq_pop(vm, q);
 			if (c == cid)
-				return status;
+				return bad ? bad : status;
 			/* An AER completion: a real driver would re-arm it. */
 		}
 		if (now_ms() > deadline)
@@ -583,12 +649,13 @@ int mvmm_identify(struct mvmm *vm, uint8_t cns, uint32_t nsid,
 			continue;
 		while ((cqe = cq_peek(q))) {
 			uint16_t c = get16(cqe + 12);
+			int bad;
 
 			status = get16(cqe + 14) >> 1;
-			cq_pop(vm, q);
+			bad = cq_pop(vm, q);
 			if (c == cid) {
 				memcpy(out, buf + offset, PAGE);
-				return status;
+				return bad ? bad : status;
 			}
 		}
 	}
@@ -830,12 +897,84 @@ static void fill_block(uint8_t *b, size_t len, uint64_t lba, uint32_t gen)
 	put32(b + 16, crc32(b + 20, len - 20));
 }
 
-static bool check_block(const uint8_t *b, size_t len, uint64_t lba, uint32_t gen)
+/*
+ * The generation a block read from lba holds, or 0 with why set when it
+ * is no intact block of that LBA.
+ */
+static uint32_t block_gen(const uint8_t *b, size_t len, uint64_t lba,
+			  const char **why)
 {
-	if (!gen)	/* never written: anything goes */
-		return true;
-	return get32(b) == BLOCK_MAGIC && get64(b + 4) == lba &&
-	       get32(b + 12) == gen && get32(b + 16) == crc32(b + 20, len - 20);
+	*why = NULL;
+	if (get32(b) != BLOCK_MAGIC)
+		*why = "no block header";
+	else if (get64(b + 4) != lba)
+		*why = "another LBA's block";
+	else if (get32(b + 16) != crc32(b + 20, len - 20))
+		*why = "a block whose CRC does not match";
+	else if (!get32(b + 12))
+		*why = "generation 0";
+	return *why ? 0 : get32(b + 12);
+}
+
+/*
+ * Check a read of lba (index from lba_base) that completed with status
+ * into b. An LBA never written may hold anything. Otherwise it must hold
+ * the last write's generation when that write succeeded; when it failed
+ * or was aborted by a reset (ok_gen behind gen), any generation from the
+ * last successful write's on, or, before any succeeded, anything.
+ * During a read-back (vm->rb) the result is counted there, and a failed
+ * read is a difference unless the LBA never took a write successfully.
+ */
+static void check_read(struct mvmm *vm, uint64_t lba, uint16_t status,
+		       const uint8_t *b)
+{
+	struct mvmm_readback *rb = vm->rb;
+	uint32_t want = vm->gen[lba], ok = vm->ok_gen[lba], found = 0;
+	bool uncertain = ok != want, pass;
+	const char *why = "read failed";
+
+	if (!want)
+		return;
+	if (rb)
+		rb->lbas++;
+	if (status) {
+		/* Counted in vm->errors; a read-back also counts it here. */
+		if (!rb)
+			return;
+		pass = uncertain && !ok && rb->allow_uncertain;
+		if (pass) {
+			rb->uncertain++;
+			rb->unreadable++;
+			return;
+		}
+	} else {
+		found = block_gen(b, (size_t)1 << vm->lba_shift,
+				  vm->lba_base + lba, &why);
+		if (found == want && !uncertain) {
+			if (rb)
+				rb->exact++;
+			return;
+		}
+		pass = uncertain && (!ok || (found >= ok && found <= want)) &&
+		       (!rb || rb->allow_uncertain);
+		if (pass) {
+			if (rb)
+				rb->uncertain++;
+			return;
+		}
+		if (found == want)
+			why = "the last write did not succeed";
+	}
+	if (rb)
+		rb->bad++;
+	else
+		vm->mismatches++;
+	if ((rb ? rb->bad : vm->mismatches) <= 10)
+		fprintf(stderr,
+			"# %s%s: LBA %llu: want generation %u (last successful write %u), found %u (%s; status 0x%x)\n",
+			vm->bdf, rb ? " read-back" : "",
+			(unsigned long long)(vm->lba_base + lba), want, ok,
+			found, why ? why : "another generation", status);
 }
 
 /* busy[] holds lba + 1 with bit 63 set for a read. */
@@ -846,7 +985,6 @@ static void complete_one(struct mvmm *vm, int qi, const uint8_t *cqe)
 	struct mvmm_queue *q = &vm->ioq[qi];
 	uint16_t cid = get16(cqe + 12);
 	uint16_t status = get16(cqe + 14) >> 1;
-	size_t bs = (size_t)1 << vm->lba_shift;
 	uint64_t lba, lat;
 	bool read;
 	int c;
@@ -868,9 +1006,11 @@ static void complete_one(struct mvmm *vm, int qi, const uint8_t *cqe)
 	}
 	if (status)
 		vm->errors++;
-	else if (q->busy[cid] & BUSY_READ &&
-		 !check_block(slot_buf(vm, qi, cid), bs, lba, vm->gen[lba]))
-		vm->mismatches++;
+	if (read)
+		check_read(vm, lba, status, slot_buf(vm, qi, cid));
+	else if (!status)
+		/* No other command of lba was out: gen[] is this write's. */
+		vm->ok_gen[lba] = vm->gen[lba];
 	q->busy[cid] = 0;
 	q->nr_busy--;
 	vm->completions++;
@@ -879,14 +1019,18 @@ static void complete_one(struct mvmm *vm, int qi, const uint8_t *cqe)
 /* The reference generations, for nr_lbas (at most 4096) blocks. */
 static int ensure_gen(struct mvmm *vm)
 {
-	uint64_t max = vm->nsze < 4096 ? vm->nsze : 4096;
+	uint64_t max;
 
 	if (vm->gen)
 		return 0;
+	if (vm->lba_base >= vm->nsze)
+		return -EINVAL;
+	max = vm->nsze - vm->lba_base < 4096 ? vm->nsze - vm->lba_base : 4096;
 	if (!vm->nr_lbas || vm->nr_lbas > max)
 		vm->nr_lbas = max;
 	vm->gen = calloc(vm->nr_lbas, sizeof(*vm->gen));
-	return vm->gen ? 0 : -ENOMEM;
+	vm->ok_gen = calloc(vm->nr_lbas, sizeof(*vm->ok_gen));
+	return vm->gen && vm->ok_gen ? 0 : -ENOMEM;
 }
 
 static int reap(struct mvmm *vm, int qi)
@@ -927,7 +1071,8 @@ static void io_submit(struct mvmm *vm, int qi, uint64_t lba, bool read)
 	for (cid = 0; q->busy[cid]; cid++)
 		;
 	if (!read)
-		fill_block(slot_buf(vm, qi, cid), bs, lba, ++vm->gen[lba]);
+		fill_block(slot_buf(vm, qi, cid), bs, vm->lba_base + lba,
+			   ++vm->gen[lba]);
 	else
 		memset(slot_buf(vm, qi, cid), 0, bs);
 	guest_dirty(vm, slot_buf(vm, qi, cid), bs);
@@ -940,7 +1085,7 @@ static void io_submit(struct mvmm *vm, int qi, uint64_t lba, bool read)
 	put16(sqe + 2, cid);
 	put32(sqe + 4, vm->nsid);
 	put64(sqe + 24, slot_iova(vm, qi, cid));
-	put64(sqe + 40, lba);
+	put64(sqe + 40, vm->lba_base + lba);
 	put32(sqe + 48, 0);	/* one block */
 	submit(vm, q, sqe);
 }
@@ -957,11 +1102,64 @@ static int drain(struct mvmm *vm, uint64_t deadline)
 			busy += vm->ioq[qi].nr_busy;
 		}
 		if (!busy)
-			return 0;
+			return vm->cqe_bad ? -EPROTO : 0;
 		if (now_ms() > deadline)
 			return -ETIMEDOUT;
 		wait_any(vm, 10);
 	}
+}
+
+int mvmm_read_back(struct mvmm *vm, bool allow_uncertain,
+		   struct mvmm_readback *rb)
+{
+	uint64_t lba = 0, t0 = now_ms(), deadline = t0 + 120000;
+	int qi, ret, qd = MVMM_QDEPTH / 2, open = 0;
+
+	memset(rb, 0, sizeof(*rb));
+	rb->allow_uncertain = allow_uncertain;
+	if (!vm->gen)
+		return 0;	/* nothing written; the caller sees lbas 0 */
+	ret = drain(vm, now_ms() + 60000);
+	if (ret && ret != -EPROTO)
+		return ret;
+	for (qi = 0; qi < vm->nr_ioq; qi++)
+		open += !vm->ioq[qi].hold;
+	if (!open)
+		return -EINVAL;
+	vm->rb = rb;
+	for (;;) {
+		bool idle = true;
+		uint32_t busy = 0;
+
+		for (qi = 0; qi < vm->nr_ioq; qi++) {
+			struct mvmm_queue *q = &vm->ioq[qi];
+
+			if (reap(vm, qi))
+				idle = false;
+			while (!q->hold && q->nr_busy < (uint32_t)qd &&
+			       lba < vm->nr_lbas) {
+				if (vm->gen[lba]) {
+					io_submit(vm, qi, lba, true);
+					idle = false;
+				}
+				lba++;
+			}
+			busy += q->nr_busy;
+		}
+		if (lba >= vm->nr_lbas && !busy)
+			break;
+		if (now_ms() > deadline) {
+			vm->rb = NULL;
+			return -ETIMEDOUT;
+		}
+		if (idle)
+			wait_any(vm, 10);
+	}
+	vm->rb = NULL;
+	rb->ms = now_ms() - t0;
+	if (rb->bad)
+		return -EIO;
+	return vm->cqe_bad ? -EPROTO : 0;
 }
 
 int mvmm_io_run(struct mvmm *vm, uint64_t nr_ios, int qd)
@@ -1100,6 +1298,14 @@ int mvmm_io_reap(struct mvmm *vm)
 int mvmm_io_drain(struct mvmm *vm, int timeout_ms)
 {
 	return drain(vm, now_ms() + timeout_ms);
+}
+
+void mvmm_io_forget(struct mvmm *vm)
+{
+	if (!vm->gen)
+		return;
+	memset(vm->gen, 0, vm->nr_lbas * sizeof(*vm->gen));
+	memset(vm->ok_gen, 0, vm->nr_lbas * sizeof(*vm->ok_gen));
 }
 
 uint32_t mvmm_io_outstanding(const struct mvmm *vm)
@@ -1658,8 +1864,7 @@ int mvmm_bench_reads(struct mvmm *vm, int qd, unsigned int ms,
 		ret = bench_irq_loop(vm, qd, end, &seed, b);
 	else
 		bench_poll_loop(vm, qd, end, &seed);
-	if (drain(vm, now_ms() + 30000))
-		return -ETIMEDOUT;
+	ret = drain(vm, now_ms() + 30000) ?: ret;
 	b->ios = vm->completions - start_done;
 	if (ret)
 		return ret;
@@ -1684,10 +1889,10 @@ int mvmm_io_cmd(struct mvmm *vm, int qi, uint8_t *sqe, int timeout_ms)
 		while ((cqe = cq_peek(q))) {
 			uint16_t c = get16(cqe + 12);
 			int status = get16(cqe + 14) >> 1;
+			int bad = cq_pop(vm, q);
 
-			cq_pop(vm, q);
 			if (c == cid)
-				return status;
+				return bad ? bad : status;
 			vm->duplicates++;
 		}
 		if (now_ms() > deadline)

@@ -54,6 +54,16 @@ struct mvmm_queue {
 	 * reaped): a queue that goes idle with commands outstanding.
 	 */
 	bool hold;
+	/*
+	 * By SQ slot: the CID submitted there, and whether its completion is
+	 * still due. sq_head: the SQ Head Pointer of the last completion
+	 * consumed. Together they bound what each completion's SQHD may be
+	 * (the controller fetches in order, and completes only what it
+	 * fetched).
+	 */
+	uint16_t slot_cid[MVMM_QDEPTH];
+	bool slot_out[MVMM_QDEPTH];
+	uint16_t sq_head;
 };
 
 struct mvmm {
@@ -97,10 +107,30 @@ struct mvmm {
 	/* data: one buffer page per queue slot */
 	uint64_t data_iova;
 	uint8_t *data;
-	/* reference of what each tested LBA must hold (generation) */
+	/*
+	 * By LBA (from lba_base): the generation of the last write submitted
+	 * (0: never written), and that of the last write that completed
+	 * successfully. They differ after a write failed or was aborted by a
+	 * controller reset: the block may then hold any generation between.
+	 */
 	uint32_t *gen;
+	uint32_t *ok_gen;
 	/* blocks the I/O uses: set before the first I/O for fewer than 4096 */
 	uint64_t nr_lbas;
+	/*
+	 * The first of them (0 by default): guests that share a namespace in
+	 * one test keep apart, so each can read back exactly what it wrote.
+	 */
+	uint64_t lba_base;
+	/*
+	 * Completions checked for SQ Identifier and SQ Head Pointer, those
+	 * where one SQHD only was right, and those wrong (the first one's
+	 * details in cqe_bad_why).
+	 */
+	uint64_t cqe_checked, cqe_exact, cqe_bad;
+	char cqe_bad_why[200];
+	/* the read-back under way (mvmm_read_back), or NULL */
+	struct mvmm_readback *rb;
 	uint64_t completions, mismatches, errors, duplicates;
 	uint64_t submitted;	/* I/O commands submitted (mvmm_io_*) */
 	/* completions that came before an older command of their queue */
@@ -222,6 +252,77 @@ int mvmm_io_submit(struct mvmm *vm, int qi, uint64_t lba, bool read);
 int mvmm_io_reap(struct mvmm *vm);
 /* Reap until nothing is outstanding: 0, or -ETIMEDOUT after timeout_ms. */
 int mvmm_io_drain(struct mvmm *vm, int timeout_ms);
+/*
+ * What mvmm_read_back() found. Uncertain LBAs are those whose last write
+ * failed or was aborted by a reset: old or new contents both pass.
+ */
+struct mvmm_readback {
+	bool allow_uncertain;
+	uint64_t lbas;		/* LBAs read back */
+	uint64_t exact;		/* holding the last write, which succeeded */
+	uint64_t uncertain;	/* holding an acceptable generation */
+	uint64_t unreadable;	/* uncertain, never written successfully, unreadable */
+	uint64_t bad;		/* wrong contents or read error */
+	uint64_t ms;		/* how long it took */
+};
+
+/*
+ * Drain, then read back every LBA vm ever wrote, on the device as it is
+ * now, each checked against the last write the guest saw succeed. Each
+ * difference is printed ("# read-back: LBA ..."). Without allow_uncertain
+ * an LBA whose last write did not succeed is a difference too. 0, -EIO
+ * on a difference, -EPROTO after a wrong completion entry (SQ Identifier
+ * or SQHD), or another negative errno.
+ */
+int mvmm_read_back(struct mvmm *vm, bool allow_uncertain,
+		   struct mvmm_readback *rb);
+/*
+ * For kselftest_harness tests, at the end of a guest's workload (after
+ * its last switch or migration): everything vm wrote reads back exactly,
+ * and every completion entry it consumed had the right SQ Identifier and
+ * SQHD; logs how many LBAs and completions that covered.
+ */
+#define MVMM_EXPECT_READ_BACK(vm) \
+	_MVMM_EXPECT_READ_BACK(vm, false)
+/* The same where the test makes writes fail: see mvmm_readback. */
+#define MVMM_EXPECT_READ_BACK_UNCERTAIN(vm) \
+	_MVMM_EXPECT_READ_BACK(vm, true)
+#define _MVMM_EXPECT_READ_BACK(vm, allow) do {				\
+	struct mvmm_readback __rb;					\
+	int __ret = mvmm_read_back(vm, allow, &__rb);			\
+									\
+	EXPECT_EQ(0, __ret) TH_LOG("read-back on %s: %d (%s)",	\
+				   (vm)->bdf, __ret, strerror(-__ret)); \
+	EXPECT_EQ(0, __rb.bad);						\
+	EXPECT_LT(0, __rb.lbas) TH_LOG("nothing to read back");	\
+	EXPECT_EQ(0, (vm)->cqe_bad) TH_LOG("%s", (vm)->cqe_bad_why);	\
+	TH_LOG("read back %llu LBAs on %s in %llu ms: %llu exact, %llu uncertain (%llu of them unreadable), %llu wrong; %llu completions checked for SQID and SQHD, %llu with one SQHD right, %llu wrong", \
+	       (unsigned long long)__rb.lbas, (vm)->bdf,		\
+	       (unsigned long long)__rb.ms,				\
+	       (unsigned long long)__rb.exact,				\
+	       (unsigned long long)__rb.uncertain,			\
+	       (unsigned long long)__rb.unreadable,			\
+	       (unsigned long long)__rb.bad,				\
+	       (unsigned long long)(vm)->cqe_checked,			\
+	       (unsigned long long)(vm)->cqe_exact,			\
+	       (unsigned long long)(vm)->cqe_bad);			\
+} while (0)
+/*
+ * For tests that consume completions without reading anything back: every
+ * completion entry had the right SQ Identifier and SQHD.
+ */
+#define MVMM_EXPECT_CQES_EXACT(vm) do {					\
+	EXPECT_EQ(0, (vm)->cqe_bad) TH_LOG("%s", (vm)->cqe_bad_why);	\
+	EXPECT_LT(0, (vm)->cqe_checked);				\
+	TH_LOG("%llu completions checked for SQID and SQHD, %llu with one SQHD right", \
+	       (unsigned long long)(vm)->cqe_checked,			\
+	       (unsigned long long)(vm)->cqe_exact);			\
+} while (0)
+/*
+ * Forget what the guest wrote so far, as when the test gave it another
+ * disk: reads and the read-back cover only the writes from here on.
+ */
+void mvmm_io_forget(struct mvmm *vm);
 /* Commands outstanding on all I/O queues. */
 uint32_t mvmm_io_outstanding(const struct mvmm *vm);
 /*

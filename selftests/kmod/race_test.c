@@ -701,6 +701,7 @@ TEST_F_TIMEOUT(race, unmap_during_resume_pin, 600)
 	EXPECT_EQ(0, vm->mismatches);
 	EXPECT_EQ(0, vm->errors);
 	EXPECT_EQ(0, vm->duplicates);
+	MVMM_EXPECT_READ_BACK(vm);
 }
 
 TEST_HARNESS_MAIN

@@ -120,6 +120,7 @@ TEST_F_TIMEOUT(rm, vf_removed_during_switch, 300)
 	EXPECT_EQ(0, self->vm.errors);
 	EXPECT_EQ(0, self->vm.mismatches);
 	EXPECT_EQ(0, self->vm.duplicates);
+	MVMM_EXPECT_READ_BACK(&self->vm);
 	EXPECT_EQ(-1, wait_for(rm, 0));
 
 	/* The VFIO user lets go, as QEMU does on the device request. */

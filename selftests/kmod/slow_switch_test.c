@@ -204,7 +204,10 @@ static int drain(struct mvmm *vm)
 	return ret;
 }
 
-/* Nothing lost, repeated or corrupted; every command submitted completed. */
+/*
+ * Nothing lost, repeated or corrupted; every command submitted completed,
+ * and every block written reads back.
+ */
 static void expect_exact(struct __test_metadata *_metadata, struct mvmm *vm)
 {
 	ASSERT_EQ(0, drain(vm));
@@ -212,6 +215,7 @@ static void expect_exact(struct __test_metadata *_metadata, struct mvmm *vm)
 	EXPECT_EQ(0, vm->errors);
 	EXPECT_EQ(0, vm->mismatches);
 	EXPECT_EQ(0, vm->duplicates);
+	MVMM_EXPECT_READ_BACK(vm);
 	TH_LOG("%llu commands, %llu completed before an older one of their queue, longest write %llu ms, read %llu ms",
 	       (unsigned long long)vm->submitted,
 	       (unsigned long long)vm->reordered,

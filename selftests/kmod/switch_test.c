@@ -97,6 +97,7 @@ TEST_F(sw, to_emulated_with_io_in_flight)
 	EXPECT_LE(1000, cmds) TH_LOG("the model executed %lld commands", cmds);
 	TH_LOG("%llu completions, %lld by the model", (unsigned long long)
 	       self->vm.completions, cmds);
+	MVMM_EXPECT_READ_BACK(&self->vm);
 }
 
 TEST_HARNESS_MAIN
