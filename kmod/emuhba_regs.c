@@ -312,6 +312,13 @@ ssize_t emuhba_write(struct vfio_device *vdev, const char __user *buf,
 	if (emuhba_regs_lock(a))
 		return -EINTR;
 	if (emuhba_model_owns_regs(a)) {
+		/*
+		 * Doorbells the guest stored in the driver pages before this
+		 * write reach the model before it: left for the emulation
+		 * thread, a tail written before a controller reset was taken
+		 * as the new admin queue's after the re-enable.
+		 */
+		emuhba_db_collect(a);
 		emu_nvme_reg_write(a->model, off, val, count);
 		mutex_unlock(&a->model_lock);
 		emuhba_emul_kick(a);
