@@ -1099,6 +1099,39 @@ TEST(transfer_limit_of_a_gibibyte)
  * NIDL is fixed by its type (NVMe 2.0: EUI64 8, NGUID 16, UUID 16, CSI 1).
  */
 /*
+ * A submission queue whose memory the device cannot read (created at an
+ * aligned address outside the guest's memory: creation does not touch the
+ * ring): the fetch fails, the controller reports Controller Fatal Status
+ * (CSTS.CFS) and fetches nothing more, on any queue, until a reset.
+ */
+TEST_F(adm, unreadable_queue_memory_is_fatal)
+{
+	struct drv *d = &self->d;
+	u64 bad = TH_MEM_BASE + TH_MEM_SIZE;
+	u8 sqe[64];
+	int cid;
+
+	EXPECT_EQ(0, adm(d, 0x05, 0, (63U << 16) | 5, (5U << 16) | 3,
+			 th_alloc(&self->th, 4096, 4096), NULL));
+	EXPECT_EQ(0, adm(d, 0x01, 0, (63U << 16) | 5, (5U << 16) | 1, bad,
+			 NULL));
+	EXPECT_EQ(0, drv_reg(d, EMU_REG_CSTS, 4) & EMU_CSTS_CFS);
+	/* The fixture's driver uses shadow doorbells: ring both. */
+	emu_put_le32((u8 *)th_ptr(&self->th, d->dbs) + 2 * 5 * d->stride, 1);
+	emu_nvme_doorbell_write(self->th.ctrl, 0x1000 + 2 * 5 * d->stride, 1);
+	emu_nvme_poll(self->th.ctrl, 64);
+	EXPECT_EQ(EMU_CSTS_CFS, drv_reg(d, EMU_REG_CSTS, 4) & EMU_CSTS_CFS);
+	/* Nothing more is fetched, not even from a healthy queue. */
+	drv_sqe(sqe, 0x02, 1);
+	drv_set_prp(sqe, self->page, 0);
+	cid = drv_submit(d, 1, sqe);
+	ASSERT_LE(0, cid);
+	emu_nvme_poll(self->th.ctrl, 64);
+	EXPECT_EQ(0, (long)self->th.npend);
+	EXPECT_EQ(0, drv_reap(d, 1));
+}
+
+/*
  * A namespace the model cannot serve: metadata in the LBA format (a second
  * data stream the model lacks), or LBAs above 64 KiB. Every I/O command but
  * Flush is refused with Invalid Namespace or Format (0Bh), and nothing
