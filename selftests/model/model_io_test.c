@@ -352,6 +352,79 @@ TEST_F(io, coalescing_time_limit)
  * 65536 blocks of 64 KiB and a Dataset Management range of 2^20 blocks
  * carry their length in bytes, which does not fit 32 bits.
  */
+/*
+ * Two submission queues share a completion queue of 4 entries, which holds
+ * at most 3 completions (a full queue has head == tail + 1). With 3
+ * commands on each, the controller fetches only as many as it has room to
+ * complete, posts 3 entries and waits; once the host moves the head, it
+ * fetches and completes the other 3. No entry is overwritten.
+ */
+TEST_F(io, full_completion_queue_stops_fetching)
+{
+	const struct emu_nvme_state *st;
+	u64 cq, sq[2], buf;
+	u8 sqe[64], *e;
+	u32 dw2, dw3;
+	int i, j, posted = 0, seen[3] = { 0 };
+	u16 stride = self->d.stride;
+
+	ASSERT_EQ(0, drv_bringup(&self->d, 1, 64, 0, 1));
+	self->th.sync = 1;
+	cq = th_alloc(&self->th, 4096, 4096);
+	buf = th_alloc(&self->th, 4096, 4096);
+	drv_sqe(sqe, 0x05, 0);
+	drv_set_prp(sqe, cq, 0);
+	drv_set_dw(sqe, 10, (3U << 16) | 2);
+	drv_set_dw(sqe, 11, (2U << 16) | 3);
+	ASSERT_EQ(0, drv_admin(&self->d, sqe, NULL));
+	for (i = 0; i < 2; i++) {
+		sq[i] = th_alloc(&self->th, 4096, 4096);
+		drv_sqe(sqe, 0x01, 0);
+		drv_set_prp(sqe, sq[i], 0);
+		drv_set_dw(sqe, 10, (15U << 16) | (u32)(i + 2));
+		drv_set_dw(sqe, 11, (2U << 16) | 1);
+		ASSERT_EQ(0, drv_admin(&self->d, sqe, NULL));
+		for (j = 0; j < 3; j++) {
+			drv_sqe(sqe, 0x02, 1);
+			drv_set_prp(sqe, buf, 0);
+			emu_put_le16(sqe + 2, (u16)(0x100 * (i + 1) + j));
+			memcpy(th_ptr(&self->th, sq[i] + 64ULL * j), sqe, 64);
+		}
+		emu_nvme_doorbell_write(self->th.ctrl,
+					0x1000 + 2 * (i + 2) * stride, 3);
+	}
+	st = emu_nvme_state(self->th.ctrl);
+	for (i = 0; i < 4; i++)
+		emu_nvme_poll(self->th.ctrl, 64);
+	EXPECT_EQ(3, st->sq[2].head + st->sq[3].head);
+	/* Slot 3 is still empty: phase 0. */
+	EXPECT_EQ(0, emu_get_le32((u8 *)th_ptr(&self->th, cq + 48) + 12) >> 16 & 1);
+	/* The host consumes the 3 entries and rings the head. */
+	for (i = 0; i < 6; i++) {
+		if (i == 3) {
+			emu_nvme_doorbell_write(self->th.ctrl,
+						0x1000 + (2 * 2 + 1) * stride, 3);
+			for (j = 0; j < 4; j++)
+				emu_nvme_poll(self->th.ctrl, 64);
+		}
+		e = th_ptr(&self->th, cq + 16ULL * (i % 4));
+		dw2 = emu_get_le32(e + 8);
+		dw3 = emu_get_le32(e + 12);
+		/* Phase 1 on the first pass, 0 after the wrap. */
+		ASSERT_EQ(i < 4 ? 1U : 0U, dw3 >> 16 & 1) TH_LOG("entry %d", i);
+		EXPECT_EQ(0, dw3 >> 17) TH_LOG("entry %d status", i);
+		EXPECT_TRUE((dw2 >> 16) == 2 || (dw2 >> 16) == 3);
+		EXPECT_EQ(((dw2 >> 16) - 1) * 0x100, (dw3 & 0xffff) & 0xff00);
+		seen[(dw3 & 0xff) % 3]++;
+		posted++;
+	}
+	EXPECT_EQ(6, posted);
+	EXPECT_EQ(3, st->sq[2].head);
+	EXPECT_EQ(3, st->sq[3].head);
+	for (i = 0; i < 3; i++)
+		EXPECT_EQ(2, seen[i]);
+}
+
 TEST(large_ranges_reach_the_backend_whole)
 {
 	static u8 page[4096];
