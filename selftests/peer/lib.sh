@@ -175,17 +175,21 @@ peer_ss_summary()
 }
 
 # peer_stall SINCE_MS UNTIL_MS NAME...: over the ticks of workload
-# $E2E_TICKS_OF on these consoles between SINCE_MS and UNTIL_MS (host
-# time), the longest time between two ticks whose I/O count grew, or from
-# the last of them to UNTIL_MS: how long the workload stood still.
+# $E2E_TICKS_OF on these consoles, the longest time between two ticks whose
+# I/O count grew that ends between SINCE_MS and UNTIL_MS (host time), or
+# from the last of them to UNTIL_MS: how long the workload stood still. A
+# stall that began before SINCE_MS counts whole.
 peer_stall()
 {
 	local since=$1 until=$2
 	shift 2
 	e2e_guest_ticks "$@" | awk -v from="$since" -v to="$until" '
-	$1 < from || $1 > to { next }
+	$1 > to { next }
 	prev == "" { prev = $1; pios = $3; next }
-	$3 > pios { g = $1 - prev; if (g > max) max = g; prev = $1; pios = $3 }
+	$3 > pios {
+		if ($1 >= from) { g = $1 - prev; if (g > max) max = g }
+		prev = $1; pios = $3
+	}
 	END {
 		if (prev == "") prev = from
 		if (to - prev > max) max = to - prev
