@@ -367,7 +367,13 @@ void emu_nvme_get_limits(const struct emu_nvme_ctrl *ctrl,
 
 void emu_nvme_feat_defaults(struct emu_nvme_ctrl *ctrl)
 {
-	struct emu_nvme_features *f = &ctrl->st.feat;
+	emu_nvme_feat_fill_defaults(ctrl, &ctrl->st.feat);
+}
+
+/* What a reset leaves, and what Get Features reports as default. */
+void emu_nvme_feat_fill_defaults(struct emu_nvme_ctrl *ctrl,
+				 struct emu_nvme_features *f)
+{
 	struct emu_nvme_idpage *c;
 	u32 v, t;
 
@@ -603,7 +609,15 @@ void emu_nvme_async_event(struct emu_nvme_ctrl *ctrl, u8 type, u8 info,
 	u32 aec = ctrl->st.feat.aec;
 	u32 i;
 
-	if (type == EMU_AET_SMART && !(info < 8 && (aec & EMU_BIT(info))))
+	/*
+	 * AEC bits 7:0 follow the SMART log's Critical Warning bits: spare
+	 * (0), temperature (1), reliability (2); the event information
+	 * numbers them reliability (0), temperature (1), spare (2).
+	 */
+	if (type == EMU_AET_SMART &&
+	    !((info == EMU_AEI_SMART_RELIABILITY && (aec & EMU_BIT(2))) ||
+	      (info == EMU_AEI_SMART_TEMP && (aec & EMU_BIT(1))) ||
+	      (info == EMU_AEI_SMART_SPARE && (aec & EMU_BIT(0)))))
 		return;
 	if (type == EMU_AET_NOTICE && !(info < 8 && (aec & EMU_BIT(8 + info))))
 		return;
@@ -657,7 +671,8 @@ bool emu_nvme_cc_valid(u64 cap, const struct emu_nvme_regs *r)
 	if ((r->aqa & 0xfff) < 1 || ((r->aqa >> 16) & 0xfff) < 1 ||
 	    (r->aqa & 0xfff) + 1 > mqes || ((r->aqa >> 16) & 0xfff) + 1 > mqes)
 		return false;
-	if ((r->asq | r->acq) & 0xfff)
+	/* ASQB and ACQB are memory page aligned, by CC.MPS. */
+	if ((r->asq | r->acq) & ((4096ULL << mps) - 1))
 		return false;
 	/* Rings at IOVA 0, wrapping or sharing memory are the host's bug. */
 	sq_end = r->asq + ((r->aqa & 0xfff) + 1) * (u64)EMU_NVME_SQE - 1;

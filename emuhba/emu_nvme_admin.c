@@ -141,6 +141,16 @@ static void emu_put_u128(u8 *p, u64 v)
 	emu_put_le64(p + 8, 0);
 }
 
+/* The composite temperature the model reports: 50 degrees Celsius. */
+#define EMU_SMART_TEMP_K	323
+
+/* At or over its over-temperature, at or under its under-temperature. */
+static bool emu_temp_warning(const struct emu_nvme_features *f)
+{
+	return f->temp_thr[0][0] <= EMU_SMART_TEMP_K ||
+	       f->temp_thr[0][1] >= EMU_SMART_TEMP_K;
+}
+
 static u32 emu_build_log(struct emu_nvme_ctrl *ctrl, u8 lid, u8 *buf)
 {
 	struct emu_nvme_logs *l = &ctrl->st.logs;
@@ -155,7 +165,9 @@ static u32 emu_build_log(struct emu_nvme_ctrl *ctrl, u8 lid, u8 *buf)
 			memcpy(buf + 64 * i, l->err[i], 64);
 		return n * 64;
 	case 0x02:
-		emu_put_le16(buf + 1, 323);	/* 50 degrees Celsius */
+		if (emu_temp_warning(&ctrl->st.feat))
+			buf[0] |= EMU_BIT(1);	/* temperature */
+		emu_put_le16(buf + 1, EMU_SMART_TEMP_K);
 		buf[3] = 100;			/* available spare */
 		buf[4] = 10;			/* spare threshold */
 		/* Thousands of 512-byte units, rounded up (NVMe 2.0 5.16.1.3). */
@@ -345,6 +357,13 @@ static u16 emu_feat_set(struct emu_nvme_ctrl *ctrl, const u8 *sqe,
 		if (tmpsel > 8 || thsel > 1)
 			return EMU_SC_INVALID_FIELD;
 		f->temp_thr[tmpsel][thsel] = dw11 & 0xffff;
+		/*
+		 * A threshold the temperature now crosses; while the model
+		 * only observes, the VF reports it itself.
+		 */
+		if (!observe && emu_temp_warning(f))
+			emu_nvme_async_event(ctrl, EMU_AET_SMART,
+					     EMU_AEI_SMART_TEMP, 0x02);
 		break;
 	case EMU_FEAT_ERR_REC:
 		/* Deallocated blocks read as zeroes, never as errors. */
@@ -432,9 +451,8 @@ static u16 emu_feat_set(struct emu_nvme_ctrl *ctrl, const u8 *sqe,
 	return EMU_SC_SUCCESS;
 }
 
-static u32 emu_feat_value(struct emu_nvme_ctrl *ctrl, u8 fid, u32 dw11)
+static u32 emu_feat_value(const struct emu_nvme_features *f, u8 fid, u32 dw11)
 {
-	const struct emu_nvme_features *f = &ctrl->st.feat;
 	u32 tmpsel, thsel;
 
 	switch (fid) {
@@ -479,9 +497,9 @@ static u32 emu_feat_value(struct emu_nvme_ctrl *ctrl, u8 fid, u32 dw11)
 	}
 }
 
-static void emu_feat_data(struct emu_nvme_ctrl *ctrl, u8 fid, u8 *buf)
+static void emu_feat_data(struct emu_nvme_ctrl *ctrl,
+			  const struct emu_nvme_features *f, u8 fid, u8 *buf)
 {
-	const struct emu_nvme_features *f = &ctrl->st.feat;
 	u64 ts;
 	u32 i;
 
@@ -533,6 +551,7 @@ static u16 emu_get_features(struct emu_nvme_ctrl *ctrl, const u8 *sqe,
 	u32 dw10 = emu_sqe_dw(sqe, 10), dw11 = emu_sqe_dw(sqe, 11);
 	u8 fid = dw10 & 0xff, sel = (dw10 >> 8) & 7;
 	u32 dlen = emu_feat_data_len(fid);
+	const struct emu_nvme_features *f = &ctrl->st.feat;
 
 	if (!emu_feat_supported(ctrl, fid))
 		return EMU_SC_INVALID_FIELD;
@@ -540,23 +559,34 @@ static u16 emu_get_features(struct emu_nvme_ctrl *ctrl, const u8 *sqe,
 	    (dw11 & 0xffff) >= EMU_MIN((u32)ctrl->st.id.nr_vectors,
 				       (u32)EMU_NVME_MAX_VEC))
 		return EMU_SC_INVALID_FIELD;
+	/* The sensors are 0 to 8, the thresholds over (0) and under (1). */
+	if (fid == EMU_FEAT_TEMP &&
+	    (((dw11 >> 16) & 0xf) > 8 || ((dw11 >> 20) & 3) > 1))
+		return EMU_SC_INVALID_FIELD;
 	switch (sel) {
 	case 0:	/* current */
-	case 1:	/* default: the model keeps no separate defaults */
-	case 2:	/* saved: nothing is saved, so the current value */
-		*dw0 = emu_feat_value(ctrl, fid, dw11);
+		*dw0 = emu_feat_value(f, fid, dw11);
 		break;
-	case 3:	/* supported capabilities: changeable, not saveable */
+	case 1:	/* default */
+	case 2:	/* saved: nothing is saveable, so the default */
+		emu_nvme_feat_fill_defaults(ctrl, &ctrl->feat_def);
+		f = &ctrl->feat_def;
+		*dw0 = emu_feat_value(f, fid, dw11);
+		break;
+	case 3:
+		/*
+		 * Changeable (bit 2), not saveable (bit 0). Bit 1 means
+		 * namespace specific: no feature here is, not even the
+		 * per-vector 09h or the per-sensor 04h.
+		 */
 		*dw0 = EMU_BIT(2);
-		if (fid == EMU_FEAT_IVC || fid == EMU_FEAT_TEMP)
-			*dw0 |= EMU_BIT(1);	/* namespace/vector specific */
 		return EMU_SC_SUCCESS;
 	default:
 		return EMU_SC_INVALID_FIELD;
 	}
 	if (!dlen)
 		return EMU_SC_SUCCESS;
-	emu_feat_data(ctrl, fid, ctrl->scratch);
+	emu_feat_data(ctrl, f, fid, ctrl->scratch);
 	return emu_nvme_xfer(ctrl, sqe, true, ctrl->scratch, dlen, true);
 }
 

@@ -31,6 +31,10 @@
 #define EMU_AET_ERROR		0
 #define EMU_AET_SMART		1
 #define EMU_AET_NOTICE		2
+/* SMART / Health event information, and the AEC bit enabling each */
+#define EMU_AEI_SMART_RELIABILITY	0
+#define EMU_AEI_SMART_TEMP		1
+#define EMU_AEI_SMART_SPARE		2
 
 /* Identify Controller offsets the model interprets */
 #define EMU_IDC_MDTS		77
@@ -106,6 +110,7 @@ struct emu_nvme_ctrl {
 	u32 nr_inflight;
 	struct emu_nvme_state st;
 	struct emu_nvme_state stage;	/* state image decode target */
+	struct emu_nvme_features feat_def;	/* Get Features SEL 1 and 2 */
 
 	/* runtime, derived or transient: never migrated */
 	u16 sq_inflight[EMU_NVME_NR_Q];
@@ -166,6 +171,8 @@ int emu_nvme_store_id(struct emu_nvme_state *st, u8 cns, u8 csi, u32 nsid,
 		      u16 cntid, const void *page);
 void emu_nvme_queue_reset(struct emu_nvme_ctrl *ctrl);
 void emu_nvme_feat_defaults(struct emu_nvme_ctrl *ctrl);
+void emu_nvme_feat_fill_defaults(struct emu_nvme_ctrl *ctrl,
+				 struct emu_nvme_features *f);
 struct emu_nvme_req *emu_nvme_req_get(struct emu_nvme_ctrl *ctrl);
 void emu_nvme_req_put(struct emu_nvme_ctrl *ctrl, struct emu_nvme_req *req);
 void emu_nvme_aer_process(struct emu_nvme_ctrl *ctrl);

@@ -131,8 +131,12 @@ static u16 emu_sgl_data(struct emu_xfer *x, const u8 *d)
 
 	if (d[15] & 0xf)
 		return EMU_SC_SGL_INVALID_TYPE;
-	/* A bit bucket only makes sense for data the host discards. */
-	if (type == EMU_SGL_BUCKET && !x->to_guest)
+	/*
+	 * A bit bucket only where SGLS bit 16 offers it, and only for data
+	 * the host discards.
+	 */
+	if (type == EMU_SGL_BUCKET &&
+	    (!x->to_guest || !(x->ctrl->sgls & EMU_BIT(16))))
 		return EMU_SC_SGL_INVALID_TYPE;
 	return emu_seg(x, emu_get_le64(d), emu_get_le32(d + 8),
 		       type == EMU_SGL_BUCKET);

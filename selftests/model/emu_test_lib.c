@@ -63,7 +63,13 @@ static int th_dma_write(void *h, u64 iova, const void *buf, u32 len)
 static void *th_buf_alloc(void *h, u32 len)
 {
 	struct th *th = h;
-	void *p = malloc(len ? len : 1);
+	void *p;
+
+	if (th->nobuf_next) {
+		th->nobuf_next--;
+		return NULL;
+	}
+	p = malloc(len ? len : 1);
 
 	if (p)
 		th->bufs++;
@@ -119,6 +125,11 @@ static int th_blk_submit(void *h, struct emu_blk_req *r)
 {
 	struct th *th = h;
 
+	th->submits++;
+	if (th->eagain_next) {
+		th->eagain_next--;
+		return -EAGAIN;
+	}
 	if (th->eagain_pct && (int)(th_rand(th) % 100) < th->eagain_pct)
 		return -EAGAIN;
 	if (th->sync && th->sync_more) {

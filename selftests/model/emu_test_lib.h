@@ -30,6 +30,9 @@ struct th {
 	int sync_more;			/* ... as one of a batch */
 	int eagain_pct;			/* refuse this share of submissions */
 	int fail_next;			/* -errno for the next backend op */
+	int eagain_next;		/* refuse so many next submissions */
+	int nobuf_next;			/* fail so many next buf_allocs */
+	u64 submits;			/* blk_submit calls */
 	u64 irqs[EMU_NVME_MAX_VEC];
 	u64 dma_errors;
 	u64 now;

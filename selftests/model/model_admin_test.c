@@ -256,12 +256,13 @@ TEST_F(adm, features)
 	EXPECT_EQ(0, adm(d, 0x09, 0, 0x0a, 1, 0, NULL));
 	/*
 	 * Temperature Threshold: sensors are 0 (composite) to 8, TMPSEL 9 is
-	 * reserved; whatever a Get of it answers, it is no threshold of a
-	 * sensor 9.
+	 * reserved, THSEL 2 and 3 too: Invalid Field both ways.
 	 */
-	dw0 = 0;
-	adm(d, 0x0a, 0, 0x04, 9U << 16, 0, &dw0);
-	EXPECT_NE(9, (dw0 >> 16) & 0xf);
+	EXPECT_EQ(DNR | 0x02, adm(d, 0x0a, 0, 0x04, 9U << 16, 0, &dw0));
+	EXPECT_EQ(DNR | 0x02, adm(d, 0x0a, 0, 0x04, 2U << 20, 0, &dw0));
+	EXPECT_EQ(DNR | 0x02, adm(d, 0x09, 0, 0x04, 2U << 20, 0, NULL));
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x04, (8U << 16) | (1U << 20), 0, &dw0));
+	EXPECT_EQ((8U << 16) | (1U << 20), dw0);
 	EXPECT_EQ(0, adm(d, 0x09, 0, 0x11, 1, 0, NULL));
 	EXPECT_EQ(0, adm(d, 0x09, 0, 0x80, 3, 0, NULL));
 	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x80, 0, 0, &dw0));
@@ -294,15 +295,127 @@ TEST_F(adm, features)
 	EXPECT_EQ(100, dw0);
 }
 
+/*
+ * Get Features SEL: 000b current, 001b default, 010b saved (nothing is
+ * saveable, so the default), 011b capabilities: bit 0 saveable, bit 1
+ * namespace specific, bit 2 changeable.
+ */
+TEST_F(adm, features_select)
+{
+	struct drv *d = &self->d;
+	u64 p = self->page;
+	u8 *b = th_ptr(&self->th, p);
+	u32 dw0 = 0, sel, over0 = 0;
+
+	/* the threshold a reset leaves (the model's own choice) */
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x04, 0, 0, &over0));
+	EXPECT_NE(300, over0);
+	EXPECT_EQ(0, adm(d, 0x09, 0, 0x01, 0x03020107, 0, NULL));
+	EXPECT_EQ(0, adm(d, 0x09, 0, 0x08, 0x0107, 0, NULL));
+	EXPECT_EQ(0, adm(d, 0x09, 0, 0x04, 300, 0, NULL));
+	EXPECT_EQ(0, adm(d, 0x09, 0, 0x09, (1U << 16) | 2, 0, NULL));
+	EXPECT_EQ(0, adm(d, 0x09, 0, 0x0f, 5000, 0, NULL));
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x01, 0, 0, &dw0));
+	EXPECT_EQ(0x03020107, dw0);
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x04, 0, 0, &dw0));
+	EXPECT_EQ(300, dw0);
+	for (sel = 1; sel <= 2; sel++) {
+		dw0 = 0xdead;
+		EXPECT_EQ(0, adm(d, 0x0a, 0, (sel << 8) | 0x01, 0, 0, &dw0));
+		EXPECT_EQ(0, dw0);
+		dw0 = 0xdead;
+		EXPECT_EQ(0, adm(d, 0x0a, 0, (sel << 8) | 0x08, 0, 0, &dw0));
+		EXPECT_EQ(0, dw0);
+		dw0 = 0xdead;
+		EXPECT_EQ(0, adm(d, 0x0a, 0, (sel << 8) | 0x0f, 0, 0, &dw0));
+		EXPECT_EQ(0, dw0);
+		/* composite over-temperature: what a reset leaves */
+		EXPECT_EQ(0, adm(d, 0x0a, 0, (sel << 8) | 0x04, 0, 0, &dw0));
+		EXPECT_EQ(over0, dw0);
+		/* vector 2: coalescing not disabled, the vector itself */
+		EXPECT_EQ(0, adm(d, 0x0a, 0, (sel << 8) | 0x09, 2, 0, &dw0));
+		EXPECT_EQ(2, dw0);
+		/* Number of Queues: what the identity offers (16 and 16) */
+		EXPECT_EQ(0, adm(d, 0x0a, 0, (sel << 8) | 0x07, 0, 0, &dw0));
+		EXPECT_EQ(0x000f000f, dw0);
+	}
+	/* the current values are untouched by reading the defaults */
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x08, 0, 0, &dw0));
+	EXPECT_EQ(0x0107, dw0);
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x09, 2, 0, &dw0));
+	EXPECT_EQ((1U << 16) | 2, dw0);
+	/* Timestamp: set, then its default is zero with origin 000b. */
+	memset(b, 0, 8);
+	emu_put_le64(b, 1000000);
+	EXPECT_EQ(0, adm(d, 0x09, 0, 0x0e, 0, p, NULL));
+	memset(b, 0xff, 8);
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x10e, 0, p, NULL));
+	EXPECT_EQ(0ULL, emu_get_le64(b));
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x00e, 0, p, NULL));
+	EXPECT_EQ(1000000ULL, emu_get_le64(b) & 0xffffffffffffULL);
+	EXPECT_EQ(2, b[6]);
+	/* capabilities: changeable, not saveable, none namespace specific */
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x301, 0, 0, &dw0));
+	EXPECT_EQ(4, dw0);
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x304, 0, 0, &dw0));
+	EXPECT_EQ(4, dw0);
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x309, 1, 0, &dw0));
+	EXPECT_EQ(4, dw0);
+	EXPECT_EQ(DNR | 0x02, adm(d, 0x0a, 0, 0x401, 0, 0, NULL));
+}
+
 TEST_F(adm, log_pages)
 {
 	struct drv *d = &self->d;
 	u64 p = self->page;
 	u8 *b = th_ptr(&self->th, p);
+	u32 over = 0;
+	u16 temp;
+	u8 crit;
+	int aer;
 
 	EXPECT_EQ(0, adm(d, 0x02, 0xffffffff, (127U << 16) | 0x02, 0, p,
 			 NULL));
-	EXPECT_EQ(100, b[3]);
+	/*
+	 * Available Spare and its threshold are percentages (0-100, NVMe
+	 * 2.0 SMART / Health log bytes 3 and 4); the values are the
+	 * model's own, the relations are the specification's: critical
+	 * warning bit 0 is set exactly when the spare is below its
+	 * threshold, bit 1 exactly when the composite temperature (bytes
+	 * 1-2, in kelvins) is at or over its over-temperature threshold.
+	 */
+	EXPECT_LE(b[3], 100);
+	EXPECT_LE(b[4], 100);
+	EXPECT_EQ(b[3] < b[4], b[0] & 1);
+	temp = (u16)(b[1] | b[2] << 8);
+	crit = b[0];
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x04, 0, 0, &over));
+	EXPECT_GT(temp, 0);
+	EXPECT_EQ(temp >= (over & 0xffff), !!(crit & 2));
+	/*
+	 * Crossing a threshold is a SMART / Health event, Temperature
+	 * Threshold (information 01h, log 02h), when AEC bit 1 (the
+	 * Critical Warning's temperature bit) enables it, not bit 0.
+	 */
+	ASSERT_EQ(1, d->aer_outstanding);
+	aer = d->aer_done;
+	EXPECT_EQ(0, adm(d, 0x09, 0, 0x0b, 0x1, 0, NULL));
+	EXPECT_EQ(0, adm(d, 0x09, 0, 0x04, temp, 0, NULL));
+	drv_reap(d, 0);
+	EXPECT_EQ(aer, d->aer_done);
+	EXPECT_EQ(0, adm(d, 0x09, 0, 0x04, over & 0xffff, 0, NULL));
+	EXPECT_EQ(0, adm(d, 0x09, 0, 0x0b, 0x2, 0, NULL));
+	EXPECT_EQ(0, adm(d, 0x09, 0, 0x04, temp, 0, NULL));
+	drv_reap(d, 0);
+	EXPECT_EQ(aer + 1, d->aer_done);
+	EXPECT_EQ(0x020101, d->aer_dw0);
+	EXPECT_EQ(0, adm(d, 0x02, 0xffffffff, (127U << 16) | 0x02, 0, p,
+			 NULL));
+	EXPECT_EQ(2, b[0] & 2);
+	EXPECT_EQ(0, adm(d, 0x09, 0, 0x04, over & 0xffff, 0, NULL));
+	EXPECT_EQ(0, adm(d, 0x02, 0xffffffff, (127U << 16) | 0x02, 0, p,
+			 NULL));
+	EXPECT_EQ(crit, b[0]);
 	EXPECT_EQ(0, adm(d, 0x02, 0, (127U << 16) | 0x03, 0, p, NULL));
 	EXPECT_EQ(0, memcmp(b + 8, "10.0.0  ", 8));
 	EXPECT_EQ(0, adm(d, 0x02, 0, (1023U << 16) | 0x05, 0, p, NULL));
@@ -494,6 +607,7 @@ TEST_F(adm, io_errors)
 	struct drv *d = &self->d;
 	u64 p = th_alloc(&self->th, 1 << 20, 4096);
 	u8 sqe[64], *s;
+	static u8 idp[4096];
 
 	drv_sqe(sqe, 0x02, 1);
 	drv_set_prp(sqe, 0x100, 0);
@@ -554,7 +668,15 @@ TEST_F(adm, io_errors)
 	s[15] = 0x10;
 	EXPECT_EQ(DNR | 0x11, io(d, 1, sqe));
 	sqe[0] = 0x02;
+	/* SGLS 0x80001 (QEMU's) lacks bit 16: no bit bucket at all */
+	EXPECT_EQ(DNR | 0x11, io(d, 1, sqe));
+	th_idctrl_page(idp);
+	emu_put_le32(idp + 536, 0x90001);
+	ASSERT_EQ(0, emu_nvme_load_identify(self->th.ctrl, 1, 0, 0, 1, idp));
 	EXPECT_EQ(0, io(d, 1, sqe));
+	sqe[0] = 0x01;
+	EXPECT_EQ(DNR | 0x11, io(d, 1, sqe));
+	sqe[0] = 0x02;
 	s[15] = 0x50;
 	EXPECT_EQ(DNR | 0x11, io(d, 1, sqe));
 	s[15] = 0x01;
@@ -920,6 +1042,145 @@ TEST_F(adm, reset_mid_io)
 	EXPECT_EQ(0, d->errors);
 }
 
+/*
+ * A controller reset (CC.EN 1 -> 0) leaves every feature at its default
+ * and forgets the doorbell buffer: a tail written only to the old shadow
+ * slot after the restart fetches nothing.
+ */
+TEST_F(adm, reset_forgets_features_and_dbbuf)
+{
+	struct drv *d = &self->d;
+	u64 old_dbs = d->dbs;
+	u8 sqe[64];
+	u32 dw0, over0 = 0;
+
+	ASSERT_EQ(1, d->dbbuf);
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x04, 0, 0, &over0));
+	EXPECT_NE(300, over0);
+	ASSERT_EQ(1, emu_nvme_state(self->th.ctrl)->dbbuf.enabled);
+	EXPECT_EQ(0, adm(d, 0x09, 0, 0x01, 0x03020107, 0, NULL));
+	EXPECT_EQ(0, adm(d, 0x09, 0, 0x08, 0x0107, 0, NULL));
+	EXPECT_EQ(0, adm(d, 0x09, 0, 0x04, 300, 0, NULL));
+	EXPECT_EQ(0, adm(d, 0x09, 0, 0x09, (1U << 16) | 1, 0, NULL));
+	EXPECT_EQ(0, adm(d, 0x09, 0, 0x0f, 5000, 0, NULL));
+	drv_wreg(d, EMU_REG_CC, drv_reg(d, EMU_REG_CC, 4) & ~1ULL, 4);
+	ASSERT_EQ(0, drv_wait_csts(d, 1, 0));
+	EXPECT_EQ(0, emu_nvme_state(self->th.ctrl)->dbbuf.enabled);
+	memset(d, 0, sizeof(*d));
+	d->th = &self->th;
+	ASSERT_EQ(0, drv_enable(d, 16));
+	ASSERT_EQ(0, drv_bringup(d, 1, 32, 0, 1));
+	EXPECT_EQ(0, emu_nvme_state(self->th.ctrl)->dbbuf.enabled);
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x01, 0, 0, &dw0));
+	EXPECT_EQ(0, dw0);
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x08, 0, 0, &dw0));
+	EXPECT_EQ(0, dw0);
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x04, 0, 0, &dw0));
+	EXPECT_EQ(over0, dw0);
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x09, 1, 0, &dw0));
+	EXPECT_EQ(1, dw0);
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x0f, 0, 0, &dw0));
+	EXPECT_EQ(0, dw0);
+	/* an SQE in the ring, its tail only in the forgotten shadow slot */
+	drv_sqe(sqe, 0x00, 1);
+	memcpy(th_ptr(&self->th, d->q[1].sq), sqe, 64);
+	emu_put_le32(th_ptr(&self->th, old_dbs + 2 * d->stride), 1);
+	EXPECT_EQ(0, emu_nvme_poll(self->th.ctrl, 8));
+	EXPECT_EQ(0, emu_nvme_state(self->th.ctrl)->sq[1].head);
+	EXPECT_EQ(0, d->errors);
+}
+
+/*
+ * A busy backend (-EAGAIN from blk_submit) or no bounce buffer leaves the
+ * command in its SQ: head unchanged, no CQE, no buffer kept. The next
+ * poll fetches it again; it completes once, its SQHD counting it once.
+ * A Dataset Management range refused busy is sent again, alone, by the
+ * next completion or the next poll.
+ */
+TEST_F(adm, retry_busy_backend_and_no_buffer)
+{
+	const struct emu_nvme_state *st = emu_nvme_state(self->th.ctrl);
+	struct drv *d = &self->d;
+	u64 p = self->page, sub;
+	u8 *b = th_ptr(&self->th, p), sqe[64];
+	u16 head;
+	int cid, round;
+
+	for (round = 0; round < 2; round++) {
+		memset(self->th.disk + 4096 * (7 + round), 0x5a + round, 4096);
+		memset(b, 0, 4096);
+		if (round)
+			self->th.nobuf_next = 1;
+		else
+			self->th.eagain_next = 1;
+		sub = self->th.submits;
+		head = st->sq[1].head;
+		drv_sqe(sqe, 0x02, 1);
+		drv_set_dw(sqe, 10, 7 + round);
+		drv_set_prp(sqe, p, 0);
+		cid = drv_submit(d, 1, sqe);
+		ASSERT_GE(cid, 0);
+		EXPECT_EQ(0, emu_nvme_poll(self->th.ctrl, 8));
+		EXPECT_EQ(head, st->sq[1].head);
+		EXPECT_EQ(sub + (round ? 0 : 1), self->th.submits);
+		EXPECT_EQ(0, self->th.npend);
+		EXPECT_EQ(0, (long)self->th.bufs);
+		drv_reap(d, 1);
+		EXPECT_EQ(0, d->q[1].cmd[cid].done);
+		EXPECT_EQ(1, emu_nvme_poll(self->th.ctrl, 8));
+		EXPECT_EQ((head + 1) % 64, st->sq[1].head);
+		EXPECT_EQ(1, self->th.npend);
+		th_run_backend(&self->th, 1);
+		drv_reap(d, 1);
+		EXPECT_EQ(1, d->q[1].cmd[cid].done);
+		EXPECT_EQ(0, d->q[1].cmd[cid].status);
+		EXPECT_EQ((head + 1) % 64, d->q[1].cmd[cid].sqhd);
+		EXPECT_EQ(0x5a + round, b[0]);
+		EXPECT_EQ(0x5a + round, b[4095]);
+		EXPECT_EQ(0, emu_nvme_poll(self->th.ctrl, 8));
+		EXPECT_EQ(0, (long)self->th.bufs);
+	}
+	/* DSM deallocate of two ranges, the second refused busy once. */
+	memset(self->th.disk + 4096 * 20, 0x77, 4096);
+	memset(self->th.disk + 4096 * 30, 0x77, 4096);
+	memset(b, 0, 32);
+	emu_put_le32(b + 4, 1);
+	emu_put_le64(b + 8, 20);
+	emu_put_le32(b + 16 + 4, 1);
+	emu_put_le64(b + 16 + 8, 30);
+	drv_sqe(sqe, 0x09, 1);
+	drv_set_dw(sqe, 10, 1);
+	drv_set_dw(sqe, 11, 4);
+	drv_set_prp(sqe, p, 0);
+	sub = self->th.submits;
+	cid = drv_submit(d, 1, sqe);
+	ASSERT_GE(cid, 0);
+	EXPECT_EQ(1, emu_nvme_poll(self->th.ctrl, 8));
+	EXPECT_EQ(sub + 1, self->th.submits);
+	ASSERT_EQ(1, self->th.npend);
+	/*
+	 * Refused, and refused again by the retry the same completion makes
+	 * (it freed capacity); then the poll's retry goes through.
+	 */
+	self->th.eagain_next = 2;
+	th_run_backend(&self->th, 1);
+	EXPECT_EQ(sub + 3, self->th.submits);
+	EXPECT_EQ(0, self->th.npend);
+	drv_reap(d, 1);
+	EXPECT_EQ(0, d->q[1].cmd[cid].done);
+	EXPECT_EQ(0x77, self->th.disk[4096 * 30]);
+	EXPECT_EQ(0, emu_nvme_poll(self->th.ctrl, 8));
+	EXPECT_EQ(sub + 4, self->th.submits);
+	ASSERT_EQ(1, self->th.npend);
+	th_run_backend(&self->th, 1);
+	drv_reap(d, 1);
+	EXPECT_EQ(1, d->q[1].cmd[cid].done);
+	EXPECT_EQ(0, d->q[1].cmd[cid].status);
+	EXPECT_EQ(0, self->th.disk[4096 * 20]);
+	EXPECT_EQ(0, self->th.disk[4096 * 30]);
+	EXPECT_EQ(0, d->errors);
+}
+
 TEST_F(adm, shutdown_mid_io_and_nssr)
 {
 	struct drv *d = &self->d;
@@ -968,6 +1229,7 @@ TEST_F(adm, enable_validation)
 {
 	static u8 img[65536];
 	struct drv *d = &self->d;
+	u64 asq, acq, base;
 	char err[128];
 	u32 cc;
 	int n;
@@ -997,6 +1259,28 @@ TEST_F(adm, enable_validation)
 	}
 	drv_wreg(d, EMU_REG_CC, 0, 4);
 	drv_wreg(d, EMU_REG_AQA, 0x001f001f, 4);
+	/* ASQB and ACQB aligned to CC.MPS (8 KiB here), not only to 4 KiB. */
+	asq = drv_reg(d, EMU_REG_ASQ, 8);
+	acq = drv_reg(d, EMU_REG_ACQ, 8);
+	base = th_alloc(&self->th, 4 * 8192, 8192);
+	ASSERT_EQ(0, base & 8191);
+	drv_wreg(d, EMU_REG_ASQ, base + 4096, 8);
+	drv_wreg(d, EMU_REG_ACQ, base + 16384, 8);
+	drv_wreg(d, EMU_REG_CC, (cc & ~(0xfU << 7)) | (1U << 7) | 1, 4);
+	EXPECT_EQ(0, drv_reg(d, EMU_REG_CSTS, 4) & 1);
+	drv_wreg(d, EMU_REG_CC, 0, 4);
+	drv_wreg(d, EMU_REG_ASQ, base, 8);
+	drv_wreg(d, EMU_REG_ACQ, base + 16384 + 4096, 8);
+	drv_wreg(d, EMU_REG_CC, (cc & ~(0xfU << 7)) | (1U << 7) | 1, 4);
+	EXPECT_EQ(0, drv_reg(d, EMU_REG_CSTS, 4) & 1);
+	drv_wreg(d, EMU_REG_CC, 0, 4);
+	drv_wreg(d, EMU_REG_ACQ, base + 16384, 8);
+	drv_wreg(d, EMU_REG_CC, (cc & ~(0xfU << 7)) | (1U << 7) | 1, 4);
+	EXPECT_EQ(1, drv_reg(d, EMU_REG_CSTS, 4) & 1);
+	drv_wreg(d, EMU_REG_CC, 0, 4);
+	ASSERT_EQ(0, drv_wait_csts(d, 1, 0));
+	drv_wreg(d, EMU_REG_ASQ, asq, 8);
+	drv_wreg(d, EMU_REG_ACQ, acq, 8);
 	drv_wreg(d, EMU_REG_CC, cc | 1, 4);
 	EXPECT_EQ(1, drv_reg(d, EMU_REG_CSTS, 4) & 1);
 }
