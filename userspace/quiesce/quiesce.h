@@ -154,7 +154,19 @@ int quiesce_tcp_pause(const char *ifname, const struct quiesce_conn *conns,
  */
 int quiesce_tcp_prepare(const char *ifname, const struct quiesce_conn *conns,
 			int nr, long lease_ms, struct quiesce_tcp **out);
+/*
+ * Forwarded connections (a guest's, through a bridge or router here): not
+ * this host's sockets, so they are learned from their segments leaving
+ * through @ifname that match one of @pat (local: the guest's end), from
+ * now on; the ACKs that announce the windows are drawn from the guest by
+ * frames sent out of @guest_ifname, the interface on the guest's side.
+ */
+int quiesce_tcp_prepare_fwd(const char *ifname, const char *guest_ifname,
+			    const struct quiesce_sel *pat, int npat,
+			    long lease_ms, struct quiesce_tcp **out);
 int quiesce_tcp_activate(struct quiesce_tcp *q, struct quiesce_tcp_report *rep);
+/* The connections paused (for forwarded ones: learned so far). */
+int quiesce_tcp_conns(struct quiesce_tcp *q, const struct quiesce_conn **out);
 int quiesce_tcp_resume(struct quiesce_tcp *q, struct quiesce_tcp_report *rep);
 /* Per-connection counters (segments rewritten) after pause or resume. */
 uint64_t quiesce_tcp_zeroed(struct quiesce_tcp *q, int i);

@@ -39,9 +39,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
 #include <netinet/ip.h>
 #include <netinet/ip6.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <bpf/bpf.h>
@@ -71,6 +74,11 @@ struct quiesce_tcp {
 	int			guard_fd;
 	long			lease_ms;
 	int			kick_err;	/* last failure to loop back */
+	/* Forwarded connections: learned, kicked through the guest's side. */
+	bool			fwd;
+	int			guest_ifindex;
+	int			pkt_fd;
+	uint8_t			guest_dev_mac[6];
 };
 
 static uint16_t csum_fold32(uint32_t sum)
@@ -95,19 +103,17 @@ static uint32_t csum_add(uint32_t sum, const void *data, size_t len)
 }
 
 /*
- * Loop a segment back to the local end of @c, from its peer. @syn selects
- * the challenge-ACK form, otherwise a byte beyond the window at @rcv_nxt.
+ * The segment that draws an ACK from the local end of @c, as if from its
+ * peer, into @pkt (80 bytes): @syn selects the challenge-ACK form,
+ * otherwise a byte beyond the window at @rcv_nxt. Returns its length.
  */
-static int quiesce_tcp_kick(struct quiesce_tcp *q, const struct quiesce_conn *c,
-			    bool syn, uint32_t rcv_nxt, uint32_t ack)
+static size_t kick_build(const struct quiesce_conn *c, bool syn,
+			 uint32_t rcv_nxt, uint32_t ack, uint8_t *pkt)
 {
-	uint8_t pkt[80] = {};
 	struct tcphdr *th;
 	uint32_t sum = 0;
 	size_t iplen, len;
 	uint16_t l4len;
-	ssize_t ret;
-	int fd;
 
 	iplen = c->family == AF_INET ? sizeof(struct iphdr) :
 				       sizeof(struct ip6_hdr);
@@ -132,7 +138,6 @@ static int quiesce_tcp_kick(struct quiesce_tcp *q, const struct quiesce_conn *c,
 
 	if (c->family == AF_INET) {
 		struct iphdr *ip = (struct iphdr *)pkt;
-		struct sockaddr_in sin = { .sin_family = AF_INET };
 
 		ip->version = 4;
 		ip->ihl = 5;
@@ -147,13 +152,8 @@ static int quiesce_tcp_kick(struct quiesce_tcp *q, const struct quiesce_conn *c,
 		sum += IPPROTO_TCP + l4len;
 		sum = csum_add(sum, th, l4len);
 		th->check = htons(csum_fold32(sum));
-		memcpy(&sin.sin_addr, c->laddr, 4);
-		fd = q->raw4;
-		ret = sendto(fd, pkt, len, 0, (struct sockaddr *)&sin,
-			     sizeof(sin));
 	} else {
 		struct ip6_hdr *ip6 = (struct ip6_hdr *)pkt;
-		struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6 };
 
 		ip6->ip6_flow = htonl(6u << 28);
 		ip6->ip6_plen = htons(l4len);
@@ -166,18 +166,109 @@ static int quiesce_tcp_kick(struct quiesce_tcp *q, const struct quiesce_conn *c,
 		sum += IPPROTO_TCP + l4len;
 		sum = csum_add(sum, th, l4len);
 		th->check = htons(csum_fold32(sum));
+	}
+	return len;
+}
+
+/* Loop the kick back to the local stack. */
+static int kick_local(struct quiesce_tcp *q, const struct quiesce_conn *c,
+		      bool syn, uint32_t rcv_nxt, uint32_t ack)
+{
+	uint8_t pkt[80] = {};
+	size_t len = kick_build(c, syn, rcv_nxt, ack, pkt);
+	ssize_t ret;
+
+	if (c->family == AF_INET) {
+		struct sockaddr_in sin = { .sin_family = AF_INET };
+
+		memcpy(&sin.sin_addr, c->laddr, 4);
+		ret = sendto(q->raw4, pkt, len, 0, (struct sockaddr *)&sin,
+			     sizeof(sin));
+	} else {
+		struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6 };
+
 		memcpy(&sin6.sin6_addr, c->laddr, 16);
-		fd = q->raw6;
-		ret = sendto(fd, pkt, len, 0, (struct sockaddr *)&sin6,
+		ret = sendto(q->raw6, pkt, len, 0, (struct sockaddr *)&sin6,
 			     sizeof(sin6));
 	}
 	return ret < 0 ? -errno : 0;
+}
+
+/*
+ * A forwarded connection's local end is a guest on the other side of
+ * guest_ifindex (its tap, or the bridge holding it): the kick goes out
+ * there in a frame to the guest's MAC, from the interface's own (the
+ * peer's MAC, as a source, would teach a bridge on the way the wrong
+ * port for the peer). After a migration the same bridge forwards it to
+ * the guest's new host.
+ */
+static int kick_forwarded(struct quiesce_tcp *q, const struct quiesce_conn *c,
+			  const struct quiesce_tcp_val *v)
+{
+	uint8_t frame[14 + 80] = {};
+	struct sockaddr_ll sll = {
+		.sll_family = AF_PACKET, .sll_ifindex = q->guest_ifindex,
+		.sll_halen = ETH_ALEN,
+	};
+	size_t len;
+	uint16_t type = htons(c->family == AF_INET ? ETH_P_IP : ETH_P_IPV6);
+
+	len = kick_build(c, false, v->ack, v->seq_next, frame + 14);
+	memcpy(frame, v->src_mac, 6);
+	memcpy(frame + 6, q->guest_dev_mac, 6);
+	memcpy(frame + 12, &type, 2);
+	memcpy(sll.sll_addr, v->src_mac, 6);
+	sll.sll_protocol = type;
+	if (sendto(q->pkt_fd, frame, 14 + len, 0, (struct sockaddr *)&sll,
+		   sizeof(sll)) < 0)
+		return -errno;
+	return 0;
 }
 
 static int conn_val(struct quiesce_tcp *q, int i, struct quiesce_tcp_val *v)
 {
 	return bpf_map__lookup_elem(q->skel->maps.quiesce_conns, &q->keys[i],
 				    sizeof(q->keys[i]), v, sizeof(*v), 0);
+}
+
+/*
+ * Forwarded mode: the connections the program has added so far, in the
+ * order of its table (a walk that meets concurrent additions may miss one:
+ * the callers walk again).
+ */
+static void refresh_learned(struct quiesce_tcp *q)
+{
+	struct bpf_map *m = q->skel->maps.quiesce_conns;
+	struct quiesce_tcp_key k, next;
+	bool first = true;
+
+	q->nr = 0;
+	while (q->nr < QUIESCE_TCP_MAX_CONNS &&
+	       !bpf_map__get_next_key(m, first ? NULL : &k, &next,
+				      sizeof(next))) {
+		struct quiesce_conn *c = &q->conns[q->nr];
+
+		q->keys[q->nr] = next;
+		memset(c, 0, sizeof(*c));
+		c->family = next.family;
+		memcpy(c->laddr, next.saddr, 16);
+		memcpy(c->raddr, next.daddr, 16);
+		c->lport = ntohs(next.sport);
+		c->rport = ntohs(next.dport);
+		c->state = TCP_ESTABLISHED;
+		snprintf(c->origin, sizeof(c->origin), "forwarded");
+		k = next;
+		first = false;
+		q->nr++;
+	}
+}
+
+int quiesce_tcp_conns(struct quiesce_tcp *q, const struct quiesce_conn **out)
+{
+	if (q->fwd)
+		refresh_learned(q);
+	*out = q->conns;
+	return q->nr;
 }
 
 /* Ask the local stack for an ACK on connection @i. */
@@ -187,12 +278,16 @@ static void kick_conn(struct quiesce_tcp *q, int i, bool prefer_data)
 
 	int err;
 
-	if (prefer_data && !conn_val(q, i, &v) && v.seen)
-		err = quiesce_tcp_kick(q, &q->conns[i], false, v.ack,
-				       v.seq_next);
-	else
-		err = quiesce_tcp_kick(q, &q->conns[i], true,
-				       (uint32_t)random(), 0);
+	if (q->fwd) {
+		/* Learned from a segment: its numbers are known. */
+		err = conn_val(q, i, &v);
+		if (!err)
+			err = kick_forwarded(q, &q->conns[i], &v);
+	} else if (prefer_data && !conn_val(q, i, &v) && v.seen) {
+		err = kick_local(q, &q->conns[i], false, v.ack, v.seq_next);
+	} else {
+		err = kick_local(q, &q->conns[i], true, (uint32_t)random(), 0);
+	}
 	if (err)
 		q->kick_err = err;
 }
@@ -203,6 +298,8 @@ static bool all_zeroed(struct quiesce_tcp *q, int *n)
 	struct quiesce_tcp_val v;
 	int i;
 
+	if (q->fwd)
+		refresh_learned(q);
 	*n = 0;
 	for (i = 0; i < q->nr; i++)
 		if (!conn_val(q, i, &v) && v.zeroed)
@@ -235,15 +332,24 @@ static bool all_reopened(struct quiesce_tcp *q, int *n, uint64_t *last)
 static bool reopen_all(struct quiesce_tcp *q, int *n, uint64_t *last)
 {
 	uint64_t t0 = quiesce_now_ns(), tk = t0;
+	/*
+	 * A forwarded connection's window update leaves through here only
+	 * while its guest is here: after a migration it leaves the
+	 * destination, and the kicks (sent towards the guest wherever the
+	 * bridge now finds it) are all there is to do.
+	 */
+	long wait_ms = q->fwd ? 4 * QUIESCE_KICK_RETRY_MS : QUIESCE_KICK_WAIT_MS;
 	bool all;
 	int i;
 
 	q->skel->bss->quiesce_active = 0;
 	__sync_synchronize();
+	if (q->fwd)
+		refresh_learned(q);
 	for (i = 0; i < q->nr; i++)
 		kick_conn(q, i, true);
 	while (!(all = all_reopened(q, n, last))) {
-		if (quiesce_ms_since(t0) > QUIESCE_KICK_WAIT_MS)
+		if (quiesce_ms_since(t0) > wait_ms)
 			break;
 		if (quiesce_ms_since(tk) > QUIESCE_KICK_RETRY_MS) {
 			for (i = 0; i < q->nr; i++)
@@ -332,6 +438,8 @@ void quiesce_tcp_free(struct quiesce_tcp *q)
 		close(q->raw4);
 	if (q->raw6 >= 0)
 		close(q->raw6);
+	if (q->pkt_fd >= 0)
+		close(q->pkt_fd);
 	quiesce_tcp_bpf__destroy(q->skel);
 	free(q->conns);
 	free(q->keys);
@@ -363,6 +471,7 @@ int quiesce_tcp_prepare(const char *ifname, const struct quiesce_conn *conns,
 	q->link_fd = -1;
 	q->raw4 = -1;
 	q->raw6 = -1;
+	q->pkt_fd = -1;
 	q->guard_fd = -1;
 	q->lease_ms = lease_ms;
 	q->nr = nr;
@@ -420,11 +529,99 @@ fail:
 	return err;
 }
 
+int quiesce_tcp_prepare_fwd(const char *ifname, const char *guest_ifname,
+			    const struct quiesce_sel *pat, int npat,
+			    long lease_ms, struct quiesce_tcp **out)
+{
+	struct quiesce_tcp *q;
+	struct ifreq ifr = {};
+	int i, err;
+
+	if (npat <= 0 || npat > QUIESCE_TCP_MAX_PATTERNS)
+		return -EINVAL;
+	if (lease_ms <= 0 || lease_ms > QUIESCE_LEASE_MAX_MS)
+		return -ERANGE;
+	if (strlen(guest_ifname) >= sizeof(ifr.ifr_name))
+		return -ENODEV;
+	q = calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	q->fwd = true;
+	q->link_fd = -1;
+	q->raw4 = -1;
+	q->raw6 = -1;
+	q->pkt_fd = -1;
+	q->guard_fd = -1;
+	q->lease_ms = lease_ms;
+	q->conns = calloc(QUIESCE_TCP_MAX_CONNS, sizeof(*q->conns));
+	q->keys = calloc(QUIESCE_TCP_MAX_CONNS, sizeof(*q->keys));
+	err = -ENOMEM;
+	if (!q->conns || !q->keys)
+		goto fail;
+	err = -ENODEV;
+	q->ifindex = if_nametoindex(ifname);
+	q->guest_ifindex = if_nametoindex(guest_ifname);
+	if (!q->ifindex || !q->guest_ifindex)
+		goto fail;
+	/* Send only: protocol 0 receives nothing. */
+	q->pkt_fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+	if (q->pkt_fd < 0) {
+		err = -errno;
+		goto fail;
+	}
+	strcpy(ifr.ifr_name, guest_ifname);
+	if (ioctl(q->pkt_fd, SIOCGIFHWADDR, &ifr)) {
+		err = -errno;
+		goto fail;
+	}
+	memcpy(q->guest_dev_mac, ifr.ifr_hwaddr.sa_data, 6);
+
+	libbpf_set_print(libbpf_quiet);
+	q->skel = quiesce_tcp_bpf__open_and_load();
+	if (!q->skel) {
+		err = -errno ? -errno : -EINVAL;
+		goto fail;
+	}
+	for (i = 0; i < npat; i++) {
+		struct quiesce_tcp_pattern p = {
+			.family = (uint8_t)pat[i].family,
+			.has_saddr = pat[i].has_laddr,
+			.has_daddr = pat[i].has_raddr,
+			.sport = htons(pat[i].lport),
+			.dport = htons(pat[i].rport),
+		};
+		uint32_t idx = i;
+
+		memcpy(p.saddr, pat[i].laddr, 16);
+		memcpy(p.daddr, pat[i].raddr, 16);
+		err = bpf_map__update_elem(q->skel->maps.quiesce_patterns,
+					   &idx, sizeof(idx), &p, sizeof(p),
+					   BPF_ANY);
+		if (err)
+			goto fail;
+	}
+	q->skel->bss->quiesce_nr_patterns = npat;
+	/* From here on it learns the connections, and rewrites nothing. */
+	q->skel->bss->quiesce_learn = 1;
+	q->skel->bss->quiesce_active = 0;
+	__sync_synchronize();
+	err = attach(q);
+	if (err)
+		goto fail;
+	*out = q;
+	return 0;
+fail:
+	quiesce_tcp_free(q);
+	return err;
+}
+
 int quiesce_tcp_activate(struct quiesce_tcp *q, struct quiesce_tcp_report *rep)
 {
 	uint64_t t0 = quiesce_now_ns(), tk;
 	int i, pfd[2];
 
+	if (q->fwd)
+		refresh_learned(q);
 	rep->nr = q->nr;
 	q->skel->bss->quiesce_deadline_ns = t0 + (uint64_t)q->lease_ms * 1000000;
 	q->skel->bss->quiesce_active = 1;
@@ -466,6 +663,7 @@ int quiesce_tcp_activate(struct quiesce_tcp *q, struct quiesce_tcp_report *rep)
 		usleep(200);
 	}
 	rep->pause_ms = quiesce_ms_since(t0);
+	rep->nr = q->nr;
 	rep->kick_err = q->kick_err;
 	return 0;
 no_guard:
@@ -516,5 +714,5 @@ int quiesce_tcp_resume(struct quiesce_tcp *q, struct quiesce_tcp_report *rep)
 	if (q->guard_fd >= 0 && write(q->guard_fd, &r, 1) != 1)
 		kill(q->guard, SIGKILL);
 	detach(q);
-	return all ? 0 : -ETIMEDOUT;
+	return all || q->fwd ? 0 : -ETIMEDOUT;
 }

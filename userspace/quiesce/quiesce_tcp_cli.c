@@ -20,11 +20,13 @@ struct tcp_args {
 	bool				extend;
 	long				interval_ms;	/* conns: sample period */
 	long				count;
+	const char			*fwd_dev;	/* forwarded: guest side */
+	long				learn_ms;
 };
 
 enum {
 	OPT_NVME = 256, OPT_ISCSI, OPT_CONN, OPT_DEV, OPT_FOR, OPT_LEASE,
-	OPT_EXTEND, OPT_INTERVAL, OPT_COUNT,
+	OPT_EXTEND, OPT_INTERVAL, OPT_COUNT, OPT_FORWARDED, OPT_LEARN,
 };
 
 static const struct option tcp_opts[] = {
@@ -37,6 +39,8 @@ static const struct option tcp_opts[] = {
 	{ "extend-timers",	no_argument,	   NULL, OPT_EXTEND },
 	{ "interval",		required_argument, NULL, OPT_INTERVAL },
 	{ "count",		required_argument, NULL, OPT_COUNT },
+	{ "forwarded",		required_argument, NULL, OPT_FORWARDED },
+	{ "learn",		required_argument, NULL, OPT_LEARN },
 	{ NULL, 0, NULL, 0 }
 };
 
@@ -84,6 +88,13 @@ static int parse_tcp_args(int argc, char **argv, struct tcp_args *a)
 		case OPT_COUNT:
 			a->count = atol(optarg);
 			break;
+		case OPT_FORWARDED:
+			a->fwd_dev = optarg;
+			break;
+		case OPT_LEARN:
+			if (quiesce_parse_ms(optarg, &a->learn_ms))
+				goto range;
+			break;
 		default:
 			return QUIESCE_EXIT_USAGE;
 		}
@@ -91,6 +102,16 @@ static int parse_tcp_args(int argc, char **argv, struct tcp_args *a)
 	if (optind != argc) {
 		fprintf(stderr, "hbamig: quiesce: unexpected \"%s\"\n",
 			argv[optind]);
+		return QUIESCE_EXIT_USAGE;
+	}
+	if (a->fwd_dev && (a->sel.nr_nvme || a->sel.nr_iscsi || !a->sel.nr ||
+			   !a->dev)) {
+		fprintf(stderr,
+			"hbamig: quiesce: --forwarded takes the connections with --conn (LOCAL is the guest's end, \"*\" for any) and the interface towards the peers with --dev\n");
+		return QUIESCE_EXIT_USAGE;
+	}
+	if (a->learn_ms && !a->fwd_dev) {
+		fprintf(stderr, "hbamig: quiesce: --learn needs --forwarded\n");
 		return QUIESCE_EXIT_USAGE;
 	}
 	if (!a->lease_ms)
@@ -294,6 +315,100 @@ static int check_budget(struct tcp_args *a, struct quiesce_budget *b)
 	return QUIESCE_EXIT_BUDGET;
 }
 
+static void print_tcp_conns(struct quiesce_tcp *q, bool json)
+{
+	const struct quiesce_conn *c;
+	int i, n = quiesce_tcp_conns(q, &c);
+
+	for (i = 0; i < n; i++) {
+		char l[64], r[64];
+
+		quiesce_conn_str(&c[i], true, l, sizeof(l));
+		quiesce_conn_str(&c[i], false, r, sizeof(r));
+		if (json) {
+			printf("%s{\"local\":\"%s\",\"remote\":\"%s\",\"origin\":",
+			       i ? "," : "", l, r);
+			quiesce_json_str(c[i].origin);
+			printf(",\"zeroed\":%llu}",
+			       (unsigned long long)quiesce_tcp_zeroed(q, i));
+		} else {
+			printf("  %s -> %s (%s): %llu segments zeroed\n", l, r,
+			       c[i].origin,
+			       (unsigned long long)quiesce_tcp_zeroed(q, i));
+		}
+	}
+}
+
+/*
+ * A guest's connections through this host: learned for --learn ms (and on
+ * through the pause), paused on --dev, kicked through --forwarded. No
+ * timer of this host limits them; the guest's own are its business.
+ */
+static int tcp_forwarded(struct tcp_args *a, bool json)
+{
+	struct quiesce_tcp_report rep = {};
+	struct quiesce_tcp *q;
+	uint64_t t0, t_paused, t_resume;
+	double held_ms;
+	int err, sig;
+
+	t0 = quiesce_now_ns();
+	err = quiesce_tcp_prepare_fwd(a->dev, a->fwd_dev, a->sel.sel,
+				      a->sel.nr, a->lease_ms, &q);
+	if (err) {
+		fprintf(stderr, "hbamig: quiesce: forwarded pause on %s via %s: %s\n",
+			a->dev, a->fwd_dev, strerror(-err));
+		return err == -EPERM || err == -EACCES ? QUIESCE_EXIT_PERM :
+			err == -ENODEV ? QUIESCE_EXIT_NOTFOUND :
+					 QUIESCE_EXIT_FAIL;
+	}
+	quiesce_block_signals();
+	if (a->learn_ms && quiesce_hold(a->learn_ms)) {
+		quiesce_tcp_free(q);
+		return QUIESCE_EXIT_FAIL;
+	}
+	rep.prepare_ms = quiesce_ms_since(t0);
+	err = quiesce_tcp_activate(q, &rep);
+	if (err) {
+		fprintf(stderr, "hbamig: quiesce: pause on %s failed: %s\n",
+			a->dev, strerror(-err));
+		quiesce_tcp_free(q);
+		return QUIESCE_EXIT_FAIL;
+	}
+	t_paused = quiesce_now_ns();
+	if (json)
+		printf("{\"event\":\"paused\",\"kind\":\"tcp\",\"forwarded\":true,\"dev\":\"%s\",\"lease_ms\":%ld,\"prepare_ms\":%.3f,\"pause_ms\":%.3f,\"connections\":%d,\"confirmed\":%d,\"at_ms\":%.3f}\n",
+		       a->dev, a->lease_ms, rep.prepare_ms, rep.pause_ms,
+		       rep.nr, rep.confirmed, t_paused / 1e6);
+	else
+		printf("paused %d forwarded connection%s on %s in %.3f ms (%d confirmed), lease %ld ms\n",
+		       rep.nr, rep.nr == 1 ? "" : "s", a->dev, rep.pause_ms,
+		       rep.confirmed, a->lease_ms);
+	fflush(stdout);
+	sig = quiesce_hold(a->for_ms >= 0 ? a->for_ms : a->lease_ms);
+	held_ms = quiesce_ms_since(t_paused);
+	t_resume = quiesce_now_ns();
+	quiesce_tcp_resume(q, &rep);
+	if (json) {
+		printf("{\"event\":\"resumed\",\"kind\":\"tcp\",\"forwarded\":true,\"dev\":\"%s\",\"lease_ms\":%ld,\"pause_ms\":%.3f,\"held_ms\":%.3f,\"resume_ms\":%.3f,\"signal\":%d,\"reopened\":%d,\"at_ms\":%.3f,\"connections\":[",
+		       a->dev, a->lease_ms, rep.pause_ms, held_ms,
+		       rep.resume_ms, sig, rep.reopened, t_resume / 1e6);
+		print_tcp_conns(q, true);
+		printf("]}\n");
+	} else {
+		print_tcp_conns(q, false);
+		printf("resumed after %.1f ms: %d of %d window updates seen leaving %s (the others' guests are elsewhere now, or idle)\n",
+		       held_ms, rep.reopened, rep.nr, a->dev);
+	}
+	quiesce_tcp_free(q);
+	if (rep.kick_err)
+		fprintf(stderr, "hbamig: quiesce: could not send a frame through %s: %s\n",
+			a->fwd_dev, strerror(-rep.kick_err));
+	if (!rep.nr)
+		fprintf(stderr, "hbamig: quiesce: no forwarded connection matched: nothing was paused\n");
+	return rep.nr ? QUIESCE_EXIT_OK : QUIESCE_EXIT_NOTFOUND;
+}
+
 int quiesce_tcp_main(int argc, char **argv, bool json)
 {
 	struct quiesce_conn conns[MAX_CONNS];
@@ -309,6 +424,8 @@ int quiesce_tcp_main(int argc, char **argv, bool json)
 	ret = parse_tcp_args(argc, argv, &a);
 	if (ret)
 		return ret;
+	if (a.fwd_dev)
+		return tcp_forwarded(&a, json);
 	n = find(&a, conns);
 	if (n < 0)
 		return n == -ENOENT ? QUIESCE_EXIT_NOTFOUND : QUIESCE_EXIT_FAIL;

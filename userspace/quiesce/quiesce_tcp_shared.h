@@ -8,6 +8,7 @@
 #define QUIESCE_TCP_SHARED_H
 
 #define QUIESCE_TCP_MAX_CONNS	64
+#define QUIESCE_TCP_MAX_PATTERNS	16
 
 /* One direction of one connection, as seen leaving the host. */
 struct quiesce_tcp_key {
@@ -30,6 +31,27 @@ struct quiesce_tcp_val {
 	__u16	win;		/* raw window field the stack wrote */
 	__u16	pad;
 	__u32	pad2;
+	/* The frame's addresses: a forwarded connection's local end is a
+	 * guest behind another interface, reached at src_mac. */
+	__u8	src_mac[6];
+	__u8	dst_mac[6];
+	__u32	pad3;
+};
+
+/*
+ * Forwarded connections (a guest's, passing through this host) are not
+ * this host's sockets: the program adds each new connection whose egress
+ * segment matches a pattern. Zero fields match anything.
+ */
+struct quiesce_tcp_pattern {
+	__u8	family;		/* AF_INET, AF_INET6, 0: either */
+	__u8	has_saddr;
+	__u8	has_daddr;
+	__u8	pad;
+	__u8	saddr[16];	/* the guest's end */
+	__u8	daddr[16];	/* the peer's */
+	__u16	sport;		/* network byte order */
+	__u16	dport;
 };
 
 #endif

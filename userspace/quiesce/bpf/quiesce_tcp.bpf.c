@@ -27,12 +27,23 @@ __u64 quiesce_deadline_ns;
 /* Segments the helper itself sends carry this mark and are never touched. */
 __u32 quiesce_mark;
 
+/* Forwarded mode: add connections matching one of the first nr patterns. */
+__u32 quiesce_learn;
+__u32 quiesce_nr_patterns;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, QUIESCE_TCP_MAX_CONNS);
 	__type(key, struct quiesce_tcp_key);
 	__type(value, struct quiesce_tcp_val);
 } quiesce_conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, QUIESCE_TCP_MAX_PATTERNS);
+	__type(key, __u32);
+	__type(value, struct quiesce_tcp_pattern);
+} quiesce_patterns SEC(".maps");
 
 #define VLAN_HLEN	4
 #define TCP_WIN_OFF	14
@@ -41,6 +52,44 @@ struct {
 static __always_inline int seq_after(__u32 a, __u32 b)
 {
 	return (__s32)(a - b) > 0;
+}
+
+static __always_inline int addr_eq(const __u8 *a, const __u8 *b)
+{
+	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
+
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
+}
+
+/* Forwarded mode: is @key a connection to add? Then it is added. */
+static __always_inline int learn(const struct quiesce_tcp_key *key)
+{
+	struct quiesce_tcp_val zero = {};
+	struct quiesce_tcp_pattern *p;
+	__u32 i;
+
+	for (i = 0; i < QUIESCE_TCP_MAX_PATTERNS; i++) {
+		/* The key is a copy: the counter stays a precise register,
+		 * which is how the verifier sees the loop end. */
+		__u32 k = i;
+
+		if (i >= quiesce_nr_patterns)
+			return 0;
+		p = bpf_map_lookup_elem(&quiesce_patterns, &k);
+		if (!p)
+			return 0;
+		if ((p->family && p->family != key->family) ||
+		    (p->sport && p->sport != key->sport) ||
+		    (p->dport && p->dport != key->dport) ||
+		    (p->has_saddr && !addr_eq(p->saddr, key->saddr)) ||
+		    (p->has_daddr && !addr_eq(p->daddr, key->daddr)))
+			continue;
+		/* A full table leaves the connection alone: the helper
+		 * sees the shortfall in its count. */
+		return !bpf_map_update_elem(&quiesce_conns, key, &zero,
+					    BPF_NOEXIST);
+	}
+	return 0;
 }
 
 SEC("tc")
@@ -96,8 +145,12 @@ int quiesce_tcp_egress(struct __sk_buff *skb)
 	key.sport = th.source;
 	key.dport = th.dest;
 	val = bpf_map_lookup_elem(&quiesce_conns, &key);
+	if (!val && quiesce_learn && !th.rst && learn(&key))
+		val = bpf_map_lookup_elem(&quiesce_conns, &key);
 	if (!val)
 		return TC_ACT_UNSPEC;
+	bpf_skb_load_bytes(skb, 0, val->dst_mac, 6);
+	bpf_skb_load_bytes(skb, 6, val->src_mac, 6);
 
 	now = bpf_ktime_get_ns();
 	seq = bpf_ntohl(th.seq);
