@@ -51,6 +51,7 @@ static void migrate_usage(FILE *f)
 "                  [--timeout S] [--downtime-limit MS]\n"
 "                  [--copy-storage TARGET]\n"
 "PEER := \"tcp SELECTION [--dev IFNAME] [--extend-timers]\"\n"
+"      | \"tcp --conn GUEST,PEER... --dev IFNAME --forwarded GUESTDEV\"\n"
 "      | \"pfc --dev IFNAME { --prio P[,P...] | --link } [--quanta Q]\n"
 "             [--refresh MS] [--speed MBPS]\"\n"
 "SELECTION := { --nvme-tcp NQN | --iscsi TARGET | --conn LOCAL,REMOTE } ...\n"
@@ -101,6 +102,7 @@ struct mig_peer {
 	/* tcp */
 	struct quiesce_selection sel;
 	bool extend;
+	const char *fwd_dev;	/* a guest's connections, through this bridge */
 	struct quiesce_conn conns[MIG_PEER_CONNS];
 	int nr_conns;
 	char oif[IF_NAMESIZE];
@@ -118,6 +120,8 @@ struct mig_peer {
 	double pause_ms, resume_ms, held_ms;
 	u64 paused_at;
 	int resume_err;
+	int reopened;
+	u64 zeroed[MIG_PEER_CONNS];	/* forwarded: per learned connection */
 };
 
 struct mig_args {
@@ -206,6 +210,10 @@ static int peer_parse(struct mig_peer *p, const char *spec)
 		} else if (tcp && !strcmp(k, "--conn")) {
 			if (quiesce_sel_parse_conn(&p->sel, v))
 				return peer_usage(p, "bad --conn");
+		} else if (tcp && !strcmp(k, "--forwarded")) {
+			if (strlen(v) >= IF_NAMESIZE)
+				return peer_usage(p, "interface name too long");
+			p->fwd_dev = v;
 		} else if (!tcp && !strcmp(k, "--prio")) {
 			if (parse_prios(v, &p->prio_mask))
 				return peer_usage(p, "bad --prio (0..7, comma separated)");
@@ -228,6 +236,9 @@ static int peer_parse(struct mig_peer *p, const char *spec)
 	if (p->kind == PEER_TCP && !p->sel.nr && !p->sel.nr_nvme &&
 	    !p->sel.nr_iscsi)
 		return peer_usage(p, "select connections with --nvme-tcp, --iscsi or --conn");
+	if (p->fwd_dev && (p->sel.nr_nvme || p->sel.nr_iscsi || !p->dev ||
+			   p->extend))
+		return peer_usage(p, "--forwarded takes --conn GUEST,PEER and --dev (the interface towards the peers) only");
 	if (p->kind == PEER_PFC && (!p->dev || p->link == !!p->prio_mask))
 		return peer_usage(p, "pfc needs --dev and one of --prio or --link");
 	return 0;
@@ -268,6 +279,18 @@ static int peer_prepare(struct mig_peer *p, long lease_ms)
 			return fail(HBAMIG_EXIT_USAGE,
 				    "migrate: peer \"%s\": refresh %.1f us is not shorter than the quanta time %.1f us",
 				    p->spec, p->refresh_us, quanta_us);
+		return 0;
+	}
+	if (p->fwd_dev) {
+		/* A guest's sessions: learned from here on, no host timer. */
+		err = quiesce_tcp_prepare_fwd(p->dev, p->fwd_dev, p->sel.sel,
+					      p->sel.nr, lease_ms, &p->tcp);
+		if (err)
+			return fail(err == -EPERM || err == -EACCES ?
+				    HBAMIG_EXIT_PERM : err == -ENODEV ?
+				    HBAMIG_EXIT_NODEV : HBAMIG_EXIT_FAIL,
+				    "migrate: peer \"%s\": cannot load the quiescer on %s for %s: %s",
+				    p->spec, p->dev, p->fwd_dev, strerror(-err));
 		return 0;
 	}
 
@@ -352,6 +375,16 @@ static void peer_resume(struct mig_peer *p)
 		memset(&trep, 0, sizeof(trep));
 		p->resume_err = quiesce_tcp_resume(p->tcp, &trep);
 		p->resume_ms = trep.resume_ms;
+		p->reopened = trep.reopened;
+		if (p->fwd_dev) {
+			const struct quiesce_conn *c;
+			int n = quiesce_tcp_conns(p->tcp, &c);
+
+			p->nr_conns = n < MIG_PEER_CONNS ? n : MIG_PEER_CONNS;
+			memcpy(p->conns, c, p->nr_conns * sizeof(*c));
+			for (int i = 0; i < p->nr_conns; i++)
+				p->zeroed[i] = quiesce_tcp_zeroed(p->tcp, i);
+		}
 	} else {
 		memset(&prep, 0, sizeof(prep));
 		p->resume_err = quiesce_pfc_resume(p->pfc, &prep);
@@ -713,6 +746,24 @@ static struct json_object *jpeers(const struct mig *m)
 		jadd(o, "held_ms", jnum(p->held_ms, "%.1f"));
 		jadd(o, "resume_ms", jnum(p->resume_ms, "%.3f"));
 		jadd(o, "resumed", json_object_new_boolean(!p->resume_err));
+		if (p->fwd_dev) {
+			struct json_object *c = json_object_new_array();
+
+			jadd(o, "forwarded", jstr(p->fwd_dev));
+			jadd(o, "window_updates_seen", json_object_new_int(p->reopened));
+			for (int j = 0; j < p->nr_conns; j++) {
+				struct json_object *e = json_object_new_object();
+				char l[64], r[64];
+
+				quiesce_conn_str(&p->conns[j], true, l, sizeof(l));
+				quiesce_conn_str(&p->conns[j], false, r, sizeof(r));
+				jadd(e, "local", jstr(l));
+				jadd(e, "remote", jstr(r));
+				jadd(e, "zeroed", json_object_new_int64((int64_t)p->zeroed[j]));
+				json_object_array_add(c, e);
+			}
+			jadd(o, "connections", c);
+		}
 		json_object_array_add(a, o);
 	}
 	return a;
