@@ -9,7 +9,10 @@
  * resets that controller first (the driver reads Identify again); 'v'
  * pauses the writers, reads every block written and checks it against its
  * last generation, and resumes them (the disk then holds exactly what the
- * guest wrote). Output is meant to be parsed from a serial console:
+ * guest wrote). Output is meant to be parsed from a serial console; each
+ * line starts with -N NAME (default "guestio"), so that two instances
+ * sharing one console (the end-to-end guest's local disk and its fabric
+ * disk) can be told apart:
  *
  *   guestio tick t_ms=.. ios=.. d_ios=.. err=.. mis=.. max_lat_us=..
  *   guestio identity now|after_reset cntlid=.. model=.. serial=.. ...
@@ -25,12 +28,15 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#define gio_out(fmt, ...) printf("%s " fmt, gio_name, ##__VA_ARGS__)
 
 typedef uint64_t u64;
 typedef uint32_t u32;
@@ -61,6 +67,8 @@ struct gio_thread {
 };
 
 static const char *gio_dev = "/dev/nvme0n1";
+/* first word of every line: two instances on one console stay apart */
+static const char *gio_name = "guestio";
 static unsigned int gio_nthreads = 4;
 static u64 gio_blocks = 4096;
 static u64 gio_offset_blocks;
@@ -203,7 +211,7 @@ static void *gio_worker(void *arg)
 		why = gio_check(rbuf, block, gen);
 		if (why) {
 			__atomic_add_fetch(&t->mis, 1, __ATOMIC_RELAXED);
-			printf("guestio mismatch block=%" PRIu64 " gen=%u why=%s\n",
+			gio_out("mismatch block=%" PRIu64 " gen=%u why=%s\n",
 			       block, gen, why);
 			fflush(stdout);
 		}
@@ -271,10 +279,10 @@ static void gio_identity(const char *when)
 	FILE *f;
 
 	if (!gio_ctrl_dir(dir, sizeof(dir))) {
-		printf("guestio identity %s none\n", when);
+		gio_out("identity %s none\n", when);
 		return;
 	}
-	printf("guestio identity %s", when);
+	gio_out("identity %s", when);
 	for (i = 0; i < sizeof(attrs) / sizeof(attrs[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, attrs[i]);
 		f = fopen(path, "r");
@@ -300,13 +308,13 @@ static void gio_reset(void)
 	int fd;
 
 	if (!gio_ctrl_dir(dir, sizeof(dir))) {
-		printf("guestio reset none\n");
+		gio_out("reset none\n");
 		return;
 	}
 	snprintf(path, sizeof(path), "%s/reset_controller", dir);
 	fd = open(path, O_WRONLY);
 	if (fd < 0 || write(fd, "1", 1) != 1)
-		printf("guestio reset failed errno=%d\n", errno);
+		gio_out("reset failed errno=%d\n", errno);
 	if (fd >= 0)
 		close(fd);
 	gio_identity("after_reset");
@@ -336,7 +344,7 @@ static int gio_verify_all(u64 *done, u64 *mis)
 			why = gio_check(buf, t->first + r, t->gen[r]);
 			if (why) {
 				(*mis)++;
-				printf("guestio verify-mismatch block=%" PRIu64
+				gio_out("verify-mismatch block=%" PRIu64
 				       " gen=%u why=%s\n", t->first + r,
 				       t->gen[r], why);
 			}
@@ -355,7 +363,7 @@ static void gio_verify_now(void)
 	while (__atomic_load_n(&gio_paused, __ATOMIC_ACQUIRE) < gio_nthreads)
 		usleep(1000);
 	gio_verify_all(&done, &mis);
-	printf("guestio verify verified=%" PRIu64 " verify_mis=%" PRIu64 "\n",
+	gio_out("verify verified=%" PRIu64 " verify_mis=%" PRIu64 "\n",
 	       done, mis);
 	fflush(stdout);
 	__atomic_store_n(&gio_pause, 0, __ATOMIC_RELEASE);
@@ -391,10 +399,11 @@ static void gio_usage(void)
 {
 	fprintf(stderr,
 		"usage: guestio [-d DEV] [-t THREADS] [-n BLOCKS] [-o OFFSET_BLOCKS]\n"
-		"               [-i INTERVAL_MS] [-s SECONDS]\n"
+		"               [-i INTERVAL_MS] [-s SECONDS] [-N NAME]\n"
 		"Stops on 'q' from stdin or after SECONDS (0: never); 'i' prints the\n"
 		"controller's identity, 'r' resets the controller and prints it,\n"
-		"'v' pauses the writers and verifies every block written.\n");
+		"'v' pauses the writers and verifies every block written. NAME\n"
+		"(default guestio) starts every output line.\n");
 	exit(2);
 }
 
@@ -404,7 +413,7 @@ int main(int argc, char **argv)
 	u64 max_all = 0;
 	int opt, first_errno = 0;
 
-	while ((opt = getopt(argc, argv, "d:t:n:o:i:s:")) != -1) {
+	while ((opt = getopt(argc, argv, "d:t:n:o:i:s:N:")) != -1) {
 		switch (opt) {
 		case 'd':
 			gio_dev = optarg;
@@ -424,6 +433,9 @@ int main(int argc, char **argv)
 		case 's':
 			gio_seconds = strtoul(optarg, NULL, 0);
 			break;
+		case 'N':
+			gio_name = optarg;
+			break;
 		default:
 			gio_usage();
 		}
@@ -432,13 +444,19 @@ int main(int argc, char **argv)
 	    gio_blocks < gio_nthreads || !gio_interval_ms)
 		gio_usage();
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	/*
+	 * nvme-tcp (6.12) sends a request from the submitting task without
+	 * MSG_NOSIGNAL: when the connection breaks, the workload itself
+	 * gets SIGPIPE, although its I/O is only requeued.
+	 */
+	signal(SIGPIPE, SIG_IGN);
 	gio_crc_init();
 	gio_fd = open(gio_dev, O_RDWR | O_DIRECT);
 	if (gio_fd < 0) {
-		printf("guestio fatal open %s: %s\n", gio_dev, strerror(errno));
+		gio_out("fatal open %s: %s\n", gio_dev, strerror(errno));
 		return 1;
 	}
-	printf("guestio start dev=%s threads=%u blocks=%" PRIu64
+	gio_out("start dev=%s threads=%u blocks=%" PRIu64
 	       " interval_ms=%u\n", gio_dev, gio_nthreads, gio_blocks,
 	       gio_interval_ms);
 	for (unsigned int i = 0; i < gio_nthreads; i++) {
@@ -451,7 +469,7 @@ int main(int argc, char **argv)
 		t->gen = calloc(per, sizeof(*t->gen));
 		if (!t->gen ||
 		    pthread_create(&t->tid, NULL, gio_worker, t)) {
-			printf("guestio fatal thread %u\n", i);
+			gio_out("fatal thread %u\n", i);
 			return 1;
 		}
 	}
@@ -471,7 +489,7 @@ int main(int argc, char **argv)
 		if (next < now)	/* the guest was stopped: do not catch up */
 			next = now + gio_interval_ms * 1000000ULL;
 		gio_sum(&ios, &errs, &mis);
-		printf("guestio tick t_ms=%" PRIu64 " ios=%" PRIu64
+		gio_out("tick t_ms=%" PRIu64 " ios=%" PRIu64
 		       " d_ios=%" PRIu64 " err=%" PRIu64 " mis=%" PRIu64
 		       " max_lat_us=%" PRIu64 "\n", (now - start) / 1000000,
 		       ios, ios - last_ios, errs, mis,
@@ -496,7 +514,7 @@ int main(int argc, char **argv)
 			first_errno = t->first_errno;
 	}
 	gio_sum(&ios, &errs, &mis);
-	printf("guestio summary ios=%" PRIu64 " err=%" PRIu64 " mis=%" PRIu64
+	gio_out("summary ios=%" PRIu64 " err=%" PRIu64 " mis=%" PRIu64
 	       " verified=%" PRIu64 " verify_mis=%" PRIu64
 	       " max_lat_us=%" PRIu64 " runtime_ms=%" PRIu64 " errno=%d\n",
 	       ios, errs, mis, vdone, vmis, max_all / 1000,

@@ -11,6 +11,18 @@
 #   e2e_qmp NAME '{"execute":...}'      prints the reply (return or error)
 #   e2e_migrate SRC DST           A -> B, prints name=value lines
 #   e2e_mode BDF                  the adapter's mode (hbamig -j dev show)
+#
+# Optional, for callers that give the guest more than its disk (unset: none):
+#   E2E_NET_a, E2E_NET_b  more QEMU arguments for the QEMUs on host A or B
+#                         (split on blanks), e.g. a NIC: "-netdev tap,id=n0,
+#                         ifname=TAP,script=no,downscript=no -device
+#                         virtio-net-pci,netdev=n0,mac=MAC" (the same MAC on
+#                         both hosts: it is the same guest)
+#   E2E_APPEND            more of the guest's kernel command line, e.g.
+#                         guestnet="..." guestio2="..." (scripts/guest/init)
+#   E2E_TICKS_OF          whose tick lines e2e_guest_ticks reads: guestio
+#                         (default, the workload on the local disk) or
+#                         guestio-fab (the one on the guest's network storage)
 
 E2E_ROOT=${E2E_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 E2E_DIR=${E2E_DIR:-/tmp/e2e}
@@ -85,8 +97,8 @@ e2e_hosts_link()
 # with "incoming" it waits for a migration on HOST's address.
 e2e_qemu_start()
 {
-	local name=$1 host=$2 vf=$3 incoming=${4:-} extra=() dev
-	local d=$E2E_DIR
+	local name=$1 host=$2 vf=$3 incoming=${4:-} extra=() dev net=()
+	local d=$E2E_DIR netvar=E2E_NET_$2
 
 	# VF "emulated": the control experiment, no VFIO at all: a virtio disk
 	# on a file both "hosts" share (QEMU's NVMe model cannot migrate); the
@@ -100,6 +112,7 @@ e2e_qemu_start()
 	fi
 
 	rm -f "$d/$name.qmp" "$d/$name.con" "$d/$name.log" "$d/$name.in"
+	[ -n "${!netvar:-}" ] && read -ra net <<< "${!netvar}"
 	[ -n "$incoming" ] && extra=(-incoming "tcp:${E2E_ADDR[$host]}:$E2E_PORT")
 	# E2E_TRACE: comma-separated trace event patterns, e.g. "vfio_*"
 	if [ -n "${E2E_TRACE:-}" ]; then
@@ -113,8 +126,8 @@ e2e_qemu_start()
 		-name "$name" -M pc -accel tcg -cpu qemu64 -smp 1 -m "$E2E_MEM" \
 		-nodefaults -no-user-config -display none -no-reboot \
 		-kernel "$E2E_KERNEL" -initrd "$E2E_INITRD" \
-		-append "console=ttyS0 quiet panic=-1 mitigations=off ${E2E_CLOCK-tsc=reliable} no_timer_check $E2E_BLACKLIST guestio=\"$E2E_GUESTIO\"" \
-		"${dev[@]}" \
+		-append "console=ttyS0 quiet panic=-1 mitigations=off ${E2E_CLOCK-tsc=reliable} no_timer_check $E2E_BLACKLIST guestio=\"$E2E_GUESTIO\"${E2E_APPEND:+ $E2E_APPEND}" \
+		"${dev[@]}" "${net[@]}" \
 		-chardev "socket,id=con,path=$d/$name.con,server=on,wait=off" \
 		-serial chardev:con \
 		-qmp "unix:$d/$name.qmp,server=on,wait=off" \
@@ -233,11 +246,12 @@ e2e_stamp()
 
 # e2e_guest_ticks NAME...: the guest's tick lines from the consoles of the
 # QEMUs it ran on, in order: "host_ms t_ms ios d_ios err mis max_lat_us".
+# Those of the workload $E2E_TICKS_OF (default guestio).
 e2e_guest_ticks()
 {
 	local n
 	for n in "$@"; do
-		sed -n 's/^\([0-9]*\) guestio tick t_ms=\([0-9]*\) ios=\([0-9]*\) d_ios=\([0-9]*\) err=\([0-9]*\) mis=\([0-9]*\) max_lat_us=\([0-9]*\).*/\1 \2 \3 \4 \5 \6 \7/p' \
+		sed -n 's/^\([0-9]*\) '"${E2E_TICKS_OF:-guestio}"' tick t_ms=\([0-9]*\) ios=\([0-9]*\) d_ios=\([0-9]*\) err=\([0-9]*\) mis=\([0-9]*\) max_lat_us=\([0-9]*\).*/\1 \2 \3 \4 \5 \6 \7/p' \
 			"$E2E_DIR/$n.log" 2>/dev/null
 	done
 }
