@@ -8,7 +8,10 @@
  * switch cancels the migration and brings the VM back to where it was: on
  * the source, running, its adapter asked back to direct.
  */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <getopt.h>
 #include <limits.h>
 #include <net/if.h>
@@ -51,7 +54,8 @@ static void migrate_usage(FILE *f)
 "                  [--timeout S] [--downtime-limit MS]\n"
 "                  [--copy-storage TARGET]\n"
 "PEER := \"tcp SELECTION [--dev IFNAME] [--extend-timers]\"\n"
-"      | \"tcp --conn GUEST,PEER... --dev IFNAME --forwarded GUESTDEV\"\n"
+"      | \"tcp --conn GUEST,PEER... --dev IFNAME --forwarded GUESTDEV\n"
+"             [--netns PATH]\"\n"
 "      | \"pfc --dev IFNAME { --prio P[,P...] | --link } [--quanta Q]\n"
 "             [--refresh MS] [--speed MBPS]\"\n"
 "SELECTION := { --nvme-tcp NQN | --iscsi TARGET | --conn LOCAL,REMOTE } ...\n"
@@ -103,6 +107,7 @@ struct mig_peer {
 	struct quiesce_selection sel;
 	bool extend;
 	const char *fwd_dev;	/* a guest's connections, through this bridge */
+	const char *netns;	/* network namespace of --dev (a file) */
 	struct quiesce_conn conns[MIG_PEER_CONNS];
 	int nr_conns;
 	char oif[IF_NAMESIZE];
@@ -210,6 +215,8 @@ static int peer_parse(struct mig_peer *p, const char *spec)
 		} else if (tcp && !strcmp(k, "--conn")) {
 			if (quiesce_sel_parse_conn(&p->sel, v))
 				return peer_usage(p, "bad --conn");
+		} else if (tcp && !strcmp(k, "--netns")) {
+			p->netns = v;
 		} else if (tcp && !strcmp(k, "--forwarded")) {
 			if (strlen(v) >= IF_NAMESIZE)
 				return peer_usage(p, "interface name too long");
@@ -258,7 +265,7 @@ static long link_mbps(const char *dev)
  * Everything that may fail before the guest is touched: connections found,
  * session timers checked against the lease, BPF program loaded inactive.
  */
-static int peer_prepare(struct mig_peer *p, long lease_ms)
+static int peer_prepare_here(struct mig_peer *p, long lease_ms)
 {
 	const struct quiesce_timer *m;
 	double quanta_us;
@@ -339,6 +346,38 @@ static int peer_prepare(struct mig_peer *p, long lease_ms)
 			    "migrate: peer \"%s\": cannot load the quiescer on %s: %s",
 			    p->spec, p->dev, strerror(-err));
 	return 0;
+}
+
+/*
+ * With --netns, the sockets and the attachment are made in that network
+ * namespace (where --dev lives) and keep it; hbamig itself goes back to
+ * its own, where the emuhba family is.
+ */
+static int peer_prepare(struct mig_peer *p, long lease_ms)
+{
+	int self, there, ret;
+
+	if (!p->netns)
+		return peer_prepare_here(p, lease_ms);
+	self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	there = open(p->netns, O_RDONLY | O_CLOEXEC);
+	if (self < 0 || there < 0 || setns(there, CLONE_NEWNET)) {
+		ret = fail(HBAMIG_EXIT_NODEV, "migrate: peer \"%s\": network namespace %s: %s",
+			   p->spec, p->netns, strerror(errno));
+		goto out;
+	}
+	ret = peer_prepare_here(p, lease_ms);
+	if (setns(self, CLONE_NEWNET)) {
+		fprintf(stderr, "%s: migrate: cannot return to the network namespace: %s\n",
+			hba_prog, strerror(errno));
+		exit(HBAMIG_EXIT_FAIL);
+	}
+out:
+	if (self >= 0)
+		close(self);
+	if (there >= 0)
+		close(there);
+	return ret;
 }
 
 static int peer_pause(struct mig_peer *p, long lease_ms)
