@@ -174,8 +174,8 @@ static size_t kick_build(const struct quiesce_conn *c, bool syn,
 static int kick_local(struct quiesce_tcp *q, const struct quiesce_conn *c,
 		      bool syn, uint32_t rcv_nxt, uint32_t ack)
 {
-	uint8_t pkt[80] = {};
-	size_t len = kick_build(c, syn, rcv_nxt, ack, pkt);
+	uint32_t pkt[80 / 4] = {};	/* the headers' own alignment */
+	size_t len = kick_build(c, syn, rcv_nxt, ack, (uint8_t *)pkt);
 	ssize_t ret;
 
 	if (c->family == AF_INET) {
@@ -206,6 +206,7 @@ static int kick_forwarded(struct quiesce_tcp *q, const struct quiesce_conn *c,
 			  const struct quiesce_tcp_val *v)
 {
 	uint8_t frame[14 + 80] = {};
+	uint32_t pkt[80 / 4] = {};	/* the headers' own alignment */
 	struct sockaddr_ll sll = {
 		.sll_family = AF_PACKET, .sll_ifindex = q->guest_ifindex,
 		.sll_halen = ETH_ALEN,
@@ -213,7 +214,8 @@ static int kick_forwarded(struct quiesce_tcp *q, const struct quiesce_conn *c,
 	size_t len;
 	uint16_t type = htons(c->family == AF_INET ? ETH_P_IP : ETH_P_IPV6);
 
-	len = kick_build(c, false, v->ack, v->seq_next, frame + 14);
+	len = kick_build(c, false, v->ack, v->seq_next, (uint8_t *)pkt);
+	memcpy(frame + 14, pkt, len);
 	memcpy(frame, v->src_mac, 6);
 	memcpy(frame + 6, q->guest_dev_mac, 6);
 	memcpy(frame + 12, &type, 2);
