@@ -456,15 +456,16 @@ static int libbpf_quiet(enum libbpf_print_level level, const char *fmt,
 	return vfprintf(stderr, fmt, ap);
 }
 
-int quiesce_tcp_prepare(const char *ifname, const struct quiesce_conn *conns,
-			int nr, long lease_ms, struct quiesce_tcp **out)
+/*
+ * What both kinds of lease start with: @cap connection slots, the
+ * interface, the program loaded (not attached). On failure nothing is left.
+ */
+static int tcp_new(const char *ifname, long lease_ms, int cap,
+		   struct quiesce_tcp **out)
 {
-	struct quiesce_tcp_val zero = {};
 	struct quiesce_tcp *q;
-	int i, err, mark = QUIESCE_MARK;
+	int err;
 
-	if (nr <= 0 || nr > QUIESCE_TCP_MAX_CONNS)
-		return -EINVAL;
 	if (lease_ms <= 0 || lease_ms > QUIESCE_LEASE_MAX_MS)
 		return -ERANGE;
 	q = calloc(1, sizeof(*q));
@@ -476,18 +477,58 @@ int quiesce_tcp_prepare(const char *ifname, const struct quiesce_conn *conns,
 	q->pkt_fd = -1;
 	q->guard_fd = -1;
 	q->lease_ms = lease_ms;
-	q->nr = nr;
-	q->conns = calloc(nr, sizeof(*conns));
-	q->keys = calloc(nr, sizeof(*q->keys));
+	q->conns = calloc(cap, sizeof(*q->conns));
+	q->keys = calloc(cap, sizeof(*q->keys));
 	err = -ENOMEM;
 	if (!q->conns || !q->keys)
 		goto fail;
-	memcpy(q->conns, conns, nr * sizeof(*conns));
 	err = -ENODEV;
 	q->ifindex = if_nametoindex(ifname);
 	if (!q->ifindex)
 		goto fail;
+	libbpf_set_print(libbpf_quiet);
+	q->skel = quiesce_tcp_bpf__open_and_load();
+	if (!q->skel) {
+		err = -errno ? -errno : -EINVAL;
+		goto fail;
+	}
+	*out = q;
+	return 0;
+fail:
+	quiesce_tcp_free(q);
+	return err;
+}
 
+/* Attached, inactive: from here on it records what it sees, nothing more. */
+static int tcp_attach_inactive(struct quiesce_tcp *q, struct quiesce_tcp **out)
+{
+	int err;
+
+	q->skel->bss->quiesce_active = 0;
+	__sync_synchronize();
+	err = attach(q);
+	if (err) {
+		quiesce_tcp_free(q);
+		return err;
+	}
+	*out = q;
+	return 0;
+}
+
+int quiesce_tcp_prepare(const char *ifname, const struct quiesce_conn *conns,
+			int nr, long lease_ms, struct quiesce_tcp **out)
+{
+	struct quiesce_tcp_val zero = {};
+	struct quiesce_tcp *q;
+	int i, err, mark = QUIESCE_MARK;
+
+	if (nr <= 0 || nr > QUIESCE_TCP_MAX_CONNS)
+		return -EINVAL;
+	err = tcp_new(ifname, lease_ms, nr, &q);
+	if (err)
+		return err;
+	q->nr = nr;
+	memcpy(q->conns, conns, nr * sizeof(*conns));
 	q->raw4 = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
 	q->raw6 = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
 	if (q->raw4 < 0 || q->raw6 < 0) {
@@ -496,13 +537,6 @@ int quiesce_tcp_prepare(const char *ifname, const struct quiesce_conn *conns,
 	}
 	setsockopt(q->raw4, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
 	setsockopt(q->raw6, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
-
-	libbpf_set_print(libbpf_quiet);
-	q->skel = quiesce_tcp_bpf__open_and_load();
-	if (!q->skel) {
-		err = -errno ? -errno : -EINVAL;
-		goto fail;
-	}
 	q->skel->bss->quiesce_mark = QUIESCE_MARK;
 	for (i = 0; i < nr; i++) {
 		struct quiesce_tcp_key *k = &q->keys[i];
@@ -518,14 +552,8 @@ int quiesce_tcp_prepare(const char *ifname, const struct quiesce_conn *conns,
 		if (err)
 			goto fail;
 	}
-	/* Attached but inactive: it only learns sequence numbers. */
-	q->skel->bss->quiesce_active = 0;
-	__sync_synchronize();
-	err = attach(q);
-	if (err)
-		goto fail;
-	*out = q;
-	return 0;
+	/* It only learns sequence numbers until activated. */
+	return tcp_attach_inactive(q, out);
 fail:
 	quiesce_tcp_free(q);
 	return err;
@@ -541,29 +569,15 @@ int quiesce_tcp_prepare_fwd(const char *ifname, const char *guest_ifname,
 
 	if (npat <= 0 || npat > QUIESCE_TCP_MAX_PATTERNS)
 		return -EINVAL;
-	if (lease_ms <= 0 || lease_ms > QUIESCE_LEASE_MAX_MS)
-		return -ERANGE;
 	if (strlen(guest_ifname) >= sizeof(ifr.ifr_name))
 		return -ENODEV;
-	q = calloc(1, sizeof(*q));
-	if (!q)
-		return -ENOMEM;
+	err = tcp_new(ifname, lease_ms, QUIESCE_TCP_MAX_CONNS, &q);
+	if (err)
+		return err;
 	q->fwd = true;
-	q->link_fd = -1;
-	q->raw4 = -1;
-	q->raw6 = -1;
-	q->pkt_fd = -1;
-	q->guard_fd = -1;
-	q->lease_ms = lease_ms;
-	q->conns = calloc(QUIESCE_TCP_MAX_CONNS, sizeof(*q->conns));
-	q->keys = calloc(QUIESCE_TCP_MAX_CONNS, sizeof(*q->keys));
-	err = -ENOMEM;
-	if (!q->conns || !q->keys)
-		goto fail;
 	err = -ENODEV;
-	q->ifindex = if_nametoindex(ifname);
 	q->guest_ifindex = if_nametoindex(guest_ifname);
-	if (!q->ifindex || !q->guest_ifindex)
+	if (!q->guest_ifindex)
 		goto fail;
 	/* Send only: protocol 0 receives nothing. */
 	q->pkt_fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
@@ -577,13 +591,6 @@ int quiesce_tcp_prepare_fwd(const char *ifname, const char *guest_ifname,
 		goto fail;
 	}
 	memcpy(q->guest_dev_mac, ifr.ifr_hwaddr.sa_data, 6);
-
-	libbpf_set_print(libbpf_quiet);
-	q->skel = quiesce_tcp_bpf__open_and_load();
-	if (!q->skel) {
-		err = -errno ? -errno : -EINVAL;
-		goto fail;
-	}
 	for (i = 0; i < npat; i++) {
 		struct quiesce_tcp_pattern p = {
 			.family = (uint8_t)pat[i].family,
@@ -605,13 +612,7 @@ int quiesce_tcp_prepare_fwd(const char *ifname, const char *guest_ifname,
 	q->skel->bss->quiesce_nr_patterns = npat;
 	/* From here on it learns the connections, and rewrites nothing. */
 	q->skel->bss->quiesce_learn = 1;
-	q->skel->bss->quiesce_active = 0;
-	__sync_synchronize();
-	err = attach(q);
-	if (err)
-		goto fail;
-	*out = q;
-	return 0;
+	return tcp_attach_inactive(q, out);
 fail:
 	quiesce_tcp_free(q);
 	return err;
