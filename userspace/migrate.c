@@ -127,6 +127,7 @@ struct mig_peer {
 	int resume_err;
 	int reopened;
 	u64 zeroed[MIG_PEER_CONNS];	/* forwarded: per learned connection */
+	uint64_t seen, unmatched;	/* TCP segments the program saw */
 };
 
 struct mig_args {
@@ -423,6 +424,7 @@ static void peer_resume(struct mig_peer *p)
 			memcpy(p->conns, c, p->nr_conns * sizeof(*c));
 			for (int i = 0; i < p->nr_conns; i++)
 				p->zeroed[i] = quiesce_tcp_zeroed(p->tcp, i);
+			quiesce_tcp_counts(p->tcp, &p->seen, &p->unmatched);
 		}
 	} else {
 		memset(&prep, 0, sizeof(prep));
@@ -790,6 +792,8 @@ static struct json_object *jpeers(const struct mig *m)
 
 			jadd(o, "forwarded", jstr(p->fwd_dev));
 			jadd(o, "window_updates_seen", json_object_new_int(p->reopened));
+			jadd(o, "tcp_segments_seen", json_object_new_int64((int64_t)p->seen));
+			jadd(o, "tcp_segments_unmatched", json_object_new_int64((int64_t)p->unmatched));
 			for (int j = 0; j < p->nr_conns; j++) {
 				struct json_object *e = json_object_new_object();
 				char l[64], r[64];
