@@ -397,7 +397,7 @@ static int tcp_forwarded(struct tcp_args *a, bool json)
 		printf("]}\n");
 	} else {
 		print_tcp_conns(q, false);
-		printf("resumed after %.1f ms: %d of %d window updates seen leaving %s (the others' guests are elsewhere now, or idle)\n",
+		printf("resumed after %.1f ms: %d of %d window updates seen leaving %s (the others' guests are idle, or no longer behind this host)\n",
 		       held_ms, rep.reopened, rep.nr, a->dev);
 	}
 	quiesce_tcp_free(q);
