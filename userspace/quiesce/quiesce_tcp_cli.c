@@ -484,28 +484,10 @@ int quiesce_tcp_main(int argc, char **argv, bool json)
 		       rep.resume_ms, sig, rep.reopened, t_resume / 1e6);
 		print_budget(&b, true);
 		printf(",\"connections\":[");
-		for (i = 0; i < n; i++) {
-			char l[64], r[64];
-
-			quiesce_conn_str(&conns[i], true, l, sizeof(l));
-			quiesce_conn_str(&conns[i], false, r, sizeof(r));
-			printf("%s{\"local\":\"%s\",\"remote\":\"%s\",\"origin\":",
-			       i ? "," : "", l, r);
-			quiesce_json_str(conns[i].origin);
-			printf(",\"zeroed\":%llu}",
-			       (unsigned long long)quiesce_tcp_zeroed(q, i));
-		}
+		print_tcp_conns(q, true);
 		printf("]}\n");
 	} else {
-		for (i = 0; i < n; i++) {
-			char l[64], r[64];
-
-			quiesce_conn_str(&conns[i], true, l, sizeof(l));
-			quiesce_conn_str(&conns[i], false, r, sizeof(r));
-			printf("  %s -> %s (%s): %llu segments zeroed\n", l, r,
-			       conns[i].origin,
-			       (unsigned long long)quiesce_tcp_zeroed(q, i));
-		}
+		print_tcp_conns(q, false);
 		printf("resumed %d connection%s in %.3f ms after %.1f ms (pause took %.3f ms)\n",
 		       rep.reopened, rep.reopened == 1 ? "" : "s",
 		       rep.resume_ms, held_ms, rep.pause_ms);
