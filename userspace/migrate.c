@@ -66,11 +66,14 @@ static void migrate_usage(FILE *f)
 "among the VM's vfio-pci devices; it must be in direct mode. Before anything\n"
 "stops: the destination adapter --dest-dev is checked for compatibility,\n"
 "the destination QEMU (--dest-qmp) must be waiting, QEMU must not block the\n"
-"migration. Then: peers paused (each a lease, ended by --timeout or by\n"
-"hbamig's death), source adapter switched to emulated, migration with\n"
-"progress once a second on a terminal, peers resumed, the destination\n"
-"adapter confirmed direct, and a report (total time, QEMU's downtime,\n"
-"switch times and share of downtime, device state and RAM bytes).\n"
+"migration. Then: source adapter switched to emulated, migration with\n"
+"progress once a second on a terminal; with peers, QEMU is held before\n"
+"its switchover until RAM has gone once, the peers are paused (each a\n"
+"lease, ended by --timeout or by hbamig's death) and QEMU let switch over,\n"
+"so the pause spans the downtime; the destination VM awaited running,\n"
+"peers resumed, the destination adapter confirmed direct, and a report\n"
+"(total time, QEMU's downtime, switch times and share of downtime, device\n"
+"state and RAM bytes, when the peers were paused).\n"
 "On failure, timeout (--timeout, default %d s) or SIGINT/SIGTERM the\n"
 "migration is cancelled, the VM keeps running on the source, the peers are\n"
 "resumed and the source adapter is asked back to direct mode.\n"
@@ -124,6 +127,7 @@ struct mig_peer {
 	bool paused;
 	double pause_ms, resume_ms, held_ms;
 	u64 paused_at;
+	double paused_after_ms;	/* from "migrate" (<0: before it) */
 	int resume_err;
 	int reopened;
 	u64 zeroed[MIG_PEER_CONNS];	/* forwarded: per learned connection */
@@ -651,6 +655,7 @@ struct mig {
 	struct qmp_mig_info info;
 	int64_t last_progress_s;
 	char dest_status[32];
+	bool dest_running;
 	/* failure path */
 	const char *reason;
 	char detail[2 * QMP_STR_MAX];
@@ -667,6 +672,13 @@ struct mig {
 	bool backend_moved;	/* the adapter's backend is the dm device */
 	bool copy_failed;	/* the mirror or the link failed */
 	bool preswitch_set;	/* pause-before-switchover set by us */
+	/* --peer: QEMU held before its switchover until the peers pause */
+	bool hold_set;		/* threshold lowered by us: restore it */
+	bool pause_early;	/* QEMU cannot be held: pause before "migrate" */
+	uint64_t user_downtime_ms, user_switchover_bw;
+	const char *pause_scope;
+	u64 t_migrate;		/* "migrate" accepted */
+	double first_pass_ms;	/* from "migrate": RAM sent once, synced */
 	u64 t_emul0, t_emul1;	/* the source guest emulated: from, to */
 };
 
@@ -772,6 +784,32 @@ static struct json_object *jtiming(const struct hba_timing *t)
 	return o;
 }
 
+static const char *pause_scope_text(const struct mig *m)
+{
+	static char s[160];
+
+	if (!m->pause_scope)
+		return "not reached";
+	if (!strcmp(m->pause_scope, "switchover"))
+		snprintf(s, sizeof(s), "at the switchover: RAM was sent once in %.0f ms, QEMU was held until the peers were paused",
+			 m->first_pass_ms);
+	else if (!strcmp(m->pause_scope, "migration"))
+		snprintf(s, sizeof(s), "for the whole migration (QEMU cannot be held before its switchover)");
+	else
+		snprintf(s, sizeof(s), "missed: QEMU switched over while held (the guest's memory did not change during an iteration)");
+	return s;
+}
+
+static void jpause(struct json_object *o, const struct mig *m)
+{
+	if (!m->a.nr_peers)
+		return;
+	jadd(o, "peer_pause_scope", jstr(m->pause_scope ? m->pause_scope :
+						      "not reached"));
+	jadd(o, "ram_first_pass_ms", m->first_pass_ms > 0 ?
+	     jnum(m->first_pass_ms, "%.1f") : NULL);
+}
+
 static struct json_object *jpeers(const struct mig *m)
 {
 	struct json_object *a = json_object_new_array(), *o;
@@ -784,6 +822,8 @@ static struct json_object *jpeers(const struct mig *m)
 		jadd(o, "kind", jstr(p->kind == PEER_TCP ? "tcp" : "pfc"));
 		jadd(o, "dev", jstr(p->dev));
 		jadd(o, "pause_ms", jnum(p->pause_ms, "%.3f"));
+		jadd(o, "paused_after_ms", p->paused ||
+		     p->held_ms > 0 ? jnum(p->paused_after_ms, "%.1f") : NULL);
 		jadd(o, "held_ms", jnum(p->held_ms, "%.1f"));
 		jadd(o, "resume_ms", jnum(p->resume_ms, "%.3f"));
 		jadd(o, "resumed", json_object_new_boolean(!p->resume_err));
@@ -928,6 +968,7 @@ static void print_report(struct mig *m)
 			jstr(m->dest_status) : NULL);
 		jadd(o, "compat", jstr(m->compat));
 		jadd(o, "peers", jpeers(m));
+		jpause(o, m);
 		jcopy(o, m);
 		jprint(o);
 		return;
@@ -987,10 +1028,20 @@ static void print_report(struct mig *m)
 	for (int i = 0; i < m->a.nr_peers; i++) {
 		const struct mig_peer *p = &m->a.peers[i];
 
-		printf("  peer              %s: paused in %.3f ms, held %.0f ms, resumed in %.3f ms%s\n",
-		       p->spec, p->pause_ms, p->held_ms, p->resume_ms,
-		       p->resume_err ? " (not confirmed)" : "");
+		if (p->held_ms <= 0) {
+			printf("  peer              %s: not paused\n", p->spec);
+			continue;
+		}
+		printf("  peer              %s: paused in %.3f ms", p->spec,
+		       p->pause_ms);
+		if (p->paused_after_ms >= 0)
+			printf(" %.0f ms after the migration began",
+			       p->paused_after_ms);
+		printf(", held %.0f ms, resumed in %.3f ms%s\n", p->held_ms,
+		       p->resume_ms, p->resume_err ? " (not confirmed)" : "");
 	}
+	if (m->a.nr_peers)
+		printf("  peer pause        %s\n", pause_scope_text(m));
 }
 
 /* ---- failure: the VM stays on the source, running, on a direct VF ---- */
@@ -1091,6 +1142,7 @@ static void print_failure(struct mig *m)
 		jadd(o, "restore_pause_ms", m->restore_paused ?
 			jnum(m->restore_pause_ms, "%.1f") : NULL);
 		jadd(o, "peers", jpeers(m));
+		jpause(o, m);
 		jcopy(o, m);
 		jprint(o);
 	}
@@ -1583,21 +1635,28 @@ static int check_qemu(struct mig *m)
 	return 0;
 }
 
-/* After completion: the destination VM runs and its adapter is direct. */
+/* After completion: the destination VM runs. */
+static void wait_dest_running(struct mig *m)
+{
+	u64 t0 = quiesce_now_ns();
+
+	m->dest_running = false;
+	while (m->have_dst && ms_since(t0) < MIG_DEST_WAIT_MS) {
+		if (qmp_query_status(&m->dst, m->dest_status,
+				     sizeof(m->dest_status), &m->dest_running) ||
+		    m->dest_running)
+			break;
+		sleep_ms(20);
+	}
+}
+
+/* ... and its adapter is direct. */
 static void confirm_dest(struct mig *m)
 {
 	u64 t0 = quiesce_now_ns();
 	struct hba_nlerr err;
-	bool running = false;
 
-	while (m->have_dst && ms_since(t0) < MIG_DEST_WAIT_MS) {
-		if (qmp_query_status(&m->dst, m->dest_status,
-				     sizeof(m->dest_status), &running) ||
-		    running)
-			break;
-		sleep_ms(50);
-	}
-	if (m->have_dst && !running)
+	if (m->have_dst && !m->dest_running)
 		fprintf(stderr, "%s: migrate: warning: the destination VM is %s, not running\n",
 			hba_prog, m->dest_status[0] ? m->dest_status : "unknown");
 	if (!m->a.dest_dev)
@@ -1622,12 +1681,62 @@ static void confirm_dest(struct mig *m)
 			hba_mode_name(m->dest_after.mode));
 }
 
+/*
+ * QEMU switches over once what is left would take less than downtime-limit
+ * at the expected bandwidth. A limit of 1 ms at 1000 bytes/s makes that one
+ * byte: QEMU keeps iterating while the guest changes any page at all, and
+ * the peers can be paused when RAM has been sent once, just before the
+ * switchover, instead of for the whole migration. A guest whose memory
+ * did not change during one iteration still switches over (QEMU completes
+ * with nothing pending); the report then says "missed".
+ */
+static int hold_switchover(struct mig *m)
+{
+	int r;
+
+	r = qmp_mig_get_threshold(&m->src, &m->user_downtime_ms,
+				  &m->user_switchover_bw);
+	if (!r) {
+		r = qmp_mig_set_threshold(&m->src, 1, 1000);
+		if (!r) {
+			m->hold_set = true;
+			return 0;
+		}
+	}
+	if (r != -ENOENT && r != -EREMOTEIO)
+		return qmp_fail(&m->src, "migrate-set-parameters", r);
+	/* QEMU < 8.2 has no avail-switchover-bandwidth. */
+	fprintf(stderr, "%s: migrate: QEMU cannot be held before its switchover (%s): the peers are paused for the whole migration\n",
+		hba_prog, r == -ENOENT ? "no avail-switchover-bandwidth" :
+		m->src.err_desc);
+	m->pause_early = true;
+	return 0;
+}
+
+static int release_switchover(struct mig *m)
+{
+	int r;
+
+	if (!m->hold_set)
+		return 0;
+	r = qmp_mig_set_threshold(&m->src, m->user_downtime_ms,
+				  m->user_switchover_bw);
+	if (!r)
+		m->hold_set = false;
+	return r;
+}
+
 static void mig_cleanup(struct mig *m)
 {
 	storage_release(m);
 	if (m->preswitch_set && m->have_src)
 		qmp_mig_set_capability(&m->src, "pause-before-switchover",
 				       false);
+	if (m->hold_set && m->have_src && release_switchover(m))
+		fprintf(stderr, "%s: migrate: could not set downtime-limit %llu ms and avail-switchover-bandwidth %llu back: %s\n",
+			hba_prog, (unsigned long long)m->user_downtime_ms,
+			(unsigned long long)m->user_switchover_bw,
+			m->src.err_desc);
 	free(m->copy);
 	for (int i = 0; i < m->a.nr_peers; i++)
 		peer_free(&m->a.peers[i]);
@@ -1639,6 +1748,40 @@ static void mig_cleanup(struct mig *m)
 		hba_genl_close(&m->g);
 }
 
+static int pause_peers(struct mig *m)
+{
+	for (int i = 0; i < m->a.nr_peers; i++) {
+		struct mig_peer *p = &m->a.peers[i];
+		int r = peer_pause(p, m->lease_ms);
+
+		if (r)
+			return mig_failed(m, "failed", r,
+					  "pausing peer \"%s\" failed", p->spec);
+		p->paused_after_ms = m->t_migrate ?
+				     ms_since(m->t_migrate) : -1;
+	}
+	return 0;
+}
+
+/* RAM went once whole: pause the peers, then let QEMU switch over. */
+static int pause_at_switchover(struct mig *m)
+{
+	int r;
+
+	m->first_pass_ms = ms_since(m->t_migrate);
+	r = pause_peers(m);
+	if (r)
+		return r;
+	r = release_switchover(m);
+	if (r)
+		return mig_failed(m, "failed", HBAMIG_EXIT_FAIL,
+				  "migrate-set-parameters (the switchover threshold back to downtime-limit %llu ms): %s",
+				  (unsigned long long)m->user_downtime_ms,
+				  m->src.err_desc);
+	m->pause_scope = "switchover";
+	return 0;
+}
+
 static int completed(struct mig *m)
 {
 	struct hba_nlerr err;
@@ -1646,6 +1789,10 @@ static int completed(struct mig *m)
 	if (m->t_emul0 && !m->t_emul1)
 		m->t_emul1 = quiesce_now_ns();
 	storage_release(m);
+	if (m->a.nr_peers && !m->pause_scope)
+		m->pause_scope = "missed";
+	/* The guest answers the resume's window updates once it runs. */
+	wait_dest_running(m);
 	resume_peers(m);
 	if (mig_adapter_get(&m->g, m->bdf, &m->after, &err))
 		m->after = m->before;
@@ -1680,6 +1827,8 @@ static int run(struct mig *m)
 		if (r)
 			r = qmp_fail(&m->src, "migrate-set-parameters", r);
 	}
+	if (!r && m->a.nr_peers)
+		r = hold_switchover(m);
 	/* The VM stops only once the mirror is confirmed at the switchover. */
 	if (!r && m->a.copy_storage) {
 		r = qmp_mig_set_capability(&m->src, "pause-before-switchover",
@@ -1702,11 +1851,11 @@ static int run(struct mig *m)
 	}
 
 	/* From here on, every failure goes through rollback(). */
-	for (i = 0; i < m->a.nr_peers; i++) {
-		r = peer_pause(&m->a.peers[i], m->lease_ms);
+	if (m->pause_early) {
+		r = pause_peers(m);
 		if (r)
-			return mig_failed(m, "failed", r, "pausing peer \"%s\" failed",
-					  m->a.peers[i].spec);
+			return r;
+		m->pause_scope = "migration";
 	}
 	ts = quiesce_now_ns();
 	r = mig_switch(&m->g, m->bdf, EMUHBA_ADAPTER_MODE_EMULATED, &m->sw,
@@ -1740,13 +1889,25 @@ static int run(struct mig *m)
 				  "QEMU refused to migrate to %s: %s", m->a.to,
 				  m->src.err_desc);
 	m->started = true;
+	m->t_migrate = quiesce_now_ns();
 	w.timeout_ms = (int)(m->a.timeout_s * 1000 - ms_since(ts));
 	if (w.timeout_ms < 1)
 		w.timeout_ms = 1;
 	w.progress = progress;
 	w.arg = m;
 	w.until_preswitch = m->copy_prepared;
+	w.until_synced = m->hold_set;
 	r = qmp_mig_wait(&m->src, &w, &m->info);
+	if (r == QMP_MIG_SYNCED) {
+		r = pause_at_switchover(m);
+		if (r)
+			return r;
+		w.until_synced = false;
+		w.timeout_ms = (int)(m->a.timeout_s * 1000 - ms_since(ts));
+		if (w.timeout_ms < 1)
+			w.timeout_ms = 1;
+		r = qmp_mig_wait(&m->src, &w, &m->info);
+	}
 	if (r == QMP_MIG_PRE_SWITCHOVER) {
 		if (!copy_switchover_ok(m)) {
 			m->copy_failed = true;
