@@ -8,7 +8,10 @@
  * switch cancels the migration and brings the VM back to where it was: on
  * the source, running, its adapter asked back to direct.
  */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <getopt.h>
 #include <limits.h>
 #include <net/if.h>
@@ -51,6 +54,8 @@ static void migrate_usage(FILE *f)
 "                  [--timeout S] [--downtime-limit MS]\n"
 "                  [--copy-storage TARGET]\n"
 "PEER := \"tcp SELECTION [--dev IFNAME] [--extend-timers]\"\n"
+"      | \"tcp --conn GUEST,PEER... --dev IFNAME --forwarded GUESTDEV\n"
+"             [--netns PATH]\"\n"
 "      | \"pfc --dev IFNAME { --prio P[,P...] | --link } [--quanta Q]\n"
 "             [--refresh MS] [--speed MBPS]\"\n"
 "SELECTION := { --nvme-tcp NQN | --iscsi TARGET | --conn LOCAL,REMOTE } ...\n"
@@ -61,11 +66,14 @@ static void migrate_usage(FILE *f)
 "among the VM's vfio-pci devices; it must be in direct mode. Before anything\n"
 "stops: the destination adapter --dest-dev is checked for compatibility,\n"
 "the destination QEMU (--dest-qmp) must be waiting, QEMU must not block the\n"
-"migration. Then: peers paused (each a lease, ended by --timeout or by\n"
-"hbamig's death), source adapter switched to emulated, migration with\n"
-"progress once a second on a terminal, peers resumed, the destination\n"
-"adapter confirmed direct, and a report (total time, QEMU's downtime,\n"
-"switch times and share of downtime, device state and RAM bytes).\n"
+"migration. Then: source adapter switched to emulated, migration with\n"
+"progress once a second on a terminal; with peers, QEMU is held before\n"
+"its switchover until RAM has gone once, the peers are paused (each a\n"
+"lease, ended by --timeout or by hbamig's death) and QEMU let switch over,\n"
+"so the pause spans the downtime; the destination VM awaited running,\n"
+"peers resumed, the destination adapter confirmed direct, and a report\n"
+"(total time, QEMU's downtime, switch times and share of downtime, device\n"
+"state and RAM bytes, when the peers were paused).\n"
 "On failure, timeout (--timeout, default %d s) or SIGINT/SIGTERM the\n"
 "migration is cancelled, the VM keeps running on the source, the peers are\n"
 "resumed and the source adapter is asked back to direct mode.\n"
@@ -101,6 +109,8 @@ struct mig_peer {
 	/* tcp */
 	struct quiesce_selection sel;
 	bool extend;
+	const char *fwd_dev;	/* a guest's connections, through this bridge */
+	const char *netns;	/* network namespace of --dev (a file) */
 	struct quiesce_conn conns[MIG_PEER_CONNS];
 	int nr_conns;
 	char oif[IF_NAMESIZE];
@@ -117,7 +127,11 @@ struct mig_peer {
 	bool paused;
 	double pause_ms, resume_ms, held_ms;
 	u64 paused_at;
+	double paused_after_ms;	/* from "migrate" (<0: before it) */
 	int resume_err;
+	int reopened;
+	u64 zeroed[MIG_PEER_CONNS];	/* forwarded: per learned connection */
+	uint64_t seen, unmatched;	/* TCP segments the program saw */
 };
 
 struct mig_args {
@@ -206,6 +220,12 @@ static int peer_parse(struct mig_peer *p, const char *spec)
 		} else if (tcp && !strcmp(k, "--conn")) {
 			if (quiesce_sel_parse_conn(&p->sel, v))
 				return peer_usage(p, "bad --conn");
+		} else if (tcp && !strcmp(k, "--netns")) {
+			p->netns = v;
+		} else if (tcp && !strcmp(k, "--forwarded")) {
+			if (strlen(v) >= IF_NAMESIZE)
+				return peer_usage(p, "interface name too long");
+			p->fwd_dev = v;
 		} else if (!tcp && !strcmp(k, "--prio")) {
 			if (parse_prios(v, &p->prio_mask))
 				return peer_usage(p, "bad --prio (0..7, comma separated)");
@@ -228,6 +248,9 @@ static int peer_parse(struct mig_peer *p, const char *spec)
 	if (p->kind == PEER_TCP && !p->sel.nr && !p->sel.nr_nvme &&
 	    !p->sel.nr_iscsi)
 		return peer_usage(p, "select connections with --nvme-tcp, --iscsi or --conn");
+	if (p->fwd_dev && (p->sel.nr_nvme || p->sel.nr_iscsi || !p->dev ||
+			   p->extend))
+		return peer_usage(p, "--forwarded takes --conn GUEST,PEER and --dev (the interface towards the peers) only");
 	if (p->kind == PEER_PFC && (!p->dev || p->link == !!p->prio_mask))
 		return peer_usage(p, "pfc needs --dev and one of --prio or --link");
 	return 0;
@@ -247,7 +270,7 @@ static long link_mbps(const char *dev)
  * Everything that may fail before the guest is touched: connections found,
  * session timers checked against the lease, BPF program loaded inactive.
  */
-static int peer_prepare(struct mig_peer *p, long lease_ms)
+static int peer_prepare_here(struct mig_peer *p, long lease_ms)
 {
 	const struct quiesce_timer *m;
 	double quanta_us;
@@ -268,6 +291,18 @@ static int peer_prepare(struct mig_peer *p, long lease_ms)
 			return fail(HBAMIG_EXIT_USAGE,
 				    "migrate: peer \"%s\": refresh %.1f us is not shorter than the quanta time %.1f us",
 				    p->spec, p->refresh_us, quanta_us);
+		return 0;
+	}
+	if (p->fwd_dev) {
+		/* A guest's sessions: learned from here on, no host timer. */
+		err = quiesce_tcp_prepare_fwd(p->dev, p->fwd_dev, p->sel.sel,
+					      p->sel.nr, lease_ms, &p->tcp);
+		if (err)
+			return fail(err == -EPERM || err == -EACCES ?
+				    HBAMIG_EXIT_PERM : err == -ENODEV ?
+				    HBAMIG_EXIT_NODEV : HBAMIG_EXIT_FAIL,
+				    "migrate: peer \"%s\": cannot load the quiescer on %s for %s: %s",
+				    p->spec, p->dev, p->fwd_dev, strerror(-err));
 		return 0;
 	}
 
@@ -318,6 +353,38 @@ static int peer_prepare(struct mig_peer *p, long lease_ms)
 	return 0;
 }
 
+/*
+ * With --netns, the sockets and the attachment are made in that network
+ * namespace (where --dev lives) and keep it; hbamig itself goes back to
+ * its own, where the emuhba family is.
+ */
+static int peer_prepare(struct mig_peer *p, long lease_ms)
+{
+	int self, there, ret;
+
+	if (!p->netns)
+		return peer_prepare_here(p, lease_ms);
+	self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	there = open(p->netns, O_RDONLY | O_CLOEXEC);
+	if (self < 0 || there < 0 || setns(there, CLONE_NEWNET)) {
+		ret = fail(HBAMIG_EXIT_NODEV, "migrate: peer \"%s\": network namespace %s: %s",
+			   p->spec, p->netns, strerror(errno));
+		goto out;
+	}
+	ret = peer_prepare_here(p, lease_ms);
+	if (setns(self, CLONE_NEWNET)) {
+		fprintf(stderr, "%s: migrate: cannot return to the network namespace: %s\n",
+			hba_prog, strerror(errno));
+		exit(HBAMIG_EXIT_FAIL);
+	}
+out:
+	if (self >= 0)
+		close(self);
+	if (there >= 0)
+		close(there);
+	return ret;
+}
+
 static int peer_pause(struct mig_peer *p, long lease_ms)
 {
 	struct quiesce_tcp_report rep;
@@ -352,6 +419,17 @@ static void peer_resume(struct mig_peer *p)
 		memset(&trep, 0, sizeof(trep));
 		p->resume_err = quiesce_tcp_resume(p->tcp, &trep);
 		p->resume_ms = trep.resume_ms;
+		p->reopened = trep.reopened;
+		if (p->fwd_dev) {
+			const struct quiesce_conn *c;
+			int n = quiesce_tcp_conns(p->tcp, &c);
+
+			p->nr_conns = n < MIG_PEER_CONNS ? n : MIG_PEER_CONNS;
+			memcpy(p->conns, c, p->nr_conns * sizeof(*c));
+			for (int i = 0; i < p->nr_conns; i++)
+				p->zeroed[i] = quiesce_tcp_zeroed(p->tcp, i);
+			quiesce_tcp_counts(p->tcp, &p->seen, &p->unmatched);
+		}
 	} else {
 		memset(&prep, 0, sizeof(prep));
 		p->resume_err = quiesce_pfc_resume(p->pfc, &prep);
@@ -577,6 +655,7 @@ struct mig {
 	struct qmp_mig_info info;
 	int64_t last_progress_s;
 	char dest_status[32];
+	bool dest_running;
 	/* failure path */
 	const char *reason;
 	char detail[2 * QMP_STR_MAX];
@@ -593,6 +672,13 @@ struct mig {
 	bool backend_moved;	/* the adapter's backend is the dm device */
 	bool copy_failed;	/* the mirror or the link failed */
 	bool preswitch_set;	/* pause-before-switchover set by us */
+	/* --peer: QEMU held before its switchover until the peers pause */
+	bool hold_set;		/* threshold lowered by us: restore it */
+	bool pause_early;	/* QEMU cannot be held: pause before "migrate" */
+	uint64_t user_downtime_ms, user_switchover_bw;
+	const char *pause_scope;
+	u64 t_migrate;		/* "migrate" accepted */
+	double first_pass_ms;	/* from "migrate": RAM sent once, synced */
 	u64 t_emul0, t_emul1;	/* the source guest emulated: from, to */
 };
 
@@ -698,6 +784,32 @@ static struct json_object *jtiming(const struct hba_timing *t)
 	return o;
 }
 
+static const char *pause_scope_text(const struct mig *m)
+{
+	static char s[160];
+
+	if (!m->pause_scope)
+		return "not reached";
+	if (!strcmp(m->pause_scope, "switchover"))
+		snprintf(s, sizeof(s), "at the switchover: RAM was sent once in %.0f ms, QEMU was held until the peers were paused",
+			 m->first_pass_ms);
+	else if (!strcmp(m->pause_scope, "migration"))
+		snprintf(s, sizeof(s), "for the whole migration (QEMU cannot be held before its switchover)");
+	else
+		snprintf(s, sizeof(s), "missed: QEMU switched over while held (the guest's memory did not change during an iteration)");
+	return s;
+}
+
+static void jpause(struct json_object *o, const struct mig *m)
+{
+	if (!m->a.nr_peers)
+		return;
+	jadd(o, "peer_pause_scope", jstr(m->pause_scope ? m->pause_scope :
+						      "not reached"));
+	jadd(o, "ram_first_pass_ms", m->first_pass_ms > 0 ?
+	     jnum(m->first_pass_ms, "%.1f") : NULL);
+}
+
 static struct json_object *jpeers(const struct mig *m)
 {
 	struct json_object *a = json_object_new_array(), *o;
@@ -710,9 +822,31 @@ static struct json_object *jpeers(const struct mig *m)
 		jadd(o, "kind", jstr(p->kind == PEER_TCP ? "tcp" : "pfc"));
 		jadd(o, "dev", jstr(p->dev));
 		jadd(o, "pause_ms", jnum(p->pause_ms, "%.3f"));
+		jadd(o, "paused_after_ms", p->paused ||
+		     p->held_ms > 0 ? jnum(p->paused_after_ms, "%.1f") : NULL);
 		jadd(o, "held_ms", jnum(p->held_ms, "%.1f"));
 		jadd(o, "resume_ms", jnum(p->resume_ms, "%.3f"));
 		jadd(o, "resumed", json_object_new_boolean(!p->resume_err));
+		if (p->fwd_dev) {
+			struct json_object *c = json_object_new_array();
+
+			jadd(o, "forwarded", jstr(p->fwd_dev));
+			jadd(o, "window_updates_seen", json_object_new_int(p->reopened));
+			jadd(o, "tcp_segments_seen", json_object_new_int64((int64_t)p->seen));
+			jadd(o, "tcp_segments_unmatched", json_object_new_int64((int64_t)p->unmatched));
+			for (int j = 0; j < p->nr_conns; j++) {
+				struct json_object *e = json_object_new_object();
+				char l[64], r[64];
+
+				quiesce_conn_str(&p->conns[j], true, l, sizeof(l));
+				quiesce_conn_str(&p->conns[j], false, r, sizeof(r));
+				jadd(e, "local", jstr(l));
+				jadd(e, "remote", jstr(r));
+				jadd(e, "zeroed", json_object_new_int64((int64_t)p->zeroed[j]));
+				json_object_array_add(c, e);
+			}
+			jadd(o, "connections", c);
+		}
 		json_object_array_add(a, o);
 	}
 	return a;
@@ -834,6 +968,7 @@ static void print_report(struct mig *m)
 			jstr(m->dest_status) : NULL);
 		jadd(o, "compat", jstr(m->compat));
 		jadd(o, "peers", jpeers(m));
+		jpause(o, m);
 		jcopy(o, m);
 		jprint(o);
 		return;
@@ -893,10 +1028,20 @@ static void print_report(struct mig *m)
 	for (int i = 0; i < m->a.nr_peers; i++) {
 		const struct mig_peer *p = &m->a.peers[i];
 
-		printf("  peer              %s: paused in %.3f ms, held %.0f ms, resumed in %.3f ms%s\n",
-		       p->spec, p->pause_ms, p->held_ms, p->resume_ms,
-		       p->resume_err ? " (not confirmed)" : "");
+		if (p->held_ms <= 0) {
+			printf("  peer              %s: not paused\n", p->spec);
+			continue;
+		}
+		printf("  peer              %s: paused in %.3f ms", p->spec,
+		       p->pause_ms);
+		if (p->paused_after_ms >= 0)
+			printf(" %.0f ms after the migration began",
+			       p->paused_after_ms);
+		printf(", held %.0f ms, resumed in %.3f ms%s\n", p->held_ms,
+		       p->resume_ms, p->resume_err ? " (not confirmed)" : "");
 	}
+	if (m->a.nr_peers)
+		printf("  peer pause        %s\n", pause_scope_text(m));
 }
 
 /* ---- failure: the VM stays on the source, running, on a direct VF ---- */
@@ -997,6 +1142,7 @@ static void print_failure(struct mig *m)
 		jadd(o, "restore_pause_ms", m->restore_paused ?
 			jnum(m->restore_pause_ms, "%.1f") : NULL);
 		jadd(o, "peers", jpeers(m));
+		jpause(o, m);
 		jcopy(o, m);
 		jprint(o);
 	}
@@ -1489,21 +1635,28 @@ static int check_qemu(struct mig *m)
 	return 0;
 }
 
-/* After completion: the destination VM runs and its adapter is direct. */
+/* After completion: the destination VM runs. */
+static void wait_dest_running(struct mig *m)
+{
+	u64 t0 = quiesce_now_ns();
+
+	m->dest_running = false;
+	while (m->have_dst && ms_since(t0) < MIG_DEST_WAIT_MS) {
+		if (qmp_query_status(&m->dst, m->dest_status,
+				     sizeof(m->dest_status), &m->dest_running) ||
+		    m->dest_running)
+			break;
+		sleep_ms(20);
+	}
+}
+
+/* ... and its adapter is direct. */
 static void confirm_dest(struct mig *m)
 {
 	u64 t0 = quiesce_now_ns();
 	struct hba_nlerr err;
-	bool running = false;
 
-	while (m->have_dst && ms_since(t0) < MIG_DEST_WAIT_MS) {
-		if (qmp_query_status(&m->dst, m->dest_status,
-				     sizeof(m->dest_status), &running) ||
-		    running)
-			break;
-		sleep_ms(50);
-	}
-	if (m->have_dst && !running)
+	if (m->have_dst && !m->dest_running)
 		fprintf(stderr, "%s: migrate: warning: the destination VM is %s, not running\n",
 			hba_prog, m->dest_status[0] ? m->dest_status : "unknown");
 	if (!m->a.dest_dev)
@@ -1528,12 +1681,62 @@ static void confirm_dest(struct mig *m)
 			hba_mode_name(m->dest_after.mode));
 }
 
+/*
+ * QEMU switches over once what is left would take less than downtime-limit
+ * at the expected bandwidth. A limit of 1 ms at 1000 bytes/s makes that one
+ * byte: QEMU keeps iterating while the guest changes any page at all, and
+ * the peers can be paused when RAM has been sent once, just before the
+ * switchover, instead of for the whole migration. A guest whose memory
+ * did not change during one iteration still switches over (QEMU completes
+ * with nothing pending); the report then says "missed".
+ */
+static int hold_switchover(struct mig *m)
+{
+	int r;
+
+	r = qmp_mig_get_threshold(&m->src, &m->user_downtime_ms,
+				  &m->user_switchover_bw);
+	if (!r) {
+		r = qmp_mig_set_threshold(&m->src, 1, 1000);
+		if (!r) {
+			m->hold_set = true;
+			return 0;
+		}
+	}
+	if (r != -ENOENT && r != -EREMOTEIO)
+		return qmp_fail(&m->src, "migrate-set-parameters", r);
+	/* QEMU < 8.2 has no avail-switchover-bandwidth. */
+	fprintf(stderr, "%s: migrate: QEMU cannot be held before its switchover (%s): the peers are paused for the whole migration\n",
+		hba_prog, r == -ENOENT ? "no avail-switchover-bandwidth" :
+		m->src.err_desc);
+	m->pause_early = true;
+	return 0;
+}
+
+static int release_switchover(struct mig *m)
+{
+	int r;
+
+	if (!m->hold_set)
+		return 0;
+	r = qmp_mig_set_threshold(&m->src, m->user_downtime_ms,
+				  m->user_switchover_bw);
+	if (!r)
+		m->hold_set = false;
+	return r;
+}
+
 static void mig_cleanup(struct mig *m)
 {
 	storage_release(m);
 	if (m->preswitch_set && m->have_src)
 		qmp_mig_set_capability(&m->src, "pause-before-switchover",
 				       false);
+	if (m->hold_set && m->have_src && release_switchover(m))
+		fprintf(stderr, "%s: migrate: could not set downtime-limit %llu ms and avail-switchover-bandwidth %llu back: %s\n",
+			hba_prog, (unsigned long long)m->user_downtime_ms,
+			(unsigned long long)m->user_switchover_bw,
+			m->src.err_desc);
 	free(m->copy);
 	for (int i = 0; i < m->a.nr_peers; i++)
 		peer_free(&m->a.peers[i]);
@@ -1545,6 +1748,40 @@ static void mig_cleanup(struct mig *m)
 		hba_genl_close(&m->g);
 }
 
+static int pause_peers(struct mig *m)
+{
+	for (int i = 0; i < m->a.nr_peers; i++) {
+		struct mig_peer *p = &m->a.peers[i];
+		int r = peer_pause(p, m->lease_ms);
+
+		if (r)
+			return mig_failed(m, "failed", r,
+					  "pausing peer \"%s\" failed", p->spec);
+		p->paused_after_ms = m->t_migrate ?
+				     ms_since(m->t_migrate) : -1;
+	}
+	return 0;
+}
+
+/* RAM went once whole: pause the peers, then let QEMU switch over. */
+static int pause_at_switchover(struct mig *m)
+{
+	int r;
+
+	m->first_pass_ms = ms_since(m->t_migrate);
+	r = pause_peers(m);
+	if (r)
+		return r;
+	r = release_switchover(m);
+	if (r)
+		return mig_failed(m, "failed", HBAMIG_EXIT_FAIL,
+				  "migrate-set-parameters (the switchover threshold back to downtime-limit %llu ms): %s",
+				  (unsigned long long)m->user_downtime_ms,
+				  m->src.err_desc);
+	m->pause_scope = "switchover";
+	return 0;
+}
+
 static int completed(struct mig *m)
 {
 	struct hba_nlerr err;
@@ -1552,6 +1789,10 @@ static int completed(struct mig *m)
 	if (m->t_emul0 && !m->t_emul1)
 		m->t_emul1 = quiesce_now_ns();
 	storage_release(m);
+	if (m->a.nr_peers && !m->pause_scope)
+		m->pause_scope = "missed";
+	/* The guest answers the resume's window updates once it runs. */
+	wait_dest_running(m);
 	resume_peers(m);
 	if (mig_adapter_get(&m->g, m->bdf, &m->after, &err))
 		m->after = m->before;
@@ -1586,6 +1827,8 @@ static int run(struct mig *m)
 		if (r)
 			r = qmp_fail(&m->src, "migrate-set-parameters", r);
 	}
+	if (!r && m->a.nr_peers)
+		r = hold_switchover(m);
 	/* The VM stops only once the mirror is confirmed at the switchover. */
 	if (!r && m->a.copy_storage) {
 		r = qmp_mig_set_capability(&m->src, "pause-before-switchover",
@@ -1608,11 +1851,11 @@ static int run(struct mig *m)
 	}
 
 	/* From here on, every failure goes through rollback(). */
-	for (i = 0; i < m->a.nr_peers; i++) {
-		r = peer_pause(&m->a.peers[i], m->lease_ms);
+	if (m->pause_early) {
+		r = pause_peers(m);
 		if (r)
-			return mig_failed(m, "failed", r, "pausing peer \"%s\" failed",
-					  m->a.peers[i].spec);
+			return r;
+		m->pause_scope = "migration";
 	}
 	ts = quiesce_now_ns();
 	r = mig_switch(&m->g, m->bdf, EMUHBA_ADAPTER_MODE_EMULATED, &m->sw,
@@ -1646,13 +1889,25 @@ static int run(struct mig *m)
 				  "QEMU refused to migrate to %s: %s", m->a.to,
 				  m->src.err_desc);
 	m->started = true;
+	m->t_migrate = quiesce_now_ns();
 	w.timeout_ms = (int)(m->a.timeout_s * 1000 - ms_since(ts));
 	if (w.timeout_ms < 1)
 		w.timeout_ms = 1;
 	w.progress = progress;
 	w.arg = m;
 	w.until_preswitch = m->copy_prepared;
+	w.until_synced = m->hold_set;
 	r = qmp_mig_wait(&m->src, &w, &m->info);
+	if (r == QMP_MIG_SYNCED) {
+		r = pause_at_switchover(m);
+		if (r)
+			return r;
+		w.until_synced = false;
+		w.timeout_ms = (int)(m->a.timeout_s * 1000 - ms_since(ts));
+		if (w.timeout_ms < 1)
+			w.timeout_ms = 1;
+		r = qmp_mig_wait(&m->src, &w, &m->info);
+	}
 	if (r == QMP_MIG_PRE_SWITCHOVER) {
 		if (!copy_switchover_ok(m)) {
 			m->copy_failed = true;

@@ -709,6 +709,43 @@ int qmp_mig_set_downtime(struct qmp *q, uint64_t ms)
 	return qmp_exec(q, "migrate-set-parameters", args, NULL);
 }
 
+int qmp_mig_get_threshold(struct qmp *q, uint64_t *downtime_ms,
+			  uint64_t *switchover_bw)
+{
+	struct json_object *ret;
+	int r;
+
+	r = qmp_exec(q, "query-migrate-parameters", NULL, &ret);
+	if (r)
+		return r;
+	r = -EPROTO;
+	if (!ret || !json_object_is_type(ret, json_type_object))
+		goto out;
+	r = get_u64(ret, "downtime-limit", downtime_ms);
+	if (r > 0)
+		r = get_u64(ret, "avail-switchover-bandwidth", switchover_bw);
+	r = r < 0 ? -EPROTO : r == 0 ? -ENOENT : 0;
+out:
+	if (r == -EPROTO)
+		set_err(q, "protocol", "malformed query-migrate-parameters reply");
+	json_object_put(ret);
+	return r;
+}
+
+int qmp_mig_set_threshold(struct qmp *q, uint64_t downtime_ms,
+			  uint64_t switchover_bw)
+{
+	struct json_object *args = json_object_new_object();
+
+	if (!args)
+		return -ENOMEM;
+	json_object_object_add(args, "downtime-limit",
+			       json_object_new_uint64(downtime_ms));
+	json_object_object_add(args, "avail-switchover-bandwidth",
+			       json_object_new_uint64(switchover_bw));
+	return qmp_exec(q, "migrate-set-parameters", args, NULL);
+}
+
 int qmp_mig_start(struct qmp *q, const char *uri)
 {
 	struct json_object *args = json_object_new_object();
@@ -774,6 +811,9 @@ int qmp_mig_wait(struct qmp *q, const struct qmp_mig_wait *w,
 		if (w->until_preswitch &&
 		    !strcmp(last->status, "pre-switchover"))
 			return QMP_MIG_PRE_SWITCHOVER;
+		if (w->until_synced && last->has_ram &&
+		    last->ram_dirty_sync_count >= 2)
+			return QMP_MIG_SYNCED;
 		if (w->progress)
 			w->progress(last, w->arg);
 		if (w->stop && *w->stop)
@@ -816,6 +856,8 @@ const char *qmp_mig_result_name(int r)
 		return "interrupted";
 	case QMP_MIG_PRE_SWITCHOVER:
 		return "pre-switchover";
+	case QMP_MIG_SYNCED:
+		return "synced";
 	default:
 		return "error";
 	}

@@ -140,6 +140,15 @@ int qmp_qom_get_str(struct qmp *q, const char *path, const char *prop,
 
 /* ---- migration ---- */
 int qmp_mig_set_downtime(struct qmp *q, uint64_t ms);
+/*
+ * The switchover threshold's two parameters (query-migrate-parameters):
+ * downtime-limit (ms) and avail-switchover-bandwidth (bytes/s, 0: QEMU's
+ * own estimate). -ENOENT when QEMU does not report one of them.
+ */
+int qmp_mig_get_threshold(struct qmp *q, uint64_t *downtime_ms,
+			  uint64_t *switchover_bw);
+int qmp_mig_set_threshold(struct qmp *q, uint64_t downtime_ms,
+			  uint64_t switchover_bw);
 int qmp_mig_start(struct qmp *q, const char *uri);
 /* migrate-set-capabilities with one capability. */
 int qmp_mig_set_capability(struct qmp *q, const char *cap, bool on);
@@ -154,6 +163,8 @@ enum qmp_mig_result {
 	QMP_MIG_STOPPED,	/* *stop became non-zero */
 	/* paused before switchover (the capability pause-before-switchover) */
 	QMP_MIG_PRE_SWITCHOVER,
+	/* RAM sent once whole and its dirty log synced again (until_synced) */
+	QMP_MIG_SYNCED,
 };
 
 struct qmp_mig_wait {
@@ -162,6 +173,8 @@ struct qmp_mig_wait {
 	volatile sig_atomic_t *stop;
 	/* Return QMP_MIG_PRE_SWITCHOVER when QEMU waits there. */
 	bool until_preswitch;
+	/* Return QMP_MIG_SYNCED once ram.dirty-sync-count reaches 2. */
+	bool until_synced;
 	/* Called after every query-migrate while in progress. */
 	void (*progress)(const struct qmp_mig_info *mi, void *arg);
 	void *arg;

@@ -375,11 +375,14 @@ e2e_migrate()
 	srchost=$([ "$host" = a ] && echo b || echo a)
 	echo "driver=hbamig"
 	echo "t_start=$(e2e_now_ms)"
+	# E2E_MIGRATE_ARGS: an array of more hbamig migrate options (--peer)
 	out=$("$E2E_HBAMIG" -j migrate --qmp "$E2E_DIR/$src.qmp" \
 		--to "tcp:${E2E_ADDR[$host]}:$E2E_PORT" \
 		--dev "$(eval echo "\$E2E_VF_$srchost")" \
 		--dest-dev "$(eval echo "\$E2E_VF_$host")" \
-		--dest-qmp "$E2E_DIR/$dst.qmp" 2>"$E2E_DIR/$src-$dst.hbamig.err")
+		--dest-qmp "$E2E_DIR/$dst.qmp" \
+		${E2E_MIGRATE_ARGS[@]+"${E2E_MIGRATE_ARGS[@]}"} \
+		2>"$E2E_DIR/$src-$dst.hbamig.err")
 	rc=$?
 	echo "$out" > "$E2E_DIR/$src-$dst.hbamig.json"
 	echo "hbamig_exit=$rc"

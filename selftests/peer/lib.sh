@@ -174,6 +174,48 @@ peer_ss_summary()
 	}' "$1"
 }
 
+# peer_ss_window FILE FROM_MS TO_MS: the target's retransmissions between
+# the first sample at or after FROM_MS and the last one at or before TO_MS,
+# summed over its connections, and how many samples that was. Prints
+# "retrans=N samples=S".
+peer_ss_window()
+{
+	awk -v from="$2" -v to="$3" '
+	/^== / { t = $2; in_w = (t >= from && t <= to); if (in_w) n++; next }
+	/^[A-Z]/ { key = $4 "-" $5; next }
+	key != "" && in_w {
+		tr = 0
+		for (i = 1; i <= NF; i++)
+			if ($i ~ /^retrans:/) { split(substr($i, 9), a, "/"); tr = a[2] + 0 }
+		if (!(key in first)) first[key] = tr
+		last[key] = tr
+		key = ""
+	}
+	{ key = "" }
+	END {
+		for (k in last) s += last[k] - first[k]
+		printf "retrans=%d samples=%d\n", s, n
+	}' "$1"
+}
+
+# peer_wnd_start FILE: the target's view of its connections (tcp_info's
+# snd_wnd: the window the guest last advertised) every 100 ms, one JSON
+# line each, from hbamig quiesce conns in the target's namespace.
+peer_wnd_start()
+{
+	nsenter --net="/run/netns/$PEER_NS" "$E2E_HBAMIG" -j quiesce conns \
+		--conn "$PEER_TARGET:$PEER_PORT,*" --interval 100 > "$1" 2>&1 &
+	PEER_WND_PID=$!
+}
+
+peer_wnd_stop()
+{
+	[ -n "${PEER_WND_PID:-}" ] || return 0
+	kill "$PEER_WND_PID" 2>/dev/null
+	wait "$PEER_WND_PID" 2>/dev/null
+	PEER_WND_PID=""
+}
+
 # peer_stall SINCE_MS UNTIL_MS NAME...: over the ticks of workload
 # $E2E_TICKS_OF on these consoles, the longest time between two ticks whose
 # I/O count grew that ends between SINCE_MS and UNTIL_MS (host time), or

@@ -165,6 +165,9 @@ int quiesce_tcp_prepare_fwd(const char *ifname, const char *guest_ifname,
 			    const struct quiesce_sel *pat, int npat,
 			    long lease_ms, struct quiesce_tcp **out);
 int quiesce_tcp_activate(struct quiesce_tcp *q, struct quiesce_tcp_report *rep);
+/* TCP segments the program saw leave, and those of no selected connection. */
+void quiesce_tcp_counts(struct quiesce_tcp *q, uint64_t *seen,
+			uint64_t *unmatched);
 /* The connections paused (for forwarded ones: learned so far). */
 int quiesce_tcp_conns(struct quiesce_tcp *q, const struct quiesce_conn **out);
 int quiesce_tcp_resume(struct quiesce_tcp *q, struct quiesce_tcp_report *rep);

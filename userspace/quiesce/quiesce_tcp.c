@@ -265,6 +265,13 @@ static void refresh_learned(struct quiesce_tcp *q)
 	}
 }
 
+void quiesce_tcp_counts(struct quiesce_tcp *q, uint64_t *seen,
+			uint64_t *unmatched)
+{
+	*seen = q->skel->bss->quiesce_tcp_seen;
+	*unmatched = q->skel->bss->quiesce_tcp_unmatched;
+}
+
 int quiesce_tcp_conns(struct quiesce_tcp *q, const struct quiesce_conn **out)
 {
 	if (q->fwd)

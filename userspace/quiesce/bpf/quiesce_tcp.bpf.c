@@ -30,6 +30,10 @@ __u32 quiesce_mark;
 /* Forwarded mode: add connections matching one of the first nr patterns. */
 __u32 quiesce_learn;
 __u32 quiesce_nr_patterns;
+/* TCP segments seen at all, and those of no connection: the helper's
+ * report tells "nothing passed here" from "nothing matched". */
+__u64 quiesce_tcp_seen;
+__u64 quiesce_tcp_unmatched;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -144,11 +148,14 @@ int quiesce_tcp_egress(struct __sk_buff *skb)
 		return TC_ACT_UNSPEC;
 	key.sport = th.source;
 	key.dport = th.dest;
+	__sync_fetch_and_add(&quiesce_tcp_seen, 1);
 	val = bpf_map_lookup_elem(&quiesce_conns, &key);
 	if (!val && quiesce_learn && !th.rst && learn(&key))
 		val = bpf_map_lookup_elem(&quiesce_conns, &key);
-	if (!val)
+	if (!val) {
+		__sync_fetch_and_add(&quiesce_tcp_unmatched, 1);
 		return TC_ACT_UNSPEC;
+	}
 	bpf_skb_load_bytes(skb, 0, val->dst_mac, 6);
 	bpf_skb_load_bytes(skb, 6, val->src_mac, 6);
 
