@@ -111,6 +111,52 @@ TEST_F(adm, identify_answer_is_the_execution)
 	}
 }
 
+/*
+ * CNS 03h from the namespace page: an EUI64 descriptor (NIDT 1, 8 bytes)
+ * when EUI64 is not zero, an NGUID one (NIDT 2, 16 bytes) when NGUID is
+ * not zero, then the Command Set Identifier (NIDT 4, 1 byte: NVM), then
+ * zeroes.
+ */
+TEST_F(adm, ns_descriptors)
+{
+	static const u8 zero[4096];
+	struct drv *d = &self->d;
+	u8 *b = th_ptr(&self->th, self->page), ns[4096], want[64];
+	int round, off;
+
+	for (round = 0; round < 3; round++) {
+		th_idns_page(ns, 12);
+		if (round == 1)
+			memset(ns + 104, 0, 16);	/* no NGUID */
+		if (round == 2)
+			memset(ns + 120, 0, 8);		/* no EUI64 */
+		ASSERT_EQ(0, emu_nvme_load_identify(self->th.ctrl, 0, 0, 1, 1,
+						    ns));
+		memset(want, 0, sizeof(want));
+		off = 0;
+		if (round != 2) {
+			want[0] = 1;
+			want[1] = 8;
+			memcpy(want + 4, ns + 120, 8);
+			off = 12;
+		}
+		if (round != 1) {
+			want[off] = 2;
+			want[off + 1] = 16;
+			memcpy(want + off + 4, ns + 104, 16);
+			off += 20;
+		}
+		want[off] = 4;
+		want[off + 1] = 1;
+		memset(b, 0x5a, 4096);
+		EXPECT_EQ(0, adm(d, 0x06, 1, 3, 0, self->page, NULL));
+		EXPECT_EQ(0, memcmp(want, b, sizeof(want)))
+			TH_LOG("round %d", round);
+		EXPECT_EQ(0, memcmp(zero, b + sizeof(want),
+				    4096 - sizeof(want)));
+	}
+}
+
 TEST_F(adm, identity_same)
 {
 	const struct emu_nvme_identity *own = &emu_nvme_state(self->th.ctrl)->id;
@@ -485,6 +531,14 @@ TEST_F(adm, async_events)
 	emu_nvme_doorbell_write(self->th.ctrl, 0x1000 + 8 * 1, 64);
 	drv_reap(d, 0);
 	EXPECT_EQ(4, d->aer_done);
+	EXPECT_EQ(0x010100, d->aer_dw0);
+	/* A CQ head beyond its queue: Invalid Doorbell Write Value too. */
+	EXPECT_EQ(0, adm(d, 0x02, 0, (63U << 16) | 0x01, 0, p, NULL));
+	ASSERT_GE(drv_submit_cid(d, 0, sqe, d->aer_cid), 0);
+	emu_nvme_poll(self->th.ctrl, 8);
+	emu_nvme_doorbell_write(self->th.ctrl, 0x1000 + 8 * 1 + 4, 64);
+	drv_reap(d, 0);
+	EXPECT_EQ(5, d->aer_done);
 	EXPECT_EQ(0x010100, d->aer_dw0);
 	/* AERL is 3: the fifth outstanding request is refused. */
 	for (i = 0; i < 4; i++) {
@@ -1223,6 +1277,131 @@ TEST_F(adm, shutdown_mid_io_and_nssr)
 	d->th = &self->th;
 	ASSERT_EQ(0, drv_enable(d, 16));
 	EXPECT_EQ(0, drv_reg(d, EMU_REG_CSTS, 4) & EMU_CSTS_NSSRO);
+}
+
+/*
+ * NSSR with a request still in the backend: NSSRO (and RDY clear) only
+ * once the backend gave it back; a finished shutdown does not come back
+ * after the controller is enabled again.
+ */
+TEST_F(adm, nssr_waits_for_the_backend_and_shutdown_is_over)
+{
+	struct drv *d = &self->d;
+	u8 sqe[64];
+	u32 cc;
+	int cid;
+
+	drv_sqe(sqe, 0x02, 1);
+	drv_set_prp(sqe, self->page, 0);
+	ASSERT_GE(drv_submit(d, 1, sqe), 0);
+	emu_nvme_poll(self->th.ctrl, 4);
+	ASSERT_EQ(1, self->th.npend);
+	drv_wreg(d, EMU_REG_NSSR, EMU_NSSR_MAGIC, 4);
+	EXPECT_EQ(EMU_CSTS_RDY, drv_reg(d, EMU_REG_CSTS, 4) &
+		  (EMU_CSTS_NSSRO | EMU_CSTS_RDY));
+	th_run_backend(&self->th, 1);
+	EXPECT_EQ(EMU_CSTS_NSSRO, drv_reg(d, EMU_REG_CSTS, 4) &
+		  (EMU_CSTS_NSSRO | EMU_CSTS_RDY));
+	/* write 1 to clear */
+	drv_wreg(d, EMU_REG_CSTS, 0, 4);
+	EXPECT_EQ(EMU_CSTS_NSSRO, drv_reg(d, EMU_REG_CSTS, 4) &
+		  EMU_CSTS_NSSRO);
+	drv_wreg(d, EMU_REG_CSTS, EMU_CSTS_NSSRO, 4);
+	EXPECT_EQ(0, drv_reg(d, EMU_REG_CSTS, 4) & EMU_CSTS_NSSRO);
+	/* shutdown, reset, enable: SHST stays 00b through new I/O */
+	memset(d, 0, sizeof(*d));
+	d->th = &self->th;
+	ASSERT_EQ(0, drv_enable(d, 16));
+	ASSERT_EQ(0, drv_bringup(d, 1, 32, 0, 1));
+	cc = (u32)drv_reg(d, EMU_REG_CC, 4);
+	drv_wreg(d, EMU_REG_CC, cc | (1U << 14), 4);
+	EXPECT_EQ(EMU_CSTS_SHST_CMPLT, drv_reg(d, EMU_REG_CSTS, 4) &
+		  EMU_CSTS_SHST_MASK);
+	memset(d, 0, sizeof(*d));
+	d->th = &self->th;
+	ASSERT_EQ(0, drv_enable(d, 16));
+	ASSERT_EQ(0, drv_bringup(d, 1, 32, 0, 1));
+	drv_sqe(sqe, 0x02, 1);
+	drv_set_prp(sqe, self->page, 0);
+	cid = drv_submit(d, 1, sqe);
+	ASSERT_GE(cid, 0);
+	emu_nvme_poll(self->th.ctrl, 4);
+	th_run_backend(&self->th, 1);
+	drv_reap(d, 1);
+	EXPECT_EQ(1, d->q[1].cmd[cid].done);
+	EXPECT_EQ(0, drv_reg(d, EMU_REG_CSTS, 4) & EMU_CSTS_SHST_MASK);
+	EXPECT_EQ(0, d->errors);
+}
+
+/*
+ * Dataset Management twice: the second command's ranges all go to the
+ * backend too (a request slot starts each command at its first range).
+ */
+TEST_F(adm, dsm_twice)
+{
+	struct drv *d = &self->d;
+	u64 p = self->page;
+	u8 *b = th_ptr(&self->th, p), sqe[64];
+	int round, cid;
+
+	self->th.sync = 1;
+	for (round = 0; round < 2; round++) {
+		memset(self->th.disk + 4096 * (40 + round), 0x66, 4096);
+		memset(self->th.disk + 4096 * (50 + round), 0x66, 4096);
+		memset(b, 0, 32);
+		emu_put_le32(b + 4, 1);
+		emu_put_le64(b + 8, 40 + round);
+		emu_put_le32(b + 16 + 4, 1);
+		emu_put_le64(b + 16 + 8, 50 + round);
+		drv_sqe(sqe, 0x09, 1);
+		drv_set_dw(sqe, 10, 1);
+		drv_set_dw(sqe, 11, 4);
+		drv_set_prp(sqe, p, 0);
+		cid = drv_submit(d, 1, sqe);
+		ASSERT_GE(cid, 0);
+		emu_nvme_poll(self->th.ctrl, 8);
+		drv_reap(d, 1);
+		EXPECT_EQ(1, d->q[1].cmd[cid].done);
+		EXPECT_EQ(0, d->q[1].cmd[cid].status);
+		EXPECT_EQ(0, self->th.disk[4096 * (40 + round)]);
+		EXPECT_EQ(0, self->th.disk[4096 * (50 + round)]);
+	}
+	EXPECT_EQ(0, d->errors);
+}
+
+/*
+ * Create I/O SQ on memory another queue's ring already covers, from its
+ * middle: Invalid Field (the model's rings never share memory, which no
+ * image could carry).
+ */
+TEST_F(adm, queue_ring_inside_another)
+{
+	struct drv *d = &self->d;
+	u64 m = th_alloc(&self->th, 5 * 4096, 4096);
+	u64 s11 = th_alloc(&self->th, 4 * 4096, 4096);
+
+	/* CQ 9: 1024 entries of 16 bytes, four pages */
+	ASSERT_EQ(0, adm(d, 0x05, 0, (1023U << 16) | 9, 1, m, NULL));
+	/* CQ 10 and SQ 10 starting in its second and last page */
+	EXPECT_EQ(DNR | 0x02, adm(d, 0x05, 0, (15U << 16) | 10, 1,
+				  m + 4096, NULL));
+	EXPECT_EQ(DNR | 0x02, adm(d, 0x05, 0, (15U << 16) | 10, 1,
+				  m + 3 * 4096, NULL));
+	EXPECT_EQ(DNR | 0x02, adm(d, 0x01, 0, (15U << 16) | 10,
+				  (9U << 16) | 1, m + 2 * 4096, NULL));
+	/* right after it: fine */
+	EXPECT_EQ(0, adm(d, 0x05, 0, (15U << 16) | 10, 1, m + 4 * 4096,
+			 NULL));
+	/* SQ 11: 256 entries of 64 bytes, four pages; CQ 12 inside it */
+	ASSERT_EQ(0, adm(d, 0x01, 0, (255U << 16) | 11, (9U << 16) | 1, s11,
+			 NULL));
+	EXPECT_EQ(DNR | 0x02, adm(d, 0x05, 0, (15U << 16) | 12, 1,
+				  s11 + 4096, NULL));
+	EXPECT_EQ(DNR | 0x02, adm(d, 0x05, 0, (15U << 16) | 12, 1,
+				  s11 + 3 * 4096, NULL));
+	EXPECT_EQ(0, adm(d, 0x00, 0, 11, 0, 0, NULL));
+	EXPECT_EQ(0, adm(d, 0x04, 0, 10, 0, 0, NULL));
+	EXPECT_EQ(0, adm(d, 0x04, 0, 9, 0, 0, NULL));
 }
 
 TEST_F(adm, enable_validation)

@@ -122,6 +122,10 @@ TEST_F(cv, own_limits_accept_both_images)
 	EXPECT_TRUE(v.full);
 	EXPECT_EQ(0, refused(&v));
 	EXPECT_STREQ("", err);
+	/* The destination has every one of them. */
+	for (u32 i = 0; i < v.nr; i++) {
+		EXPECT_EQ(1, v.f[i].dst_present) TH_LOG("%s", v.f[i].name);
+	}
 	/* 7 limits, 4 features, 5 per namespace. */
 	EXPECT_EQ(11 + 5 * self->lim.nr_ns, v.nr);
 	EXPECT_EQ(NULL, field(&v, "limits.oacs"));
@@ -676,6 +680,23 @@ TEST(keep_alive_granularity_is_16_bits)
 	EXPECT_NE(0, emu_img_check_compat(img, (size_t)len, &lim, err,
 					  sizeof(err)));
 	EXPECT_NE(NULL, strstr(err, "features.keep_alive")) TH_LOG("%s", err);
+	th_fini(&th);
+}
+
+/* The limits carry CAP.MPSMIN (bits 51:48) as the identity gives it. */
+TEST(limits_mpsmin)
+{
+	struct emu_nvme_limits l;
+	struct th th;
+
+	th_init(&th, 3);
+	th_new_ctrl(&th);
+	ASSERT_EQ(0, emu_nvme_set_hw(th.ctrl, 63 | (1ULL << 16) | (1ULL << 37) |
+				     (2ULL << 48) | (4ULL << 52), 0x10400, 17,
+				     8, 8));
+	emu_nvme_get_limits(th.ctrl, &l);
+	EXPECT_EQ(2, l.mpsmin);
+	EXPECT_EQ(63, l.mqes);
 	th_fini(&th);
 }
 

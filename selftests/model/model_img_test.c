@@ -1168,7 +1168,7 @@ TEST_F(img, rejects_invalid_states)
 	      len = img_splice(b, len, EMU_IMG_SEC_QUEUES, QC(0), 20, NULL, 0);
 	      emu_put_le16(b + qoff, 4);
 	      emu_put_le16(b + qoff + 2, 4); },
-	    "disabled controller");
+	    "qid: I/O queue in a disabled controller");
 	/* Number of Queues above the granted 16. */
 	BAD(emu_put_le32(b + foff + 16, (15U << 16) | 31), "features.nq");
 	/* A queue id above Number of Queues. */
@@ -1177,6 +1177,13 @@ TEST_F(img, rejects_invalid_states)
 	BAD({ emu_put_le64(b + QS(1) + 12, 0xfffffffffffff000ULL);
 	      emu_put_le16(b + QS(1) + 4, 65); }, "queues.sq.base: wraps");
 	BAD(emu_put_le64(b + QS(1) + 12, 0), "queues.sq.base: at IOVA 0");
+	/* ... while a ring whose last byte is the last of the space is fine. */
+	memcpy(b, img, (size_t)self->len);
+	ASSERT_EQ(64, emu_get_le16(b + QS(1) + 4));
+	emu_put_le64(b + QS(1) + 12, 0xfffffffffffff000ULL);
+	img_fix(b, self->len);
+	EXPECT_EQ(0, emu_img_import(self->th.ctrl, b, (size_t)self->len, err,
+				    sizeof(err))) TH_LOG("%s", err);
 	BAD(emu_put_le64(b + QS(2) + 12, emu_get_le64(b + QS(1) + 12)),
 	    "queues.sq.base: overlaps");
 	BAD(emu_put_le64(b + QC(2) + 12, emu_get_le64(b + QS(1) + 12) + 4096 - 16),
@@ -1338,6 +1345,8 @@ TEST(observer_refuses_unrecorded_queues)
 	c = th_new_ctrl(&th);
 	emu_nvme_set_hw(c, 0xffff | (1ULL << 16) | (1ULL << 37) |
 			(4ULL << 52), 0x10400, 17, 8, 8);
+	/* Only a running model has positions to export. */
+	EXPECT_EQ(-EINVAL, emu_img_export(c, page, sizeof(page), 0));
 	emu_nvme_observe_reg_write(c, EMU_REG_AQA, 0x001f001f, 4);
 	emu_nvme_observe_reg_write(c, EMU_REG_ASQ, TH_MEM_BASE + 0x10000, 8);
 	emu_nvme_observe_reg_write(c, EMU_REG_ACQ, TH_MEM_BASE + 0x11000, 8);
@@ -1378,6 +1387,16 @@ TEST(observer_refuses_unrecorded_queues)
 	obs_cmd(c, 0x04, 6, 0, 1, 0, 0, 0, 0, 0, NULL, 0);
 	EXPECT_EQ(-EINVAL, emu_nvme_check(c, err, sizeof(err)));
 	obs_cmd(c, 0x04, 7, 0, 200, 0, 0, 0, 0, 0, NULL, 0);
+	EXPECT_EQ(0, emu_nvme_check(c, err, sizeof(err))) TH_LOG("%s", err);
+	/* An SQ alone (65536 entries on a recorded CQ 3) is named. */
+	obs_cmd(c, 0x05, 20, 0, (63U << 16) | 3, 1, TH_MEM_BASE + 0x400000,
+		0, 0, 0, NULL, 0);
+	obs_cmd(c, 0x01, 21, 0, 0xffff0005, (3U << 16) | 1,
+		TH_MEM_BASE + 0x500000, 0, 0, 0, NULL, 0);
+	EXPECT_EQ(-EINVAL, emu_nvme_check(c, err, sizeof(err)));
+	EXPECT_NE(NULL, strstr(err, "not placeable (5)")) TH_LOG("%s", err);
+	obs_cmd(c, 0x00, 22, 0, 5, 0, 0, 0, 0, 0, NULL, 0);
+	obs_cmd(c, 0x04, 23, 0, 3, 0, 0, 0, 0, 0, NULL, 0);
 	EXPECT_EQ(0, emu_nvme_check(c, err, sizeof(err))) TH_LOG("%s", err);
 	/* Again, then a controller reset. */
 	for (i = 0; i < 2; i++)
