@@ -339,6 +339,9 @@ TEST(mig_info_rejects_wrong_types)
 				 &mi));
 	EXPECT_EQ(INT64_MAX, mi.downtime_ms);
 	EXPECT_EQ(UINT64_MAX, mi.ram_transferred);
+	/* A status this QEMU does not have is carried, not refused. */
+	ASSERT_EQ(0, mig_info_of("{\"return\": {\"status\": \"x\"}}", &mi));
+	EXPECT_STREQ("x", mi.status);
 }
 
 struct props {
@@ -629,6 +632,22 @@ TEST(not_a_qmp_monitor)
 	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sp));
 	ASSERT_GT(write(sp[1], "QEMU 10.0.2 monitor - type 'help'\r\n", 35), 0);
 	EXPECT_EQ(-EPROTO, qmp_open_fd(&q, sp[0], 500));
+	qmp_close(&q);
+	close(sp[1]);
+
+	/* Well-formed QMP, but a reply where the greeting should be. */
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sp));
+	ASSERT_GT(write(sp[1], "{\"return\": {}}\r\n", 16), 0);
+	EXPECT_EQ(-EPROTO, qmp_open_fd(&q, sp[0], 500));
+	qmp_close(&q);
+	close(sp[1]);
+
+	/* A monitor that says nothing: another client holds it. */
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sp));
+	EXPECT_EQ(-ETIMEDOUT, qmp_open_fd(&q, sp[0], 200));
+	EXPECT_NE(NULL, strstr(q.err_desc, "no QMP greeting")) {
+		TH_LOG("%s", q.err_desc);
+	}
 	qmp_close(&q);
 	close(sp[1]);
 

@@ -157,6 +157,65 @@ TEST_F(adm, ns_descriptors)
 	}
 }
 
+/*
+ * The Error Information log holds ELPE + 1 entries of 64 bytes, at most a
+ * page here: with ELPE 255, offset 4032 is its last entry, 4096 beyond it.
+ */
+TEST_F(adm, error_log_size_follows_elpe)
+{
+	struct drv *d = &self->d;
+	u8 page[4096], *b = th_ptr(&self->th, self->page);
+	u8 sqe[64];
+
+	th_idctrl_page(page);
+	page[262] = 255;
+	ASSERT_EQ(0, emu_nvme_load_identify(self->th.ctrl, 1, 0, 0, 1, page));
+	memset(b, 0x5a, 64);
+	drv_sqe(sqe, 0x02, 0);
+	drv_set_dw(sqe, 10, (15U << 16) | 0x01);
+	drv_set_dw(sqe, 12, 4032);
+	drv_set_prp(sqe, self->page, 0);
+	EXPECT_EQ(0, drv_admin(d, sqe, NULL));
+	EXPECT_EQ(0, b[0]);
+	EXPECT_EQ(0, b[63]);
+	drv_set_dw(sqe, 12, 4096);
+	EXPECT_EQ(DNR | 0x02, drv_admin(d, sqe, NULL));
+	/* ELPE 3: four entries, 256 bytes */
+	page[262] = 3;
+	ASSERT_EQ(0, emu_nvme_load_identify(self->th.ctrl, 1, 0, 0, 1, page));
+	drv_set_dw(sqe, 12, 192);
+	EXPECT_EQ(0, drv_admin(d, sqe, NULL));
+	drv_set_dw(sqe, 12, 256);
+	EXPECT_EQ(DNR | 0x02, drv_admin(d, sqe, NULL));
+}
+
+/* Queue identifier 128, the model's highest, is a queue like any other. */
+TEST(highest_queue_id)
+{
+	static struct th th;
+	static struct drv d;
+	u64 m;
+
+	th_init(&th, th_seed(0x128));
+	th_new_ctrl(&th);
+	th_load_identity(&th, 12, 64, 128);
+	emu_nvme_start_disabled(th.ctrl);
+	memset(&d, 0, sizeof(d));
+	d.th = &th;
+	ASSERT_EQ(0, drv_enable(&d, 16));
+	m = th_alloc(&th, 2 * 4096, 4096);
+	ASSERT_EQ(0, adm(&d, 0x09, 0, 0x07, (127U << 16) | 127, 0, NULL));
+	EXPECT_EQ(0, adm(&d, 0x05, 0, (15U << 16) | 128, 1, m, NULL));
+	EXPECT_EQ(0, adm(&d, 0x01, 0, (15U << 16) | 128, (128U << 16) | 1,
+			 m + 4096, NULL));
+	EXPECT_EQ(DNR | 0x101, adm(&d, 0x00, 0, 129, 0, 0, NULL));
+	EXPECT_EQ(0, adm(&d, 0x00, 0, 128, 0, 0, NULL));
+	EXPECT_EQ(DNR | 0x101, adm(&d, 0x00, 0, 128, 0, 0, NULL));
+	EXPECT_EQ(0, adm(&d, 0x04, 0, 128, 0, 0, NULL));
+	EXPECT_EQ(0, d.errors);
+	th_fini(&th);
+}
+
 TEST_F(adm, identity_same)
 {
 	const struct emu_nvme_identity *own = &emu_nvme_state(self->th.ctrl)->id;

@@ -694,6 +694,10 @@ TEST(observer_learns_everything)
 	obs_cmd(c, 0x0a, 9, 0, 0x09, 2, 0, 0, 0, (1U << 16) | 2, NULL, 0);
 	/* A refused command teaches nothing. */
 	obs_cmd(c, 0x09, 10, 0, 0x0f, 999, 0, 0, 0x02, 0, NULL, 0);
+	/* A Timestamp whose data the glue could not read teaches nothing. */
+	obs_cmd(c, 0x09, 10, 0, 0x0e, 0, TH_MEM_BASE, 0, 0, 0, NULL, 0);
+	obs_cmd(c, 0x09, 10, 0, 0x0e, 0, TH_MEM_BASE, 0, 0, 0, page, 4);
+	EXPECT_EQ(0ULL, emu_nvme_state(c)->feat.ts_set_ns);
 	for (i = 1; i <= 3; i++) {
 		obs_cmd(c, 0x05, 11, 0, (63U << 16) | (u32)i, ((u32)i << 16) | 3,
 			TH_MEM_BASE + 0x20000 + 0x1000 * (u64)i, 0, 0, 0, NULL, 0);

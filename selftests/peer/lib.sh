@@ -174,14 +174,28 @@ peer_ss_summary()
 	}' "$1"
 }
 
-# peer_ss_window FILE FROM_MS TO_MS: the target's retransmissions between
-# the first sample at or after FROM_MS and the last one at or before TO_MS,
-# summed over its connections, and how many samples that was. Prints
-# "retrans=N samples=S".
+# peer_ss_window FILE FROM_MS TO_MS [bracket]: the target's retransmissions
+# between the first sample at or after FROM_MS and the last one at or before
+# TO_MS (with "bracket": from the last sample at or before FROM_MS to the
+# first at or after TO_MS, so that none in the window escapes), summed over
+# its connections, and how many samples that was. Prints "retrans=N
+# samples=S".
 peer_ss_window()
 {
-	awk -v from="$2" -v to="$3" '
-	/^== / { t = $2; in_w = (t >= from && t <= to); if (in_w) n++; next }
+	awk -v from="$2" -v to="$3" -v br="${4:-}" '
+	/^== / {
+		t = $2
+		if (br != "") {
+			# from the last sample at or before FROM to the first
+			# at or after TO: the window whole, and a little more
+			if (t <= from) { delete first; delete last; n = 0 }
+			in_w = !done
+			if (t >= to) done = 1
+		} else
+			in_w = (t >= from && t <= to)
+		if (in_w) n++
+		next
+	}
 	/^[A-Z]/ { key = $4 "-" $5; next }
 	key != "" && in_w {
 		tr = 0

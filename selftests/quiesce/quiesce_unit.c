@@ -187,6 +187,10 @@ TEST(agent_reply_parse)
 	ASSERT_EQ(0, rnr_agent_reply_str(l, "by", w, sizeof(w)));
 	EXPECT_STREQ("lease", w);
 	EXPECT_EQ(-E2BIG, rnr_agent_reply_str(l, "resume_ms", w, 4));
+	/* "lease" and its terminator need 6 bytes: 5 is too few */
+	EXPECT_EQ(-E2BIG, rnr_agent_reply_str(l, "by", w, 5));
+	ASSERT_EQ(0, rnr_agent_reply_str(l, "by", w, 6));
+	EXPECT_STREQ("lease", w);
 }
 
 /* An agent without queue pairs: the socket, the lease and its endings. */
@@ -295,6 +299,8 @@ TEST_F(agent, socket_mode_and_bad_input)
 	ASSERT_LE(0, fd2);
 	REQ(fd2, "", rep);
 	EXPECT_STREQ("err EBUSY another client is connected", rep);
+	/* ... with that line only, then the end of the connection */
+	EXPECT_EQ(0, read(fd2, rep, sizeof(rep)));
 	close(fd2);
 	REQ(fd, "status\n", rep);
 	EXPECT_EQ(0, strncmp(rep, "ok status state=running qps=0 max_ms=2000 ", 42))
