@@ -1225,6 +1225,36 @@ TEST_F(img, rejects_invalid_states)
 #undef QS
 }
 
+/*
+ * An image of a disabled controller may carry a shutdown or fatal status
+ * (another model's, a foreign one): enabling the controller clears both.
+ */
+TEST_F(img, enable_clears_shutdown_and_fatal_status)
+{
+	static u8 b[65536];
+	struct drv *d = &self->d;
+	char err[200];
+	int len, roff;
+	u32 slen;
+
+	drv_wreg(d, EMU_REG_CC, drv_reg(d, EMU_REG_CC, 4) & ~1ULL, 4);
+	ASSERT_EQ(0, drv_wait_csts(d, 1, 0));
+	len = emu_img_export(self->th.ctrl, b, sizeof(b), 0);
+	ASSERT_GT(len, 0);
+	roff = sec_find(b, len, EMU_IMG_SEC_REGS, &slen);
+	ASSERT_GT(roff, 0);
+	emu_put_le32(b + roff + 4, EMU_CSTS_CFS | EMU_CSTS_SHST_CMPLT);
+	img_fix(b, len);
+	ASSERT_EQ(0, emu_img_import(self->th.ctrl, b, (size_t)len, err,
+				    sizeof(err))) TH_LOG("%s", err);
+	EXPECT_EQ(EMU_CSTS_CFS | EMU_CSTS_SHST_CMPLT,
+		  drv_reg(d, EMU_REG_CSTS, 4) & 0xf);
+	memset(d, 0, sizeof(*d));
+	d->th = &self->th;
+	ASSERT_EQ(0, drv_enable(d, 16));
+	EXPECT_EQ(EMU_CSTS_RDY, drv_reg(d, EMU_REG_CSTS, 4) & 0xf);
+}
+
 /* No image, or one longer than the format's 2^31 - 1 bytes. */
 TEST_F(img, import_refuses_no_data)
 {
