@@ -591,11 +591,15 @@ TEST_F(adm, async_events)
 	drv_reap(d, 0);
 	EXPECT_EQ(4, d->aer_done);
 	EXPECT_EQ(0x010100, d->aer_dw0);
-	/* A CQ head beyond its queue: Invalid Doorbell Write Value too. */
+	/*
+	 * A CQ head beyond its queue: Invalid Doorbell Write Value too (the
+	 * admin CQ's, a register write even with shadow doorbells).
+	 */
 	EXPECT_EQ(0, adm(d, 0x02, 0, (63U << 16) | 0x01, 0, p, NULL));
 	ASSERT_GE(drv_submit_cid(d, 0, sqe, d->aer_cid), 0);
 	emu_nvme_poll(self->th.ctrl, 8);
-	emu_nvme_doorbell_write(self->th.ctrl, 0x1000 + 8 * 1 + 4, 64);
+	emu_nvme_doorbell_write(self->th.ctrl, 0x1000 + 4,
+				emu_nvme_state(self->th.ctrl)->cq[0].size);
 	drv_reap(d, 0);
 	EXPECT_EQ(5, d->aer_done);
 	EXPECT_EQ(0x010100, d->aer_dw0);
