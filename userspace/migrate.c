@@ -674,6 +674,7 @@ struct mig {
 	bool preswitch_set;	/* pause-before-switchover set by us */
 	/* --peer: QEMU held before its switchover until the peers pause */
 	bool hold_set;		/* threshold lowered by us: restore it */
+	struct qmp_guard hold_guard;	/* restores it if hbamig dies */
 	bool pause_early;	/* QEMU cannot be held: pause before "migrate" */
 	uint64_t user_downtime_ms, user_switchover_bw;
 	const char *pause_scope;
@@ -1694,14 +1695,31 @@ static int hold_switchover(struct mig *m)
 {
 	int r;
 
+	char cmd[256];
+
 	r = qmp_mig_get_threshold(&m->src, &m->user_downtime_ms,
 				  &m->user_switchover_bw);
+	/*
+	 * Held, QEMU would never switch over: if hbamig dies (SIGKILL
+	 * included) before letting it go, a child puts the threshold back.
+	 */
+	if (!r)
+		r = qmp_mig_threshold_cmd(cmd, sizeof(cmd), m->user_downtime_ms,
+					  m->user_switchover_bw);
 	if (!r) {
+		r = qmp_guard_start(&m->src, cmd, &m->hold_guard);
+		if (r) {
+			fprintf(stderr, "%s: migrate: cannot guard a hold of QEMU's switchover (%s): the peers are paused for the whole migration\n",
+				hba_prog, strerror(-r));
+			m->pause_early = true;
+			return 0;
+		}
 		r = qmp_mig_set_threshold(&m->src, 1, 1000);
 		if (!r) {
 			m->hold_set = true;
 			return 0;
 		}
+		qmp_guard_release(&m->hold_guard);
 	}
 	if (r != -ENOENT && r != -EREMOTEIO)
 		return qmp_fail(&m->src, "migrate-set-parameters", r);
@@ -1721,8 +1739,10 @@ static int release_switchover(struct mig *m)
 		return 0;
 	r = qmp_mig_set_threshold(&m->src, m->user_downtime_ms,
 				  m->user_switchover_bw);
-	if (!r)
+	if (!r) {
 		m->hold_set = false;
+		qmp_guard_release(&m->hold_guard);
+	}
 	return r;
 }
 
@@ -1737,6 +1757,10 @@ static void mig_cleanup(struct mig *m)
 			hba_prog, (unsigned long long)m->user_downtime_ms,
 			(unsigned long long)m->user_switchover_bw,
 			m->src.err_desc);
+	/* Not let go: the guard tries once more on its own. */
+	if (m->hold_set)
+		qmp_guard_fire(&m->hold_guard);
+	qmp_guard_release(&m->hold_guard);
 	free(m->copy);
 	for (int i = 0; i < m->a.nr_peers; i++)
 		peer_free(&m->a.peers[i]);

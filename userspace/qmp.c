@@ -6,13 +6,17 @@
  * never trusts a key's presence, a value's type, a string's length or a
  * number's sign.
  */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -744,6 +748,119 @@ int qmp_mig_set_threshold(struct qmp *q, uint64_t downtime_ms,
 	json_object_object_add(args, "avail-switchover-bandwidth",
 			       json_object_new_uint64(switchover_bw));
 	return qmp_exec(q, "migrate-set-parameters", args, NULL);
+}
+
+int qmp_mig_threshold_cmd(char *buf, size_t len, uint64_t downtime_ms,
+			  uint64_t switchover_bw)
+{
+	int n = snprintf(buf, len,
+			 "{\"execute\": \"migrate-set-parameters\", \"arguments\": {\"downtime-limit\": %llu, \"avail-switchover-bandwidth\": %llu}}\r\n",
+			 (unsigned long long)downtime_ms,
+			 (unsigned long long)switchover_bw);
+
+	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
+}
+
+/* The guard's child: only async-signal-safe calls, then _exit(). */
+static void guard_child(int qfd, int rfd, const char *cmd)
+{
+	struct pollfd p = { .fd = qfd, .events = POLLIN };
+	size_t len = strlen(cmd), off = 0;
+	char c, buf[512];
+	ssize_t n;
+	int i;
+
+	/* A Ctrl-C for the group is the parent's to handle, not ours. */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	do {
+		n = read(rfd, &c, 1);
+	} while (n < 0 && errno == EINTR);
+	if (n == 1)
+		_exit(0);
+	while (off < len) {
+		n = send(qfd, cmd + off, len - off, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			_exit(1);
+		off += (size_t)n;
+	}
+	/* QEMU executes what it read before the socket's end; wait anyway. */
+	for (i = 0; i < 20 && poll(&p, 1, 100) >= 0; i++) {
+		if (!(p.revents & (POLLIN | POLLHUP)))
+			continue;
+		n = read(qfd, buf, sizeof(buf));
+		if (n <= 0 || memchr(buf, '\n', (size_t)n))
+			break;
+	}
+	_exit(0);
+}
+
+int qmp_guard_start(struct qmp *q, const char *cmd, struct qmp_guard *g)
+{
+	int p[2];
+	pid_t pid;
+
+	g->pid = 0;
+	g->fd = -1;
+	if (q->fd < 0)
+		return -EBADF;
+	if (pipe2(p, O_CLOEXEC))
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		int e = errno;
+
+		close(p[0]);
+		close(p[1]);
+		return -e;
+	}
+	if (!pid) {
+		unsigned int lo = (unsigned int)(q->fd < p[0] ? q->fd : p[0]);
+		unsigned int hi = (unsigned int)(q->fd < p[0] ? p[0] : q->fd);
+
+		/*
+		 * Hold nothing of the parent's but the monitor and the pipe:
+		 * a lease's BPF link or netlink socket must end with it.
+		 */
+		if (lo > 3)
+			close_range(3, lo - 1, 0);
+		if (hi > lo + 1)
+			close_range(lo + 1, hi - 1, 0);
+		close_range(hi + 1, ~0U, 0);
+		guard_child(q->fd, p[0], cmd);
+	}
+	close(p[0]);
+	g->pid = pid;
+	g->fd = p[1];
+	return 0;
+}
+
+void qmp_guard_release(struct qmp_guard *g)
+{
+	if (!g->pid)
+		return;
+	if (write(g->fd, "r", 1) != 1)
+		kill(g->pid, SIGKILL);
+	close(g->fd);
+	while (waitpid(g->pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	g->pid = 0;
+	g->fd = -1;
+}
+
+void qmp_guard_fire(struct qmp_guard *g)
+{
+	if (!g->pid)
+		return;
+	close(g->fd);
+	while (waitpid(g->pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	g->pid = 0;
+	g->fd = -1;
 }
 
 int qmp_mig_start(struct qmp *q, const char *uri)

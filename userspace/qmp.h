@@ -150,6 +150,27 @@ int qmp_mig_get_threshold(struct qmp *q, uint64_t *downtime_ms,
 int qmp_mig_set_threshold(struct qmp *q, uint64_t downtime_ms,
 			  uint64_t switchover_bw);
 int qmp_mig_start(struct qmp *q, const char *uri);
+/*
+ * A command that must reach QEMU even if this process dies first, SIGKILL
+ * included: a child shares the monitor's socket and waits on a pipe; when
+ * the pipe ends without qmp_guard_release() it sends @cmd (one QMP
+ * command, as JSON) and waits up to 2 s for QEMU's answer. The monitor is
+ * untouched meanwhile: the child writes only once no one else can.
+ */
+struct qmp_guard {
+	int pid;		/* the child, 0 when none */
+	int fd;			/* the pipe's writing end */
+};
+
+int qmp_guard_start(struct qmp *q, const char *cmd, struct qmp_guard *g);
+/* The command is not needed any more: the child ends without sending. */
+void qmp_guard_release(struct qmp_guard *g);
+/* Send it now, as if this process had died; waits for the child. */
+void qmp_guard_fire(struct qmp_guard *g);
+/* The restore of qmp_mig_set_threshold(), as a command for a guard. */
+int qmp_mig_threshold_cmd(char *buf, size_t len, uint64_t downtime_ms,
+			  uint64_t switchover_bw);
+
 /* migrate-set-capabilities with one capability. */
 int qmp_mig_set_capability(struct qmp *q, const char *cap, bool on);
 /* migrate-continue from @state (e.g. "pre-switchover"). */

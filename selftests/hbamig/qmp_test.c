@@ -7,6 +7,7 @@
  * the "real_qemu" tests run the same code against two QEMU processes.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -655,6 +656,71 @@ TEST(not_a_qmp_monitor)
 	qmp_close(&q);
 }
 
+/* Reads what arrives within @ms into @buf (NUL-ended); bytes read, or -1. */
+static ssize_t read_for(int fd, char *buf, size_t len, int ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	ssize_t n;
+
+	if (poll(&p, 1, ms) != 1)
+		return -1;
+	n = read(fd, buf, len - 1);
+	buf[n > 0 ? n : 0] = 0;
+	return n;
+}
+
+/*
+ * A guard sends its command when its owner dies without releasing it,
+ * SIGKILL included, waits for QEMU's answer, and sends nothing once
+ * released.
+ */
+TEST(guard_sends_when_its_owner_dies)
+{
+	char cmd[256], buf[512];
+	struct qmp_guard g;
+	struct qmp q;
+	int sp[2], st, release;
+	pid_t owner;
+
+	ASSERT_EQ(0, qmp_mig_threshold_cmd(cmd, sizeof(cmd), 300, 0));
+	EXPECT_NE(NULL, strstr(cmd, "\"downtime-limit\": 300"));
+	EXPECT_NE(NULL, strstr(cmd, "\"avail-switchover-bandwidth\": 0"));
+	for (release = 0; release < 2; release++) {
+		ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sp));
+		owner = fork();
+		ASSERT_GE(owner, 0);
+		if (!owner) {
+			memset(&q, 0, sizeof(q));
+			q.fd = sp[0];
+			close(sp[1]);
+			if (qmp_guard_start(&q, cmd, &g))
+				_exit(2);
+			if (release) {
+				qmp_guard_release(&g);
+				_exit(0);
+			}
+			kill(getpid(), SIGKILL);
+			_exit(3);
+		}
+		close(sp[0]);
+		ASSERT_EQ(owner, waitpid(owner, &st, 0));
+		if (release) {
+			EXPECT_TRUE(WIFEXITED(st) && !WEXITSTATUS(st));
+			/* nothing, then the end as the guard exits */
+			EXPECT_EQ(0, read_for(sp[1], buf, sizeof(buf), 3000))
+				TH_LOG("%s", buf);
+		} else {
+			EXPECT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+			EXPECT_EQ((ssize_t)strlen(cmd),
+				  read_for(sp[1], buf, sizeof(buf), 3000));
+			EXPECT_STREQ(cmd, buf);
+			ASSERT_GT(write(sp[1], "{\"return\": {}}\r\n", 16), 0);
+			EXPECT_EQ(0, read_for(sp[1], buf, sizeof(buf), 3000));
+		}
+		close(sp[1]);
+	}
+}
+
 static int progress_calls;
 
 static void count_progress(const struct qmp_mig_info *mi, void *arg)
@@ -858,6 +924,47 @@ FIXTURE_TEARDOWN(real_qemu)
 		unlink(p);
 		rmdir(qemu_dir);
 	}
+}
+
+/*
+ * hbamig holds QEMU before its switchover through the threshold's two
+ * parameters; a guard puts them back even when hbamig is SIGKILLed.
+ */
+TEST_F_TIMEOUT(real_qemu, guard_restores_after_sigkill, 60)
+{
+	uint64_t dl = 0, bw = 7;
+	struct qmp_guard g;
+	struct qmp o;
+	char cmd[256];
+	pid_t owner;
+	int st;
+
+	ASSERT_EQ(0, qmp_mig_get_threshold(&self->q, &dl, &bw));
+	EXPECT_EQ(300, dl);
+	EXPECT_EQ(0, bw);
+	ASSERT_EQ(0, qmp_mig_set_threshold(&self->q, 1, 1000));
+	ASSERT_EQ(0, qmp_mig_get_threshold(&self->q, &dl, &bw));
+	EXPECT_EQ(1, dl);
+	EXPECT_EQ(1000, bw);
+	qmp_close(&self->q);
+	owner = fork();
+	ASSERT_GE(owner, 0);
+	if (!owner) {
+		if (qmp_connect(&o, self->src.sock, 10000))
+			_exit(2);
+		if (qmp_mig_threshold_cmd(cmd, sizeof(cmd), 300, 0) ||
+		    qmp_guard_start(&o, cmd, &g))
+			_exit(3);
+		kill(getpid(), SIGKILL);
+		_exit(4);
+	}
+	ASSERT_EQ(owner, waitpid(owner, &st, 0));
+	EXPECT_TRUE(WIFSIGNALED(st)) TH_LOG("owner exited %d", WEXITSTATUS(st));
+	/* QEMU serves one client: this waits for the guard to be done. */
+	ASSERT_EQ(0, qmp_connect(&self->q, self->src.sock, 10000));
+	ASSERT_EQ(0, qmp_mig_get_threshold(&self->q, &dl, &bw));
+	EXPECT_EQ(300, dl);
+	EXPECT_EQ(0, bw);
 }
 
 TEST_F_TIMEOUT(real_qemu, migrates, 120)
