@@ -618,39 +618,36 @@ TEST(exec_transport_failures)
 	srv_stop(&sv, &q);
 }
 
+/* qmp_open_fd() on a socket whose other end first sends @greeting. */
+static int open_greeted(struct qmp *q, const char *greeting, int ms)
+{
+	int sp[2], r;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp))
+		return -errno;
+	if (write(sp[1], greeting, strlen(greeting)) != (ssize_t)strlen(greeting))
+		return -EIO;
+	r = qmp_open_fd(q, sp[0], ms);
+	qmp_close(q);
+	close(sp[1]);
+	return r;
+}
+
 TEST(not_a_qmp_monitor)
 {
 	struct qmp q;
-	int sp[2];
 
 	/* A socket that greets with something else (an HMP banner). */
-	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sp));
-	ASSERT_GT(write(sp[1], "{\"hello\": 1}\n", 13), 0);
-	EXPECT_EQ(-EPROTO, qmp_open_fd(&q, sp[0], 500));
-	qmp_close(&q);
-	close(sp[1]);
-
-	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sp));
-	ASSERT_GT(write(sp[1], "QEMU 10.0.2 monitor - type 'help'\r\n", 35), 0);
-	EXPECT_EQ(-EPROTO, qmp_open_fd(&q, sp[0], 500));
-	qmp_close(&q);
-	close(sp[1]);
-
+	EXPECT_EQ(-EPROTO, open_greeted(&q, "{\"hello\": 1}\n", 500));
+	EXPECT_EQ(-EPROTO, open_greeted(&q, "QEMU 10.0.2 monitor - type 'help'\r\n",
+					500));
 	/* Well-formed QMP, but a reply where the greeting should be. */
-	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sp));
-	ASSERT_GT(write(sp[1], "{\"return\": {}}\r\n", 16), 0);
-	EXPECT_EQ(-EPROTO, qmp_open_fd(&q, sp[0], 500));
-	qmp_close(&q);
-	close(sp[1]);
-
+	EXPECT_EQ(-EPROTO, open_greeted(&q, "{\"return\": {}}\r\n", 500));
 	/* A monitor that says nothing: another client holds it. */
-	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sp));
-	EXPECT_EQ(-ETIMEDOUT, qmp_open_fd(&q, sp[0], 200));
+	EXPECT_EQ(-ETIMEDOUT, open_greeted(&q, "", 200));
 	EXPECT_NE(NULL, strstr(q.err_desc, "no QMP greeting")) {
 		TH_LOG("%s", q.err_desc);
 	}
-	qmp_close(&q);
-	close(sp[1]);
 
 	EXPECT_EQ(-ENOENT, qmp_connect(&q, "/nonexistent/qmp.sock", 500));
 	qmp_close(&q);

@@ -136,13 +136,18 @@ peer_ss_start()
 	PEER_SS_PID=$!
 }
 
-peer_ss_stop()
+# bg_stop VAR: stop the background sampler whose pid VAR holds.
+bg_stop()
 {
-	[ -n "${PEER_SS_PID:-}" ] || return 0
-	kill "$PEER_SS_PID" 2>/dev/null
-	wait "$PEER_SS_PID" 2>/dev/null
-	PEER_SS_PID=""
+	local pid=${!1:-}
+
+	[ -n "$pid" ] || return 0
+	kill "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	printf -v "$1" '%s' ""
 }
+
+peer_ss_stop() { bg_stop PEER_SS_PID; }
 
 # peer_ss_summary FILE: over the samples, the target's retransmissions
 # (tcpi_total_retrans, the second number of ss's retrans:A/B) summed over
@@ -222,13 +227,7 @@ peer_wnd_start()
 	PEER_WND_PID=$!
 }
 
-peer_wnd_stop()
-{
-	[ -n "${PEER_WND_PID:-}" ] || return 0
-	kill "$PEER_WND_PID" 2>/dev/null
-	wait "$PEER_WND_PID" 2>/dev/null
-	PEER_WND_PID=""
-}
+peer_wnd_stop() { bg_stop PEER_WND_PID; }
 
 # peer_stall SINCE_MS UNTIL_MS NAME...: over the ticks of workload
 # $E2E_TICKS_OF on these consoles, the longest time between two ticks whose
