@@ -680,6 +680,8 @@ struct mig {
 	const char *pause_scope;
 	u64 t_migrate;		/* "migrate" accepted */
 	double first_pass_ms;	/* from "migrate": RAM sent once, synced */
+	double announce_ms;	/* held after the pause for the guests' ACKs */
+	bool announced;		/* ... and every learned connection had one */
 	u64 t_emul0, t_emul1;	/* the source guest emulated: from, to */
 };
 
@@ -809,6 +811,10 @@ static void jpause(struct json_object *o, const struct mig *m)
 						      "not reached"));
 	jadd(o, "ram_first_pass_ms", m->first_pass_ms > 0 ?
 	     jnum(m->first_pass_ms, "%.1f") : NULL);
+	jadd(o, "peer_announce_ms", m->first_pass_ms > 0 ?
+	     jnum(m->announce_ms, "%.1f") : NULL);
+	jadd(o, "peer_announced", m->first_pass_ms > 0 ?
+	     json_object_new_boolean(m->announced) : NULL);
 }
 
 static struct json_object *jpeers(const struct mig *m)
@@ -1788,6 +1794,41 @@ static int pause_peers(struct mig *m)
 }
 
 /* RAM went once whole: pause the peers, then let QEMU switch over. */
+/*
+ * A forwarded connection is paused once the guest's own ACK has carried
+ * the zero window out; the guest stops with the VM. Keep QEMU held until
+ * every learned connection has announced it, for at most
+ * MIG_ANNOUNCE_MS: a guest answers in microseconds on real hardware,
+ * and one that stands still (nested emulation) is let go all the same.
+ */
+#define MIG_ANNOUNCE_MS		3000
+
+static void wait_announced(struct mig *m)
+{
+	u64 t0 = quiesce_now_ns();
+
+	for (;;) {
+		bool all = true;
+
+		for (int i = 0; i < m->a.nr_peers && all; i++) {
+			struct mig_peer *p = &m->a.peers[i];
+			const struct quiesce_conn *c;
+			int n;
+
+			if (!p->fwd_dev || !p->tcp)
+				continue;
+			n = quiesce_tcp_conns(p->tcp, &c);
+			for (int j = 0; j < n && all; j++)
+				all = quiesce_tcp_zeroed(p->tcp, j) > 0;
+		}
+		m->announce_ms = ms_since(t0);
+		m->announced = all;
+		if (all || m->announce_ms >= MIG_ANNOUNCE_MS || mig_stop)
+			return;
+		sleep_ms(5);
+	}
+}
+
 static int pause_at_switchover(struct mig *m)
 {
 	int r;
@@ -1796,6 +1837,7 @@ static int pause_at_switchover(struct mig *m)
 	r = pause_peers(m);
 	if (r)
 		return r;
+	wait_announced(m);
 	r = release_switchover(m);
 	if (r)
 		return mig_failed(m, "failed", HBAMIG_EXIT_FAIL,

@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* Unit tests of the quiescers' parsing and helpers (no privileges needed). */
+/*
+ * Unit tests of the quiescers' parsing and helpers (no privileges needed),
+ * and of the TCP program on crafted frames (CAP_BPF, CAP_NET_ADMIN).
+ */
 #include <arpa/inet.h>
 #include <pthread.h>
 #include <string.h>
@@ -11,7 +14,9 @@
 #include <sys/un.h>
 
 #include "kselftest_harness.h"
+#include <linux/types.h>
 #include "quiesce.h"
+#include "quiesce_tcp_shared.h"
 #include "rnr_agent.h"
 
 TEST(conn_v4)
@@ -419,6 +424,98 @@ TEST(agent_start_refuses)
 	o.max_ms = 100;
 	o.path = "/proc/self/status";
 	EXPECT_NE(0, rnr_agent_start(&o, &a));
+}
+
+/* An IPv4 TCP segment with ACK set, in an Ethernet frame, into @f (54). */
+static void tcp_frame(uint8_t *f, const uint8_t *dmac, const uint8_t *smac,
+		      const char *sip, const char *dip, uint16_t sport,
+		      uint16_t dport, uint32_t seq, uint32_t ack)
+{
+	uint16_t v16;
+	uint32_t v32;
+
+	memset(f, 0, 54);
+	memcpy(f, dmac, 6);
+	memcpy(f + 6, smac, 6);
+	f[12] = 0x08;
+	f[14] = 0x45;
+	v16 = htons(40);
+	memcpy(f + 16, &v16, 2);
+	f[22] = 64;
+	f[23] = 6;
+	inet_pton(AF_INET, sip, f + 26);
+	inet_pton(AF_INET, dip, f + 30);
+	v16 = htons(sport);
+	memcpy(f + 34, &v16, 2);
+	v16 = htons(dport);
+	memcpy(f + 36, &v16, 2);
+	v32 = htonl(seq);
+	memcpy(f + 38, &v32, 4);
+	v32 = htonl(ack);
+	memcpy(f + 42, &v32, 4);
+	f[46] = 5 << 4;
+	f[47] = 0x10;		/* ACK */
+	v16 = htons(1000);
+	memcpy(f + 48, &v16, 2);
+}
+
+/*
+ * Forwarded mode learns a guest's connection from the peer's segment to
+ * it (entering --dev) as from the guest's own (leaving it), keyed by the
+ * guest's end, with what a kick needs before the guest has said anything:
+ * its MAC, the peer's sequence number, the guest's acknowledged one. The
+ * guest's own segments then take over. Needs CAP_BPF and CAP_NET_ADMIN.
+ */
+TEST(fwd_learns_from_either_direction)
+{
+	static const uint8_t guest[6] = { 2, 0, 0, 0, 0, 0x0a };
+	static const uint8_t peer[6] = { 2, 0, 0, 0, 0, 0x64 };
+	struct quiesce_selection s = {};
+	const struct quiesce_conn *c;
+	struct quiesce_tcp_val v;
+	struct quiesce_tcp *q;
+	uint8_t f[54], a[4];
+
+	ASSERT_EQ(0, quiesce_sel_parse_conn(&s, "*,10.1.0.100:4420"));
+	ASSERT_EQ(0, quiesce_tcp_prepare_fwd("lo", "lo", s.sel, s.nr, 1000,
+					     &q));
+	/* the peer's segment to another port of the guest: not selected */
+	tcp_frame(f, guest, peer, "10.1.0.100", "10.1.0.10", 4421, 50000,
+		  1000, 2000);
+	ASSERT_EQ(0, quiesce_tcp_test_frame(q, true, f, sizeof(f)));
+	EXPECT_EQ(0, quiesce_tcp_conns(q, &c));
+	/* the peer's segment from 4420 to the guest's 50000 */
+	tcp_frame(f, guest, peer, "10.1.0.100", "10.1.0.10", 4420, 50000,
+		  1000, 2000);
+	ASSERT_EQ(0, quiesce_tcp_test_frame(q, true, f, sizeof(f)));
+	ASSERT_EQ(1, quiesce_tcp_conns(q, &c));
+	inet_pton(AF_INET, "10.1.0.10", a);
+	EXPECT_EQ(0, memcmp(a, c[0].laddr, 4));
+	EXPECT_EQ(50000, c[0].lport);
+	EXPECT_EQ(4420, c[0].rport);
+	ASSERT_EQ(0, quiesce_tcp_conn_val(q, 0, &v));
+	EXPECT_EQ(0ULL, v.seen);
+	EXPECT_EQ(0, memcmp(guest, v.src_mac, 6));
+	EXPECT_EQ(0, memcmp(peer, v.dst_mac, 6));
+	EXPECT_EQ(1000u, v.ack);
+	EXPECT_EQ(2000u, v.seq_next);
+	/* the guest's own segment: its numbers replace the peer's view */
+	tcp_frame(f, peer, guest, "10.1.0.10", "10.1.0.100", 50000, 4420,
+		  2500, 1500);
+	ASSERT_EQ(0, quiesce_tcp_test_frame(q, false, f, sizeof(f)));
+	ASSERT_EQ(0, quiesce_tcp_conn_val(q, 0, &v));
+	EXPECT_EQ(1ULL, v.seen);
+	EXPECT_EQ(1500u, v.ack);
+	EXPECT_EQ(2500u, v.seq_next);
+	/* and a later peer segment no longer overrides them */
+	tcp_frame(f, guest, peer, "10.1.0.100", "10.1.0.10", 4420, 50000,
+		  900, 1900);
+	ASSERT_EQ(0, quiesce_tcp_test_frame(q, true, f, sizeof(f)));
+	ASSERT_EQ(0, quiesce_tcp_conn_val(q, 0, &v));
+	EXPECT_EQ(1500u, v.ack);
+	EXPECT_EQ(2500u, v.seq_next);
+	EXPECT_EQ(1, quiesce_tcp_conns(q, &c));
+	quiesce_tcp_free(q);
 }
 
 TEST_HARNESS_MAIN

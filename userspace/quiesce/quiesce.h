@@ -173,6 +173,16 @@ int quiesce_tcp_conns(struct quiesce_tcp *q, const struct quiesce_conn **out);
 int quiesce_tcp_resume(struct quiesce_tcp *q, struct quiesce_tcp_report *rep);
 /* Per-connection counters (segments rewritten) after pause or resume. */
 uint64_t quiesce_tcp_zeroed(struct quiesce_tcp *q, int i);
+/*
+ * For the tests: run the program on @frame (an Ethernet frame) as if it
+ * had left (@ingress false) or entered (@ingress true) the interface, and
+ * read what it keeps of connection @i.
+ */
+int quiesce_tcp_test_frame(struct quiesce_tcp *q, bool ingress,
+			   const void *frame, uint32_t len);
+struct quiesce_tcp_val;
+int quiesce_tcp_conn_val(struct quiesce_tcp *q, int i,
+			 struct quiesce_tcp_val *v);
 void quiesce_tcp_free(struct quiesce_tcp *q);
 
 /* --- PFC / PAUSE ------------------------------------------------------------ */

@@ -62,6 +62,7 @@
 struct quiesce_tcp {
 	struct quiesce_tcp_bpf	*skel;
 	int			link_fd;
+	int			link_in_fd;	/* forwarded: ingress learning */
 	bool			tc_legacy;
 	struct bpf_tc_hook	hook;
 	struct bpf_tc_opts	tc_opts;
@@ -265,10 +266,30 @@ static void refresh_learned(struct quiesce_tcp *q)
 	}
 }
 
+int quiesce_tcp_test_frame(struct quiesce_tcp *q, bool ingress,
+			   const void *frame, uint32_t len)
+{
+	struct bpf_program *prog = ingress ? q->skel->progs.quiesce_tcp_ingress :
+					     q->skel->progs.quiesce_tcp_egress;
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame,
+		    .data_size_in = len, .repeat = 1);
+
+	return bpf_prog_test_run_opts(bpf_program__fd(prog), &o) ? -errno : 0;
+}
+
+int quiesce_tcp_conn_val(struct quiesce_tcp *q, int i,
+			 struct quiesce_tcp_val *v)
+{
+	if (i < 0 || i >= q->nr)
+		return -ENOENT;
+	return conn_val(q, i, v) ? -errno : 0;
+}
+
 void quiesce_tcp_counts(struct quiesce_tcp *q, uint64_t *seen,
 			uint64_t *unmatched)
 {
-	*seen = q->skel->bss->quiesce_tcp_seen;
+	*seen = q->skel->bss->quiesce_tcp_seen +
+		q->skel->bss->quiesce_tcp_seen_in;
 	*unmatched = q->skel->bss->quiesce_tcp_unmatched;
 }
 
@@ -425,6 +446,9 @@ static void detach(struct quiesce_tcp *q)
 	if (q->link_fd >= 0)
 		close(q->link_fd);
 	q->link_fd = -1;
+	if (q->link_in_fd >= 0)
+		close(q->link_in_fd);
+	q->link_in_fd = -1;
 	if (q->tc_legacy) {
 		q->tc_opts.prog_fd = 0;
 		q->tc_opts.prog_id = 0;
@@ -479,6 +503,7 @@ static int tcp_new(const char *ifname, long lease_ms, int cap,
 	if (!q)
 		return -ENOMEM;
 	q->link_fd = -1;
+	q->link_in_fd = -1;
 	q->raw4 = -1;
 	q->raw6 = -1;
 	q->pkt_fd = -1;
@@ -514,6 +539,18 @@ static int tcp_attach_inactive(struct quiesce_tcp *q, struct quiesce_tcp **out)
 	q->skel->bss->quiesce_active = 0;
 	__sync_synchronize();
 	err = attach(q);
+	/*
+	 * A guest's connections are also learned from the peer's segments to
+	 * it (a guest silent through the migration); without tcx (before
+	 * 6.6) only from the guest's own.
+	 */
+	if (!err && q->fwd && !q->tc_legacy) {
+		q->link_in_fd = bpf_link_create(
+			bpf_program__fd(q->skel->progs.quiesce_tcp_ingress),
+			q->ifindex, BPF_TCX_INGRESS, NULL);
+		if (q->link_in_fd < 0)
+			err = -errno;
+	}
 	if (err) {
 		quiesce_tcp_free(q);
 		return err;
@@ -650,6 +687,8 @@ int quiesce_tcp_activate(struct quiesce_tcp *q, struct quiesce_tcp_report *rep)
 		close(pfd[1]);
 		if (q->link_fd >= 0)
 			close(q->link_fd);
+		if (q->link_in_fd >= 0)
+			close(q->link_in_fd);
 		guardian(q, pfd[0]);
 	}
 	close(pfd[0]);

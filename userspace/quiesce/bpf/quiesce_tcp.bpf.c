@@ -34,6 +34,8 @@ __u32 quiesce_nr_patterns;
  * report tells "nothing passed here" from "nothing matched". */
 __u64 quiesce_tcp_seen;
 __u64 quiesce_tcp_unmatched;
+/* Forwarded mode: the peers' segments to the guests, on ingress. */
+__u64 quiesce_tcp_seen_in;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -96,21 +98,19 @@ static __always_inline int learn(const struct quiesce_tcp_key *key)
 	return 0;
 }
 
-SEC("tc")
-int quiesce_tcp_egress(struct __sk_buff *skb)
+/* A TCP segment's addresses and header; non-zero when it is none. */
+static __always_inline int parse(struct __sk_buff *skb,
+				 struct quiesce_tcp_key *key,
+				 struct tcphdr *th, __u32 *l4, __u32 *payload)
 {
-	struct quiesce_tcp_key key = {};
-	struct quiesce_tcp_val *val;
-	__u32 off = ETH_HLEN, l4, payload, seq, ack, end;
-	struct tcphdr th;
-	__u16 proto, win, zero = 0;
-	__u64 now;
+	__u32 off = ETH_HLEN;
+	__u16 proto;
 
 	if (bpf_skb_load_bytes(skb, 12, &proto, sizeof(proto)))
-		return TC_ACT_UNSPEC;
+		return -1;
 	if (proto == bpf_htons(ETH_P_8021Q)) {
 		if (bpf_skb_load_bytes(skb, 16, &proto, sizeof(proto)))
-			return TC_ACT_UNSPEC;
+			return -1;
 		off += VLAN_HLEN;
 	}
 
@@ -118,36 +118,51 @@ int quiesce_tcp_egress(struct __sk_buff *skb)
 		struct iphdr ip;
 
 		if (bpf_skb_load_bytes(skb, off, &ip, sizeof(ip)))
-			return TC_ACT_UNSPEC;
+			return -1;
 		if (ip.protocol != IPPROTO_TCP ||
 		    (ip.frag_off & bpf_htons(0x3fff)) || ip.ihl < 5)
-			return TC_ACT_UNSPEC;
-		key.family = 2;	/* AF_INET */
-		__builtin_memcpy(key.saddr, &ip.saddr, 4);
-		__builtin_memcpy(key.daddr, &ip.daddr, 4);
-		l4 = off + ip.ihl * 4;
-		payload = bpf_ntohs(ip.tot_len) - ip.ihl * 4;
+			return -1;
+		key->family = 2;	/* AF_INET */
+		__builtin_memcpy(key->saddr, &ip.saddr, 4);
+		__builtin_memcpy(key->daddr, &ip.daddr, 4);
+		*l4 = off + ip.ihl * 4;
+		*payload = bpf_ntohs(ip.tot_len) - ip.ihl * 4;
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr ip6;
 
 		if (bpf_skb_load_bytes(skb, off, &ip6, sizeof(ip6)))
-			return TC_ACT_UNSPEC;
+			return -1;
 		/* Extension headers are not used by iSCSI or NVMe/TCP. */
 		if (ip6.nexthdr != IPPROTO_TCP)
-			return TC_ACT_UNSPEC;
-		key.family = 10;	/* AF_INET6 */
-		__builtin_memcpy(key.saddr, &ip6.saddr, 16);
-		__builtin_memcpy(key.daddr, &ip6.daddr, 16);
-		l4 = off + sizeof(ip6);
-		payload = bpf_ntohs(ip6.payload_len);
+			return -1;
+		key->family = 10;	/* AF_INET6 */
+		__builtin_memcpy(key->saddr, &ip6.saddr, 16);
+		__builtin_memcpy(key->daddr, &ip6.daddr, 16);
+		*l4 = off + sizeof(ip6);
+		*payload = bpf_ntohs(ip6.payload_len);
 	} else {
-		return TC_ACT_UNSPEC;
+		return -1;
 	}
 
-	if (bpf_skb_load_bytes(skb, l4, &th, sizeof(th)))
+	if (bpf_skb_load_bytes(skb, *l4, th, sizeof(*th)))
+		return -1;
+	key->sport = th->source;
+	key->dport = th->dest;
+	return 0;
+}
+
+SEC("tc")
+int quiesce_tcp_egress(struct __sk_buff *skb)
+{
+	struct quiesce_tcp_key key = {};
+	struct quiesce_tcp_val *val;
+	__u32 l4, payload, seq, ack, end;
+	struct tcphdr th;
+	__u16 win, zero = 0;
+	__u64 now;
+
+	if (parse(skb, &key, &th, &l4, &payload))
 		return TC_ACT_UNSPEC;
-	key.sport = th.source;
-	key.dport = th.dest;
 	__sync_fetch_and_add(&quiesce_tcp_seen, 1);
 	val = bpf_map_lookup_elem(&quiesce_conns, &key);
 	if (!val && quiesce_learn && !th.rst && learn(&key))
@@ -196,6 +211,43 @@ int quiesce_tcp_egress(struct __sk_buff *skb)
 	if (!val->zeroed)
 		val->first_zero_ns = now;
 	__sync_fetch_and_add(&val->zeroed, 1);
+	return TC_ACT_UNSPEC;
+}
+
+/*
+ * Forwarded mode, on ingress of the same interface: a peer's segment to a
+ * guest teaches the connection too, so that a guest silent while the
+ * migration runs (a target still sending it data, or waiting) is paused as
+ * well. Until the guest's own segments say better, this one gives what a
+ * kick needs: the guest's MAC (the frame's destination), a sequence number
+ * the guest has or is about to have, and one it has sent.
+ */
+SEC("tc")
+int quiesce_tcp_ingress(struct __sk_buff *skb)
+{
+	struct quiesce_tcp_key in = {}, key = {};
+	struct quiesce_tcp_val *val;
+	__u32 l4, payload;
+	struct tcphdr th;
+
+	if (!quiesce_learn || parse(skb, &in, &th, &l4, &payload))
+		return TC_ACT_UNSPEC;
+	__sync_fetch_and_add(&quiesce_tcp_seen_in, 1);
+	key.family = in.family;
+	__builtin_memcpy(key.saddr, in.daddr, 16);
+	__builtin_memcpy(key.daddr, in.saddr, 16);
+	key.sport = in.dport;
+	key.dport = in.sport;
+	val = bpf_map_lookup_elem(&quiesce_conns, &key);
+	if (!val && !th.rst && !th.syn && th.ack && learn(&key))
+		val = bpf_map_lookup_elem(&quiesce_conns, &key);
+	if (!val || val->seen)
+		return TC_ACT_UNSPEC;
+	bpf_skb_load_bytes(skb, 0, val->src_mac, 6);
+	bpf_skb_load_bytes(skb, 6, val->dst_mac, 6);
+	val->ack = bpf_ntohl(th.seq);
+	val->seq_next = bpf_ntohl(th.ack_seq);
+	val->last_ns = bpf_ktime_get_ns();
 	return TC_ACT_UNSPEC;
 }
 
