@@ -1699,9 +1699,8 @@ static void confirm_dest(struct mig *m)
  */
 static int hold_switchover(struct mig *m)
 {
-	int r;
-
 	char cmd[256];
+	int r;
 
 	r = qmp_mig_get_threshold(&m->src, &m->user_downtime_ms,
 				  &m->user_switchover_bw);
@@ -1778,6 +1777,14 @@ static void mig_cleanup(struct mig *m)
 		hba_genl_close(&m->g);
 }
 
+/* What is left of --timeout since @ts, at least 1 ms. */
+static int time_left_ms(const struct mig *m, u64 ts)
+{
+	double left = m->a.timeout_s * 1000 - ms_since(ts);
+
+	return left < 1 ? 1 : (int)left;
+}
+
 static int pause_peers(struct mig *m)
 {
 	for (int i = 0; i < m->a.nr_peers; i++) {
@@ -1793,7 +1800,6 @@ static int pause_peers(struct mig *m)
 	return 0;
 }
 
-/* RAM went once whole: pause the peers, then let QEMU switch over. */
 /*
  * A forwarded connection is paused once the guest's own ACK has carried
  * the zero window out; the guest stops with the VM. Keep QEMU held until
@@ -1829,6 +1835,7 @@ static void wait_announced(struct mig *m)
 	}
 }
 
+/* RAM went once whole: pause the peers, then let QEMU switch over. */
 static int pause_at_switchover(struct mig *m)
 {
 	int r;
@@ -1956,9 +1963,7 @@ static int run(struct mig *m)
 				  m->src.err_desc);
 	m->started = true;
 	m->t_migrate = quiesce_now_ns();
-	w.timeout_ms = (int)(m->a.timeout_s * 1000 - ms_since(ts));
-	if (w.timeout_ms < 1)
-		w.timeout_ms = 1;
+	w.timeout_ms = time_left_ms(m, ts);
 	w.progress = progress;
 	w.arg = m;
 	w.until_preswitch = m->copy_prepared;
@@ -1969,9 +1974,7 @@ static int run(struct mig *m)
 		if (r)
 			return r;
 		w.until_synced = false;
-		w.timeout_ms = (int)(m->a.timeout_s * 1000 - ms_since(ts));
-		if (w.timeout_ms < 1)
-			w.timeout_ms = 1;
+		w.timeout_ms = time_left_ms(m, ts);
 		r = qmp_mig_wait(&m->src, &w, &m->info);
 	}
 	if (r == QMP_MIG_PRE_SWITCHOVER) {
@@ -1986,9 +1989,7 @@ static int run(struct mig *m)
 					  "migrate-continue: %s",
 					  m->src.err_desc);
 		w.until_preswitch = false;
-		w.timeout_ms = (int)(m->a.timeout_s * 1000 - ms_since(ts));
-		if (w.timeout_ms < 1)
-			w.timeout_ms = 1;
+		w.timeout_ms = time_left_ms(m, ts);
 		r = qmp_mig_wait(&m->src, &w, &m->info);
 	}
 	switch (r) {
