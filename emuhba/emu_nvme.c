@@ -468,6 +468,13 @@ static bool emu_cq_write(struct emu_nvme_ctrl *ctrl, u16 sqid, u16 cid,
 			v->first_ns = ctrl->ops->now_ns(ctrl->host);
 		if (v->pending < EMU_NVME_MAX_PENDING)
 			v->pending++;
+		/*
+		 * "Interrupts for commands that complete in error should not
+		 * be coalesced" (Interrupt Coalescing, FID 08h): the guest
+		 * hears of a failure at once, with what is pending with it.
+		 */
+		if (status & 0x7ff)
+			v->urgent = 1;
 	}
 	if (status & 0x7ff)
 		emu_nvme_log_error(ctrl, sqid, cid, status);
@@ -513,13 +520,16 @@ void emu_nvme_irq_flush(struct emu_nvme_ctrl *ctrl)
 		if (v < 32 && (ctrl->st.regs.intms & EMU_BIT(v)))
 			continue;
 		/*
-		 * The admin queue's vector is never coalesced (5.21.1.8). An
+		 * The admin queue's vector is never coalesced: the feature
+		 * "applies only to the I/O Submission and I/O Completion
+		 * Queues" (5.21.1.8), nor is one holding an error entry. An
 		 * Aggregation Time of 0h "corresponds to no delay": the
 		 * threshold alone never holds an interrupt back, or a guest
 		 * waiting on fewer commands than the threshold would wait
 		 * for ever.
 		 */
-		coalesce = v && !(ctrl->st.feat.ivc[v] & EMU_BIT(16)) && time;
+		coalesce = v && !(ctrl->st.feat.ivc[v] & EMU_BIT(16)) && time &&
+			   !vec->urgent;
 		if (coalesce && vec->pending < thr + 1) {
 			if (!now)
 				now = ctrl->ops->now_ns(ctrl->host);
@@ -527,6 +537,7 @@ void emu_nvme_irq_flush(struct emu_nvme_ctrl *ctrl)
 				continue;
 		}
 		vec->pending = 0;
+		vec->urgent = 0;
 		ctrl->ops->irq_raise(ctrl->host, (u16)v);
 	}
 }

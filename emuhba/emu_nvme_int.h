@@ -101,6 +101,7 @@ struct emu_nvme_nsrt {
 struct emu_nvme_vec {
 	u32 pending;		/* completions not yet signalled */
 	u64 first_ns;
+	u8 urgent;		/* one of them is an error: not coalesced */
 };
 
 struct emu_nvme_ctrl {
