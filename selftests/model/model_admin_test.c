@@ -1708,6 +1708,301 @@ TEST(unusable_namespace_formats_refused)
 	}
 }
 
+/* Re-arm the fixture's Asynchronous Event Request (CID 1000). */
+static int aer_rearm(struct drv *d)
+{
+	u8 sqe[64];
+
+	drv_sqe(sqe, 0x0c, 0);
+	if (drv_submit_cid(d, 0, sqe, d->aer_cid) < 0)
+		return -1;
+	d->aer_outstanding = 1;
+	emu_nvme_poll(d->th->ctrl, 8);
+	return 0;
+}
+
+static int get_log(struct drv *d, u8 lid, u32 dw10_hi, u32 numd, u64 off,
+		   u64 p)
+{
+	u8 sqe[64];
+
+	drv_sqe(sqe, 0x02, 0xffffffff);
+	drv_set_dw(sqe, 10, (numd << 16) | dw10_hi | lid);
+	drv_set_dw(sqe, 12, (u32)off);
+	drv_set_dw(sqe, 13, (u32)(off >> 32));
+	drv_set_prp(sqe, p, 0);
+	return drv_admin(d, sqe, NULL);
+}
+
+/*
+ * A log page read with Retain Asynchronous Event (CDW10 bit 15) leaves the
+ * event type masked: a second namespace change stays undelivered until the
+ * Changed Namespace List is read without RAE. A SMART / Health event
+ * (temperature, AEC bit 1) is unmasked by reading log 02h, not 01h.
+ */
+TEST_F(adm, aer_rae_and_smart_unmask)
+{
+	struct drv *d = &self->d;
+	u64 p = self->page;
+	u8 *b = th_ptr(&self->th, p);
+
+	ASSERT_EQ(1, d->aer_outstanding);
+	emu_nvme_ns_changed(self->th.ctrl, 1);
+	drv_reap(d, 0);
+	ASSERT_EQ(1, d->aer_done);
+	EXPECT_EQ(0x040002, d->aer_dw0);
+	ASSERT_EQ(0, aer_rearm(d));
+	EXPECT_EQ(0, get_log(d, 0x04, EMU_BIT(15), 1023, 0, p));
+	EXPECT_EQ(1, emu_get_le32(b));
+	emu_nvme_ns_changed(self->th.ctrl, 1);
+	emu_nvme_poll(self->th.ctrl, 8);
+	drv_reap(d, 0);
+	EXPECT_EQ(1, d->aer_done);
+	EXPECT_EQ(0, get_log(d, 0x04, 0, 1023, 0, p));
+	EXPECT_EQ(1, emu_get_le32(b));
+	drv_reap(d, 0);
+	EXPECT_EQ(2, d->aer_done);
+	EXPECT_EQ(0x040002, d->aer_dw0);
+	/* SMART / Health, Temperature Threshold (type 1, information 1) */
+	ASSERT_EQ(0, aer_rearm(d));
+	ASSERT_EQ(0, drv_set_feature(d, 0x0b, 0x100 | 0x2));
+	emu_nvme_async_event(self->th.ctrl, 1, 1, 0x02);
+	drv_reap(d, 0);
+	EXPECT_EQ(3, d->aer_done);
+	EXPECT_EQ(0x020101, d->aer_dw0);
+	ASSERT_EQ(0, aer_rearm(d));
+	emu_nvme_async_event(self->th.ctrl, 1, 1, 0x02);
+	drv_reap(d, 0);
+	EXPECT_EQ(3, d->aer_done);
+	EXPECT_EQ(0, get_log(d, 0x01, 0, 63, 0, p));
+	EXPECT_EQ(0, get_log(d, 0x02, EMU_BIT(15), 127, 0, p));
+	drv_reap(d, 0);
+	EXPECT_EQ(3, d->aer_done);
+	EXPECT_EQ(0, get_log(d, 0x02, 0, 127, 0, p));
+	drv_reap(d, 0);
+	EXPECT_EQ(4, d->aer_done);
+	EXPECT_EQ(0x020101, d->aer_dw0);
+	EXPECT_EQ(0, d->errors);
+}
+
+/*
+ * Asynchronous Event Configuration (FID 0Bh): Linux's bring-up enables the
+ * Namespace Attribute notice (bit 8, 0x100) and it reads back so. With AEC
+ * 0 a namespace change is still listed in log 04h but raises no event;
+ * with bit 8 again the next change completes the AER with 040002h.
+ */
+TEST_F(adm, aec_filters_notices)
+{
+	struct drv *d = &self->d;
+	u64 p = self->page;
+	u8 *b = th_ptr(&self->th, p);
+	u32 dw0 = 0;
+
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x0b, 0, 0, &dw0));
+	EXPECT_EQ(0x100, dw0);
+	ASSERT_EQ(0, drv_set_feature(d, 0x0b, 0));
+	emu_nvme_ns_changed(self->th.ctrl, 1);
+	emu_nvme_poll(self->th.ctrl, 8);
+	drv_reap(d, 0);
+	EXPECT_EQ(0, d->aer_done);
+	EXPECT_EQ(1, d->aer_outstanding);
+	EXPECT_EQ(0, get_log(d, 0x04, 0, 1023, 0, p));
+	EXPECT_EQ(1, emu_get_le32(b));
+	EXPECT_EQ(0, emu_get_le32(b + 4));
+	drv_reap(d, 0);
+	EXPECT_EQ(0, d->aer_done);
+	ASSERT_EQ(0, drv_set_feature(d, 0x0b, 0x100));
+	emu_nvme_ns_changed(self->th.ctrl, 1);
+	drv_reap(d, 0);
+	EXPECT_EQ(1, d->aer_done);
+	EXPECT_EQ(0x040002, d->aer_dw0);
+	EXPECT_EQ(0, d->errors);
+}
+
+/*
+ * Changed Namespace List (log 04h): reading it clears it; more changed
+ * namespaces than the list holds (the model keeps EMU_NVME_MAX_NS, the
+ * spec's list 1024) is FFFFFFFFh then zeroes, and stays so for further
+ * changes until read (NVMe 2.0, Changed Namespace List log page).
+ */
+TEST_F(adm, changed_ns_log_cleared_and_overflow)
+{
+	static const u8 zero[4096];
+	struct drv *d = &self->d;
+	u64 p = self->page;
+	u8 *b = th_ptr(&self->th, p);
+	u32 n;
+
+	emu_nvme_ns_changed(self->th.ctrl, 1);
+	memset(b, 0x5a, 4096);
+	EXPECT_EQ(0, get_log(d, 0x04, 0, 1023, 0, p));
+	EXPECT_EQ(1, emu_get_le32(b));
+	EXPECT_EQ(0, memcmp(zero, b + 4, 4092));
+	memset(b, 0x5a, 4096);
+	EXPECT_EQ(0, get_log(d, 0x04, 0, 1023, 0, p));
+	EXPECT_EQ(0, memcmp(zero, b, 4096));
+	for (n = 1; n <= EMU_NVME_MAX_NS + 1; n++)
+		emu_nvme_ns_changed(self->th.ctrl, n);
+	emu_nvme_ns_changed(self->th.ctrl, 100);
+	memset(b, 0x5a, 4096);
+	EXPECT_EQ(0, get_log(d, 0x04, 0, 1023, 0, p));
+	EXPECT_EQ(0xffffffffU, emu_get_le32(b));
+	EXPECT_EQ(0, memcmp(zero, b + 4, 4092));
+	memset(b, 0x5a, 4096);
+	EXPECT_EQ(0, get_log(d, 0x04, 0, 1023, 0, p));
+	EXPECT_EQ(0, memcmp(zero, b, 4096));
+	EXPECT_EQ(0, d->errors);
+}
+
+/*
+ * Error Information log entries (NVMe 2.0, Error Information log page):
+ * bytes 0-7 Error Count, one more than the previous entry's; 8-9 SQID;
+ * 10-11 CID; 12-13 the Status Field in bits 15:1 with bit 0 the Phase
+ * Tag posted for the command; 14-15 Parameter Error Location, FFFFh (the
+ * model names none); the rest zero. The newest entry is first, the
+ * previous one follows; SMART bytes 160-175 count the same errors. Forty
+ * failures wrap the 32-entry admin CQ: both phases are seen.
+ */
+TEST_F(adm, error_log_entries_exact)
+{
+	static const u8 zero[64];
+	struct drv *d = &self->d;
+	u64 p = self->page;
+	u8 *b = th_ptr(&self->th, p), prev[64], sqe[64], *cqe;
+	struct drv_q *q = &d->q[0];
+	u64 count;
+	u16 sf;
+	int i, cid, phases = 0;
+
+	EXPECT_EQ(DNR | 0x109, get_log(d, 0x70, 0, 127, 0, p));
+	for (i = 0; i < 40; i++) {
+		EXPECT_EQ(0, get_log(d, 0x01, 0, 63, 0, p));
+		memcpy(prev, b, 64);
+		count = emu_get_le64(prev);
+		ASSERT_NE(0, count);
+		drv_sqe(sqe, 0x02, 0);
+		drv_set_dw(sqe, 10, (127U << 16) | 0x70);
+		drv_set_prp(sqe, p, 0);
+		cid = drv_submit(d, 0, sqe);
+		ASSERT_LE(0, cid);
+		emu_nvme_poll(self->th.ctrl, 8);
+		ASSERT_EQ(1, drv_reap(d, 0));
+		ASSERT_EQ(DNR | 0x109, q->cmd[cid].status);
+		cqe = th_ptr(&self->th, q->cq + 16ULL *
+			     ((q->cq_head + q->size - 1) % q->size));
+		sf = emu_get_le16(cqe + 14);
+		ASSERT_EQ((DNR | 0x109) << 1, sf & ~1);
+		phases |= 1 << (sf & 1);
+		memset(b, 0x5a, 256);
+		EXPECT_EQ(0, get_log(d, 0x01, 0, 63, 0, p));
+		EXPECT_EQ(count + 1, emu_get_le64(b));
+		EXPECT_EQ(0, emu_get_le16(b + 8));
+		EXPECT_EQ(cid, emu_get_le16(b + 10));
+		EXPECT_EQ(sf, emu_get_le16(b + 12)) TH_LOG("failure %d", i);
+		EXPECT_EQ(0xffff, emu_get_le16(b + 14));
+		EXPECT_EQ(0, memcmp(zero, b + 16, 48));
+		EXPECT_EQ(0, memcmp(prev, b + 64, 64));
+		EXPECT_EQ(0, get_log(d, 0x02, 0, 127, 0, p));
+		EXPECT_EQ(count + 1, emu_get_le64(b + 160));
+		EXPECT_EQ(0, emu_get_le64(b + 168));
+	}
+	EXPECT_EQ(3, phases);
+	EXPECT_EQ(0, d->errors);
+}
+
+/*
+ * Nothing is saveable, also when ONCS bit 4 says the controller supports
+ * the Save field: Set Features with SV (CDW10 bit 31) is Feature
+ * Identifier Not Saveable (10Dh, NVMe 2.0 Set Features) and changes
+ * nothing.
+ */
+TEST_F(adm, save_refused_whatever_oncs_says)
+{
+	struct drv *d = &self->d;
+	static u8 idp[4096];
+	u32 dw0 = 1;
+
+	th_idctrl_page(idp);
+	emu_put_le16(idp + 520, 0x4d | 0x10);	/* ONCS: Save/Select */
+	ASSERT_EQ(0, emu_nvme_load_identify(self->th.ctrl, 1, 0, 0, 1, idp));
+	EXPECT_EQ(DNR | 0x10d, adm(d, 0x09, 0, EMU_BIT(31) | 0x0f, 5000, 0,
+				   NULL));
+	EXPECT_EQ(DNR | 0x10d, adm(d, 0x09, 0, EMU_BIT(31) | 0x01, 7, 0,
+				   NULL));
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x0f, 0, 0, &dw0));
+	EXPECT_EQ(0, dw0);
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x01, 0, 0, &dw0));
+	EXPECT_EQ(0, dw0);
+	EXPECT_EQ(0, adm(d, 0x09, 0, 0x0f, 5000, 0, NULL));
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x0f, 0, 0, &dw0));
+	EXPECT_EQ(5000, dw0);
+}
+
+/*
+ * Doorbell Buffer Config only with OACS bit 8, else Invalid Opcode, and
+ * the Command Effects log lists 7Ch exactly then; both buffers memory page
+ * aligned, else Invalid Field in Command (as QEMU's nvme_dbbuf_config()).
+ */
+TEST_F(adm, dbbuf_config_needs_oacs_and_alignment)
+{
+	struct drv *d = &self->d;
+	u64 p = self->page, dbs = th_alloc(&self->th, 8192, 4096);
+	u8 *b = th_ptr(&self->th, p), sqe[64];
+	static u8 idp[4096];
+
+	drv_sqe(sqe, 0x7c, 0);
+	drv_set_prp(sqe, dbs + 8, dbs + 4096);
+	EXPECT_EQ(DNR | 0x02, drv_admin(d, sqe, NULL));
+	drv_set_prp(sqe, dbs, dbs + 4096 + 64);
+	EXPECT_EQ(DNR | 0x02, drv_admin(d, sqe, NULL));
+	EXPECT_EQ(0, get_log(d, 0x05, 0, 1023, 0, p));
+	EXPECT_EQ(1, emu_get_le32(b + 4 * 0x7c));
+	th_idctrl_page(idp);
+	emu_put_le16(idp + 256, 0x1aa & ~0x100);	/* OACS: no dbbuf */
+	ASSERT_EQ(0, emu_nvme_load_identify(self->th.ctrl, 1, 0, 0, 1, idp));
+	drv_set_prp(sqe, dbs, dbs + 4096);
+	EXPECT_EQ(DNR | 0x01, drv_admin(d, sqe, NULL));
+	EXPECT_EQ(0, get_log(d, 0x05, 0, 1023, 0, p));
+	EXPECT_EQ(0, emu_get_le32(b + 4 * 0x7c));
+	EXPECT_EQ(1, emu_get_le32(b + 4 * 0x06));
+}
+
+/*
+ * Backend errors of the commands without data: -EIO is Write Fault (280h)
+ * for Flush and Write Zeroes as for Write, -ENOSPC Capacity Exceeded
+ * (81h) for Dataset Management, anything else Internal Error (06h).
+ */
+TEST_F(adm, backend_errors_without_data)
+{
+	struct drv *d = &self->d;
+	u8 sqe[64], *r = th_ptr(&self->th, self->page);
+
+	drv_sqe(sqe, 0x00, 1);
+	self->th.fail_next = -EIO;
+	EXPECT_EQ(0x280, io(d, 1, sqe));
+	self->th.fail_next = -EPERM;
+	EXPECT_EQ(0x06, io(d, 1, sqe));
+	EXPECT_EQ(0, io(d, 1, sqe));
+	drv_sqe(sqe, 0x08, 1);
+	drv_set_dw(sqe, 10, 3);
+	self->th.fail_next = -EIO;
+	EXPECT_EQ(0x280, io(d, 1, sqe));
+	self->th.fail_next = -ENOSPC;
+	EXPECT_EQ(0x81, io(d, 1, sqe));
+	memset(r, 0, 16);
+	emu_put_le32(r + 4, 1);
+	emu_put_le64(r + 8, 5);
+	drv_sqe(sqe, 0x09, 1);
+	drv_set_dw(sqe, 11, 4);
+	drv_set_prp(sqe, self->page, 0);
+	self->th.fail_next = -ENOSPC;
+	EXPECT_EQ(0x81, io(d, 1, sqe));
+	self->th.fail_next = -EPERM;
+	EXPECT_EQ(0x06, io(d, 1, sqe));
+	EXPECT_EQ(0, io(d, 1, sqe));
+	EXPECT_EQ(0, (long)self->th.bufs);
+}
+
 TEST_F(adm, ns_id_descriptor_lengths)
 {
 	static const u8 want[5] = { 0, 8, 16, 16, 1 };
