@@ -443,15 +443,17 @@ static bool emu_cq_write(struct emu_nvme_ctrl *ctrl, u16 sqid, u16 cid,
 	struct emu_nvme_sq *sq = &ctrl->st.sq[sqid];
 	struct emu_nvme_cq *cq = &ctrl->st.cq[sq->cqid];
 	u8 cqe[EMU_NVME_CQE];
+	u16 sf;
 
 	if (!sq->valid || !cq->valid)
 		return false;
+	sf = (u16)((status << 1) | cq->phase);
 	emu_put_le32(cqe, dw0);
 	emu_put_le32(cqe + 4, 0);
 	emu_put_le16(cqe + 8, sq->head);
 	emu_put_le16(cqe + 10, sqid);
 	emu_put_le16(cqe + 12, cid);
-	emu_put_le16(cqe + 14, (u16)((status << 1) | cq->phase));
+	emu_put_le16(cqe + 14, sf);
 	if (ctrl->ops->dma_write(ctrl->host, cq->base + (u64)cq->tail * 16,
 				 cqe, EMU_NVME_CQE)) {
 		emu_fatal(ctrl);
@@ -468,9 +470,16 @@ static bool emu_cq_write(struct emu_nvme_ctrl *ctrl, u16 sqid, u16 cid,
 			v->first_ns = ctrl->ops->now_ns(ctrl->host);
 		if (v->pending < EMU_NVME_MAX_PENDING)
 			v->pending++;
+		/*
+		 * "Interrupts for commands that complete in error should not
+		 * be coalesced" (Interrupt Coalescing, FID 08h): the guest
+		 * hears of a failure at once, with what is pending with it.
+		 */
+		if (status & 0x7ff)
+			v->urgent = 1;
 	}
 	if (status & 0x7ff)
-		emu_nvme_log_error(ctrl, sqid, cid, status);
+		emu_nvme_log_error(ctrl, sqid, cid, sf);
 	return true;
 }
 
@@ -513,13 +522,16 @@ void emu_nvme_irq_flush(struct emu_nvme_ctrl *ctrl)
 		if (v < 32 && (ctrl->st.regs.intms & EMU_BIT(v)))
 			continue;
 		/*
-		 * The admin queue's vector is never coalesced (5.21.1.8). An
+		 * The admin queue's vector is never coalesced: the feature
+		 * "applies only to the I/O Submission and I/O Completion
+		 * Queues" (5.21.1.8), nor is one holding an error entry. An
 		 * Aggregation Time of 0h "corresponds to no delay": the
 		 * threshold alone never holds an interrupt back, or a guest
 		 * waiting on fewer commands than the threshold would wait
 		 * for ever.
 		 */
-		coalesce = v && !(ctrl->st.feat.ivc[v] & EMU_BIT(16)) && time;
+		coalesce = v && !(ctrl->st.feat.ivc[v] & EMU_BIT(16)) && time &&
+			   !vec->urgent;
 		if (coalesce && vec->pending < thr + 1) {
 			if (!now)
 				now = ctrl->ops->now_ns(ctrl->host);
@@ -527,6 +539,7 @@ void emu_nvme_irq_flush(struct emu_nvme_ctrl *ctrl)
 				continue;
 		}
 		vec->pending = 0;
+		vec->urgent = 0;
 		ctrl->ops->irq_raise(ctrl->host, (u16)v);
 	}
 }
@@ -551,8 +564,12 @@ u64 emu_nvme_timer_ns(const struct emu_nvme_ctrl *ctrl)
 	return due;
 }
 
+/*
+ * sf: the completion entry's Status Field with its Phase Tag in bit 0, as
+ * the Error Information log entry holds it (bytes 12-13).
+ */
 void emu_nvme_log_error(struct emu_nvme_ctrl *ctrl, u16 sqid, u16 cid,
-			u16 status)
+			u16 sf)
 {
 	struct emu_nvme_logs *l = &ctrl->st.logs;
 	u8 *e;
@@ -565,7 +582,7 @@ void emu_nvme_log_error(struct emu_nvme_ctrl *ctrl, u16 sqid, u16 cid,
 	emu_put_le64(e, l->err_count);
 	emu_put_le16(e + 8, sqid);
 	emu_put_le16(e + 10, cid);
-	emu_put_le16(e + 12, (u16)(status << 1));
+	emu_put_le16(e + 12, sf);
 	emu_put_le16(e + 14, 0xffff);
 }
 
@@ -639,6 +656,9 @@ void emu_nvme_ns_changed(struct emu_nvme_ctrl *ctrl, u32 nsid)
 	for (i = 0; i < l->nr_changed_ns; i++)
 		if (l->changed_ns[i] == nsid)
 			break;
+	/* An overflowed list stays so until read: a host rescans all. */
+	if (l->nr_changed_ns == 1 && l->changed_ns[0] == 0xffffffff)
+		i = 0;
 	if (i == l->nr_changed_ns) {
 		if (l->nr_changed_ns < EMU_NVME_MAX_NS) {
 			l->changed_ns[l->nr_changed_ns++] = nsid;

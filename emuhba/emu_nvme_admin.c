@@ -532,7 +532,13 @@ static u16 emu_set_features(struct emu_nvme_ctrl *ctrl, const u8 *sqe,
 	u32 dlen = emu_feat_data_len(fid);
 	u16 st;
 
-	if ((dw10 & EMU_BIT(31)) && !(ctrl->oncs & EMU_ONCS_SAVE))
+	/*
+	 * No feature is saveable, whether or not ONCS bit 4 says the Save
+	 * field is supported: a saved value would have to survive a power
+	 * cycle of a VF the model only stands in for. SV set is Feature
+	 * Identifier Not Saveable (NVMe 2.0, Set Features, Save bit).
+	 */
+	if (dw10 & EMU_BIT(31))
 		return EMU_SC_FEAT_NOT_SAVE;
 	if (!emu_feat_supported(ctrl, fid))
 		return EMU_SC_INVALID_FIELD;

@@ -101,6 +101,7 @@ struct emu_nvme_nsrt {
 struct emu_nvme_vec {
 	u32 pending;		/* completions not yet signalled */
 	u64 first_ns;
+	u8 urgent;		/* one of them is an error: not coalesced */
 };
 
 struct emu_nvme_ctrl {
@@ -177,7 +178,7 @@ struct emu_nvme_req *emu_nvme_req_get(struct emu_nvme_ctrl *ctrl);
 void emu_nvme_req_put(struct emu_nvme_ctrl *ctrl, struct emu_nvme_req *req);
 void emu_nvme_aer_process(struct emu_nvme_ctrl *ctrl);
 void emu_nvme_log_error(struct emu_nvme_ctrl *ctrl, u16 sqid, u16 cid,
-			u16 status);
+			u16 sf);
 const struct emu_nvme_nsrt *emu_nvme_ns(const struct emu_nvme_ctrl *ctrl,
 					u32 nsid);
 

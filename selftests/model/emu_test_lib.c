@@ -56,6 +56,8 @@ static int th_dma_write(void *h, u64 iova, const void *buf, u32 len)
 		th->dma_errors++;
 		return -EFAULT;
 	}
+	if (iova < th->watch_hi && iova + len > th->watch_lo)
+		th->watch_writes++;
 	memcpy(th->mem + (iova - TH_MEM_BASE), buf, len);
 	return 0;
 }
@@ -212,6 +214,8 @@ static u64 th_now(void *h)
 {
 	struct th *th = h;
 
+	if (th->clock_frozen)
+		return th->now;
 	return th->now += 1000;
 }
 

@@ -36,6 +36,9 @@ struct th {
 	u64 irqs[EMU_NVME_MAX_VEC];
 	u64 dma_errors;
 	u64 now;
+	int clock_frozen;		/* now_ns() does not advance */
+	u64 watch_lo, watch_hi;		/* guest memory [lo, hi) ... */
+	u64 watch_writes;		/* ... dma_write calls touching it */
 	u64 bufs;			/* bounce buffers outstanding */
 	unsigned int seed;
 };

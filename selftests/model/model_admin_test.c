@@ -382,8 +382,10 @@ TEST_F(adm, features)
 	memset(b, 0, 8);
 	self->th.now += 5000000000ULL;
 	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x0e, 0, p, NULL));
-	EXPECT_GE(emu_get_le64(b) & 0xffffffffffffULL, 1005000ULL);
+	/* the test clock is exact: 1000 s + 5000 ms, origin 001b, Synch 0 */
+	EXPECT_EQ(1005000ULL, emu_get_le64(b) & 0xffffffffffffULL);
 	EXPECT_EQ(2, b[6]);
+	EXPECT_EQ(0, b[7]);
 	/* Host Behavior Support data round-trip. */
 	memset(b, 0, 512);
 	b[0] = 1;
@@ -1706,6 +1708,562 @@ TEST(unusable_namespace_formats_refused)
 		EXPECT_EQ(0, io(&d, 1, sqe));
 		th_fini(&th);
 	}
+}
+
+/* Re-arm the fixture's Asynchronous Event Request (CID 1000). */
+static int aer_rearm(struct drv *d)
+{
+	u8 sqe[64];
+
+	drv_sqe(sqe, 0x0c, 0);
+	if (drv_submit_cid(d, 0, sqe, d->aer_cid) < 0)
+		return -1;
+	d->aer_outstanding = 1;
+	emu_nvme_poll(d->th->ctrl, 8);
+	return 0;
+}
+
+static int get_log(struct drv *d, u8 lid, u32 dw10_hi, u32 numd, u64 off,
+		   u64 p)
+{
+	u8 sqe[64];
+
+	drv_sqe(sqe, 0x02, 0xffffffff);
+	drv_set_dw(sqe, 10, (numd << 16) | dw10_hi | lid);
+	drv_set_dw(sqe, 12, (u32)off);
+	drv_set_dw(sqe, 13, (u32)(off >> 32));
+	drv_set_prp(sqe, p, 0);
+	return drv_admin(d, sqe, NULL);
+}
+
+/*
+ * A log page read with Retain Asynchronous Event (CDW10 bit 15) leaves the
+ * event type masked: a second namespace change stays undelivered until the
+ * Changed Namespace List is read without RAE. A SMART / Health event
+ * (temperature, AEC bit 1) is unmasked by reading log 02h, not 01h.
+ */
+TEST_F(adm, aer_rae_and_smart_unmask)
+{
+	struct drv *d = &self->d;
+	u64 p = self->page;
+	u8 *b = th_ptr(&self->th, p);
+
+	ASSERT_EQ(1, d->aer_outstanding);
+	emu_nvme_ns_changed(self->th.ctrl, 1);
+	drv_reap(d, 0);
+	ASSERT_EQ(1, d->aer_done);
+	EXPECT_EQ(0x040002, d->aer_dw0);
+	ASSERT_EQ(0, aer_rearm(d));
+	EXPECT_EQ(0, get_log(d, 0x04, EMU_BIT(15), 1023, 0, p));
+	EXPECT_EQ(1, emu_get_le32(b));
+	emu_nvme_ns_changed(self->th.ctrl, 1);
+	emu_nvme_poll(self->th.ctrl, 8);
+	drv_reap(d, 0);
+	EXPECT_EQ(1, d->aer_done);
+	EXPECT_EQ(0, get_log(d, 0x04, 0, 1023, 0, p));
+	EXPECT_EQ(1, emu_get_le32(b));
+	drv_reap(d, 0);
+	EXPECT_EQ(2, d->aer_done);
+	EXPECT_EQ(0x040002, d->aer_dw0);
+	/* SMART / Health, Temperature Threshold (type 1, information 1) */
+	ASSERT_EQ(0, aer_rearm(d));
+	ASSERT_EQ(0, drv_set_feature(d, 0x0b, 0x100 | 0x2));
+	emu_nvme_async_event(self->th.ctrl, 1, 1, 0x02);
+	drv_reap(d, 0);
+	EXPECT_EQ(3, d->aer_done);
+	EXPECT_EQ(0x020101, d->aer_dw0);
+	ASSERT_EQ(0, aer_rearm(d));
+	emu_nvme_async_event(self->th.ctrl, 1, 1, 0x02);
+	drv_reap(d, 0);
+	EXPECT_EQ(3, d->aer_done);
+	EXPECT_EQ(0, get_log(d, 0x01, 0, 63, 0, p));
+	EXPECT_EQ(0, get_log(d, 0x02, EMU_BIT(15), 127, 0, p));
+	drv_reap(d, 0);
+	EXPECT_EQ(3, d->aer_done);
+	EXPECT_EQ(0, get_log(d, 0x02, 0, 127, 0, p));
+	drv_reap(d, 0);
+	EXPECT_EQ(4, d->aer_done);
+	EXPECT_EQ(0x020101, d->aer_dw0);
+	EXPECT_EQ(0, d->errors);
+}
+
+/*
+ * Asynchronous Event Configuration (FID 0Bh): Linux's bring-up enables the
+ * Namespace Attribute notice (bit 8, 0x100) and it reads back so. With AEC
+ * 0 a namespace change is still listed in log 04h but raises no event;
+ * with bit 8 again the next change completes the AER with 040002h.
+ */
+TEST_F(adm, aec_filters_notices)
+{
+	struct drv *d = &self->d;
+	u64 p = self->page;
+	u8 *b = th_ptr(&self->th, p);
+	u32 dw0 = 0;
+
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x0b, 0, 0, &dw0));
+	EXPECT_EQ(0x100, dw0);
+	ASSERT_EQ(0, drv_set_feature(d, 0x0b, 0));
+	emu_nvme_ns_changed(self->th.ctrl, 1);
+	emu_nvme_poll(self->th.ctrl, 8);
+	drv_reap(d, 0);
+	EXPECT_EQ(0, d->aer_done);
+	EXPECT_EQ(1, d->aer_outstanding);
+	EXPECT_EQ(0, get_log(d, 0x04, 0, 1023, 0, p));
+	EXPECT_EQ(1, emu_get_le32(b));
+	EXPECT_EQ(0, emu_get_le32(b + 4));
+	drv_reap(d, 0);
+	EXPECT_EQ(0, d->aer_done);
+	ASSERT_EQ(0, drv_set_feature(d, 0x0b, 0x100));
+	emu_nvme_ns_changed(self->th.ctrl, 1);
+	drv_reap(d, 0);
+	EXPECT_EQ(1, d->aer_done);
+	EXPECT_EQ(0x040002, d->aer_dw0);
+	EXPECT_EQ(0, d->errors);
+}
+
+/*
+ * Changed Namespace List (log 04h): reading it clears it; more changed
+ * namespaces than the list holds (the model keeps EMU_NVME_MAX_NS, the
+ * spec's list 1024) is FFFFFFFFh then zeroes, and stays so for further
+ * changes until read (NVMe 2.0, Changed Namespace List log page).
+ */
+TEST_F(adm, changed_ns_log_cleared_and_overflow)
+{
+	static const u8 zero[4096];
+	struct drv *d = &self->d;
+	u64 p = self->page;
+	u8 *b = th_ptr(&self->th, p);
+	u32 n;
+
+	emu_nvme_ns_changed(self->th.ctrl, 1);
+	memset(b, 0x5a, 4096);
+	EXPECT_EQ(0, get_log(d, 0x04, 0, 1023, 0, p));
+	EXPECT_EQ(1, emu_get_le32(b));
+	EXPECT_EQ(0, memcmp(zero, b + 4, 4092));
+	memset(b, 0x5a, 4096);
+	EXPECT_EQ(0, get_log(d, 0x04, 0, 1023, 0, p));
+	EXPECT_EQ(0, memcmp(zero, b, 4096));
+	for (n = 1; n <= EMU_NVME_MAX_NS + 1; n++)
+		emu_nvme_ns_changed(self->th.ctrl, n);
+	emu_nvme_ns_changed(self->th.ctrl, 100);
+	memset(b, 0x5a, 4096);
+	EXPECT_EQ(0, get_log(d, 0x04, 0, 1023, 0, p));
+	EXPECT_EQ(0xffffffffU, emu_get_le32(b));
+	EXPECT_EQ(0, memcmp(zero, b + 4, 4092));
+	memset(b, 0x5a, 4096);
+	EXPECT_EQ(0, get_log(d, 0x04, 0, 1023, 0, p));
+	EXPECT_EQ(0, memcmp(zero, b, 4096));
+	EXPECT_EQ(0, d->errors);
+}
+
+/*
+ * Error Information log entries (NVMe 2.0, Error Information log page):
+ * bytes 0-7 Error Count, one more than the previous entry's; 8-9 SQID;
+ * 10-11 CID; 12-13 the Status Field in bits 15:1 with bit 0 the Phase
+ * Tag posted for the command; 14-15 Parameter Error Location, FFFFh (the
+ * model names none); the rest zero. The newest entry is first, the
+ * previous one follows; SMART bytes 160-175 count the same errors. Forty
+ * failures wrap the 32-entry admin CQ: both phases are seen.
+ */
+TEST_F(adm, error_log_entries_exact)
+{
+	static const u8 zero[64];
+	struct drv *d = &self->d;
+	u64 p = self->page;
+	u8 *b = th_ptr(&self->th, p), prev[64], sqe[64], *cqe;
+	struct drv_q *q = &d->q[0];
+	u64 count;
+	u16 sf;
+	int i, cid, phases = 0;
+
+	EXPECT_EQ(DNR | 0x109, get_log(d, 0x70, 0, 127, 0, p));
+	for (i = 0; i < 40; i++) {
+		EXPECT_EQ(0, get_log(d, 0x01, 0, 63, 0, p));
+		memcpy(prev, b, 64);
+		count = emu_get_le64(prev);
+		ASSERT_NE(0, count);
+		drv_sqe(sqe, 0x02, 0);
+		drv_set_dw(sqe, 10, (127U << 16) | 0x70);
+		drv_set_prp(sqe, p, 0);
+		cid = drv_submit(d, 0, sqe);
+		ASSERT_LE(0, cid);
+		emu_nvme_poll(self->th.ctrl, 8);
+		ASSERT_EQ(1, drv_reap(d, 0));
+		ASSERT_EQ(DNR | 0x109, q->cmd[cid].status);
+		cqe = th_ptr(&self->th, q->cq + 16ULL *
+			     ((q->cq_head + q->size - 1) % q->size));
+		sf = emu_get_le16(cqe + 14);
+		ASSERT_EQ((DNR | 0x109) << 1, sf & ~1);
+		phases |= 1 << (sf & 1);
+		memset(b, 0x5a, 256);
+		EXPECT_EQ(0, get_log(d, 0x01, 0, 63, 0, p));
+		EXPECT_EQ(count + 1, emu_get_le64(b));
+		EXPECT_EQ(0, emu_get_le16(b + 8));
+		EXPECT_EQ(cid, emu_get_le16(b + 10));
+		EXPECT_EQ(sf, emu_get_le16(b + 12)) TH_LOG("failure %d", i);
+		EXPECT_EQ(0xffff, emu_get_le16(b + 14));
+		EXPECT_EQ(0, memcmp(zero, b + 16, 48));
+		EXPECT_EQ(0, memcmp(prev, b + 64, 64));
+		EXPECT_EQ(0, get_log(d, 0x02, 0, 127, 0, p));
+		EXPECT_EQ(count + 1, emu_get_le64(b + 160));
+		EXPECT_EQ(0, emu_get_le64(b + 168));
+	}
+	EXPECT_EQ(3, phases);
+	EXPECT_EQ(0, d->errors);
+}
+
+/*
+ * Nothing is saveable, also when ONCS bit 4 says the controller supports
+ * the Save field: Set Features with SV (CDW10 bit 31) is Feature
+ * Identifier Not Saveable (10Dh, NVMe 2.0 Set Features) and changes
+ * nothing.
+ */
+TEST_F(adm, save_refused_whatever_oncs_says)
+{
+	struct drv *d = &self->d;
+	static u8 idp[4096];
+	u32 dw0 = 1;
+
+	th_idctrl_page(idp);
+	emu_put_le16(idp + 520, 0x4d | 0x10);	/* ONCS: Save/Select */
+	ASSERT_EQ(0, emu_nvme_load_identify(self->th.ctrl, 1, 0, 0, 1, idp));
+	EXPECT_EQ(DNR | 0x10d, adm(d, 0x09, 0, EMU_BIT(31) | 0x0f, 5000, 0,
+				   NULL));
+	EXPECT_EQ(DNR | 0x10d, adm(d, 0x09, 0, EMU_BIT(31) | 0x01, 7, 0,
+				   NULL));
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x0f, 0, 0, &dw0));
+	EXPECT_EQ(0, dw0);
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x01, 0, 0, &dw0));
+	EXPECT_EQ(0, dw0);
+	EXPECT_EQ(0, adm(d, 0x09, 0, 0x0f, 5000, 0, NULL));
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x0f, 0, 0, &dw0));
+	EXPECT_EQ(5000, dw0);
+}
+
+/*
+ * Doorbell Buffer Config only with OACS bit 8, else Invalid Opcode, and
+ * the Command Effects log lists 7Ch exactly then; both buffers memory page
+ * aligned, else Invalid Field in Command (as QEMU's nvme_dbbuf_config()).
+ */
+TEST_F(adm, dbbuf_config_needs_oacs_and_alignment)
+{
+	struct drv *d = &self->d;
+	u64 p = self->page, dbs = th_alloc(&self->th, 8192, 4096);
+	u8 *b = th_ptr(&self->th, p), sqe[64];
+	static u8 idp[4096];
+
+	drv_sqe(sqe, 0x7c, 0);
+	drv_set_prp(sqe, dbs + 8, dbs + 4096);
+	EXPECT_EQ(DNR | 0x02, drv_admin(d, sqe, NULL));
+	drv_set_prp(sqe, dbs, dbs + 4096 + 64);
+	EXPECT_EQ(DNR | 0x02, drv_admin(d, sqe, NULL));
+	EXPECT_EQ(0, get_log(d, 0x05, 0, 1023, 0, p));
+	EXPECT_EQ(1, emu_get_le32(b + 4 * 0x7c));
+	th_idctrl_page(idp);
+	emu_put_le16(idp + 256, 0x1aa & ~0x100);	/* OACS: no dbbuf */
+	ASSERT_EQ(0, emu_nvme_load_identify(self->th.ctrl, 1, 0, 0, 1, idp));
+	drv_set_prp(sqe, dbs, dbs + 4096);
+	EXPECT_EQ(DNR | 0x01, drv_admin(d, sqe, NULL));
+	EXPECT_EQ(0, get_log(d, 0x05, 0, 1023, 0, p));
+	EXPECT_EQ(0, emu_get_le32(b + 4 * 0x7c));
+	EXPECT_EQ(1, emu_get_le32(b + 4 * 0x06));
+}
+
+/*
+ * Backend errors of the commands without data: -EIO is Write Fault (280h)
+ * for Flush and Write Zeroes as for Write, -ENOSPC Capacity Exceeded
+ * (81h) for Dataset Management, anything else Internal Error (06h).
+ */
+TEST_F(adm, backend_errors_without_data)
+{
+	struct drv *d = &self->d;
+	u8 sqe[64], *r = th_ptr(&self->th, self->page);
+
+	drv_sqe(sqe, 0x00, 1);
+	self->th.fail_next = -EIO;
+	EXPECT_EQ(0x280, io(d, 1, sqe));
+	self->th.fail_next = -EPERM;
+	EXPECT_EQ(0x06, io(d, 1, sqe));
+	EXPECT_EQ(0, io(d, 1, sqe));
+	drv_sqe(sqe, 0x08, 1);
+	drv_set_dw(sqe, 10, 3);
+	self->th.fail_next = -EIO;
+	EXPECT_EQ(0x280, io(d, 1, sqe));
+	self->th.fail_next = -ENOSPC;
+	EXPECT_EQ(0x81, io(d, 1, sqe));
+	memset(r, 0, 16);
+	emu_put_le32(r + 4, 1);
+	emu_put_le64(r + 8, 5);
+	drv_sqe(sqe, 0x09, 1);
+	drv_set_dw(sqe, 11, 4);
+	drv_set_prp(sqe, self->page, 0);
+	self->th.fail_next = -ENOSPC;
+	EXPECT_EQ(0x81, io(d, 1, sqe));
+	self->th.fail_next = -EPERM;
+	EXPECT_EQ(0x06, io(d, 1, sqe));
+	EXPECT_EQ(0, io(d, 1, sqe));
+	EXPECT_EQ(0, (long)self->th.bufs);
+}
+
+/*
+ * Features the identity does not advertise are Invalid Field for Set and
+ * Get: Host Controlled Thermal Management (10h) without HCTMA bit 0
+ * (Identify Controller bytes 322-323), Timestamp (0Eh) without ONCS bit 6,
+ * Volatile Write Cache (06h) without VWC bit 0; with them they round-trip.
+ * Non-Operational Power State Config (11h) and Power Management (02h)
+ * read back what was set.
+ */
+TEST_F(adm, features_as_the_identity_advertises)
+{
+	struct drv *d = &self->d;
+	static u8 idp[4096];
+	u64 p = self->page;
+	u32 dw0 = 7;
+
+	EXPECT_EQ(DNR | 0x02, adm(d, 0x09, 0, 0x10, 0x01590160, 0, NULL));
+	EXPECT_EQ(DNR | 0x02, adm(d, 0x0a, 0, 0x10, 0, 0, NULL));
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x02, 0, 0, &dw0));
+	EXPECT_EQ(0, dw0);
+	EXPECT_EQ(0, adm(d, 0x09, 0, 0x11, 1, 0, NULL));
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x11, 0, 0, &dw0));
+	EXPECT_EQ(1, dw0);
+	th_idctrl_page(idp);
+	emu_put_le16(idp + 322, 1);		/* HCTMA */
+	emu_put_le16(idp + 520, 0x4d & ~0x40);	/* ONCS: no Timestamp */
+	idp[525] = 0;				/* VWC: none */
+	ASSERT_EQ(0, emu_nvme_load_identify(self->th.ctrl, 1, 0, 0, 1, idp));
+	EXPECT_EQ(0, adm(d, 0x09, 0, 0x10, 0x01590160, 0, NULL));
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x10, 0, 0, &dw0));
+	EXPECT_EQ(0x01590160, dw0);
+	EXPECT_EQ(DNR | 0x02, adm(d, 0x09, 0, 0x0e, 0, p, NULL));
+	EXPECT_EQ(DNR | 0x02, adm(d, 0x0a, 0, 0x0e, 0, p, NULL));
+	EXPECT_EQ(DNR | 0x02, adm(d, 0x09, 0, 0x06, 1, 0, NULL));
+	EXPECT_EQ(DNR | 0x02, adm(d, 0x0a, 0, 0x06, 0, 0, NULL));
+}
+
+/*
+ * Get Log Page transfers at most 4 KiB: NUMD 1024 (4100 bytes) is Invalid
+ * Field. An offset shifts the log: 1023 dwords from offset 4 of the
+ * Command Effects log are its bytes 4 to 4095. The Error Information log
+ * is ELPE + 1 = 4 entries, 256 bytes: a 4 KiB read returns zeroes after.
+ */
+TEST_F(adm, log_page_lengths_and_offsets)
+{
+	static const u8 zero[4096];
+	struct drv *d = &self->d;
+	u64 p = self->page;
+	u8 *b = th_ptr(&self->th, p), full[4096];
+
+	EXPECT_EQ(DNR | 0x02, get_log(d, 0x05, 0, 1024, 0, p));
+	EXPECT_EQ(0, get_log(d, 0x05, 0, 1023, 0, p));
+	memcpy(full, b, 4096);
+	memset(b, 0x5a, 4096);
+	EXPECT_EQ(0, get_log(d, 0x05, 0, 1022, 4, p));
+	EXPECT_EQ(0, memcmp(full + 4, b, 4092));
+	EXPECT_EQ(0x5a, b[4092]);
+	EXPECT_EQ(DNR | 0x109, get_log(d, 0x70, 0, 127, 0, p));
+	memset(b, 0x5a, 4096);
+	EXPECT_EQ(0, get_log(d, 0x01, 0, 1023, 0, p));
+	EXPECT_NE(0, emu_get_le64(b));
+	EXPECT_EQ(0, memcmp(zero, b + 256, 4096 - 256));
+	EXPECT_EQ(0, get_log(d, 0x01, 0, 15, 192, p));
+	EXPECT_EQ(DNR | 0x02, get_log(d, 0x01, 0, 15, 256, p));
+}
+
+/*
+ * An inactive NSID (at most NN, no namespace): Identify CNS 00h returns a
+ * zero-filled page with success (NVMe 2.0, Identify Namespace), CNS 03h is
+ * Invalid Namespace or Format, as Linux's nvmet answers; above NN both
+ * are Invalid Namespace or Format.
+ */
+TEST_F(adm, inactive_nsid_identify)
+{
+	static const u8 zero[4096];
+	struct drv *d = &self->d;
+	static u8 idp[4096];
+	u8 *b = th_ptr(&self->th, self->page);
+
+	th_idctrl_page(idp);
+	emu_put_le32(idp + 516, 4);		/* NN */
+	ASSERT_EQ(0, emu_nvme_load_identify(self->th.ctrl, 1, 0, 0, 1, idp));
+	/* the zeroed page a VF answered for NSID 3, as the observer keeps it */
+	ASSERT_EQ(0, emu_nvme_load_identify(self->th.ctrl, 0, 0, 3, 1, zero));
+	memset(b, 0x5a, 4096);
+	EXPECT_EQ(0, adm(d, 0x06, 3, 0, 0, self->page, NULL));
+	EXPECT_EQ(0, memcmp(zero, b, 4096));
+	EXPECT_EQ(DNR | 0x0b, adm(d, 0x06, 3, 3, 0, self->page, NULL));
+	EXPECT_EQ(DNR | 0x0b, adm(d, 0x06, 5, 0, 0, self->page, NULL));
+	EXPECT_EQ(DNR | 0x0b, adm(d, 0x06, 5, 3, 0, self->page, NULL));
+	/* the active namespace still answers */
+	EXPECT_EQ(0, adm(d, 0x06, 1, 0, 0, self->page, NULL));
+	EXPECT_EQ(TH_NS_BLOCKS, emu_get_le64(b));
+}
+
+/*
+ * While enabled, AQA, ASQ and ACQ ignore writes (4 and 8 bytes); without
+ * CAP.NSSRS, writing "NVMe" to NSSR resets nothing.
+ */
+TEST_F(adm, registers_frozen_and_nssr_without_nssrs)
+{
+	const struct emu_nvme_state *st = emu_nvme_state(self->th.ctrl);
+	struct drv *d = &self->d;
+	u64 aqa = drv_reg(d, EMU_REG_AQA, 4), acq = drv_reg(d, EMU_REG_ACQ, 8);
+	u64 asq = drv_reg(d, EMU_REG_ASQ, 8);
+
+	ASSERT_EQ(0x001f001fULL, aqa);
+	drv_wreg(d, EMU_REG_AQA, 0x00070007, 4);
+	drv_wreg(d, EMU_REG_ACQ, 0x7000, 8);
+	drv_wreg(d, EMU_REG_ACQ + 4, 1, 4);
+	drv_wreg(d, EMU_REG_ASQ, 0x9000, 4);
+	EXPECT_EQ(aqa, drv_reg(d, EMU_REG_AQA, 4));
+	EXPECT_EQ(acq, drv_reg(d, EMU_REG_ACQ, 8));
+	EXPECT_EQ(asq, drv_reg(d, EMU_REG_ASQ, 8));
+	emu_nvme_set_hw(self->th.ctrl, st->id.cap & ~(1ULL << 36), 0x10400,
+			17, 16, 16);
+	drv_wreg(d, EMU_REG_NSSR, EMU_NSSR_MAGIC, 4);
+	EXPECT_EQ(EMU_CSTS_RDY, drv_reg(d, EMU_REG_CSTS, 4) &
+		  (EMU_CSTS_RDY | EMU_CSTS_NSSRO));
+	EXPECT_EQ(1, st->sq[1].valid);
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x07, 0, 0, NULL));
+}
+
+/*
+ * Shutdown of an idle controller (CC.SHN 01b): SHST 10b at once, and a
+ * command submitted afterwards is not fetched.
+ */
+TEST_F(adm, idle_shutdown_completes_at_once)
+{
+	struct drv *d = &self->d;
+	u8 sqe[64];
+
+	drv_wreg(d, EMU_REG_CC, drv_reg(d, EMU_REG_CC, 4) | (1U << 14), 4);
+	EXPECT_EQ(EMU_CSTS_SHST_CMPLT, drv_reg(d, EMU_REG_CSTS, 4) &
+		  EMU_CSTS_SHST_MASK);
+	drv_sqe(sqe, 0x02, 1);
+	drv_set_prp(sqe, self->page, 0);
+	ASSERT_LE(0, drv_submit(d, 1, sqe));
+	EXPECT_EQ(0, emu_nvme_poll(self->th.ctrl, 64));
+	EXPECT_EQ(0, self->th.npend);
+	EXPECT_EQ(0, drv_reap(d, 1));
+}
+
+/*
+ * emu_nvme_poll() fetches admin commands first, then I/O queues round
+ * robin, and returns how many it fetched: with 2 admin and 4 + 4 I/O
+ * commands, a budget of 3 takes both admin commands and one I/O. With the
+ * Arbitration Burst at 0h (one command per turn), a budget of 4 over four
+ * SQs with 4 commands each takes one from each.
+ */
+TEST_F(adm, poll_admin_first_then_round_robin)
+{
+	struct drv *d = &self->d;
+	int q, j, seen[5] = { 0 }, i;
+	u8 sqe[64];
+
+	ASSERT_EQ(0, drv_set_feature(d, 0x01, 0));
+	drv_sqe(sqe, 0x0a, 0);
+	drv_set_dw(sqe, 10, 0x07);
+	ASSERT_LE(0, drv_submit(d, 0, sqe));
+	ASSERT_LE(0, drv_submit(d, 0, sqe));
+	for (q = 1; q <= 2; q++)
+		for (j = 0; j < 4; j++) {
+			drv_sqe(sqe, 0x02, 1);
+			drv_set_dw(sqe, 10, (u32)(100 * q + j));
+			drv_set_prp(sqe, self->page, 0);
+			ASSERT_LE(0, drv_submit(d, (u16)q, sqe));
+		}
+	EXPECT_EQ(3, emu_nvme_poll(self->th.ctrl, 3));
+	EXPECT_EQ(2, drv_reap(d, 0));
+	EXPECT_EQ(1, self->th.npend);
+	ASSERT_EQ(0, drv_drain(d, 1000));
+	for (q = 1; q <= 4; q++)
+		for (j = 0; j < 4; j++) {
+			drv_sqe(sqe, 0x02, 1);
+			drv_set_dw(sqe, 10, (u32)(100 * q + j));
+			drv_set_prp(sqe, self->page, 0);
+			ASSERT_LE(0, drv_submit(d, (u16)q, sqe));
+		}
+	EXPECT_EQ(4, emu_nvme_poll(self->th.ctrl, 4));
+	ASSERT_EQ(4, self->th.npend);
+	for (i = 0; i < 4; i++) {
+		u64 slba = self->th.pend[i]->slba;
+
+		ASSERT_LT(slba / 100, 5);
+		seen[slba / 100]++;
+	}
+	for (q = 1; q <= 4; q++)
+		EXPECT_EQ(1, seen[q]) TH_LOG("SQ %d", q);
+	ASSERT_EQ(0, drv_drain(d, 1000));
+	EXPECT_EQ(0, d->errors);
+}
+
+/*
+ * Create I/O SQ/CQ statuses not covered by queue_errors: an SQ base off
+ * the memory page or at 0 is Invalid PRP Offset (13h, the model's choice
+ * for 0 too: no ring is at IOVA 0), an SQ of one entry (QSIZE 0h) Invalid
+ * Queue Size (102h). CC.IOCQES other than 4 (16-byte entries) makes
+ * Create I/O CQ Invalid Field.
+ */
+TEST_F(adm, queue_create_statuses)
+{
+	struct drv *d = &self->d;
+	u64 q = th_alloc(&self->th, 3 * 4096, 4096);
+	u32 cc;
+
+	EXPECT_EQ(0, adm(d, 0x05, 0, (63 << 16) | 5, (5U << 16) | 3, q, NULL));
+	EXPECT_EQ(DNR | 0x13, adm(d, 0x01, 0, (63 << 16) | 5, (5U << 16) | 1,
+				  q + 4096 + 64, NULL));
+	EXPECT_EQ(DNR | 0x13, adm(d, 0x01, 0, (63 << 16) | 5, (5U << 16) | 1,
+				  0, NULL));
+	EXPECT_EQ(DNR | 0x13, adm(d, 0x05, 0, (63 << 16) | 6, (6U << 16) | 3,
+				  0, NULL));
+	EXPECT_EQ(DNR | 0x102, adm(d, 0x01, 0, (0U << 16) | 5, (5U << 16) | 1,
+				   q + 4096, NULL));
+	EXPECT_EQ(0, adm(d, 0x01, 0, (63 << 16) | 5, (5U << 16) | 1, q + 4096,
+			 NULL));
+	/* a controller enabled with IOCQES 5 (32 bytes) */
+	cc = (u32)drv_reg(d, EMU_REG_CC, 4);
+	memset(d, 0, sizeof(*d));
+	d->th = &self->th;
+	ASSERT_EQ(0, drv_enable(d, 16));
+	drv_wreg(d, EMU_REG_CC, 0, 4);
+	ASSERT_EQ(0, drv_wait_csts(d, 1, 0));
+	drv_wreg(d, EMU_REG_CC, (cc & ~(0xfU << 20)) | (5U << 20), 4);
+	ASSERT_EQ(0, drv_wait_csts(d, 1, 1));
+	EXPECT_EQ(DNR | 0x02, adm(d, 0x05, 0, (63 << 16) | 1, (1U << 16) | 3,
+				  q, NULL));
+}
+
+/*
+ * What the model does not implement is refused like a controller without
+ * it: Namespace Management (0Dh), Firmware Image Download (11h), Device
+ * Self-test (14h), Sanitize (84h) and, on I/O queues, Write Uncorrectable
+ * (04h), Verify (0Ch), Reservation Register (0Dh) and Report (0Eh) are
+ * Invalid Opcode; an admin command with FUSE 01b is Invalid Field.
+ */
+TEST_F(adm, unimplemented_commands_refused)
+{
+	static const u8 aopc[] = { 0x0d, 0x11, 0x14, 0x84 };
+	static const u8 iopc[] = { 0x04, 0x0c, 0x0d, 0x0e };
+	struct drv *d = &self->d;
+	unsigned int i;
+	u8 sqe[64];
+
+	for (i = 0; i < sizeof(aopc); i++)
+		EXPECT_EQ(DNR | 0x01, adm(d, aopc[i], 0, 0, 0, 0, NULL))
+			TH_LOG("admin opcode %#x", aopc[i]);
+	for (i = 0; i < sizeof(iopc); i++) {
+		drv_sqe(sqe, iopc[i], 1);
+		drv_set_prp(sqe, self->page, 0);
+		EXPECT_EQ(DNR | 0x01, io(d, 1, sqe))
+			TH_LOG("I/O opcode %#x", iopc[i]);
+	}
+	EXPECT_EQ(0, (long)self->th.submits);
+	drv_sqe(sqe, 0x0a, 0);
+	drv_set_dw(sqe, 10, 0x07);
+	sqe[1] = 0x01;
+	EXPECT_EQ(DNR | 0x02, drv_admin(d, sqe, NULL));
+	EXPECT_EQ(0, d->errors);
 }
 
 TEST_F(adm, ns_id_descriptor_lengths)
