@@ -2338,4 +2338,71 @@ TEST(weighted_round_robin)
 	th_fini(&th);
 }
 
+/*
+ * A second Doorbell Buffer Config starts both new buffers from the queues'
+ * current positions: each existing queue's slot holds the tail or head the
+ * driver last rang, and the slots of queues that do not exist are left as
+ * the host wrote them.
+ */
+TEST_F(adm, dbbuf_config_starts_from_current_positions)
+{
+	struct drv *d = &self->d;
+	u64 dbs = th_alloc(&self->th, 8192, 4096), eis = dbs + 4096;
+	u8 *b = th_ptr(&self->th, dbs), *e = th_ptr(&self->th, eis), sqe[64];
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		drv_sqe(sqe, 0x02, 1);
+		drv_set_prp(sqe, self->page, 0);
+		ASSERT_EQ(0, io(d, 1, sqe));
+	}
+	ASSERT_NE(0, d->q[1].sq_tail);
+	memset(b, 0xa5, 4096);
+	memset(e, 0xa5, 4096);
+	drv_sqe(sqe, 0x7c, 0);
+	drv_set_prp(sqe, dbs, eis);
+	ASSERT_EQ(0, drv_admin(d, sqe, NULL));
+	/* CAP.DSTRD 0: SQ y tail at 8y, CQ y head at 8y + 4 */
+	for (i = 1; i <= 4; i++) {
+		EXPECT_EQ(d->q[i].sq_tail, emu_get_le32(b + 8 * i));
+		EXPECT_EQ(d->q[i].cq_head, emu_get_le32(b + 8 * i + 4));
+		EXPECT_EQ(d->q[i].sq_tail, emu_get_le32(e + 8 * i));
+		EXPECT_EQ(d->q[i].cq_head, emu_get_le32(e + 8 * i + 4));
+	}
+	EXPECT_EQ(0xa5a5a5a5, emu_get_le32(b + 8 * 5));
+	EXPECT_EQ(0xa5a5a5a5, emu_get_le32(b + 8 * 5 + 4));
+	EXPECT_EQ(0xa5a5a5a5, emu_get_le32(e + 8 * 5));
+	EXPECT_EQ(0, d->errors);
+}
+
+/*
+ * The kernel places a CQ's head exactly only while one SQ feeds it
+ * (emu_nvme_cq_counts_one_sq): a new CQ counts none, its first SQ makes
+ * one, a second SQ on it ends the guarantee.
+ */
+TEST_F(adm, cq_counts_the_sqs_created_on_it)
+{
+	struct drv *d = &self->d;
+	u64 cq = th_alloc(&self->th, 4096, 4096);
+	u64 sq4 = th_alloc(&self->th, 4096, 4096);
+	u64 sq3 = th_alloc(&self->th, 4096, 4096);
+	struct emu_nvme_ctrl *c = self->th.ctrl;
+
+	EXPECT_TRUE(emu_nvme_cq_counts_one_sq(c, 3));
+	ASSERT_EQ(0, adm(d, 0x00, 0, 4, 0, 0, NULL));
+	ASSERT_EQ(0, adm(d, 0x00, 0, 3, 0, 0, NULL));
+	ASSERT_EQ(0, adm(d, 0x04, 0, 4, 0, 0, NULL));
+	ASSERT_EQ(0, adm(d, 0x05, 0, (63U << 16) | 4, (1U << 16) | 3, cq,
+			 NULL));
+	EXPECT_TRUE(emu_nvme_cq_counts_one_sq(c, 4));
+	ASSERT_EQ(0, adm(d, 0x01, 0, (63U << 16) | 4, (4U << 16) | 1, sq4,
+			 NULL));
+	EXPECT_TRUE(emu_nvme_cq_counts_one_sq(c, 4));
+	ASSERT_EQ(0, adm(d, 0x01, 0, (63U << 16) | 3, (4U << 16) | 1, sq3,
+			 NULL));
+	EXPECT_FALSE(emu_nvme_cq_counts_one_sq(c, 4));
+	EXPECT_FALSE(emu_nvme_cq_counts_one_sq(c, EMU_NVME_NR_Q));
+	EXPECT_EQ(0, d->errors);
+}
+
 TEST_HARNESS_MAIN
