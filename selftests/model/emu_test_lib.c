@@ -757,9 +757,19 @@ int drv_bringup(struct drv *d, int nr_io, u16 qsize, int dbbuf, int ien)
 		d->dbbuf = 1;
 	}
 	/* nvme_queue_async_events() */
+	if (drv_aer_arm(d))
+		return -11;
+	return 0;
+}
+
+/* Submit the Asynchronous Event Request (CID aer_cid) and let it be fetched. */
+int drv_aer_arm(struct drv *d)
+{
+	u8 sqe[64];
+
 	drv_sqe(sqe, 0x0c, 0);
 	if (drv_submit_cid(d, 0, sqe, d->aer_cid) < 0)
-		return -11;
+		return -1;
 	d->aer_outstanding = 1;
 	emu_nvme_poll(d->th->ctrl, 64);
 	return 0;

@@ -161,5 +161,6 @@ void drv_map_prp(struct drv *d, u8 *sqe, u64 iova, u32 len);
 void drv_map_sgl(struct drv *d, u8 *sqe, u64 iova, u32 len, int nseg);
 /* Poll model and backend until every command on every queue is done. */
 int drv_drain(struct drv *d, int max_rounds);
+int drv_aer_arm(struct drv *d);
 
 #endif /* EMU_TEST_LIB_H */

@@ -565,10 +565,7 @@ TEST_F(adm, async_events)
 	EXPECT_EQ(1, d->aer_done);
 	EXPECT_EQ(0x040002, d->aer_dw0);
 	/* Re-arm; a second notice stays masked until the log is read. */
-	drv_sqe(sqe, 0x0c, 0);
-	ASSERT_GE(drv_submit_cid(d, 0, sqe, d->aer_cid), 0);
-	d->aer_outstanding = 1;
-	emu_nvme_poll(self->th.ctrl, 8);
+	ASSERT_EQ(0, drv_aer_arm(d));
 	emu_nvme_ns_changed(self->th.ctrl, 1);
 	emu_nvme_poll(self->th.ctrl, 8);
 	drv_reap(d, 0);
@@ -1710,19 +1707,6 @@ TEST(unusable_namespace_formats_refused)
 	}
 }
 
-/* Re-arm the fixture's Asynchronous Event Request (CID 1000). */
-static int aer_rearm(struct drv *d)
-{
-	u8 sqe[64];
-
-	drv_sqe(sqe, 0x0c, 0);
-	if (drv_submit_cid(d, 0, sqe, d->aer_cid) < 0)
-		return -1;
-	d->aer_outstanding = 1;
-	emu_nvme_poll(d->th->ctrl, 8);
-	return 0;
-}
-
 static int get_log(struct drv *d, u8 lid, u32 dw10_hi, u32 numd, u64 off,
 		   u64 p)
 {
@@ -1753,7 +1737,7 @@ TEST_F(adm, aer_rae_and_smart_unmask)
 	drv_reap(d, 0);
 	ASSERT_EQ(1, d->aer_done);
 	EXPECT_EQ(0x040002, d->aer_dw0);
-	ASSERT_EQ(0, aer_rearm(d));
+	ASSERT_EQ(0, drv_aer_arm(d));
 	EXPECT_EQ(0, get_log(d, 0x04, EMU_BIT(15), 1023, 0, p));
 	EXPECT_EQ(1, emu_get_le32(b));
 	emu_nvme_ns_changed(self->th.ctrl, 1);
@@ -1766,13 +1750,13 @@ TEST_F(adm, aer_rae_and_smart_unmask)
 	EXPECT_EQ(2, d->aer_done);
 	EXPECT_EQ(0x040002, d->aer_dw0);
 	/* SMART / Health, Temperature Threshold (type 1, information 1) */
-	ASSERT_EQ(0, aer_rearm(d));
+	ASSERT_EQ(0, drv_aer_arm(d));
 	ASSERT_EQ(0, drv_set_feature(d, 0x0b, 0x100 | 0x2));
 	emu_nvme_async_event(self->th.ctrl, 1, 1, 0x02);
 	drv_reap(d, 0);
 	EXPECT_EQ(3, d->aer_done);
 	EXPECT_EQ(0x020101, d->aer_dw0);
-	ASSERT_EQ(0, aer_rearm(d));
+	ASSERT_EQ(0, drv_aer_arm(d));
 	emu_nvme_async_event(self->th.ctrl, 1, 1, 0x02);
 	drv_reap(d, 0);
 	EXPECT_EQ(3, d->aer_done);
