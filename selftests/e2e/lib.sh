@@ -34,6 +34,13 @@ E2E_MEM=${E2E_MEM:-160}
 E2E_GUESTIO=${E2E_GUESTIO:--t 4 -n 512 -i 100}
 E2E_PORT=${E2E_PORT:-4444}
 E2E_T0=${E2E_T0:-$(date +%s.%N)}
+# How long a real guest's workload may stand still before it counts as hung.
+# Under TCG inside TCG a whole guest stands still for tens of seconds after
+# a migration, a reset or a failed migration (CI: 46 to 230 s), and its
+# NVMe/TCP workload may wait on top for TCP's retransmission backoff (up to
+# TCP_RTO_MAX, 120 s) or a reconnect. guest_progress and guest_resumed
+# return as soon as I/O shows, so a passing run does not pay this bound.
+E2E_HANG_S=${E2E_HANG_S:-360}
 # host name -> address on the veth
 # Built-in initcalls that cost the guest seconds under TCG and that it does
 # not need (entropy self-test, certificate list, BPF struct_ops, crypto KDF

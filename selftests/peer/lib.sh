@@ -30,12 +30,30 @@ PEER_MAC=52:54:00:97:00:0a
 PEER_IMG=/dev/shm/peer-target.img
 PEER_CFS=/sys/kernel/config/nvmet
 PEER_GUESTIO2=${PEER_GUESTIO2:--t 2 -n 256 -i 100}
-# Under TCG inside TCG a migrated guest stands still for 20 to 45 s after
-# QEMU resumed it (selftests/e2e); with the default keep-alive (5 s) the
-# target then declares the controller dead and the guest reconnects after
-# 10 s, new connections replacing the ones this suite measures. A real
-# guest resumes within the downtime.
-PEER_FABRIC_OPTS=${PEER_FABRIC_OPTS-keep_alive_tmo=90}
+# Under TCG inside TCG a migrated guest stands still for 20 s to minutes
+# after QEMU resumed it (selftests/e2e, E2E_HANG_S); with the default
+# keep-alive (5 s) the target then declares the controller dead and the
+# guest reconnects after 10 s, new connections replacing the ones this
+# suite measures. A real guest resumes within the downtime. 90 s was not
+# enough on a loaded CI machine (the fabric stood still 128 s).
+PEER_FABRIC_OPTS=${PEER_FABRIC_OPTS-keep_alive_tmo=300}
+# The fabric's hang bound: the guest's, plus a reconnect (reconnect_delay
+# 10 s, and the connect itself) should the target have given up anyway.
+PEER_FAB_HANG_S=${PEER_FAB_HANG_S:-$((E2E_HANG_S + 30))}
+
+# peer_guest_why NAME: what a guest whose fabric stands still was doing,
+# for the log of a failed run: its newest ticks of both workloads, its
+# kernel's last words on the NVMe/TCP controller and TCP, the target's
+# sockets and keep-alive expiries.
+peer_guest_why()
+{
+	local name=$1
+	echo "# $name: last VF tick: $(E2E_TICKS_OF=guestio last_tick "$name")"
+	echo "# $name: last fabric tick: $(E2E_TICKS_OF=${FAB:-guestio-fab} last_tick "$name")"
+	grep -aE 'gdmesg: ' "$E2E_DIR/$name.log" 2>/dev/null | tail -n 15 | sed "s/^/# $name: /"
+	ss -tinH "dport = :$PEER_PORT or sport = :$PEER_PORT" 2>/dev/null | head -n 8 | sed 's/^/# target: /'
+	dmesg | grep -E 'nvmet' | tail -n 5 | sed 's/^/# target: /'
+}
 
 peer_topology_up()
 {
