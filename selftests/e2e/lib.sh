@@ -11,6 +11,8 @@
 #   e2e_qmp NAME '{"execute":...}'      prints the reply (return or error)
 #   e2e_migrate SRC DST           A -> B, prints name=value lines
 #   e2e_mode BDF                  the adapter's mode (hbamig -j dev show)
+#   e2e_reset_keeps_identity VM VF GIVEN CONSOLES...   (a test's checks)
+#   e2e_failed_migration CUR CONSOLES...               (a test's checks)
 #
 # Optional, for callers that give the guest more than its disk (unset: none):
 #   E2E_NET_a, E2E_NET_b  more QEMU arguments for the QEMUs on host A or B
@@ -458,4 +460,92 @@ guest_clean()
 {
 	# cumulative err and mis of the newest tick over all consoles
 	e2e_guest_ticks "$@" | awk '$5 || $6 { bad = 1 } END { exit bad }'
+}
+
+# e2e_reset_keeps_identity VM VF GIVEN CONSOLES...: the guest, running as VM
+# on host B's adapter VF since a migration, resets its controller. The VFs
+# of the two hosts are different controllers (their CNTLIDs differ), and
+# after a reset the guest's driver reads Identify again: it must find the
+# identity it was given on A (GIVEN, its "guestio identity now" line), the
+# controller live, and its workload going on clean over CONSOLES. Failures
+# are check_err'd.
+e2e_reset_keeps_identity()
+{
+	local vm=$1 vf=$2 given=$3 id
+	shift 3
+	[ "$(cat "/sys/bus/pci/devices/$vf/emuhba/identity")" = guest ] &&
+		[ "$(e2e_adapter "$vf" | jq -r '.identity.guest_identity')" = true ]
+	check_err $? "host B's adapter presents '$(cat "/sys/bus/pci/devices/$vf/emuhba/identity")' identity, not the guest's"
+	e2e_console_send "$vm" r
+	e2e_console_wait "$vm" 'guestio identity after_reset' 180
+	check_err $? "the guest's controller reset on host B did not finish"
+	id=$(grep -m1 'guestio identity after_reset' "$E2E_DIR/$vm.log" | tr -d '\r')
+	e2e_log "identity after a controller reset on host B: ${id#guestio identity after_reset }"
+	[ -n "$given" ] && [ "$(e2e_id_fields "$given")" = "$(e2e_id_fields "$id")" ]
+	check_err $? "identity changed: given '${given#guestio identity now }', on B after reset '${id#guestio identity after_reset }'"
+	echo "$id" | grep -q ' state=live'
+	check_err $? "controller not live after the reset: $id"
+	guest_progress "$vm" "$E2E_HANG_S"
+	check_err $? "no I/O progress on host B within $E2E_HANG_S s after the controller reset"
+	guest_clean "$@"
+	check_err $? "I/O errors or mismatches across the controller reset"
+}
+
+# the fields of an identity line that name the controller
+e2e_id_fields()
+{
+	echo "$1" | tr ' ' '\n' | grep -E '^(cntlid|model|serial|firmware_rev)='
+}
+
+# e2e_failed_migration CUR CONSOLES...: the guest runs as CUR. A migration
+# to a destination QEMU ("dead" on the other host) killed while the stream
+# runs must fail after the source adapter switched, and leave the guest
+# running on the source, its workload going on clean over CONSOLES (and
+# dead's), the adapter direct. Failures are check_err'd.
+e2e_failed_migration()
+{
+	local cur=$1 curvf other mpid sw_before sw_after st
+	shift
+	case $cur in
+	a*) curvf=$E2E_VF_a other=b ;;
+	*) curvf=$E2E_VF_b other=a ;;
+	esac
+	# An adapter left emulated by an earlier failure is put back to
+	# direct as an administrator would (the switch needs the vCPUs
+	# stopped), so that this test checks its own case.
+	if [ "$(e2e_mode "$curvf")" != direct ]; then
+		e2e_log "$curvf is $(e2e_mode "$curvf"): stop, hbamig switch $curvf direct, cont"
+		e2e_qmp "$cur" '{"execute":"stop"}' >/dev/null
+		"$E2E_HBAMIG" switch "$curvf" direct >&2
+		e2e_qmp "$cur" '{"execute":"cont"}' >/dev/null
+	fi
+	sw_before=$(e2e_adapter "$curvf" | jq -r '.counters.switches')
+	e2e_qemu_start dead "$other" "$(eval echo "\$E2E_VF_$other")" incoming
+	check_err $? "destination QEMU did not start"
+	# Slow enough that the stream is still running when the destination
+	# is killed.
+	e2e_qmp "$cur" '{"execute":"migrate-set-parameters","arguments":{"max-bandwidth":4194304}}' >/dev/null
+	E2E_MIGRATE_ARGS=()
+	e2e_migrate "$cur" dead "$other" > "$E2E_DIR/failed.mig" &
+	mpid=$!
+	sleep 6
+	kill -KILL "$(cat "$E2E_DIR/dead.pid")"
+	e2e_log "destination QEMU killed"
+	wait "$mpid"
+	check_fail $? "migration completed although its destination was killed"
+	sed 's/^/# /' "$E2E_DIR/failed.mig"
+	# The destination must die while the device is migrating, not before.
+	sw_after=$(e2e_adapter "$curvf" | jq -r '.counters.switches')
+	[ "${sw_after:-0}" -gt "${sw_before:-0}" ]
+	check_err $? "the migration failed before the source adapter switched: $(grep -m1 '^error=' "$E2E_DIR/failed.mig")"
+	[ "$(e2e_status dead 2>/dev/null)" = running ] || e2e_qemu_stop dead
+	st=$(e2e_qmp "$cur" '{"execute":"query-status"}' | jq -r '.return.status')
+	[ "$st" = running ]
+	check_err $? "source VM is '$st' after the failed migration, not running"
+	guest_progress "$cur" "$E2E_HANG_S"
+	check_err $? "guest makes no I/O progress on the source within $E2E_HANG_S s after the failed migration"
+	guest_clean "$@" dead
+	check_err $? "I/O errors or mismatches after the failed migration: $(last_tick "$cur")"
+	[ "$(e2e_mode "$curvf")" = direct ]
+	check_err $? "source adapter $curvf is '$(e2e_mode "$curvf")' after the failed migration, not direct"
 }
