@@ -477,7 +477,7 @@ e2e_reset_keeps_identity()
 		[ "$(e2e_adapter "$vf" | jq -r '.identity.guest_identity')" = true ]
 	check_err $? "host B's adapter presents '$(cat "/sys/bus/pci/devices/$vf/emuhba/identity")' identity, not the guest's"
 	e2e_console_send "$vm" r
-	e2e_console_wait "$vm" 'guestio identity after_reset' 180
+	e2e_console_wait "$vm" 'guestio identity after_reset' "$E2E_HANG_S"
 	check_err $? "the guest's controller reset on host B did not finish"
 	id=$(grep -m1 'guestio identity after_reset' "$E2E_DIR/$vm.log" | tr -d '\r')
 	e2e_log "identity after a controller reset on host B: ${id#guestio identity after_reset }"
