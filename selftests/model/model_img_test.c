@@ -788,6 +788,66 @@ TEST(observer_learns_everything)
 	th_fini(&th);
 }
 
+/* A completion as the VF posted it: Status Field and Phase Tag. */
+static void obs_completion(struct emu_nvme_ctrl *c, u8 opc, u16 cid,
+			   u32 dw10, u32 dw11, u16 status, int phase, u32 dw0)
+{
+	u8 sqe[64], cqe[16];
+
+	drv_sqe(sqe, opc, 0);
+	emu_put_le16(sqe + 2, cid);
+	drv_set_dw(sqe, 10, dw10);
+	drv_set_dw(sqe, 11, dw11);
+	memset(cqe, 0, sizeof(cqe));
+	emu_put_le32(cqe, dw0);
+	emu_put_le16(cqe + 12, cid);
+	emu_put_le16(cqe + 14, (u16)((status << 1) | (phase & 1)));
+	emu_nvme_observe_admin(c, sqe, NULL, NULL, 0);
+	emu_nvme_observe_admin(c, sqe, cqe, NULL, 0);
+}
+
+/*
+ * The glue hands the observer the VF's completion entries as they are:
+ * every other pass through the admin CQ has the Phase Tag (bit 0 of the
+ * last word) set. The status is the field above it, whatever the phase.
+ */
+TEST(observer_status_whatever_the_phase)
+{
+	const struct emu_nvme_state *st;
+	struct emu_nvme_ctrl *c;
+	struct th th;
+	int phase;
+
+	th_init(&th, 11);
+	c = th_new_ctrl(&th);
+	emu_nvme_set_hw(c, 2047 | (1ULL << 16) | (1ULL << 37) |
+			(4ULL << 52), 0x10400, 17, 8, 8);
+	emu_nvme_observe_reg_write(c, EMU_REG_AQA, 0x001f001f, 4);
+	emu_nvme_observe_reg_write(c, EMU_REG_ASQ, TH_MEM_BASE + 0x10000, 8);
+	emu_nvme_observe_reg_write(c, EMU_REG_ACQ, TH_MEM_BASE + 0x11000, 8);
+	emu_nvme_observe_reg_write(c, EMU_REG_CC, (6U << 16) | (4U << 20) | 1,
+				   4);
+	st = emu_nvme_state(c);
+	for (phase = 0; phase < 2; phase++) {
+		u32 coal = 0x0100 | (u32)(phase + 1);
+
+		/* Success: the Interrupt Coalescing the guest set is learned. */
+		obs_completion(c, 0x09, 1, 0x08, coal, 0, phase, 0);
+		EXPECT_EQ(coal, st->feat.irq_coal) TH_LOG("phase %d", phase);
+		/* Invalid Field in Command: the VF kept the old value. */
+		obs_completion(c, 0x09, 2, 0x08, 0x0707, 0x02, phase, 0);
+		EXPECT_EQ(coal, st->feat.irq_coal) TH_LOG("phase %d", phase);
+		/* A notice masks its type until the guest reads the log. */
+		obs_completion(c, 0x0c, 3, 0, 0, 0, phase, 0x040002);
+		EXPECT_EQ(0, st->aer.nr_cid);
+		EXPECT_EQ(1 << 2, st->aer.masked) TH_LOG("phase %d", phase);
+		obs_completion(c, 0x02, 4, (1023U << 16) | 0x04, 0, 0, phase,
+			       0);
+		EXPECT_EQ(0, st->aer.masked) TH_LOG("phase %d", phase);
+	}
+	th_fini(&th);
+}
+
 /* Replace n bytes at at with the m bytes of p, in section sec's payload. */
 static int img_splice(u8 *b, int len, u16 sec, int at, int n, const void *p,
 		      int m)
