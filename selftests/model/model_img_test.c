@@ -848,6 +848,71 @@ TEST(observer_status_whatever_the_phase)
 	th_fini(&th);
 }
 
+/*
+ * The glue may give the VF's identity in parts, its Identify Controller
+ * page after CAP (emu_nvme_set_hw()): while the controller is off, the
+ * features' defaults follow the page as loaded. A guest that never set
+ * Volatile Write Cache finds it as the VF had it, enabled when the VF
+ * has one, also after the takeover.
+ */
+TEST(defaults_follow_the_identify_controller_page)
+{
+	const struct emu_nvme_state *st;
+	struct emu_nvme_positions pos;
+	struct emu_nvme_ctrl *c;
+	static u8 page[4096];
+	struct drv d;
+	struct th th;
+	char err[200];
+	u8 sqe[64];
+	u64 asq, acq;
+	u32 dw0;
+
+	th_init(&th, 12);
+	c = th_new_ctrl(&th);
+	st = emu_nvme_state(c);
+	ASSERT_EQ(0, emu_nvme_set_hw(c, 2047 | (1ULL << 16) | (1ULL << 37) |
+				     (4ULL << 52), 0x10400, 17, 8, 8));
+	EXPECT_EQ(0, st->feat.vwc);
+	th_idctrl_page(page);
+	page[525] = 0;				/* VWC: none */
+	ASSERT_EQ(0, emu_nvme_load_identify(c, 1, 0, 0, 1, page));
+	EXPECT_EQ(0, st->feat.vwc);
+	page[525] = 0x7;			/* VWC: present */
+	ASSERT_EQ(0, emu_nvme_load_identify(c, 1, 0, 0, 1, page));
+	EXPECT_EQ(1, st->feat.vwc);
+	th_idns_page(page, 12);
+	ASSERT_EQ(0, emu_nvme_load_identify(c, 0, 0, 1, 1, page));
+	EXPECT_EQ(1, st->feat.vwc);
+
+	/* The guest enables the VF and never sets the feature. */
+	asq = th_alloc(&th, 4096, 4096);
+	acq = th_alloc(&th, 4096, 4096);
+	emu_nvme_observe_reg_write(c, EMU_REG_AQA, 0x001f001f, 4);
+	emu_nvme_observe_reg_write(c, EMU_REG_ASQ, asq, 8);
+	emu_nvme_observe_reg_write(c, EMU_REG_ACQ, acq, 8);
+	emu_nvme_observe_reg_write(c, EMU_REG_CC, (6U << 16) | (4U << 20) | 1,
+				   4);
+	memset(&pos, 0, sizeof(pos));
+	pos.q[0].cq_phase = 1;
+	ASSERT_EQ(0, emu_nvme_takeover(c, &pos, err, sizeof(err))) {
+		TH_LOG("%s", err);
+	}
+	memset(&d, 0, sizeof(d));
+	d.th = &th;
+	d.q[0].size = 32;
+	d.q[0].sq = asq;
+	d.q[0].cq = acq;
+	d.q[0].phase = 1;
+	drv_sqe(sqe, 0x0a, 0);
+	drv_set_dw(sqe, 10, 0x06);
+	dw0 = 0;
+	ASSERT_EQ(0, drv_admin(&d, sqe, &dw0));
+	EXPECT_EQ(1, dw0);
+	EXPECT_EQ(0, d.errors) TH_LOG("%s", d.why);
+	th_fini(&th);
+}
+
 /* Replace n bytes at at with the m bytes of p, in section sec's payload. */
 static int img_splice(u8 *b, int len, u16 sec, int at, int n, const void *p,
 		      int m)
