@@ -1206,6 +1206,60 @@ TEST_F(img, stable_mqes_ffff)
 }
 
 /*
+ * CAP.MQES 1, the smallest a controller may have (0's based: queues of
+ * two entries): a guest on such queues migrates, and its stable image is
+ * judged compatible with the controller itself.
+ */
+TEST(smallest_queues_migrate)
+{
+	static u8 b[65536];
+	struct emu_nvme_limits lim;
+	struct stream s;
+	struct drv d;
+	struct th th;
+	char err[200];
+	int i, len, off, migrations = 0;
+	u32 slen;
+
+	th_init(&th, th_seed(0x2e2));
+	th_new_ctrl(&th);
+	th_load_identity(&th, 12, 2, 4);
+	emu_nvme_start_disabled(th.ctrl);
+	ASSERT_EQ(1, emu_nvme_state(th.ctrl)->id.cap & 0xffff);
+	memset(&d, 0, sizeof(d));
+	d.th = &th;
+	ASSERT_EQ(0, drv_enable(&d, 2));
+	ASSERT_EQ(0, drv_bringup(&d, 2, 2, 0, 1));
+	stream_init(&s, &d);
+	for (i = 0; i < 400; i++) {
+		stream_step(&s, 2);
+		if (i % 40 == 39) {
+			ASSERT_EQ(0, stream_migrate(&s, NULL)) {
+				TH_LOG("%s", s.why);
+			}
+			migrations++;
+		}
+	}
+	EXPECT_EQ(0, stream_finish(&s)) {
+		TH_LOG("%s / %s", s.why, d.why);
+	}
+	EXPECT_EQ(10, migrations);
+	EXPECT_GT(s.verified, 100);
+	stream_fini(&s);
+
+	len = emu_img_export_stable(th.ctrl, b, sizeof(b));
+	ASSERT_GT(len, 0);
+	off = sec_find(b, len, EMU_IMG_SEC_IDENTITY, &slen);
+	ASSERT_GT(off, 0);
+	EXPECT_EQ(1, emu_get_le16(b + off));
+	emu_nvme_get_limits(th.ctrl, &lim);
+	EXPECT_EQ(1, lim.mqes);
+	EXPECT_EQ(0, emu_img_check_compat(b, (size_t)len, &lim, err,
+					  sizeof(err))) TH_LOG("%s", err);
+	th_fini(&th);
+}
+
+/*
  * MDTS counts in units of 2^(12 + CAP.MPSMIN): a larger MPSMIN in the
  * image raises the guest's transfers beyond the destination's.
  */
