@@ -1313,6 +1313,59 @@ TEST_F(img, transfer_limit_in_bytes)
 	th_fini(&th);
 }
 
+/*
+ * A section cut short anywhere (its length and the image's kept
+ * consistent) is refused as truncated, naming the section: no field is
+ * judged from bytes the image does not have. An Identify page cut short
+ * is a bad page encoding.
+ */
+TEST_F(img, cut_sections_refused_as_truncated)
+{
+	static const struct {
+		u16 type;
+		const char *name;
+	} sec[] = {
+		{ EMU_IMG_SEC_REGS, "regs" },
+		{ EMU_IMG_SEC_QUEUES, "queues" },
+		{ EMU_IMG_SEC_FEATURES, "features" },
+		{ EMU_IMG_SEC_AER, "aer" },
+		{ EMU_IMG_SEC_DBBUF, "dbbuf" },
+		{ EMU_IMG_SEC_IDENTITY, "identity" },
+		{ EMU_IMG_SEC_LOGS, "logs" },
+		{ EMU_IMG_SEC_EMU_RUNTIME, "emu_runtime" },
+	};
+	static u8 b[65536];
+	char err[200], want[64];
+	const char *page = "identity.page: bad encoding";
+	int off, len, i, n;
+	u32 slen, k;
+
+	/* The runtime section holds only the round-robin position here. */
+	off = sec_find(img, self->len, EMU_IMG_SEC_EMU_RUNTIME, &slen);
+	ASSERT_EQ(2, slen);
+	for (i = 0; i < (int)EMU_ARRAY_SIZE(sec); i++) {
+		off = sec_find(img, self->len, sec[i].type, &slen);
+		ASSERT_GT(off, 0) TH_LOG("%s", sec[i].name);
+		snprintf(want, sizeof(want), "%s: truncated", sec[i].name);
+		for (k = 0; k < slen; k++) {
+			len = self->len;
+			memcpy(b, img, (size_t)len);
+			len = img_splice(b, len, sec[i].type, off + (int)k,
+					 (int)(slen - k), NULL, 0);
+			n = reject(&self->th, b, len, sec[i].name, err);
+			EXPECT_EQ(0, n) TH_LOG("%s cut at %u: %d", sec[i].name,
+					       k, n);
+			/* Past its 20 bytes of CAP .. page count, a page is cut. */
+			if (sec[i].type == EMU_IMG_SEC_IDENTITY && k >= 20) {
+				EXPECT_EQ(0, strncmp(err, page, strlen(page)))
+					TH_LOG("cut at %u: '%s'", k, err);
+				continue;
+			}
+			EXPECT_STREQ(want, err) TH_LOG("cut at %u", k);
+		}
+	}
+}
+
 /* States the model never runs, which an image must not carry either. */
 TEST_F(img, rejects_invalid_states)
 {
