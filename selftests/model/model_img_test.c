@@ -367,6 +367,55 @@ TEST_F(img, coalesced_interrupt_survives_migration)
 	EXPECT_EQ(0, self->d.errors);
 }
 
+/*
+ * Interrupt Vector Configuration (FID 09h) of every vector the model can
+ * have, the highest (EMU_NVME_MAX_VEC - 1) too, survives a migration: the
+ * guest reads back each Coalescing Disable it set, the others' defaults.
+ */
+TEST(vector_configuration_of_the_last_vectors_migrates)
+{
+	static const u16 set[] = { 1, 7, 8, 119, 120, EMU_NVME_MAX_VEC - 1 };
+	struct stream s;
+	struct drv d;
+	struct th th;
+	u8 sqe[64];
+	u32 dw0, v;
+	int i, cd;
+
+	th_init(&th, th_seed(0x1fc));
+	th_new_ctrl(&th);
+	th_load_identity(&th, 12, 2048, 16);
+	ASSERT_EQ(0, emu_nvme_set_hw(th.ctrl, emu_nvme_state(th.ctrl)->id.cap,
+				     0x10400, EMU_NVME_MAX_VEC, 16, 16));
+	emu_nvme_start_disabled(th.ctrl);
+	memset(&d, 0, sizeof(d));
+	d.th = &th;
+	ASSERT_EQ(0, drv_enable(&d, 32));
+	ASSERT_EQ(0, drv_bringup(&d, 2, 64, 1, 1));
+	for (i = 0; i < (int)EMU_ARRAY_SIZE(set); i++)
+		ASSERT_EQ(0, drv_set_feature(&d, 0x09, (1U << 16) | set[i]));
+	/* One past the last vector is refused. */
+	EXPECT_EQ(0x4002, drv_set_feature(&d, 0x09,
+					  (1U << 16) | EMU_NVME_MAX_VEC));
+	stream_init(&s, &d);
+	ASSERT_EQ(0, stream_migrate(&s, NULL)) TH_LOG("%s", s.why);
+	stream_fini(&s);
+	d.on_done = NULL;
+	for (v = 0; v < EMU_NVME_MAX_VEC; v++) {
+		cd = 0;
+		for (i = 0; i < (int)EMU_ARRAY_SIZE(set); i++)
+			cd |= set[i] == v;
+		drv_sqe(sqe, 0x0a, 0);
+		drv_set_dw(sqe, 10, 0x09);
+		drv_set_dw(sqe, 11, v);
+		dw0 = ~0U;
+		ASSERT_EQ(0, drv_admin(&d, sqe, &dw0));
+		EXPECT_EQ(((u32)cd << 16) | v, dw0) TH_LOG("vector %u", v);
+	}
+	EXPECT_EQ(0, d.errors) TH_LOG("%s", d.why);
+	th_fini(&th);
+}
+
 static int read_file(const char *path, u8 *b, int cap)
 {
 	int fd = open(path, O_RDONLY), n;
