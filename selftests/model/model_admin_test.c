@@ -2389,4 +2389,35 @@ TEST_F(adm, cq_counts_the_sqs_created_on_it)
 	EXPECT_EQ(0, d->errors);
 }
 
+/*
+ * A CQ head doorbell may free only entries the controller has posted: a
+ * head inside the queue but past its tail is an Invalid Doorbell Write
+ * Value (Asynchronous Event Information 01h, Error status) and leaves
+ * the head where it was.
+ */
+TEST_F(adm, cq_head_past_the_tail_refused)
+{
+	const struct emu_nvme_state *st = emu_nvme_state(self->th.ctrl);
+	struct drv *d = &self->d;
+	u16 head = st->cq[0].head;
+	u32 dw0;
+
+	ASSERT_EQ(1, d->aer_outstanding);
+	ASSERT_EQ(head, st->cq[0].tail);
+	ASSERT_EQ(head, d->q[0].cq_head);
+	emu_nvme_doorbell_write(self->th.ctrl, 0x1000 + 4,
+				(head + 2U) % st->cq[0].size);
+	EXPECT_EQ(head, st->cq[0].head);
+	/* The event took the AER, posted where the driver's head is. */
+	EXPECT_EQ(1, drv_reap(d, 0));
+	EXPECT_EQ(1, d->aer_done);
+	EXPECT_EQ(0x010100, d->aer_dw0);
+	EXPECT_EQ((head + 1U) % st->cq[0].size, st->cq[0].head);
+	/* The admin queue goes on. */
+	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x07, 0, 0, &dw0));
+	EXPECT_EQ(0, d->errors) {
+		TH_LOG("%s", d->why);
+	}
+}
+
 TEST_HARNESS_MAIN

@@ -249,6 +249,23 @@ TEST_F(cv, each_lack_refuses_its_field)
 	EXPECT_EQ(0, emu_img_check_compat(ffull, ffull_len, &l, err,
 					  sizeof(err))) TH_LOG("%s", err);
 
+	/*
+	 * The optional commands missing, as ONCS bits: a destination without
+	 * Compare (bit 0) lacks exactly that one.
+	 */
+	l = self->lim;
+	ASSERT_EQ(0x4d, l.oncs);
+	l.oncs &= ~EMU_BIT(0);
+	ASSERT_EQ(0, emu_verdict_judge(full, self->full_len, &l, &v, err,
+					sizeof(err)));
+	EXPECT_EQ(0x4d, field(&v, "limits.oncs")->src);
+	EXPECT_EQ(0x4c, field(&v, "limits.oncs")->dst);
+	EXPECT_STREQ("limits.oncs: optional commands missing (1)", err);
+	l.oncs = 0;
+	EXPECT_NE(0, emu_img_check_compat(full, self->full_len, &l, err,
+					  sizeof(err)));
+	EXPECT_STREQ("limits.oncs: optional commands missing (77)", err);
+
 	/* A missing namespace: its row says so, its other rows are absent. */
 	l = self->lim;
 	l.ns[0].nsid = 2;

@@ -367,6 +367,55 @@ TEST_F(img, coalesced_interrupt_survives_migration)
 	EXPECT_EQ(0, self->d.errors);
 }
 
+/*
+ * Interrupt Vector Configuration (FID 09h) of every vector the model can
+ * have, the highest (EMU_NVME_MAX_VEC - 1) too, survives a migration: the
+ * guest reads back each Coalescing Disable it set, the others' defaults.
+ */
+TEST(vector_configuration_of_the_last_vectors_migrates)
+{
+	static const u16 set[] = { 1, 7, 8, 119, 120, EMU_NVME_MAX_VEC - 1 };
+	struct stream s;
+	struct drv d;
+	struct th th;
+	u8 sqe[64];
+	u32 dw0, v;
+	int i, cd;
+
+	th_init(&th, th_seed(0x1fc));
+	th_new_ctrl(&th);
+	th_load_identity(&th, 12, 2048, 16);
+	ASSERT_EQ(0, emu_nvme_set_hw(th.ctrl, emu_nvme_state(th.ctrl)->id.cap,
+				     0x10400, EMU_NVME_MAX_VEC, 16, 16));
+	emu_nvme_start_disabled(th.ctrl);
+	memset(&d, 0, sizeof(d));
+	d.th = &th;
+	ASSERT_EQ(0, drv_enable(&d, 32));
+	ASSERT_EQ(0, drv_bringup(&d, 2, 64, 1, 1));
+	for (i = 0; i < (int)EMU_ARRAY_SIZE(set); i++)
+		ASSERT_EQ(0, drv_set_feature(&d, 0x09, (1U << 16) | set[i]));
+	/* One past the last vector is refused. */
+	EXPECT_EQ(0x4002, drv_set_feature(&d, 0x09,
+					  (1U << 16) | EMU_NVME_MAX_VEC));
+	stream_init(&s, &d);
+	ASSERT_EQ(0, stream_migrate(&s, NULL)) TH_LOG("%s", s.why);
+	stream_fini(&s);
+	d.on_done = NULL;
+	for (v = 0; v < EMU_NVME_MAX_VEC; v++) {
+		cd = 0;
+		for (i = 0; i < (int)EMU_ARRAY_SIZE(set); i++)
+			cd |= set[i] == v;
+		drv_sqe(sqe, 0x0a, 0);
+		drv_set_dw(sqe, 10, 0x09);
+		drv_set_dw(sqe, 11, v);
+		dw0 = ~0U;
+		ASSERT_EQ(0, drv_admin(&d, sqe, &dw0));
+		EXPECT_EQ(((u32)cd << 16) | v, dw0) TH_LOG("vector %u", v);
+	}
+	EXPECT_EQ(0, d.errors) TH_LOG("%s", d.why);
+	th_fini(&th);
+}
+
 static int read_file(const char *path, u8 *b, int cap)
 {
 	int fd = open(path, O_RDONLY), n;
@@ -788,6 +837,131 @@ TEST(observer_learns_everything)
 	th_fini(&th);
 }
 
+/* A completion as the VF posted it: Status Field and Phase Tag. */
+static void obs_completion(struct emu_nvme_ctrl *c, u8 opc, u16 cid,
+			   u32 dw10, u32 dw11, u16 status, int phase, u32 dw0)
+{
+	u8 sqe[64], cqe[16];
+
+	drv_sqe(sqe, opc, 0);
+	emu_put_le16(sqe + 2, cid);
+	drv_set_dw(sqe, 10, dw10);
+	drv_set_dw(sqe, 11, dw11);
+	memset(cqe, 0, sizeof(cqe));
+	emu_put_le32(cqe, dw0);
+	emu_put_le16(cqe + 12, cid);
+	emu_put_le16(cqe + 14, (u16)((status << 1) | (phase & 1)));
+	emu_nvme_observe_admin(c, sqe, NULL, NULL, 0);
+	emu_nvme_observe_admin(c, sqe, cqe, NULL, 0);
+}
+
+/*
+ * The glue hands the observer the VF's completion entries as they are:
+ * every other pass through the admin CQ has the Phase Tag (bit 0 of the
+ * last word) set. The status is the field above it, whatever the phase.
+ */
+TEST(observer_status_whatever_the_phase)
+{
+	const struct emu_nvme_state *st;
+	struct emu_nvme_ctrl *c;
+	struct th th;
+	int phase;
+
+	th_init(&th, 11);
+	c = th_new_ctrl(&th);
+	emu_nvme_set_hw(c, 2047 | (1ULL << 16) | (1ULL << 37) |
+			(4ULL << 52), 0x10400, 17, 8, 8);
+	emu_nvme_observe_reg_write(c, EMU_REG_AQA, 0x001f001f, 4);
+	emu_nvme_observe_reg_write(c, EMU_REG_ASQ, TH_MEM_BASE + 0x10000, 8);
+	emu_nvme_observe_reg_write(c, EMU_REG_ACQ, TH_MEM_BASE + 0x11000, 8);
+	emu_nvme_observe_reg_write(c, EMU_REG_CC, (6U << 16) | (4U << 20) | 1,
+				   4);
+	st = emu_nvme_state(c);
+	for (phase = 0; phase < 2; phase++) {
+		u32 coal = 0x0100 | (u32)(phase + 1);
+
+		/* Success: the Interrupt Coalescing the guest set is learned. */
+		obs_completion(c, 0x09, 1, 0x08, coal, 0, phase, 0);
+		EXPECT_EQ(coal, st->feat.irq_coal) TH_LOG("phase %d", phase);
+		/* Invalid Field in Command: the VF kept the old value. */
+		obs_completion(c, 0x09, 2, 0x08, 0x0707, 0x02, phase, 0);
+		EXPECT_EQ(coal, st->feat.irq_coal) TH_LOG("phase %d", phase);
+		/* A notice masks its type until the guest reads the log. */
+		obs_completion(c, 0x0c, 3, 0, 0, 0, phase, 0x040002);
+		EXPECT_EQ(0, st->aer.nr_cid);
+		EXPECT_EQ(1 << 2, st->aer.masked) TH_LOG("phase %d", phase);
+		obs_completion(c, 0x02, 4, (1023U << 16) | 0x04, 0, 0, phase,
+			       0);
+		EXPECT_EQ(0, st->aer.masked) TH_LOG("phase %d", phase);
+	}
+	th_fini(&th);
+}
+
+/*
+ * The glue may give the VF's identity in parts, its Identify Controller
+ * page after CAP (emu_nvme_set_hw()): while the controller is off, the
+ * features' defaults follow the page as loaded. A guest that never set
+ * Volatile Write Cache finds it as the VF had it, enabled when the VF
+ * has one, also after the takeover.
+ */
+TEST(defaults_follow_the_identify_controller_page)
+{
+	const struct emu_nvme_state *st;
+	struct emu_nvme_positions pos;
+	struct emu_nvme_ctrl *c;
+	static u8 page[4096];
+	struct drv d;
+	struct th th;
+	char err[200];
+	u8 sqe[64];
+	u64 asq, acq;
+	u32 dw0;
+
+	th_init(&th, 12);
+	c = th_new_ctrl(&th);
+	st = emu_nvme_state(c);
+	ASSERT_EQ(0, emu_nvme_set_hw(c, 2047 | (1ULL << 16) | (1ULL << 37) |
+				     (4ULL << 52), 0x10400, 17, 8, 8));
+	EXPECT_EQ(0, st->feat.vwc);
+	th_idctrl_page(page);
+	page[525] = 0;				/* VWC: none */
+	ASSERT_EQ(0, emu_nvme_load_identify(c, 1, 0, 0, 1, page));
+	EXPECT_EQ(0, st->feat.vwc);
+	page[525] = 0x7;			/* VWC: present */
+	ASSERT_EQ(0, emu_nvme_load_identify(c, 1, 0, 0, 1, page));
+	EXPECT_EQ(1, st->feat.vwc);
+	th_idns_page(page, 12);
+	ASSERT_EQ(0, emu_nvme_load_identify(c, 0, 0, 1, 1, page));
+	EXPECT_EQ(1, st->feat.vwc);
+
+	/* The guest enables the VF and never sets the feature. */
+	asq = th_alloc(&th, 4096, 4096);
+	acq = th_alloc(&th, 4096, 4096);
+	emu_nvme_observe_reg_write(c, EMU_REG_AQA, 0x001f001f, 4);
+	emu_nvme_observe_reg_write(c, EMU_REG_ASQ, asq, 8);
+	emu_nvme_observe_reg_write(c, EMU_REG_ACQ, acq, 8);
+	emu_nvme_observe_reg_write(c, EMU_REG_CC, (6U << 16) | (4U << 20) | 1,
+				   4);
+	memset(&pos, 0, sizeof(pos));
+	pos.q[0].cq_phase = 1;
+	ASSERT_EQ(0, emu_nvme_takeover(c, &pos, err, sizeof(err))) {
+		TH_LOG("%s", err);
+	}
+	memset(&d, 0, sizeof(d));
+	d.th = &th;
+	d.q[0].size = 32;
+	d.q[0].sq = asq;
+	d.q[0].cq = acq;
+	d.q[0].phase = 1;
+	drv_sqe(sqe, 0x0a, 0);
+	drv_set_dw(sqe, 10, 0x06);
+	dw0 = 0;
+	ASSERT_EQ(0, drv_admin(&d, sqe, &dw0));
+	EXPECT_EQ(1, dw0);
+	EXPECT_EQ(0, d.errors) TH_LOG("%s", d.why);
+	th_fini(&th);
+}
+
 /* Replace n bytes at at with the m bytes of p, in section sec's payload. */
 static int img_splice(u8 *b, int len, u16 sec, int at, int n, const void *p,
 		      int m)
@@ -1081,6 +1255,60 @@ TEST_F(img, stable_mqes_ffff)
 }
 
 /*
+ * CAP.MQES 1, the smallest a controller may have (0's based: queues of
+ * two entries): a guest on such queues migrates, and its stable image is
+ * judged compatible with the controller itself.
+ */
+TEST(smallest_queues_migrate)
+{
+	static u8 b[65536];
+	struct emu_nvme_limits lim;
+	struct stream s;
+	struct drv d;
+	struct th th;
+	char err[200];
+	int i, len, off, migrations = 0;
+	u32 slen;
+
+	th_init(&th, th_seed(0x2e2));
+	th_new_ctrl(&th);
+	th_load_identity(&th, 12, 2, 4);
+	emu_nvme_start_disabled(th.ctrl);
+	ASSERT_EQ(1, emu_nvme_state(th.ctrl)->id.cap & 0xffff);
+	memset(&d, 0, sizeof(d));
+	d.th = &th;
+	ASSERT_EQ(0, drv_enable(&d, 2));
+	ASSERT_EQ(0, drv_bringup(&d, 2, 2, 0, 1));
+	stream_init(&s, &d);
+	for (i = 0; i < 400; i++) {
+		stream_step(&s, 2);
+		if (i % 40 == 39) {
+			ASSERT_EQ(0, stream_migrate(&s, NULL)) {
+				TH_LOG("%s", s.why);
+			}
+			migrations++;
+		}
+	}
+	EXPECT_EQ(0, stream_finish(&s)) {
+		TH_LOG("%s / %s", s.why, d.why);
+	}
+	EXPECT_EQ(10, migrations);
+	EXPECT_GT(s.verified, 100);
+	stream_fini(&s);
+
+	len = emu_img_export_stable(th.ctrl, b, sizeof(b));
+	ASSERT_GT(len, 0);
+	off = sec_find(b, len, EMU_IMG_SEC_IDENTITY, &slen);
+	ASSERT_GT(off, 0);
+	EXPECT_EQ(1, emu_get_le16(b + off));
+	emu_nvme_get_limits(th.ctrl, &lim);
+	EXPECT_EQ(1, lim.mqes);
+	EXPECT_EQ(0, emu_img_check_compat(b, (size_t)len, &lim, err,
+					  sizeof(err))) TH_LOG("%s", err);
+	th_fini(&th);
+}
+
+/*
  * MDTS counts in units of 2^(12 + CAP.MPSMIN): a larger MPSMIN in the
  * image raises the guest's transfers beyond the destination's.
  */
@@ -1132,6 +1360,59 @@ TEST_F(img, transfer_limit_in_bytes)
 	EXPECT_EQ(0, emu_img_import(th.ctrl, img, (size_t)self->len, err,
 				    sizeof(err))) TH_LOG("%s", err);
 	th_fini(&th);
+}
+
+/*
+ * A section cut short anywhere (its length and the image's kept
+ * consistent) is refused as truncated, naming the section: no field is
+ * judged from bytes the image does not have. An Identify page cut short
+ * is a bad page encoding.
+ */
+TEST_F(img, cut_sections_refused_as_truncated)
+{
+	static const struct {
+		u16 type;
+		const char *name;
+	} sec[] = {
+		{ EMU_IMG_SEC_REGS, "regs" },
+		{ EMU_IMG_SEC_QUEUES, "queues" },
+		{ EMU_IMG_SEC_FEATURES, "features" },
+		{ EMU_IMG_SEC_AER, "aer" },
+		{ EMU_IMG_SEC_DBBUF, "dbbuf" },
+		{ EMU_IMG_SEC_IDENTITY, "identity" },
+		{ EMU_IMG_SEC_LOGS, "logs" },
+		{ EMU_IMG_SEC_EMU_RUNTIME, "emu_runtime" },
+	};
+	static u8 b[65536];
+	char err[200], want[64];
+	const char *page = "identity.page: bad encoding";
+	int off, len, i, n;
+	u32 slen, k;
+
+	/* The runtime section holds only the round-robin position here. */
+	off = sec_find(img, self->len, EMU_IMG_SEC_EMU_RUNTIME, &slen);
+	ASSERT_EQ(2, slen);
+	for (i = 0; i < (int)EMU_ARRAY_SIZE(sec); i++) {
+		off = sec_find(img, self->len, sec[i].type, &slen);
+		ASSERT_GT(off, 0) TH_LOG("%s", sec[i].name);
+		snprintf(want, sizeof(want), "%s: truncated", sec[i].name);
+		for (k = 0; k < slen; k++) {
+			len = self->len;
+			memcpy(b, img, (size_t)len);
+			len = img_splice(b, len, sec[i].type, off + (int)k,
+					 (int)(slen - k), NULL, 0);
+			n = reject(&self->th, b, len, sec[i].name, err);
+			EXPECT_EQ(0, n) TH_LOG("%s cut at %u: %d", sec[i].name,
+					       k, n);
+			/* Past its 20 bytes of CAP .. page count, a page is cut. */
+			if (sec[i].type == EMU_IMG_SEC_IDENTITY && k >= 20) {
+				EXPECT_EQ(0, strncmp(err, page, strlen(page)))
+					TH_LOG("cut at %u: '%s'", k, err);
+				continue;
+			}
+			EXPECT_STREQ(want, err) TH_LOG("cut at %u", k);
+		}
+	}
 }
 
 /* States the model never runs, which an image must not carry either. */

@@ -734,4 +734,61 @@ TEST(large_ranges_reach_the_backend_whole)
 	th_fini(&th);
 }
 
+/*
+ * The model holds at most EMU_NVME_MAX_REQS commands at the backend. The
+ * next one stays in its submission queue, where SQ Head still points (a
+ * controller leaves unfetched what it cannot hold), and is fetched as soon
+ * as a backend request finishes: every command completes, none fails.
+ */
+TEST_F(io, request_pool_full_leaves_commands_queued)
+{
+	const struct emu_nvme_state *st = emu_nvme_state(self->th.ctrl);
+	const int n = EMU_NVME_MAX_REQS + 88;
+	struct drv *d = &self->d;
+	struct drv_q *q = &d->q[1];
+	u64 buf = th_alloc(&self->th, 4096ULL * n, 4096);
+	u8 sqe[64], *blk;
+	int i;
+
+	ASSERT_EQ(0, drv_bringup(d, 1, 1024, 0, 1));
+	for (i = 0; i < n; i++) {
+		blk = self->th.disk + ((u64)i << 12);
+		memset(blk, i, 4096);
+		emu_put_le32(blk, 0x5a000000 | (u32)i);
+	}
+	for (i = 0; i < n; i++) {
+		drv_sqe(sqe, 0x02, 1);
+		drv_set_dw(sqe, 10, (u32)i);
+		drv_set_prp(sqe, buf + 4096ULL * i, 0);
+		ASSERT_EQ(i, drv_submit_cid(d, 1, sqe, (u16)i));
+	}
+	emu_nvme_poll(self->th.ctrl, 2 * n);
+	emu_nvme_poll(self->th.ctrl, 2 * n);
+	EXPECT_EQ(EMU_NVME_MAX_REQS, emu_nvme_inflight(self->th.ctrl));
+	EXPECT_EQ(EMU_NVME_MAX_REQS, self->th.npend);
+	EXPECT_EQ(EMU_NVME_MAX_REQS, st->sq[1].head);
+	EXPECT_EQ(0, drv_reap(d, 1));
+	/* One request finishes: its command completes, one more is taken. */
+	ASSERT_EQ(1, th_run_backend(&self->th, 1));
+	EXPECT_EQ(1, drv_reap(d, 1));
+	emu_nvme_poll(self->th.ctrl, 2 * n);
+	EXPECT_EQ(EMU_NVME_MAX_REQS, emu_nvme_inflight(self->th.ctrl));
+	EXPECT_EQ(EMU_NVME_MAX_REQS + 1, st->sq[1].head);
+	ASSERT_EQ(0, drv_drain(d, 1000));
+	EXPECT_EQ(n, (int)q->completions);
+	for (i = 0; i < n; i++) {
+		EXPECT_EQ(1, q->cmd[i].done);
+		EXPECT_EQ(0, q->cmd[i].status);
+		EXPECT_EQ(0, memcmp(th_ptr(&self->th, buf + 4096ULL * i),
+				    self->th.disk + ((u64)i << 12), 4096)) {
+			TH_LOG("block %d", i);
+		}
+	}
+	EXPECT_EQ(0, emu_nvme_inflight(self->th.ctrl));
+	EXPECT_EQ(0, (long)self->th.bufs);
+	EXPECT_EQ(0, d->errors) {
+		TH_LOG("%s", d->why);
+	}
+}
+
 TEST_HARNESS_MAIN
