@@ -550,6 +550,101 @@ TEST(monitor_events_golden)
 	}
 }
 
+/*
+ * has_* say which attributes the kernel sent: all of those of a full
+ * adapter reply, and of an event only those it carries.
+ */
+static int keep_mig_state_cb(const struct hba_msg *m, void *arg)
+{
+	if (m->cmd == EMUHBA_CMD_MIG_STATE_NTF)
+		*(struct hba_msg *)arg = *m;
+	return 0;
+}
+
+TEST(attributes_marked_present)
+{
+	struct buf *e = events_buf();
+	static struct buf b;
+	struct hba_nlerr err;
+	struct hba_msg got;
+
+	b.len = 0;
+	buf_add(&b, adapter_msg(&fa1, EMUHBA_CMD_ADAPTER_GET, 0));
+	memset(&got, 0, sizeof(got));
+	ASSERT_EQ(0, hba_parse_attrs(b.d + NLMSG_HDRLEN + GENL_HDRLEN,
+				     b.len - NLMSG_HDRLEN - GENL_HDRLEN, &got));
+	EXPECT_TRUE(got.has_id && got.has_bdf && got.has_personality);
+	EXPECT_TRUE(got.has_mode);
+	EXPECT_TRUE(got.has_mig_state);
+	EXPECT_EQ(6, got.mig_state);
+	EXPECT_TRUE(got.has_open && got.open);
+	EXPECT_TRUE(got.has_backend && got.has_policy);
+	EXPECT_TRUE(got.has_nsid && got.has_nguid && got.has_eui64);
+	EXPECT_TRUE(got.has_subnqn && got.has_guest_identity);
+	EXPECT_TRUE(got.has_position_source);
+	EXPECT_FALSE(got.has_old_mode || got.has_old_mig_state);
+	EXPECT_FALSE(got.has_error || got.has_error_msg);
+
+	memset(&got, 0, sizeof(got));
+	EXPECT_EQ(HBA_PARSE_MORE, hba_parse_buf(e->d, e->len, FAM,
+						keep_mig_state_cb, &got, 0,
+						NULL, &err));
+	ASSERT_EQ(EMUHBA_CMD_MIG_STATE_NTF, got.cmd);
+	EXPECT_TRUE(got.has_old_mig_state && got.has_mig_state);
+	EXPECT_EQ(2, got.old_mig_state);
+	EXPECT_EQ(6, got.mig_state);
+	EXPECT_FALSE(got.has_mode || got.has_old_mode || got.has_open);
+	EXPECT_FALSE(got.has_backend || got.has_policy || got.has_personality);
+}
+
+/*
+ * A callback's negative value ends the walk, and is what it returns:
+ * the decoded one's and the undecoded (raw_type) one's.
+ */
+static int stop_cb(const struct hba_msg *m, void *arg)
+{
+	(void)m;
+	(*(int *)arg)++;
+	return -ECANCELED;
+}
+
+static int stop_raw_cb(const void *nlh, void *arg)
+{
+	(void)nlh;
+	(*(int *)arg) += 100;
+	return -ENOBUFS;
+}
+
+TEST(callback_stops_the_parse)
+{
+	struct buf *b = dump_buf();
+	static struct buf x;
+	struct hba_nlerr err;
+	struct nl_msg *m;
+	int n = 0;
+
+	memset(&err, 0x5a, sizeof(err));
+	EXPECT_EQ(-ECANCELED, hba_parse_buf(b->d, b->len, FAM, stop_cb, &n, 0,
+					    NULL, &err));
+	/* neither the second adapter nor NLMSG_DONE was looked at */
+	EXPECT_EQ(1, n);
+	EXPECT_EQ(0x5a5a5a5a, err.error);
+
+	/* a controller message, then an adapter and the end of the dump */
+	x.len = 0;
+	m = nlmsg_alloc_simple(GENL_ID_CTRL, 0);
+	genlmsg_put(m, 0, 0, GENL_ID_CTRL, 0, 0, CTRL_CMD_NEWFAMILY, 2);
+	nla_put_string(m, CTRL_ATTR_FAMILY_NAME, "emuhba");
+	buf_add(&x, m);
+	buf_add(&x, adapter_msg(&fa0, EMUHBA_CMD_ADAPTER_ADD_NTF, 0));
+	done_msg(&x, 0);
+	n = 0;
+	EXPECT_EQ(-ENOBUFS, hba_parse_buf(x.d, x.len, FAM, stop_cb, &n,
+					  GENL_ID_CTRL, stop_raw_cb, &err));
+	EXPECT_EQ(100, n);
+	EXPECT_EQ(0x5a5a5a5a, err.error);
+}
+
 static struct nl_msg *link_msg(void)
 {
 	struct ifinfomsg ifi = { .ifi_index = 5 };
@@ -852,6 +947,79 @@ TEST(truncated_and_malformed)
 	EXPECT_EQ(-EBADMSG, hba_parse_buf(x.d, x.len, FAM, count_cb, &n, 0,
 					  NULL, &err));
 	EXPECT_EQ(0, n);
+}
+
+/* NGUID and EUI-64 have their exact widths: 16 and 8 bytes. */
+TEST(identity_of_the_wrong_width)
+{
+	static const struct { int type; size_t len; } t[] = {
+		{ EMUHBA_A_ADAPTER_NGUID, 8 }, { EMUHBA_A_ADAPTER_NGUID, 15 },
+		{ EMUHBA_A_ADAPTER_NGUID, 17 }, { EMUHBA_A_ADAPTER_EUI64, 4 },
+		{ EMUHBA_A_ADAPTER_EUI64, 7 }, { EMUHBA_A_ADAPTER_EUI64, 9 },
+		{ EMUHBA_A_ADAPTER_EUI64, 16 },
+	};
+	static const u8 bytes[32] = { 0x11, 0x22, 0x33 };
+	static struct buf x;
+	struct hba_nlerr err;
+	struct nl_msg *m;
+	int n = 0;
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		x.len = 0;
+		m = genl_new(EMUHBA_CMD_ADAPTER_GET, 0);
+		nla_put(m, t[i].type, t[i].len, bytes);
+		nla_put_u32(m, EMUHBA_A_ADAPTER_NSID, 1);
+		buf_add(&x, m);
+		EXPECT_EQ(-EBADMSG, hba_parse_buf(x.d, x.len, FAM, count_cb,
+						  &n, 0, NULL, &err))
+			TH_LOG("attribute %d of %zu bytes", t[i].type, t[i].len);
+	}
+	EXPECT_EQ(0, n);
+}
+
+/*
+ * A VF entry hbamig cannot read fails the whole link: a field shorter
+ * than its struct, or more VFs than it has room for.
+ */
+TEST(vf_info_refused_whole)
+{
+	static struct hba_link l;
+	struct ifinfomsg ifi = { .ifi_index = 5 };
+	struct ifla_vf_mac mac = { .vf = 0 };
+	struct ifla_vf_trust tr = { .vf = 0, .setting = 1 };
+	struct nlattr *list, *info;
+	struct nl_msg *m;
+	struct nlmsghdr *h;
+
+	m = nlmsg_alloc_simple(RTM_NEWLINK, 0);
+	nlmsg_append(m, &ifi, sizeof(ifi), NLMSG_ALIGNTO);
+	list = nla_nest_start(m, IFLA_VFINFO_LIST);
+	info = nla_nest_start(m, IFLA_VF_INFO);
+	nla_put(m, IFLA_VF_MAC, sizeof(mac), &mac);
+	nla_put(m, IFLA_VF_TRUST, sizeof(tr) - 1, &tr);
+	nla_nest_end(m, info);
+	nla_nest_end(m, list);
+	nla_put_string(m, IFLA_IFNAME, "enp1s0f0");
+	h = nlmsg_hdr(m);
+	EXPECT_EQ(-EINVAL, hba_parse_link(h, h->nlmsg_len, &l));
+	nlmsg_free(m);
+
+	m = nlmsg_alloc_size(65536);
+	ASSERT_NE(NULL, m);
+	ASSERT_NE(NULL, nlmsg_put(m, 0, 0, RTM_NEWLINK, 0, 0));
+	nlmsg_append(m, &ifi, sizeof(ifi), NLMSG_ALIGNTO);
+	list = nla_nest_start(m, IFLA_VFINFO_LIST);
+	for (u32 vf = 0; vf <= HBA_MAX_VFS; vf++) {
+		mac.vf = vf;
+		info = nla_nest_start(m, IFLA_VF_INFO);
+		ASSERT_EQ(0, nla_put(m, IFLA_VF_MAC, sizeof(mac), &mac));
+		nla_nest_end(m, info);
+	}
+	nla_nest_end(m, list);
+	h = nlmsg_hdr(m);
+	EXPECT_EQ(-E2BIG, hba_parse_link(h, h->nlmsg_len, &l));
+	EXPECT_EQ(HBA_MAX_VFS, l.n);
+	nlmsg_free(m);
 }
 
 TEST(unknown_attributes_and_other_families_ignored)

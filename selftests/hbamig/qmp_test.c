@@ -169,6 +169,39 @@ TEST(rx_bounds_a_message)
 	qmp_rx_free(&rx);
 }
 
+/*
+ * Inside a string an escaped quote does not end it, so the brackets after
+ * it are text; an escaped backslash does not escape the quote after it.
+ */
+TEST(rx_escapes_in_strings)
+{
+	struct json_object *o, *v;
+	struct qmp_rx rx;
+
+	o = parse1("{\"return\": \"a\\\"}b\"}\r\n");
+	ASSERT_NE(NULL, o);
+	ASSERT_TRUE(json_object_object_get_ex(o, "return", &v));
+	EXPECT_STREQ("a\"}b", json_object_get_string(v));
+	json_object_put(o);
+
+	o = parse1("{\"desc\": \"c:\\\\\", \"x\": \"]\"}\r\n");
+	ASSERT_NE(NULL, o);
+	ASSERT_TRUE(json_object_object_get_ex(o, "desc", &v));
+	EXPECT_STREQ("c:\\", json_object_get_string(v));
+	json_object_put(o);
+
+	/* the escape split between two reads */
+	ASSERT_EQ(0, qmp_rx_init(&rx));
+	ASSERT_EQ(0, qmp_rx_feed(&rx, "{\"return\": \"a\\", 14));
+	EXPECT_EQ(0, qmp_rx_next(&rx, &o));
+	ASSERT_EQ(0, qmp_rx_feed(&rx, "\"}\"}\r\n", 6));
+	ASSERT_EQ(1, qmp_rx_next(&rx, &o));
+	ASSERT_TRUE(json_object_object_get_ex(o, "return", &v));
+	EXPECT_STREQ("a\"}", json_object_get_string(v));
+	json_object_put(o);
+	qmp_rx_free(&rx);
+}
+
 /* ---- decoding ---- */
 
 TEST(classify)
@@ -668,8 +701,8 @@ static ssize_t read_for(int fd, char *buf, size_t len, int ms)
 
 /*
  * A guard sends its command when its owner dies without releasing it,
- * SIGKILL included, waits for QEMU's answer, and sends nothing once
- * released.
+ * SIGKILL included, waits for QEMU's whole answer (its line), and sends
+ * nothing once released.
  */
 TEST(guard_sends_when_its_owner_dies)
 {
@@ -711,11 +744,125 @@ TEST(guard_sends_when_its_owner_dies)
 			EXPECT_EQ((ssize_t)strlen(cmd),
 				  read_for(sp[1], buf, sizeof(buf), 3000));
 			EXPECT_STREQ(cmd, buf);
-			ASSERT_GT(write(sp[1], "{\"return\": {}}\r\n", 16), 0);
+			/* the answer's first part: the guard waits for the rest */
+			ASSERT_EQ(13, write(sp[1], "{\"return\": {", 13));
+			EXPECT_EQ(-1, read_for(sp[1], buf, sizeof(buf), 300));
+			ASSERT_EQ(3, write(sp[1], "}\r\n", 3));
 			EXPECT_EQ(0, read_for(sp[1], buf, sizeof(buf), 3000));
 		}
 		close(sp[1]);
 	}
+}
+
+/* How the guard child ended, from its SIGCHLD. */
+static volatile sig_atomic_t chld_pid, chld_code, chld_status;
+
+static void on_chld(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	chld_pid = si->si_pid;
+	chld_code = si->si_code;
+	chld_status = si->si_status;
+}
+
+struct watchdog {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done, fired;
+	pid_t pid;
+};
+
+/* SIGKILLs the guard if it is still there after 5 s: no child is left. */
+static void *watchdog_main(void *arg)
+{
+	struct watchdog *w = arg;
+	struct timespec t;
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	clock_gettime(CLOCK_REALTIME, &t);
+	t.tv_sec += 5;
+	pthread_mutex_lock(&w->lock);
+	while (!w->done &&
+	       pthread_cond_timedwait(&w->cond, &w->lock, &t) != ETIMEDOUT)
+		;
+	if (!w->done) {
+		w->fired = true;
+		kill(w->pid, SIGKILL);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+/*
+ * While its owner holds it, a guard sends nothing, whichever descriptors
+ * its pipe got (here also a read end below the monitor's socket); on
+ * release it ends by itself, at once, exit status 0, whatever errno the
+ * owner had left (EINTR from a call it retried), and sends nothing.
+ */
+TEST(guard_holds_until_released)
+{
+	struct sigaction sa = { .sa_sigaction = on_chld,
+				.sa_flags = SA_SIGINFO | SA_RESTART };
+	struct watchdog w = { .lock = PTHREAD_MUTEX_INITIALIZER,
+			      .cond = PTHREAD_COND_INITIALIZER };
+	char cmd[256], buf[512];
+	struct qmp_guard g;
+	struct qmp q;
+	pthread_t th;
+	int sp[2], hole, layout;
+
+	ASSERT_EQ(0, qmp_mig_threshold_cmd(cmd, sizeof(cmd), 300, 0));
+	ASSERT_EQ(0, sigaction(SIGCHLD, &sa, NULL));
+	for (layout = 0; layout < 2; layout++) {
+		/* layout 1: the lowest free descriptor is below the socket */
+		hole = layout ? open("/dev/null", O_RDONLY | O_CLOEXEC) : -1;
+		ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
+					sp));
+		if (layout) {
+			ASSERT_GT(hole, 2);
+			ASSERT_LT(hole, sp[0]);
+			close(hole);
+		}
+		memset(&q, 0, sizeof(q));
+		q.fd = sp[0];
+		chld_pid = chld_code = chld_status = 0;
+		errno = EINTR;
+		ASSERT_EQ(0, qmp_guard_start(&q, cmd, &g));
+		ASSERT_GT(g.pid, 0);
+		/*
+		 * The pipe's writing end is above the socket; its reading
+		 * end took the hole (the owner has closed it since).
+		 */
+		EXPECT_GT(g.fd, sp[1]);
+		EXPECT_EQ(-1, read_for(sp[1], buf, sizeof(buf), 300))
+			TH_LOG("layout %d: sent while held: %s", layout, buf);
+
+		w.done = w.fired = false;
+		w.pid = g.pid;
+		ASSERT_EQ(0, pthread_create(&th, NULL, watchdog_main, &w));
+		qmp_guard_release(&g);
+		pthread_mutex_lock(&w.lock);
+		w.done = true;
+		pthread_cond_signal(&w.cond);
+		pthread_mutex_unlock(&w.lock);
+		pthread_join(th, NULL);
+		EXPECT_FALSE(w.fired) TH_LOG("layout %d: release took 5 s", layout);
+		EXPECT_EQ(0, g.pid);
+		EXPECT_EQ(w.pid, chld_pid);
+		EXPECT_EQ(CLD_EXITED, chld_code);
+		EXPECT_EQ(0, chld_status);
+
+		/* nothing sent, and the guard holds the monitor no more */
+		close(sp[0]);
+		EXPECT_EQ(0, read_for(sp[1], buf, sizeof(buf), 3000))
+			TH_LOG("layout %d: %s", layout, buf);
+		close(sp[1]);
+	}
+	signal(SIGCHLD, SIG_DFL);
 }
 
 static int progress_calls;

@@ -4,6 +4,8 @@
  * and of the TCP program on crafted frames (CAP_BPF, CAP_NET_ADMIN).
  */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
 #include <poll.h>
@@ -424,6 +426,42 @@ TEST(agent_start_refuses)
 	o.max_ms = 100;
 	o.path = "/proc/self/status";
 	EXPECT_NE(0, rnr_agent_start(&o, &a));
+}
+
+/* Which of the descriptors 0..63 are open, one bit each. */
+static uint64_t open_fds(void)
+{
+	uint64_t m = 0;
+
+	for (int fd = 0; fd < 64; fd++)
+		if (fcntl(fd, F_GETFD) >= 0)
+			m |= 1ULL << fd;
+	return m;
+}
+
+/*
+ * A lease that cannot be had (no such interface) is refused before
+ * anything is loaded, and closes none of the caller's descriptors:
+ * standard input included, as a descriptor left at 0 would.
+ */
+TEST(tcp_refused_lease_closes_nothing)
+{
+	struct quiesce_conn c = { .family = AF_INET, .lport = 50000,
+				  .rport = 4420 };
+	struct quiesce_selection s = {};
+	struct quiesce_tcp *q = NULL;
+	uint64_t before;
+
+	if (fcntl(0, F_GETFD) < 0)
+		ASSERT_EQ(0, open("/dev/null", O_RDONLY));
+	ASSERT_EQ(0, quiesce_sel_parse_conn(&s, "*,10.1.0.100:4420"));
+	before = open_fds();
+	EXPECT_EQ(-ENODEV, quiesce_tcp_prepare("no-such-if0", &c, 1, 1000, &q));
+	EXPECT_EQ(-ENODEV, quiesce_tcp_prepare_fwd("no-such-if0", "lo", s.sel,
+						   s.nr, 1000, &q));
+	EXPECT_EQ(NULL, q);
+	EXPECT_EQ(before, open_fds());
+	EXPECT_EQ(0, fcntl(0, F_GETFD) < 0 ? errno : 0);
 }
 
 /* An IPv4 TCP segment with ACK set, in an Ethernet frame, into @f (54). */
