@@ -51,6 +51,32 @@ TEST(conn_wildcards)
 	EXPECT_TRUE(s.sel[1].has_raddr);
 }
 
+/*
+ * A side without an address leaves the family to the other side; with
+ * neither, the selection matches both families (0).
+ */
+TEST(conn_family_from_either_side)
+{
+	struct quiesce_selection s = {};
+
+	ASSERT_EQ(0, quiesce_sel_parse_conn(&s, "10.0.0.1:5000,*:4420"));
+	ASSERT_EQ(0, quiesce_sel_parse_conn(&s, "*,10.0.0.2:4420"));
+	ASSERT_EQ(0, quiesce_sel_parse_conn(&s, "[fd00::1]:1,*"));
+	ASSERT_EQ(0, quiesce_sel_parse_conn(&s, "*:5000,*:4420"));
+	ASSERT_EQ(4, s.nr);
+	EXPECT_EQ(AF_INET, s.sel[0].family);
+	EXPECT_TRUE(s.sel[0].has_laddr);
+	EXPECT_FALSE(s.sel[0].has_raddr);
+	EXPECT_EQ(4420, s.sel[0].rport);
+	EXPECT_EQ(AF_INET, s.sel[1].family);
+	EXPECT_FALSE(s.sel[1].has_laddr);
+	EXPECT_TRUE(s.sel[1].has_raddr);
+	EXPECT_EQ(AF_INET6, s.sel[2].family);
+	EXPECT_EQ(0, s.sel[3].family);
+	EXPECT_EQ(5000, s.sel[3].lport);
+	EXPECT_EQ(4420, s.sel[3].rport);
+}
+
 TEST(conn_bad)
 {
 	struct quiesce_selection s = {};
