@@ -188,9 +188,10 @@ TEST(agent_parse)
 	EXPECT_EQ((int)RNR_AGENT_RESUME, (int)r.cmd);
 	ASSERT_EQ(0, rnr_agent_parse("status", 6, &r));
 	EXPECT_EQ((int)RNR_AGENT_STATUS, (int)r.cmd);
-	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		EXPECT_EQ(-EINVAL, rnr_agent_parse(bad[i], strlen(bad[i]), &r))
 			TH_LOG("accepted bad[%zu]", i);
+	}
 	EXPECT_EQ(-ERANGE, rnr_agent_parse("pause 0", 7, &r));
 	EXPECT_EQ(-ERANGE, rnr_agent_parse("pause 300001", 12, &r));
 	EXPECT_EQ(-ERANGE, rnr_agent_parse("pause 99999999999999999999", 26,
@@ -440,20 +441,6 @@ TEST_F(agent, hangup_ends_lease)
 	EXPECT_TRUE(held < 2000) TH_LOG("held %.1f ms", held);
 }
 
-TEST(agent_start_refuses)
-{
-	struct rnr_agent_opts o = { .path = "/tmp/x", .max_ms = 0 };
-	struct rnr_agent *a;
-
-	EXPECT_EQ(-EINVAL, rnr_agent_start(&o, &a));
-	o.max_ms = RNR_AGENT_MAX_MS + 1;
-	EXPECT_EQ(-EINVAL, rnr_agent_start(&o, &a));
-	/* A regular file at the path is not the agent's to remove. */
-	o.max_ms = 100;
-	o.path = "/proc/self/status";
-	EXPECT_NE(0, rnr_agent_start(&o, &a));
-}
-
 /* Which of the descriptors 0..63 are open, one bit each. */
 static uint64_t open_fds(void)
 {
@@ -463,6 +450,33 @@ static uint64_t open_fds(void)
 		if (fcntl(fd, F_GETFD) >= 0)
 			m |= 1ULL << fd;
 	return m;
+}
+
+/*
+ * A refused start says why (the errno of the step that failed) and keeps
+ * none of the descriptors it opened.
+ */
+TEST(agent_start_refuses)
+{
+	struct rnr_agent_opts o = { .path = "/tmp/x", .max_ms = 0 };
+	struct rnr_agent *a;
+	struct stat st;
+	uint64_t before = open_fds();
+
+	EXPECT_EQ(-EINVAL, rnr_agent_start(&o, &a));
+	o.max_ms = RNR_AGENT_MAX_MS + 1;
+	EXPECT_EQ(-EINVAL, rnr_agent_start(&o, &a));
+	/* A regular file at the path is not the agent's to remove. */
+	o.max_ms = 100;
+	o.path = "/proc/self/status";
+	EXPECT_EQ(-EADDRINUSE, rnr_agent_start(&o, &a));
+	EXPECT_EQ(0, lstat(o.path, &st));
+	EXPECT_TRUE(S_ISREG(st.st_mode));
+	EXPECT_EQ(before, open_fds());
+	/* No directory to bind in. */
+	o.path = "/nonexistent/rnr-agent.sock";
+	EXPECT_EQ(-ENOENT, rnr_agent_start(&o, &a));
+	EXPECT_EQ(before, open_fds());
 }
 
 /*
