@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <string.h>
 #include <poll.h>
@@ -542,21 +543,30 @@ static void tcp_frame(uint8_t *f, const uint8_t *dmac, const uint8_t *smac,
  * it (entering --dev) as from the guest's own (leaving it), keyed by the
  * guest's end, with what a kick needs before the guest has said anything:
  * its MAC, the peer's sequence number, the guest's acknowledged one. The
- * guest's own segments then take over. Needs CAP_BPF and CAP_NET_ADMIN.
+ * guest's own segments then take over. An index past the connections
+ * learned is none of them, and freeing the lease gives back every
+ * descriptor it took. Needs CAP_BPF and CAP_NET_ADMIN.
  */
 TEST(fwd_learns_from_either_direction)
 {
 	static const uint8_t guest[6] = { 2, 0, 0, 0, 0, 0x0a };
 	static const uint8_t peer[6] = { 2, 0, 0, 0, 0, 0x64 };
+	static const int beyond[] = { -1, 1, QUIESCE_TCP_MAX_CONNS, INT_MAX,
+				      INT_MIN };
 	struct quiesce_selection s = {};
 	const struct quiesce_conn *c;
 	struct quiesce_tcp_val v;
 	struct quiesce_tcp *q;
 	uint8_t f[54], a[4];
+	uint64_t before;
+	size_t i;
 
 	ASSERT_EQ(0, quiesce_sel_parse_conn(&s, "*,10.1.0.100:4420"));
+	before = open_fds();
 	ASSERT_EQ(0, quiesce_tcp_prepare_fwd("lo", "lo", s.sel, s.nr, 1000,
 					     &q));
+	EXPECT_NE(before, open_fds());
+	EXPECT_EQ(-ENOENT, quiesce_tcp_conn_val(q, 0, &v));
 	/* the peer's segment to another port of the guest: not selected */
 	tcp_frame(f, guest, peer, "10.1.0.100", "10.1.0.10", 4421, 50000,
 		  1000, 2000);
@@ -593,7 +603,12 @@ TEST(fwd_learns_from_either_direction)
 	EXPECT_EQ(1500u, v.ack);
 	EXPECT_EQ(2500u, v.seq_next);
 	EXPECT_EQ(1, quiesce_tcp_conns(q, &c));
+	for (i = 0; i < sizeof(beyond) / sizeof(beyond[0]); i++) {
+		EXPECT_EQ(-ENOENT, quiesce_tcp_conn_val(q, beyond[i], &v))
+			TH_LOG("index %d", beyond[i]);
+	}
 	quiesce_tcp_free(q);
+	EXPECT_EQ(before, open_fds());
 }
 
 TEST_HARNESS_MAIN
