@@ -601,13 +601,21 @@ TEST(exec_with_events_and_stale_replies)
 	EXPECT_TRUE(running);
 	EXPECT_EQ(1, (int)q.events);
 	EXPECT_STREQ("active", q.mig_event);
+	/* Nothing failed yet: no error to report. */
+	EXPECT_STREQ("", q.err_class);
+	EXPECT_STREQ("", q.err_desc);
 	EXPECT_EQ(-EREMOTEIO, qmp_exec(&q, "cont", NULL, NULL));
 	EXPECT_STREQ("GenericError", q.err_class);
 	EXPECT_STREQ("no", q.err_desc);
 	EXPECT_EQ(-EREMOTEIO, qmp_exec(&q, "frobnicate", NULL, NULL));
 	EXPECT_STREQ("CommandNotFound", q.err_class);
+	/* A success after it leaves the last error as QEMU reported it. */
+	ASSERT_EQ(0, qmp_query_status(&q, st, sizeof(st), &running));
+	EXPECT_STREQ("CommandNotFound", q.err_class);
+	EXPECT_STREQ("not in script", q.err_desc);
 	srv_stop(&sv, &q);
-	EXPECT_STREQ("qmp_capabilities query-status cont frobnicate ", sv.log);
+	EXPECT_STREQ("qmp_capabilities query-status cont frobnicate "
+		     "query-status ", sv.log);
 }
 
 TEST(exec_transport_failures)
@@ -648,6 +656,8 @@ TEST(exec_transport_failures)
 
 	ASSERT_EQ(0, srv_start(&sv, wrong, 1, &q, 2000));
 	EXPECT_EQ(-EPROTO, qmp_query_status(&q, st, sizeof(st), &running));
+	EXPECT_STREQ("protocol", q.err_class);
+	EXPECT_STREQ("malformed query-status reply", q.err_desc);
 	srv_stop(&sv, &q);
 }
 
