@@ -815,11 +815,28 @@ static void *watchdog_main(void *arg)
 	return NULL;
 }
 
+/* The state letter of /proc/PID/stat ("S": asleep in a system call). */
+static char proc_state(pid_t pid)
+{
+	char path[64], line[512], *p;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	p = fgets(line, sizeof(line), f) ? strrchr(line, ')') : NULL;
+	fclose(f);
+	return p && p[1] == ' ' ? p[2] : 0;
+}
+
 /*
  * While its owner holds it, a guard sends nothing, whichever descriptors
- * its pipe got (here also a read end below the monitor's socket); on
- * release it ends by itself, at once, exit status 0, whatever errno the
- * owner had left (EINTR from a call it retried), and sends nothing.
+ * its pipe got (here also a read end below the monitor's socket), and
+ * outlives what a terminal sends its process group (Ctrl-C, hangup,
+ * termination): those are its owner's to handle. On release it ends by
+ * itself, at once, exit status 0, whatever errno the owner had left
+ * (EINTR from a call it retried), and sends nothing.
  */
 TEST(guard_holds_until_released)
 {
@@ -832,9 +849,12 @@ TEST(guard_holds_until_released)
 	struct qmp q;
 	pthread_t th;
 	int sp[2], hole, layout;
+	char state;
 
 	ASSERT_EQ(0, qmp_mig_threshold_cmd(cmd, sizeof(cmd), 300, 0));
 	ASSERT_EQ(0, sigaction(SIGCHLD, &sa, NULL));
+	/* a release written to a guard that is gone fails, not kills */
+	signal(SIGPIPE, SIG_IGN);
 	for (layout = 0; layout < 2; layout++) {
 		/* layout 1: the lowest free descriptor is below the socket */
 		hole = layout ? open("/dev/null", O_RDONLY | O_CLOEXEC) : -1;
@@ -858,6 +878,15 @@ TEST(guard_holds_until_released)
 		EXPECT_GT(g.fd, sp[1]);
 		EXPECT_EQ(-1, read_for(sp[1], buf, sizeof(buf), 300))
 			TH_LOG("layout %d: sent while held: %s", layout, buf);
+		/* Set up and waiting for its owner: the group's signals. */
+		while ((state = proc_state(g.pid)) == 'R' || state == 'D')
+			usleep(1000);
+		ASSERT_EQ('S', state);
+		EXPECT_EQ(0, kill(g.pid, SIGINT));
+		EXPECT_EQ(0, kill(g.pid, SIGHUP));
+		EXPECT_EQ(0, kill(g.pid, SIGTERM));
+		EXPECT_EQ(-1, read_for(sp[1], buf, sizeof(buf), 300))
+			TH_LOG("layout %d: sent on a signal: %s", layout, buf);
 
 		w.done = w.fired = false;
 		w.pid = g.pid;
