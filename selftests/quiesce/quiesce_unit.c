@@ -505,6 +505,26 @@ TEST(tcp_refused_lease_closes_nothing)
 	EXPECT_EQ(0, fcntl(0, F_GETFD) < 0 ? errno : 0);
 }
 
+/*
+ * A lease taken with standard input closed has descriptor 0 among its
+ * own (a raw socket: libbpf keeps its descriptors above 2), and freeing
+ * it closes that one too. Needs CAP_BPF, CAP_NET_ADMIN and CAP_NET_RAW.
+ */
+TEST(tcp_lease_gives_back_descriptor_0)
+{
+	struct quiesce_conn c = { .family = AF_INET, .lport = 50000,
+				  .rport = 4420 };
+	struct quiesce_tcp *q = NULL;
+	uint64_t before;
+
+	close(0);
+	before = open_fds();
+	ASSERT_EQ(0, quiesce_tcp_prepare("lo", &c, 1, 1000, &q));
+	ASSERT_EQ(1ULL, open_fds() & 1);
+	quiesce_tcp_free(q);
+	EXPECT_EQ(before, open_fds());
+}
+
 /* An IPv4 TCP segment with ACK set, in an Ethernet frame, into @f (54). */
 static void tcp_frame(uint8_t *f, const uint8_t *dmac, const uint8_t *smac,
 		      const char *sip, const char *dip, uint16_t sport,
