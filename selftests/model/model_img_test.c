@@ -345,7 +345,11 @@ TEST_F(img, coalesced_interrupt_survives_migration)
 	th_new_ctrl(&self->th);
 	ASSERT_EQ(0, emu_img_import(self->th.ctrl, b, (size_t)len, err,
 				    sizeof(err)));
-	EXPECT_EQ(0, (long)self->th.irqs[2]);
+	/*
+	 * The image says what was pending (the coalesced completion on
+	 * vector 2 only): nothing fires on import, on no vector.
+	 */
+	EXPECT_EQ(0, (long)th_irq_total(&self->th));
 	self->th.now += 1000000;
 	emu_nvme_poll(self->th.ctrl, 8);
 	EXPECT_EQ(1, (long)self->th.irqs[2]);
