@@ -1728,4 +1728,53 @@ TEST(observer_refuses_unrecorded_queues)
 	th_fini(&th);
 }
 
+/* Offset of the first Identify page entry with CNS cns in b, or -1. */
+static int id_page_find(const u8 *b, int len, u8 cns)
+{
+	u32 slen, n, i, runs, k;
+	int off = sec_find((u8 *)b, len, EMU_IMG_SEC_IDENTITY, &slen), at;
+
+	if (off < 0)
+		return -1;
+	n = emu_get_le16(b + off + 18);
+	at = off + 20;
+	for (i = 0; i < n; i++) {
+		if (b[at] == cns)
+			return at;
+		runs = emu_get_le16(b + at + 8);
+		at += 10;
+		for (k = 0; k < runs; k++)
+			at += 4 + emu_get_le16(b + at + 2);
+	}
+	return -1;
+}
+
+/*
+ * The model keeps one Identify Controller page, under NSID 0 (CNS 01h
+ * does not use the NSID): an image whose only such page carries another
+ * NSID is malformed, naming the field and the NSID.
+ */
+TEST_F(img, identify_controller_page_under_nsid_0)
+{
+	static const u32 nsid[] = { 1, 2, 0xffffffff };
+	static u8 b[65536];
+	char err[200], want[100];
+	unsigned int i;
+	int at;
+
+	at = id_page_find(img, self->len, 1);
+	ASSERT_GT(at, 0);
+	ASSERT_EQ(0, emu_get_le32(img + at + 4));
+	for (i = 0; i < EMU_ARRAY_SIZE(nsid); i++) {
+		memcpy(b, img, (size_t)self->len);
+		emu_put_le32(b + at + 4, nsid[i]);
+		img_fix(b, self->len);
+		snprintf(want, sizeof(want),
+			 "identity.page.nsid: not 0 for Identify Controller (%u)",
+			 nsid[i]);
+		EXPECT_EQ(0, malformed(&self->th, b, self->len, want, err))
+			TH_LOG("%s: got '%s'", want, err);
+	}
+}
+
 TEST_HARNESS_MAIN
