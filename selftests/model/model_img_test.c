@@ -1777,4 +1777,120 @@ TEST_F(img, identify_controller_page_under_nsid_0)
 	}
 }
 
+/*
+ * The features the image holds as flags, one bit in Set Features (Volatile
+ * Write Cache WCE, Write Atomicity Normal DN, APST enable, Non-Operational
+ * Power State Config NOPPME) and nq_set, are 0 or 1: any other value is
+ * malformed; 0 and 1 are taken as they are.
+ */
+TEST_F(img, feature_flags_are_0_or_1)
+{
+	static const struct {
+		int off;		/* in the FEATURES payload */
+		int size;
+	} flag[] = {
+		{ 3 * 4, 4 },		/* Volatile Write Cache */
+		{ 6 * 4, 4 },		/* Write Atomicity Normal */
+		{ 8 * 4, 4 },		/* APST enable */
+		{ 11 * 4, 4 },		/* NOPSC */
+		{ 13 * 4, 1 },		/* nq_set */
+	};
+	static const u32 bad[] = { 2, 3, 0x80000001 };
+	static u8 b[65536], again[65536];
+	char err[200];
+	unsigned int i, k;
+	int foff, at;
+	u32 slen, v;
+
+	foff = sec_find(img, self->len, EMU_IMG_SEC_FEATURES, &slen);
+	ASSERT_GT(foff, 0);
+	for (i = 0; i < EMU_ARRAY_SIZE(flag); i++) {
+		at = foff + flag[i].off;
+		for (k = 0; k < EMU_ARRAY_SIZE(bad); k++) {
+			if (flag[i].size == 1 && bad[k] > 0xff)
+				continue;
+			memcpy(b, img, (size_t)self->len);
+			if (flag[i].size == 1)
+				b[at] = (u8)bad[k];
+			else
+				emu_put_le32(b + at, bad[k]);
+			img_fix(b, self->len);
+			EXPECT_EQ(0, malformed(&self->th, b, self->len,
+					       "features: flag out of range",
+					       err))
+				TH_LOG("offset %d = %u: got '%s'", flag[i].off,
+				       bad[k], err);
+		}
+		for (v = 0; v <= 1; v++) {
+			memcpy(b, img, (size_t)self->len);
+			if (flag[i].size == 1)
+				b[at] = (u8)v;
+			else
+				emu_put_le32(b + at, v);
+			img_fix(b, self->len);
+			ASSERT_EQ(0, emu_img_import(self->th.ctrl, b,
+						    (size_t)self->len, err,
+						    sizeof(err)))
+				TH_LOG("offset %d = %u: %s", flag[i].off, v,
+				       err);
+			/* Taken as it was: the next export says the same. */
+			ASSERT_EQ(self->len, emu_img_export(self->th.ctrl,
+							    again,
+							    sizeof(again), 0));
+			EXPECT_EQ(0, memcmp(b, again, (size_t)self->len))
+				TH_LOG("offset %d = %u", flag[i].off, v);
+		}
+	}
+}
+
+/*
+ * Every feature the guest set reads back the same after a migration (Get
+ * Features, current value): each travels in its own place in the image.
+ */
+TEST_F(img, features_read_back_after_migration)
+{
+	static const struct {
+		u8 fid;
+		u32 val;
+	} set[] = {
+		{ 0x01, 0x03020105 },	/* Arbitration: burst 32, weights */
+		{ 0x04, 360 },		/* Composite over threshold, 360 K */
+		{ 0x04, (1U << 20) | (2U << 16) | 250 }, /* sensor 2 under */
+		{ 0x05, 0x1234 },	/* Error Recovery: TLER */
+		{ 0x06, 0 },		/* Volatile Write Cache off */
+		{ 0x08, 0x0a },		/* Interrupt Coalescing: threshold */
+		{ 0x0a, 1 },		/* Write Atomicity Normal: DN */
+		{ 0x0b, 0x302 },	/* Asynchronous Event Configuration */
+		{ 0x0f, 7000 },		/* Keep Alive Timer */
+		{ 0x11, 1 },		/* NOPSC: NOPPME */
+		{ 0x80, 0x5a },		/* Software Progress Marker: PBSLC */
+	};
+	static u8 b[65536];
+	unsigned int i;
+	char err[200];
+	u8 sqe[64];
+	u32 dw0;
+	int len;
+
+	for (i = 0; i < EMU_ARRAY_SIZE(set); i++)
+		ASSERT_EQ(0, drv_set_feature(&self->d, set[i].fid, set[i].val))
+			TH_LOG("feature %#x", set[i].fid);
+	len = emu_img_export(self->th.ctrl, b, sizeof(b), 0);
+	ASSERT_GT(len, 0);
+	th_free_ctrl(&self->th);
+	th_new_ctrl(&self->th);
+	ASSERT_EQ(0, emu_img_import(self->th.ctrl, b, (size_t)len, err,
+				    sizeof(err))) TH_LOG("%s", err);
+	for (i = 0; i < EMU_ARRAY_SIZE(set); i++) {
+		drv_sqe(sqe, 0x0a, 0);
+		drv_set_dw(sqe, 10, set[i].fid);
+		drv_set_dw(sqe, 11, set[i].val);
+		dw0 = ~0U;
+		ASSERT_EQ(0, drv_admin(&self->d, sqe, &dw0))
+			TH_LOG("feature %#x", set[i].fid);
+		EXPECT_EQ(set[i].val, dw0) TH_LOG("feature %#x", set[i].fid);
+	}
+	EXPECT_EQ(0, self->d.errors) TH_LOG("%s", self->d.why);
+}
+
 TEST_HARNESS_MAIN
