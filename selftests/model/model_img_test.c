@@ -1893,4 +1893,79 @@ TEST_F(img, features_read_back_after_migration)
 	EXPECT_EQ(0, self->d.errors) TH_LOG("%s", self->d.why);
 }
 
+/*
+ * Queue identifiers run up to EMU_NVME_MAX_QID when the VF grants that
+ * many: a guest's SQ that completes on CQ 128 migrates, and goes on
+ * completing there.
+ */
+TEST(sq_on_the_highest_cq_migrates)
+{
+	static u8 b[65536], again[65536];
+	const struct emu_nvme_state *st;
+	const u8 *cqe;
+	struct drv d;
+	struct th th;
+	char err[200];
+	u8 sqe[64];
+	u64 sq, cq;
+	u32 dw0;
+	int len;
+
+	th_init(&th, th_seed(0x80c));
+	th_new_ctrl(&th);
+	th_load_identity(&th, 12, 2048, EMU_NVME_MAX_QID);
+	emu_nvme_start_disabled(th.ctrl);
+	memset(&d, 0, sizeof(d));
+	d.th = &th;
+	ASSERT_EQ(0, drv_enable(&d, 32));
+	/* Number of Queues: the VF grants 128 of each. */
+	drv_sqe(sqe, 0x09, 0);
+	drv_set_dw(sqe, 10, 0x07);
+	drv_set_dw(sqe, 11, ((EMU_NVME_MAX_QID - 1U) << 16) | 0);
+	ASSERT_EQ(0, drv_admin(&d, sqe, &dw0));
+	ASSERT_EQ(EMU_NVME_MAX_QID - 1U, dw0 >> 16);
+	/* CQ 128 of 16 entries on vector 1, then SQ 1 on it. */
+	cq = th_alloc(&th, 16 * 16, 4096);
+	sq = th_alloc(&th, 64 * 16, 4096);
+	drv_sqe(sqe, 0x05, 0);
+	drv_set_prp(sqe, cq, 0);
+	drv_set_dw(sqe, 10, (15U << 16) | EMU_NVME_MAX_QID);
+	drv_set_dw(sqe, 11, (1U << 16) | 3);
+	ASSERT_EQ(0, drv_admin(&d, sqe, NULL));
+	drv_sqe(sqe, 0x01, 0);
+	drv_set_prp(sqe, sq, 0);
+	drv_set_dw(sqe, 10, (15U << 16) | 1);
+	drv_set_dw(sqe, 11, ((u32)EMU_NVME_MAX_QID << 16) | 1);
+	ASSERT_EQ(0, drv_admin(&d, sqe, NULL));
+
+	len = emu_img_export(th.ctrl, b, sizeof(b), 0);
+	ASSERT_GT(len, 0);
+	th_free_ctrl(&th);
+	th_new_ctrl(&th);
+	ASSERT_EQ(0, emu_img_import(th.ctrl, b, (size_t)len, err,
+				    sizeof(err))) TH_LOG("%s", err);
+	st = emu_nvme_state(th.ctrl);
+	EXPECT_EQ(EMU_NVME_MAX_QID, st->sq[1].cqid);
+	EXPECT_EQ(1, st->cq[EMU_NVME_MAX_QID].valid);
+	EXPECT_EQ(len, emu_img_export(th.ctrl, again, sizeof(again), 0));
+	EXPECT_EQ(0, memcmp(b, again, (size_t)len));
+
+	/* A Flush on SQ 1 completes in CQ 128's first entry. */
+	th.sync = 1;
+	memset(th.irqs, 0, sizeof(th.irqs));
+	drv_sqe(sqe, 0x00, 1);
+	emu_put_le16(sqe + 2, 7);
+	memcpy(th_ptr(&th, sq), sqe, 64);
+	drv_wreg(&d, 0x1000 + 2 * 1 * d.stride, 1, 4);
+	emu_nvme_poll(th.ctrl, 8);
+	cqe = th_ptr(&th, cq);
+	EXPECT_EQ(1, emu_get_le16(cqe + 14));	/* phase 1, success */
+	EXPECT_EQ(7, emu_get_le16(cqe + 12));	/* CID */
+	EXPECT_EQ(1, emu_get_le16(cqe + 10));	/* SQ identifier */
+	EXPECT_EQ(1, emu_get_le16(cqe + 8));	/* SQ head */
+	EXPECT_EQ(1, (long)th.irqs[1]);
+	EXPECT_EQ(1, (long)th_irq_total(&th));
+	th_fini(&th);
+}
+
 TEST_HARNESS_MAIN
