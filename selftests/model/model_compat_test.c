@@ -717,4 +717,36 @@ TEST(limits_mpsmin)
 	th_fini(&th);
 }
 
+/*
+ * A refused verdict's message is the check's, in its words: whatever the
+ * size of the caller's buffer, the verdict's err holds what
+ * emu_img_check_compat() writes into one of the same size (the message
+ * cut to the buffer, always terminated).
+ */
+TEST_F(cv, refusal_message_cut_like_the_check)
+{
+	static struct emu_verdict v;
+	struct emu_nvme_limits l = self->lim;
+	char err[160], cerr[160];
+	size_t n, whole;
+
+	l.mqes = 31;
+	ASSERT_NE(0, emu_img_check_compat(full, self->full_len, &l, cerr,
+					  sizeof(cerr)));
+	whole = strlen(cerr);
+	ASSERT_LT(10, whole);
+	for (n = 1; n <= whole + 2; n++) {
+		memset(err, 'x', sizeof(err));
+		memset(cerr, 'y', sizeof(cerr));
+		ASSERT_EQ(0, emu_verdict_judge(full, self->full_len, &l, &v,
+					       err, n));
+		EXPECT_FALSE(v.compatible);
+		EXPECT_NE(0, emu_img_check_compat(full, self->full_len, &l,
+						  cerr, n));
+		EXPECT_EQ(n - 1 < whole ? n - 1 : whole, strlen(err))
+			TH_LOG("errlen %zu: '%s'", n, err);
+		EXPECT_STREQ(cerr, err) TH_LOG("errlen %zu", n);
+	}
+}
+
 TEST_HARNESS_MAIN
