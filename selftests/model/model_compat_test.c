@@ -717,4 +717,97 @@ TEST(limits_mpsmin)
 	th_fini(&th);
 }
 
+/*
+ * A refused verdict's message is the check's, in its words: whatever the
+ * size of the caller's buffer, the verdict's err holds what
+ * emu_img_check_compat() writes into one of the same size (the message
+ * cut to the buffer, always terminated).
+ */
+TEST_F(cv, refusal_message_cut_like_the_check)
+{
+	static struct emu_verdict v;
+	struct emu_nvme_limits l = self->lim;
+	char err[160], cerr[160];
+	size_t n, whole;
+
+	l.mqes = 31;
+	ASSERT_NE(0, emu_img_check_compat(full, self->full_len, &l, cerr,
+					  sizeof(cerr)));
+	whole = strlen(cerr);
+	ASSERT_LT(10, whole);
+	for (n = 1; n <= whole + 2; n++) {
+		memset(err, 'x', sizeof(err));
+		memset(cerr, 'y', sizeof(cerr));
+		ASSERT_EQ(0, emu_verdict_judge(full, self->full_len, &l, &v,
+					       err, n));
+		EXPECT_FALSE(v.compatible);
+		EXPECT_NE(0, emu_img_check_compat(full, self->full_len, &l,
+						  cerr, n));
+		EXPECT_EQ(n - 1 < whole ? n - 1 : whole, strlen(err))
+			TH_LOG("errlen %zu: '%s'", n, err);
+		EXPECT_STREQ(cerr, err) TH_LOG("errlen %zu", n);
+	}
+}
+
+/*
+ * MDTS counts in units of 2^(12 + CAP.MPSMIN) on both sides: for every
+ * MPSMIN of the source (0..4) and of the destination, a destination whose
+ * largest transfer in bytes is the source's is taken, one of half as
+ * many bytes is refused as limits.mdts.
+ */
+TEST(transfer_limit_in_bytes_for_every_page_size)
+{
+	static struct th th;
+	static u8 page[4096], img[65536];
+	struct emu_nvme_limits lim;
+	int len, smps, dmps, mdts, tried = 0;
+	char err[200];
+	u64 cap;
+
+	for (smps = 0; smps <= 4; smps++) {
+		th_init(&th, 0x6d0 + smps);
+		th_new_ctrl(&th);
+		/* MQES 2047, CQR, CSS NVM, MPSMIN smps, MPSMAX 15. */
+		cap = 2047 | (1ULL << 16) | (1ULL << 37) |
+		      ((u64)smps << 48) | (15ULL << 52);
+		ASSERT_EQ(0, emu_nvme_set_hw(th.ctrl, cap, 0x10400, 17, 16,
+					     16));
+		th_idctrl_page(page);
+		page[77] = 5;		/* MDTS: 2^5 minimum pages */
+		ASSERT_EQ(0, emu_nvme_load_identify(th.ctrl, 1, 0, 0, 1,
+						    page));
+		th_idns_page(page, 12);
+		ASSERT_EQ(0, emu_nvme_load_identify(th.ctrl, 0, 0, 1, 1,
+						    page));
+		emu_nvme_get_limits(th.ctrl, &lim);
+		ASSERT_EQ(smps, lim.mpsmin);
+		ASSERT_EQ(5, lim.mdts);
+		len = emu_img_export_stable(th.ctrl, img, sizeof(img));
+		ASSERT_GT(len, 0);
+		for (dmps = 0; dmps <= 15; dmps++) {
+			/* The source's 2^(12 + smps + 5) bytes. */
+			mdts = smps + 5 - dmps;
+			if (mdts < 2)
+				continue;
+			lim.mpsmin = (u8)dmps;
+			lim.mdts = (u8)mdts;
+			EXPECT_EQ(0, emu_img_check_compat(img, (size_t)len,
+							  &lim, err,
+							  sizeof(err)))
+				TH_LOG("MPSMIN %d -> %d: %s", smps, dmps, err);
+			lim.mdts = (u8)(mdts - 1);
+			EXPECT_NE(0, emu_img_check_compat(img, (size_t)len,
+							  &lim, err,
+							  sizeof(err)))
+				TH_LOG("MPSMIN %d -> %d, MDTS %d", smps, dmps,
+				       mdts - 1);
+			EXPECT_NE(NULL, strstr(err, "limits.mdts"))
+				TH_LOG("%s", err);
+			tried++;
+		}
+		th_fini(&th);
+	}
+	EXPECT_EQ(4 + 5 + 6 + 7 + 8, tried);
+}
+
 TEST_HARNESS_MAIN

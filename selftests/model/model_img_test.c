@@ -345,7 +345,11 @@ TEST_F(img, coalesced_interrupt_survives_migration)
 	th_new_ctrl(&self->th);
 	ASSERT_EQ(0, emu_img_import(self->th.ctrl, b, (size_t)len, err,
 				    sizeof(err)));
-	EXPECT_EQ(0, (long)self->th.irqs[2]);
+	/*
+	 * The image says what was pending (the coalesced completion on
+	 * vector 2 only): nothing fires on import, on no vector.
+	 */
+	EXPECT_EQ(0, (long)th_irq_total(&self->th));
 	self->th.now += 1000000;
 	emu_nvme_poll(self->th.ctrl, 8);
 	EXPECT_EQ(1, (long)self->th.irqs[2]);
@@ -1721,6 +1725,246 @@ TEST(observer_refuses_unrecorded_queues)
 	emu_nvme_observe_reg_write(c, EMU_REG_CC, (6U << 16) | (4U << 20) | 1,
 				   4);
 	EXPECT_EQ(0, emu_nvme_check(c, err, sizeof(err))) TH_LOG("%s", err);
+	th_fini(&th);
+}
+
+/* Offset of the first Identify page entry with CNS cns in b, or -1. */
+static int id_page_find(const u8 *b, int len, u8 cns)
+{
+	u32 slen, n, i, runs, k;
+	int off = sec_find((u8 *)b, len, EMU_IMG_SEC_IDENTITY, &slen), at;
+
+	if (off < 0)
+		return -1;
+	n = emu_get_le16(b + off + 18);
+	at = off + 20;
+	for (i = 0; i < n; i++) {
+		if (b[at] == cns)
+			return at;
+		runs = emu_get_le16(b + at + 8);
+		at += 10;
+		for (k = 0; k < runs; k++)
+			at += 4 + emu_get_le16(b + at + 2);
+	}
+	return -1;
+}
+
+/*
+ * The model keeps one Identify Controller page, under NSID 0 (CNS 01h
+ * does not use the NSID): an image whose only such page carries another
+ * NSID is malformed, naming the field and the NSID.
+ */
+TEST_F(img, identify_controller_page_under_nsid_0)
+{
+	static const u32 nsid[] = { 1, 2, 0xffffffff };
+	static u8 b[65536];
+	char err[200], want[100];
+	unsigned int i;
+	int at;
+
+	at = id_page_find(img, self->len, 1);
+	ASSERT_GT(at, 0);
+	ASSERT_EQ(0, emu_get_le32(img + at + 4));
+	for (i = 0; i < EMU_ARRAY_SIZE(nsid); i++) {
+		memcpy(b, img, (size_t)self->len);
+		emu_put_le32(b + at + 4, nsid[i]);
+		img_fix(b, self->len);
+		snprintf(want, sizeof(want),
+			 "identity.page.nsid: not 0 for Identify Controller (%u)",
+			 nsid[i]);
+		EXPECT_EQ(0, malformed(&self->th, b, self->len, want, err))
+			TH_LOG("%s: got '%s'", want, err);
+	}
+}
+
+/*
+ * The features the image holds as flags, one bit in Set Features (Volatile
+ * Write Cache WCE, Write Atomicity Normal DN, APST enable, Non-Operational
+ * Power State Config NOPPME) and nq_set, are 0 or 1: any other value is
+ * malformed; 0 and 1 are taken as they are.
+ */
+TEST_F(img, feature_flags_are_0_or_1)
+{
+	static const struct {
+		int off;		/* in the FEATURES payload */
+		int size;
+	} flag[] = {
+		{ 3 * 4, 4 },		/* Volatile Write Cache */
+		{ 6 * 4, 4 },		/* Write Atomicity Normal */
+		{ 8 * 4, 4 },		/* APST enable */
+		{ 11 * 4, 4 },		/* NOPSC */
+		{ 13 * 4, 1 },		/* nq_set */
+	};
+	static const u32 bad[] = { 2, 3, 0x80000001 };
+	static u8 b[65536], again[65536];
+	char err[200];
+	unsigned int i, k;
+	int foff, at;
+	u32 slen, v;
+
+	foff = sec_find(img, self->len, EMU_IMG_SEC_FEATURES, &slen);
+	ASSERT_GT(foff, 0);
+	for (i = 0; i < EMU_ARRAY_SIZE(flag); i++) {
+		at = foff + flag[i].off;
+		for (k = 0; k < EMU_ARRAY_SIZE(bad); k++) {
+			if (flag[i].size == 1 && bad[k] > 0xff)
+				continue;
+			memcpy(b, img, (size_t)self->len);
+			if (flag[i].size == 1)
+				b[at] = (u8)bad[k];
+			else
+				emu_put_le32(b + at, bad[k]);
+			img_fix(b, self->len);
+			EXPECT_EQ(0, malformed(&self->th, b, self->len,
+					       "features: flag out of range",
+					       err))
+				TH_LOG("offset %d = %u: got '%s'", flag[i].off,
+				       bad[k], err);
+		}
+		for (v = 0; v <= 1; v++) {
+			memcpy(b, img, (size_t)self->len);
+			if (flag[i].size == 1)
+				b[at] = (u8)v;
+			else
+				emu_put_le32(b + at, v);
+			img_fix(b, self->len);
+			ASSERT_EQ(0, emu_img_import(self->th.ctrl, b,
+						    (size_t)self->len, err,
+						    sizeof(err)))
+				TH_LOG("offset %d = %u: %s", flag[i].off, v,
+				       err);
+			/* Taken as it was: the next export says the same. */
+			ASSERT_EQ(self->len, emu_img_export(self->th.ctrl,
+							    again,
+							    sizeof(again), 0));
+			EXPECT_EQ(0, memcmp(b, again, (size_t)self->len))
+				TH_LOG("offset %d = %u", flag[i].off, v);
+		}
+	}
+}
+
+/*
+ * Every feature the guest set reads back the same after a migration (Get
+ * Features, current value): each travels in its own place in the image.
+ */
+TEST_F(img, features_read_back_after_migration)
+{
+	static const struct {
+		u8 fid;
+		u32 val;
+	} set[] = {
+		{ 0x01, 0x03020105 },	/* Arbitration: burst 32, weights */
+		{ 0x04, 360 },		/* Composite over threshold, 360 K */
+		{ 0x04, (1U << 20) | (2U << 16) | 250 }, /* sensor 2 under */
+		{ 0x05, 0x1234 },	/* Error Recovery: TLER */
+		{ 0x06, 0 },		/* Volatile Write Cache off */
+		{ 0x08, 0x0a },		/* Interrupt Coalescing: threshold */
+		{ 0x0a, 1 },		/* Write Atomicity Normal: DN */
+		{ 0x0b, 0x302 },	/* Asynchronous Event Configuration */
+		{ 0x0f, 7000 },		/* Keep Alive Timer */
+		{ 0x11, 1 },		/* NOPSC: NOPPME */
+		{ 0x80, 0x5a },		/* Software Progress Marker: PBSLC */
+	};
+	static u8 b[65536];
+	unsigned int i;
+	char err[200];
+	u8 sqe[64];
+	u32 dw0;
+	int len;
+
+	for (i = 0; i < EMU_ARRAY_SIZE(set); i++)
+		ASSERT_EQ(0, drv_set_feature(&self->d, set[i].fid, set[i].val))
+			TH_LOG("feature %#x", set[i].fid);
+	len = emu_img_export(self->th.ctrl, b, sizeof(b), 0);
+	ASSERT_GT(len, 0);
+	th_free_ctrl(&self->th);
+	th_new_ctrl(&self->th);
+	ASSERT_EQ(0, emu_img_import(self->th.ctrl, b, (size_t)len, err,
+				    sizeof(err))) TH_LOG("%s", err);
+	for (i = 0; i < EMU_ARRAY_SIZE(set); i++) {
+		drv_sqe(sqe, 0x0a, 0);
+		drv_set_dw(sqe, 10, set[i].fid);
+		drv_set_dw(sqe, 11, set[i].val);
+		dw0 = ~0U;
+		ASSERT_EQ(0, drv_admin(&self->d, sqe, &dw0))
+			TH_LOG("feature %#x", set[i].fid);
+		EXPECT_EQ(set[i].val, dw0) TH_LOG("feature %#x", set[i].fid);
+	}
+	EXPECT_EQ(0, self->d.errors) TH_LOG("%s", self->d.why);
+}
+
+/*
+ * Queue identifiers run up to EMU_NVME_MAX_QID when the VF grants that
+ * many: a guest's SQ that completes on CQ 128 migrates, and goes on
+ * completing there.
+ */
+TEST(sq_on_the_highest_cq_migrates)
+{
+	static u8 b[65536], again[65536];
+	const struct emu_nvme_state *st;
+	const u8 *cqe;
+	struct drv d;
+	struct th th;
+	char err[200];
+	u8 sqe[64];
+	u64 sq, cq;
+	u32 dw0;
+	int len;
+
+	th_init(&th, th_seed(0x80c));
+	th_new_ctrl(&th);
+	th_load_identity(&th, 12, 2048, EMU_NVME_MAX_QID);
+	emu_nvme_start_disabled(th.ctrl);
+	memset(&d, 0, sizeof(d));
+	d.th = &th;
+	ASSERT_EQ(0, drv_enable(&d, 32));
+	/* Number of Queues: the VF grants 128 of each. */
+	drv_sqe(sqe, 0x09, 0);
+	drv_set_dw(sqe, 10, 0x07);
+	drv_set_dw(sqe, 11, ((EMU_NVME_MAX_QID - 1U) << 16) | 0);
+	ASSERT_EQ(0, drv_admin(&d, sqe, &dw0));
+	ASSERT_EQ(EMU_NVME_MAX_QID - 1U, dw0 >> 16);
+	/* CQ 128 of 16 entries on vector 1, then SQ 1 on it. */
+	cq = th_alloc(&th, 16 * 16, 4096);
+	sq = th_alloc(&th, 64 * 16, 4096);
+	drv_sqe(sqe, 0x05, 0);
+	drv_set_prp(sqe, cq, 0);
+	drv_set_dw(sqe, 10, (15U << 16) | EMU_NVME_MAX_QID);
+	drv_set_dw(sqe, 11, (1U << 16) | 3);
+	ASSERT_EQ(0, drv_admin(&d, sqe, NULL));
+	drv_sqe(sqe, 0x01, 0);
+	drv_set_prp(sqe, sq, 0);
+	drv_set_dw(sqe, 10, (15U << 16) | 1);
+	drv_set_dw(sqe, 11, ((u32)EMU_NVME_MAX_QID << 16) | 1);
+	ASSERT_EQ(0, drv_admin(&d, sqe, NULL));
+
+	len = emu_img_export(th.ctrl, b, sizeof(b), 0);
+	ASSERT_GT(len, 0);
+	th_free_ctrl(&th);
+	th_new_ctrl(&th);
+	ASSERT_EQ(0, emu_img_import(th.ctrl, b, (size_t)len, err,
+				    sizeof(err))) TH_LOG("%s", err);
+	st = emu_nvme_state(th.ctrl);
+	EXPECT_EQ(EMU_NVME_MAX_QID, st->sq[1].cqid);
+	EXPECT_EQ(1, st->cq[EMU_NVME_MAX_QID].valid);
+	EXPECT_EQ(len, emu_img_export(th.ctrl, again, sizeof(again), 0));
+	EXPECT_EQ(0, memcmp(b, again, (size_t)len));
+
+	/* A Flush on SQ 1 completes in CQ 128's first entry. */
+	th.sync = 1;
+	memset(th.irqs, 0, sizeof(th.irqs));
+	drv_sqe(sqe, 0x00, 1);
+	emu_put_le16(sqe + 2, 7);
+	memcpy(th_ptr(&th, sq), sqe, 64);
+	drv_wreg(&d, 0x1000 + 2 * 1 * d.stride, 1, 4);
+	emu_nvme_poll(th.ctrl, 8);
+	cqe = th_ptr(&th, cq);
+	EXPECT_EQ(1, emu_get_le16(cqe + 14));	/* phase 1, success */
+	EXPECT_EQ(7, emu_get_le16(cqe + 12));	/* CID */
+	EXPECT_EQ(1, emu_get_le16(cqe + 10));	/* SQ identifier */
+	EXPECT_EQ(1, emu_get_le16(cqe + 8));	/* SQ head */
+	EXPECT_EQ(1, (long)th.irqs[1]);
+	EXPECT_EQ(1, (long)th_irq_total(&th));
 	th_fini(&th);
 }
 
