@@ -1769,8 +1769,8 @@ static void mig_cleanup(struct mig *m)
 	free(m->copy);
 	for (int i = 0; i < m->a.nr_peers; i++)
 		peer_free(&m->a.peers[i]);
-	if (m->have_src)
-		qmp_close(&m->src);
+	/* Also once QEMU went away (have_src off): the socket, its buffer. */
+	qmp_close(&m->src);
 	if (m->have_dst)
 		qmp_close(&m->dst);
 	if (m->have_genl)

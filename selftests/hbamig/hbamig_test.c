@@ -711,6 +711,78 @@ TEST(vf_show_golden)
 }
 
 /*
+ * What a driver does not report is not shown: the kernel fills spoofchk,
+ * trust and query_rss with -1 when the driver leaves them (rtnl_fill_vfinfo),
+ * and an entry may lack an attribute altogether (here VF 1, MAC only). The
+ * MAC's six octets in their order.
+ */
+TEST(vf_show_unreported_settings)
+{
+	static struct hba_link l;
+	struct ifinfomsg ifi = { .ifi_index = 5 };
+	struct nl_msg *m = nlmsg_alloc_simple(RTM_NEWLINK, 0);
+	struct ifla_vf_mac mac = { .vf = 0,
+				   .mac = { 0x02, 0x11, 0x22, 0x33, 0x44, 0x55 } };
+	struct ifla_vf_vlan vlan = { .vf = 0 };
+	struct ifla_vf_rate rate = { .vf = 0 };
+	struct ifla_vf_spoofchk sc = { .vf = 0, .setting = (u32)-1 };
+	struct ifla_vf_link_state ls = { .vf = 0 };
+	struct ifla_vf_trust tr = { .vf = 0, .setting = (u32)-1 };
+	struct ifla_vf_rss_query_en rq = { .vf = 0, .setting = (u32)-1 };
+	struct nlattr *list, *info;
+	struct nlmsghdr *h;
+	struct cap c;
+
+	nlmsg_append(m, &ifi, sizeof(ifi), NLMSG_ALIGNTO);
+	nla_put_string(m, IFLA_IFNAME, "enp1s0f0");
+	nla_put_u32(m, IFLA_NUM_VF, 2);
+	list = nla_nest_start(m, IFLA_VFINFO_LIST);
+	info = nla_nest_start(m, IFLA_VF_INFO);
+	nla_put(m, IFLA_VF_MAC, sizeof(mac), &mac);
+	nla_put(m, IFLA_VF_VLAN, sizeof(vlan), &vlan);
+	nla_put(m, IFLA_VF_RATE, sizeof(rate), &rate);
+	nla_put(m, IFLA_VF_SPOOFCHK, sizeof(sc), &sc);
+	nla_put(m, IFLA_VF_LINK_STATE, sizeof(ls), &ls);
+	nla_put(m, IFLA_VF_TRUST, sizeof(tr), &tr);
+	nla_put(m, IFLA_VF_RSS_QUERY_EN, sizeof(rq), &rq);
+	nla_nest_end(m, info);
+	info = nla_nest_start(m, IFLA_VF_INFO);
+	mac.vf = 1;
+	mac.mac[5] = 0x56;
+	nla_put(m, IFLA_VF_MAC, sizeof(mac), &mac);
+	nla_nest_end(m, info);
+	nla_nest_end(m, list);
+	h = nlmsg_hdr(m);
+	ASSERT_EQ(0, hba_parse_link(h, h->nlmsg_len, &l));
+	l.has_netdev = true;	/* as vf.c's link_cb() marks a link reply */
+	ASSERT_EQ(2, l.n);
+	EXPECT_FALSE(l.vfs[1].has_vlan);
+	EXPECT_FALSE(l.vfs[1].has_spoofchk);
+	EXPECT_FALSE(l.vfs[1].has_trust);
+
+	cap_start(&c, true, false);
+	hba_print_link(&l, "", "none");
+	out_eol();
+	cap_end(&c);
+	EXPECT_STREQ("{\"pf\":null,\"driver\":\"none\",\"ifname\":\"enp1s0f0\","
+		     "\"total_vfs\":0,\"num_vf\":2,\"vfs\":["
+		     "{\"vf\":0,\"mac\":\"02:11:22:33:44:55\",\"vlan\":0,"
+		     "\"qos\":0,\"min_tx_rate\":0,\"max_tx_rate\":0,"
+		     "\"link_state\":\"auto\"},"
+		     "{\"vf\":1,\"mac\":\"02:11:22:33:44:56\"}]}\n", c.s);
+	free(c.s);
+
+	cap_start(&c, false, false);
+	hba_print_link(&l, "", "none");
+	cap_end(&c);
+	EXPECT_STREQ("(no device): enp1s0f0 driver none num_vf 2 total_vfs 0\n"
+		     "    vf 0 mac 02:11:22:33:44:55 min_tx_rate 0Mbps max_tx_rate 0Mbps link-state auto\n"
+		     "    vf 1 mac 02:11:22:33:44:56\n", c.s);
+	free(c.s);
+	nlmsg_free(m);
+}
+
+/*
  * Only IFLA_VF_INFO entries of IFLA_VFINFO_LIST describe VFs (an entry of
  * another type, here one that looks like a VF 7, is skipped), and a VF's
  * IFLA_VF_RATE gives both its minimum and its maximum rate.
@@ -848,6 +920,67 @@ TEST(done_carries_error)
 	EXPECT_EQ(EPROTO, err.error);
 	EXPECT_STREQ("errno", hba_errno_name(INT32_MIN));
 	EXPECT_EQ(HBAMIG_EXIT_FAIL, hba_exit_from_errno(INT32_MIN));
+}
+
+/* A copy of @b's bytes in a buffer of exactly their size (ASan sees past it). */
+static void *exact_copy(const struct buf *b)
+{
+	void *p = malloc(b->len);
+
+	if (p)
+		memcpy(p, b->d, b->len);
+	return p;
+}
+
+/*
+ * An uncapped error whose echoed request claims more bytes than the error
+ * message holds (a truncated or hostile reply): the error is read, there
+ * are no extended ACK TLVs, and nothing past the message is read.
+ */
+TEST(error_echo_longer_than_the_message)
+{
+	struct nl_msg *m = nlmsg_alloc_simple(NLMSG_ERROR, NLM_F_ACK_TLVS);
+	struct nlmsgerr e = { .error = -EBUSY };
+	static struct buf b;
+	struct hba_nlerr err;
+	void *exact;
+
+	e.msg.nlmsg_len = sizeof(e.msg) + 4;	/* 4 bytes not there */
+	e.msg.nlmsg_type = FAM;
+	nlmsg_append(m, &e, sizeof(e), NLMSG_ALIGNTO);
+	b.len = 0;
+	buf_add(&b, m);
+	exact = exact_copy(&b);
+	ASSERT_NE(NULL, exact);
+	memset(&err, 0x5a, sizeof(err));
+	EXPECT_EQ(HBA_PARSE_DONE, hba_parse_buf(exact, b.len, FAM, NULL, NULL,
+						0, NULL, &err));
+	EXPECT_EQ(EBUSY, err.error);
+	EXPECT_EQ(0, err.msg[0]);
+	EXPECT_FALSE(err.has_offs);
+	EXPECT_FALSE(err.has_miss);
+	free(exact);
+}
+
+/* An NLMSG_DONE of a bare header, without the error code: success. */
+TEST(done_without_error_code)
+{
+	struct nl_msg *m = nlmsg_alloc_simple(NLMSG_DONE, NLM_F_MULTI);
+	static struct buf b;
+	struct hba_nlerr err;
+	void *exact;
+
+	b.len = 0;
+	buf_add(&b, m);
+	ASSERT_EQ(NLMSG_HDRLEN, b.len);
+	exact = exact_copy(&b);
+	ASSERT_NE(NULL, exact);
+	memset(&err, 0x5a, sizeof(err));
+	EXPECT_EQ(HBA_PARSE_DONE, hba_parse_buf(exact, b.len, FAM, NULL, NULL,
+						0, NULL, &err));
+	EXPECT_EQ(0, err.error);
+	EXPECT_EQ(0, err.msg[0]);
+	free(exact);
 }
 
 TEST(exit_codes)
@@ -1061,6 +1194,36 @@ TEST(json_escaping)
 		"\"backend\":\"/dev/we\\\"ird\\\\path\\ttab\\u0001\""))
 		TH_LOG("%s", c.s);
 	free(c.s);
+}
+
+/*
+ * The kernel sends an empty backend string for an adapter that has none
+ * (emuhba_nl_fill_adapter() always puts the attribute): text says "none",
+ * JSON says null, never an empty path.
+ */
+TEST(no_backend)
+{
+	struct fake_adapter a = fa0;
+	static struct buf x;
+	struct hba_nlerr err;
+	struct cap c;
+	int n = 0;
+
+	a.backend = "";
+	x.len = 0;
+	buf_add(&x, adapter_msg(&a, EMUHBA_CMD_ADAPTER_GET, 0));
+	for (int json = 0; json < 2; json++) {
+		cap_start(&c, json, false);
+		ASSERT_EQ(HBA_PARSE_MORE,
+			  hba_parse_buf(x.d, x.len, FAM, print_adapter_cb, &n,
+					0, NULL, &err));
+		cap_end(&c);
+		EXPECT_NE(NULL, strstr(c.s, json ? ",\"backend\":null," :
+					    "\n    backend none\n"))
+			TH_LOG("%s", c.s);
+		free(c.s);
+	}
+	EXPECT_EQ(2, n);
 }
 
 /* ---- command-line helpers ---- */
