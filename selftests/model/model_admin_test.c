@@ -112,10 +112,36 @@ TEST_F(adm, identify_answer_is_the_execution)
 }
 
 /*
+ * Any other CNS is answered from the page captured for that CNS and CSI
+ * (CDW11 bits 31:24): the I/O Command Set specific Identify Controller
+ * (CNS 06h) for the NVM Command Set (CSI 00h) reads back exactly; the same
+ * CNS for a command set never captured (Zoned Namespace, CSI 02h) is
+ * Invalid Field in Command.
+ */
+TEST_F(adm, identify_other_cns_from_captured_pages)
+{
+	struct drv *d = &self->d;
+	u8 *b = th_ptr(&self->th, self->page), page[4096];
+	int i;
+
+	for (i = 0; i < 4096; i++)
+		page[i] = (u8)(i * 7 + 3);
+	ASSERT_EQ(0, emu_nvme_load_identify(self->th.ctrl, 0x06, 0, 0, 1,
+					    page));
+	memset(b, 0x5a, 4096);
+	EXPECT_EQ(0, adm(d, 0x06, 0, 0x06, 0, self->page, NULL));
+	EXPECT_EQ(0, memcmp(page, b, 4096));
+	EXPECT_EQ(DNR | 0x02, adm(d, 0x06, 0, 0x06, 2U << 24, self->page,
+				  NULL));
+	EXPECT_EQ(0, d->errors);
+}
+
+/*
  * CNS 03h from the namespace page: an EUI64 descriptor (NIDT 1, 8 bytes)
- * when EUI64 is not zero, an NGUID one (NIDT 2, 16 bytes) when NGUID is
- * not zero, then the Command Set Identifier (NIDT 4, 1 byte: NVM), then
- * zeroes.
+ * when EUI64 (bytes 120-127) is not zero, an NGUID one (NIDT 2, 16 bytes)
+ * when NGUID (bytes 104-119) is not zero, then the Command Set Identifier
+ * (NIDT 4, 1 byte: NVM), then zeroes. An identifier with only its first
+ * or only its last byte set is not zero.
  */
 TEST_F(adm, ns_descriptors)
 {
@@ -124,12 +150,24 @@ TEST_F(adm, ns_descriptors)
 	u8 *b = th_ptr(&self->th, self->page), ns[4096], want[64];
 	int round, off;
 
-	for (round = 0; round < 3; round++) {
+	for (round = 0; round < 5; round++) {
 		th_idns_page(ns, 12);
 		if (round == 1)
 			memset(ns + 104, 0, 16);	/* no NGUID */
 		if (round == 2)
 			memset(ns + 120, 0, 8);		/* no EUI64 */
+		if (round >= 3) {
+			memset(ns + 104, 0, 16);
+			memset(ns + 120, 0, 8);
+		}
+		if (round == 3) {			/* first bytes only */
+			ns[104] = 0x01;
+			ns[120] = 0x01;
+		}
+		if (round == 4) {			/* last bytes only */
+			ns[119] = 0x80;
+			ns[127] = 0x80;
+		}
 		ASSERT_EQ(0, emu_nvme_load_identify(self->th.ctrl, 0, 0, 1, 1,
 						    ns));
 		memset(want, 0, sizeof(want));
@@ -163,9 +201,12 @@ TEST_F(adm, ns_descriptors)
  */
 TEST_F(adm, error_log_size_follows_elpe)
 {
+	static const u8 zero[4096];
 	struct drv *d = &self->d;
 	u8 page[4096], *b = th_ptr(&self->th, self->page);
 	u8 sqe[64];
+	u64 count;
+	int i;
 
 	th_idctrl_page(page);
 	page[262] = 255;
@@ -180,6 +221,25 @@ TEST_F(adm, error_log_size_follows_elpe)
 	EXPECT_EQ(0, b[63]);
 	drv_set_dw(sqe, 12, 4096);
 	EXPECT_EQ(DNR | 0x02, drv_admin(d, sqe, NULL));
+	/*
+	 * The model keeps the newest EMU_NVME_MAX_ERRLOG (4) entries: with
+	 * five errors logged, entries 0-3 count down from the newest, the
+	 * rest of the 64-entry log is zero (Error Count 0: no entry).
+	 */
+	for (i = 0; i < 5; i++)
+		EXPECT_EQ(DNR | 0x01, adm(d, 0x80, 0, 0, 0, 0, NULL));
+	emu_nvme_ns_changed(self->th.ctrl, 1);
+	emu_nvme_ns_changed(self->th.ctrl, 5);
+	memset(b, 0x5a, 4096);
+	drv_set_dw(sqe, 10, (1023U << 16) | 0x01);
+	drv_set_dw(sqe, 12, 0);
+	EXPECT_EQ(0, drv_admin(d, sqe, NULL));
+	count = emu_get_le64(b);
+	EXPECT_LE(5, count);
+	for (i = 1; i < 4; i++)
+		EXPECT_EQ(count - i, emu_get_le64(b + 64 * i));
+	EXPECT_EQ(0, memcmp(zero, b + 256, 4096 - 256));
+	drv_set_dw(sqe, 10, (15U << 16) | 0x01);
 	/* ELPE 3: four entries, 256 bytes */
 	page[262] = 3;
 	ASSERT_EQ(0, emu_nvme_load_identify(self->th.ctrl, 1, 0, 0, 1, page));
@@ -2037,6 +2097,7 @@ TEST_F(adm, log_page_lengths_and_offsets)
 	struct drv *d = &self->d;
 	u64 p = self->page;
 	u8 *b = th_ptr(&self->th, p), full[4096];
+	u8 lid;
 
 	EXPECT_EQ(DNR | 0x02, get_log(d, 0x05, 0, 1024, 0, p));
 	EXPECT_EQ(0, get_log(d, 0x05, 0, 1023, 0, p));
@@ -2052,6 +2113,19 @@ TEST_F(adm, log_page_lengths_and_offsets)
 	EXPECT_EQ(0, memcmp(zero, b + 256, 4096 - 256));
 	EXPECT_EQ(0, get_log(d, 0x01, 0, 15, 192, p));
 	EXPECT_EQ(DNR | 0x02, get_log(d, 0x01, 0, 15, 256, p));
+	/*
+	 * SMART / Health Information (02h) and Firmware Slot Information
+	 * (03h) are 512 bytes: offset 508 is their last dword (reserved,
+	 * zero), 512 is beyond them.
+	 */
+	for (lid = 0x02; lid <= 0x03; lid++) {
+		memset(b, 0x5a, 8);
+		EXPECT_EQ(0, get_log(d, lid, 0, 0, 508, p));
+		EXPECT_EQ(0, emu_get_le32(b)) TH_LOG("log %02xh", lid);
+		EXPECT_EQ(0x5a5a5a5aU, emu_get_le32(b + 4));
+		EXPECT_EQ(DNR | 0x02, get_log(d, lid, 0, 0, 512, p))
+			TH_LOG("log %02xh", lid);
+	}
 }
 
 /*
