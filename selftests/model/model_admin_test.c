@@ -1587,6 +1587,83 @@ TEST_F(adm, enable_validation)
 }
 
 /*
+ * Enable the controller with these admin queue attributes and CC.MPS, then
+ * disable it again: 1 when it became ready, 0 when it refused.
+ */
+static int aq_try(struct drv *d, u32 aqa, u64 asq, u64 acq, u32 mps)
+{
+	u32 cc = (6U << 4) | (mps << 7) | (6U << 16) | (4U << 20);
+	int rdy;
+
+	drv_wreg(d, EMU_REG_AQA, aqa, 4);
+	drv_wreg(d, EMU_REG_ASQ, asq, 8);
+	drv_wreg(d, EMU_REG_ACQ, acq, 8);
+	drv_wreg(d, EMU_REG_CC, cc, 4);
+	drv_wreg(d, EMU_REG_CC, cc | EMU_CC_EN, 4);
+	rdy = (int)(drv_reg(d, EMU_REG_CSTS, 4) & EMU_CSTS_RDY);
+	drv_wreg(d, EMU_REG_CC, cc, 4);
+	if (drv_wait_csts(d, EMU_CSTS_RDY, 0))
+		return -1;
+	return rdy;
+}
+
+#define AQA(sqs, cqs)	(((u32)(cqs) << 16) | (u32)(sqs))
+
+/*
+ * The admin queue attributes at their limits (NVMe 2.0, 3.1.4): ASQS and
+ * ACQS (0's based) up to CAP.MQES, 300 entries here, not one more; ASQB
+ * and ACQB aligned to the memory page size of CC.MPS (4 KiB << MPS), for
+ * every MPS up to 15 (128 MiB): any address bit below the page size set is
+ * refused. The rings (64-byte SQ entries, 16-byte CQ entries) must not
+ * overlap: an SQ of 128 entries is 8 KiB, a CQ of 256 entries 4 KiB, of
+ * 257 entries 4 KiB and 16 bytes.
+ */
+TEST(admin_queue_attributes_at_their_limits)
+{
+	static struct th th;
+	static struct drv d;
+	const u64 a = 1ULL << 40, c = 1ULL << 41, x = TH_MEM_BASE;
+	u32 mps, bit;
+	u64 cap;
+
+	th_init(&th, th_seed(0xa9a));
+	th_new_ctrl(&th);
+	th_load_identity(&th, 12, 300, 16);
+	/* MPSMAX 15 */
+	cap = emu_nvme_state(th.ctrl)->id.cap | (15ULL << 52);
+	ASSERT_EQ(0, emu_nvme_set_hw(th.ctrl, cap, 0x10400, 17, 16, 16));
+	emu_nvme_start_disabled(th.ctrl);
+	memset(&d, 0, sizeof(d));
+	d.th = &th;
+	ASSERT_EQ(299, drv_reg(&d, EMU_REG_CAP, 8) & 0xffff);
+	/* CAP.MQES 299: 300 entries fit, 301 do not. */
+	EXPECT_EQ(1, aq_try(&d, AQA(299, 299), a, c, 0));
+	EXPECT_EQ(0, aq_try(&d, AQA(300, 299), a, c, 0));
+	EXPECT_EQ(0, aq_try(&d, AQA(299, 300), a, c, 0));
+	/* Page alignment by CC.MPS. */
+	for (mps = 0; mps <= 15; mps++) {
+		EXPECT_EQ(1, aq_try(&d, AQA(31, 31), a, c, mps))
+			TH_LOG("mps %u", mps);
+		for (bit = 12; bit < 12 + mps; bit++) {
+			EXPECT_EQ(0, aq_try(&d, AQA(31, 31), a + (1ULL << bit),
+					    c, mps))
+				TH_LOG("mps %u asq bit %u", mps, bit);
+			EXPECT_EQ(0, aq_try(&d, AQA(31, 31), a,
+					    c + (1ULL << bit), mps))
+				TH_LOG("mps %u acq bit %u", mps, bit);
+		}
+	}
+	/* SQ of 128 entries: a CQ 4 KiB after its start is inside it. */
+	EXPECT_EQ(0, aq_try(&d, AQA(127, 15), x, x + 4096, 0));
+	EXPECT_EQ(1, aq_try(&d, AQA(127, 15), x, x + 8192, 0));
+	/* CQ of 257 entries reaches 16 bytes into an SQ 4 KiB after it. */
+	EXPECT_EQ(0, aq_try(&d, AQA(15, 256), x + 4096, x, 0));
+	EXPECT_EQ(1, aq_try(&d, AQA(15, 255), x + 4096, x, 0));
+	EXPECT_EQ(0, d.errors);
+	th_fini(&th);
+}
+
+/*
  * Before any I/O queue exists: Number of Queues with NSQR or NCQR 65535
  * (a 0's based 65536) is Invalid Field in Command (NVMe 2.0, Number of
  * Queues feature); the default over-temperature threshold of the composite
@@ -1633,6 +1710,46 @@ TEST(fresh_controller_limits)
 	EXPECT_EQ(0, d.errors) {
 		TH_LOG("%s", d.why);
 	}
+	th_fini(&th);
+}
+
+/*
+ * The Number of Queues default derives from the queues the VF grants
+ * (emu_nvme_set_hw()): set while the controller is disabled, a new grant
+ * is what Get Features reports, current and default, once it is enabled;
+ * set while it is enabled, what the host was granted stays.
+ */
+TEST(number_of_queues_follows_the_granted_queues)
+{
+	static struct th th;
+	static struct drv d;
+	u64 cap;
+	u32 dw0;
+
+	th_init(&th, th_seed(0x9e75));
+	th_new_ctrl(&th);
+	th_load_identity(&th, 12, 2048, 16);
+	cap = emu_nvme_state(th.ctrl)->id.cap;
+	emu_nvme_start_disabled(th.ctrl);
+	ASSERT_EQ(0, emu_nvme_set_hw(th.ctrl, cap, 0x10400, 17, 8, 4));
+	memset(&d, 0, sizeof(d));
+	d.th = &th;
+	ASSERT_EQ(0, drv_enable(&d, 32));
+	dw0 = 0;
+	EXPECT_EQ(0, adm(&d, 0x0a, 0, 0x07, 0, 0, &dw0));
+	EXPECT_EQ((3U << 16) | 7U, dw0);
+	dw0 = 0;
+	EXPECT_EQ(0, adm(&d, 0x0a, 0, (1U << 8) | 0x07, 0, 0, &dw0));
+	EXPECT_EQ((3U << 16) | 7U, dw0);
+	/* Enabled: what the host was granted stays. */
+	dw0 = 0;
+	EXPECT_EQ(0, adm(&d, 0x09, 0, 0x07, (1U << 16) | 2U, 0, &dw0));
+	EXPECT_EQ((3U << 16) | 7U, dw0);
+	ASSERT_EQ(0, emu_nvme_set_hw(th.ctrl, cap, 0x10400, 17, 16, 16));
+	dw0 = 0;
+	EXPECT_EQ(0, adm(&d, 0x0a, 0, 0x07, 0, 0, &dw0));
+	EXPECT_EQ((3U << 16) | 7U, dw0);
+	EXPECT_EQ(0, d.errors);
 	th_fini(&th);
 }
 
