@@ -1983,6 +1983,51 @@ TEST_F(adm, aec_filters_notices)
 }
 
 /*
+ * Events wait while their type is masked (delivered, its log page not yet
+ * read) or no AER is outstanding; the model queues EMU_NVME_MAX_EVENTS
+ * (16) of them and drops any further one. Eighteen distinct Error events
+ * (information 0-17, log 01h): the first completes the outstanding AER,
+ * the next sixteen are delivered one by one, each after the Error
+ * Information log was read and an AER armed, in order; the eighteenth
+ * never is, and the controller serves I/O (through its shadow doorbells)
+ * as before.
+ */
+TEST_F(adm, event_queue_holds_sixteen)
+{
+	const struct emu_nvme_state *st = emu_nvme_state(self->th.ctrl);
+	struct drv *d = &self->d;
+	u64 p = self->page;
+	u8 sqe[64];
+	u32 i;
+
+	ASSERT_EQ(1, d->aer_outstanding);
+	for (i = 0; i < 18; i++)
+		emu_nvme_async_event(self->th.ctrl, 0, (u8)i, 0x01);
+	drv_reap(d, 0);
+	EXPECT_EQ(1, d->aer_done);
+	EXPECT_EQ(0x010000U, d->aer_dw0);
+	EXPECT_EQ(EMU_NVME_MAX_EVENTS, st->aer.nr_events);
+	for (i = 1; i <= 17; i++) {
+		EXPECT_EQ(0, get_log(d, 0x01, 0, 15, 0, p));
+		ASSERT_EQ(0, drv_aer_arm(d));
+		emu_nvme_poll(self->th.ctrl, 8);
+		drv_reap(d, 0);
+		if (i == 17)
+			break;
+		EXPECT_EQ(i + 1, (u32)d->aer_done);
+		EXPECT_EQ(0x010000U | (i << 8), d->aer_dw0);
+	}
+	EXPECT_EQ(17, d->aer_done);
+	EXPECT_EQ(1, d->aer_outstanding);
+	EXPECT_EQ(0, st->aer.nr_events);
+	EXPECT_EQ(1, st->dbbuf.enabled);
+	drv_sqe(sqe, 0x02, 1);
+	drv_set_prp(sqe, p, 0);
+	EXPECT_EQ(0, io(d, 1, sqe));
+	EXPECT_EQ(0, d->errors);
+}
+
+/*
  * Changed Namespace List (log 04h): reading it clears it; more changed
  * namespaces than the list holds (the model keeps EMU_NVME_MAX_NS, the
  * spec's list 1024) is FFFFFFFFh then zeroes, and stays so for further
@@ -2323,6 +2368,39 @@ TEST_F(adm, idle_shutdown_completes_at_once)
 }
 
 /*
+ * A shutdown finished on the model ends there: the device goes back to
+ * the VF (handback), the guest resets the controller there, the device
+ * switches to the model again while the controller is disabled, and the
+ * guest enables it: the controller is ready, not shut down (CSTS.SHST
+ * 00b), and executes commands.
+ */
+TEST(shutdown_is_over_after_handback_and_reset)
+{
+	static struct th th;
+	static struct drv d;
+	u8 sqe[64];
+
+	ASSERT_EQ(0, drv_start(&d, &th, th_seed(0x5d0)));
+	drv_wreg(&d, EMU_REG_CC, drv_reg(&d, EMU_REG_CC, 4) | (1U << 14), 4);
+	ASSERT_EQ(EMU_CSTS_SHST_CMPLT, drv_reg(&d, EMU_REG_CSTS, 4) &
+		  EMU_CSTS_SHST_MASK);
+	ASSERT_EQ(0, emu_nvme_handback(th.ctrl));
+	emu_nvme_observe_reg_write(th.ctrl, EMU_REG_CC, 0, 4);
+	emu_nvme_start_disabled(th.ctrl);
+	memset(&d, 0, sizeof(d));
+	d.th = &th;
+	ASSERT_EQ(0, drv_enable(&d, 32));
+	drv_sqe(sqe, 0x06, 0);
+	drv_set_dw(sqe, 10, 1);
+	drv_set_prp(sqe, th_alloc(&th, 4096, 4096), 0);
+	EXPECT_EQ(0, drv_admin(&d, sqe, NULL));
+	EXPECT_EQ(EMU_CSTS_RDY, drv_reg(&d, EMU_REG_CSTS, 4) &
+		  (EMU_CSTS_RDY | EMU_CSTS_SHST_MASK));
+	EXPECT_EQ(0, d.errors);
+	th_fini(&th);
+}
+
+/*
  * emu_nvme_poll() fetches admin commands first, then I/O queues round
  * robin, and returns how many it fetched: with 2 admin and 4 + 4 I/O
  * commands, a budget of 3 takes both admin commands and one I/O. With the
@@ -2516,8 +2594,10 @@ TEST(weighted_round_robin)
 /*
  * A second Doorbell Buffer Config starts both new buffers from the queues'
  * current positions: each existing queue's slot holds the tail or head the
- * driver last rang, and the slots of queues that do not exist are left as
- * the host wrote them.
+ * driver last rang, the admin queue's shadow slots included (SQ 0 tail at
+ * 0, the tail that carried this command; CQ 0 head at 4, which the
+ * driver's doorbell after the completion then mirrors), and the slots of
+ * queues that do not exist are left as the host wrote them.
  */
 TEST_F(adm, dbbuf_config_starts_from_current_positions)
 {
@@ -2537,6 +2617,9 @@ TEST_F(adm, dbbuf_config_starts_from_current_positions)
 	drv_sqe(sqe, 0x7c, 0);
 	drv_set_prp(sqe, dbs, eis);
 	ASSERT_EQ(0, drv_admin(d, sqe, NULL));
+	ASSERT_NE(0, d->q[0].sq_tail);
+	EXPECT_EQ(d->q[0].sq_tail, emu_get_le32(b));
+	EXPECT_EQ(d->q[0].cq_head, emu_get_le32(b + 4));
 	/* CAP.DSTRD 0: SQ y tail at 8y, CQ y head at 8y + 4 */
 	for (i = 1; i <= 4; i++) {
 		EXPECT_EQ(d->q[i].sq_tail, emu_get_le32(b + 8 * i));
@@ -2609,6 +2692,52 @@ TEST_F(adm, cq_head_past_the_tail_refused)
 	EXPECT_EQ(0, d->errors) {
 		TH_LOG("%s", d->why);
 	}
+}
+
+/*
+ * The observer learns a feature from a Get Features only when it returned
+ * the current value (SEL 000b): the default (001b), saved (010b) and
+ * supported capabilities (011b) answers teach it nothing. Interrupt
+ * Coalescing (08h) and Arbitration (01h), as a VF answered them.
+ */
+TEST(observer_learns_only_current_features)
+{
+	static struct th th;
+	const struct emu_nvme_state *st;
+	u8 sqe[64], cqe[16];
+	u32 sel, coal, arb;
+
+	th_init(&th, th_seed(0x0b5e));
+	th_new_ctrl(&th);
+	th_load_identity(&th, 12, 2048, 16);
+	ASSERT_EQ(EMU_NVME_MODE_OBSERVE, emu_nvme_get_mode(th.ctrl));
+	st = emu_nvme_state(th.ctrl);
+	coal = st->feat.irq_coal;
+	arb = st->feat.arb;
+	for (sel = 0; sel <= 3; sel++) {
+		memset(cqe, 0, sizeof(cqe));
+		drv_sqe(sqe, 0x0a, 0);
+		emu_put_le16(sqe + 2, (u16)(10 + sel));
+		drv_set_dw(sqe, 10, (sel << 8) | 0x08);
+		emu_nvme_observe_admin(th.ctrl, sqe, NULL, NULL, 0);
+		emu_put_le32(cqe, 0x0a05 + sel);
+		emu_put_le16(cqe + 12, (u16)(10 + sel));
+		emu_nvme_observe_admin(th.ctrl, sqe, cqe, NULL, 0);
+		drv_set_dw(sqe, 10, (sel << 8) | 0x01);
+		emu_put_le32(cqe, 0x01020303 + sel);
+		emu_nvme_observe_admin(th.ctrl, sqe, NULL, NULL, 0);
+		emu_nvme_observe_admin(th.ctrl, sqe, cqe, NULL, 0);
+		if (!sel) {
+			EXPECT_EQ(0x0a05U, st->feat.irq_coal);
+			EXPECT_EQ(0x01020303U, st->feat.arb);
+			coal = st->feat.irq_coal;
+			arb = st->feat.arb;
+		} else {
+			EXPECT_EQ(coal, st->feat.irq_coal) TH_LOG("sel %u", sel);
+			EXPECT_EQ(arb, st->feat.arb) TH_LOG("sel %u", sel);
+		}
+	}
+	th_fini(&th);
 }
 
 TEST_HARNESS_MAIN
