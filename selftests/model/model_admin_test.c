@@ -112,10 +112,36 @@ TEST_F(adm, identify_answer_is_the_execution)
 }
 
 /*
+ * Any other CNS is answered from the page captured for that CNS and CSI
+ * (CDW11 bits 31:24): the I/O Command Set specific Identify Controller
+ * (CNS 06h) for the NVM Command Set (CSI 00h) reads back exactly; the same
+ * CNS for a command set never captured (Zoned Namespace, CSI 02h) is
+ * Invalid Field in Command.
+ */
+TEST_F(adm, identify_other_cns_from_captured_pages)
+{
+	struct drv *d = &self->d;
+	u8 *b = th_ptr(&self->th, self->page), page[4096];
+	int i;
+
+	for (i = 0; i < 4096; i++)
+		page[i] = (u8)(i * 7 + 3);
+	ASSERT_EQ(0, emu_nvme_load_identify(self->th.ctrl, 0x06, 0, 0, 1,
+					    page));
+	memset(b, 0x5a, 4096);
+	EXPECT_EQ(0, adm(d, 0x06, 0, 0x06, 0, self->page, NULL));
+	EXPECT_EQ(0, memcmp(page, b, 4096));
+	EXPECT_EQ(DNR | 0x02, adm(d, 0x06, 0, 0x06, 2U << 24, self->page,
+				  NULL));
+	EXPECT_EQ(0, d->errors);
+}
+
+/*
  * CNS 03h from the namespace page: an EUI64 descriptor (NIDT 1, 8 bytes)
- * when EUI64 is not zero, an NGUID one (NIDT 2, 16 bytes) when NGUID is
- * not zero, then the Command Set Identifier (NIDT 4, 1 byte: NVM), then
- * zeroes.
+ * when EUI64 (bytes 120-127) is not zero, an NGUID one (NIDT 2, 16 bytes)
+ * when NGUID (bytes 104-119) is not zero, then the Command Set Identifier
+ * (NIDT 4, 1 byte: NVM), then zeroes. An identifier with only its first
+ * or only its last byte set is not zero.
  */
 TEST_F(adm, ns_descriptors)
 {
@@ -124,12 +150,24 @@ TEST_F(adm, ns_descriptors)
 	u8 *b = th_ptr(&self->th, self->page), ns[4096], want[64];
 	int round, off;
 
-	for (round = 0; round < 3; round++) {
+	for (round = 0; round < 5; round++) {
 		th_idns_page(ns, 12);
 		if (round == 1)
 			memset(ns + 104, 0, 16);	/* no NGUID */
 		if (round == 2)
 			memset(ns + 120, 0, 8);		/* no EUI64 */
+		if (round >= 3) {
+			memset(ns + 104, 0, 16);
+			memset(ns + 120, 0, 8);
+		}
+		if (round == 3) {			/* first bytes only */
+			ns[104] = 0x01;
+			ns[120] = 0x01;
+		}
+		if (round == 4) {			/* last bytes only */
+			ns[119] = 0x80;
+			ns[127] = 0x80;
+		}
 		ASSERT_EQ(0, emu_nvme_load_identify(self->th.ctrl, 0, 0, 1, 1,
 						    ns));
 		memset(want, 0, sizeof(want));
@@ -163,9 +201,12 @@ TEST_F(adm, ns_descriptors)
  */
 TEST_F(adm, error_log_size_follows_elpe)
 {
+	static const u8 zero[4096];
 	struct drv *d = &self->d;
 	u8 page[4096], *b = th_ptr(&self->th, self->page);
 	u8 sqe[64];
+	u64 count;
+	int i;
 
 	th_idctrl_page(page);
 	page[262] = 255;
@@ -180,6 +221,25 @@ TEST_F(adm, error_log_size_follows_elpe)
 	EXPECT_EQ(0, b[63]);
 	drv_set_dw(sqe, 12, 4096);
 	EXPECT_EQ(DNR | 0x02, drv_admin(d, sqe, NULL));
+	/*
+	 * The model keeps the newest EMU_NVME_MAX_ERRLOG (4) entries: with
+	 * five errors logged, entries 0-3 count down from the newest, the
+	 * rest of the 64-entry log is zero (Error Count 0: no entry).
+	 */
+	for (i = 0; i < 5; i++)
+		EXPECT_EQ(DNR | 0x01, adm(d, 0x80, 0, 0, 0, 0, NULL));
+	emu_nvme_ns_changed(self->th.ctrl, 1);
+	emu_nvme_ns_changed(self->th.ctrl, 5);
+	memset(b, 0x5a, 4096);
+	drv_set_dw(sqe, 10, (1023U << 16) | 0x01);
+	drv_set_dw(sqe, 12, 0);
+	EXPECT_EQ(0, drv_admin(d, sqe, NULL));
+	count = emu_get_le64(b);
+	EXPECT_LE(5, count);
+	for (i = 1; i < 4; i++)
+		EXPECT_EQ(count - i, emu_get_le64(b + 64 * i));
+	EXPECT_EQ(0, memcmp(zero, b + 256, 4096 - 256));
+	drv_set_dw(sqe, 10, (15U << 16) | 0x01);
 	/* ELPE 3: four entries, 256 bytes */
 	page[262] = 3;
 	ASSERT_EQ(0, emu_nvme_load_identify(self->th.ctrl, 1, 0, 0, 1, page));
@@ -1527,6 +1587,83 @@ TEST_F(adm, enable_validation)
 }
 
 /*
+ * Enable the controller with these admin queue attributes and CC.MPS, then
+ * disable it again: 1 when it became ready, 0 when it refused.
+ */
+static int aq_try(struct drv *d, u32 aqa, u64 asq, u64 acq, u32 mps)
+{
+	u32 cc = (6U << 4) | (mps << 7) | (6U << 16) | (4U << 20);
+	int rdy;
+
+	drv_wreg(d, EMU_REG_AQA, aqa, 4);
+	drv_wreg(d, EMU_REG_ASQ, asq, 8);
+	drv_wreg(d, EMU_REG_ACQ, acq, 8);
+	drv_wreg(d, EMU_REG_CC, cc, 4);
+	drv_wreg(d, EMU_REG_CC, cc | EMU_CC_EN, 4);
+	rdy = (int)(drv_reg(d, EMU_REG_CSTS, 4) & EMU_CSTS_RDY);
+	drv_wreg(d, EMU_REG_CC, cc, 4);
+	if (drv_wait_csts(d, EMU_CSTS_RDY, 0))
+		return -1;
+	return rdy;
+}
+
+#define AQA(sqs, cqs)	(((u32)(cqs) << 16) | (u32)(sqs))
+
+/*
+ * The admin queue attributes at their limits (NVMe 2.0, 3.1.4): ASQS and
+ * ACQS (0's based) up to CAP.MQES, 300 entries here, not one more; ASQB
+ * and ACQB aligned to the memory page size of CC.MPS (4 KiB << MPS), for
+ * every MPS up to 15 (128 MiB): any address bit below the page size set is
+ * refused. The rings (64-byte SQ entries, 16-byte CQ entries) must not
+ * overlap: an SQ of 128 entries is 8 KiB, a CQ of 256 entries 4 KiB, of
+ * 257 entries 4 KiB and 16 bytes.
+ */
+TEST(admin_queue_attributes_at_their_limits)
+{
+	static struct th th;
+	static struct drv d;
+	const u64 a = 1ULL << 40, c = 1ULL << 41, x = TH_MEM_BASE;
+	u32 mps, bit;
+	u64 cap;
+
+	th_init(&th, th_seed(0xa9a));
+	th_new_ctrl(&th);
+	th_load_identity(&th, 12, 300, 16);
+	/* MPSMAX 15 */
+	cap = emu_nvme_state(th.ctrl)->id.cap | (15ULL << 52);
+	ASSERT_EQ(0, emu_nvme_set_hw(th.ctrl, cap, 0x10400, 17, 16, 16));
+	emu_nvme_start_disabled(th.ctrl);
+	memset(&d, 0, sizeof(d));
+	d.th = &th;
+	ASSERT_EQ(299, drv_reg(&d, EMU_REG_CAP, 8) & 0xffff);
+	/* CAP.MQES 299: 300 entries fit, 301 do not. */
+	EXPECT_EQ(1, aq_try(&d, AQA(299, 299), a, c, 0));
+	EXPECT_EQ(0, aq_try(&d, AQA(300, 299), a, c, 0));
+	EXPECT_EQ(0, aq_try(&d, AQA(299, 300), a, c, 0));
+	/* Page alignment by CC.MPS. */
+	for (mps = 0; mps <= 15; mps++) {
+		EXPECT_EQ(1, aq_try(&d, AQA(31, 31), a, c, mps))
+			TH_LOG("mps %u", mps);
+		for (bit = 12; bit < 12 + mps; bit++) {
+			EXPECT_EQ(0, aq_try(&d, AQA(31, 31), a + (1ULL << bit),
+					    c, mps))
+				TH_LOG("mps %u asq bit %u", mps, bit);
+			EXPECT_EQ(0, aq_try(&d, AQA(31, 31), a,
+					    c + (1ULL << bit), mps))
+				TH_LOG("mps %u acq bit %u", mps, bit);
+		}
+	}
+	/* SQ of 128 entries: a CQ 4 KiB after its start is inside it. */
+	EXPECT_EQ(0, aq_try(&d, AQA(127, 15), x, x + 4096, 0));
+	EXPECT_EQ(1, aq_try(&d, AQA(127, 15), x, x + 8192, 0));
+	/* CQ of 257 entries reaches 16 bytes into an SQ 4 KiB after it. */
+	EXPECT_EQ(0, aq_try(&d, AQA(15, 256), x + 4096, x, 0));
+	EXPECT_EQ(1, aq_try(&d, AQA(15, 255), x + 4096, x, 0));
+	EXPECT_EQ(0, d.errors);
+	th_fini(&th);
+}
+
+/*
  * Before any I/O queue exists: Number of Queues with NSQR or NCQR 65535
  * (a 0's based 65536) is Invalid Field in Command (NVMe 2.0, Number of
  * Queues feature); the default over-temperature threshold of the composite
@@ -1573,6 +1710,46 @@ TEST(fresh_controller_limits)
 	EXPECT_EQ(0, d.errors) {
 		TH_LOG("%s", d.why);
 	}
+	th_fini(&th);
+}
+
+/*
+ * The Number of Queues default derives from the queues the VF grants
+ * (emu_nvme_set_hw()): set while the controller is disabled, a new grant
+ * is what Get Features reports, current and default, once it is enabled;
+ * set while it is enabled, what the host was granted stays.
+ */
+TEST(number_of_queues_follows_the_granted_queues)
+{
+	static struct th th;
+	static struct drv d;
+	u64 cap;
+	u32 dw0;
+
+	th_init(&th, th_seed(0x9e75));
+	th_new_ctrl(&th);
+	th_load_identity(&th, 12, 2048, 16);
+	cap = emu_nvme_state(th.ctrl)->id.cap;
+	emu_nvme_start_disabled(th.ctrl);
+	ASSERT_EQ(0, emu_nvme_set_hw(th.ctrl, cap, 0x10400, 17, 8, 4));
+	memset(&d, 0, sizeof(d));
+	d.th = &th;
+	ASSERT_EQ(0, drv_enable(&d, 32));
+	dw0 = 0;
+	EXPECT_EQ(0, adm(&d, 0x0a, 0, 0x07, 0, 0, &dw0));
+	EXPECT_EQ((3U << 16) | 7U, dw0);
+	dw0 = 0;
+	EXPECT_EQ(0, adm(&d, 0x0a, 0, (1U << 8) | 0x07, 0, 0, &dw0));
+	EXPECT_EQ((3U << 16) | 7U, dw0);
+	/* Enabled: what the host was granted stays. */
+	dw0 = 0;
+	EXPECT_EQ(0, adm(&d, 0x09, 0, 0x07, (1U << 16) | 2U, 0, &dw0));
+	EXPECT_EQ((3U << 16) | 7U, dw0);
+	ASSERT_EQ(0, emu_nvme_set_hw(th.ctrl, cap, 0x10400, 17, 16, 16));
+	dw0 = 0;
+	EXPECT_EQ(0, adm(&d, 0x0a, 0, 0x07, 0, 0, &dw0));
+	EXPECT_EQ((3U << 16) | 7U, dw0);
+	EXPECT_EQ(0, d.errors);
 	th_fini(&th);
 }
 
@@ -1802,6 +1979,51 @@ TEST_F(adm, aec_filters_notices)
 	drv_reap(d, 0);
 	EXPECT_EQ(1, d->aer_done);
 	EXPECT_EQ(0x040002, d->aer_dw0);
+	EXPECT_EQ(0, d->errors);
+}
+
+/*
+ * Events wait while their type is masked (delivered, its log page not yet
+ * read) or no AER is outstanding; the model queues EMU_NVME_MAX_EVENTS
+ * (16) of them and drops any further one. Eighteen distinct Error events
+ * (information 0-17, log 01h): the first completes the outstanding AER,
+ * the next sixteen are delivered one by one, each after the Error
+ * Information log was read and an AER armed, in order; the eighteenth
+ * never is, and the controller serves I/O (through its shadow doorbells)
+ * as before.
+ */
+TEST_F(adm, event_queue_holds_sixteen)
+{
+	const struct emu_nvme_state *st = emu_nvme_state(self->th.ctrl);
+	struct drv *d = &self->d;
+	u64 p = self->page;
+	u8 sqe[64];
+	u32 i;
+
+	ASSERT_EQ(1, d->aer_outstanding);
+	for (i = 0; i < 18; i++)
+		emu_nvme_async_event(self->th.ctrl, 0, (u8)i, 0x01);
+	drv_reap(d, 0);
+	EXPECT_EQ(1, d->aer_done);
+	EXPECT_EQ(0x010000U, d->aer_dw0);
+	EXPECT_EQ(EMU_NVME_MAX_EVENTS, st->aer.nr_events);
+	for (i = 1; i <= 17; i++) {
+		EXPECT_EQ(0, get_log(d, 0x01, 0, 15, 0, p));
+		ASSERT_EQ(0, drv_aer_arm(d));
+		emu_nvme_poll(self->th.ctrl, 8);
+		drv_reap(d, 0);
+		if (i == 17)
+			break;
+		EXPECT_EQ(i + 1, (u32)d->aer_done);
+		EXPECT_EQ(0x010000U | (i << 8), d->aer_dw0);
+	}
+	EXPECT_EQ(17, d->aer_done);
+	EXPECT_EQ(1, d->aer_outstanding);
+	EXPECT_EQ(0, st->aer.nr_events);
+	EXPECT_EQ(1, st->dbbuf.enabled);
+	drv_sqe(sqe, 0x02, 1);
+	drv_set_prp(sqe, p, 0);
+	EXPECT_EQ(0, io(d, 1, sqe));
 	EXPECT_EQ(0, d->errors);
 }
 
@@ -2037,6 +2259,7 @@ TEST_F(adm, log_page_lengths_and_offsets)
 	struct drv *d = &self->d;
 	u64 p = self->page;
 	u8 *b = th_ptr(&self->th, p), full[4096];
+	u8 lid;
 
 	EXPECT_EQ(DNR | 0x02, get_log(d, 0x05, 0, 1024, 0, p));
 	EXPECT_EQ(0, get_log(d, 0x05, 0, 1023, 0, p));
@@ -2052,6 +2275,19 @@ TEST_F(adm, log_page_lengths_and_offsets)
 	EXPECT_EQ(0, memcmp(zero, b + 256, 4096 - 256));
 	EXPECT_EQ(0, get_log(d, 0x01, 0, 15, 192, p));
 	EXPECT_EQ(DNR | 0x02, get_log(d, 0x01, 0, 15, 256, p));
+	/*
+	 * SMART / Health Information (02h) and Firmware Slot Information
+	 * (03h) are 512 bytes: offset 508 is their last dword (reserved,
+	 * zero), 512 is beyond them.
+	 */
+	for (lid = 0x02; lid <= 0x03; lid++) {
+		memset(b, 0x5a, 8);
+		EXPECT_EQ(0, get_log(d, lid, 0, 0, 508, p));
+		EXPECT_EQ(0, emu_get_le32(b)) TH_LOG("log %02xh", lid);
+		EXPECT_EQ(0x5a5a5a5aU, emu_get_le32(b + 4));
+		EXPECT_EQ(DNR | 0x02, get_log(d, lid, 0, 0, 512, p))
+			TH_LOG("log %02xh", lid);
+	}
 }
 
 /*
@@ -2129,6 +2365,39 @@ TEST_F(adm, idle_shutdown_completes_at_once)
 	EXPECT_EQ(0, emu_nvme_poll(self->th.ctrl, 64));
 	EXPECT_EQ(0, self->th.npend);
 	EXPECT_EQ(0, drv_reap(d, 1));
+}
+
+/*
+ * A shutdown finished on the model ends there: the device goes back to
+ * the VF (handback), the guest resets the controller there, the device
+ * switches to the model again while the controller is disabled, and the
+ * guest enables it: the controller is ready, not shut down (CSTS.SHST
+ * 00b), and executes commands.
+ */
+TEST(shutdown_is_over_after_handback_and_reset)
+{
+	static struct th th;
+	static struct drv d;
+	u8 sqe[64];
+
+	ASSERT_EQ(0, drv_start(&d, &th, th_seed(0x5d0)));
+	drv_wreg(&d, EMU_REG_CC, drv_reg(&d, EMU_REG_CC, 4) | (1U << 14), 4);
+	ASSERT_EQ(EMU_CSTS_SHST_CMPLT, drv_reg(&d, EMU_REG_CSTS, 4) &
+		  EMU_CSTS_SHST_MASK);
+	ASSERT_EQ(0, emu_nvme_handback(th.ctrl));
+	emu_nvme_observe_reg_write(th.ctrl, EMU_REG_CC, 0, 4);
+	emu_nvme_start_disabled(th.ctrl);
+	memset(&d, 0, sizeof(d));
+	d.th = &th;
+	ASSERT_EQ(0, drv_enable(&d, 32));
+	drv_sqe(sqe, 0x06, 0);
+	drv_set_dw(sqe, 10, 1);
+	drv_set_prp(sqe, th_alloc(&th, 4096, 4096), 0);
+	EXPECT_EQ(0, drv_admin(&d, sqe, NULL));
+	EXPECT_EQ(EMU_CSTS_RDY, drv_reg(&d, EMU_REG_CSTS, 4) &
+		  (EMU_CSTS_RDY | EMU_CSTS_SHST_MASK));
+	EXPECT_EQ(0, d.errors);
+	th_fini(&th);
 }
 
 /*
@@ -2325,8 +2594,10 @@ TEST(weighted_round_robin)
 /*
  * A second Doorbell Buffer Config starts both new buffers from the queues'
  * current positions: each existing queue's slot holds the tail or head the
- * driver last rang, and the slots of queues that do not exist are left as
- * the host wrote them.
+ * driver last rang, the admin queue's shadow slots included (SQ 0 tail at
+ * 0, the tail that carried this command; CQ 0 head at 4, which the
+ * driver's doorbell after the completion then mirrors), and the slots of
+ * queues that do not exist are left as the host wrote them.
  */
 TEST_F(adm, dbbuf_config_starts_from_current_positions)
 {
@@ -2346,6 +2617,9 @@ TEST_F(adm, dbbuf_config_starts_from_current_positions)
 	drv_sqe(sqe, 0x7c, 0);
 	drv_set_prp(sqe, dbs, eis);
 	ASSERT_EQ(0, drv_admin(d, sqe, NULL));
+	ASSERT_NE(0, d->q[0].sq_tail);
+	EXPECT_EQ(d->q[0].sq_tail, emu_get_le32(b));
+	EXPECT_EQ(d->q[0].cq_head, emu_get_le32(b + 4));
 	/* CAP.DSTRD 0: SQ y tail at 8y, CQ y head at 8y + 4 */
 	for (i = 1; i <= 4; i++) {
 		EXPECT_EQ(d->q[i].sq_tail, emu_get_le32(b + 8 * i));
@@ -2418,6 +2692,52 @@ TEST_F(adm, cq_head_past_the_tail_refused)
 	EXPECT_EQ(0, d->errors) {
 		TH_LOG("%s", d->why);
 	}
+}
+
+/*
+ * The observer learns a feature from a Get Features only when it returned
+ * the current value (SEL 000b): the default (001b), saved (010b) and
+ * supported capabilities (011b) answers teach it nothing. Interrupt
+ * Coalescing (08h) and Arbitration (01h), as a VF answered them.
+ */
+TEST(observer_learns_only_current_features)
+{
+	static struct th th;
+	const struct emu_nvme_state *st;
+	u8 sqe[64], cqe[16];
+	u32 sel, coal, arb;
+
+	th_init(&th, th_seed(0x0b5e));
+	th_new_ctrl(&th);
+	th_load_identity(&th, 12, 2048, 16);
+	ASSERT_EQ(EMU_NVME_MODE_OBSERVE, emu_nvme_get_mode(th.ctrl));
+	st = emu_nvme_state(th.ctrl);
+	coal = st->feat.irq_coal;
+	arb = st->feat.arb;
+	for (sel = 0; sel <= 3; sel++) {
+		memset(cqe, 0, sizeof(cqe));
+		drv_sqe(sqe, 0x0a, 0);
+		emu_put_le16(sqe + 2, (u16)(10 + sel));
+		drv_set_dw(sqe, 10, (sel << 8) | 0x08);
+		emu_nvme_observe_admin(th.ctrl, sqe, NULL, NULL, 0);
+		emu_put_le32(cqe, 0x0a05 + sel);
+		emu_put_le16(cqe + 12, (u16)(10 + sel));
+		emu_nvme_observe_admin(th.ctrl, sqe, cqe, NULL, 0);
+		drv_set_dw(sqe, 10, (sel << 8) | 0x01);
+		emu_put_le32(cqe, 0x01020303 + sel);
+		emu_nvme_observe_admin(th.ctrl, sqe, NULL, NULL, 0);
+		emu_nvme_observe_admin(th.ctrl, sqe, cqe, NULL, 0);
+		if (!sel) {
+			EXPECT_EQ(0x0a05U, st->feat.irq_coal);
+			EXPECT_EQ(0x01020303U, st->feat.arb);
+			coal = st->feat.irq_coal;
+			arb = st->feat.arb;
+		} else {
+			EXPECT_EQ(coal, st->feat.irq_coal) TH_LOG("sel %u", sel);
+			EXPECT_EQ(arb, st->feat.arb) TH_LOG("sel %u", sel);
+		}
+	}
+	th_fini(&th);
 }
 
 TEST_HARNESS_MAIN

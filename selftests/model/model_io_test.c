@@ -341,6 +341,71 @@ TEST_F(io, interrupts_ien_and_coalescing)
 }
 
 /*
+ * INTMS and INTMC hold one bit per vector 0 to 31 (NVMe 2.0, 3.1.3 and
+ * 3.1.4): with every bit set, vector 31's interrupt waits for INTMC bit 31;
+ * vector 32 has no bit and is never held. 33 vectors; queue 1 completes
+ * on vector 31, queue 2 on vector 32.
+ */
+TEST_F(io, intms_covers_vectors_0_to_31)
+{
+	const struct emu_nvme_state *st = emu_nvme_state(self->th.ctrl);
+	struct drv *d = &self->d;
+	u64 buf = th_alloc(&self->th, 4096, 4096);
+	u8 sqe[64];
+	u16 qid;
+
+	drv_wreg(d, EMU_REG_CC, 0, 4);
+	ASSERT_EQ(0, drv_wait_csts(d, 1, 0));
+	ASSERT_EQ(0, emu_nvme_set_hw(self->th.ctrl, st->id.cap, 0x10400, 33,
+				     16, 16));
+	memset(d, 0, sizeof(*d));
+	d->th = &self->th;
+	ASSERT_EQ(0, drv_enable(d, 32));
+	ASSERT_EQ(0, drv_bringup(d, 2, 16, 0, 1));
+	for (qid = 1; qid <= 2; qid++) {
+		drv_sqe(sqe, 0x00, 0);
+		drv_set_dw(sqe, 10, qid);
+		ASSERT_EQ(0, drv_admin(d, sqe, NULL));
+		drv_sqe(sqe, 0x04, 0);
+		drv_set_dw(sqe, 10, qid);
+		ASSERT_EQ(0, drv_admin(d, sqe, NULL));
+		d->q[qid].vector = (u16)(29 + qid);
+		drv_sqe(sqe, 0x05, 0);
+		drv_set_prp(sqe, d->q[qid].cq, 0);
+		drv_set_dw(sqe, 10, (15U << 16) | qid);
+		drv_set_dw(sqe, 11, ((u32)(30 + qid) << 16) | 3);
+		ASSERT_EQ(0, drv_admin(d, sqe, NULL));
+		drv_sqe(sqe, 0x01, 0);
+		drv_set_prp(sqe, d->q[qid].sq, 0);
+		drv_set_dw(sqe, 10, (15U << 16) | qid);
+		drv_set_dw(sqe, 11, ((u32)qid << 16) | 1);
+		ASSERT_EQ(0, drv_admin(d, sqe, NULL));
+	}
+	ASSERT_EQ(31, st->cq[1].vector);
+	ASSERT_EQ(32, st->cq[2].vector);
+	drv_wreg(d, EMU_REG_INTMS, 0xffffffff, 4);
+	EXPECT_EQ(0xffffffffULL, drv_reg(d, EMU_REG_INTMS, 4));
+	memset(self->th.irqs, 0, sizeof(self->th.irqs));
+	drv_sqe(sqe, 0x02, 1);
+	drv_set_prp(sqe, buf, 0);
+	ASSERT_LE(0, drv_submit(d, 1, sqe));
+	ASSERT_LE(0, drv_submit(d, 2, sqe));
+	emu_nvme_poll(self->th.ctrl, 8);
+	ASSERT_EQ(2, th_run_backend(&self->th, 8));
+	EXPECT_EQ(1, st->cq[1].tail);
+	EXPECT_EQ(1, st->cq[2].tail);
+	EXPECT_EQ(0, (long)self->th.irqs[31]);
+	EXPECT_EQ(1, (long)self->th.irqs[32]);
+	drv_wreg(d, EMU_REG_INTMC, 1U << 31, 4);
+	EXPECT_EQ(0x7fffffffULL, drv_reg(d, EMU_REG_INTMS, 4));
+	EXPECT_EQ(1, (long)self->th.irqs[31]);
+	EXPECT_EQ(1, drv_reap(d, 1));
+	EXPECT_EQ(1, drv_reap(d, 2));
+	drv_wreg(d, EMU_REG_INTMC, 0xffffffff, 4);
+	EXPECT_EQ(0, d->errors);
+}
+
+/*
  * Aggregation Time (FID 08h, TIME in 100 us units): the interrupt falls due
  * exactly TIME x 100 us after the first entry it holds, not a nanosecond
  * earlier, and emu_nvme_timer_ns() names that moment.
@@ -527,6 +592,65 @@ TEST_F(io, shadow_doorbells_at_stride_8)
 		EXPECT_EQ(0xa5a5a5a5U, emu_get_le32(ei + 8 * i + 4)) {
 			TH_LOG("between slots %d and %d", i, i + 1);
 		}
+	EXPECT_EQ(0, self->d.errors);
+}
+
+/*
+ * A shadow doorbell slot is a 32-bit value (CAP.DSTRD 1: slots 8 bytes
+ * apart, read one at a time): a tail of 1 with any bit of the slot's top
+ * byte set is out of the queue's range and ignored; the plain 1 is taken.
+ * Likewise the CQ head slot.
+ */
+TEST_F(io, shadow_slot_is_32_bits_at_stride_8)
+{
+	const struct emu_nvme_state *st = emu_nvme_state(self->th.ctrl);
+	static const u32 hi[] = { 0x01000000, 0x80000000, 0xff000000 };
+	struct drv_q *q;
+	u8 sqe[64], *sdb, *cdb;
+	unsigned int i;
+
+	drv_wreg(&self->d, EMU_REG_CC, 0, 4);
+	ASSERT_EQ(0, drv_wait_csts(&self->d, 1, 0));
+	emu_nvme_set_hw(self->th.ctrl, st->id.cap | (1ULL << 32), 0x10400,
+			17, 16, 16);
+	memset(&self->d, 0, sizeof(self->d));
+	self->d.th = &self->th;
+	ASSERT_EQ(0, drv_enable(&self->d, 32));
+	ASSERT_EQ(8, self->d.stride);
+	ASSERT_EQ(0, drv_bringup(&self->d, 2, 16, 1, 1));
+	q = &self->d.q[2];
+	sdb = th_ptr(&self->th, self->d.dbs + 8 * (2 * 2));
+	cdb = th_ptr(&self->th, self->d.dbs + 8 * (2 * 2 + 1));
+	drv_sqe(sqe, 0x02, 1);
+	drv_set_prp(sqe, th_alloc(&self->th, 4096, 4096), 0);
+	emu_put_le16(sqe + 2, 7);
+	memcpy(th_ptr(&self->th, q->sq), sqe, 64);
+	q->cmd[7].busy = 1;
+	q->outstanding++;
+	q->sq_tail = 1;
+	for (i = 0; i < sizeof(hi) / sizeof(hi[0]); i++) {
+		emu_put_le32(sdb, hi[i] | 1);
+		EXPECT_EQ(0, emu_nvme_poll(self->th.ctrl, 16))
+			TH_LOG("slot %#x", hi[i] | 1);
+		EXPECT_EQ(0, st->sq[2].tail);
+	}
+	emu_put_le32(sdb, 1);
+	ASSERT_EQ(1, emu_nvme_poll(self->th.ctrl, 16));
+	EXPECT_EQ(1, st->sq[2].head);
+	ASSERT_EQ(1, th_run_backend(&self->th, 16));
+	EXPECT_EQ(1, st->cq[2].tail);
+	/* The driver's reap would write the head; write it by hand. */
+	for (i = 0; i < sizeof(hi) / sizeof(hi[0]); i++) {
+		emu_put_le32(cdb, hi[i] | 1);
+		emu_nvme_poll(self->th.ctrl, 16);
+		EXPECT_EQ(0, st->cq[2].head) TH_LOG("slot %#x", hi[i] | 1);
+	}
+	EXPECT_EQ(1, drv_reap(&self->d, 2));
+	EXPECT_EQ(1, emu_get_le32(cdb));
+	emu_nvme_poll(self->th.ctrl, 16);
+	EXPECT_EQ(1, st->cq[2].head);
+	EXPECT_EQ(1, q->cmd[7].done);
+	EXPECT_EQ(0, q->cmd[7].status);
 	EXPECT_EQ(0, self->d.errors);
 }
 
@@ -730,6 +854,86 @@ TEST(large_ranges_reach_the_backend_whole)
 	emu_nvme_blk_complete(th.ctrl, r, 0);
 	drv_reap(&d, 1);
 	EXPECT_EQ(0, d.q[1].cmd[cid].status);
+	EXPECT_EQ(0, d.errors);
+	th_fini(&th);
+}
+
+/*
+ * Write Zeroes takes a 64-bit Starting LBA, CDW11 its upper half (NVMe NVM
+ * Command Set, Write Zeroes): on a namespace of 2^34 blocks, LBA 3_00000010h
+ * reaches the backend as such; the last block, NSZE - 1, is in range, one
+ * more block from it or NSZE itself is LBA Out of Range.
+ */
+TEST(write_zeroes_starting_lba_is_64_bits)
+{
+	static u8 page[4096];
+	static struct drv d;
+	const u64 nsze = 1ULL << 34;
+	struct emu_blk_req *r;
+	struct th th;
+	u8 sqe[64];
+	int cid;
+
+	th_init(&th, 0x64b1a);
+	th_new_ctrl(&th);
+	th_load_identity(&th, 12, 2048, 16);
+	th_idns_page(page, 12);
+	emu_put_le64(page, nsze);
+	emu_put_le64(page + 8, nsze);
+	ASSERT_EQ(0, emu_nvme_load_identify(th.ctrl, 0, 0, 1, 1, page));
+	emu_nvme_start_disabled(th.ctrl);
+	memset(&d, 0, sizeof(d));
+	d.th = &th;
+	ASSERT_EQ(0, drv_enable(&d, 32));
+	ASSERT_EQ(0, drv_bringup(&d, 1, 64, 0, 1));
+
+	drv_sqe(sqe, 0x08, 1);
+	drv_set_dw(sqe, 10, 0x10);
+	drv_set_dw(sqe, 11, 3);
+	drv_set_dw(sqe, 12, 7);
+	cid = drv_submit(&d, 1, sqe);
+	ASSERT_GE(cid, 0);
+	emu_nvme_poll(th.ctrl, 8);
+	ASSERT_EQ(1, th.npend);
+	r = th.pend[--th.npend];
+	EXPECT_EQ(EMU_BLK_WRITE_ZEROES, r->op);
+	EXPECT_EQ(0x300000010ULL, r->slba);
+	EXPECT_EQ(8, r->nlb);
+	emu_nvme_blk_complete(th.ctrl, r, 0);
+	drv_reap(&d, 1);
+	EXPECT_EQ(0, d.q[1].cmd[cid].status);
+
+	drv_set_dw(sqe, 10, (u32)(nsze - 1));
+	drv_set_dw(sqe, 11, (u32)((nsze - 1) >> 32));
+	drv_set_dw(sqe, 12, 0);
+	cid = drv_submit(&d, 1, sqe);
+	ASSERT_GE(cid, 0);
+	emu_nvme_poll(th.ctrl, 8);
+	ASSERT_EQ(1, th.npend);
+	r = th.pend[--th.npend];
+	EXPECT_EQ(nsze - 1, r->slba);
+	EXPECT_EQ(1, r->nlb);
+	emu_nvme_blk_complete(th.ctrl, r, 0);
+	drv_reap(&d, 1);
+	EXPECT_EQ(0, d.q[1].cmd[cid].status);
+
+	drv_set_dw(sqe, 12, 1);
+	cid = drv_submit(&d, 1, sqe);
+	ASSERT_GE(cid, 0);
+	emu_nvme_poll(th.ctrl, 8);
+	EXPECT_EQ(0, th.npend);
+	drv_reap(&d, 1);
+	EXPECT_EQ(EMU_SC_DNR | EMU_SC_LBA_RANGE, d.q[1].cmd[cid].status);
+
+	drv_set_dw(sqe, 10, 0);
+	drv_set_dw(sqe, 11, (u32)(nsze >> 32));
+	drv_set_dw(sqe, 12, 0);
+	cid = drv_submit(&d, 1, sqe);
+	ASSERT_GE(cid, 0);
+	emu_nvme_poll(th.ctrl, 8);
+	EXPECT_EQ(0, th.npend);
+	drv_reap(&d, 1);
+	EXPECT_EQ(EMU_SC_DNR | EMU_SC_LBA_RANGE, d.q[1].cmd[cid].status);
 	EXPECT_EQ(0, d.errors);
 	th_fini(&th);
 }
