@@ -799,9 +799,35 @@ TEST_F(io, full_completion_queue_stops_fetching)
 		EXPECT_EQ(2, seen[i]);
 }
 
-TEST(large_ranges_reach_the_backend_whole)
+/*
+ * A controller whose one namespace has NSZE blocks of 2^LBADS bytes (more
+ * than the test's memory could hold: only the commands are looked at),
+ * enabled, with one I/O queue pair of 64 entries.
+ */
+static int big_ns_bringup(struct th *th, struct drv *d, u32 seed, int lbads,
+			  u64 nsze)
 {
 	static u8 page[4096];
+	int ret;
+
+	th_init(th, seed);
+	th_new_ctrl(th);
+	th_load_identity(th, lbads, 2048, 16);
+	th_idns_page(page, lbads);
+	emu_put_le64(page, nsze);
+	emu_put_le64(page + 8, nsze);
+	ret = emu_nvme_load_identify(th->ctrl, 0, 0, 1, 1, page);
+	if (ret)
+		return ret;
+	emu_nvme_start_disabled(th->ctrl);
+	memset(d, 0, sizeof(*d));
+	d->th = th;
+	ret = drv_enable(d, 32);
+	return ret ? ret : drv_bringup(d, 1, 64, 0, 1);
+}
+
+TEST(large_ranges_reach_the_backend_whole)
+{
 	struct emu_blk_req *r;
 	struct th th;
 	struct drv d;
@@ -809,18 +835,7 @@ TEST(large_ranges_reach_the_backend_whole)
 	u64 buf;
 	int cid;
 
-	th_init(&th, 0x1a26e);
-	th_new_ctrl(&th);
-	th_load_identity(&th, 16, 2048, 16);
-	th_idns_page(page, 16);
-	emu_put_le64(page, 1ULL << 32);
-	emu_put_le64(page + 8, 1ULL << 32);
-	ASSERT_EQ(0, emu_nvme_load_identify(th.ctrl, 0, 0, 1, 1, page));
-	emu_nvme_start_disabled(th.ctrl);
-	memset(&d, 0, sizeof(d));
-	d.th = &th;
-	ASSERT_EQ(0, drv_enable(&d, 32));
-	ASSERT_EQ(0, drv_bringup(&d, 1, 64, 0, 1));
+	ASSERT_EQ(0, big_ns_bringup(&th, &d, 0x1a26e, 16, 1ULL << 32));
 
 	drv_sqe(sqe, 0x08, 1);
 	drv_set_dw(sqe, 12, 0xffff);
@@ -866,7 +881,6 @@ TEST(large_ranges_reach_the_backend_whole)
  */
 TEST(write_zeroes_starting_lba_is_64_bits)
 {
-	static u8 page[4096];
 	static struct drv d;
 	const u64 nsze = 1ULL << 34;
 	struct emu_blk_req *r;
@@ -874,18 +888,7 @@ TEST(write_zeroes_starting_lba_is_64_bits)
 	u8 sqe[64];
 	int cid;
 
-	th_init(&th, 0x64b1a);
-	th_new_ctrl(&th);
-	th_load_identity(&th, 12, 2048, 16);
-	th_idns_page(page, 12);
-	emu_put_le64(page, nsze);
-	emu_put_le64(page + 8, nsze);
-	ASSERT_EQ(0, emu_nvme_load_identify(th.ctrl, 0, 0, 1, 1, page));
-	emu_nvme_start_disabled(th.ctrl);
-	memset(&d, 0, sizeof(d));
-	d.th = &th;
-	ASSERT_EQ(0, drv_enable(&d, 32));
-	ASSERT_EQ(0, drv_bringup(&d, 1, 64, 0, 1));
+	ASSERT_EQ(0, big_ns_bringup(&th, &d, 0x64b1a, 12, nsze));
 
 	drv_sqe(sqe, 0x08, 1);
 	drv_set_dw(sqe, 10, 0x10);
