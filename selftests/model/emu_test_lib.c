@@ -627,9 +627,14 @@ int drv_start(struct drv *d, struct th *th, unsigned int seed)
 	th_new_ctrl(th);
 	th_load_identity(th, 12, 2048, 16);
 	emu_nvme_start_disabled(th->ctrl);
+	return drv_attach(d, th, 32);
+}
+
+int drv_attach(struct drv *d, struct th *th, u16 aq_size)
+{
 	memset(d, 0, sizeof(*d));
 	d->th = th;
-	return drv_enable(d, 32);
+	return drv_enable(d, aq_size);
 }
 
 int drv_enable(struct drv *d, u16 aq_size)

@@ -134,6 +134,8 @@ u64 drv_reg(struct drv *d, u32 off, u32 size);
 void drv_wreg(struct drv *d, u32 off, u64 val, u32 size);
 int drv_wait_csts(struct drv *d, u32 mask, u32 val);
 /* Linux nvme: disable, admin queue, enable. 0 or -1. */
+/* A fresh driver on TH's controller, enabling it (drv_enable()). */
+int drv_attach(struct drv *d, struct th *th, u16 aq_size);
 int drv_enable(struct drv *d, u16 aq_size);
 /*
  * The usual start: a new controller with the default identity (4 KiB LBAs,

@@ -260,9 +260,7 @@ TEST(highest_queue_id)
 	th_new_ctrl(&th);
 	th_load_identity(&th, 12, 64, 128);
 	emu_nvme_start_disabled(th.ctrl);
-	memset(&d, 0, sizeof(d));
-	d.th = &th;
-	ASSERT_EQ(0, drv_enable(&d, 16));
+	ASSERT_EQ(0, drv_attach(&d, &th, 16));
 	m = th_alloc(&th, 2 * 4096, 4096);
 	ASSERT_EQ(0, adm(&d, 0x09, 0, 0x07, (127U << 16) | 127, 0, NULL));
 	EXPECT_EQ(0, adm(&d, 0x05, 0, (15U << 16) | 128, 1, m, NULL));
@@ -1732,9 +1730,7 @@ TEST(number_of_queues_follows_the_granted_queues)
 	cap = emu_nvme_state(th.ctrl)->id.cap;
 	emu_nvme_start_disabled(th.ctrl);
 	ASSERT_EQ(0, emu_nvme_set_hw(th.ctrl, cap, 0x10400, 17, 8, 4));
-	memset(&d, 0, sizeof(d));
-	d.th = &th;
-	ASSERT_EQ(0, drv_enable(&d, 32));
+	ASSERT_EQ(0, drv_attach(&d, &th, 32));
 	dw0 = 0;
 	EXPECT_EQ(0, adm(&d, 0x0a, 0, 0x07, 0, 0, &dw0));
 	EXPECT_EQ((3U << 16) | 7U, dw0);
@@ -1778,9 +1774,7 @@ TEST(transfer_limit_of_a_gibibyte)
 	page[77] = 18;
 	ASSERT_EQ(0, emu_nvme_load_identify(th.ctrl, 1, 0, 0, 1, page));
 	emu_nvme_start_disabled(th.ctrl);
-	memset(&d, 0, sizeof(d));
-	d.th = &th;
-	ASSERT_EQ(0, drv_enable(&d, 32));
+	ASSERT_EQ(0, drv_attach(&d, &th, 32));
 	ASSERT_EQ(0, drv_bringup(&d, 1, 64, 0, 1));
 	buf = th_alloc(&th, 4U << 20, 4096);
 	drv_sqe(sqe, 0x02, 1);
@@ -1861,9 +1855,7 @@ TEST(unusable_namespace_formats_refused)
 		emu_put_le16(page + 128, fmt[f].ms);
 		emu_nvme_load_identify(th.ctrl, 0, 0, 1, 1, page);
 		emu_nvme_start_disabled(th.ctrl);
-		memset(&d, 0, sizeof(d));
-		d.th = &th;
-		ASSERT_EQ(0, drv_enable(&d, 32));
+		ASSERT_EQ(0, drv_attach(&d, &th, 32));
 		ASSERT_EQ(0, drv_bringup(&d, 1, 64, 0, 1));
 		buf = th_alloc(&th, 65536, 4096);
 		for (i = 0; i < sizeof(opcs); i++) {
@@ -2387,9 +2379,7 @@ TEST(shutdown_is_over_after_handback_and_reset)
 	ASSERT_EQ(0, emu_nvme_handback(th.ctrl));
 	emu_nvme_observe_reg_write(th.ctrl, EMU_REG_CC, 0, 4);
 	emu_nvme_start_disabled(th.ctrl);
-	memset(&d, 0, sizeof(d));
-	d.th = &th;
-	ASSERT_EQ(0, drv_enable(&d, 32));
+	ASSERT_EQ(0, drv_attach(&d, &th, 32));
 	drv_sqe(sqe, 0x06, 0);
 	drv_set_dw(sqe, 10, 1);
 	drv_set_prp(sqe, th_alloc(&th, 4096, 4096), 0);
@@ -2552,9 +2542,7 @@ TEST(weighted_round_robin)
 	cap = emu_nvme_state(th.ctrl)->id.cap | (1ULL << 17);
 	emu_nvme_set_hw(th.ctrl, cap, 0x10400, 17, 16, 16);
 	emu_nvme_start_disabled(th.ctrl);
-	memset(&d, 0, sizeof(d));
-	d.th = &th;
-	ASSERT_EQ(0, drv_enable(&d, 32));
+	ASSERT_EQ(0, drv_attach(&d, &th, 32));
 	/* Switch to WRR: disable, set CC.AMS, enable. */
 	drv_wreg(&d, EMU_REG_CC, drv_reg(&d, EMU_REG_CC, 4) & ~1ULL, 4);
 	ASSERT_EQ(0, drv_wait_csts(&d, 1, 0));

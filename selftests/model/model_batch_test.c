@@ -380,9 +380,7 @@ static void reset_then_batch(struct __test_metadata *_metadata,
 	EXPECT_EQ(0, drv_reg(d, EMU_REG_CSTS, 4) & EMU_CSTS_RDY);
 	EXPECT_EQ(0, emu_nvme_state(th->ctrl)->sq[1].valid);
 	/* And the driver brings the controller up again. */
-	memset(d, 0, sizeof(*d));
-	d->th = th;
-	ASSERT_EQ(0, drv_enable(d, 32));
+	ASSERT_EQ(0, drv_attach(d, th, 32));
 	ASSERT_EQ(0, drv_bringup(d, 2, 64, 0, 1));
 	self->cid[0] = submit_read(d, 1, 9, self->buf[0]);
 	ASSERT_EQ(0, drv_drain(d, 100));

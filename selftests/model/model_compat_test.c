@@ -48,9 +48,7 @@ static int start_feat(struct drv *d, struct th *th, unsigned int seed,
 	if (emu_nvme_load_identify(th->ctrl, 1, 0, 0, 1, page))
 		return -1;
 	emu_nvme_start_disabled(th->ctrl);
-	memset(d, 0, sizeof(*d));
-	d->th = th;
-	return drv_enable(d, 32);
+	return drv_attach(d, th, 32);
 }
 
 FIXTURE(cv)

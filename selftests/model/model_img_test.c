@@ -392,9 +392,7 @@ TEST(vector_configuration_of_the_last_vectors_migrates)
 	ASSERT_EQ(0, emu_nvme_set_hw(th.ctrl, emu_nvme_state(th.ctrl)->id.cap,
 				     0x10400, EMU_NVME_MAX_VEC, 16, 16));
 	emu_nvme_start_disabled(th.ctrl);
-	memset(&d, 0, sizeof(d));
-	d.th = &th;
-	ASSERT_EQ(0, drv_enable(&d, 32));
+	ASSERT_EQ(0, drv_attach(&d, &th, 32));
 	ASSERT_EQ(0, drv_bringup(&d, 2, 64, 1, 1));
 	for (i = 0; i < (int)EMU_ARRAY_SIZE(set); i++)
 		ASSERT_EQ(0, drv_set_feature(&d, 0x09, (1U << 16) | set[i]));
@@ -1279,9 +1277,7 @@ TEST(smallest_queues_migrate)
 	th_load_identity(&th, 12, 2, 4);
 	emu_nvme_start_disabled(th.ctrl);
 	ASSERT_EQ(1, emu_nvme_state(th.ctrl)->id.cap & 0xffff);
-	memset(&d, 0, sizeof(d));
-	d.th = &th;
-	ASSERT_EQ(0, drv_enable(&d, 2));
+	ASSERT_EQ(0, drv_attach(&d, &th, 2));
 	ASSERT_EQ(0, drv_bringup(&d, 2, 2, 0, 1));
 	stream_init(&s, &d);
 	for (i = 0; i < 400; i++) {
@@ -1915,9 +1911,7 @@ TEST(sq_on_the_highest_cq_migrates)
 	th_new_ctrl(&th);
 	th_load_identity(&th, 12, 2048, EMU_NVME_MAX_QID);
 	emu_nvme_start_disabled(th.ctrl);
-	memset(&d, 0, sizeof(d));
-	d.th = &th;
-	ASSERT_EQ(0, drv_enable(&d, 32));
+	ASSERT_EQ(0, drv_attach(&d, &th, 32));
 	/* Number of Queues: the VF grants 128 of each. */
 	drv_sqe(sqe, 0x09, 0);
 	drv_set_dw(sqe, 10, 0x07);

@@ -86,18 +86,25 @@ TEST_F(io, stream_mmio_doorbells_small_queues)
 	run_stream(_metadata, &self->s, 1500);
 }
 
+/*
+ * The fixture's controller disabled, given CAP.DSTRD 1 (doorbells and
+ * shadow slots 8 bytes apart) and enabled again by a fresh driver.
+ */
+static int reattach_stride_8(struct th *th, struct drv *d)
+{
+	const struct emu_nvme_state *st = emu_nvme_state(th->ctrl);
+
+	drv_wreg(d, EMU_REG_CC, 0, 4);
+	if (drv_wait_csts(d, 1, 0))
+		return -1;
+	emu_nvme_set_hw(th->ctrl, st->id.cap | (1ULL << 32), 0x10400, 17, 16,
+			16);
+	return drv_attach(d, th, 32);
+}
+
 TEST_F(io, stream_doorbell_stride_8)
 {
-	const struct emu_nvme_state *st = emu_nvme_state(self->th.ctrl);
-
-	/* CAP.DSTRD = 1: doorbells and shadow slots 8 bytes apart. */
-	drv_wreg(&self->d, EMU_REG_CC, 0, 4);
-	ASSERT_EQ(0, drv_wait_csts(&self->d, 1, 0));
-	emu_nvme_set_hw(self->th.ctrl, st->id.cap | (1ULL << 32), 0x10400,
-			17, 16, 16);
-	memset(&self->d, 0, sizeof(self->d));
-	self->d.th = &self->th;
-	ASSERT_EQ(0, drv_enable(&self->d, 32));
+	ASSERT_EQ(0, reattach_stride_8(&self->th, &self->d));
 	ASSERT_EQ(8, self->d.stride);
 	ASSERT_EQ(0, drv_bringup(&self->d, 3, 32, 1, 1));
 	stream_init(&self->s, &self->d);
@@ -559,13 +566,7 @@ TEST_F(io, shadow_doorbells_at_stride_8)
 	u8 sqe[64], *ei;
 	int i;
 
-	drv_wreg(&self->d, EMU_REG_CC, 0, 4);
-	ASSERT_EQ(0, drv_wait_csts(&self->d, 1, 0));
-	emu_nvme_set_hw(self->th.ctrl, st->id.cap | (1ULL << 32), 0x10400,
-			17, 16, 16);
-	memset(&self->d, 0, sizeof(self->d));
-	self->d.th = &self->th;
-	ASSERT_EQ(0, drv_enable(&self->d, 32));
+	ASSERT_EQ(0, reattach_stride_8(&self->th, &self->d));
 	ASSERT_EQ(8, self->d.stride);
 	ASSERT_EQ(0, drv_bringup(&self->d, 3, 16, 1, 1));
 	ei = th_ptr(&self->th, self->d.eis);
@@ -609,13 +610,7 @@ TEST_F(io, shadow_slot_is_32_bits_at_stride_8)
 	u8 sqe[64], *sdb, *cdb;
 	unsigned int i;
 
-	drv_wreg(&self->d, EMU_REG_CC, 0, 4);
-	ASSERT_EQ(0, drv_wait_csts(&self->d, 1, 0));
-	emu_nvme_set_hw(self->th.ctrl, st->id.cap | (1ULL << 32), 0x10400,
-			17, 16, 16);
-	memset(&self->d, 0, sizeof(self->d));
-	self->d.th = &self->th;
-	ASSERT_EQ(0, drv_enable(&self->d, 32));
+	ASSERT_EQ(0, reattach_stride_8(&self->th, &self->d));
 	ASSERT_EQ(8, self->d.stride);
 	ASSERT_EQ(0, drv_bringup(&self->d, 2, 16, 1, 1));
 	q = &self->d.q[2];
@@ -820,9 +815,7 @@ static int big_ns_bringup(struct th *th, struct drv *d, u32 seed, int lbads,
 	if (ret)
 		return ret;
 	emu_nvme_start_disabled(th->ctrl);
-	memset(d, 0, sizeof(*d));
-	d->th = th;
-	ret = drv_enable(d, 32);
+	ret = drv_attach(d, th, 32);
 	return ret ? ret : drv_bringup(d, 1, 64, 0, 1);
 }
 
