@@ -5,6 +5,7 @@
  * the admin observer and takeover, and destination compatibility.
  */
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include "emu_test_stream.h"
 #include "../../emuhba/emu_verdict.h"
@@ -1535,10 +1536,17 @@ TEST_F(img, enable_clears_shutdown_and_fatal_status)
 	EXPECT_EQ(EMU_CSTS_RDY, drv_reg(d, EMU_REG_CSTS, 4) & 0xf);
 }
 
-/* No image, or one longer than the format's 2^31 - 1 bytes. */
+/*
+ * No image, or one longer than the format's 2^31 - 1 bytes; one of exactly
+ * 2^31 - 1 bytes is not refused for its size but judged by its header
+ * (whose length field says otherwise here). The big one is address space
+ * only: untouched pages of the mapping cost nothing.
+ */
 TEST_F(img, import_refuses_no_data)
 {
+	const size_t max = 0x7fffffffUL;
 	char err[200];
+	u8 *big;
 
 	EXPECT_EQ(0, reject(&self->th, NULL, 64, "image", err));
 	EXPECT_NE(0, emu_img_import(self->th.ctrl, img, 0x80000000UL, err,
@@ -1546,6 +1554,16 @@ TEST_F(img, import_refuses_no_data)
 	EXPECT_EQ(0, strncmp(err, "image", 5)) {
 		TH_LOG("got '%s'", err);
 	}
+	big = mmap(NULL, max + 1, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	ASSERT_NE(MAP_FAILED, big);
+	memcpy(big, img, EMU_IMG_HDR_LEN);
+	EXPECT_EQ(0, reject(&self->th, big, (int)max, "header.length", err))
+		TH_LOG("got '%s'", err);
+	EXPECT_EQ(-EINVAL, emu_img_import(self->th.ctrl, big, max + 1, err,
+					  sizeof(err)));
+	EXPECT_EQ(0, strncmp(err, "image", 5)) TH_LOG("got '%s'", err);
+	munmap(big, max + 1);
 }
 
 /* A masked vector's count saturates: unmasked, it still interrupts. */
@@ -1597,48 +1615,65 @@ static int flushes(struct drv *d, u16 qid, int n)
 	return drv_drain(d, 64);
 }
 
-/*
- * A switch counts on a completion queue's tail counting one submission
- * queue's completions; the image carries no queue history, so import must
- * derive it: a pair whose head and tail stand together counts, a CQ whose
- * SQ was recreated (head and tail apart) does not.
- */
-TEST_F(img, import_derives_one_sq_per_cq)
+/* Delete SQ qid and create it again on CQ qid: it starts at slot 0. */
+static int sq_recreate(struct drv *d, u16 qid)
 {
-	struct emu_nvme_ctrl *c = self->th.ctrl;
-	struct drv_q *q = &self->d.q[1];
+	struct drv_q *q = &d->q[qid];
 	u8 sqe[64];
 
-	ASSERT_EQ(0, flushes(&self->d, 1, 5));
-	ASSERT_EQ(0, flushes(&self->d, 2, 3));
-	self->len = emu_img_export(c, img, sizeof(img), 0);
-	ASSERT_GT(self->len, 0);
-	ASSERT_EQ(0, emu_img_import(c, img, self->len, NULL, 0));
-	EXPECT_TRUE(emu_nvme_cq_counts_one_sq(c, 1));
-	EXPECT_TRUE(emu_nvme_cq_counts_one_sq(c, 2));
-
-	/* SQ 1 deleted and created again on CQ 1: it starts at slot 0. */
 	drv_sqe(sqe, 0x00, 0);
-	drv_set_dw(sqe, 10, 1);
-	ASSERT_EQ(0, drv_admin(&self->d, sqe, NULL));
-	q->sq = th_alloc(&self->th, 64ULL * q->size, 4096);
+	drv_set_dw(sqe, 10, qid);
+	if (drv_admin(d, sqe, NULL))
+		return -1;
+	q->sq = th_alloc(d->th, 64ULL * q->size, 4096);
 	q->sq_tail = 0;
 	q->sq_head = 0;
 	q->last_sqhd = 0;
 	drv_sqe(sqe, 0x01, 0);
 	drv_set_prp(sqe, q->sq, 0);
-	drv_set_dw(sqe, 10, ((u32)(q->size - 1) << 16) | 1);
-	drv_set_dw(sqe, 11, (1u << 16) | 1);
-	ASSERT_EQ(0, drv_admin(&self->d, sqe, NULL));
+	drv_set_dw(sqe, 10, ((u32)(q->size - 1) << 16) | qid);
+	drv_set_dw(sqe, 11, ((u32)qid << 16) | 1);
+	return drv_admin(d, sqe, NULL) ? -1 : 0;
+}
+
+/*
+ * A switch counts on a completion queue's tail counting one submission
+ * queue's completions; the image carries no queue history, so import must
+ * derive it: a pair whose head and tail stand together counts, a CQ whose
+ * SQ was recreated (head and tail apart) does not, whichever I/O queue it
+ * is (the first and the last of the four here).
+ */
+TEST_F(img, import_derives_one_sq_per_cq)
+{
+	struct emu_nvme_ctrl *c = self->th.ctrl;
+	u16 qid;
+
+	ASSERT_EQ(0, flushes(&self->d, 1, 5));
+	ASSERT_EQ(0, flushes(&self->d, 2, 3));
+	ASSERT_EQ(0, flushes(&self->d, 4, 2));
+	self->len = emu_img_export(c, img, sizeof(img), 0);
+	ASSERT_GT(self->len, 0);
+	ASSERT_EQ(0, emu_img_import(c, img, self->len, NULL, 0));
+	for (qid = 1; qid <= 4; qid++)
+		EXPECT_TRUE(emu_nvme_cq_counts_one_sq(c, qid)) TH_LOG("%u", qid);
+
+	ASSERT_EQ(0, sq_recreate(&self->d, 1));
 	ASSERT_EQ(0, flushes(&self->d, 1, 2));
+	ASSERT_EQ(0, sq_recreate(&self->d, 4));
+	ASSERT_EQ(0, flushes(&self->d, 4, 3));
 	EXPECT_FALSE(emu_nvme_cq_counts_one_sq(c, 1));
+	EXPECT_FALSE(emu_nvme_cq_counts_one_sq(c, 4));
 	self->len = emu_img_export(c, img, sizeof(img), 0);
 	ASSERT_GT(self->len, 0);
 	ASSERT_EQ(0, emu_img_import(c, img, self->len, NULL, 0));
 	EXPECT_NE(emu_nvme_state(c)->sq[1].head, emu_nvme_state(c)->cq[1].tail);
+	EXPECT_NE(emu_nvme_state(c)->sq[4].head, emu_nvme_state(c)->cq[4].tail);
 	EXPECT_FALSE(emu_nvme_cq_counts_one_sq(c, 1))
 		TH_LOG("a recreated SQ's CQ counted as one SQ's after import");
+	EXPECT_FALSE(emu_nvme_cq_counts_one_sq(c, 4))
+		TH_LOG("the last I/O queue's recreated SQ counted after import");
 	EXPECT_TRUE(emu_nvme_cq_counts_one_sq(c, 2));
+	EXPECT_TRUE(emu_nvme_cq_counts_one_sq(c, 3));
 	EXPECT_EQ(0, self->d.errors);
 }
 
@@ -1959,6 +1994,197 @@ TEST(sq_on_the_highest_cq_migrates)
 	EXPECT_EQ(1, emu_get_le16(cqe + 8));	/* SQ head */
 	EXPECT_EQ(1, (long)th.irqs[1]);
 	EXPECT_EQ(1, (long)th_irq_total(&th));
+	th_fini(&th);
+}
+
+/*
+ * An I/O queue's ring (PC 1) and the shadow doorbell and EventIdx buffers
+ * are memory page aligned (NVMe 2.0, Create I/O Completion Queue and
+ * Create I/O Submission Queue, PRP Entry 1; Doorbell Buffer Config, PRP
+ * Entries 1 and 2; CC.MPS 0 here: 4 KiB): any of the low 12 bits set is
+ * refused, a base on another page is taken.
+ */
+TEST_F(img, bases_off_the_memory_page_refused)
+{
+	static u8 b[65536];
+	static const struct {
+		int off;		/* of the 64-bit base */
+		const char *field;
+	} at[] = {
+		{ 4 + 20 * 3 + 12, "queues.cq.base" },		/* CQ 3 */
+		{ 4 + 100 + 20 * 3 + 12, "queues.sq.base" },	/* SQ 3 */
+		{ 1, "dbbuf.dbs" },
+		{ 9, "dbbuf.dbs" },				/* EventIdx */
+	};
+	const u64 far = 1ULL << 40;
+	int qoff, doff, roff, off, k;
+	char err[200];
+	unsigned int i;
+	u32 slen;
+
+	qoff = sec_find(img, self->len, EMU_IMG_SEC_QUEUES, &slen);
+	ASSERT_GT(qoff, 0);
+	ASSERT_EQ(5, emu_get_le16(img + qoff + 2));
+	doff = sec_find(img, self->len, EMU_IMG_SEC_DBBUF, &slen);
+	ASSERT_GT(doff, 0);
+	ASSERT_EQ(1, img[doff]);
+	roff = sec_find(img, self->len, EMU_IMG_SEC_REGS, &slen);
+	ASSERT_GT(roff, 0);
+	ASSERT_EQ(0, (emu_get_le32(img + roff) >> 7) & 0xf);
+	for (i = 0; i < EMU_ARRAY_SIZE(at); i++) {
+		off = (i < 2 ? qoff : doff) + at[i].off;
+		for (k = 0; k < 12; k++) {
+			memcpy(b, img, (size_t)self->len);
+			emu_put_le64(b + off, (far << i) | (1ULL << k));
+			img_fix(b, self->len);
+			EXPECT_EQ(0, malformed(&self->th, b, self->len,
+					       at[i].field, err))
+				TH_LOG("%s bit %d: got '%s'", at[i].field, k,
+				       err);
+		}
+		memcpy(b, img, (size_t)self->len);
+		emu_put_le64(b + off, far << i);
+		img_fix(b, self->len);
+		EXPECT_EQ(0, emu_img_import(self->th.ctrl, b, (size_t)self->len,
+					    err, sizeof(err)))
+			TH_LOG("%s: %s", at[i].field, err);
+	}
+}
+
+/*
+ * Interrupt Vector Configuration travels as one entry per configured
+ * vector: every vector of the controller (17 here) may have its entry,
+ * none two.
+ */
+TEST_F(img, each_vector_configured_once)
+{
+	static u8 b[65536], again[65536];
+	/* CDW11 .. SWPM, nq_set, thresholds, timestamp, APST, HBS. */
+	const int nivc_at = 13 * 4 + 1 + 9 * 4 + 8 + 32 * 8 + 16;
+	u8 e[6 * EMU_NVME_MAX_VEC];
+	int foff, len, n;
+	char err[200];
+	u32 slen;
+	u16 v;
+
+	ASSERT_EQ(17, emu_nvme_state(self->th.ctrl)->id.nr_vectors);
+	foff = sec_find(img, self->len, EMU_IMG_SEC_FEATURES, &slen);
+	ASSERT_GT(foff, 0);
+	ASSERT_EQ(nivc_at + 2, (int)slen);
+	ASSERT_EQ(0, emu_get_le16(img + foff + nivc_at));
+	for (v = 0; v < 17; v++) {
+		for (n = 0; n < 2; n++) {
+			emu_put_le16(e + 6 * n, v);
+			emu_put_le32(e + 6 * n + 2, (1U << 16) | v);
+		}
+		memcpy(b, img, (size_t)self->len);
+		len = img_splice(b, self->len, EMU_IMG_SEC_FEATURES,
+				 foff + nivc_at + 2, 0, e, 12);
+		emu_put_le16(b + foff + nivc_at, 2);
+		img_fix(b, len);
+		EXPECT_EQ(0, malformed(&self->th, b, len,
+				       "features.ivc.vector: duplicate", err))
+			TH_LOG("vector %u: got '%s'", v, err);
+	}
+	/* Each I/O vector once: taken, and exported again as it was. */
+	for (v = 1; v < 17; v++) {
+		emu_put_le16(e + 6 * (v - 1), v);
+		emu_put_le32(e + 6 * (v - 1) + 2, (1U << 16) | v);
+	}
+	memcpy(b, img, (size_t)self->len);
+	len = img_splice(b, self->len, EMU_IMG_SEC_FEATURES, foff + nivc_at + 2,
+			 0, e, 6 * 16);
+	emu_put_le16(b + foff + nivc_at, 16);
+	img_fix(b, len);
+	ASSERT_EQ(0, emu_img_import(self->th.ctrl, b, (size_t)len, err,
+				    sizeof(err))) TH_LOG("%s", err);
+	ASSERT_EQ(len, emu_img_export(self->th.ctrl, again, sizeof(again), 0));
+	EXPECT_EQ(0, memcmp(b, again, (size_t)len));
+}
+
+/*
+ * The round-robin position is one of the model's EMU_NVME_MAX_QID I/O
+ * queue slots: the last one migrates as it is, one past it is refused.
+ */
+TEST_F(img, round_robin_position_range)
+{
+	static u8 b[65536], again[65536];
+	char err[200];
+	u32 slen;
+	int ro;
+
+	ro = sec_find(img, self->len, EMU_IMG_SEC_EMU_RUNTIME, &slen);
+	ASSERT_GT(ro, 0);
+	ASSERT_EQ(2, slen);
+	memcpy(b, img, (size_t)self->len);
+	emu_put_le16(b + ro, EMU_NVME_MAX_QID - 1);
+	img_fix(b, self->len);
+	ASSERT_EQ(0, emu_img_import(self->th.ctrl, b, (size_t)self->len, err,
+				    sizeof(err))) TH_LOG("%s", err);
+	ASSERT_EQ(self->len, emu_img_export(self->th.ctrl, again, sizeof(again),
+					    0));
+	EXPECT_EQ(0, memcmp(b, again, (size_t)self->len));
+	memcpy(b, img, (size_t)self->len);
+	emu_put_le16(b + ro, EMU_NVME_MAX_QID);
+	img_fix(b, self->len);
+	EXPECT_EQ(0, malformed(&self->th, b, self->len,
+			       "emu_runtime.rr_next: out of range", err))
+		TH_LOG("got '%s'", err);
+}
+
+/* A check that passes leaves no message from an earlier one behind. */
+TEST_F(img, success_leaves_no_message)
+{
+	struct emu_nvme_limits lim;
+	char err[200];
+
+	emu_nvme_get_limits(self->th.ctrl, &lim);
+	strcpy(err, "stale");
+	EXPECT_EQ(0, emu_img_check_compat(img, (size_t)self->len, &lim, err,
+					  sizeof(err)));
+	EXPECT_STREQ("", err);
+	strcpy(err, "stale");
+	EXPECT_EQ(0, emu_img_import(self->th.ctrl, img, (size_t)self->len, err,
+				    sizeof(err)));
+	EXPECT_STREQ("", err);
+}
+
+/*
+ * A destination needs as many I/O queues as the highest identifier the
+ * guest uses: none while it has only the admin queues, one with one pair.
+ */
+TEST(guest_without_io_queues_needs_none)
+{
+	static u8 b[65536];
+	struct emu_nvme_limits lim, l;
+	struct drv d;
+	struct th th;
+	char err[200];
+	int len;
+
+	ASSERT_EQ(0, drv_start(&d, &th, th_seed(0x1a0)));
+	len = emu_img_export(th.ctrl, b, sizeof(b), 0);
+	ASSERT_GT(len, 0);
+	emu_nvme_get_limits(th.ctrl, &lim);
+	l = lim;
+	l.max_sqs = 0;
+	l.max_cqs = 0;
+	EXPECT_EQ(0, emu_img_check_compat(b, (size_t)len, &l, err,
+					  sizeof(err))) TH_LOG("%s", err);
+
+	ASSERT_EQ(0, drv_bringup(&d, 1, 64, 0, 1));
+	len = emu_img_export(th.ctrl, b, sizeof(b), 0);
+	ASSERT_GT(len, 0);
+	EXPECT_EQ(-EINVAL, emu_img_check_compat(b, (size_t)len, &l, err,
+						sizeof(err)));
+	EXPECT_NE(NULL, strstr(err, "limits.max_sqs")) TH_LOG("%s", err);
+	l.max_sqs = 1;
+	EXPECT_EQ(-EINVAL, emu_img_check_compat(b, (size_t)len, &l, err,
+						sizeof(err)));
+	EXPECT_NE(NULL, strstr(err, "limits.max_cqs")) TH_LOG("%s", err);
+	l.max_cqs = 1;
+	EXPECT_EQ(0, emu_img_check_compat(b, (size_t)len, &l, err,
+					  sizeof(err))) TH_LOG("%s", err);
 	th_fini(&th);
 }
 
