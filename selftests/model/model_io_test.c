@@ -1061,6 +1061,7 @@ TEST_F(io, shutdown_complete_ignores_shadow_doorbells)
 	self->th.watch_hi = d->eis + 4096;
 	self->th.watch_writes = 0;
 	submits = self->th.submits;
+	/* SQ 1's shadow tail slot (stride 4) */
 	emu_put_le32(th_ptr(&self->th, d->dbs + 8 * 1), tail + 1U);
 	emu_nvme_poll(self->th.ctrl, 16);
 	emu_nvme_poll(self->th.ctrl, 16);
@@ -1073,11 +1074,11 @@ TEST_F(io, shutdown_complete_ignores_shadow_doorbells)
 
 /*
  * Asynchronous Event Configuration (FID 0Bh) bit 2 enables the SMART /
- * Health event "NVM subsystem reliability" (Asynchronous Event
- * Information 00h, log page 02h) (NVMe Base 2.0, Asynchronous Event
- * Configuration; SMART / Health Status event information): with every
- * other critical warning bit set and bit 2 clear it is not reported, with
- * bit 2 alone it is.
+ * Health event "NVM subsystem reliability", Asynchronous Event Information
+ * 00h with log page 02h (NVMe Base 2.0, Set Features, Asynchronous Event
+ * Configuration; Asynchronous Event Request, SMART / Health Status): with
+ * every other critical warning bit set and bit 2 clear it is not reported,
+ * with bit 2 alone it is.
  */
 TEST_F(io, aec_bit_2_gates_the_reliability_event)
 {
