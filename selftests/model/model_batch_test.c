@@ -439,4 +439,52 @@ TEST_F(batch, delete_sq_completes_with_the_batch)
 	EXPECT_EQ(0, d->errors);
 }
 
+/*
+ * A Dataset Management command whose first range the backend refused as
+ * busy waits for a retry. A controller reset aborts it there: the retry
+ * gives the request back instead of starting its ranges, so after the
+ * reset the backend receives nothing, the blocks keep their data, and the
+ * reset completes at the next poll.
+ */
+TEST_F(batch, reset_drops_a_dsm_waiting_for_retry)
+{
+	struct th *th = &self->th;
+	struct drv *d = &self->d;
+	u64 rl = th_alloc(th, 4096, 4096), submits;
+	u8 *r = th_ptr(th, rl), sqe[64];
+	static const u64 slbas[2] = { 40, 50 };
+	static u8 cq1[16 * 64];
+	int k;
+
+	for (k = 0; k < 2; k++) {
+		emu_put_le32(r + 16 * k + 4, 2);
+		emu_put_le64(r + 16 * k + 8, slbas[k]);
+	}
+	drv_sqe(sqe, 0x09, 1);
+	drv_set_dw(sqe, 10, 1);
+	drv_set_dw(sqe, 11, 4);		/* deallocate */
+	drv_set_prp(sqe, rl, 0);
+	ASSERT_GE(drv_submit(d, 1, sqe), 0);
+	th->eagain_next = 1;
+	submits = th->submits;
+	emu_nvme_poll(th->ctrl, 64);
+	ASSERT_EQ(submits + 1, th->submits);
+	ASSERT_EQ(0, th->npend);
+	ASSERT_EQ(1, emu_nvme_inflight(th->ctrl));
+	memcpy(cq1, th_ptr(th, d->q[1].cq), sizeof(cq1));
+	drv_wreg(d, EMU_REG_CC, drv_reg(d, EMU_REG_CC, 4) & ~EMU_CC_EN, 4);
+	submits = th->submits;
+	emu_nvme_poll(th->ctrl, 64);
+	EXPECT_EQ(submits, th->submits);
+	EXPECT_EQ(0, th->npend);
+	EXPECT_EQ(0, emu_nvme_inflight(th->ctrl));
+	EXPECT_EQ(0, (long)th->bufs);
+	EXPECT_EQ(0, drv_reg(d, EMU_REG_CSTS, 4) & EMU_CSTS_RDY);
+	EXPECT_EQ(0, memcmp(cq1, th_ptr(th, d->q[1].cq), sizeof(cq1)));
+	for (k = 0; k < 2; k++) {
+		EXPECT_EQ(PAT(slbas[k]), th->disk[slbas[k] << 12]);
+		EXPECT_EQ(PAT(slbas[k] + 1), th->disk[(slbas[k] + 1) << 12]);
+	}
+}
+
 TEST_HARNESS_MAIN

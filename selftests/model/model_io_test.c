@@ -87,19 +87,25 @@ TEST_F(io, stream_mmio_doorbells_small_queues)
 }
 
 /*
- * The fixture's controller disabled, given CAP.DSTRD 1 (doorbells and
- * shadow slots 8 bytes apart) and enabled again by a fresh driver.
+ * The fixture's controller disabled, given CAP.DSTRD dstrd (doorbells and
+ * shadow slots 2^(2 + dstrd) bytes apart) and enabled again by a fresh
+ * driver.
  */
-static int reattach_stride_8(struct th *th, struct drv *d)
+static int reattach_dstrd(struct th *th, struct drv *d, u32 dstrd)
 {
 	const struct emu_nvme_state *st = emu_nvme_state(th->ctrl);
 
 	drv_wreg(d, EMU_REG_CC, 0, 4);
 	if (drv_wait_csts(d, 1, 0))
 		return -1;
-	emu_nvme_set_hw(th->ctrl, st->id.cap | (1ULL << 32), 0x10400, 17, 16,
-			16);
+	emu_nvme_set_hw(th->ctrl, (st->id.cap & ~(0xfULL << 32)) |
+			((u64)dstrd << 32), 0x10400, 17, 16, 16);
 	return drv_attach(d, th, 32);
+}
+
+static int reattach_stride_8(struct th *th, struct drv *d)
+{
+	return reattach_dstrd(th, d, 1);
 }
 
 TEST_F(io, stream_doorbell_stride_8)
@@ -989,6 +995,184 @@ TEST_F(io, request_pool_full_leaves_commands_queued)
 	EXPECT_EQ(0, d->errors) {
 		TH_LOG("%s", d->why);
 	}
+}
+
+/*
+ * CAP.DSTRD is 4 bits: doorbells 2^(2 + DSTRD) bytes apart, up to 128 KiB
+ * (NVMe Base, Controller Capabilities; doorbell of queue y at 1000h +
+ * (2y [+ 1]) * stride). At DSTRD 12 and 15 the admin and I/O queues work
+ * through their doorbells with no error event; a write 4 bytes past the
+ * admin SQ doorbell, inside the stride, is an asynchronous event of type
+ * Error Status, "Write to Invalid Doorbell Register" (information 00h, log
+ * page 01h).
+ */
+TEST_F(io, doorbells_at_the_largest_strides)
+{
+	static const u32 dstrd[] = { 12, 15 };
+	struct drv *d = &self->d;
+	u32 i;
+
+	for (i = 0; i < EMU_ARRAY_SIZE(dstrd); i++) {
+		ASSERT_EQ(0, reattach_dstrd(&self->th, d, dstrd[i]));
+		ASSERT_EQ(4U << dstrd[i], d->stride);
+		ASSERT_EQ(0, drv_bringup(d, 2, 16, 0, 1)) {
+			TH_LOG("DSTRD %u", dstrd[i]);
+		}
+		ASSERT_EQ(0, io_burst(d, 2, 12));
+		EXPECT_EQ(12, (long)d->q[2].completions);
+		EXPECT_EQ(0, d->aer_done);
+		EXPECT_EQ(0, d->errors) {
+			TH_LOG("DSTRD %u: %s", dstrd[i], d->why);
+		}
+		emu_nvme_doorbell_write(self->th.ctrl, EMU_REG_DBS + 4, 0);
+		drv_reap(d, 0);
+		EXPECT_EQ(1, d->aer_done);
+		EXPECT_EQ(0x010000, d->aer_dw0);
+	}
+}
+
+/*
+ * Once shutdown processing is complete (CSTS.SHST 10b) the controller
+ * processes no command and leaves guest memory alone, the host being free
+ * to tear down its buffers: a tail the host puts in a shadow doorbell then
+ * is neither taken nor answered with a new EventIdx.
+ */
+TEST_F(io, shutdown_complete_ignores_shadow_doorbells)
+{
+	const struct emu_nvme_state *st = emu_nvme_state(self->th.ctrl);
+	struct drv *d = &self->d;
+	u64 submits;
+	struct drv_q *q;
+	u8 sqe[64];
+	u16 tail;
+
+	ASSERT_EQ(0, drv_bringup(d, 1, 16, 1, 1));
+	q = &d->q[1];
+	emu_nvme_poll(self->th.ctrl, 16);
+	drv_wreg(d, EMU_REG_CC, drv_reg(d, EMU_REG_CC, 4) |
+		 (1U << EMU_CC_SHN_SHIFT), 4);
+	ASSERT_EQ(0, drv_wait_csts(d, EMU_CSTS_SHST_MASK, EMU_CSTS_SHST_CMPLT));
+	tail = q->sq_tail;
+	drv_sqe(sqe, 0x02, 1);
+	drv_set_prp(sqe, th_alloc(&self->th, 4096, 4096), 0);
+	emu_put_le16(sqe + 2, 5);
+	memcpy(th_ptr(&self->th, q->sq + 64ULL * tail), sqe, 64);
+	self->th.watch_lo = d->eis;
+	self->th.watch_hi = d->eis + 4096;
+	self->th.watch_writes = 0;
+	submits = self->th.submits;
+	/* SQ 1's shadow tail slot (stride 4) */
+	emu_put_le32(th_ptr(&self->th, d->dbs + 8 * 1), tail + 1U);
+	emu_nvme_poll(self->th.ctrl, 16);
+	emu_nvme_poll(self->th.ctrl, 16);
+	EXPECT_EQ(tail, st->sq[1].tail);
+	EXPECT_EQ(tail, st->sq[1].head);
+	EXPECT_EQ(0, (long)self->th.watch_writes);
+	EXPECT_EQ(submits, self->th.submits);
+	EXPECT_EQ(0, self->d.errors);
+}
+
+/*
+ * Asynchronous Event Configuration (FID 0Bh) bit 2 enables the SMART /
+ * Health event "NVM subsystem reliability", Asynchronous Event Information
+ * 00h with log page 02h (NVMe Base 2.0, Set Features, Asynchronous Event
+ * Configuration; Asynchronous Event Request, SMART / Health Status): with
+ * every other critical warning bit set and bit 2 clear it is not reported,
+ * with bit 2 alone it is.
+ */
+TEST_F(io, aec_bit_2_gates_the_reliability_event)
+{
+	struct drv *d = &self->d;
+
+	ASSERT_EQ(0, drv_bringup(d, 1, 16, 0, 1));
+	ASSERT_EQ(1, d->aer_outstanding);
+	ASSERT_EQ(0, drv_set_feature(d, 0x0b, 0x100 | (0xff & ~EMU_BIT(2))));
+	emu_nvme_async_event(self->th.ctrl, 1, 0, 0x02);
+	emu_nvme_poll(self->th.ctrl, 16);
+	drv_reap(d, 0);
+	EXPECT_EQ(0, d->aer_done);
+	ASSERT_EQ(0, drv_set_feature(d, 0x0b, EMU_BIT(2)));
+	emu_nvme_async_event(self->th.ctrl, 1, 0, 0x02);
+	drv_reap(d, 0);
+	EXPECT_EQ(1, d->aer_done);
+	EXPECT_EQ(0x020001, d->aer_dw0);
+	EXPECT_EQ(0, d->errors);
+}
+
+static void observe_wreg(struct drv *d, u32 off, u64 val, u32 size)
+{
+	emu_nvme_observe_reg_write(d->priv, off, val, size);
+}
+
+/*
+ * Takeover puts every queue where the host says it is, the admin queue
+ * too: a VF that ran admin commands the observer never saw (SQ head and
+ * tail 5, CQ head and tail 9) goes on from there. The guest's next
+ * command, in SQ slot 5, is the only one fetched, answered in CQ slot 9;
+ * no other entry is written.
+ */
+TEST(takeover_sets_admin_queue_positions)
+{
+	static struct drv d;
+	struct emu_nvme_positions pos;
+	const struct emu_nvme_state *st;
+	struct emu_nvme_ctrl *obs, *vf;
+	u8 page[4096], sqe[64], *cq;
+	char err[200];
+	struct th th;
+	u64 buf;
+	int i;
+
+	th_init(&th, th_seed(0x7a0e));
+	vf = th_new_ctrl(&th);
+	th_load_identity(&th, 12, 2048, 16);
+	emu_nvme_start_disabled(vf);
+	obs = calloc(1, emu_nvme_ctrl_size());
+	ASSERT_NE(NULL, obs);
+	emu_nvme_init(obs, &th_ops, &th);
+	emu_nvme_set_hw(obs, emu_nvme_state(vf)->id.cap, 0x10400, 17, 16, 16);
+	th_idctrl_page(page);
+	ASSERT_EQ(0, emu_nvme_load_identify(obs, 1, 0, 0, 1, page));
+	memset(&d, 0, sizeof(d));
+	d.th = &th;
+	d.priv = obs;
+	d.on_wreg = observe_wreg;
+	ASSERT_EQ(0, drv_enable(&d, 32));
+	d.on_wreg = NULL;
+
+	memset(&pos, 0, sizeof(pos));
+	pos.q[0].sq_head = pos.q[0].sq_tail = 5;
+	pos.q[0].cq_head = pos.q[0].cq_tail = 9;
+	pos.q[0].cq_phase = 1;
+	ASSERT_EQ(0, emu_nvme_takeover(obs, &pos, err, sizeof(err))) {
+		TH_LOG("%s", err);
+	}
+	th.ctrl = obs;
+	d.q[0].sq_tail = d.q[0].sq_head = 5;
+	d.q[0].cq_head = 9;
+	buf = th_alloc(&th, 4096, 4096);
+	drv_sqe(sqe, 0x06, 0);
+	drv_set_dw(sqe, 10, 1);
+	drv_set_prp(sqe, buf, 0);
+	ASSERT_EQ(0, drv_admin(&d, sqe, NULL));
+	EXPECT_EQ(0, memcmp(page, th_ptr(&th, buf), 4096));
+	st = emu_nvme_state(obs);
+	EXPECT_EQ(6, st->sq[0].head);
+	EXPECT_EQ(10, st->cq[0].tail);
+	cq = th_ptr(&th, d.q[0].cq);
+	for (i = 0; i < 32; i++) {
+		if (i == 9)
+			continue;
+		EXPECT_EQ(0, emu_get_le32(cq + 16 * i + 12)) {
+			TH_LOG("CQ slot %d written", i);
+		}
+	}
+	EXPECT_EQ(0, d.errors) {
+		TH_LOG("%s", d.why);
+	}
+	th.ctrl = vf;
+	th_fini(&th);
+	free(obs);
 }
 
 TEST_HARNESS_MAIN
