@@ -383,6 +383,7 @@ TEST_F(adm, features)
 	u64 p = self->page;
 	u8 *b = th_ptr(&self->th, p);
 	u32 dw0 = 0;
+	int i;
 
 	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x06, 0, 0, &dw0));
 	EXPECT_EQ(1, dw0);
@@ -444,13 +445,23 @@ TEST_F(adm, features)
 	EXPECT_EQ(1005000ULL, emu_get_le64(b) & 0xffffffffffffULL);
 	EXPECT_EQ(2, b[6]);
 	EXPECT_EQ(0, b[7]);
-	/* Host Behavior Support data round-trip. */
+	/*
+	 * Host Behavior Support data round-trip. Bytes 511:16 are reserved
+	 * (NVMe 2.0, Host Behavior Support data structure) and the model
+	 * keeps 16 bytes: whatever the host wrote there reads back as 0h,
+	 * up to the last byte of the 512.
+	 */
 	memset(b, 0, 512);
+	memset(b + 16, 0xff, 512 - 16);
 	b[0] = 1;
 	EXPECT_EQ(0, adm(d, 0x09, 0, 0x16, 0, p, NULL));
-	memset(b, 0, 512);
+	memset(b, 0x5a, 512);
 	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x16, 0, p, NULL));
 	EXPECT_EQ(1, b[0]);
+	for (i = 16; i < 512; i++)
+		if (b[i])
+			break;
+	EXPECT_EQ(512, i);
 	EXPECT_EQ(0, adm(d, 0x09, 0, 0x09, (1U << 16) | 2, 0, NULL));
 	EXPECT_EQ(0, adm(d, 0x0a, 0, 0x09, 2, 0, &dw0));
 	EXPECT_EQ((1U << 16) | 2, dw0);
@@ -1715,7 +1726,8 @@ TEST(fresh_controller_limits)
  * The Number of Queues default derives from the queues the VF grants
  * (emu_nvme_set_hw()): set while the controller is disabled, a new grant
  * is what Get Features reports, current and default, once it is enabled;
- * set while it is enabled, what the host was granted stays.
+ * set while it is enabled, what the host was granted stays. That the host
+ * has set it is remembered until the next reset.
  */
 TEST(number_of_queues_follows_the_granted_queues)
 {
@@ -1737,14 +1749,27 @@ TEST(number_of_queues_follows_the_granted_queues)
 	dw0 = 0;
 	EXPECT_EQ(0, adm(&d, 0x0a, 0, (1U << 8) | 0x07, 0, 0, &dw0));
 	EXPECT_EQ((3U << 16) | 7U, dw0);
+	/*
+	 * Whether the host has set it since the reset is state of its own:
+	 * a restore replays the Set Features on the VF only then. Reading
+	 * it, or a refused Set (65535 queues), is not setting it.
+	 */
+	EXPECT_EQ(0, emu_nvme_state(th.ctrl)->feat.nq_set);
+	EXPECT_EQ(DNR | 0x02, adm(&d, 0x09, 0, 0x07, 0xffff, 0, NULL));
+	EXPECT_EQ(0, emu_nvme_state(th.ctrl)->feat.nq_set);
 	/* Enabled: what the host was granted stays. */
 	dw0 = 0;
 	EXPECT_EQ(0, adm(&d, 0x09, 0, 0x07, (1U << 16) | 2U, 0, &dw0));
 	EXPECT_EQ((3U << 16) | 7U, dw0);
+	EXPECT_EQ(1, emu_nvme_state(th.ctrl)->feat.nq_set);
 	ASSERT_EQ(0, emu_nvme_set_hw(th.ctrl, cap, 0x10400, 17, 16, 16));
 	dw0 = 0;
 	EXPECT_EQ(0, adm(&d, 0x0a, 0, 0x07, 0, 0, &dw0));
 	EXPECT_EQ((3U << 16) | 7U, dw0);
+	/* A reset forgets it with the value. */
+	drv_wreg(&d, EMU_REG_CC, 0, 4);
+	ASSERT_EQ(0, drv_wait_csts(&d, 1, 0));
+	EXPECT_EQ(0, emu_nvme_state(th.ctrl)->feat.nq_set);
 	EXPECT_EQ(0, d.errors);
 	th_fini(&th);
 }
@@ -1892,7 +1917,9 @@ static int get_log(struct drv *d, u8 lid, u32 dw10_hi, u32 numd, u64 off,
 /*
  * A log page read with Retain Asynchronous Event (CDW10 bit 15) leaves the
  * event type masked: a second namespace change stays undelivered until the
- * Changed Namespace List is read without RAE. A SMART / Health event
+ * Changed Namespace List is read without RAE, whatever other log is read
+ * meanwhile (NVMe 2.0, Asynchronous Event Request: the event is cleared by
+ * reading the log page it names). A SMART / Health event
  * (temperature, AEC bit 1) is unmasked by reading log 02h, not 01h.
  */
 TEST_F(adm, aer_rae_and_smart_unmask)
@@ -1910,6 +1937,12 @@ TEST_F(adm, aer_rae_and_smart_unmask)
 	EXPECT_EQ(0, get_log(d, 0x04, EMU_BIT(15), 1023, 0, p));
 	EXPECT_EQ(1, emu_get_le32(b));
 	emu_nvme_ns_changed(self->th.ctrl, 1);
+	emu_nvme_poll(self->th.ctrl, 8);
+	drv_reap(d, 0);
+	EXPECT_EQ(1, d->aer_done);
+	/* Only the log the event named unmasks it: not 03h, not 05h. */
+	EXPECT_EQ(0, get_log(d, 0x03, 0, 127, 0, p));
+	EXPECT_EQ(0, get_log(d, 0x05, 0, 1023, 0, p));
 	emu_nvme_poll(self->th.ctrl, 8);
 	drv_reap(d, 0);
 	EXPECT_EQ(1, d->aer_done);
@@ -2726,6 +2759,138 @@ TEST(observer_learns_only_current_features)
 		}
 	}
 	th_fini(&th);
+}
+
+/*
+ * Doorbell Buffer Config after I/O on plain doorbell registers: the shadow
+ * and EventIdx buffers start from every queue's current positions, the CQ
+ * heads included, though no shadow buffer ever held them before.
+ */
+TEST(dbbuf_config_after_register_doorbells)
+{
+	static struct th th;
+	static struct drv d;
+	u64 dbs, eis, page;
+	u8 sqe[64], *b, *e;
+	int i, k;
+
+	ASSERT_EQ(0, drv_start(&d, &th, th_seed(0xdb0f)));
+	ASSERT_EQ(0, drv_bringup(&d, 4, 64, 0, 1));
+	page = th_alloc(&th, 4096, 4096);
+	dbs = th_alloc(&th, 8192, 4096);
+	eis = dbs + 4096;
+	b = th_ptr(&th, dbs);
+	e = th_ptr(&th, eis);
+	/* i reads on queue i: every queue at another position. */
+	for (i = 1; i <= 4; i++)
+		for (k = 0; k < i; k++) {
+			drv_sqe(sqe, 0x02, 1);
+			drv_set_prp(sqe, page, 0);
+			ASSERT_EQ(0, io(&d, (u16)i, sqe));
+		}
+	memset(b, 0xa5, 4096);
+	memset(e, 0xa5, 4096);
+	drv_sqe(sqe, 0x7c, 0);
+	drv_set_prp(sqe, dbs, eis);
+	ASSERT_EQ(0, drv_admin(&d, sqe, NULL));
+	/* CAP.DSTRD 0: SQ y tail at 8y, CQ y head at 8y + 4 */
+	for (i = 1; i <= 4; i++) {
+		ASSERT_EQ(i, d.q[i].cq_head);
+		EXPECT_EQ(d.q[i].sq_tail, emu_get_le32(b + 8 * i));
+		EXPECT_EQ(d.q[i].cq_head, emu_get_le32(b + 8 * i + 4));
+		EXPECT_EQ(d.q[i].sq_tail, emu_get_le32(e + 8 * i));
+		EXPECT_EQ(d.q[i].cq_head, emu_get_le32(e + 8 * i + 4));
+	}
+	EXPECT_EQ(0, d.errors);
+	th_fini(&th);
+}
+
+/*
+ * The observer takes ASQ and ACQ as the controller does: bits 11:00 are
+ * reserved (NVMe 2.0, Admin Submission / Completion Queue Base Address
+ * properties), so the base it keeps, and the admin queues it sets up on
+ * CC.EN, have them clear, whether a register was written whole (8 bytes)
+ * or in halves.
+ */
+TEST(observer_asq_acq_reserved_bits)
+{
+	static struct th th;
+	const struct emu_nvme_state *st;
+	int sz;
+
+	for (sz = 4; sz <= 8; sz += 4) {
+		th_init(&th, th_seed(0xac0 + sz));
+		th_new_ctrl(&th);
+		th_load_identity(&th, 12, 2048, 16);
+		ASSERT_EQ(EMU_NVME_MODE_OBSERVE, emu_nvme_get_mode(th.ctrl));
+		st = emu_nvme_state(th.ctrl);
+		emu_nvme_observe_reg_write(th.ctrl, EMU_REG_AQA, 0x001f001f, 4);
+		if (sz == 8) {
+			emu_nvme_observe_reg_write(th.ctrl, EMU_REG_ASQ,
+						   0x123456000ULL | 0xfff, 8);
+			emu_nvme_observe_reg_write(th.ctrl, EMU_REG_ACQ,
+						   0x123458000ULL | 0x001, 8);
+		} else {
+			emu_nvme_observe_reg_write(th.ctrl, EMU_REG_ASQ,
+						   0x23456fff, 4);
+			emu_nvme_observe_reg_write(th.ctrl, EMU_REG_ASQ + 4, 1,
+						   4);
+			emu_nvme_observe_reg_write(th.ctrl, EMU_REG_ACQ,
+						   0x23458001, 4);
+			emu_nvme_observe_reg_write(th.ctrl, EMU_REG_ACQ + 4, 1,
+						   4);
+		}
+		EXPECT_EQ(0x123456000ULL, st->regs.asq) TH_LOG("size %d", sz);
+		EXPECT_EQ(0x123458000ULL, st->regs.acq) TH_LOG("size %d", sz);
+		emu_nvme_observe_reg_write(th.ctrl, EMU_REG_CC,
+					   (6U << 16) | (4U << 20) | 1, 4);
+		EXPECT_EQ(0x123456000ULL, st->sq[0].base) TH_LOG("size %d", sz);
+		EXPECT_EQ(0x123458000ULL, st->cq[0].base) TH_LOG("size %d", sz);
+		th_fini(&th);
+	}
+}
+
+/*
+ * An Identify the observer sees is kept under the command's whole key,
+ * CDW10 CNTID (bits 31:16) included: the identity it learns is the same
+ * as one the page was loaded into with that CNTID, not another.
+ */
+TEST(observer_keeps_the_identify_cntid)
+{
+	static struct th th, th2;
+	static struct emu_nvme_identity id;
+	static u8 page[4096];
+	u8 sqe[64], cqe[16];
+	int i;
+
+	th_init(&th, th_seed(0xc47));
+	th_new_ctrl(&th);
+	th_load_identity(&th, 12, 2048, 16);
+	ASSERT_EQ(EMU_NVME_MODE_OBSERVE, emu_nvme_get_mode(th.ctrl));
+	th_init(&th2, th_seed(0xc48));
+	th_new_ctrl(&th2);
+	th_load_identity(&th2, 12, 2048, 16);
+	for (i = 0; i < 4096; i++)
+		page[i] = (u8)(i * 5 + 1);
+	/* CNS 13h (controller list) starting at controller 3 */
+	drv_sqe(sqe, 0x06, 0);
+	emu_put_le16(sqe + 2, 7);
+	drv_set_dw(sqe, 10, (3U << 16) | 0x13);
+	memset(cqe, 0, sizeof(cqe));
+	emu_put_le16(cqe + 12, 7);
+	emu_nvme_observe_admin(th.ctrl, sqe, NULL, NULL, 0);
+	emu_nvme_observe_admin(th.ctrl, sqe, cqe, page, sizeof(page));
+	ASSERT_EQ(0, emu_nvme_load_identify(th2.ctrl, 0x13, 0, 0, 3, page));
+	EXPECT_TRUE(emu_nvme_identity_same(&emu_nvme_state(th.ctrl)->id,
+					   &emu_nvme_state(th2.ctrl)->id));
+	id = emu_nvme_state(th2.ctrl)->id;
+	for (i = 0; i < EMU_NVME_MAX_IDPAGES; i++)
+		if (id.pages[i].valid && id.pages[i].cns == 0x13)
+			id.pages[i].cntid = 1;
+	EXPECT_FALSE(emu_nvme_identity_same(&emu_nvme_state(th.ctrl)->id,
+					    &id));
+	th_fini(&th);
+	th_fini(&th2);
 }
 
 TEST_HARNESS_MAIN

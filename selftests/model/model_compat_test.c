@@ -635,37 +635,65 @@ TEST_F(cv, copied_namespace)
 }
 
 /*
- * FLBAS bits 3:0 select the LBA format in use: a namespace on format 1
- * (4 KiB; format 0 is 512 B) is compared by format 1's size.
+ * FLBAS bits 3:0 select the LBA format in use, bits 6:5 its upper two bits
+ * (NVMe 2.0, Identify Namespace): a namespace on format 1 or 16 (4 KiB;
+ * format 0 is 512 B) is compared by that format's size, in the check and
+ * in the verdict, which shows both sides' sizes.
  */
 TEST(lba_format_one)
 {
+	static const u8 fmts[] = { 1, 16 };
 	static struct th th;
+	static struct emu_verdict v;
 	static u8 page[4096], img[65536];
+	const struct emu_verdict_field *f;
 	struct emu_nvme_limits lim;
-	char err[200];
+	char err[200], verr[200];
+	unsigned int i;
 	int len;
 
-	th_init(&th, 0x1baf);
-	th_new_ctrl(&th);
-	th_load_identity(&th, 12, 2048, 16);
-	th_idns_page(page, 12);
-	page[25] = 1;			/* NLBAF: two formats (0's based) */
-	page[26] = 1;			/* FLBAS: format 1 */
-	page[128 + 2] = 9;		/* LBAF0: 512 B */
-	page[128 + 4 + 2] = 12;		/* LBAF1: 4 KiB */
-	ASSERT_EQ(0, emu_nvme_load_identify(th.ctrl, 0, 0, 1, 1, page));
-	emu_nvme_get_limits(th.ctrl, &lim);
-	len = emu_img_export_stable(th.ctrl, img, sizeof(img));
-	ASSERT_GT(len, 0);
-	EXPECT_EQ(0, emu_img_check_compat(img, (size_t)len, &lim, err,
-					  sizeof(err))) TH_LOG("%s", err);
-	/* The same namespace on 512-byte blocks is another format. */
-	lim.ns[0].lba_shift = 9;
-	EXPECT_NE(0, emu_img_check_compat(img, (size_t)len, &lim, err,
-					  sizeof(err)));
-	EXPECT_NE(NULL, strstr(err, "namespace.lba_format")) TH_LOG("%s", err);
-	th_fini(&th);
+	for (i = 0; i < sizeof(fmts); i++) {
+		th_init(&th, 0x1baf + i);
+		th_new_ctrl(&th);
+		th_load_identity(&th, 12, 2048, 16);
+		th_idns_page(page, 12);
+		page[25] = fmts[i];	/* NLBAF: 0's based */
+		page[26] = (fmts[i] & 0xf) | ((fmts[i] & 0x30) << 1);
+		page[128 + 2] = 9;			/* LBAF0: 512 B */
+		page[128 + 4 * fmts[i] + 2] = 12;	/* 4 KiB */
+		ASSERT_EQ(0, emu_nvme_load_identify(th.ctrl, 0, 0, 1, 1, page));
+		emu_nvme_get_limits(th.ctrl, &lim);
+		ASSERT_EQ(12, lim.ns[0].lba_shift);
+		len = emu_img_export_stable(th.ctrl, img, sizeof(img));
+		ASSERT_GT(len, 0);
+		EXPECT_EQ(0, emu_img_check_compat(img, (size_t)len, &lim, err,
+						  sizeof(err))) TH_LOG("%s", err);
+		ASSERT_EQ(0, emu_verdict_judge(img, (size_t)len, &lim, &v, verr,
+						sizeof(verr)));
+		EXPECT_TRUE(v.compatible) TH_LOG("format %u: %s", fmts[i], verr);
+		f = field(&v, "namespace.lba_format");
+		ASSERT_NE(NULL, f);
+		EXPECT_TRUE(f->ok);
+		EXPECT_EQ(12, f->src);
+		EXPECT_EQ(12, f->dst);
+		/* The same namespace on 512-byte blocks is another format. */
+		lim.ns[0].lba_shift = 9;
+		EXPECT_NE(0, emu_img_check_compat(img, (size_t)len, &lim, err,
+						  sizeof(err)));
+		EXPECT_NE(NULL, strstr(err, "namespace.lba_format"))
+			TH_LOG("%s", err);
+		ASSERT_EQ(0, emu_verdict_judge(img, (size_t)len, &lim, &v, verr,
+						sizeof(verr)));
+		EXPECT_FALSE(v.compatible);
+		EXPECT_EQ(1, refused(&v));
+		f = field(&v, "namespace.lba_format");
+		ASSERT_NE(NULL, f);
+		EXPECT_FALSE(f->ok);
+		EXPECT_EQ(12, f->src);
+		EXPECT_EQ(9, f->dst);
+		EXPECT_STREQ(err, verr);
+		th_fini(&th);
+	}
 }
 
 /*
