@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 
 #include "kselftest_harness.h"
 #include <linux/types.h>
@@ -128,7 +129,9 @@ TEST(pfc_frame)
 {
 	const uint8_t src[6] = { 2, 0, 0, 0, 0, 1 };
 	uint8_t f[60];
+	int i;
 
+	memset(f, 0xaa, sizeof(f));
 	ASSERT_EQ((size_t)60, quiesce_pfc_frame(f, src, 0x08, 0xffff));
 	/* MAC control group address, our source, ethertype 0x8808. */
 	EXPECT_EQ(0x01, f[0]);
@@ -145,8 +148,28 @@ TEST(pfc_frame)
 	EXPECT_EQ(0x08, f[17]);
 	EXPECT_EQ(0xff, f[18 + 2 * 3]);
 	EXPECT_EQ(0xff, f[19 + 2 * 3]);
-	EXPECT_EQ(0, f[18 + 2 * 2]);
-	EXPECT_EQ(0, f[18 + 2 * 4]);
+	/*
+	 * Only the enabled class carries a time: the other seven (both bytes
+	 * of each) and the padding up to the minimum frame are 0.
+	 */
+	for (i = 0; i < 8; i++) {
+		if (i == 3)
+			continue;
+		EXPECT_EQ(0, f[18 + 2 * i]) TH_LOG("class %d", i);
+		EXPECT_EQ(0, f[19 + 2 * i]) TH_LOG("class %d", i);
+	}
+	for (i = 34; i < 60; i++)
+		EXPECT_EQ(0, f[i]) TH_LOG("byte %d", i);
+	/* Two classes enabled: each gets the time, the rest none. */
+	quiesce_pfc_frame(f, src, 0x81, 0x0102);
+	EXPECT_EQ(0x00, f[16]);
+	EXPECT_EQ(0x81, f[17]);
+	for (i = 0; i < 8; i++) {
+		EXPECT_EQ(i == 0 || i == 7 ? 0x01 : 0, f[18 + 2 * i])
+			TH_LOG("class %d", i);
+		EXPECT_EQ(i == 0 || i == 7 ? 0x02 : 0, f[19 + 2 * i])
+			TH_LOG("class %d", i);
+	}
 	/* XON: the same frame with quanta 0. */
 	quiesce_pfc_frame(f, src, 0x08, 0);
 	EXPECT_EQ(0, f[18 + 2 * 3]);
@@ -175,6 +198,8 @@ TEST(agent_parse)
 		"", "pause", "pause ", "pause  5", "pause -5", "pause 5 ",
 		" pause 5", "pause 5x", "pause 0x10", "PAUSE 5", "resume ",
 		"resumex", "stat", "status\r", "pause\t5", "pause +5",
+		/* the right length, the last byte wrong */
+		"resumx", "statux",
 	};
 	struct rnr_agent_req r;
 	char big[RNR_AGENT_LINE_MAX + 8];
@@ -454,6 +479,94 @@ static uint64_t open_fds(void)
 }
 
 /*
+ * The client's connection is the agent's alone: a program its owner runs
+ * (fork and exec) does not inherit it.
+ */
+TEST_F(agent, client_connection_closed_on_exec)
+{
+	uint64_t before, added;
+	char rep[256];
+	int fd;
+
+	before = open_fds();
+	fd = agent_connect(self->path);
+	ASSERT_LE(0, fd);
+	REQ(fd, "status\n", rep);
+	ASSERT_EQ(0, strncmp(rep, "ok status", 9)) TH_LOG("%s", rep);
+	added = open_fds() & ~before & ~(1ULL << fd);
+	ASSERT_EQ(1, __builtin_popcountll(added));
+	EXPECT_EQ(FD_CLOEXEC, fcntl(__builtin_ctzll(added), F_GETFD) & FD_CLOEXEC);
+	close(fd);
+}
+
+/*
+ * Only root and the agent's own user may use it: another user, let
+ * through the file modes, is refused by its credentials. Needs root.
+ */
+TEST_F(agent, other_user_refused)
+{
+	int status;
+	pid_t pid;
+
+	if (geteuid() != 0)
+		SKIP(return, "needs root to be another user");
+	ASSERT_EQ(0, chmod(self->dir, 0711));
+	ASSERT_EQ(0, chmod(self->path, 0666));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		char rep[256];
+		int fd;
+
+		if (setgid(65534) || setuid(65534))
+			_exit(2);
+		fd = agent_connect(self->path);
+		if (fd < 0)
+			_exit(3);
+		/* told before any request, then the connection ends */
+		agent_req(fd, "", 0, rep, sizeof(rep));
+		if (strcmp(rep, "err EPERM")) {
+			fprintf(stderr, "# reply: %s\n", rep);
+			_exit(4);
+		}
+		_exit(read(fd, rep, sizeof(rep)) ? 5 : 0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	EXPECT_FALSE(rnr_agent_paused(self->a));
+}
+
+/*
+ * A client accepted on descriptor 0 (standard input closed) is still a
+ * client: stopping the agent closes its connection, as any other.
+ */
+TEST_F(agent, stop_closes_client_on_descriptor_0)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct pollfd p = { .events = POLLIN };
+	char rep[256];
+	int fd;
+
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	ASSERT_LT(0, fd);
+	p.fd = fd;
+	strcpy(sa.sun_path, self->path);
+	close(0);
+	ASSERT_EQ(0, connect(fd, (struct sockaddr *)&sa, sizeof(sa)));
+	REQ(fd, "status\n", rep);
+	ASSERT_EQ(0, strncmp(rep, "ok status", 9)) TH_LOG("%s", rep);
+	ASSERT_LE(0, fcntl(0, F_GETFD));
+	rnr_agent_stop(self->a);
+	self->a = NULL;
+	EXPECT_GT(0, fcntl(0, F_GETFD));
+	/* and the client sees the end of the connection */
+	EXPECT_EQ(1, poll(&p, 1, 3000));
+	EXPECT_EQ(0, recv(fd, rep, sizeof(rep), MSG_DONTWAIT));
+	close(fd);
+}
+
+/*
  * A refused start says why (the errno of the step that failed) and keeps
  * none of the descriptors it opened.
  */
@@ -629,6 +742,100 @@ TEST(fwd_learns_from_either_direction)
 	}
 	quiesce_tcp_free(q);
 	EXPECT_EQ(before, open_fds());
+}
+
+/*
+ * A local lease keys each connection by its family too: the connection's
+ * own segment leaving the host is learned, another port's is not. Needs
+ * CAP_BPF and CAP_NET_ADMIN.
+ */
+TEST(local_learns_its_connection)
+{
+	static const uint8_t mac[6] = { 2, 0, 0, 0, 0, 1 };
+	struct quiesce_conn c = { .family = AF_INET, .lport = 50000,
+				  .rport = 4420 };
+	struct quiesce_tcp_val v;
+	struct quiesce_tcp *q;
+	uint8_t f[54];
+
+	inet_pton(AF_INET, "10.1.0.10", c.laddr);
+	inet_pton(AF_INET, "10.1.0.100", c.raddr);
+	ASSERT_EQ(0, quiesce_tcp_prepare("lo", &c, 1, 1000, &q));
+	tcp_frame(f, mac, mac, "10.1.0.10", "10.1.0.100", 50001, 4420,
+		  2500, 1500);
+	ASSERT_EQ(0, quiesce_tcp_test_frame(q, false, f, sizeof(f)));
+	ASSERT_EQ(0, quiesce_tcp_conn_val(q, 0, &v));
+	EXPECT_EQ(0ULL, v.seen);
+	tcp_frame(f, mac, mac, "10.1.0.10", "10.1.0.100", 50000, 4420,
+		  2500, 1500);
+	ASSERT_EQ(0, quiesce_tcp_test_frame(q, false, f, sizeof(f)));
+	ASSERT_EQ(0, quiesce_tcp_conn_val(q, 0, &v));
+	EXPECT_EQ(1ULL, v.seen);
+	EXPECT_EQ(1500u, v.ack);
+	EXPECT_EQ(2500u, v.seq_next);
+	quiesce_tcp_free(q);
+}
+
+/*
+ * Resuming gives the lease's link back; freeing it later must not close
+ * that descriptor number again, now another file's. Every descriptor free
+ * after the resume is taken here and must still be open after the free.
+ * Needs CAP_BPF, CAP_NET_ADMIN and CAP_NET_RAW.
+ */
+TEST(tcp_free_after_resume_closes_only_its_own)
+{
+	struct quiesce_conn c = { .family = AF_INET, .lport = 50000,
+				  .rport = 4420 };
+	struct quiesce_tcp_report rep = {};
+	struct quiesce_tcp *q = NULL;
+	uint64_t mine;
+	int fd, nul;
+
+	inet_pton(AF_INET, "127.0.0.1", c.laddr);
+	inet_pton(AF_INET, "127.0.0.1", c.raddr);
+	ASSERT_EQ(0, quiesce_tcp_prepare("lo", &c, 1, 1000, &q));
+	/* Never activated: no window was closed, none needs reopening. */
+	EXPECT_EQ(0, quiesce_tcp_resume(q, &rep));
+	EXPECT_EQ(0, rep.reopened);
+	nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, nul);
+	mine = ~open_fds();
+	for (fd = 0; fd < 64; fd++)
+		if (mine & (1ULL << fd))
+			ASSERT_EQ(fd, dup2(nul, fd));
+	mine |= 1ULL << nul;
+	quiesce_tcp_free(q);
+	EXPECT_EQ(mine, open_fds() & mine);
+}
+
+/*
+ * A forwarded lease takes 1..QUIESCE_TCP_MAX_PATTERNS patterns: none or
+ * one more is refused before anything is loaded. Needs CAP_BPF and
+ * CAP_NET_ADMIN (for the largest count accepted).
+ */
+TEST(fwd_pattern_count_bounds)
+{
+	struct quiesce_selection s = {};
+	struct quiesce_tcp *q = NULL;
+	char arg[32];
+	int i;
+
+	for (i = 0; i <= QUIESCE_TCP_MAX_PATTERNS; i++) {
+		snprintf(arg, sizeof(arg), "*,10.1.0.100:%d", 4420 + i);
+		ASSERT_EQ(0, quiesce_sel_parse_conn(&s, arg));
+	}
+	EXPECT_EQ(-EINVAL, quiesce_tcp_prepare_fwd("lo", "lo", s.sel, 0, 1000,
+						   &q));
+	EXPECT_EQ(-EINVAL, quiesce_tcp_prepare_fwd("lo", "lo", s.sel, -1,
+						   1000, &q));
+	EXPECT_EQ(-EINVAL, quiesce_tcp_prepare_fwd("lo", "lo", s.sel,
+						   QUIESCE_TCP_MAX_PATTERNS + 1,
+						   1000, &q));
+	EXPECT_EQ(NULL, q);
+	ASSERT_EQ(0, quiesce_tcp_prepare_fwd("lo", "lo", s.sel,
+					     QUIESCE_TCP_MAX_PATTERNS, 1000,
+					     &q));
+	quiesce_tcp_free(q);
 }
 
 TEST_HARNESS_MAIN
