@@ -6,11 +6,15 @@
  * status and table lines.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "kselftest_harness.h"
+#include "hbamig_exit.h"
 #include "storage.h"
 
 TEST(target_good)
@@ -75,6 +79,42 @@ TEST(target_hostile)
 	EXPECT_NE(0, stor_parse_target(longnqn, &t));
 }
 
+/* Hosts longer than any address, up to and past the whole struct. */
+TEST(target_long_host)
+{
+	/* The longest IPv6 text, INET6_ADDRSTRLEN - 1 = 45 bytes, fits. */
+	static const char v6max[] = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255";
+	static const int lens[] = { 46, 499 };
+	struct stor_target t;
+	char buf[600], out[600];
+
+	ASSERT_EQ(45, (int)strlen(v6max));
+	snprintf(buf, sizeof(buf), "tcp://[%s]:65535/nqn.x", v6max);
+	ASSERT_EQ(0, stor_parse_target(buf, &t));
+	EXPECT_TRUE(t.ipv6);
+	EXPECT_STREQ(v6max, t.addr);
+	EXPECT_EQ(65535, t.port);
+	ASSERT_EQ(0, stor_format_target(&t, out, sizeof(out)));
+	EXPECT_STREQ(buf, out);
+	ASSERT_EQ(0, stor_parse_target("tcp://255.255.255.255:65535/nqn.x", &t));
+	EXPECT_STREQ("255.255.255.255", t.addr);
+
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		int n = lens[i];
+
+		snprintf(buf, sizeof(buf), "tcp://%0*d:1/nqn.x", n, 1);
+		EXPECT_NE(0, stor_parse_target(buf, &t)) {
+			TH_LOG("accepted a %d-byte host", n);
+		}
+		snprintf(buf, sizeof(buf), "%0*d:1", n, 1);
+		EXPECT_NE(0, stor_parse_listen(buf, &t));
+		snprintf(buf, sizeof(buf), "tcp://[%0*d]:1/nqn.x", n, 1);
+		EXPECT_NE(0, stor_parse_target(buf, &t)) {
+			TH_LOG("accepted a %d-byte [host]", n);
+		}
+	}
+}
+
 TEST(listen)
 {
 	struct stor_target t;
@@ -127,7 +167,13 @@ TEST(fabrics_options)
 	EXPECT_EQ(-EINVAL, stor_fabrics_options(&t, "nqn.h", "0f7c3a1e-1e3b-4b7a-9e3c-1a2b3c4d5e6,", buf, sizeof(buf)));
 	EXPECT_EQ(-ENOSPC, stor_fabrics_options(&t, NULL, NULL, buf, 20));
 	EXPECT_TRUE(stor_valid_uuid("0F7C3A1E-1E3B-4B7A-9E3C-1A2B3C4D5E6F"));
+	/* 8-4-4-4-12 hex digits (RFC 4122 3): 36 characters, no more, no less. */
 	EXPECT_FALSE(stor_valid_uuid("0f7c3a1e-1e3b-4b7a-9e3c-1a2b3c4d5e6"));
+	EXPECT_FALSE(stor_valid_uuid("0f7c3a1e-1e3b-4b7a-9e3c-1a2b3c4d5e6f0"));
+	EXPECT_FALSE(stor_valid_uuid("0f7c3a1e-1e3b-4b7a-9e3c-1a2b3c4d5e6f\n"));
+	EXPECT_FALSE(stor_valid_uuid(""));
+	EXPECT_FALSE(stor_valid_uuid(NULL));
+	EXPECT_EQ(-EINVAL, stor_fabrics_options(&t, "nqn.h", "0f7c3a1e-1e3b-4b7a-9e3c-1a2b3c4d5e6f0", buf, sizeof(buf)));
 	EXPECT_FALSE(stor_valid_uuid("0f7c3a1e11e3b-4b7a-9e3c-1a2b3c4d5e6f"));
 	EXPECT_FALSE(stor_valid_uuid("0f7c3a1e-1e3b-4b7a-9e3c-1a2b3c4d5e6g"));
 }
@@ -256,6 +302,45 @@ TEST(mirror_status)
 	ASSERT_EQ(0, stor_parse_mirror_status("2 7:0 259:1 1/2 1 AA 2 userspace x", &st));
 	EXPECT_STREQ("userspace", st.log);
 	EXPECT_NE(0, stor_parse_mirror_status("2 7:0 259:1 1/2 1 AA 3 userspace x", &st));
+	/* dm-log's own have 1 or 3; the parser's bound is 8, then refuses. */
+	ASSERT_EQ(0, stor_parse_mirror_status("2 7:0 259:1 1/2 1 AA 8 userspace a b c d e f g", &st));
+	EXPECT_STREQ("userspace", st.log);
+	EXPECT_NE(0, stor_parse_mirror_status("2 7:0 259:1 1/2 1 AA 9 userspace a b c d e f g h", &st));
+}
+
+/*
+ * The result depends on the text alone: what an earlier, larger status
+ * left behind (legs, health, log name) does not show through.
+ */
+TEST(mirror_status_no_leftovers)
+{
+	static const char *const before[] = {
+		"8 1:1 1:1 1:1 1:1 1:1 1:1 1:1 1:1 1/1 1 DDDDDDDD 3 userspace aaaaaaaaa b",
+		"8 2:2 2:2 2:2 2:2 2:2 2:2 2:2 2:2 2/2 1 SSSSSSSS 3 disk 3:3 A",
+	};
+	struct stor_mirror_status st[2];
+
+	for (int i = 0; i < 2; i++) {
+		memset(&st[i], 0, sizeof(st[i]));
+		ASSERT_EQ(0, stor_parse_mirror_status(before[i], &st[i]));
+		ASSERT_EQ(0, stor_parse_mirror_status("1 7:0 5/9 1 A 1 core", &st[i]));
+	}
+	EXPECT_EQ(1, st[0].legs);
+	EXPECT_EQ(st[0].legs, st[1].legs);
+	EXPECT_EQ(st[0].in_sync, st[1].in_sync);
+	EXPECT_EQ(st[0].regions, st[1].regions);
+	for (int l = 0; l < STOR_MIRROR_LEGS; l++) {
+		EXPECT_EQ(st[0].maj[l], st[1].maj[l]) {
+			TH_LOG("leg %d", l);
+		}
+		EXPECT_EQ(st[0].min[l], st[1].min[l]) {
+			TH_LOG("leg %d", l);
+		}
+	}
+	EXPECT_EQ(0, memcmp(st[0].health, st[1].health, sizeof(st[0].health)));
+	EXPECT_EQ(0, memcmp(st[0].log, st[1].log, sizeof(st[0].log)));
+	EXPECT_STREQ("A", st[0].health);
+	EXPECT_STREQ("core", st[0].log);
 }
 
 TEST(mirror_status_hostile)
@@ -310,6 +395,60 @@ TEST(region_size)
 	/* 16 TiB in at most 1 Mi regions. */
 	EXPECT_GE(1ull << 20, (1ull << 35) / stor_region_sectors(1ull << 35));
 	EXPECT_EQ(1u << 30, stor_region_sectors(UINT64_MAX));
+}
+
+/* hbamig (HBAMIG, as run-tests sets it) with @argv; its exit status. */
+static int run_hbamig(struct __test_metadata *_metadata, const char *const *argv)
+{
+	const char *h = getenv("HBAMIG");
+	int st, fd;
+	pid_t pid;
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		fd = open("/dev/null", O_RDWR);
+		if (fd >= 0) {
+			dup2(fd, STDIN_FILENO);
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+		}
+		execv(h, (char *const *)argv);
+		_exit(127);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &st, 0));
+	ASSERT_TRUE(WIFEXITED(st)) {
+		TH_LOG("%s %s: signal %d", argv[1], argv[2], WTERMSIG(st));
+	}
+	return WEXITSTATUS(st);
+}
+
+/*
+ * "storage mirror DEVICE TARGET": exactly two operands, else a usage
+ * error before anything is opened.
+ */
+TEST(mirror_operands)
+{
+	static const char *const none[] = { "hbamig", "storage", "mirror", NULL };
+	static const char *const named[] = {
+		"hbamig", "storage", "mirror", "--name", "c1", NULL
+	};
+	static const char *const three[] = {
+		"hbamig", "storage", "mirror", "/dev/null",
+		"tcp://10.0.0.1:4420/nqn.x", "extra", NULL
+	};
+	static const char *const two[] = {
+		"hbamig", "storage", "mirror", "/dev/null",
+		"tcp://10.0.0.1:4420/nqn.x", NULL
+	};
+
+	if (!getenv("HBAMIG"))
+		SKIP(return, "HBAMIG (the hbamig program) not set");
+	EXPECT_EQ(HBAMIG_EXIT_USAGE, run_hbamig(_metadata, none));
+	EXPECT_EQ(HBAMIG_EXIT_USAGE, run_hbamig(_metadata, named));
+	EXPECT_EQ(HBAMIG_EXIT_USAGE, run_hbamig(_metadata, three));
+	/* Two go on, to the device: /dev/null is not a block device. */
+	EXPECT_EQ(HBAMIG_EXIT_NODEV, run_hbamig(_metadata, two));
 }
 
 TEST_HARNESS_MAIN
