@@ -1317,4 +1317,108 @@ TEST(talk_send_failure)
 	nl_socket_free(sk);
 }
 
+/*
+ * The identity line shows what the kernel sent and nothing else: for a
+ * namespace without an NGUID (an optional identifier, as EUI64 is) or a
+ * reply without the subsystem NQN there is no "nguid" or "subnqn" field
+ * with a zero or empty value.
+ */
+TEST(identity_text_without_nguid_or_subnqn)
+{
+	static const u8 eui64[8] = { 0x52, 0x54, 0, 0, 0, 0, 0, 1 };
+	static const u8 nguid[16] = { 0x11, 0x22, [15] = 0xff };
+	static struct buf b;
+	struct hba_msg got;
+	struct nl_msg *m;
+	struct cap c;
+
+	for (int with_nguid = 0; with_nguid < 2; with_nguid++) {
+		m = genl_new(EMUHBA_CMD_ADAPTER_GET, 0);
+		nla_put_u32(m, EMUHBA_A_ADAPTER_ID, 1);
+		nla_put_string(m, EMUHBA_A_ADAPTER_BDF, "0000:01:00.2");
+		nla_put_u32(m, EMUHBA_A_ADAPTER_NSID, 1);
+		/* each reply lacks one of the two */
+		if (with_nguid)
+			nla_put(m, EMUHBA_A_ADAPTER_NGUID, sizeof(nguid),
+				nguid);
+		else
+			nla_put_string(m, EMUHBA_A_ADAPTER_SUBNQN,
+				       "nqn.2026-11.io.emuhba:subsys0");
+		nla_put(m, EMUHBA_A_ADAPTER_EUI64, sizeof(eui64), eui64);
+		b.len = 0;
+		buf_add(&b, m);
+		memset(&got, 0, sizeof(got));
+		ASSERT_EQ(0, hba_parse_attrs(b.d + NLMSG_HDRLEN + GENL_HDRLEN,
+					     b.len - NLMSG_HDRLEN -
+					     GENL_HDRLEN, &got));
+		cap_start(&c, false, false);
+		hba_print_adapter(&got);
+		cap_end(&c);
+		EXPECT_NE(NULL, strstr(c.s, with_nguid ?
+			"\n    identity nsid 1 nguid 112200000000000000000000000000ff eui64 5254000000000001\n" :
+			"\n    identity nsid 1 eui64 5254000000000001 subnqn nqn.2026-11.io.emuhba:subsys0\n"))
+			TH_LOG("%s", c.s);
+		EXPECT_EQ(NULL, strstr(c.s, with_nguid ? "subnqn" : "nguid"))
+			TH_LOG("%s", c.s);
+		free(c.s);
+	}
+}
+
+/*
+ * A string attribute of the longest the kernel sends (uapi *_MAX_LEN
+ * bytes before the NUL) is taken whole; one byte more is refused, not
+ * cut: for a subsystem NQN (whose Identify Controller field, bytes
+ * 1023:768 in NVMe Base 2.0, holds 256 bytes with the NUL) and a PCI
+ * address.
+ */
+TEST(string_attributes_at_their_limit)
+{
+	static const struct { int type; size_t max; } t[] = {
+		{ EMUHBA_A_ADAPTER_SUBNQN, EMUHBA_SUBNQN_MAX_LEN },
+		{ EMUHBA_A_ADAPTER_BDF, EMUHBA_BDF_MAX_LEN },
+	};
+	static struct buf b;
+	struct hba_msg got;
+	struct nl_msg *m;
+	char s[512];
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		for (size_t len = t[i].max; len <= t[i].max + 1; len++) {
+			memset(s, 'a', len);
+			s[len] = 0;
+			m = genl_new(EMUHBA_CMD_ADAPTER_GET, 0);
+			nla_put_u32(m, EMUHBA_A_ADAPTER_ID, 1);
+			nla_put_string(m, t[i].type, s);
+			b.len = 0;
+			buf_add(&b, m);
+			memset(&got, 0, sizeof(got));
+			if (len > t[i].max) {
+				EXPECT_EQ(-EINVAL, hba_parse_attrs(b.d +
+					NLMSG_HDRLEN + GENL_HDRLEN, b.len -
+					NLMSG_HDRLEN - GENL_HDRLEN, &got))
+					TH_LOG("attribute %d of %zu bytes",
+					       t[i].type, len);
+				continue;
+			}
+			ASSERT_EQ(0, hba_parse_attrs(b.d + NLMSG_HDRLEN +
+						     GENL_HDRLEN, b.len -
+						     NLMSG_HDRLEN -
+						     GENL_HDRLEN, &got));
+			EXPECT_STREQ(s, t[i].type == EMUHBA_A_ADAPTER_BDF ?
+				     got.bdf : got.subnqn);
+		}
+	}
+}
+
+/*
+ * A PCI address of EMUHBA_BDF_MAX_LEN bytes (a domain of seven hex
+ * digits) is one; one more digit makes it longer than the kernel takes.
+ */
+TEST(bdf_length_limit)
+{
+	EXPECT_EQ(EMUHBA_BDF_MAX_LEN, strlen("1000000:01:00.1"));
+	EXPECT_TRUE(valid_bdf("1000000:01:00.1"));
+	EXPECT_FALSE(valid_bdf("10000000:01:00.1"));
+}
+
 TEST_HARNESS_MAIN
