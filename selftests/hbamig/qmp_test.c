@@ -14,9 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -435,7 +437,9 @@ TEST(qom_list)
  * The server answers each command with the next reply of its script for
  * that command (the last one repeats), echoing the id; "@EVENT" lines are
  * sent before the reply, "@STALE" sends a reply with an old id first,
- * "@CLOSE" hangs up, "@SILENT" never answers, "@RAW:" sends bytes as is.
+ * "@BARE" one without an id, "@CLOSE" hangs up, "@SILENT" never answers,
+ * "@RAW:" sends bytes as is. As in qmp-peer, the most specific entry
+ * answers: "qom-get PATH PROPERTY", "qom-list PATH", then the command.
  */
 struct script {
 	const char *cmd;
@@ -491,6 +495,10 @@ static void srv_reply(struct server *sv, const char *tmpl, int64_t id)
 		srv_send(sv, buf);
 		tmpl += 6;
 	}
+	if (!strncmp(tmpl, "@BARE", 5)) {
+		srv_send(sv, "{\"return\": {\"status\": \"bogus\"}}\r\n");
+		tmpl += 5;
+	}
 	o = json_tokener_parse(tmpl);
 	if (!o) {
 		srv_send(sv, tmpl);
@@ -501,6 +509,31 @@ static void srv_reply(struct server *sv, const char *tmpl, int64_t id)
 		 json_object_to_json_string_ext(o, JSON_C_TO_STRING_SPACED));
 	json_object_put(o);
 	srv_send(sv, buf);
+}
+
+/* The script entry for @msg, -1 when none. */
+static int srv_find(const struct server *sv, struct json_object *msg,
+		    const char *cmd)
+{
+	struct json_object *args, *path, *prop;
+	char keys[3][512];
+	int nk = 0, k, i;
+
+	if (json_object_object_get_ex(msg, "arguments", &args) &&
+	    json_object_object_get_ex(args, "path", &path)) {
+		if (json_object_object_get_ex(args, "property", &prop))
+			snprintf(keys[nk++], sizeof(keys[0]), "%s %s %s", cmd,
+				 json_object_get_string(path),
+				 json_object_get_string(prop));
+		snprintf(keys[nk++], sizeof(keys[0]), "%s %s", cmd,
+			 json_object_get_string(path));
+	}
+	snprintf(keys[nk++], sizeof(keys[0]), "%s", cmd);
+	for (k = 0; k < nk; k++)
+		for (i = 0; i < sv->ns; i++)
+			if (!strcmp(sv->s[i].cmd, keys[k]))
+				return i;
+	return -1;
 }
 
 static void *srv_main(void *arg)
@@ -523,27 +556,28 @@ static void *srv_main(void *arg)
 				cmd = json_object_get_string(v);
 			if (json_object_object_get_ex(o, "id", &v))
 				id = json_object_get_int64(v);
-			strncat(sv->log, cmd, sizeof(sv->log) - strlen(sv->log) - 2);
-			strcat(sv->log, " ");
+			/* A long wait's commands: the log keeps the first. */
+			if (strlen(sv->log) + strlen(cmd) + 2 <= sizeof(sv->log)) {
+				strcat(sv->log, cmd);
+				strcat(sv->log, " ");
+			}
 			if (!strcmp(cmd, "qmp_capabilities")) {
 				srv_reply(sv, "{\"return\": {}}", id);
 				json_object_put(o);
 				continue;
 			}
-			for (i = 0; i < sv->ns; i++) {
+			i = srv_find(sv, o, cmd);
+			if (i >= 0) {
 				const struct script *s = &sv->s[i];
 				int k = sv->used[i];
 
-				if (strcmp(s->cmd, cmd))
-					continue;
 				if (k + 1 < 8 && s->replies[k + 1])
 					sv->used[i]++;
 				srv_reply(sv, s->replies[k], id);
-				break;
-			}
-			if (i == sv->ns)
+			} else {
 				srv_reply(sv, "{\"error\": {\"class\": \"CommandNotFound\", "
 					  "\"desc\": \"not in script\"}}", id);
+			}
 			json_object_put(o);
 		}
 		n = recv(sv->fd, buf, sizeof(buf), 0);
@@ -1013,6 +1047,392 @@ TEST(migration_fails_and_is_cancelled)
 	ASSERT_EQ(0, srv_start(&sv, late, NS(late), &q, 2000));
 	ASSERT_EQ(QMP_MIG_COMPLETED, qmp_mig_cancel(&q, 2000, &mi));
 	srv_stop(&sv, &q);
+}
+
+/*
+ * A query QEMU refuses is QEMU's error, as QEMU worded it: not a reply
+ * taken apart as if it had come. A reply of the wrong shape is said to be
+ * one.
+ */
+TEST(queries_refused_or_malformed)
+{
+	static const struct script bad[] = {
+		{ "query-migrate", { "{\"return\": {\"status\": 5}}" } },
+	};
+	static const struct script s[] = {
+		{ "query-status", { "{\"error\": {\"class\": \"GenericError\", "
+				    "\"desc\": \"status refused\"}}" } },
+		{ "query-migrate", { "{\"error\": {\"class\": \"CommandNotFound\", "
+				     "\"desc\": \"migrate refused\"}}" } },
+	};
+	struct qmp_mig_info mi;
+	struct server sv;
+	struct qmp q;
+	char st[32];
+	bool running;
+
+	ASSERT_EQ(0, srv_start(&sv, s, NS(s), &q, 2000));
+	EXPECT_EQ(-EREMOTEIO, qmp_query_status(&q, st, sizeof(st), &running));
+	EXPECT_STREQ("GenericError", q.err_class);
+	EXPECT_STREQ("status refused", q.err_desc);
+	EXPECT_EQ(-EREMOTEIO, qmp_query_migrate(&q, &mi));
+	EXPECT_STREQ("CommandNotFound", q.err_class);
+	EXPECT_STREQ("migrate refused", q.err_desc);
+	srv_stop(&sv, &q);
+
+	ASSERT_EQ(0, srv_start(&sv, bad, NS(bad), &q, 2000));
+	EXPECT_EQ(-EPROTO, qmp_query_migrate(&q, &mi));
+	EXPECT_STREQ("protocol", q.err_class);
+	EXPECT_STREQ("malformed query-migrate reply", q.err_desc);
+	srv_stop(&sv, &q);
+}
+
+/*
+ * qom-get of a string: the value whole, -ENOENT for what the object does
+ * not have (QEMU's error), -EPROTO for what is no string or does not fit
+ * (len - 1 bytes do, len do not), and a lost monitor as it was lost.
+ */
+TEST(qom_get_str)
+{
+	static const struct script s[] = {
+		{ "qom-get /m/hba0 host", { "{\"return\": \"0000:7f:1f.7\"}" } },
+		{ "qom-get /m/hba0 fits", { "{\"return\": \"1234567\"}" } },
+		{ "qom-get /m/hba0 long", { "{\"return\": \"12345678\"}" } },
+		{ "qom-get /m/hba0 num", { "{\"return\": 5}" } },
+		{ "qom-get /m/hba0", { "{\"error\": {\"class\": \"GenericError\", "
+				       "\"desc\": \"Property 'vfio-pci.x' not found\"}}" } },
+		{ "qom-get /m/gone", { "@CLOSE" } },
+	};
+	struct server sv;
+	struct qmp q;
+	char buf[32];
+
+	ASSERT_EQ(0, srv_start(&sv, s, NS(s), &q, 2000));
+	ASSERT_EQ(0, qmp_qom_get_str(&q, "/m/hba0", "host", buf, sizeof(buf)));
+	EXPECT_STREQ("0000:7f:1f.7", buf);
+	ASSERT_EQ(0, qmp_qom_get_str(&q, "/m/hba0", "fits", buf, 8));
+	EXPECT_STREQ("1234567", buf);
+	EXPECT_EQ(-EPROTO, qmp_qom_get_str(&q, "/m/hba0", "long", buf, 8));
+	EXPECT_EQ(-EPROTO, qmp_qom_get_str(&q, "/m/hba0", "num", buf, 8));
+	EXPECT_EQ(-ENOENT, qmp_qom_get_str(&q, "/m/hba0", "x", buf, 8));
+	EXPECT_EQ(-EPIPE, qmp_qom_get_str(&q, "/m/gone", "host", buf, 8));
+	srv_stop(&sv, &q);
+}
+
+/*
+ * Only a message with our command's id answers it (QMP specification,
+ * docs/interop/qmp-spec.rst, "Success" and "Error": the id is the
+ * command's, and absent when the command had none). A success without an
+ * id answers nothing of ours; an error without one is QEMU refusing what
+ * it could not parse, so the command failed.
+ */
+TEST(replies_without_an_id)
+{
+	static const struct script s[] = {
+		{ "query-migrate", { "@BARE{\"return\": {\"status\": \"active\"}}" } },
+		{ "cont", { "@RAW:{\"error\": {\"class\": \"GenericError\", "
+			    "\"desc\": \"JSON parse error, invalid keyword\"}}\r\n" } },
+	};
+	struct qmp_mig_info mi;
+	struct server sv;
+	struct qmp q;
+
+	ASSERT_EQ(0, srv_start(&sv, s, NS(s), &q, 2000));
+	ASSERT_EQ(0, qmp_query_migrate(&q, &mi));
+	EXPECT_STREQ("active", mi.status);
+	EXPECT_EQ(-EREMOTEIO, qmp_exec(&q, "cont", NULL, NULL));
+	EXPECT_STREQ("GenericError", q.err_class);
+	EXPECT_STREQ("JSON parse error, invalid keyword", q.err_desc);
+	srv_stop(&sv, &q);
+}
+
+/*
+ * A wait of T ms ends no sooner than T ms after it began, however many
+ * seconds it spans: the deadline is on CLOCK_MONOTONIC in whole ms, so the
+ * rounding loses less than 1 ms. Polled every ms, an early end shows.
+ */
+TEST(mig_wait_takes_its_whole_timeout)
+{
+	static const struct script s[] = {
+		{ "query-migrate", { "{\"return\": {\"status\": \"active\"}}" } },
+	};
+	struct qmp_mig_wait w = { .timeout_ms = 5000, .poll_ms = 1 };
+	struct qmp_mig_info mi;
+	struct timespec t0, t1;
+	struct server sv;
+	struct qmp q;
+	int64_t ns;
+
+	ASSERT_EQ(0, srv_start(&sv, s, NS(s), &q, 2000));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ASSERT_EQ(QMP_MIG_TIMEOUT, qmp_mig_wait(&q, &w, &mi));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ns = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 +
+	     (t1.tv_nsec - t0.tv_nsec);
+	EXPECT_GT(ns, (int64_t)(w.timeout_ms - 1) * 1000000)
+		TH_LOG("ended after %lld us", (long long)ns / 1000);
+	srv_stop(&sv, &q);
+}
+
+/* ---- hbamig migrate, its QEMU the scripted server ---- */
+
+/* The hbamig under test: $HBAMIG (run-tests), else the one built beside. */
+static const char *hbamig_bin(void)
+{
+	static char path[PATH_MAX];
+	char *s;
+	ssize_t n;
+
+	if (getenv("HBAMIG"))
+		return getenv("HBAMIG");
+	n = readlink("/proc/self/exe", path, sizeof(path) - 16);
+	if (n <= 0)
+		return NULL;
+	path[n] = 0;
+	s = strrchr(path, '/');
+	if (!s)
+		return NULL;
+	strcpy(s + 1, "hbamig-san");
+	return access(path, X_OK) ? NULL : path;
+}
+
+/* "hbamig migrate ARGS": its exit status, its stderr in @err. */
+static int run_migrate(const char *const *args, char *err, size_t len)
+{
+	const char *argv[24] = { hbamig_bin(), "migrate" };
+	size_t off = 0;
+	char sink[256];
+	int p[2], i, st;
+	ssize_t n;
+	pid_t pid;
+
+	for (i = 0; args[i] && i + 3 < 24; i++)
+		argv[i + 2] = args[i];
+	if (pipe(p))
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return -EAGAIN;
+	}
+	if (!pid) {
+		int null = open("/dev/null", O_RDWR);
+
+		/* Its report would break the TAP stream. */
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(p[1], 2);
+		execv(argv[0], (char **)argv);
+		_exit(127);
+	}
+	close(p[1]);
+	/* Read to the end, that hbamig never blocks; @len - 1 bytes kept. */
+	for (;;) {
+		bool room = off + 1 < len;
+
+		n = read(p[0], room ? err + off : sink,
+			 room ? len - 1 - off : sizeof(sink));
+		if (n <= 0)
+			break;
+		if (room)
+			off += n;
+	}
+	err[off] = 0;
+	close(p[0]);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* The scripted server on a UNIX socket, for one client. */
+struct sock_server {
+	struct server sv;
+	char dir[64], path[96];
+	int lfd;
+	pthread_t th;
+};
+
+static void *sock_main(void *arg)
+{
+	struct sock_server *ss = arg;
+
+	ss->sv.fd = accept(ss->lfd, NULL, NULL);
+	if (ss->sv.fd >= 0) {
+		srv_main(&ss->sv);
+		close(ss->sv.fd);
+	}
+	return NULL;
+}
+
+static int sock_start(struct sock_server *ss, const struct script *s, int ns)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	memset(ss, 0, sizeof(*ss));
+	ss->sv.s = s;
+	ss->sv.ns = ns;
+	snprintf(ss->dir, sizeof(ss->dir), "/tmp/hbamig-qmp-test.XXXXXX");
+	if (!mkdtemp(ss->dir))
+		return -errno;
+	snprintf(ss->path, sizeof(ss->path), "%s/qmp.sock", ss->dir);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", ss->path);
+	ss->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (ss->lfd < 0 || bind(ss->lfd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    listen(ss->lfd, 4) ||
+	    pthread_create(&ss->th, NULL, sock_main, ss))
+		return -errno;
+	return 0;
+}
+
+static void sock_stop(struct sock_server *ss)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	/* A client of our own ends the wait for one, if none came. */
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", ss->path);
+	if (fd >= 0) {
+		connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+		close(fd);
+	}
+	pthread_join(ss->th, NULL);
+	close(ss->lfd);
+	unlink(ss->path);
+	rmdir(ss->dir);
+}
+
+static bool sanitizer_report(const char *err)
+{
+	return strstr(err, "Sanitizer") || strstr(err, "runtime error");
+}
+
+/*
+ * Refused before QEMU is asked anything (exit 2), each next to the
+ * nearest command line that is accepted and so goes on to the (missing)
+ * QMP socket, exit 5.
+ */
+TEST(migrate_usage_boundaries)
+{
+	const char *const *const cases[] = {
+		(const char *const []){ "--qmp", "/nonexistent/qmp.sock", "--to",
+					"tcp:127.0.0.1:1", NULL },
+		(const char *const []){ "--qmp", "/nonexistent/qmp.sock", "--to",
+					"tcp:127.0.0.1:1", "extra", NULL },
+		(const char *const []){ "--qmp", "/nonexistent/qmp.sock", "--to",
+					"tcp:127.0.0.1:1", "--peer",
+					"pfc --dev lo --prio 1,2", NULL },
+		(const char *const []){ "--qmp", "/nonexistent/qmp.sock", "--to",
+					"tcp:127.0.0.1:1", "--peer",
+					"pfc --dev lo --prio 1+2", NULL },
+		(const char *const []){ "--qmp", "/nonexistent/qmp.sock", "--to",
+					"tcp:127.0.0.1:1", "--peer",
+					"tcp --conn *,10.0.0.1:4420 --dev lo --forwarded lo",
+					NULL },
+		/* a forwarded guest's sessions have no host timer to extend */
+		(const char *const []){ "--qmp", "/nonexistent/qmp.sock", "--to",
+					"tcp:127.0.0.1:1", "--peer",
+					"tcp --conn *,10.0.0.1:4420 --dev lo --forwarded lo --extend-timers",
+					NULL },
+	};
+	static const struct {
+		int code;
+		const char *msg;
+	} want[] = {
+		{ 5, "/nonexistent/qmp.sock" },
+		{ 2, "migrate: unexpected \"extra\"" },
+		{ 5, "/nonexistent/qmp.sock" },
+		{ 2, "bad --prio (0..7, comma separated)" },
+		{ 5, "/nonexistent/qmp.sock" },
+		{ 2, "--forwarded takes --conn GUEST,PEER and --dev" },
+	};
+	char err[4096];
+	size_t i;
+
+	if (!hbamig_bin())
+		SKIP(return, "no hbamig-san beside this test (make -C userspace check)");
+	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		EXPECT_EQ(want[i].code, run_migrate(cases[i], err, sizeof(err)))
+			TH_LOG("case %zu: %s", i, err);
+		EXPECT_NE(NULL, strstr(err, want[i].msg))
+			TH_LOG("case %zu: %s", i, err);
+		EXPECT_FALSE(sanitizer_report(err)) TH_LOG("%s", err);
+	}
+}
+
+#define RUNNING "{\"return\": {\"status\": \"running\", \"running\": true}}"
+
+/*
+ * The VM's vfio-pci devices, as QEMU 10 lists them: by "host", and by
+ * "sysfsdev" when the device was given that way ("host" then holds no
+ * address). A string property never set reads as "" (QEMU's qdev
+ * get_string): "host" given, "sysfsdev" is "" and must not replace it.
+ * Each child is asked about once; an adapter the VM does not use is
+ * refused (exit 5) naming how many devices were found.
+ */
+TEST(migrate_lists_the_vms_vfio_devices)
+{
+	static const struct script s[] = {
+		{ "query-status", { RUNNING } },
+		{ "query-migrate", { "{\"return\": {}}" } },
+		{ "qom-list /machine/peripheral", {
+			"{\"return\": [{\"name\": \"type\", \"type\": \"string\"}, "
+			"{\"name\": \"hba0\", \"type\": \"child<vfio-pci>\"}]}" } },
+		{ "qom-list /machine/peripheral-anon", {
+			"{\"return\": [{\"name\": \"device[0]\", "
+			"\"type\": \"child<vfio-pci-nohotplug>\"}]}" } },
+		{ "qom-get /machine/peripheral/hba0 host", {
+			"{\"return\": \"0000:7f:1f.7\"}" } },
+		{ "qom-get /machine/peripheral/hba0 sysfsdev", {
+			"{\"return\": \"\"}" } },
+		{ "qom-get /machine/peripheral-anon/device[0] host", {
+			"{\"return\": \"\"}" } },
+		{ "qom-get /machine/peripheral-anon/device[0] sysfsdev", {
+			"{\"return\": \"/sys/bus/pci/devices/0000:7f:1f.6\"}" } },
+	};
+	struct sock_server ss;
+	char err[4096];
+
+	if (!hbamig_bin())
+		SKIP(return, "no hbamig-san beside this test (make -C userspace check)");
+	ASSERT_EQ(0, sock_start(&ss, s, NS(s)));
+	EXPECT_EQ(5, run_migrate((const char *const []){ "--qmp", ss.path,
+		  "--to", "unix:/nonexistent/mig.sock", "--dev", "0000:01:00.1",
+		  NULL }, err, sizeof(err)));
+	sock_stop(&ss);
+	EXPECT_NE(NULL, strstr(err, "does not use 0000:01:00.1 (its vfio-pci devices: 2)"))
+		TH_LOG("%s", err);
+	EXPECT_EQ(NULL, strstr(err, "ignored")) TH_LOG("%s", err);
+	EXPECT_FALSE(sanitizer_report(err)) TH_LOG("%s", err);
+	EXPECT_STREQ("qmp_capabilities query-status query-migrate qom-list "
+		     "qom-get qom-list qom-get qom-get ", ss.sv.log);
+}
+
+/*
+ * QEMU gone while its devices are listed is a failure to look (exit 1,
+ * QEMU's words), not a VM without any (exit 5).
+ */
+TEST(migrate_qemu_gone_while_listing)
+{
+	static const struct script s[] = {
+		{ "query-status", { RUNNING } },
+		{ "query-migrate", { "{\"return\": {}}" } },
+		{ "qom-list", { "@CLOSE" } },
+	};
+	struct sock_server ss;
+	char err[4096];
+
+	if (!hbamig_bin())
+		SKIP(return, "no hbamig-san beside this test (make -C userspace check)");
+	ASSERT_EQ(0, sock_start(&ss, s, NS(s)));
+	EXPECT_EQ(1, run_migrate((const char *const []){ "--qmp", ss.path,
+		  "--to", "unix:/nonexistent/mig.sock", NULL }, err, sizeof(err)));
+	sock_stop(&ss);
+	/* (closed while hbamig still writes, or after: either is said) */
+	EXPECT_NE(NULL, strstr(err, "migrate: looking for the VM's VFIO devices: "
+			       "QEMU: "))
+		TH_LOG("%s", err);
+	EXPECT_FALSE(sanitizer_report(err)) TH_LOG("%s", err);
 }
 
 /* ---- against QEMU itself ---- */
