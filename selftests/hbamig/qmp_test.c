@@ -259,6 +259,22 @@ TEST(classify)
 	ASSERT_EQ(0, qmp_classify(o, &m));
 	EXPECT_EQ(0, m.ver_major);
 	json_object_put(o);
+	/* Each part of the version on its own, up to three digits each. */
+	o = parse1("{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 999, "
+		   "\"minor\": 2, \"major\": 9}}, \"capabilities\": []}}");
+	ASSERT_EQ(0, qmp_classify(o, &m));
+	EXPECT_EQ(QMP_MSG_GREETING, m.kind);
+	EXPECT_EQ(9, m.ver_major);
+	EXPECT_EQ(2, m.ver_minor);
+	EXPECT_EQ(999, m.ver_micro);
+	json_object_put(o);
+	o = parse1("{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, "
+		   "\"minor\": 999, \"major\": 999}}, \"capabilities\": []}}");
+	ASSERT_EQ(0, qmp_classify(o, &m));
+	EXPECT_EQ(999, m.ver_major);
+	EXPECT_EQ(999, m.ver_minor);
+	EXPECT_EQ(0, m.ver_micro);
+	json_object_put(o);
 }
 
 /*
@@ -1058,6 +1074,9 @@ TEST(queries_refused_or_malformed)
 {
 	static const struct script bad[] = {
 		{ "query-migrate", { "{\"return\": {\"status\": 5}}" } },
+		/* QAPI MigrationParameters is an object, not a list */
+		{ "query-migrate-parameters", {
+			"{\"return\": [{\"downtime-limit\": 300}]}" } },
 	};
 	static const struct script s[] = {
 		{ "query-status", { "{\"error\": {\"class\": \"GenericError\", "
@@ -1065,6 +1084,7 @@ TEST(queries_refused_or_malformed)
 		{ "query-migrate", { "{\"error\": {\"class\": \"CommandNotFound\", "
 				     "\"desc\": \"migrate refused\"}}" } },
 	};
+	uint64_t downtime, bw;
 	struct qmp_mig_info mi;
 	struct server sv;
 	struct qmp q;
@@ -1084,6 +1104,9 @@ TEST(queries_refused_or_malformed)
 	EXPECT_EQ(-EPROTO, qmp_query_migrate(&q, &mi));
 	EXPECT_STREQ("protocol", q.err_class);
 	EXPECT_STREQ("malformed query-migrate reply", q.err_desc);
+	EXPECT_EQ(-EPROTO, qmp_mig_get_threshold(&q, &downtime, &bw));
+	EXPECT_STREQ("protocol", q.err_class);
+	EXPECT_STREQ("malformed query-migrate-parameters reply", q.err_desc);
 	srv_stop(&sv, &q);
 }
 
