@@ -2266,6 +2266,7 @@ static int id_page_len(const u8 *b, int at)
 TEST_F(img, identify_controller_page_required)
 {
 	static u8 b[65536];
+	struct emu_nvme_limits lim;
 	char err[200];
 	u32 slen;
 	int ioff, at, len;
@@ -2284,6 +2285,21 @@ TEST_F(img, identify_controller_page_required)
 	EXPECT_EQ(0, malformed(&self->th, b, len,
 			       "identity.page: no Identify Controller page",
 			       err)) TH_LOG("got '%s'", err);
+	/* A stable (pre-copy) image without it is refused the same way. */
+	len = emu_img_export_stable(self->th.ctrl, b, sizeof(b));
+	ASSERT_GT(len, 0);
+	ioff = sec_find(b, len, EMU_IMG_SEC_IDENTITY, &slen);
+	at = id_page_find(b, len, 1);
+	ASSERT_GT(ioff, 0);
+	ASSERT_GT(at, 0);
+	len = img_splice(b, len, EMU_IMG_SEC_IDENTITY, at, id_page_len(b, at),
+			 NULL, 0);
+	emu_put_le16(b + ioff + 18, emu_get_le16(b + ioff + 18) - 1);
+	img_fix(b, len);
+	emu_nvme_get_limits(self->th.ctrl, &lim);
+	EXPECT_EQ(-EINVAL, emu_img_check_compat(b, (size_t)len, &lim, err,
+						sizeof(err)));
+	EXPECT_STREQ("identity.page: no Identify Controller page", err);
 }
 
 /*
