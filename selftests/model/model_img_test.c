@@ -2188,4 +2188,301 @@ TEST(guest_without_io_queues_needs_none)
 	th_fini(&th);
 }
 
+/*
+ * The AER section's fourth byte is reserved (Documentation/state-image.rst):
+ * an exporter writes it as zero, so that a later minor can give it a
+ * meaning without older images saying something by accident.
+ */
+TEST_F(img, aer_reserved_byte_exported_as_zero)
+{
+	int aoff;
+	u32 slen;
+
+	aoff = sec_find(img, self->len, EMU_IMG_SEC_AER, &slen);
+	ASSERT_GT(aoff, 0);
+	/* The AER armed at bring-up: one CID follows the 4-byte head. */
+	ASSERT_EQ(1, img[aoff]);
+	ASSERT_EQ(4U + 2, slen);
+	EXPECT_EQ(0, img[aoff + 3]);
+}
+
+/*
+ * CAP.MPSMIN above CAP.MPSMAX (NVMe 2.0 3.1.4.1: the minimum cannot exceed
+ * the maximum) is malformed, named with the MPSMIN value, whatever the
+ * other checks would say; MPSMIN equal to MPSMAX is a valid CAP.
+ */
+TEST_F(img, mpsmin_above_mpsmax_refused)
+{
+	static u8 b[65536];
+	char err[200], want[100];
+	u64 cap;
+	int ioff;
+	u32 slen, mx;
+
+	ioff = sec_find(img, self->len, EMU_IMG_SEC_IDENTITY, &slen);
+	ASSERT_GT(ioff, 0);
+	cap = emu_get_le64(img + ioff);
+	mx = (cap >> 52) & 0xf;
+	/* CC.MPS is 0, so MPSMIN 0 is the only one import could load. */
+	ASSERT_EQ(0, (cap >> 48) & 0xf);
+	ASSERT_GT(mx, 0);
+	ASSERT_LT(mx, 15);
+	/* At the limit: MPSMIN equal to MPSMAX 0 is accepted. */
+	memcpy(b, img, (size_t)self->len);
+	emu_put_le64(b + ioff, cap & ~(0xffULL << 48));
+	img_fix(b, self->len);
+	EXPECT_EQ(0, emu_img_import(self->th.ctrl, b, (size_t)self->len, err,
+				    sizeof(err))) TH_LOG("%s", err);
+	/* One past: MPSMIN 1 above MPSMAX 0, and MPSMAX + 1 above MPSMAX. */
+	emu_put_le64(b + ioff, (cap & ~(0xffULL << 48)) | (1ULL << 48));
+	img_fix(b, self->len);
+	EXPECT_EQ(0, malformed(&self->th, b, self->len,
+			       "identity.cap: MPSMIN above MPSMAX (1)", err))
+		TH_LOG("got '%s'", err);
+	memcpy(b, img, (size_t)self->len);
+	emu_put_le64(b + ioff, cap | ((u64)(mx + 1) << 48));
+	img_fix(b, self->len);
+	snprintf(want, sizeof(want), "identity.cap: MPSMIN above MPSMAX (%u)",
+		 mx + 1);
+	EXPECT_EQ(0, malformed(&self->th, b, self->len, want, err))
+		TH_LOG("%s: got '%s'", want, err);
+}
+
+/* Bytes of the Identify page entry at at (header, runs). */
+static int id_page_len(const u8 *b, int at)
+{
+	u32 runs = emu_get_le16(b + at + 8), k;
+	int n = 10;
+
+	for (k = 0; k < runs; k++)
+		n += 4 + emu_get_le16(b + at + n + 2);
+	return n;
+}
+
+/*
+ * The model answers Identify Controller from the image: an image without
+ * that page is malformed, whatever other pages it carries.
+ */
+TEST_F(img, identify_controller_page_required)
+{
+	static u8 b[65536];
+	struct emu_nvme_limits lim;
+	char err[200];
+	u32 slen;
+	int ioff, at, len;
+
+	ioff = sec_find(img, self->len, EMU_IMG_SEC_IDENTITY, &slen);
+	at = id_page_find(img, self->len, 1);
+	ASSERT_GT(ioff, 0);
+	ASSERT_GT(at, 0);
+	ASSERT_GT(emu_get_le16(img + ioff + 18), 1);
+	memcpy(b, img, (size_t)self->len);
+	len = img_splice(b, self->len, EMU_IMG_SEC_IDENTITY, at,
+			 id_page_len(b, at), NULL, 0);
+	emu_put_le16(b + ioff + 18, emu_get_le16(b + ioff + 18) - 1);
+	img_fix(b, len);
+	ASSERT_LT(id_page_find(b, len, 1), 0);
+	EXPECT_EQ(0, malformed(&self->th, b, len,
+			       "identity.page: no Identify Controller page",
+			       err)) TH_LOG("got '%s'", err);
+	/* A stable (pre-copy) image without it is refused the same way. */
+	len = emu_img_export_stable(self->th.ctrl, b, sizeof(b));
+	ASSERT_GT(len, 0);
+	ioff = sec_find(b, len, EMU_IMG_SEC_IDENTITY, &slen);
+	at = id_page_find(b, len, 1);
+	ASSERT_GT(ioff, 0);
+	ASSERT_GT(at, 0);
+	len = img_splice(b, len, EMU_IMG_SEC_IDENTITY, at, id_page_len(b, at),
+			 NULL, 0);
+	emu_put_le16(b + ioff + 18, emu_get_le16(b + ioff + 18) - 1);
+	img_fix(b, len);
+	emu_nvme_get_limits(self->th.ctrl, &lim);
+	EXPECT_EQ(-EINVAL, emu_img_check_compat(b, (size_t)len, &lim, err,
+						sizeof(err)));
+	EXPECT_STREQ("identity.page: no Identify Controller page", err);
+}
+
+/*
+ * A queue id twice is refused as a duplicate for every qid, also those
+ * past the first eight (a second byte of the decoder's bitmap).
+ */
+TEST_F(img, duplicate_qid_past_eight)
+{
+	static u8 b[65536];
+	char err[200], want[100];
+	u16 qid;
+	u32 slen;
+	int qoff;
+
+	qoff = sec_find(img, self->len, EMU_IMG_SEC_QUEUES, &slen);
+	ASSERT_GT(qoff, 0);
+	ASSERT_EQ(5, emu_get_le16(img + qoff));
+	ASSERT_EQ(5, emu_get_le16(img + qoff + 2));
+	for (qid = 7; qid <= 15; qid++) {
+		memcpy(b, img, (size_t)self->len);
+		/* SQs 3 and 4 (20-byte entries after the 5 CQs) as qid. */
+		emu_put_le16(b + qoff + 4 + 100 + 20 * 3, qid);
+		emu_put_le16(b + qoff + 4 + 100 + 20 * 4, qid);
+		img_fix(b, self->len);
+		snprintf(want, sizeof(want), "queues.sq.qid: duplicate (%u)",
+			 qid);
+		EXPECT_EQ(0, malformed(&self->th, b, self->len, want, err))
+			TH_LOG("%s: got '%s'", want, err);
+		/* The same for two CQs. */
+		memcpy(b, img, (size_t)self->len);
+		emu_put_le16(b + qoff + 4 + 20 * 3, qid);
+		emu_put_le16(b + qoff + 4 + 20 * 4, qid);
+		img_fix(b, self->len);
+		snprintf(want, sizeof(want), "queues.cq.qid: duplicate (%u)",
+			 qid);
+		EXPECT_EQ(0, malformed(&self->th, b, self->len, want, err))
+			TH_LOG("%s: got '%s'", want, err);
+	}
+}
+
+/* The LOGS section with nerr zeroed Error Information entries, count c4. */
+static int logs_with_errors(u8 *b, int len, u8 nerr, u64 c4)
+{
+	static u8 e[64 * 256];
+	u32 slen;
+	int loff = sec_find(b, len, EMU_IMG_SEC_LOGS, &slen);
+
+	if (loff < 0 || b[loff + 40])
+		return -1;
+	memset(e, 0, sizeof(e));
+	len = img_splice(b, len, EMU_IMG_SEC_LOGS, loff + 42, 0, e, 64 * nerr);
+	emu_put_le64(b + loff + 32, c4);
+	b[loff + 40] = nerr;
+	img_fix(b, len);
+	return len;
+}
+
+/*
+ * The Error Information log keeps at most the model's entries (ELPE + 1)
+ * and never more than the errors counted: an image with more of either is
+ * malformed; at the limits it loads.
+ */
+TEST_F(img, error_log_entries_within_limits)
+{
+	static const struct {
+		u8 nerr;
+		u64 count;
+		int ok;
+	} c[] = {
+		{ EMU_NVME_MAX_ERRLOG, EMU_NVME_MAX_ERRLOG, 1 },
+		{ EMU_NVME_MAX_ERRLOG, 1000, 1 },
+		{ 1, 1, 1 },
+		{ EMU_NVME_MAX_ERRLOG + 1, 1000, 0 },
+		{ EMU_NVME_MAX_ERRLOG + 1, EMU_NVME_MAX_ERRLOG + 1, 0 },
+		{ 1, 0, 0 },
+		{ EMU_NVME_MAX_ERRLOG, EMU_NVME_MAX_ERRLOG - 1, 0 },
+	};
+	static u8 b[65536];
+	char err[200], want[100];
+	unsigned int i;
+	int len;
+
+	for (i = 0; i < EMU_ARRAY_SIZE(c); i++) {
+		memcpy(b, img, (size_t)self->len);
+		len = logs_with_errors(b, self->len, c[i].nerr, c[i].count);
+		ASSERT_GT(len, 0);
+		if (c[i].ok) {
+			EXPECT_EQ(0, emu_img_import(self->th.ctrl, b,
+						    (size_t)len, err,
+						    sizeof(err)))
+				TH_LOG("%u of %llu: %s", c[i].nerr,
+				       (unsigned long long)c[i].count, err);
+			continue;
+		}
+		snprintf(want, sizeof(want), "logs.nr_err: out of range (%u)",
+			 c[i].nerr);
+		EXPECT_EQ(0, malformed(&self->th, b, len, want, err))
+			TH_LOG("%llu: %s: got '%s'",
+			       (unsigned long long)c[i].count, want, err);
+	}
+}
+
+/*
+ * The shadow doorbell and EventIdx buffers are memory page aligned (NVMe
+ * 2.0 5.8: PRP1/PRP2 of Doorbell Buffer Config are page aligned), the page
+ * being CC.MPS's: with 8 KiB pages, a buffer at 4 KiB into one is refused.
+ */
+TEST_F(img, dbbuf_aligned_to_cc_mps_pages)
+{
+	static u8 b[65536];
+	const u64 far = 1ULL << 40;
+	int qoff, roff, doff, n, k;
+	char err[200];
+	u32 slen;
+	u64 base;
+
+	qoff = sec_find(img, self->len, EMU_IMG_SEC_QUEUES, &slen);
+	roff = sec_find(img, self->len, EMU_IMG_SEC_REGS, &slen);
+	doff = sec_find(img, self->len, EMU_IMG_SEC_DBBUF, &slen);
+	ASSERT_GT(qoff, 0);
+	ASSERT_GT(roff, 0);
+	ASSERT_GT(doff, 0);
+	ASSERT_EQ(1, img[doff]);
+	ASSERT_EQ(5, emu_get_le16(img + qoff));
+	ASSERT_EQ(5, emu_get_le16(img + qoff + 2));
+	ASSERT_EQ(0, (emu_get_le32(img + roff) >> 7) & 0xf);
+	for (k = 0; k < 3; k++) {
+		memcpy(b, img, (size_t)self->len);
+		/* CC.MPS 1 (8 KiB), every ring moved to its own 1 MiB. */
+		emu_put_le32(b + roff, emu_get_le32(b + roff) | (1U << 7));
+		for (n = 0; n < 10; n++) {
+			base = far + ((u64)n << 20);
+			emu_put_le64(b + qoff + 4 + 20 * n + 12, base);
+		}
+		emu_put_le64(b + roff + 16, emu_get_le64(b + qoff + 4 + 100 + 12));
+		emu_put_le64(b + roff + 24, emu_get_le64(b + qoff + 4 + 12));
+		emu_put_le64(b + doff + 1, far + (32ULL << 20));
+		emu_put_le64(b + doff + 9, far + (33ULL << 20));
+		if (k)
+			emu_put_le64(b + doff + 1 + 8 * (k - 1),
+				     far + ((u64)(34 + k) << 20) + 4096);
+		img_fix(b, self->len);
+		if (!k) {
+			EXPECT_EQ(0, emu_img_import(self->th.ctrl, b,
+						    (size_t)self->len, err,
+						    sizeof(err)))
+				TH_LOG("%s", err);
+			continue;
+		}
+		EXPECT_EQ(0, malformed(&self->th, b, self->len,
+				       "dbbuf.dbs: invalid buffer address",
+				       err)) TH_LOG("%d: got '%s'", k, err);
+	}
+}
+
+/*
+ * A reset (CC.EN cleared) waits for the backend; the request given back
+ * as part of a batch ends it without a poll. Importing an image then
+ * loads a controller that runs: no reset left over to finish, which
+ * would take CSTS.RDY away from the imported controller.
+ */
+TEST_F(img, import_after_a_reset_the_backend_ended)
+{
+	char err[200];
+	u8 sqe[64];
+
+	drv_sqe(sqe, 0x02, 1);
+	drv_set_prp(sqe, th_alloc(&self->th, 4096, 4096), 0);
+	ASSERT_GE(drv_submit(&self->d, 1, sqe), 0);
+	emu_nvme_poll(self->th.ctrl, 8);
+	ASSERT_EQ(1, self->th.npend);
+	drv_wreg(&self->d, EMU_REG_CC,
+		 drv_reg(&self->d, EMU_REG_CC, 4) & ~EMU_CC_EN, 4);
+	ASSERT_EQ(0, th_complete_at(&self->th, 0, 1));
+	ASSERT_EQ(0, emu_nvme_inflight(self->th.ctrl));
+	ASSERT_EQ(0, emu_img_import(self->th.ctrl, img, (size_t)self->len,
+				    err, sizeof(err))) TH_LOG("%s", err);
+	emu_nvme_poll(self->th.ctrl, 8);
+	EXPECT_EQ(EMU_CSTS_RDY, drv_reg(&self->d, EMU_REG_CSTS, 4) &
+		  (EMU_CSTS_RDY | EMU_CSTS_CFS | EMU_CSTS_SHST_MASK));
+	/* The guest's admin queue, as the image left it, still works. */
+	EXPECT_EQ(0, drv_set_feature(&self->d, 0x08, 0x0101));
+	EXPECT_EQ(0, self->d.errors) TH_LOG("%s", self->d.why);
+}
+
 TEST_HARNESS_MAIN
