@@ -37,6 +37,23 @@ TEST(conn_v4)
 	EXPECT_EQ(0, memcmp(a, s.sel[0].raddr, 4));
 }
 
+/* An endpoint of 127 bytes parses (zero-padded port), one of 128 is refused. */
+TEST(conn_endpoint_length_limit)
+{
+	struct quiesce_selection s = {};
+	char arg[200];
+	int n;
+
+	n = snprintf(arg, sizeof(arg), "10.0.0.1:%0118d,10.0.0.2:4420", 5000);
+	ASSERT_EQ(127 + 14, n);
+	ASSERT_EQ(0, quiesce_sel_parse_conn(&s, arg));
+	EXPECT_EQ(5000, s.sel[0].lport);
+	n = snprintf(arg, sizeof(arg), "10.0.0.1:%0119d,10.0.0.2:4420", 5000);
+	ASSERT_EQ(128 + 14, n);
+	EXPECT_EQ(-EINVAL, quiesce_sel_parse_conn(&s, arg));
+	EXPECT_EQ(1, s.nr);
+}
+
 TEST(conn_wildcards)
 {
 	struct quiesce_selection s = {};
@@ -200,6 +217,8 @@ TEST(agent_parse)
 		"resumex", "stat", "status\r", "pause\t5", "pause +5",
 		/* the right length, the last byte wrong */
 		"resumx", "statux",
+		/* only "pause" and a space introduce the lease */
+		"pausex5",
 	};
 	struct rnr_agent_req r;
 	char big[RNR_AGENT_LINE_MAX + 8];
@@ -251,6 +270,9 @@ TEST(agent_reply_parse)
 	EXPECT_EQ(-E2BIG, rnr_agent_reply_str(l, "by", w, 5));
 	ASSERT_EQ(0, rnr_agent_reply_str(l, "by", w, 6));
 	EXPECT_STREQ("lease", w);
+	/* a missing key, or no room at all, is "not found", not a crash */
+	EXPECT_EQ(-ENOENT, rnr_agent_reply_str(l, "nothing", w, sizeof(w)));
+	EXPECT_EQ(-ENOENT, rnr_agent_reply_str(l, "by", w, 0));
 }
 
 /* An agent without queue pairs: the socket, the lease and its endings. */
