@@ -1184,7 +1184,7 @@ TEST_F(io, psdt_reserved_value_refused_with_sgls)
 {
 	u64 buf;
 	u8 sqe[64];
-	int ok, bad;
+	int ok, bad, rsvd;
 
 	ASSERT_EQ(0, drv_bringup(&self->d, 1, 64, 0, 1));
 	self->th.sync = 1;
@@ -1197,8 +1197,13 @@ TEST_F(io, psdt_reserved_value_refused_with_sgls)
 	sqe[1] |= 0xc0;
 	bad = drv_submit(&self->d, 1, sqe);
 	ASSERT_LE(0, bad);
+	/* Bit 5 is reserved, not part of PSDT: 01b with it set is an SGL. */
+	sqe[1] = (sqe[1] & ~0xc0) | 0x60;
+	rsvd = drv_submit(&self->d, 1, sqe);
+	ASSERT_LE(0, rsvd);
 	ASSERT_EQ(0, drv_drain(&self->d, 1000));
 	EXPECT_EQ(0, self->d.q[1].cmd[ok].status);
+	EXPECT_EQ(0, self->d.q[1].cmd[rsvd].status);
 	EXPECT_EQ(EMU_SC_DNR | EMU_SC_INVALID_FIELD,
 		  self->d.q[1].cmd[bad].status);
 }
