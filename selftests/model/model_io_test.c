@@ -1175,4 +1175,65 @@ TEST(takeover_sets_admin_queue_positions)
 	free(obs);
 }
 
+/*
+ * CDW0 PSDT (NVMe base 4.2.1, Figure "Command Dword 0"): bits 7:6, 01b
+ * and 10b select SGLs, 11b is reserved and refused with Invalid Field in
+ * Command, even by a controller that supports SGLs.
+ */
+TEST_F(io, psdt_reserved_value_refused_with_sgls)
+{
+	u64 buf;
+	u8 sqe[64];
+	int ok, bad, rsvd;
+
+	ASSERT_EQ(0, drv_bringup(&self->d, 1, 64, 0, 1));
+	self->th.sync = 1;
+	buf = th_alloc(&self->th, 4096, 4096);
+	drv_sqe(sqe, 0x02, 1);
+	drv_map_sgl(&self->d, sqe, buf, 4096, 1);
+	ASSERT_EQ(0x40, sqe[1] & 0xc0);
+	ok = drv_submit(&self->d, 1, sqe);
+	ASSERT_LE(0, ok);
+	sqe[1] |= 0xc0;
+	bad = drv_submit(&self->d, 1, sqe);
+	ASSERT_LE(0, bad);
+	/* Bit 5 is reserved, not part of PSDT: 01b with it set is an SGL. */
+	sqe[1] = (sqe[1] & ~0xc0) | 0x60;
+	rsvd = drv_submit(&self->d, 1, sqe);
+	ASSERT_LE(0, rsvd);
+	ASSERT_EQ(0, drv_drain(&self->d, 1000));
+	EXPECT_EQ(0, self->d.q[1].cmd[ok].status);
+	EXPECT_EQ(0, self->d.q[1].cmd[rsvd].status);
+	EXPECT_EQ(EMU_SC_DNR | EMU_SC_INVALID_FIELD,
+		  self->d.q[1].cmd[bad].status);
+}
+
+/*
+ * A controller reset deletes every I/O queue (NVMe base 3.7.2): an
+ * interrupt held back by coalescing for a completion posted before it is
+ * not raised afterwards, when no queue uses the vector any more.
+ */
+TEST_F(io, reset_drops_a_coalesced_interrupt)
+{
+	u64 buf;
+	u8 sqe[64];
+
+	ASSERT_EQ(0, drv_bringup(&self->d, 1, 64, 0, 1));
+	ASSERT_EQ(0, drv_set_feature(&self->d, 0x08, (10U << 8) | 7));
+	self->th.sync = 1;
+	self->th.clock_frozen = 1;
+	buf = th_alloc(&self->th, 4096, 4096);
+	memset(self->th.irqs, 0, sizeof(self->th.irqs));
+	drv_sqe(sqe, 0x02, 1);
+	drv_set_prp(sqe, buf, 0);
+	ASSERT_LE(0, drv_submit(&self->d, 1, sqe));
+	ASSERT_EQ(1, emu_nvme_poll(self->th.ctrl, 64));
+	ASSERT_EQ(0, (long)self->th.irqs[1]);
+	drv_wreg(&self->d, EMU_REG_CC, 0, 4);
+	ASSERT_EQ(0, drv_wait_csts(&self->d, 1, 0));
+	ASSERT_EQ(0, drv_attach(&self->d, &self->th, 32));
+	emu_nvme_poll(self->th.ctrl, 64);
+	EXPECT_EQ(0, (long)self->th.irqs[1]);
+}
+
 TEST_HARNESS_MAIN
