@@ -836,4 +836,43 @@ TEST(transfer_limit_in_bytes_for_every_page_size)
 	EXPECT_EQ(4 + 5 + 6 + 7 + 8, tried);
 }
 
+/*
+ * A stable image carries no Set Features record: the source's VWC field
+ * stands for what its guest may enable.  VWC bit 0 is "present" (NVMe 2.0
+ * Identify Controller, byte 525); bits 2:1 only say how Flush to all
+ * namespaces behaves, so a source whose VWC is 6 has no cache to carry.
+ */
+TEST(stable_source_without_cache_needs_none)
+{
+	static struct emu_verdict v;
+	static u8 page[4096], img[65536];
+	struct emu_nvme_limits l;
+	struct th th;
+	struct drv d;
+	char err[160];
+	int len;
+
+	th_init(&th, th_seed(0x7c0f));
+	th_new_ctrl(&th);
+	th_load_identity(&th, 12, 2048, 16);
+	th_idctrl_page(page);
+	page[525] = 6;
+	ASSERT_EQ(0, emu_nvme_load_identify(th.ctrl, 1, 0, 0, 1, page));
+	emu_nvme_start_disabled(th.ctrl);
+	ASSERT_EQ(0, drv_attach(&d, &th, 32));
+	ASSERT_EQ(0, drv_bringup(&d, 2, 32, 1, 0));
+	len = emu_img_export_stable(th.ctrl, img, sizeof(img));
+	ASSERT_GT(len, 0);
+	emu_nvme_get_limits(th.ctrl, &l);
+	l.vwc = 0;
+	ASSERT_EQ(0, emu_verdict_judge(img, len, &l, &v, err, sizeof(err)));
+	EXPECT_TRUE(v.compatible) TH_LOG("%s", err);
+	EXPECT_EQ(0, refused(&v));
+	EXPECT_EQ(0, field(&v, "features.vwc")->src);
+	EXPECT_TRUE(field(&v, "features.vwc")->ok);
+	EXPECT_EQ(0, emu_img_check_compat(img, len, &l, err, sizeof(err)))
+		TH_LOG("%s", err);
+	th_fini(&th);
+}
+
 TEST_HARNESS_MAIN
