@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <linux/genetlink.h>
 #include <linux/if_link.h>
@@ -1419,6 +1420,49 @@ TEST(bdf_length_limit)
 	EXPECT_EQ(EMUHBA_BDF_MAX_LEN, strlen("1000000:01:00.1"));
 	EXPECT_TRUE(valid_bdf("1000000:01:00.1"));
 	EXPECT_FALSE(valid_bdf("10000000:01:00.1"));
+}
+
+/* What a call writes to stderr, read back from a temporary file. */
+static char *stderr_of_start(int *saved, FILE **tmp)
+{
+	fflush(stderr);
+	*tmp = tmpfile();
+	*saved = dup(2);
+	dup2(fileno(*tmp), 2);
+	return NULL;
+}
+
+static char *stderr_of_end(int saved, FILE *tmp)
+{
+	static char s[4096];
+	size_t n;
+
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	rewind(tmp);
+	n = fread(s, 1, sizeof(s) - 1, tmp);
+	s[n] = 0;
+	fclose(tmp);
+	return s;
+}
+
+/*
+ * An error message is one whole line: the next message (or the shell
+ * prompt) starts on a line of its own.
+ */
+TEST(fail_message_is_one_line)
+{
+	FILE *tmp;
+	int saved;
+	char *s;
+
+	stderr_of_start(&saved, &tmp);
+	ASSERT_NE(NULL, tmp);
+	EXPECT_EQ(3, fail(3, "x %d", 7));
+	s = stderr_of_end(saved, tmp);
+	EXPECT_NE(NULL, strstr(s, ": x 7\n")) TH_LOG("%s", s);
+	EXPECT_EQ('\n', s[strlen(s) - 1]) TH_LOG("%s", s);
 }
 
 TEST_HARNESS_MAIN
